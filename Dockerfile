@@ -1,0 +1,40 @@
+# One image for all Corridor services; docker-compose.yml picks the service
+# with `command: python -m services.<name>`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+
+# Same uv version that wrote uv.lock.
+RUN pip install --no-cache-dir uv==0.13.9
+
+WORKDIR /app
+
+# Dependencies first, so this layer is rebuilt only when the lock changes.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+# Then the project itself (contracts, corridor, services are the wheel's
+# packages; deploy holds the route files read at run time).
+COPY contracts ./contracts
+COPY corridor ./corridor
+COPY services ./services
+COPY deploy ./deploy
+RUN uv sync --frozen --no-dev
+
+# Run unprivileged: the code and the venv stay root-owned and read-only.
+RUN groupadd --system --gid 10001 corridor \
+    && useradd --system --uid 10001 --gid corridor --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin corridor
+USER 10001:10001
+
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1
+
+CMD ["python", "-m", "services.intake"]

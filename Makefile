@@ -1,0 +1,51 @@
+# Corridor: `make demo` runs the platform with a demo load; `make test` runs every test.
+# Both install what is missing first (a uv bootstrap, the locked Python packages, Kafka from Maven).
+SHELL := /bin/bash
+PYTHON ?= python3
+BOOT := .cache/bootstrap
+UV := $(BOOT)/bin/uv
+PY := .venv/bin/python
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
+
+.PHONY: setup demo up test test-unit test-integration lint format clean
+
+$(UV):
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	touch $@
+
+.cache/kafka.ready: .venv/.synced deploy/kafka/pom.xml
+	$(PY) -c "from corridor.devinfra.kafka import ensure_kafka_classpath as e; print('Kafka classpath:', e())"
+	touch $@
+
+setup: .venv/.synced .cache/kafka.ready
+
+demo: setup
+	$(PY) -m corridor demo
+
+up: setup
+	$(PY) -m corridor up
+
+test: setup lint
+	$(PY) -m pytest
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+test-integration: setup
+	$(PY) -m pytest tests/integration
+
+lint: .venv/.synced
+	.venv/bin/ruff check .
+	.venv/bin/mypy contracts corridor services
+
+format: .venv/.synced
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""Events owned by eligibility: explainable decisions, no personal data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.base import Event
+
+
+class RuleOutcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    PENDING = "pending"
+
+
+class Outcome(StrEnum):
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    PENDING = "pending"
+
+
+class RuleResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    rule: str = Field(examples=["document_valid_on_travel_date"])
+    outcome: RuleOutcome
+    reason: str = Field(description="Readable by a caseworker")
+
+
+class EligibilityDecided(Event):
+    event_type: ClassVar[str] = "org.corridor.eligibility.decided.v1"
+
+    case_id: uuid.UUID
+    version: int = Field(ge=1, description="Decisions are versioned per case")
+    outcome: Outcome
+    priority: int = Field(ge=0, description="Higher travels first")
+    rules: list[RuleResult]
+    decided_at: datetime

@@ -1,0 +1,140 @@
+"""CloudEvents 1.0 envelope in the Kafka protocol binding, binary content mode.
+
+Attributes travel as ``ce_``-prefixed headers, the event data as the record value (JSON), the
+record key is the case id. ``source`` + ``id`` identify an event: consumers deduplicate on them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.base import Event, model_for_type
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+Headers = list[tuple[str, bytes]]
+
+
+class EnvelopeError(ValueError):
+    """A record that is not a valid Corridor event. ``code`` is machine-readable."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def mission_source(mission: str, service: str) -> str:
+    return f"/missions/{mission}/{service}"
+
+
+@dataclass(frozen=True)
+class CloudEvent:
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    data: Event
+    extensions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, data: Event, *, source: str, event_id: str | None = None) -> CloudEvent:
+        return cls(
+            id=event_id or str(uuid.uuid4()),
+            source=source,
+            type=data.event_type,
+            subject=data.subject(),
+            time=datetime.now(UTC),
+            data=data,
+        )
+
+    @property
+    def dedup_key(self) -> tuple[str, str]:
+        return (self.source, self.id)
+
+    def headers(self) -> Headers:
+        headers = [
+            ("ce_specversion", SPECVERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_subject", self.subject.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        headers.extend((f"ce_{k}", v.encode()) for k, v in self.extensions.items())
+        return headers
+
+    def value(self) -> bytes:
+        return self.data.model_dump_json().encode()
+
+    @classmethod
+    def from_record(cls, headers: Headers | None, value: bytes | None) -> CloudEvent:
+        """Decode a binary-mode record; raises EnvelopeError with a precise reason."""
+        attrs: dict[str, str] = {}
+        for name, raw in headers or ():
+            if name.startswith("ce_"):
+                try:
+                    attrs[name[3:]] = raw.decode()
+                except (UnicodeDecodeError, AttributeError) as exc:
+                    raise EnvelopeError("bad_header", f"header {name} is not UTF-8") from exc
+        for required in ("id", "source", "type", "specversion"):
+            if not attrs.get(required):
+                raise EnvelopeError("missing_header", f"required header ce_{required} is missing")
+        if attrs["specversion"] != SPECVERSION:
+            raise EnvelopeError(
+                "unsupported_specversion", f"ce_specversion {attrs['specversion']} is not 1.0"
+            )
+        model = model_for_type(attrs["type"])
+        if model is None:
+            raise EnvelopeError("unknown_type", f"ce_type {attrs['type']} is not a known event")
+        if value is None:
+            raise EnvelopeError("missing_data", "record has no value")
+        try:
+            data = model.model_validate_json(value)
+        except ValidationError as exc:
+            if any(err["type"] == "json_invalid" for err in exc.errors()):
+                raise EnvelopeError("malformed_json", str(exc.errors()[0]["msg"])) from exc
+            raise EnvelopeError("schema_violation", _summarise(exc)) from exc
+        time_raw = attrs.get("time")
+        try:
+            time = datetime.fromisoformat(time_raw) if time_raw else datetime.now(UTC)
+        except ValueError as exc:
+            raise EnvelopeError("bad_header", f"ce_time {time_raw!r} is not RFC 3339") from exc
+        known = {"id", "source", "type", "specversion", "time", "subject"}
+        return cls(
+            id=attrs["id"],
+            source=attrs["source"],
+            type=attrs["type"],
+            subject=attrs.get("subject") or data.subject(),
+            time=time,
+            data=data,
+            extensions={k: v for k, v in attrs.items() if k not in known},
+        )
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts: list[str] = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def header(headers: Headers | None, name: str) -> str | None:
+    for key, raw in headers or ():
+        if key == name:
+            return raw.decode(errors="replace")
+    return None
+
+
+def decode_headers(headers: Any) -> Headers:
+    """Normalise aiokafka's header tuples (str, bytes|None) to (str, bytes)."""
+    return [(k, v if v is not None else b"") for k, v in headers or ()]

@@ -1,0 +1,73 @@
+"""Events owned by intake. ``CaseRegistered`` carries personal data: it stays on the host
+mission's restricted topic and is read only by services whose purpose needs it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.base import Event
+
+
+class DocumentType(StrEnum):
+    PASSPORT = "passport"
+    CERTIFICATE_OF_RETURN = "certificate_of_return"
+
+
+class VulnerabilityFlag(StrEnum):
+    UNACCOMPANIED_MINOR = "unaccompanied_minor"
+    PREGNANT = "pregnant"
+    ELDERLY = "elderly"
+    DISABILITY = "disability"
+    SERIOUS_ILLNESS = "serious_illness"
+    SINGLE_PARENT = "single_parent"
+    SURVIVOR_OF_TRAFFICKING_OR_VIOLENCE = "survivor_of_trafficking_or_violence"
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class TravelDocument(_Part):
+    type: DocumentType
+    number: str = Field(min_length=1, max_length=20)
+    issuing_country: str = Field(pattern=r"^[A-Z]{3}$")
+    issued_on: date | None = None
+    expires_on: date = Field(description="Last day the document is valid")
+
+
+class Person(_Part):
+    person_id: uuid.UUID
+    role: str = Field(examples=["principal", "spouse", "child"])
+    given_names: str
+    surname: str
+    birth_date: date
+    sex: str = Field(pattern=r"^[MFX]$")
+    nationality: str = Field(pattern=r"^[A-Z]{3}$")
+    document: TravelDocument
+    vulnerabilities: list[VulnerabilityFlag] = Field(default_factory=list)
+
+
+class Consent(_Part):
+    given: bool
+    kind: str = Field(description="explicit or proxy", examples=["explicit"])
+    scope: list[str] = Field(
+        default_factory=list,
+        description="Missions personal data may go to",
+        examples=[["UZB", "TJK"]],
+    )
+
+
+class CaseRegistered(Event):
+    event_type: ClassVar[str] = "org.corridor.intake.case-registered.v1"
+
+    case_id: uuid.UUID
+    registered_at: datetime
+    route_id: str
+    planned_travel_date: date
+    consent: Consent
+    members: list[Person] = Field(min_length=1)

@@ -1,0 +1,70 @@
+"""Routes as data: ordered checkpoints from the gathering point to the reception point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Checkpoint(_Frozen):
+    checkpoint_id: str = Field(pattern=r"^[a-z0-9-]+$")
+    crossing: str = Field(description="Border crossing name", examples=["Zhibek-Zholy"])
+    post: str = Field(description="This side's border post", examples=["Zhibek-Zholy"])
+    country: str = Field(pattern=r"^[A-Z]{3}$")
+    direction: Literal["exit", "entry"]
+
+
+class Site(_Frozen):
+    name: str
+    country: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class Route(_Frozen):
+    route_id: str
+    origin_country: str = Field(pattern=r"^[A-Z]{3}$")
+    destination_country: str = Field(pattern=r"^[A-Z]{3}$")
+    gathering_point: Site
+    reception_point: Site
+    checkpoints: list[Checkpoint] = Field(min_length=1)
+
+    def checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        return next((c for c in self.checkpoints if c.checkpoint_id == checkpoint_id), None)
+
+    def index_of(self, checkpoint_id: str) -> int:
+        for i, cp in enumerate(self.checkpoints):
+            if cp.checkpoint_id == checkpoint_id:
+                return i
+        raise KeyError(checkpoint_id)
+
+    @property
+    def transit_countries(self) -> list[str]:
+        seen: list[str] = []
+        for cp in self.checkpoints:
+            if cp.country not in seen and cp.country != self.origin_country:
+                seen.append(cp.country)
+        return seen
+
+
+class RouteBook(_Frozen):
+    routes: list[Route]
+
+    @classmethod
+    def load(cls, path: Path) -> RouteBook:
+        return cls.model_validate(json.loads(path.read_text()))
+
+    def get(self, route_id: str) -> Route | None:
+        return next((r for r in self.routes if r.route_id == route_id), None)
+
+    def checkpoint(self, checkpoint_id: str) -> tuple[Route, Checkpoint] | None:
+        for route in self.routes:
+            cp = route.checkpoint(checkpoint_id)
+            if cp is not None:
+                return route, cp
+        return None

@@ -1,0 +1,131 @@
+"""``python -m corridor demo`` runs the platform with a demo load; ``up`` keeps it running."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from contracts.routes import RouteBook
+from contracts.status import CaseStatus
+from corridor import scenario
+from corridor.devstack import Stack
+from corridor.settings import REPO_ROOT
+from corridor.statusreader import StatusStream
+
+app = typer.Typer(add_completion=False, help="Run Corridor locally on real Kafka and PostgreSQL.")
+console = Console(width=max(130, Console().width))
+RUN_DIR = REPO_ROOT / ".run"
+
+
+def _fresh(name: str) -> Path:
+    workdir = RUN_DIR / name
+    if workdir.exists():
+        import shutil
+
+        shutil.rmtree(workdir)
+    return workdir
+
+
+def _print_services(stack: Stack) -> None:
+    table = Table(title="Corridor services", show_lines=False)
+    table.add_column("service")
+    table.add_column("url")
+    table.add_column("API docs")
+    for name, spec in stack.specs.items():
+        table.add_row(name, spec.url, spec.url + "/docs")
+    console.print(table)
+    console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
+
+
+def _print_timeline(stream: StatusStream, case_id: object, title: str) -> None:
+    table = Table(title=f"{title}: case {case_id}")
+    for col in ("#", "status", "place", "time (UTC)", "reason", "source"):
+        table.add_column(col)
+    for i, event in enumerate(stream.timelines.get(case_id, []), start=1):  # type: ignore[call-overload]
+        d = event.data
+        place = f"{d.place.name} ({d.place.country})" if d.place else ""
+        table.add_row(
+            str(i),
+            d.status.value,
+            place,
+            d.occurred_at.strftime("%H:%M:%S.%f")[:-3],
+            d.reason or "",
+            event.source.removeprefix("/missions/").replace("/", " "),
+        )
+    console.print(table)
+
+
+async def _demo(stack: Stack) -> None:
+    route = RouteBook.load(stack.routes_file).routes[0]
+    travel = date.today() + timedelta(days=1)
+    stream = StatusStream(stack.bootstrap)
+    await stream.start()
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            family = await scenario.register(client, stack, scenario.family_of_three(travel))
+            single = await scenario.register(client, stack, scenario.single_traveller(travel))
+            console.print(f"registered family case {family} and single traveller {single}")
+            await stream.wait_for([family, single], CaseStatus.ELIGIBLE, 60)
+            console.print("both eligible; planning a movement on one 45-seat bus")
+            await scenario.run_movement(
+                client, stack, stream, route, travel, vehicles=[("BUS-01", 45)], expect=[family, single]
+            )
+            await stream.wait_for([family, single], CaseStatus.ARRIVED, 60)
+        _print_timeline(stream, family, "Family of three")
+        _print_timeline(stream, single, "Single traveller")
+    finally:
+        await stream.stop()
+
+
+@app.command()
+def demo() -> None:
+    """Start everything, move a family and a single traveller to arrival, print their timelines, stop."""
+    started = time.monotonic()
+    with Stack(_fresh("demo")) as stack:
+        console.print("[bold]Starting PostgreSQL and Kafka[/] (first run fetches Kafka with Maven)...")
+        stack.start_infra()
+        console.print("Starting the services...")
+        stack.start_services()
+        _print_services(stack)
+        asyncio.run(_demo(stack))
+        console.print("[bold green]Both cases arrived.[/] Stopping everything.")
+    console.print(f"demo finished in {time.monotonic() - started:.1f}s")
+
+
+@app.command()
+def up() -> None:
+    """Start everything and keep it running until Ctrl-C."""
+    with Stack(_fresh("up")) as stack:
+        stack.start_infra()
+        stack.start_services()
+        _print_services(stack)
+        console.print("Running. Press Ctrl-C to stop.")
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            while not stop:
+                for name, proc in stack.processes.items():
+                    if proc.poll() is not None:
+                        console.print(f"[red]{name} exited with {proc.returncode}; restarting[/]")
+                        stack.start_service(name)
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        console.print("Stopping...")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,187 @@
+"""Reliable event consumption on top of FastStream.
+
+Every subscriber commits an offset only after the record's effect is committed in PostgreSQL
+(AckPolicy.NACK_ON_ERROR with auto-commit off; never FastStream's default ACK_FIRST). Each record
+is handled inside one database transaction that also records the event in the inbox, so a
+redelivery has no second effect. What cannot be handled goes to a dead-letter topic with its
+original bytes and the reason; what failed for a passing reason (database or broker down) is
+retried with backoff from the same offset, so neither the record nor the partition's order is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+
+from contracts import topics
+from contracts.base import Event
+from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
+from corridor.inbox import first_delivery
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[None]]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+class Rejected(Exception):
+    """A well-formed event the domain refuses (illegal transition, unknown reference).
+
+    Raising it rolls back the handler's transaction and dead-letters the record with ``code``.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    # The handler decodes the envelope itself, so that a malformed record becomes a dead letter
+    # instead of a decoding error FastStream would nack forever.
+    return msg.body
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: tuple[str, ...],
+        handlers: dict[type[Event], Handler],
+        pool: Callable[[], asyncpg.Pool],
+        producer: Callable[[], AIOKafkaProducer],
+        backoff_max_seconds: float = 10.0,
+        max_attempts: int = 5,
+    ) -> None:
+        self.name = name
+        self.topics = topics
+        self.handlers = handlers
+        self._pool = pool
+        self._producer = producer
+        self._backoff_max = backoff_max_seconds
+        self._max_attempts = max_attempts
+        self._attempts: dict[tuple[str, int, int], int] = {}
+        self.dead_letter_topic = topics_dead_letter(name)
+        self.applied = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+
+    def register(self, broker: KafkaBroker) -> None:
+        subscriber = broker.subscriber(
+            *self.topics,
+            group_id=self.name,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            decoder=_raw_body,
+            max_poll_interval_ms=300_000,
+            title=f"{self.name}:{','.join(self.topics)}",
+        )
+        subscriber(self._on_record)
+
+    async def _on_record(self, body: bytes, msg: KafkaMessage) -> None:
+        record: ConsumerRecord[Any, Any] = msg.raw_message  # type: ignore[assignment]
+        await self.handle(record)
+
+    async def handle(self, record: ConsumerRecord[Any, Any]) -> None:
+        headers = decode_headers(record.headers)
+        try:
+            event = CloudEvent.from_record(headers, record.value)
+        except EnvelopeError as exc:
+            await self.dead_letter(record, exc.code, exc.detail)
+            return
+        handler = self.handlers.get(type(event.data))
+        if handler is None:
+            return  # a known event this consumer has no use for
+        position = (record.topic, record.partition, record.offset)
+        try:
+            async with self._pool().acquire() as conn, conn.transaction():
+                if not await first_delivery(conn, self.name, event):
+                    self.duplicates += 1
+                    return
+                await handler(conn, event)
+            self.applied += 1
+            self._attempts.pop(position, None)
+        except Rejected as exc:
+            self._attempts.pop(position, None)
+            await self.dead_letter(record, exc.code, exc.detail)
+        except TRANSIENT_ERRORS as exc:
+            attempt = self._attempts.get(position, 0) + 1
+            self._attempts[position] = attempt
+            delay = min(0.2 * 2 ** min(attempt, 10), self._backoff_max)
+            log.warning(
+                "%s: transient %r at %s, retry %d in %.1fs",
+                self.name,
+                exc,
+                position,
+                attempt,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            raise  # NACK: FastStream seeks back to this offset
+        except Exception as exc:
+            attempt = self._attempts.get(position, 0) + 1
+            self._attempts[position] = attempt
+            if attempt >= self._max_attempts:
+                self._attempts.pop(position, None)
+                log.exception("%s: giving up on %s after %d attempts", self.name, position, attempt)
+                await self.dead_letter(
+                    record, "handler_error", "".join(traceback.format_exception_only(exc)).strip()
+                )
+                return
+            delay = min(0.2 * 2**attempt, self._backoff_max)
+            log.warning("%s: %r at %s, attempt %d, retry in %.1fs", self.name, exc, position, attempt, delay)
+            await asyncio.sleep(delay)
+            raise
+
+    async def dead_letter(self, record: ConsumerRecord[Any, Any], code: str, detail: str) -> None:
+        """Park the record with why and where it came from; then the consumer moves on."""
+        headers = decode_headers(record.headers)
+        headers += [
+            ("dlt_reason", code.encode()),
+            ("dlt_error", detail[:4000].encode()),
+            ("dlt_consumer", self.name.encode()),
+            ("dlt_source_topic", record.topic.encode()),
+            ("dlt_source_partition", str(record.partition).encode()),
+            ("dlt_source_offset", str(record.offset).encode()),
+            ("dlt_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        # Awaited with acks=all before the offset is committed: a dead letter is never lost either.
+        await self._producer().send_and_wait(
+            self.dead_letter_topic, value=record.value, key=record.key, headers=headers
+        )
+        self.dead_lettered += 1
+        log.warning(
+            "%s: dead-lettered %s[%d]@%d: %s: %s",
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            code,
+            detail,
+        )
+
+
+def topics_dead_letter(consumer: str) -> str:
+    return topics.dead_letters(consumer)

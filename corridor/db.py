@@ -1,0 +1,80 @@
+"""PostgreSQL wiring: pools and ordered SQL migrations.
+
+Migrations are plain ordered SQL files (``NNN_name.sql``). The shared messaging tables (outbox,
+inbox) are applied first as component ``corridor``, then the service's own. An advisory lock makes
+concurrent starts of the same service safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+SHARED_MIGRATIONS = Path(__file__).parent / "sql"
+_MIGRATION_LOCK = 7_241_001
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the database named in ``dsn`` if it does not exist (local and test runs)."""
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # a sibling process won the race
+    finally:
+        await conn.close()
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    assert pool is not None
+    return pool
+
+
+async def migrate(pool: asyncpg.Pool, component: str, directory: Path) -> list[str]:
+    """Apply ``directory``'s SQL files not yet recorded for ``component``; return what ran."""
+    applied: list[str] = []
+    # Read before touching the database: a handful of small files, once at start-up.
+    scripts = [(p.name, p.read_text()) for p in sorted(directory.glob("*.sql"))]  # noqa: ASYNC240
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       component text NOT NULL,
+                       name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now(),
+                       PRIMARY KEY (component, name))"""
+            )
+            done = {
+                r["name"]
+                for r in await conn.fetch(
+                    "SELECT name FROM schema_migrations WHERE component = $1", component
+                )
+            }
+            for name, sql in scripts:
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (component, name) VALUES ($1, $2)",
+                        component,
+                        name,
+                    )
+                log.info("applied migration %s/%s", component, name)
+                applied.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied

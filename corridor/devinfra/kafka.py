@@ -1,0 +1,488 @@
+"""Real Apache Kafka brokers (KRaft) for tests and the local demo, without Docker.
+
+The broker comes from Maven Central (deploy/kafka/pom.xml) and runs on the system JVM.
+One node is a combined broker+controller formatted ``--standalone``; several nodes form
+a static controller quorum with replication factor min(nodes, 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from corridor.devinfra import procs
+
+KAFKA_VERSION = "4.4.0"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POM_PATH = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+LOG4J2_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.yaml"
+CACHE_DIR = REPO_ROOT / ".cache" / f"kafka-{KAFKA_VERSION}"
+
+_log = logging.getLogger(__name__)
+
+_MAVEN_TIMEOUT_S = 900.0
+_FORMAT_TIMEOUT_S = 60.0
+_STOP_GRACE_S = 20.0
+
+
+def _pom_digest() -> str:
+    return hashlib.sha256(POM_PATH.read_bytes()).hexdigest()
+
+
+def ensure_kafka_classpath() -> Path:
+    """Directory of the broker's runtime jars (``-cp '<dir>/*'``), fetched once by Maven.
+
+    The marker file holds the POM's digest and is written only after Maven succeeded,
+    so an interrupted download (or an edited POM) is redone from scratch. Concurrent
+    callers (pytest-xdist workers, the demo) are serialised by a file lock.
+    """
+    lib = CACHE_DIR / "lib"
+    marker = CACHE_DIR / ".complete"
+    digest = _pom_digest()
+    if marker.is_file() and marker.read_text().strip() == digest:
+        return lib
+    with procs.file_lock(CACHE_DIR.parent / f"kafka-{KAFKA_VERSION}.lock"):
+        if marker.is_file() and marker.read_text().strip() == digest:
+            return lib  # another process finished it while we waited
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(lib, ignore_errors=True)
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise RuntimeError("Maven (mvn) is not on PATH; it is needed once to fetch the Kafka broker jars")
+        log_path = CACHE_DIR / "mvn.log"
+        log_path.unlink(missing_ok=True)
+        started = time.monotonic()
+        procs.run_checked(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                POM_PATH,
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={lib}",
+            ],
+            log_path,
+            timeout=_MAVEN_TIMEOUT_S,
+            what="Maven fetch of the Kafka broker",
+            cwd=REPO_ROOT,
+        )
+        if not any(lib.glob("kafka_2.13-*.jar")):
+            raise RuntimeError(f"Maven finished but {lib} holds no kafka_2.13 jar")
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(digest + "\n")
+        tmp.replace(marker)
+        _log.info("fetched Kafka %s jars in %.1f s", KAFKA_VERSION, time.monotonic() - started)
+    return lib
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError("no java on PATH (Kafka needs Java 17+)")
+    return java
+
+
+def _cds_archive() -> Path:
+    """Where the AppCDS archive for this JVM and classpath lives.
+
+    An archive only maps into the JVM build that wrote it (the JVM falls back to no
+    archive otherwise), so its name carries the java binary's identity and the POM.
+    """
+    java = Path(_java()).resolve()
+    st = java.stat()
+    key = hashlib.sha256(f"{java}|{st.st_size}|{st.st_mtime_ns}|{_pom_digest()}".encode())
+    path = CACHE_DIR / "cds" / f"broker-{key.hexdigest()[:16]}.jsa"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _new_cluster_id() -> str:
+    # 16 random bytes, URL-safe base64 without padding: what `kafka-storage random-uuid`
+    # prints. Kafka rejects ids that start with '-' (they look like CLI flags).
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+class KafkaCluster:
+    """One or more local KRaft nodes, each a combined broker+controller JVM."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        nodes: int = 1,
+        heap_mb: int = 384,
+        *,
+        extra_config: Mapping[str, str] | None = None,
+        quick_start: bool = True,
+    ) -> None:
+        """``extra_config`` overrides/adds server.properties keys on every node.
+
+        ``quick_start`` runs the JVMs with the C1 JIT only and an AppCDS archive
+        (recorded on the first clean stop, cached under .cache/): about half the start
+        time, at some cost in peak throughput; turn it off for benchmarks.
+        """
+        if nodes < 1:
+            raise ValueError("nodes must be >= 1")
+        self.workdir = Path(workdir).resolve()
+        self.nodes = nodes
+        self.heap_mb = heap_mb
+        self.extra_config: dict[str, str] = dict(extra_config or {})
+        self.bootstrap_servers: str = ""
+        self.cluster_id: str = ""
+        self.broker_ports: list[int] = []
+        self.controller_ports: list[int] = []
+        self._procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
+        self.quick_start = quick_start
+        self._classpath: Path | None = None
+        self._cds_recording: Path | None = None  # archive node 0 writes when it exits
+
+    # ------------------------------------------------------------------ layout
+
+    def node_dir(self, index: int) -> Path:
+        return self.workdir / f"node-{index + 1}"
+
+    def _data_dir(self, index: int) -> Path:
+        return self.node_dir(index) / "data"
+
+    def _logs_dir(self, index: int) -> Path:
+        return self.node_dir(index) / "logs"
+
+    def _props_path(self, index: int) -> Path:
+        return self.node_dir(index) / "server.properties"
+
+    def _stdout_path(self, index: int) -> Path:
+        return self.node_dir(index) / "stdout.log"
+
+    @property
+    def pids(self) -> list[int | None]:
+        """PID of each node's JVM while it runs, else None."""
+        return [p.pid if p is not None and p.poll() is None else None for p in self._procs]
+
+    # ------------------------------------------------------------------ config
+
+    def _properties(self, index: int) -> dict[str, str]:
+        node_id = index + 1
+        bport, cport = self.broker_ports[index], self.controller_ports[index]
+        rf = min(self.nodes, 3)
+        min_isr = 2 if rf >= 3 else 1
+        props: dict[str, str] = {
+            "process.roles": "broker,controller",
+            "node.id": str(node_id),
+            "listeners": f"PLAINTEXT://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": (f"PLAINTEXT://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}"),
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self._data_dir(index)),
+            "auto.create.topics.enable": "true",
+            "num.partitions": "3",
+            "default.replication.factor": str(rf),
+            "min.insync.replicas": str(min_isr),
+            "offsets.topic.replication.factor": str(rf),
+            "transaction.state.log.replication.factor": str(rf),
+            "transaction.state.log.min.isr": str(min_isr),
+            "share.coordinator.state.topic.replication.factor": str(rf),
+            "share.coordinator.state.topic.min.isr": str(min_isr),
+            # The defaults (50 partitions each) make the first consumer group or
+            # transaction wait for 50-150 replicas to be created; 10 is plenty here.
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.num.partitions": "10",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        if self.nodes == 1:
+            props["controller.quorum.bootstrap.servers"] = f"127.0.0.1:{cport}"
+        else:
+            props["controller.quorum.voters"] = ",".join(
+                f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports)
+            )
+        props.update(self.extra_config)
+        return props
+
+    def _write_properties(self, index: int) -> None:
+        self.node_dir(index).mkdir(parents=True, exist_ok=True)
+        self._logs_dir(index).mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{k}={v}\n" for k, v in self._properties(index).items())
+        self._props_path(index).write_text(text)
+
+    def _jvm_cmd(self, index: int, main: str, record_cds: bool = False) -> list[str]:
+        assert self._classpath is not None
+        fast: list[str] = []
+        if self.quick_start:
+            # Measured on 2 cores: C1 alone plus the class archive halve broker start.
+            fast.append("-XX:TieredStopAtLevel=1")
+            archive = _cds_archive()
+            if archive.is_file():
+                fast.append(f"-XX:SharedArchiveFile={archive}")
+            elif record_cds:
+                self._cds_recording = archive.with_name(f"{archive.name}.tmp-{uuid.uuid4().hex[:8]}")
+                fast.append(f"-XX:ArchiveClassesAtExit={self._cds_recording}")
+        return [
+            _java(),
+            *fast,
+            f"-Xms{self.heap_mb}m",
+            f"-Xmx{self.heap_mb}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            # No /tmp/hsperfdata_* files (they also outlive SIGKILLed JVMs).
+            "-XX:-UsePerfData",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+            f"-Dkafka.logs.dir={self._logs_dir(index)}",
+            "-cp",
+            f"{self._classpath}/*",
+            main,
+        ]
+
+    # ------------------------------------------------------------------ state
+
+    def _state_path(self) -> Path:
+        return self.workdir / "cluster.json"
+
+    def _load_or_create_state(self) -> None:
+        """Reuse cluster id and ports of an earlier run on this workdir when possible.
+
+        A standalone controller records its own endpoint in the metadata log, so data
+        formatted for other ports is wiped rather than reused.
+        """
+        if self.broker_ports:  # this object ran before: same ports, same data
+            return
+        state: dict[str, object] = {}
+        with contextlib.suppress(OSError, ValueError):
+            state = json.loads(self._state_path().read_text())
+        bports = state.get("broker_ports")
+        cports = state.get("controller_ports")
+        cid = state.get("cluster_id")
+        if (
+            isinstance(cid, str)
+            and isinstance(bports, list)
+            and isinstance(cports, list)
+            and len(bports) == len(cports) == self.nodes
+            and all(procs.port_is_free(int(p)) for p in [*bports, *cports])
+        ):
+            self.cluster_id = cid
+            self.broker_ports = [int(p) for p in bports]
+            self.controller_ports = [int(p) for p in cports]
+            return
+        ports = procs.free_ports(2 * self.nodes)
+        self.cluster_id = _new_cluster_id()
+        self.broker_ports = ports[: self.nodes]
+        self.controller_ports = ports[self.nodes :]
+        for i in range(self.nodes):
+            shutil.rmtree(self._data_dir(i), ignore_errors=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._state_path().write_text(
+            json.dumps(
+                {
+                    "cluster_id": self.cluster_id,
+                    "broker_ports": self.broker_ports,
+                    "controller_ports": self.controller_ports,
+                }
+            )
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _format(self, indices: list[int]) -> None:
+        pending: list[tuple[int, subprocess.Popen[bytes]]] = []
+        for i in indices:
+            if (self._data_dir(i) / "meta.properties").is_file():
+                continue
+            cmd = self._jvm_cmd(i, "kafka.tools.StorageTool")
+            cmd += ["format", "-t", self.cluster_id, "-c", str(self._props_path(i))]
+            if self.nodes == 1:
+                cmd.append("--standalone")
+            cmd.append("--ignore-formatted")
+            log = self.node_dir(i) / "format.log"
+            pending.append((i, procs.spawn(cmd, log, cwd=self.node_dir(i))))
+        # All nodes format in parallel: each is a JVM start of about a second.
+        errors: list[str] = []
+        for i, proc in pending:
+            log = self.node_dir(i) / "format.log"
+            try:
+                code = proc.wait(timeout=_FORMAT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                procs.terminate(proc, signal.SIGTERM, grace=2.0)
+                code = None
+            procs.terminate(proc)  # reap and unregister
+            if code != 0:
+                errors.append(f"node {i + 1}: exit {code}\n{procs.tail(log)}")
+        if errors:
+            raise RuntimeError("Kafka storage format failed:\n" + "\n".join(errors))
+
+    def _spawn_node(self, index: int) -> None:
+        record = index == 0 and self._cds_recording is None
+        cmd = self._jvm_cmd(index, "kafka.Kafka", record) + [str(self._props_path(index))]
+        self._procs[index] = procs.spawn(
+            cmd, self._stdout_path(index), cwd=self.node_dir(index), stop_signal=signal.SIGTERM
+        )
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Format (first time) and start every node; return once all brokers are registered."""
+        if any(p is not None and p.poll() is None for p in self._procs):
+            raise RuntimeError("KafkaCluster is already running")
+        # The one-time Maven fetch does not count against the start timeout.
+        self._classpath = ensure_kafka_classpath()
+        deadline = time.monotonic() + timeout
+        self._load_or_create_state()
+        for i in range(self.nodes):
+            self._write_properties(i)
+        self._format(list(range(self.nodes)))
+        self.bootstrap_servers = ",".join(f"127.0.0.1:{p}" for p in self.broker_ports)
+        try:
+            for i in range(self.nodes):
+                self._spawn_node(i)
+            self._wait_ready(
+                list(range(self.nodes)),
+                expect_ids=set(range(1, self.nodes + 1)),
+                deadline=deadline,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_node(self, index: int, timeout: float = 60.0) -> None:
+        """Restart a node stopped by :meth:`kill_node`, on the same ports and data."""
+        proc = self._procs[index]
+        if proc is not None and proc.poll() is None:
+            raise RuntimeError(f"node {index + 1} is already running")
+        if self._classpath is None:
+            raise RuntimeError("start() the cluster first")
+        deadline = time.monotonic() + timeout
+        self._spawn_node(index)
+        self._wait_ready([index], expect_ids={index + 1}, deadline=deadline)
+
+    def kill_node(self, index: int) -> None:
+        """SIGKILL one node, as a crash or power loss would."""
+        proc = self._procs[index]
+        if proc is not None:
+            procs.kill(proc)
+            if index == 0:
+                self._finish_cds_recording(None)
+        self._procs[index] = None
+
+    def stop(self) -> None:
+        """SIGTERM every node at once (controlled shutdown), SIGKILL after 20 s."""
+        running = [p for p in self._procs if p is not None]
+        for p in running:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        codes = [
+            procs.terminate(p, signal.SIGTERM, grace=max(0.0, deadline - time.monotonic())) for p in running
+        ]
+        if self._procs[0] is not None:
+            self._finish_cds_recording(codes[0])
+        self._procs = [None] * self.nodes
+
+    def _finish_cds_recording(self, exit_code: int | None) -> None:
+        """Install the archive node 0 dumped at exit, if it exited cleanly."""
+        tmp, self._cds_recording = self._cds_recording, None
+        if tmp is None:
+            return
+        # 143 = exit after SIGTERM; a SIGKILLed JVM may have left half an archive.
+        if exit_code in (0, 143) and tmp.is_file() and tmp.stat().st_size > 0:
+            with contextlib.suppress(OSError):
+                tmp.replace(_cds_archive())
+                _log.info("recorded AppCDS archive %s", _cds_archive())
+        tmp.unlink(missing_ok=True)
+        # Recordings whose JVM was never stopped through here (e.g. left to the atexit hook).
+        for stale in tmp.parent.glob("*.tmp-*"):
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > 3600:
+                    stale.unlink()
+
+    # ------------------------------------------------------------------ readiness
+
+    def _failure(self, message: str, indices: list[int]) -> RuntimeError:
+        parts = [message]
+        for i in indices:
+            proc = self._procs[i]
+            state = "not started" if proc is None else f"exit code {proc.poll()}"
+            parts.append(
+                f"--- node {i + 1} ({state}) {self._logs_dir(i) / 'server.log'}:\n"
+                f"{procs.tail(self._logs_dir(i) / 'server.log')}\n"
+                f"--- node {i + 1} stdout {self._stdout_path(i)}:\n"
+                f"{procs.tail(self._stdout_path(i), 15)}"
+            )
+        return RuntimeError("\n".join(parts))
+
+    def _wait_ready(self, indices: list[int], expect_ids: set[int], deadline: float) -> None:
+        """Until each node in ``indices`` accepts TCP and metadata lists ``expect_ids``."""
+
+        def dead() -> list[int]:
+            return [i for i in indices if (p := self._procs[i]) is None or p.poll() is not None]
+
+        for i in indices:
+            while not procs.tcp_open("127.0.0.1", self.broker_ports[i]):
+                if dead():
+                    raise self._failure(f"Kafka node(s) {dead()} exited during start", indices)
+                if time.monotonic() > deadline:
+                    raise self._failure("Kafka did not open its port in time", indices)
+                time.sleep(0.1)
+
+        bootstrap = ",".join(f"127.0.0.1:{self.broker_ports[i]}" for i in indices)
+
+        async def poll() -> str | None:
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            last = "no answer"
+            while time.monotonic() < deadline:
+                if dead():
+                    return f"Kafka node(s) exited during start ({last})"
+                admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+                try:
+                    await admin.start()
+                    info = await admin.describe_cluster()
+                    seen = {int(b["node_id"]) for b in info["brokers"]}
+                    if expect_ids <= seen:
+                        return None
+                    last = f"brokers registered: {sorted(seen)}, want {sorted(expect_ids)}"
+                except Exception as exc:  # not up yet: any client error means retry
+                    last = f"{type(exc).__name__}: {exc}"
+                finally:
+                    with contextlib.suppress(Exception):
+                        await admin.close()
+                await asyncio.sleep(0.2)
+            return f"Kafka not ready after timeout ({last})"
+
+        problem = procs.run_coroutine_sync(poll)
+        if problem is not None:
+            raise self._failure(problem, indices)
+
+    # ------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> KafkaCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,195 @@
+"""The whole platform on one machine: real Kafka, real PostgreSQL, every service as a process.
+
+Used by ``make demo``, ``make up`` and the integration tests, so what the tests prove is what
+a newcomer runs. Border clearance runs once per checkpoint on the configured routes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from contracts.routes import RouteBook
+from corridor.devinfra import procs
+from corridor.devinfra.kafka import KafkaCluster
+from corridor.devinfra.postgres import PostgresServer
+from corridor.settings import REPO_ROOT
+
+DEFAULT_ROUTES = REPO_ROOT / "deploy" / "routes" / "central-asia.json"
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    module: str
+    database: str
+    mission: str
+    port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def service_specs(routes_file: Path, ports: list[int], host_mission: str = "KAZ") -> list[ServiceSpec]:
+    routes = RouteBook.load(routes_file)
+    checkpoints = list({cp.checkpoint_id: cp for r in routes.routes for cp in r.checkpoints}.values())
+    if len(ports) < 3 + len(checkpoints):
+        raise ValueError("not enough ports")
+    specs = [
+        ServiceSpec("intake", "services.intake", "intake", host_mission, ports[0]),
+        ServiceSpec("eligibility", "services.eligibility", "eligibility", host_mission, ports[1]),
+        ServiceSpec("transport", "services.transport", "transport", host_mission, ports[2]),
+    ]
+    for i, cp in enumerate(checkpoints):
+        specs.append(
+            ServiceSpec(
+                f"border-{cp.checkpoint_id}",
+                "services.border_clearance",
+                "border_" + cp.checkpoint_id.replace("-", "_"),
+                cp.country,
+                ports[3 + i],
+                {"CORRIDOR_CHECKPOINT": cp.checkpoint_id},
+            )
+        )
+    return specs
+
+
+class Stack:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        routes_file: Path = DEFAULT_ROUTES,
+        kafka_nodes: int = 1,
+        log_level: str = "INFO",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.routes_file = routes_file
+        self.kafka = KafkaCluster(workdir / "kafka", nodes=kafka_nodes)
+        self.postgres = PostgresServer(workdir / "postgres")
+        self.log_level = log_level
+        self.extra_env = extra_env or {}
+        self.specs: dict[str, ServiceSpec] = {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    # --- infrastructure -----------------------------------------------------------------
+
+    def start_infra(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.postgres.start()
+        self.kafka.start()
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    # --- services -----------------------------------------------------------------------
+
+    def start_services(self, timeout: float = 120.0) -> None:
+        if not self.specs:
+            routes = RouteBook.load(self.routes_file)
+            count = 3 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
+            self.specs = {s.name: s for s in service_specs(self.routes_file, procs.free_ports(count))}
+        for name in self.specs:
+            self.start_service(name, wait=False)
+        self.wait_ready(list(self.specs), timeout)
+
+    def env_for(self, spec: ServiceSpec) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CORRIDOR_")}
+        env.update(
+            {
+                "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
+                "CORRIDOR_DATABASE_URL": self.postgres.dsn(spec.database),
+                "CORRIDOR_CREATE_DATABASE": "true",
+                "CORRIDOR_MISSION": spec.mission,
+                "CORRIDOR_HTTP_HOST": "127.0.0.1",
+                "CORRIDOR_HTTP_PORT": str(spec.port),
+                "CORRIDOR_ROUTES_FILE": str(self.routes_file),
+                "CORRIDOR_LOG_LEVEL": self.log_level,
+                "CORRIDOR_TOPIC_REPLICATION": str(min(3, len(self.kafka.bootstrap_servers.split(",")))),
+                "PYTHONUNBUFFERED": "1",
+                **spec.extra_env,
+                **self.extra_env,
+            }
+        )
+        return env
+
+    def log_path(self, name: str) -> Path:
+        return self.workdir / "logs" / f"{name}.log"
+
+    def start_service(self, name: str, *, wait: bool = True, timeout: float = 60.0) -> None:
+        spec = self.specs[name]
+        proc = procs.spawn(
+            [sys.executable, "-m", spec.module],
+            self.log_path(name),
+            cwd=REPO_ROOT,
+            env=self.env_for(spec),
+            stop_signal=signal.SIGTERM,
+        )
+        self.processes[name] = proc
+        if wait:
+            self.wait_ready([name], timeout)
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL, as a crash or an OOM kill would."""
+        procs.kill(self.processes[name])
+
+    def stop_service(self, name: str) -> int | None:
+        return procs.terminate(self.processes[name], signal.SIGTERM, grace=30.0)
+
+    def wait_ready(self, names: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                name = pending[0]
+                proc = self.processes[name]
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}:\n{procs.tail(self.log_path(name), 60)}"
+                    )
+                try:
+                    if client.get(self.specs[name].url + "/health/ready").status_code == 200:
+                        pending.pop(0)
+                        continue
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{name} not ready after {timeout:.0f}s:\n{procs.tail(self.log_path(name), 60)}"
+                    )
+                time.sleep(0.2)
+
+    def url(self, name: str) -> str:
+        return self.specs[name].url
+
+    def border_url(self, checkpoint_id: str) -> str:
+        return self.specs[f"border-{checkpoint_id}"].url
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for proc in list(self.processes.values()):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in list(self.processes.items()):
+            procs.terminate(proc, signal.SIGTERM, grace=30.0)
+            del self.processes[name]
+        self.kafka.stop()
+        self.postgres.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

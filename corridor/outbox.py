@@ -1,0 +1,245 @@
+"""Transactional outbox and its relay.
+
+``enqueue`` writes an event in the caller's transaction. ``OutboxRelay`` publishes committed rows
+to Kafka with an idempotent producer (acks=all) and marks them published only once the broker has
+acknowledged them, so a crash at any point leads to a re-send (consumers deduplicate by event id),
+never to a loss.
+
+One relay per database publishes at a time: it holds a session-level advisory lock, and any other
+relay (a second replica of the service) waits as a hot standby. A single active publisher is what
+keeps per-case order across topics without coordinating row locks between relays; the standby takes
+over within a poll interval when the leader's connection dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+from contracts.base import Event
+from contracts.envelope import CloudEvent
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("corridor.outbox")
+
+_RELAY_LOCK = 7_241_002
+_CHANNEL = "corridor_outbox"
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    data: Event,
+    *,
+    topic: str,
+    source: str,
+    key: str | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """Write ``data`` to the outbox inside the caller's transaction and return its envelope."""
+    event = CloudEvent.new(data, source=source, event_id=event_id)
+    headers: dict[str, str] = {k: v.decode() for k, v in event.headers()}
+    # The trace context of the request or record that caused this event travels with it, so one
+    # case's trace spans every service even though the relay publishes later.
+    propagate.inject(headers)
+    await conn.execute(
+        """INSERT INTO outbox (topic, key, event_id, event_type, headers, payload)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6)""",
+        topic,
+        key if key is not None else event.subject,
+        event.id,
+        event.type,
+        json.dumps(headers),
+        event.value(),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", _CHANNEL)
+    return event
+
+
+def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    """The producer for anything that must not be lost: idempotence forces acks=all."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=30_000,
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        dsn: str,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 1.0,
+        retention_seconds: float = 3600.0,
+        backoff_max_seconds: float = 10.0,
+    ) -> None:
+        self._dsn = dsn
+        self._producer = producer
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._retention = retention_seconds
+        self._backoff_max = backoff_max_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.is_leader = False
+        self.published = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Stop after the batch in flight; unpublished rows stay for the next start."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=30)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                await self._lead()
+                backoff = 0.2
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                self.is_leader = False
+                self.last_error = repr(exc)
+                log.warning("outbox relay: %r; retrying in %.1fs", exc, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+            except Exception as exc:  # keep relaying whatever happens; a dead relay loses nothing but stalls
+                self.is_leader = False
+                self.last_error = repr(exc)
+                log.exception("outbox relay failed; retrying in %.1fs", backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _lead(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        try:
+            while not self._stopping:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+                    break
+                await self._sleep(self._poll)
+            if self._stopping:
+                return
+            self.is_leader = True
+            await conn.add_listener(_CHANNEL, self._on_notify)
+            last_cleanup = 0.0
+            loop = asyncio.get_running_loop()
+            while not self._stopping:
+                self._wake.clear()
+                sent = await self.drain(conn)
+                if loop.time() - last_cleanup > min(60.0, self._retention):
+                    await self._cleanup(conn)
+                    last_cleanup = loop.time()
+                if sent == 0:
+                    # NOTIFY wakes us at once; the timeout is the fallback if a notification is
+                    # lost (e.g. the listening connection was replaced).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            # One last drain so a clean shutdown leaves nothing committed behind.
+            await self.drain(conn)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def drain(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch of unpublished rows; return how many were published."""
+        async with conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, topic, key, headers, payload FROM outbox
+                   WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await self._publish(rows)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
+        # Rows of one case may go to different topics (status stream, domain topic). A later row
+        # of a case is sent only after the earlier one is acknowledged, so anyone reacting to the
+        # domain event publishes its own status change after ours. Rows of different cases are
+        # sent together in waves, which lets the producer batch them.
+        by_key: dict[str, list[asyncpg.Record]] = defaultdict(list)
+        for row in rows:
+            by_key[row["key"]].append(row)
+        depth = max(len(v) for v in by_key.values())
+        for wave in range(depth):
+            futures = []
+            for key_rows in by_key.values():
+                if wave < len(key_rows):
+                    futures.append(await self._send(key_rows[wave]))
+            await asyncio.gather(*futures)
+
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
+        headers: dict[str, str] = json.loads(row["headers"])
+        with tracer.start_as_current_span(
+            f"send {row['topic']}",
+            kind=SpanKind.PRODUCER,
+            context=propagate.extract(headers),
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": row["topic"],
+                "messaging.kafka.message.key": row["key"],
+                "messaging.message.id": headers.get("ce_id", ""),
+            },
+        ):
+            propagate.inject(headers)
+            return await self._producer.send(
+                row["topic"],
+                value=bytes(row["payload"]),
+                key=row["key"].encode(),
+                headers=[(k, v.encode()) for k, v in headers.items()],
+            )
+
+    async def _cleanup(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self._retention,
+        )
+
+
+async def pending_count(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))

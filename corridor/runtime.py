@@ -1,0 +1,220 @@
+"""The process shape every service shares: HTTP API, Kafka consumers, outbox relay, health.
+
+A service builds a ``ServiceRuntime``, registers its consumers and routes, and calls ``run()``.
+Start order matters: the database and its migrations first, then the producer and relay, then
+the consumers, so no record is taken before the service can apply it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+from contracts.base import Event
+from contracts.envelope import mission_source
+from corridor import db
+from corridor.consumer import EventConsumer, Handler
+from corridor.outbox import OutboxRelay, make_producer, pending_count
+from corridor.settings import ServiceSettings
+from corridor.telemetry import setup_logging, setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        service: str,
+        settings: ServiceSettings,
+        *,
+        migrations: Path,
+        instance: str | None = None,
+        title: str,
+    ) -> None:
+        self.service = service
+        self.instance = instance or service
+        self.settings = settings
+        self.migrations = migrations
+        self.source = mission_source(settings.mission, service)
+        setup_logging(settings.log_level)
+        self.tracer_provider = setup_tracing(self.instance, console=settings.trace_console)
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap,
+            client_id=self.instance,
+            enable_idempotence=True,
+            acks="all",
+            graceful_timeout=20.0,
+            middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
+        )
+        self.consumers: list[EventConsumer] = []
+        self.produced_topics: set[str] = set()
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.http = FastAPI(title=title, lifespan=self._lifespan)
+        self.http.add_api_route("/health/live", self._live, methods=["GET"], tags=["health"])
+        self.http.add_api_route("/health/ready", self._ready, methods=["GET"], tags=["health"])
+        self.http.add_api_route("/stats", self._stats, methods=["GET"], tags=["health"])
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("service not started")
+        return self._pool
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("service not started")
+        return self._producer
+
+    def consume(
+        self, *topics: str, handlers: dict[type[Event], Handler], name: str | None = None
+    ) -> EventConsumer:
+        consumer = EventConsumer(
+            name=name or self.instance,
+            topics=topics,
+            handlers=handlers,
+            pool=lambda: self.pool,
+            producer=lambda: self.producer,
+            backoff_max_seconds=self.settings.retry_backoff_max_seconds,
+            max_attempts=self.settings.max_handler_attempts,
+        )
+        consumer.register(self.broker)
+        self.consumers.append(consumer)
+        return consumer
+
+    def produces(self, *topics: str) -> None:
+        self.produced_topics.update(topics)
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.create_database:
+            await db.ensure_database(s.database_url)
+        self._pool = await db.create_pool(s.database_url)
+        await db.migrate(self._pool, "corridor", db.SHARED_MIGRATIONS)
+        await db.migrate(self._pool, self.service, self.migrations)
+        await ensure_topics(s.kafka_bootstrap, self._all_topics(), s.topic_partitions, s.topic_replication)
+        self._producer = make_producer(s.kafka_bootstrap, client_id=f"{self.instance}-relay")
+        await self._producer.start()
+        self.relay = OutboxRelay(
+            s.database_url,
+            self._producer,
+            poll_seconds=s.outbox_poll_seconds,
+            retention_seconds=s.outbox_retention_seconds,
+            backoff_max_seconds=s.retry_backoff_max_seconds,
+        )
+        self.relay.start()
+        await self.broker.start()
+        log.info("%s started (source %s)", self.instance, self.source)
+
+    async def stop(self) -> None:
+        # Consumers first: in-flight handlers finish (graceful_timeout) and nothing new is taken;
+        # then the relay drains what they wrote.
+        await self.broker.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        self.tracer_provider.shutdown()
+        log.info("%s stopped", self.instance)
+
+    def _all_topics(self) -> set[str]:
+        names = set(self.produced_topics)
+        for consumer in self.consumers:
+            names.update(consumer.topics)
+            names.add(consumer.dead_letter_topic)
+        return names
+
+    @asynccontextmanager
+    async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def _live(self) -> dict[str, str]:
+        return {"status": "live"}
+
+    async def _ready(self, request: Request) -> JSONResponse:
+        checks: dict[str, bool] = {}
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                checks["database"] = await conn.fetchval("SELECT true")
+        except Exception:
+            checks["database"] = False
+        checks["relay"] = self.relay is not None and self.relay.alive
+        try:
+            checks["kafka"] = await self.broker.ping(timeout=2.0)
+        except Exception:
+            checks["kafka"] = False
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def _stats(self) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            pending = await pending_count(conn)
+        return {
+            "instance": self.instance,
+            "outbox_pending": pending,
+            "outbox_published": self.relay.published if self.relay else 0,
+            "relay_leader": bool(self.relay and self.relay.is_leader),
+            "consumers": {
+                c.name: {
+                    "applied": c.applied,
+                    "duplicates": c.duplicates,
+                    "dead_lettered": c.dead_lettered,
+                }
+                for c in self.consumers
+            },
+        }
+
+    def run(self) -> None:
+        config = uvicorn.Config(
+            self.http,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level=self.settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=25,
+        )
+        asyncio.run(uvicorn.Server(config).serve())
+
+
+async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> None:
+    """Create the topics a service uses, so no consumer waits on auto-creation."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication)
+            for name in sorted(set(names) - existing)
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()

@@ -1,0 +1,231 @@
+"""Operator actions over the services' HTTP APIs: what the demo does, and what tests reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+
+from contracts.routes import Route
+from contracts.status import CaseStatus
+from corridor.devstack import Stack
+from corridor.statusreader import StatusStream
+
+
+def person(
+    role: str,
+    given: str,
+    surname: str,
+    born: str,
+    sex: str,
+    doc_number: str,
+    expires_on: date,
+    *,
+    doc_type: str = "passport",
+    issued_on: date | None = None,
+    nationality: str = "TJK",
+    vulnerabilities: Iterable[str] = (),
+) -> dict[str, Any]:
+    return {
+        "role": role,
+        "given_names": given,
+        "surname": surname,
+        "birth_date": born,
+        "sex": sex,
+        "nationality": nationality,
+        "document": {
+            "type": doc_type,
+            "number": doc_number,
+            "issuing_country": "TJK",
+            "issued_on": issued_on.isoformat() if issued_on else None,
+            "expires_on": expires_on.isoformat(),
+        },
+        "vulnerabilities": list(vulnerabilities),
+    }
+
+
+def registration(members: list[dict[str, Any]], travel: date, *, key: str | None = None) -> dict[str, Any]:
+    return {
+        "registration_key": key,
+        "route_id": "kaz-uzb-tjk",
+        "planned_travel_date": travel.isoformat(),
+        "consent": {"given": True, "kind": "explicit", "scope": ["UZB", "TJK"]},
+        "members": members,
+    }
+
+
+def family_of_three(travel: date, key: str | None = None) -> dict[str, Any]:
+    """A returning family: two passports and a child travelling on a certificate of return."""
+    far = travel + timedelta(days=900)
+    return registration(
+        [
+            person("principal", "Farrukh", "Nazarov", "1986-03-14", "M", "401234567", far),
+            person(
+                "spouse",
+                "Malika",
+                "Nazarova",
+                "1990-07-02",
+                "F",
+                "401234568",
+                far,
+                vulnerabilities=["pregnant"],
+            ),
+            person(
+                "child",
+                "Sitora",
+                "Nazarova",
+                "2016-11-20",
+                "F",
+                "CR0001234",
+                far,
+                doc_type="certificate_of_return",
+                issued_on=travel - timedelta(days=5),
+            ),
+        ],
+        travel,
+        key=key,
+    )
+
+
+def single_traveller(
+    travel: date, key: str | None = None, *, expires_on: date | None = None
+) -> dict[str, Any]:
+    return registration(
+        [
+            person(
+                "principal",
+                "Murod",
+                "Rahimov",
+                "1979-01-30",
+                "M",
+                "400765432",
+                expires_on or travel + timedelta(days=400),
+            )
+        ],
+        travel,
+        key=key,
+    )
+
+
+async def register(client: httpx.AsyncClient, stack: Stack, body: dict[str, Any]) -> uuid.UUID:
+    response = await client.post(stack.url("intake") + "/cases", json=body)
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"registration refused: {response.status_code} {response.text}")
+    return uuid.UUID(response.json()["case_id"])
+
+
+async def _retry_until(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], done: Any, *, timeout: float, what: str
+) -> list[dict[str, Any]]:
+    """POST until ``done(results)``: other services' events reach a post asynchronously."""
+    results: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = ""
+    while True:
+        response = await client.post(url, json=body)
+        if response.status_code == 200:
+            results.append(response.json())
+            if done(results):
+                return results
+        elif response.status_code not in (404, 409):
+            raise RuntimeError(f"{what}: {response.status_code} {response.text}")
+        last = f"{response.status_code} {response.text}"
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{what} did not complete within {timeout:.0f}s; last answer {last}")
+        await asyncio.sleep(0.3)
+
+
+async def wait_ready_for_planning(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    route: Route,
+    departure: date,
+    case_ids: Iterable[uuid.UUID],
+    timeout: float,
+) -> None:
+    wanted = {str(c) for c in case_ids}
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await client.get(
+                stack.url("transport") + "/ready-cases",
+                params={"route_id": route.route_id, "departure_date": departure.isoformat()},
+            )
+            response.raise_for_status()
+            if wanted <= {c["case_id"] for c in response.json()["cases"]}:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def run_movement(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    stream: StatusStream,
+    route: Route,
+    departure: date,
+    *,
+    vehicles: list[tuple[str, int]],
+    expect: Iterable[uuid.UUID] = (),
+    refusals: dict[str, list[dict[str, Any]]] | None = None,
+    timeout: float = 90.0,
+) -> dict[str, Any]:
+    """Plan, depart and clear a movement at every checkpoint in route order.
+
+    ``expect``: cases that must be ready at transport before planning (decisions reach transport
+    asynchronously, after the status change that announced them).
+    """
+    await wait_ready_for_planning(client, stack, route, departure, expect, timeout)
+    response = await client.post(
+        stack.url("transport") + "/movements",
+        json={
+            "route_id": route.route_id,
+            "departure_date": departure.isoformat(),
+            "vehicles": [{"vehicle_id": v, "capacity": c} for v, c in vehicles],
+        },
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"planning failed: {response.status_code} {response.text}")
+    movement = response.json()
+    movement_id = movement["movement_id"]
+    on_board = {v["vehicle_id"]: [uuid.UUID(c["case_id"]) for c in v["cases"]] for v in movement["vehicles"]}
+    await stream.wait_for([c for cs in on_board.values() for c in cs], CaseStatus.MANIFESTED, timeout)
+    for vehicle_id, case_ids in on_board.items():
+        if not case_ids:
+            continue
+        r = await client.post(
+            f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/departure",
+            json={"no_shows": []},
+        )
+        if r.status_code != 200:
+            raise RuntimeError(f"departure failed: {r.status_code} {r.text}")
+        remaining = {str(c) for c in case_ids}
+        for cp in route.checkpoints:
+            url = f"{stack.border_url(cp.checkpoint_id)}/movements/{movement_id}/vehicles/{vehicle_id}/clearance"
+            body = {
+                "officer": f"officer@{cp.checkpoint_id}",
+                "refusals": (refusals or {}).get(cp.checkpoint_id, []),
+            }
+            decided: set[str] = set()
+            refused: set[str] = set()
+
+            def done(
+                results: list[dict[str, Any]],
+                decided: set[str] = decided,
+                refused: set[str] = refused,
+                remaining: set[str] = remaining,
+            ) -> bool:
+                for res in results[-1:]:
+                    decided.update(res["cleared"], res["refused"])
+                    refused.update(res["refused"])
+                return remaining <= decided
+
+            await _retry_until(
+                client, url, body, done, timeout=timeout, what=f"clearance at {cp.checkpoint_id}"
+            )
+            remaining -= refused
+            if not remaining:
+                break
+    return movement

@@ -1,0 +1,83 @@
+"""Read the public status stream into per-case timelines (demo, tests, operations tooling)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer
+
+from contracts import topics
+from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
+from contracts.status import CaseStatus, CaseStatusChanged
+from corridor.kafkatools import partitions_of
+
+
+class StatusStream:
+    """Follows ``corridor.case-status`` from the beginning, without a consumer group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        self.timelines: dict[uuid.UUID, list[CloudEvent]] = defaultdict(list)
+        self.raw_count = 0
+        self.invalid: list[str] = []
+        self._seen: set[tuple[str, str]] = set()
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        tps = await partitions_of(self._bootstrap, topics.STATUS)
+        await self._consumer.start()
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _follow(self) -> None:
+        async for record in self._consumer:
+            self.raw_count += 1
+            try:
+                event = CloudEvent.from_record(decode_headers(record.headers), record.value)
+            except EnvelopeError as exc:
+                self.invalid.append(f"{record.partition}@{record.offset}: {exc}")
+                continue
+            if not isinstance(event.data, CaseStatusChanged) or event.dedup_key in self._seen:
+                continue
+            self._seen.add(event.dedup_key)
+            async with self._changed:
+                self.timelines[event.data.case_id].append(event)
+                self._changed.notify_all()
+
+    def statuses(self, case_id: uuid.UUID) -> list[CaseStatus]:
+        return [e.data.status for e in self.timelines.get(case_id, [])]  # type: ignore[attr-defined]
+
+    async def wait_for(
+        self, case_ids: Iterable[uuid.UUID], status: CaseStatus | set[CaseStatus], timeout: float = 60.0
+    ) -> None:
+        """Wait until every case has reached one of ``status``; TimeoutError says which did not."""
+        wanted = {status} if isinstance(status, CaseStatus) else status
+        ids = list(case_ids)
+
+        def done() -> bool:
+            return all(wanted & set(self.statuses(c)) for c in ids)
+
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(done)
+        except TimeoutError:
+            missing = {
+                str(c): [s.value for s in self.statuses(c)] for c in ids if not wanted & set(self.statuses(c))
+            }
+            raise TimeoutError(f"cases never reached {sorted(wanted)}: {missing}") from None

@@ -1,0 +1,232 @@
+"""Border clearance: one instance per checkpoint (a country's exit or entry post on a crossing).
+
+It receives manifests before the vehicle arrives, knows when each case has reached the post
+(its vehicle departed, or it was cleared at the checkpoint before), and records a decision per
+person. A family is cleared together or held together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import topics
+from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
+from contracts.envelope import CloudEvent
+from contracts.routes import RouteBook
+from contracts.status import CaseStatus, CaseStatusChanged, Place
+from contracts.transport import ManifestIssued, MovementDeparted
+from corridor.outbox import enqueue
+from corridor.runtime import ServiceRuntime
+from corridor.settings import ServiceSettings
+from services.border_clearance import domain, store
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class BorderSettings(ServiceSettings):
+    http_port: int = 8010
+    checkpoint: str = Field(default="kaz-zhibek-zholy-exit", pattern=r"^[a-z0-9-]+$")
+
+
+class RefusalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_id: uuid.UUID
+    reason_code: str = Field(pattern=r"^[a-z_]{3,40}$", examples=["document_mismatch"])
+    reason: str = Field(min_length=3, max_length=500, description="Kept in this post's records only")
+
+
+class ClearVehicle(BaseModel):
+    """Clear everyone on a vehicle who has reached this post, except the people refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    officer: str = Field(min_length=1, max_length=100)
+    refusals: list[RefusalIn] = Field(default_factory=list)
+
+
+def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
+    settings = settings or BorderSettings()
+    routes = RouteBook.load(settings.routes_file)
+    found = routes.checkpoint(settings.checkpoint)
+    if found is None:
+        raise SystemExit(f"checkpoint {settings.checkpoint!r} is not on any route in {settings.routes_file}")
+    _, checkpoint = found
+    if checkpoint.country != settings.mission:
+        raise SystemExit(
+            f"checkpoint {checkpoint.checkpoint_id} belongs to {checkpoint.country}, not mission {settings.mission}"
+        )
+    instance = f"border-clearance.{checkpoint.checkpoint_id}"
+    rt = ServiceRuntime(
+        "border_clearance",
+        settings,
+        migrations=MIGRATIONS,
+        instance=instance,
+        title=f"Corridor border clearance at {checkpoint.post} ({checkpoint.country} {checkpoint.direction})",
+    )
+    rt.produces(topics.STATUS, topics.BORDER_DECISIONS)
+    place = Place(country=checkpoint.country, name=checkpoint.post, checkpoint_id=checkpoint.checkpoint_id)
+    cleared_status = CaseStatus.EXIT_CLEARED if checkpoint.direction == "exit" else CaseStatus.ENTRY_CLEARED
+
+    async def on_manifest(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        assert isinstance(event.data, ManifestIssued)
+        if event.data.checkpoint_id == checkpoint.checkpoint_id:
+            await store.save_manifest(conn, event.data)
+
+    async def on_departed(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        d = event.data
+        assert isinstance(d, MovementDeparted)
+        for case_id in d.case_ids:
+            await store.record_departure(conn, case_id, d.movement_id, d.vehicle_id)
+
+    async def on_cleared_elsewhere(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        d = event.data
+        assert isinstance(d, BorderCrossingCleared)
+        if d.checkpoint_id != checkpoint.checkpoint_id:
+            await store.record_upstream_clearance(conn, d.case_id, d.checkpoint_id)
+
+    rt.consume(
+        topics.manifests(checkpoint.checkpoint_id),
+        topics.MOVEMENTS,
+        topics.BORDER_DECISIONS,
+        handlers={
+            ManifestIssued: on_manifest,
+            MovementDeparted: on_departed,
+            BorderCrossingCleared: on_cleared_elsewhere,
+        },
+    )
+
+    api = APIRouter(tags=["clearance"])
+
+    @api.get("/checkpoint")
+    async def describe_checkpoint() -> dict[str, Any]:
+        return checkpoint.model_dump()
+
+    @api.get("/expected-arrivals")
+    async def expected_arrivals() -> dict[str, Any]:
+        async with rt.pool.acquire() as conn:
+            return {
+                "checkpoint_id": checkpoint.checkpoint_id,
+                "vehicles": await store.expected_arrivals(conn),
+            }
+
+    @api.post("/movements/{movement_id}/vehicles/{vehicle_id}/clearance")
+    async def clear_vehicle(movement_id: str, vehicle_id: str, command: ClearVehicle) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        refusals = {
+            r.person_id: domain.Refusal(r.person_id, r.reason_code, r.reason) for r in command.refusals
+        }
+        async with rt.pool.acquire() as conn, conn.transaction():
+            manifest = await store.manifest(conn, movement_id, vehicle_id)
+            if manifest is None:
+                raise HTTPException(404, f"no manifest received for {movement_id}/{vehicle_id}")
+            route = routes.get(manifest["route_id"])
+            if route is None:
+                raise HTTPException(409, f"route {manifest['route_id']} is not configured here")
+            people = await store.passengers(conn, movement_id, vehicle_id)
+            unknown = set(refusals) - {p["person_id"] for p in people}
+            if unknown:
+                raise HTTPException(422, f"not on the manifest: {', '.join(sorted(map(str, unknown)))}")
+            by_case: dict[uuid.UUID, list[asyncpg.Record]] = defaultdict(list)
+            for p in people:
+                by_case[p["case_id"]].append(p)
+            previous = domain.previous_checkpoint(route, checkpoint.checkpoint_id)
+            cleared: list[str] = []
+            refused: list[str] = []
+            waiting: dict[str, str] = {}
+            for case_id, members in by_case.items():
+                if await store.decided(conn, case_id):
+                    waiting[str(case_id)] = "already decided"
+                    continue
+                reached = (
+                    await store.has_departed(conn, case_id)
+                    if previous is None
+                    else await store.cleared_upstream(conn, case_id, previous)
+                )
+                if not reached:
+                    waiting[str(case_id)] = (
+                        "vehicle has not departed" if previous is None else f"not yet cleared at {previous}"
+                    )
+                    continue
+                person_ids = [m["person_id"] for m in members]
+                ok = domain.case_outcome(person_ids, refusals)
+                for pid in person_ids:
+                    refusal = refusals.get(pid)
+                    await store.save_decision(
+                        conn,
+                        case_id=case_id,
+                        person_id=pid,
+                        movement_id=movement_id,
+                        vehicle_id=vehicle_id,
+                        cleared=ok,
+                        reason_code=refusal.reason_code
+                        if refusal
+                        else (None if ok else "family_member_refused"),
+                        reason=refusal.reason if refusal else None,
+                        officer=command.officer,
+                        at=now,
+                    )
+                decisions = [
+                    PersonDecision(
+                        person_id=pid,
+                        cleared=ok,
+                        reason_code=refusals[pid].reason_code if pid in refusals else None,
+                    )
+                    for pid in person_ids
+                ]
+                event_model = BorderCrossingCleared if ok else BorderCrossingRefused
+                first_refusal = next((refusals[p] for p in person_ids if p in refusals), None)
+                await enqueue(
+                    conn,
+                    CaseStatusChanged(
+                        case_id=case_id,
+                        status=cleared_status if ok else CaseStatus.REFUSED_AT_BORDER,
+                        occurred_at=now,
+                        members=len(person_ids),
+                        place=place,
+                        movement_id=movement_id,
+                        reason_code=None if ok else first_refusal.reason_code if first_refusal else None,
+                        # The officer's words stay in this post's records: they may name a person.
+                        reason=None
+                        if ok
+                        else f"Refused {checkpoint.direction} at {checkpoint.post}; the family is held together",
+                    ),
+                    topic=topics.STATUS,
+                    source=rt.source,
+                )
+                await enqueue(
+                    conn,
+                    event_model(
+                        case_id=case_id,
+                        checkpoint_id=checkpoint.checkpoint_id,
+                        country=checkpoint.country,
+                        crossing=checkpoint.crossing,
+                        direction=checkpoint.direction,
+                        movement_id=movement_id,
+                        vehicle_id=vehicle_id,
+                        decisions=decisions,
+                        decided_at=now,
+                    ),
+                    topic=topics.BORDER_DECISIONS,
+                    source=rt.source,
+                )
+                (cleared if ok else refused).append(str(case_id))
+            if not cleared and not refused:
+                raise HTTPException(
+                    409, {"message": "nobody on this vehicle can be decided now", "waiting": waiting}
+                )
+        return {
+            "checkpoint_id": checkpoint.checkpoint_id,
+            "cleared": cleared,
+            "refused": refused,
+            "waiting": waiting,
+        }
+
+    rt.http.include_router(api)
+    return rt

@@ -1,0 +1,189 @@
+"""Eligibility rules, without I/O. Every decision lists each rule it evaluated and why."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.eligibility import Outcome, RuleOutcome, RuleResult
+from contracts.intake import CaseRegistered, Consent, DocumentType, VulnerabilityFlag
+from contracts.routes import Route
+
+CERTIFICATE_OF_RETURN_VALIDITY = timedelta(days=30)
+
+# Weights a caseworker can reason about: the most vulnerable person sets the case's priority,
+# each further vulnerable person adds one.
+VULNERABILITY_WEIGHT: dict[VulnerabilityFlag, int] = {
+    VulnerabilityFlag.UNACCOMPANIED_MINOR: 50,
+    VulnerabilityFlag.SERIOUS_ILLNESS: 40,
+    VulnerabilityFlag.PREGNANT: 40,
+    VulnerabilityFlag.SURVIVOR_OF_TRAFFICKING_OR_VIOLENCE: 30,
+    VulnerabilityFlag.DISABILITY: 30,
+    VulnerabilityFlag.ELDERLY: 30,
+    VulnerabilityFlag.SINGLE_PARENT: 20,
+}
+
+
+class MemberFacts(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    person_id: uuid.UUID
+    nationality: str
+    document_type: DocumentType
+    document_issued_on: date | None
+    document_expires_on: date
+    vulnerabilities: tuple[VulnerabilityFlag, ...]
+
+
+class CaseFacts(BaseModel):
+    """What the rules need of a registration, and no more: no names, numbers or birth dates."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: uuid.UUID
+    route_id: str
+    planned_travel_date: date
+    consent: Consent
+    members: tuple[MemberFacts, ...]
+
+    @classmethod
+    def from_registration(cls, case: CaseRegistered) -> CaseFacts:
+        return cls(
+            case_id=case.case_id,
+            route_id=case.route_id,
+            planned_travel_date=case.planned_travel_date,
+            consent=case.consent,
+            members=tuple(
+                MemberFacts(
+                    person_id=m.person_id,
+                    nationality=m.nationality,
+                    document_type=m.document.type,
+                    document_issued_on=m.document.issued_on,
+                    document_expires_on=m.document.expires_on,
+                    vulnerabilities=tuple(m.vulnerabilities),
+                )
+                for m in case.members
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    priority: int
+    rules: tuple[RuleResult, ...]
+
+    @property
+    def failed(self) -> tuple[RuleResult, ...]:
+        return tuple(r for r in self.rules if r.outcome is RuleOutcome.FAIL)
+
+    @property
+    def pending(self) -> tuple[RuleResult, ...]:
+        return tuple(r for r in self.rules if r.outcome is RuleOutcome.PENDING)
+
+    def summary(self) -> tuple[str | None, str | None]:
+        """Reason code and text for the public status stream (no personal data)."""
+        blocking = self.failed or self.pending
+        if not blocking:
+            return None, None
+        return blocking[0].rule, "; ".join(r.reason for r in blocking)
+
+
+def _ordinal(i: int) -> str:
+    return f"member {i + 1}"
+
+
+def consent_recorded(case: CaseFacts, route: Route) -> RuleResult:
+    rule = "consent_recorded"
+    if not case.consent.given:
+        return RuleResult(
+            rule=rule, outcome=RuleOutcome.FAIL, reason="No consent to travel and share data recorded"
+        )
+    needed = [c for c in (*route.transit_countries, route.destination_country) if c != route.origin_country]
+    missing = [c for c in needed if c not in case.consent.scope]
+    if missing:
+        return RuleResult(
+            rule=rule,
+            outcome=RuleOutcome.FAIL,
+            reason=f"Consent does not cover sharing data with the {', '.join(missing)} mission(s) on the route",
+        )
+    return RuleResult(
+        rule=rule,
+        outcome=RuleOutcome.PASS,
+        reason=f"{case.consent.kind.capitalize()} consent covers {', '.join(needed)}",
+    )
+
+
+def nationality_matches_destination(case: CaseFacts, route: Route) -> RuleResult:
+    rule = "nationality_matches_destination"
+    others = [i for i, m in enumerate(case.members) if m.nationality != route.destination_country]
+    if others:
+        who = ", ".join(_ordinal(i) for i in others)
+        return RuleResult(
+            rule=rule,
+            outcome=RuleOutcome.FAIL,
+            reason=f"{who}: nationality is not {route.destination_country}, the route's destination",
+        )
+    return RuleResult(
+        rule=rule, outcome=RuleOutcome.PASS, reason=f"Every member is a {route.destination_country} national"
+    )
+
+
+def document_valid_until(doc_type: DocumentType, expires_on: date, issued_on: date | None) -> date | None:
+    """Last day a document can be used; None when it cannot be judged (missing issue date)."""
+    if doc_type is DocumentType.CERTIFICATE_OF_RETURN:
+        if issued_on is None:
+            return None
+        return min(expires_on, issued_on + CERTIFICATE_OF_RETURN_VALIDITY)
+    return expires_on
+
+
+def document_valid_on_travel_date(case: CaseFacts) -> RuleResult:
+    rule = "document_valid_on_travel_date"
+    travel = case.planned_travel_date
+    expired: list[str] = []
+    unknown: list[str] = []
+    for i, member in enumerate(case.members):
+        until = document_valid_until(
+            member.document_type, member.document_expires_on, member.document_issued_on
+        )
+        kind = member.document_type.value.replace("_", " ")
+        if until is None:
+            unknown.append(f"{_ordinal(i)}: {kind} has no issue date")
+        elif until < travel:
+            expired.append(f"{_ordinal(i)}: {kind} is valid only until {until.isoformat()}")
+    if expired:
+        return RuleResult(
+            rule=rule,
+            outcome=RuleOutcome.FAIL,
+            reason=f"Travel document not valid on the planned travel date {travel.isoformat()} ({'; '.join(expired)})",
+        )
+    if unknown:
+        return RuleResult(rule=rule, outcome=RuleOutcome.PENDING, reason="; ".join(unknown))
+    return RuleResult(
+        rule=rule, outcome=RuleOutcome.PASS, reason=f"Every travel document is valid on {travel.isoformat()}"
+    )
+
+
+def priority(case: CaseFacts) -> int:
+    weights = [max((VULNERABILITY_WEIGHT[v] for v in m.vulnerabilities), default=0) for m in case.members]
+    vulnerable = [w for w in weights if w > 0]
+    return max(weights, default=0) + max(len(vulnerable) - 1, 0)
+
+
+def evaluate(case: CaseFacts, route: Route) -> Decision:
+    rules = (
+        consent_recorded(case, route),
+        nationality_matches_destination(case, route),
+        document_valid_on_travel_date(case),
+    )
+    if any(r.outcome is RuleOutcome.FAIL for r in rules):
+        outcome = Outcome.INELIGIBLE
+    elif any(r.outcome is RuleOutcome.PENDING for r in rules):
+        outcome = Outcome.PENDING
+    else:
+        outcome = Outcome.ELIGIBLE
+    return Decision(outcome=outcome, priority=priority(case), rules=rules)

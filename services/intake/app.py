@@ -1,0 +1,131 @@
+"""Intake: registers cases over HTTP and keeps each case's timeline from the status stream."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Header, HTTPException, Response
+from fastapi.exceptions import RequestValidationError
+
+from contracts import topics
+from contracts.envelope import CloudEvent
+from contracts.routes import RouteBook
+from contracts.status import CaseStatus, CaseStatusChanged
+from corridor.outbox import enqueue
+from corridor.runtime import ServiceRuntime
+from corridor.settings import ServiceSettings
+from services.intake import domain, store
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class IntakeSettings(ServiceSettings):
+    http_port: int = 8001
+
+
+def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
+    settings = settings or IntakeSettings()
+    routes = RouteBook.load(settings.routes_file)
+    rt = ServiceRuntime("intake", settings, migrations=MIGRATIONS, title="Corridor intake")
+    rt.produces(topics.CASES, topics.STATUS)
+
+    async def on_status_changed(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        assert isinstance(event.data, CaseStatusChanged)
+        await store.record_status(conn, event.source, event.id, event.data)
+
+    rt.consume(topics.STATUS, handlers={CaseStatusChanged: on_status_changed}, name="intake-timeline")
+
+    api = APIRouter(tags=["cases"])
+
+    @api.post("/cases", status_code=201)
+    async def register_case(command: domain.RegisterCase, response: Response) -> dict[str, Any]:
+        """Register one person or a family group. Personal data stays in the host mission."""
+        route = routes.get(command.route_id)
+        if route is None:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "route_id"),
+                        "msg": f"unknown route {command.route_id!r}",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        now = datetime.now(UTC)
+        problems = domain.validate_against_today(command, now.date())
+        if problems:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", *p.split(":")[0].split(".")),
+                        "msg": p.split(": ", 1)[1],
+                        "type": "value_error",
+                    }
+                    for p in problems
+                ]
+            )
+        async with rt.pool.acquire() as conn:
+            if command.registration_key:
+                existing = await store.case_for_key(conn, command.registration_key)
+                if existing is not None:
+                    response.status_code = 200
+                    return {"case_id": str(existing), "created": False}
+            case = domain.build_case(command, case_id=uuid.uuid4(), now=now)
+            try:
+                async with conn.transaction():
+                    await store.insert_case(
+                        conn, case, registration_key=command.registration_key, status=CaseStatus.REGISTERED
+                    )
+                    # Status first: the relay publishes a case's rows in order, so everything
+                    # downstream of CaseRegistered lands on the status stream after "registered".
+                    await enqueue(
+                        conn,
+                        CaseStatusChanged(
+                            case_id=case.case_id,
+                            status=CaseStatus.REGISTERED,
+                            occurred_at=now,
+                            members=len(case.members),
+                        ),
+                        topic=topics.STATUS,
+                        source=rt.source,
+                    )
+                    await enqueue(conn, case, topic=topics.CASES, source=rt.source)
+            except asyncpg.UniqueViolationError:
+                assert command.registration_key is not None
+                existing = await store.case_for_key(conn, command.registration_key)
+                response.status_code = 200
+                return {"case_id": str(existing), "created": False}
+        return {"case_id": str(case.case_id), "created": True, "status": CaseStatus.REGISTERED.value}
+
+    @api.get("/cases/{case_id}/timeline")
+    async def case_timeline(case_id: uuid.UUID) -> dict[str, Any]:
+        """The case's status changes as read from the public status stream (no personal data)."""
+        async with rt.pool.acquire() as conn:
+            if not await store.case_exists(conn, case_id):
+                raise HTTPException(404, f"no case {case_id}")
+            return {"case_id": str(case_id), "timeline": await store.timeline(conn, case_id)}
+
+    @api.get("/cases/{case_id}")
+    async def read_case(
+        case_id: uuid.UUID,
+        x_actor: Annotated[str, Header(min_length=1, description="Who reads")],
+        x_purpose: Annotated[str, Header(min_length=3, description="Why")],
+    ) -> dict[str, Any]:
+        """The case with personal data. Every read is recorded with who and why."""
+        async with rt.pool.acquire() as conn, conn.transaction():
+            case = await store.read_case(conn, case_id, actor=x_actor, purpose=x_purpose)
+        if case is None:
+            raise HTTPException(404, f"no case {case_id}")
+        return case
+
+    @api.get("/cases/{case_id}/access-log")
+    async def case_access_log(case_id: uuid.UUID) -> dict[str, Any]:
+        async with rt.pool.acquire() as conn:
+            return {"case_id": str(case_id), "reads": await store.access_log(conn, case_id)}
+
+    rt.http.include_router(api)
+    return rt

@@ -1,0 +1,232 @@
+"""Transport's persistence: cases ready to travel, movements, vehicles, seat assignments."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from contracts.intake import CaseRegistered
+from contracts.transport import ManifestPassenger
+from services.transport.domain import ReadyCase
+
+
+async def save_case(conn: asyncpg.Connection, case: CaseRegistered) -> None:
+    passengers = [
+        ManifestPassenger(
+            case_id=case.case_id,
+            person_id=p.person_id,
+            surname=p.surname,
+            given_names=p.given_names,
+            birth_date=p.birth_date,
+            sex=p.sex,
+            nationality=p.nationality,
+            document_type=p.document.type,
+            document_number=p.document.number,
+        ).model_dump(mode="json")
+        for p in case.members
+    ]
+    await conn.execute(
+        """INSERT INTO cases (case_id, route_id, planned_travel_date, registered_at, passengers)
+           VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (case_id) DO NOTHING""",
+        case.case_id,
+        case.route_id,
+        case.planned_travel_date,
+        case.registered_at,
+        json.dumps(passengers),
+    )
+
+
+async def save_decision(
+    conn: asyncpg.Connection, case_id: uuid.UUID, version: int, outcome: str, priority: int
+) -> None:
+    # Decisions may arrive out of order with other topics but never regress: keep the newest.
+    await conn.execute(
+        """INSERT INTO decisions (case_id, version, outcome, priority) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (case_id) DO UPDATE
+           SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority
+           WHERE decisions.version < EXCLUDED.version""",
+        case_id,
+        version,
+        outcome,
+        priority,
+    )
+
+
+async def ready_cases(conn: asyncpg.Connection, route_id: str, departure_date: date) -> list[ReadyCase]:
+    rows = await conn.fetch(
+        """SELECT c.case_id, jsonb_array_length(c.passengers) AS members, d.priority, c.registered_at
+           FROM cases c JOIN decisions d USING (case_id)
+           LEFT JOIN assignments a USING (case_id)
+           WHERE d.outcome = 'eligible' AND a.case_id IS NULL
+             AND c.route_id = $1 AND c.planned_travel_date = $2
+           FOR UPDATE OF c""",
+        route_id,
+        departure_date,
+    )
+    return [ReadyCase(r["case_id"], r["members"], r["priority"], r["registered_at"]) for r in rows]
+
+
+async def create_movement(
+    conn: asyncpg.Connection,
+    movement_id: str,
+    route_id: str,
+    departure_date: date,
+    vehicles: list[tuple[str, int, uuid.UUID]],
+) -> None:
+    await conn.execute(
+        "INSERT INTO movements (movement_id, route_id, departure_date, status) VALUES ($1, $2, $3, 'planned')",
+        movement_id,
+        route_id,
+        departure_date,
+    )
+    await conn.executemany(
+        "INSERT INTO vehicles (movement_id, vehicle_id, capacity, manifest_id) VALUES ($1, $2, $3, $4)",
+        [(movement_id, v, cap, mid) for v, cap, mid in vehicles],
+    )
+
+
+async def assign(
+    conn: asyncpg.Connection,
+    case_id: uuid.UUID,
+    movement_id: str,
+    vehicle_id: str,
+    seats: int,
+    explanation: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO assignments (case_id, movement_id, vehicle_id, seats, state, explanation)
+           VALUES ($1, $2, $3, $4, 'manifested', $5)""",
+        case_id,
+        movement_id,
+        vehicle_id,
+        seats,
+        explanation,
+    )
+
+
+async def movement(conn: asyncpg.Connection, movement_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM movements WHERE movement_id = $1", movement_id)
+
+
+async def vehicles(conn: asyncpg.Connection, movement_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM vehicles WHERE movement_id = $1 ORDER BY vehicle_id", movement_id)
+
+
+async def passengers_on(
+    conn: asyncpg.Connection, movement_id: str, vehicle_id: str
+) -> list[ManifestPassenger]:
+    rows = await conn.fetch(
+        """SELECT c.passengers FROM assignments a JOIN cases c USING (case_id)
+           WHERE a.movement_id = $1 AND a.vehicle_id = $2 AND a.state IN ('manifested', 'departed')
+           ORDER BY c.registered_at, c.case_id""",
+        movement_id,
+        vehicle_id,
+    )
+    return [ManifestPassenger.model_validate(p) for r in rows for p in json.loads(r["passengers"])]
+
+
+async def assignments(conn: asyncpg.Connection, movement_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM assignments WHERE movement_id = $1 ORDER BY vehicle_id, case_id", movement_id
+    )
+
+
+async def set_assignment_state(conn: asyncpg.Connection, case_id: uuid.UUID, state: str) -> None:
+    await conn.execute("UPDATE assignments SET state = $2 WHERE case_id = $1", case_id, state)
+
+
+async def bump_manifest(conn: asyncpg.Connection, movement_id: str, vehicle_id: str) -> int:
+    return int(
+        await conn.fetchval(
+            """UPDATE vehicles SET manifest_revision = manifest_revision + 1
+               WHERE movement_id = $1 AND vehicle_id = $2 RETURNING manifest_revision""",
+            movement_id,
+            vehicle_id,
+        )
+    )
+
+
+async def mark_departed(conn: asyncpg.Connection, movement_id: str, vehicle_id: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE vehicles SET departed_at = $3 WHERE movement_id = $1 AND vehicle_id = $2",
+        movement_id,
+        vehicle_id,
+        at,
+    )
+    await conn.execute(
+        """UPDATE movements SET status = 'departed' WHERE movement_id = $1
+           AND NOT EXISTS (SELECT 1 FROM vehicles WHERE movement_id = $1 AND departed_at IS NULL)""",
+        movement_id,
+    )
+
+
+async def assignment(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT a.*, m.route_id, jsonb_array_length(c.passengers) AS members
+           FROM assignments a JOIN movements m USING (movement_id) JOIN cases c USING (case_id)
+           WHERE a.case_id = $1""",
+        case_id,
+    )
+
+
+async def record_crossing(
+    conn: asyncpg.Connection, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO crossings (case_id, checkpoint_id, cleared, decided_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (case_id, checkpoint_id) DO UPDATE SET cleared = EXCLUDED.cleared,
+               decided_at = EXCLUDED.decided_at""",
+        case_id,
+        checkpoint_id,
+        cleared,
+        at,
+    )
+
+
+async def close_movement_if_done(conn: asyncpg.Connection, movement_id: str) -> bool:
+    status = await conn.execute(
+        """UPDATE movements SET status = 'closed' WHERE movement_id = $1 AND status <> 'closed'
+           AND NOT EXISTS (SELECT 1 FROM assignments WHERE movement_id = $1
+                           AND state NOT IN ('arrived', 'no_show', 'refused'))""",
+        movement_id,
+    )
+    return status.endswith(" 1")
+
+
+def describe(
+    movement: asyncpg.Record, vehicles: list[asyncpg.Record], assigned: list[asyncpg.Record]
+) -> dict[str, Any]:
+    return {
+        "movement_id": movement["movement_id"],
+        "route_id": movement["route_id"],
+        "departure_date": movement["departure_date"].isoformat(),
+        "status": movement["status"],
+        "vehicles": [
+            {
+                "vehicle_id": v["vehicle_id"],
+                "capacity": v["capacity"],
+                "manifest_revision": v["manifest_revision"],
+                "departed_at": v["departed_at"].isoformat() if v["departed_at"] else None,
+                "cases": [
+                    {
+                        "case_id": str(a["case_id"]),
+                        "seats": a["seats"],
+                        "state": a["state"],
+                        "explanation": a["explanation"],
+                    }
+                    for a in assigned
+                    if a["vehicle_id"] == v["vehicle_id"]
+                ],
+                "seats_taken": sum(
+                    a["seats"]
+                    for a in assigned
+                    if a["vehicle_id"] == v["vehicle_id"] and a["state"] != "no_show"
+                ),
+            }
+            for v in vehicles
+        ],
+    }

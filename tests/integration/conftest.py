@@ -1,0 +1,82 @@
+"""One real platform per test session: Kafka (KRaft) and PostgreSQL started from the project's
+own files, every service as its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts.routes import Route, RouteBook
+from corridor.devstack import Stack
+from corridor.kafkatools import partitions_of
+from corridor.statusreader import StatusStream
+
+_dates = itertools.count(30)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    platform = Stack(tmp_path_factory.mktemp("platform"))
+    try:
+        platform.start_infra()
+        platform.start_services()
+        yield platform
+    finally:
+        platform.stop()
+
+
+@pytest.fixture(scope="session")
+def route(stack: Stack) -> Route:
+    return RouteBook.load(stack.routes_file).routes[0]
+
+
+@pytest.fixture(scope="session")
+async def stream(stack: Stack) -> AsyncIterator[StatusStream]:
+    reader = StatusStream(stack.bootstrap)
+    await reader.start()
+    yield reader
+    await reader.stop()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=15.0) as c:
+        yield c
+
+
+@pytest.fixture
+def travel_date() -> date:
+    """A travel date of this test's own: planning takes every ready case of a date."""
+    return date.today() + timedelta(days=next(_dates))
+
+
+async def wait_group_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 30.0) -> None:
+    """Wait until ``group`` has committed every record currently on ``topic``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    partitions = await partitions_of(bootstrap, topic)
+    await admin.start()
+    await probe.start()
+    try:
+        ends = await probe.end_offsets(partitions)
+        async with asyncio.timeout(timeout):
+            while True:
+                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()):
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]

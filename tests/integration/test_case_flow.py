@@ -1,0 +1,255 @@
+"""A case's life end to end on the real platform."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, timedelta
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts import topics
+from contracts.envelope import decode_headers
+from contracts.routes import Route
+from contracts.status import CaseStatus
+from corridor import scenario
+from corridor.devstack import Stack
+from corridor.kafkatools import read_topic
+from corridor.statusreader import StatusStream
+from tests.integration.conftest import wait_group_caught_up
+
+FULL_JOURNEY = [
+    CaseStatus.REGISTERED,
+    CaseStatus.ELIGIBLE,
+    CaseStatus.MANIFESTED,
+    CaseStatus.DEPARTED,
+    CaseStatus.EXIT_CLEARED,
+    CaseStatus.ENTRY_CLEARED,
+    CaseStatus.EXIT_CLEARED,
+    CaseStatus.ENTRY_CLEARED,
+    CaseStatus.ARRIVED,
+]
+
+
+async def test_family_reaches_arrived_with_its_full_ordered_timeline(
+    stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    family = await scenario.register(client, stack, scenario.family_of_three(travel_date))
+    await stream.wait_for([family], CaseStatus.ELIGIBLE, 60)
+    await scenario.run_movement(
+        client, stack, stream, route, travel_date, vehicles=[("BUS-01", 45)], expect=[family]
+    )
+    await stream.wait_for([family], CaseStatus.ARRIVED, 60)
+
+    events = stream.timelines[family]
+    assert [e.data.status for e in events] == FULL_JOURNEY  # type: ignore[attr-defined]
+    places = [e.data.place.checkpoint_id for e in events if e.data.place and e.data.place.checkpoint_id]  # type: ignore[attr-defined]
+    assert places == [cp.checkpoint_id for cp in route.checkpoints]
+    assert all(e.data.members == 3 for e in events)  # type: ignore[attr-defined]
+    times = [e.data.occurred_at for e in events]  # type: ignore[attr-defined]
+    assert times == sorted(times)
+    sources = {e.source for e in events}
+    assert "/missions/UZB/border_clearance" in sources and "/missions/TJK/border_clearance" in sources
+
+    # Intake's timeline API is the same stream, read back in the same order.
+    async with asyncio.timeout(30):
+        while True:
+            body = (await client.get(f"{stack.url('intake')}/cases/{family}/timeline")).json()
+            if len(body["timeline"]) == len(FULL_JOURNEY):
+                break
+            await asyncio.sleep(0.2)
+    assert [t["status"] for t in body["timeline"]] == [s.value for s in FULL_JOURNEY]
+
+
+async def test_status_stream_carries_no_personal_data(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    case_id = await scenario.register(client, stack, scenario.family_of_three(travel_date))
+    await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
+    raw = b"".join(
+        r.value + b"".join(v for _, v in r.headers) for r in await read_topic(stack.bootstrap, topics.STATUS)
+    )
+    assert str(case_id).encode() in raw
+    for secret in (b"Nazarov", b"Farrukh", b"401234567", b"1986-03-14", b"pregnant", b"CR0001234"):
+        assert secret not in raw
+
+
+async def test_expired_document_stops_the_case_at_eligibility_with_its_reason(
+    stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    body = scenario.single_traveller(travel_date, expires_on=travel_date - timedelta(days=1))
+    case_id = await scenario.register(client, stack, body)
+    await stream.wait_for([case_id], {CaseStatus.INELIGIBLE, CaseStatus.ELIGIBLE}, 60)
+    last = stream.timelines[case_id][-1].data
+    assert last.status is CaseStatus.INELIGIBLE  # type: ignore[attr-defined]
+    assert last.reason_code == "document_valid_on_travel_date"  # type: ignore[attr-defined]
+    assert (travel_date - timedelta(days=1)).isoformat() in last.reason  # type: ignore[attr-defined]
+
+    decisions = (await client.get(f"{stack.url('eligibility')}/cases/{case_id}/decisions")).json()[
+        "decisions"
+    ]
+    assert [d["outcome"] for d in decisions] == ["ineligible"]
+    assert {r["rule"]: r["outcome"] for r in decisions[0]["rules"]} == {
+        "consent_recorded": "pass",
+        "nationality_matches_destination": "pass",
+        "document_valid_on_travel_date": "fail",
+    }
+
+    # Transport does not place it: the movement for that day stays empty.
+    planned = await client.post(
+        f"{stack.url('transport')}/movements",
+        json={
+            "route_id": route.route_id,
+            "departure_date": travel_date.isoformat(),
+            "vehicles": [{"vehicle_id": "BUS-X", "capacity": 45}],
+        },
+    )
+    assert planned.status_code == 201
+    assert planned.json()["vehicles"][0]["cases"] == []
+    await asyncio.sleep(1)
+    assert stream.statuses(case_id) == [CaseStatus.REGISTERED, CaseStatus.INELIGIBLE]
+
+
+async def test_invalid_registration_gets_a_422_naming_the_field(
+    stack: Stack, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    body = scenario.single_traveller(travel_date)
+    body["members"][0]["nationality"] = "Tajik"
+    response = await client.post(stack.url("intake") + "/cases", json=body)
+    assert response.status_code == 422
+    assert any(err["loc"][-1] == "nationality" for err in response.json()["detail"])
+    body = scenario.single_traveller(travel_date)
+    body["route_id"] = "nowhere"
+    response = await client.post(stack.url("intake") + "/cases", json=body)
+    assert response.status_code == 422 and "unknown route" in response.text
+
+
+async def test_registration_key_makes_registration_idempotent(
+    stack: Stack, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    key = f"field-office-7/{uuid.uuid4()}"
+    first = await client.post(
+        stack.url("intake") + "/cases", json=scenario.single_traveller(travel_date, key=key)
+    )
+    again = await client.post(
+        stack.url("intake") + "/cases", json=scenario.single_traveller(travel_date, key=key)
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["case_id"] == again.json()["case_id"]
+
+
+async def test_reading_personal_data_is_recorded(
+    stack: Stack, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    case_id = await scenario.register(client, stack, scenario.family_of_three(travel_date))
+    missing_purpose = await client.get(
+        f"{stack.url('intake')}/cases/{case_id}", headers={"X-Actor": "caseworker-1"}
+    )
+    assert missing_purpose.status_code == 422
+    read = await client.get(
+        f"{stack.url('intake')}/cases/{case_id}",
+        headers={"X-Actor": "caseworker-1", "X-Purpose": "travel check"},
+    )
+    assert read.status_code == 200 and read.json()["members"][0]["surname"] == "Nazarov"
+    log = (await client.get(f"{stack.url('intake')}/cases/{case_id}/access-log")).json()["reads"]
+    assert [(r["actor"], r["purpose"]) for r in log] == [("caseworker-1", "travel check")]
+
+
+async def _records_for(
+    bootstrap: str, topic: str, subject: str
+) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+    found = []
+    for r in await read_topic(bootstrap, topic):
+        headers = decode_headers(r.headers)
+        if dict(headers).get("ce_subject") == subject.encode():
+            found.append((r.key, r.value, headers))
+    return found
+
+
+async def test_a_record_delivered_twice_changes_nothing_the_second_time(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
+    await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
+    [registered] = await _records_for(stack.bootstrap, topics.CASES, str(case_id))
+    status_records = await _records_for(stack.bootstrap, topics.STATUS, str(case_id))
+    assert len(status_records) == 2
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for _ in range(2):
+            await producer.send_and_wait(
+                topics.CASES, key=registered[0], value=registered[1], headers=registered[2]
+            )
+            for key, value, headers in status_records:
+                await producer.send_and_wait(topics.STATUS, key=key, value=value, headers=headers)
+    finally:
+        await producer.stop()
+
+    for group, topic in (
+        ("eligibility", topics.CASES),
+        ("transport", topics.CASES),
+        ("intake-timeline", topics.STATUS),
+    ):
+        await wait_group_caught_up(stack.bootstrap, group, topic)
+    decisions = (await client.get(f"{stack.url('eligibility')}/cases/{case_id}/decisions")).json()[
+        "decisions"
+    ]
+    assert len(decisions) == 1
+    timeline = (await client.get(f"{stack.url('intake')}/cases/{case_id}/timeline")).json()["timeline"]
+    assert [t["status"] for t in timeline] == ["registered", "eligible"]
+    # The stream itself got no new status event from the duplicate deliveries.
+    again = await _records_for(stack.bootstrap, topics.STATUS, str(case_id))
+    assert {dict(h)["ce_id"] for _, _, h in again} == {dict(h)["ce_id"] for _, _, h in status_records}
+    stats = (await client.get(f"{stack.url('eligibility')}/stats")).json()
+    assert stats["consumers"]["eligibility"]["duplicates"] >= 2
+
+
+async def test_poison_records_are_dead_lettered_and_the_consumer_moves_on(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    await producer.start()
+    bad_key = uuid.uuid4().hex.encode()
+    try:
+        await producer.send_and_wait(
+            topics.CASES,
+            key=bad_key,
+            value=b"{not json",
+            headers=[
+                ("ce_id", b"poison-1"),
+                ("ce_source", b"/test"),
+                ("ce_specversion", b"1.0"),
+                (
+                    "ce_type",
+                    b"org.corridor.intake.case-registered.v1",
+                ),
+            ],
+        )
+    finally:
+        await producer.stop()
+    # A valid registration behind the poison record is still processed.
+    case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
+    await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
+
+    consumer = AIOKafkaConsumer(
+        topics.dead_letters("eligibility"),
+        bootstrap_servers=stack.bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(30):
+            async for record in consumer:
+                if record.key == bad_key:
+                    headers = dict(decode_headers(record.headers))
+                    break
+    finally:
+        await consumer.stop()
+    assert record.value == b"{not json"
+    assert headers["dlt_reason"] == b"malformed_json"
+    assert headers["dlt_source_topic"] == topics.CASES.encode()
+    assert headers["ce_id"] == b"poison-1"
+    assert int(headers["dlt_source_offset"]) >= 0

@@ -1,0 +1,109 @@
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from contracts.eligibility import Outcome, RuleOutcome
+from contracts.intake import CaseRegistered
+from contracts.routes import RouteBook
+from corridor import scenario
+from services.eligibility.domain import CaseFacts, document_valid_until, evaluate, priority
+from services.intake import domain as intake
+
+ROUTE = RouteBook.load(Path("deploy/routes/central-asia.json")).routes[0]
+TRAVEL = date(2026, 12, 1)
+
+
+def facts(body: dict) -> CaseFacts:
+    command = intake.RegisterCase.model_validate(body)
+    case: CaseRegistered = intake.build_case(command, case_id=uuid.uuid4(), now=datetime.now(UTC))
+    return CaseFacts.from_registration(case)
+
+
+def rule(decision, name):
+    return next(r for r in decision.rules if r.rule == name)
+
+
+def test_family_with_valid_documents_is_eligible_and_prioritised() -> None:
+    decision = evaluate(facts(scenario.family_of_three(TRAVEL)), ROUTE)
+    assert decision.outcome is Outcome.ELIGIBLE
+    assert all(r.outcome is RuleOutcome.PASS for r in decision.rules)
+    assert decision.priority == 40  # a pregnant member
+
+
+def test_passport_expiring_the_day_before_travel_makes_the_case_ineligible() -> None:
+    body = scenario.single_traveller(TRAVEL, expires_on=TRAVEL - timedelta(days=1))
+    decision = evaluate(facts(body), ROUTE)
+    assert decision.outcome is Outcome.INELIGIBLE
+    failed = rule(decision, "document_valid_on_travel_date")
+    assert failed.outcome is RuleOutcome.FAIL
+    assert "2026-11-30" in failed.reason and "member 1" in failed.reason
+    code, reason = decision.summary()
+    assert code == "document_valid_on_travel_date" and reason == failed.reason
+
+
+def test_passport_expiring_on_the_travel_day_is_still_valid() -> None:
+    decision = evaluate(facts(scenario.single_traveller(TRAVEL, expires_on=TRAVEL)), ROUTE)
+    assert decision.outcome is Outcome.ELIGIBLE
+
+
+def test_certificate_of_return_is_valid_thirty_days_from_issue() -> None:
+    far = date(2030, 1, 1)
+    assert document_valid_until(intake.DocumentType.CERTIFICATE_OF_RETURN, far, TRAVEL) == TRAVEL + timedelta(
+        days=30
+    )
+    assert document_valid_until(intake.DocumentType.CERTIFICATE_OF_RETURN, far, None) is None
+    assert document_valid_until(intake.DocumentType.PASSPORT, far, None) == far
+
+
+def test_family_member_whose_certificate_lapses_stops_the_whole_family() -> None:
+    body = scenario.family_of_three(TRAVEL)
+    body["members"][2]["document"]["issued_on"] = (TRAVEL - timedelta(days=31)).isoformat()
+    decision = evaluate(facts(body), ROUTE)
+    assert decision.outcome is Outcome.INELIGIBLE
+    assert "member 3" in rule(decision, "document_valid_on_travel_date").reason
+
+
+def test_certificate_without_issue_date_is_pending_not_refused() -> None:
+    body = scenario.family_of_three(TRAVEL)
+    body["members"][2]["document"]["issued_on"] = None
+    decision = evaluate(facts(body), ROUTE)
+    assert decision.outcome is Outcome.PENDING
+    assert rule(decision, "document_valid_on_travel_date").outcome is RuleOutcome.PENDING
+
+
+@pytest.mark.parametrize(
+    ("consent", "expected"),
+    [
+        ({"given": False, "kind": "explicit", "scope": ["UZB", "TJK"]}, RuleOutcome.FAIL),
+        ({"given": True, "kind": "explicit", "scope": ["TJK"]}, RuleOutcome.FAIL),
+        ({"given": True, "kind": "proxy", "scope": ["UZB", "TJK"]}, RuleOutcome.PASS),
+    ],
+)
+def test_consent_must_cover_every_mission_on_the_route(consent: dict, expected: RuleOutcome) -> None:
+    body = scenario.single_traveller(TRAVEL)
+    body["consent"] = consent
+    assert rule(evaluate(facts(body), ROUTE), "consent_recorded").outcome is expected
+
+
+def test_foreign_national_fails_the_nationality_rule() -> None:
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["nationality"] = "KGZ"
+    decision = evaluate(facts(body), ROUTE)
+    assert decision.outcome is Outcome.INELIGIBLE
+    assert "not TJK" in rule(decision, "nationality_matches_destination").reason
+
+
+def test_priority_follows_the_most_vulnerable_member_then_counts_others() -> None:
+    body = scenario.family_of_three(TRAVEL)
+    body["members"][0]["vulnerabilities"] = ["elderly"]
+    body["members"][2]["vulnerabilities"] = ["unaccompanied_minor"]
+    assert priority(facts(body)) == 50 + 2
+    assert priority(facts(scenario.single_traveller(TRAVEL))) == 0
+
+
+def test_case_facts_keep_no_names_or_document_numbers() -> None:
+    dumped = facts(scenario.family_of_three(TRAVEL)).model_dump_json()
+    for secret in ("Nazarov", "Farrukh", "401234567", "1986-03-14"):
+        assert secret not in dumped
