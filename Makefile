@@ -22,7 +22,16 @@ $(UV):
 	$(PY) -c "from corridor.devinfra.kafka import ensure_kafka_classpath as e; print('Kafka classpath:', e())"
 	touch $@
 
-setup: .venv/.synced .cache/kafka.ready
+# kcat is what many mission IT teams use to look at topics; the tests prove our records read
+# correctly with it. Debian's package, installed when missing (needs root, as on CI).
+.cache/tools.ready:
+	@command -v kcat >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq kcat || (apt-get update -qq && apt-get install -y -qq kcat)) >/dev/null; \
+	  else echo "kcat is missing: install Debian's package kcat" >&2; exit 1; fi; }
+	@mkdir -p .cache && touch $@
+
+setup: .venv/.synced .cache/kafka.ready .cache/tools.ready
 
 demo: setup
 	$(PY) -m corridor demo

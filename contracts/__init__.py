@@ -9,6 +9,7 @@ from contracts.border import BorderCrossingCleared, BorderCrossingRefused, Perso
 from contracts.eligibility import EligibilityDecided, RuleOutcome, RuleResult
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.intake import CaseRegistered, Consent, Person, TravelDocument
+from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted
@@ -19,6 +20,7 @@ __all__ = [
     "CaseRegistered",
     "CaseStatus",
     "CaseStatusChanged",
+    "CaseStatusReported",
     "Checkpoint",
     "CloudEvent",
     "Consent",
@@ -30,6 +32,7 @@ __all__ = [
     "MovementDeparted",
     "Person",
     "PersonDecision",
+    "ReportableStatus",
     "Place",
     "Route",
     "RouteBook",

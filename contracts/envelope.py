@@ -6,6 +6,7 @@ record key is the case id. ``source`` + ``id`` identify an event: consumers dedu
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from contracts.base import Event, model_for_type
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 Headers = list[tuple[str, bytes]]
 
@@ -77,7 +79,15 @@ class CloudEvent:
 
     @classmethod
     def from_record(cls, headers: Headers | None, value: bytes | None) -> CloudEvent:
-        """Decode a binary-mode record; raises EnvelopeError with a precise reason."""
+        """Decode a record in binary mode, or in structured mode when its content type says so.
+
+        Raises EnvelopeError with a machine-readable code and a precise reason.
+        """
+        content_type = (header(headers, "content-type") or "").split(";")[0].strip().lower()
+        if content_type == STRUCTURED_CONTENT_TYPE:
+            if value is None:
+                raise EnvelopeError("missing_data", "record has no value")
+            return cls.from_structured(value)
         attrs: dict[str, str] = {}
         for name, raw in headers or ():
             if name.startswith("ce_"):
@@ -85,20 +95,37 @@ class CloudEvent:
                     attrs[name[3:]] = raw.decode()
                 except (UnicodeDecodeError, AttributeError) as exc:
                     raise EnvelopeError("bad_header", f"header {name} is not UTF-8") from exc
-        for required in ("id", "source", "type", "specversion"):
-            if not attrs.get(required):
-                raise EnvelopeError("missing_header", f"required header ce_{required} is missing")
-        if attrs["specversion"] != SPECVERSION:
-            raise EnvelopeError(
-                "unsupported_specversion", f"ce_specversion {attrs['specversion']} is not 1.0"
-            )
-        model = model_for_type(attrs["type"])
-        if model is None:
-            raise EnvelopeError("unknown_type", f"ce_type {attrs['type']} is not a known event")
         if value is None:
             raise EnvelopeError("missing_data", "record has no value")
+        return cls._build(attrs, lambda model: model.model_validate_json(value), "header ce_")
+
+    @classmethod
+    def from_structured(cls, value: bytes | str) -> CloudEvent:
+        """Decode a structured-mode event: the whole envelope as one JSON object."""
         try:
-            data = model.model_validate_json(value)
+            envelope = json.loads(value)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EnvelopeError("malformed_json", str(exc)) from exc
+        if not isinstance(envelope, dict):
+            raise EnvelopeError("malformed_json", "a structured-mode event must be a JSON object")
+        if "data" not in envelope:
+            raise EnvelopeError("missing_data", "structured-mode event has no data member")
+        data = envelope.pop("data")
+        attrs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in envelope.items()}
+        return cls._build(attrs, lambda model: model.model_validate(data), "attribute ")
+
+    @classmethod
+    def _build(cls, attrs: dict[str, str], parse: Any, where: str) -> CloudEvent:
+        for required in ("id", "source", "type", "specversion"):
+            if not attrs.get(required):
+                raise EnvelopeError("missing_header", f"required {where}{required} is missing")
+        if attrs["specversion"] != SPECVERSION:
+            raise EnvelopeError("unsupported_specversion", f"specversion {attrs['specversion']} is not 1.0")
+        model = model_for_type(attrs["type"])
+        if model is None:
+            raise EnvelopeError("unknown_type", f"type {attrs['type']} is not a known event")
+        try:
+            data = parse(model)
         except ValidationError as exc:
             if any(err["type"] == "json_invalid" for err in exc.errors()):
                 raise EnvelopeError("malformed_json", str(exc.errors()[0]["msg"])) from exc
@@ -107,8 +134,8 @@ class CloudEvent:
         try:
             time = datetime.fromisoformat(time_raw) if time_raw else datetime.now(UTC)
         except ValueError as exc:
-            raise EnvelopeError("bad_header", f"ce_time {time_raw!r} is not RFC 3339") from exc
-        known = {"id", "source", "type", "specversion", "time", "subject"}
+            raise EnvelopeError("bad_header", f"time {time_raw!r} is not RFC 3339") from exc
+        known = {"id", "source", "type", "specversion", "time", "subject", "datacontenttype"}
         return cls(
             id=attrs["id"],
             source=attrs["source"],
@@ -118,6 +145,20 @@ class CloudEvent:
             data=data,
             extensions={k: v for k, v in attrs.items() if k not in known},
         )
+
+    def structured(self) -> dict[str, Any]:
+        """The event as a structured-mode JSON object."""
+        return {
+            "specversion": SPECVERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "subject": self.subject,
+            "time": self.time.isoformat(),
+            "datacontenttype": CONTENT_TYPE,
+            **self.extensions,
+            "data": self.data.model_dump(mode="json"),
+        }
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -29,6 +29,9 @@ class CaseStatus(StrEnum):
     ENTRY_CLEARED = "entry_cleared"
     REFUSED_AT_BORDER = "refused_at_border"
     ARRIVED = "arrived"
+    RECEIVED = "received"
+    TRANSIT_INCIDENT = "transit_incident"
+    CLOSED = "closed"
     WITHDRAWN = "withdrawn"
 
 

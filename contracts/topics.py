@@ -10,6 +10,9 @@ DECISIONS = "eligibility.decisions"
 BORDER_DECISIONS = "border.crossings"
 MOVEMENTS = "transport.movements"
 
+INBOUND_STATUS = "missions.case-status-reported"
+"""Country missions' systems publish the status changes they own here (CaseStatusReported)."""
+
 
 def manifests(checkpoint_id: str) -> str:
     """One topic per checkpoint so a border post's mission gets only its own manifests."""

@@ -57,6 +57,12 @@ class Rejected(Exception):
         self.detail = detail
 
 
+class RetryLater(Rejected):
+    """Not applicable yet, perhaps only because another stream has not caught up (e.g. a status
+    reported before the projection saw the status it follows). Retried with backoff from the same
+    offset; dead-lettered with ``code`` once the consumer's attempts are used up."""
+
+
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:
     # The handler decodes the envelope itself, so that a malformed record becomes a dead letter
     # instead of a decoding error FastStream would nack forever.
@@ -123,6 +129,15 @@ class EventConsumer:
                 await handler(conn, event)
             self.applied += 1
             self._attempts.pop(position, None)
+        except RetryLater as exc:
+            attempt = self._attempts.get(position, 0) + 1
+            self._attempts[position] = attempt
+            if attempt >= self._max_attempts:
+                self._attempts.pop(position, None)
+                await self.dead_letter(record, exc.code, exc.detail)
+                return
+            await asyncio.sleep(min(0.2 * 2**attempt, self._backoff_max))
+            raise
         except Rejected as exc:
             self._attempts.pop(position, None)
             await self.dead_letter(record, exc.code, exc.detail)

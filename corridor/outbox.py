@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections import defaultdict
@@ -44,9 +45,12 @@ async def enqueue(
     source: str,
     key: str | None = None,
     event_id: str | None = None,
+    extensions: dict[str, str] | None = None,
 ) -> CloudEvent:
     """Write ``data`` to the outbox inside the caller's transaction and return its envelope."""
     event = CloudEvent.new(data, source=source, event_id=event_id)
+    if extensions:
+        event = dataclasses.replace(event, extensions=extensions)
     headers: dict[str, str] = {k: v.decode() for k, v in event.headers()}
     # The trace context of the request or record that caused this event travels with it, so one
     # case's trace spans every service even though the relay publishes later.

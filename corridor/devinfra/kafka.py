@@ -334,7 +334,7 @@ class KafkaCluster:
 
     def _spawn_node(self, index: int) -> None:
         record = index == 0 and self._cds_recording is None
-        cmd = self._jvm_cmd(index, "kafka.Kafka", record) + [str(self._props_path(index))]
+        cmd = [*self._jvm_cmd(index, "kafka.Kafka", record), str(self._props_path(index))]
         self._procs[index] = procs.spawn(
             cmd, self._stdout_path(index), cwd=self.node_dir(index), stop_signal=signal.SIGTERM
         )

@@ -8,19 +8,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Header, HTTPException, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from contracts import topics
-from contracts.envelope import CloudEvent
+from contracts.envelope import CloudEvent, EnvelopeError
+from contracts.missions import CaseStatusReported
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
+from corridor.consumer import Rejected, RetryLater
+from corridor.inbox import first_delivery
 from corridor.outbox import enqueue
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from services.intake import domain, store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+INBOUND = "intake-inbound"
 
 
 class IntakeSettings(ServiceSettings):
@@ -38,6 +43,47 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         await store.record_status(conn, event.source, event.id, event.data)
 
     rt.consume(topics.STATUS, handlers={CaseStatusChanged: on_status_changed}, name="intake-timeline")
+
+    async def apply_reported_status(conn: asyncpg.Connection, event: CloudEvent) -> CloudEvent:
+        """Check a mission's reported status change, apply it and republish it on the stream."""
+        report = event.data
+        assert isinstance(report, CaseStatusReported)
+        case = await store.case_for_update(conn, report.case_id)
+        if case is None:
+            raise Rejected("unknown_case", f"no case {report.case_id}")
+        route = routes.get(case["route_id"])
+        if route is None:
+            raise Rejected("unknown_route", f"route {case['route_id']} is not configured")
+        verdict = domain.judge_report(event.source, report.status, CaseStatus(case["status"]), route)
+        if verdict.action == "later":
+            raise RetryLater(verdict.code or "illegal_transition", verdict.detail or "")
+        if verdict.action == "reject":
+            raise Rejected(verdict.code or "rejected", verdict.detail or "")
+        status = CaseStatus(report.status.value)
+        await store.set_status(conn, report.case_id, status.value)
+        return await enqueue(
+            conn,
+            CaseStatusChanged(
+                case_id=report.case_id,
+                status=status,
+                occurred_at=report.occurred_at,
+                members=case["members"],
+                place=report.place,
+                reason_code=report.reason_code,
+                reason=report.reason,
+            ),
+            topic=topics.STATUS,
+            source=rt.source,
+            # Who reported it, so a mission can recognise its own report on the stream.
+            extensions={"originsource": event.source, "originid": event.id},
+        )
+
+    async def on_status_reported(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        await apply_reported_status(conn, event)
+
+    inbound = rt.consume(
+        topics.INBOUND_STATUS, handlers={CaseStatusReported: on_status_reported}, name=INBOUND
+    )
 
     api = APIRouter(tags=["cases"])
 
@@ -126,6 +172,33 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     async def case_access_log(case_id: uuid.UUID) -> dict[str, Any]:
         async with rt.pool.acquire() as conn:
             return {"case_id": str(case_id), "reads": await store.access_log(conn, case_id)}
+
+    @api.post("/inbound/status-changes", status_code=202, tags=["missions"])
+    async def report_status_change(request: Request) -> JSONResponse:
+        """For mission systems that cannot speak Kafka: one structured-mode CloudEvent
+        (``application/cloudevents+json``) carrying ``CaseStatusReported``. Answers 202 when
+        applied, 200 for a repeat of an event already applied, 4xx with a machine-readable code."""
+        try:
+            event = CloudEvent.from_structured(await request.body())
+        except EnvelopeError as exc:
+            status = 422 if exc.code == "schema_violation" else 400
+            return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=status)
+        if not isinstance(event.data, CaseStatusReported):
+            return JSONResponse(
+                {"code": "unexpected_type", "detail": f"{event.type} cannot be reported here"},
+                status_code=400,
+            )
+        try:
+            async with rt.pool.acquire() as conn, conn.transaction():
+                # The same inbox as the Kafka path: an event sent both ways is applied once.
+                if not await first_delivery(conn, INBOUND, event):
+                    return JSONResponse({"duplicate": True, "id": event.id}, status_code=200)
+                published = await apply_reported_status(conn, event)
+        except Rejected as exc:
+            code = {"unknown_case": 404, "unauthorised_source": 403}.get(exc.code, 409)
+            return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=code)
+        inbound.applied += 1
+        return JSONResponse({"accepted": True, "status_event_id": published.id}, status_code=202)
 
     rt.http.include_router(api)
     return rt

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.intake import CaseRegistered, Consent, DocumentType, Person, TravelDocument, VulnerabilityFlag
+from contracts.missions import ReportableStatus
+from contracts.routes import Route
+from contracts.status import CaseStatus
 
 
 class _Command(BaseModel):
@@ -99,3 +104,84 @@ def build_case(command: RegisterCase, *, case_id: uuid.UUID, now: datetime) -> C
             for m in command.members
         ],
     )
+
+
+# --- status changes reported by country missions --------------------------------------------
+
+_SOURCE = re.compile(r"^/missions/(?P<country>[A-Z]{3})/[A-Za-z0-9._-]+$")
+
+ALLOWED_FROM: dict[ReportableStatus, frozenset[CaseStatus]] = {
+    ReportableStatus.RECEIVED: frozenset({CaseStatus.ARRIVED}),
+    ReportableStatus.CLOSED: frozenset({CaseStatus.RECEIVED}),
+    ReportableStatus.TRANSIT_INCIDENT: frozenset(
+        {CaseStatus.DEPARTED, CaseStatus.EXIT_CLEARED, CaseStatus.ENTRY_CLEARED, CaseStatus.TRANSIT_INCIDENT}
+    ),
+}
+
+# Where a case stands in its journey; a reported status that needs a later stage than the case's
+# current one may simply be ahead of the status stream, one that needs an earlier stage never fits.
+_STAGE: dict[CaseStatus, int] = {
+    CaseStatus.REGISTERED: 0,
+    CaseStatus.ON_HOLD: 1,
+    CaseStatus.ELIGIBLE: 1,
+    CaseStatus.MANIFESTED: 2,
+    CaseStatus.DEPARTED: 3,
+    CaseStatus.EXIT_CLEARED: 3,
+    CaseStatus.ENTRY_CLEARED: 3,
+    CaseStatus.TRANSIT_INCIDENT: 3,
+    CaseStatus.ARRIVED: 4,
+    CaseStatus.RECEIVED: 5,
+    CaseStatus.CLOSED: 6,
+}
+_TERMINAL = frozenset(
+    {
+        CaseStatus.INELIGIBLE,
+        CaseStatus.WITHDRAWN,
+        CaseStatus.NO_SHOW,
+        CaseStatus.REFUSED_AT_BORDER,
+        CaseStatus.CLOSED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``apply``, ``later`` (may become valid when the stream catches up) or ``reject``."""
+
+    action: str
+    code: str | None = None
+    detail: str | None = None
+
+
+def reporting_country(source: str) -> str | None:
+    match = _SOURCE.match(source)
+    return match.group("country") if match else None
+
+
+def countries_that_may_report(status: ReportableStatus, route: Route) -> frozenset[str]:
+    if status is ReportableStatus.TRANSIT_INCIDENT:
+        on_route = {route.origin_country, *(cp.country for cp in route.checkpoints)}
+        return frozenset(on_route - {route.destination_country})
+    return frozenset({route.destination_country})
+
+
+def judge_report(source: str, reported: ReportableStatus, current: CaseStatus, route: Route) -> Verdict:
+    country = reporting_country(source)
+    allowed = countries_that_may_report(reported, route)
+    if country is None or country not in allowed:
+        return Verdict(
+            "reject",
+            "unauthorised_source",
+            f"source {source!r} may not report {reported.value}; on route {route.route_id} only "
+            f"{', '.join(f'/missions/{c}/...' for c in sorted(allowed))} may",
+        )
+    needed = ALLOWED_FROM[reported]
+    if current in needed:
+        return Verdict("apply")
+    detail = (
+        f"case is {current.value}; {reported.value} may follow only "
+        f"{' or '.join(sorted(s.value for s in needed))}"
+    )
+    if current in _TERMINAL or _STAGE.get(current, 99) >= min(_STAGE[s] for s in needed):
+        return Verdict("reject", "illegal_transition", detail)
+    return Verdict("later", "illegal_transition", detail)

@@ -149,3 +149,15 @@ async def access_log(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[dict[
         {"accessed_at": r["accessed_at"].isoformat(), "actor": r["actor"], "purpose": r["purpose"]}
         for r in rows
     ]
+
+
+async def case_for_update(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT c.case_id, c.route_id, c.status, (SELECT count(*) FROM persons p WHERE p.case_id = c.case_id) AS members
+           FROM cases c WHERE c.case_id = $1 FOR UPDATE""",
+        case_id,
+    )
+
+
+async def set_status(conn: asyncpg.Connection, case_id: uuid.UUID, status: str) -> None:
+    await conn.execute("UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1", case_id, status)
