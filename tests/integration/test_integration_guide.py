@@ -1,0 +1,70 @@
+"""The recipes in docs/integration.md, run exactly as written against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import uuid
+from datetime import date
+
+import httpx
+
+from contracts.routes import Route
+from contracts.status import CaseStatus
+from corridor import scenario
+from corridor.devstack import Stack
+from corridor.settings import REPO_ROOT
+from corridor.statusreader import StatusStream
+
+GUIDE = REPO_ROOT / "docs" / "integration.md"
+
+
+def recipe(name: str) -> str:
+    match = re.search(rf"<!-- recipe: {name} -->\n```\w+\n(.*?)```", GUIDE.read_text(), re.DOTALL)
+    assert match, f"recipe {name} is missing from {GUIDE}"
+    return match.group(1)
+
+
+async def run(args: list[str], env: dict[str, str]) -> str:
+    done = await asyncio.to_thread(
+        subprocess.run, args, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
+    assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+async def test_every_recipe_in_the_integration_guide_works(
+    stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
+    await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
+    await scenario.run_movement(
+        client, stack, stream, route, travel_date, vehicles=[("BUS-G", 45)], expect=[case_id]
+    )
+    await stream.wait_for([case_id], CaseStatus.ARRIVED, 60)
+    env = {"BOOTSTRAP": stack.bootstrap}
+
+    followed = await run(["bash", "-euo", "pipefail", "-c", recipe("kcat-follow")], env)
+    assert f"case={case_id}" in followed and "ce_type=org.corridor.case.status-changed.v1" in followed
+
+    report = re.sub(r"^CASE_ID=\S+", f"CASE_ID={case_id}", recipe("kcat-report"), flags=re.MULTILINE)
+    await run(["bash", "-euo", "pipefail", "-c", report], env)
+    await stream.wait_for([case_id], CaseStatus.RECEIVED, 30)
+
+    await run([sys.executable, "-c", recipe("confluent-report")], {**env, "CASE_ID": str(case_id)})
+    await stream.wait_for([case_id], CaseStatus.CLOSED, 30)
+
+    consumed = await run(
+        [
+            sys.executable,
+            "-c",
+            recipe("confluent-consume").replace("tjk-reception-centre", f"guide-{uuid.uuid4()}"),
+        ],
+        env,
+    )
+    mine = [line.split()[2] for line in consumed.splitlines() if str(case_id) in line]
+    assert mine == [s.value for s in stream.statuses(case_id)]
+    assert mine[-2:] == ["received", "closed"]
