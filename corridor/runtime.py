@@ -27,7 +27,7 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from contracts.base import Event
 from contracts.envelope import mission_source
 from corridor import db
-from corridor.consumer import EventConsumer, Handler
+from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.settings import ServiceSettings
 from corridor.telemetry import setup_logging, setup_tracing
@@ -53,7 +53,8 @@ class ServiceRuntime:
         setup_logging(settings.log_level)
         self.tracer_provider = setup_tracing(self.instance, console=settings.trace_console)
         self.broker = KafkaBroker(
-            settings.kafka_bootstrap,
+            # FastStream takes a list; a comma-separated string would be read as one host.
+            [h.strip() for h in settings.kafka_bootstrap.split(",") if h.strip()],
             client_id=self.instance,
             enable_idempotence=True,
             acks="all",
@@ -69,6 +70,8 @@ class ServiceRuntime:
         self.http.add_api_route("/health/live", self._live, methods=["GET"], tags=["health"])
         self.http.add_api_route("/health/ready", self._ready, methods=["GET"], tags=["health"])
         self.http.add_api_route("/stats", self._stats, methods=["GET"], tags=["health"])
+        for error in TRANSIENT_ERRORS:
+            self.http.add_exception_handler(error, self._unavailable)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -149,6 +152,15 @@ class ServiceRuntime:
             yield
         finally:
             await self.stop()
+
+    async def _unavailable(self, request: Request, exc: Exception) -> JSONResponse:
+        # A database restart or a dropped connection: the client should retry, not give up.
+        log.warning("%s %s: %r", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"code": "unavailable", "detail": f"temporarily unavailable ({type(exc).__name__}); retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     async def _live(self) -> dict[str, str]:
         return {"status": "live"}

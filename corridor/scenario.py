@@ -111,8 +111,35 @@ def single_traveller(
     )
 
 
+RETRYABLE = {502, 503, 504}
+
+
+async def post(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], *, timeout: float = 60.0
+) -> httpx.Response:
+    """POST, retrying while the service is restarting or its database is unavailable.
+
+    Every command used here is idempotent (registration keys, movement ids, clearance of what
+    is still undecided), so retrying after an unclear failure is safe.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            response = await client.post(url, json=body)
+            if response.status_code not in RETRYABLE:
+                return response
+            problem = f"{response.status_code} {response.text}"
+        except httpx.TransportError as exc:
+            problem = repr(exc)
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"POST {url} kept failing for {timeout:.0f}s: {problem}")
+        await asyncio.sleep(0.5)
+
+
 async def register(client: httpx.AsyncClient, stack: Stack, body: dict[str, Any]) -> uuid.UUID:
-    response = await client.post(stack.url("intake") + "/cases", json=body)
+    if body.get("registration_key") is None:
+        body = {**body, "registration_key": f"scenario/{uuid.uuid4()}"}
+    response = await post(client, stack.url("intake") + "/cases", body)
     if response.status_code not in (200, 201):
         raise RuntimeError(f"registration refused: {response.status_code} {response.text}")
     return uuid.UUID(response.json()["case_id"])
@@ -126,9 +153,14 @@ async def _retry_until(
     deadline = asyncio.get_running_loop().time() + timeout
     last = ""
     while True:
-        response = await client.post(url, json=body)
+        response = await post(client, url, body, timeout=timeout)
         if response.status_code == 200:
             results.append(response.json())
+            if done(results):
+                return results
+        elif response.status_code == 409 and isinstance(response.json().get("detail"), dict):
+            # Nobody decidable now: some may have been decided by an attempt whose answer was lost.
+            results.append({"cleared": [], "refused": [], "waiting": response.json()["detail"]["waiting"]})
             if done(results):
                 return results
         elif response.status_code not in (404, 409):
@@ -148,16 +180,20 @@ async def wait_ready_for_planning(
     timeout: float,
 ) -> None:
     wanted = {str(c) for c in case_ids}
-    async with asyncio.timeout(timeout):
-        while True:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
             response = await client.get(
                 stack.url("transport") + "/ready-cases",
                 params={"route_id": route.route_id, "departure_date": departure.isoformat()},
             )
-            response.raise_for_status()
-            if wanted <= {c["case_id"] for c in response.json()["cases"]}:
+            if response.status_code == 200 and wanted <= {c["case_id"] for c in response.json()["cases"]}:
                 return
-            await asyncio.sleep(0.2)
+        except httpx.TransportError:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"cases not ready for planning at transport within {timeout:.0f}s")
+        await asyncio.sleep(0.2)
 
 
 async def run_movement(
@@ -175,31 +211,37 @@ async def run_movement(
     """Plan, depart and clear a movement at every checkpoint in route order.
 
     ``expect``: cases that must be ready at transport before planning (decisions reach transport
-    asynchronously, after the status change that announced them).
+    asynchronously, after the status change that announced them). Vehicles travel concurrently.
     """
     await wait_ready_for_planning(client, stack, route, departure, expect, timeout)
-    response = await client.post(
+    movement_id = f"MOV-{departure:%Y%m%d}-{uuid.uuid4().hex[:6]}"
+    response = await post(
+        client,
         stack.url("transport") + "/movements",
-        json={
+        {
+            "movement_id": movement_id,
             "route_id": route.route_id,
             "departure_date": departure.isoformat(),
             "vehicles": [{"vehicle_id": v, "capacity": c} for v, c in vehicles],
         },
+        timeout=timeout,
     )
-    if response.status_code != 201:
+    if response.status_code == 409:  # an earlier attempt was planned before its answer was lost
+        response = await client.get(f"{stack.url('transport')}/movements/{movement_id}")
+    elif response.status_code != 201:
         raise RuntimeError(f"planning failed: {response.status_code} {response.text}")
     movement = response.json()
-    movement_id = movement["movement_id"]
     on_board = {v["vehicle_id"]: [uuid.UUID(c["case_id"]) for c in v["cases"]] for v in movement["vehicles"]}
     await stream.wait_for([c for cs in on_board.values() for c in cs], CaseStatus.MANIFESTED, timeout)
-    for vehicle_id, case_ids in on_board.items():
-        if not case_ids:
-            continue
-        r = await client.post(
+
+    async def drive(vehicle_id: str, case_ids: list[uuid.UUID]) -> None:
+        r = await post(
+            client,
             f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/departure",
-            json={"no_shows": []},
+            {"no_shows": []},
+            timeout=timeout,
         )
-        if r.status_code != 200:
+        if r.status_code not in (200, 409):  # 409: it had departed, the answer was lost
             raise RuntimeError(f"departure failed: {r.status_code} {r.text}")
         remaining = {str(c) for c in case_ids}
         for cp in route.checkpoints:
@@ -219,6 +261,7 @@ async def run_movement(
             ) -> bool:
                 for res in results[-1:]:
                     decided.update(res["cleared"], res["refused"])
+                    decided.update(c for c, why in res["waiting"].items() if why == "already decided")
                     refused.update(res["refused"])
                 return remaining <= decided
 
@@ -228,4 +271,6 @@ async def run_movement(
             remaining -= refused
             if not remaining:
                 break
+
+    await asyncio.gather(*(drive(v, cs) for v, cs in on_board.items() if cs))
     return movement

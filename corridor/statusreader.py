@@ -28,7 +28,7 @@ class StatusStream:
         self.raw_count = 0
         self.invalid: list[str] = []
         self._seen: set[tuple[str, str]] = set()
-        self._changed = asyncio.Condition()
+        self._reached: dict[uuid.UUID, set[CaseStatus]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -56,9 +56,8 @@ class StatusStream:
             if not isinstance(event.data, CaseStatusChanged) or event.dedup_key in self._seen:
                 continue
             self._seen.add(event.dedup_key)
-            async with self._changed:
-                self.timelines[event.data.case_id].append(event)
-                self._changed.notify_all()
+            self.timelines[event.data.case_id].append(event)
+            self._reached[event.data.case_id].add(event.data.status)
 
     def statuses(self, case_id: uuid.UUID) -> list[CaseStatus]:
         return [e.data.status for e in self.timelines.get(case_id, [])]  # type: ignore[attr-defined]
@@ -68,16 +67,15 @@ class StatusStream:
     ) -> None:
         """Wait until every case has reached one of ``status``; TimeoutError says which did not."""
         wanted = {status} if isinstance(status, CaseStatus) else status
-        ids = list(case_ids)
-
-        def done() -> bool:
-            return all(wanted & set(self.statuses(c)) for c in ids)
-
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(done)
-        except TimeoutError:
-            missing = {
-                str(c): [s.value for s in self.statuses(c)] for c in ids if not wanted & set(self.statuses(c))
-            }
-            raise TimeoutError(f"cases never reached {sorted(wanted)}: {missing}") from None
+        pending = set(case_ids)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            pending = {c for c in pending if not wanted & self._reached[c]}
+            if not pending:
+                return
+            if self._task is not None and self._task.done():
+                self._task.result()  # the reader died: say why
+            if asyncio.get_running_loop().time() > deadline:
+                missing = {str(c): [s.value for s in self.statuses(c)] for c in list(pending)[:20]}
+                raise TimeoutError(f"{len(pending)} case(s) never reached {sorted(wanted)}, e.g. {missing}")
+            await asyncio.sleep(0.1)
