@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup demo up test test-unit test-integration lint format clean
+.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -39,7 +39,7 @@ demo: setup
 up: setup
 	$(PY) -m corridor up
 
-test: setup lint
+test: setup lint contracts-check
 	$(PY) -m pytest
 
 test-unit: setup
@@ -47,6 +47,15 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest tests/integration
+
+# Event contracts: regenerate the committed JSON Schemas, and check them against every earlier
+# committed version (BACKWARD_TRANSITIVE, required fields never removed; contracts/README.md).
+contracts: .venv/.synced
+	$(PY) -m contracts export
+
+contracts-check: .venv/.synced
+	$(PY) -m contracts check
+	$(PY) -m contracts compat
 
 lint: .venv/.synced
 	.venv/bin/ruff check .

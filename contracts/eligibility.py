@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.base import Event
 
@@ -33,11 +32,13 @@ class RuleResult(BaseModel):
 
 
 class EligibilityDecided(Event):
+    """A new decision on a case: every rule evaluated, with a reason a caseworker can read."""
+
     event_type: ClassVar[str] = "org.corridor.eligibility.decided.v1"
 
     case_id: uuid.UUID
     version: int = Field(ge=1, description="Decisions are versioned per case")
     outcome: Outcome
     priority: int = Field(ge=0, description="Higher travels first")
-    rules: list[RuleResult]
-    decided_at: datetime
+    rules: list[RuleResult] = Field(min_length=1)
+    decided_at: AwareDatetime

@@ -4,11 +4,11 @@ mission's restricted topic and is read only by services whose purpose needs it."
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.base import Event
 
@@ -16,6 +16,17 @@ from contracts.base import Event
 class DocumentType(StrEnum):
     PASSPORT = "passport"
     CERTIFICATE_OF_RETURN = "certificate_of_return"
+
+
+class Relationship(StrEnum):
+    """A member's relationship to the case's principal applicant."""
+
+    PRINCIPAL = "principal"
+    SPOUSE = "spouse"
+    CHILD = "child"
+    PARENT = "parent"
+    SIBLING = "sibling"
+    RELATIVE = "relative"
 
 
 class VulnerabilityFlag(StrEnum):
@@ -42,7 +53,7 @@ class TravelDocument(_Part):
 
 class Person(_Part):
     person_id: uuid.UUID
-    role: str = Field(examples=["principal", "spouse", "child"])
+    role: Relationship
     given_names: str
     surname: str
     birth_date: date
@@ -54,7 +65,9 @@ class Person(_Part):
 
 class Consent(_Part):
     given: bool
-    kind: str = Field(description="explicit or proxy", examples=["explicit"])
+    kind: Literal["explicit", "proxy"] = Field(
+        description="Given by the person, or by a proxy in exceptional cases"
+    )
     scope: list[str] = Field(
         default_factory=list,
         description="Missions personal data may go to",
@@ -63,10 +76,12 @@ class Consent(_Part):
 
 
 class CaseRegistered(Event):
+    """A case was registered: one person or a family that travels together. Personal data."""
+
     event_type: ClassVar[str] = "org.corridor.intake.case-registered.v1"
 
     case_id: uuid.UUID
-    registered_at: datetime
+    registered_at: AwareDatetime
     route_id: str
     planned_travel_date: date
     consent: Consent

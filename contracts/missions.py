@@ -9,11 +9,10 @@ republishes it on the public status stream.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from contracts.base import Event
 from contracts.status import CaseStatus, Place
@@ -32,7 +31,7 @@ class CaseStatusReported(Event):
 
     case_id: uuid.UUID = Field(description="The case id from the status stream; also the record key")
     status: ReportableStatus = Field(description="The status the mission reports")
-    occurred_at: datetime = Field(description="When it happened, RFC 3339 with offset")
+    occurred_at: AwareDatetime = Field(description="When it happened, RFC 3339 with offset")
     place: Place | None = Field(default=None, description="Where it happened")
     reason_code: str | None = Field(
         default=None,

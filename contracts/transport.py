@@ -4,10 +4,10 @@ only to the crossing points on the route, one topic per checkpoint."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.base import Event
 from contracts.intake import DocumentType
@@ -21,13 +21,15 @@ class ManifestPassenger(BaseModel):
     surname: str
     given_names: str
     birth_date: date
-    sex: str
-    nationality: str
+    sex: str = Field(pattern=r"^[MFX]$")
+    nationality: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3")
     document_type: DocumentType
-    document_number: str
+    document_number: str = Field(min_length=1, max_length=20)
 
 
 class ManifestIssued(Event):
+    """A vehicle's passenger list for one checkpoint; a later revision replaces earlier ones."""
+
     event_type: ClassVar[str] = "org.corridor.transport.manifest-issued.v1"
 
     manifest_id: uuid.UUID
@@ -35,22 +37,24 @@ class ManifestIssued(Event):
     movement_id: str
     vehicle_id: str
     route_id: str
-    checkpoint_id: str
+    checkpoint_id: str = Field(pattern=r"^[a-z0-9-]+$")
     departure_date: date
     passengers: list[ManifestPassenger]
-    issued_at: datetime
+    issued_at: AwareDatetime
 
     def subject(self) -> str:
         return f"{self.movement_id}/{self.vehicle_id}"
 
 
 class MovementDeparted(Event):
+    """A vehicle left the gathering point with these cases on board."""
+
     event_type: ClassVar[str] = "org.corridor.transport.movement-departed.v1"
 
     movement_id: str
     vehicle_id: str
     case_ids: list[uuid.UUID]
-    departed_at: datetime
+    departed_at: AwareDatetime
 
     def subject(self) -> str:
         return f"{self.movement_id}/{self.vehicle_id}"

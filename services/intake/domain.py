@@ -6,10 +6,19 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.intake import CaseRegistered, Consent, DocumentType, Person, TravelDocument, VulnerabilityFlag
+from contracts.intake import (
+    CaseRegistered,
+    Consent,
+    DocumentType,
+    Person,
+    Relationship,
+    TravelDocument,
+    VulnerabilityFlag,
+)
 from contracts.missions import ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus
@@ -34,7 +43,7 @@ class DocumentIn(_Command):
 
 
 class PersonIn(_Command):
-    role: str = Field(pattern=r"^(principal|spouse|child|parent|sibling|relative)$")
+    role: Relationship
     given_names: str = Field(min_length=1, max_length=100)
     surname: str = Field(min_length=1, max_length=100)
     birth_date: date
@@ -46,7 +55,7 @@ class PersonIn(_Command):
 
 class ConsentIn(_Command):
     given: bool
-    kind: str = Field(default="explicit", pattern=r"^(explicit|proxy)$")
+    kind: Literal["explicit", "proxy"] = "explicit"
     scope: list[str] = Field(default_factory=list)
 
 

@@ -110,6 +110,7 @@ async def _redeliver(bootstrap: str, topic: str, every: int) -> int:
     return len(batch)
 
 
+@pytest.mark.timeout(1200)
 async def test_nothing_is_lost_or_duplicated_under_faults(
     cluster: Stack, cluster_stream: StatusStream
 ) -> None:
