@@ -117,6 +117,13 @@ class EventConsumer:
         except EnvelopeError as exc:
             await self.dead_letter(record, exc.code, exc.detail)
             return
+        except Exception as exc:
+            # Whatever else decoding raised (RecursionError on deeply nested JSON): the record can
+            # never be decoded, and a NACK would redeliver it forever, wedging the partition.
+            await self.dead_letter(
+                record, "undecodable", "".join(traceback.format_exception_only(exc)).strip()
+            )
+            return
         handler = self.handlers.get(type(event.data))
         if handler is None:
             return  # a known event this consumer has no use for
@@ -141,6 +148,12 @@ class EventConsumer:
         except Rejected as exc:
             self._attempts.pop(position, None)
             await self.dead_letter(record, exc.code, exc.detail)
+        except asyncpg.DataError as exc:
+            # A value PostgreSQL refuses (NUL character, unpaired surrogate, number or date out of
+            # range) is refused again on every retry: dead-letter it now instead of holding up the
+            # partition for the whole retry schedule.
+            self._attempts.pop(position, None)
+            await self.dead_letter(record, "invalid_value", str(exc))
         except TRANSIENT_ERRORS as exc:
             attempt = self._attempts.get(position, 0) + 1
             self._attempts[position] = attempt
@@ -172,10 +185,16 @@ class EventConsumer:
 
     async def dead_letter(self, record: ConsumerRecord[Any, Any], code: str, detail: str) -> None:
         """Park the record with why and where it came from; then the consumer moves on."""
-        headers = decode_headers(record.headers)
+        # A record re-fed by hand may carry an earlier dead letter's headers: keep only the replay
+        # trail, so every reader finds exactly one reason.
+        headers = [
+            (k, v)
+            for k, v in decode_headers(record.headers)
+            if not k.startswith("dlt_") or k in ("dlt_replayed_from", "dlt_replay_count")
+        ]
         headers += [
             ("dlt_reason", code.encode()),
-            ("dlt_error", detail[:4000].encode()),
+            ("dlt_error", detail[:4000].encode(errors="backslashreplace")),  # may quote the bad input
             ("dlt_consumer", self.name.encode()),
             ("dlt_source_topic", record.topic.encode()),
             ("dlt_source_partition", str(record.partition).encode()),
