@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check
+.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -31,7 +31,14 @@ $(UV):
 	  else echo "kcat is missing: install Debian's package kcat" >&2; exit 1; fi; }
 	@mkdir -p .cache && touch $@
 
-setup: .venv/.synced .cache/kafka.ready .cache/tools.ready
+# The official AsyncAPI parser validates the committed documents in the tests.
+ASYNCAPI_TOOLS := tools/asyncapi/node_modules/.installed
+
+$(ASYNCAPI_TOOLS): tools/asyncapi/package.json tools/asyncapi/package-lock.json
+	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: .venv/.synced .cache/kafka.ready .cache/tools.ready $(ASYNCAPI_TOOLS)
 
 demo: setup
 	$(PY) -m corridor demo
@@ -56,6 +63,10 @@ contracts: .venv/.synced
 contracts-check: .venv/.synced
 	$(PY) -m contracts check
 	$(PY) -m contracts compat
+
+# AsyncAPI 3.0 documents generated from each service's code (docs/asyncapi/).
+asyncapi: .venv/.synced
+	$(PY) -m corridor.asyncapi export
 
 lint: .venv/.synced
 	.venv/bin/ruff check .

@@ -5,14 +5,27 @@ Each event is a versioned pydantic model. Its CloudEvents ``type`` names the ver
 """
 
 from contracts.base import Event, all_event_types, model_for_type
-from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
+from contracts.border import (
+    BorderCrossingCleared,
+    BorderCrossingRefused,
+    CrossingRequirementLifted,
+    CrossingRequirementPublished,
+    PersonDecision,
+)
 from contracts.eligibility import EligibilityDecided, RuleOutcome, RuleResult
 from contracts.envelope import CloudEvent, EnvelopeError
-from contracts.intake import CaseRegistered, Consent, Person, TravelDocument
+from contracts.intake import (
+    CaseRegistered,
+    CaseWithdrawn,
+    Consent,
+    HealthEvidenceRecorded,
+    Person,
+    TravelDocument,
+)
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
-from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted
+from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
 
 __all__ = [
     "BorderCrossingCleared",
@@ -21,12 +34,16 @@ __all__ = [
     "CaseStatus",
     "CaseStatusChanged",
     "CaseStatusReported",
+    "CaseWithdrawn",
     "Checkpoint",
     "CloudEvent",
     "Consent",
+    "CrossingRequirementLifted",
+    "CrossingRequirementPublished",
     "EligibilityDecided",
     "EnvelopeError",
     "Event",
+    "HealthEvidenceRecorded",
     "ManifestIssued",
     "ManifestPassenger",
     "MovementDeparted",
@@ -39,6 +56,7 @@ __all__ = [
     "RuleOutcome",
     "RuleResult",
     "TravelDocument",
+    "VehicleProgressRecorded",
     "all_event_types",
     "model_for_type",
 ]

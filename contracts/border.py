@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.base import Event
+from contracts.intake import EvidenceKind
 
 
 class PersonDecision(BaseModel):
@@ -40,3 +42,39 @@ class BorderCrossingRefused(_CrossingDecision):
     """Someone in the case was refused at this checkpoint: the family is held together."""
 
     event_type: ClassVar[str] = "org.corridor.border.crossing-refused.v1"
+
+
+class CrossingRequirementPublished(Event):
+    """A checkpoint's new entry or exit requirement, effective for crossings from a date.
+
+    Every case whose route passes the checkpoint is re-evaluated against it.
+    """
+
+    event_type: ClassVar[str] = "org.corridor.border.crossing-requirement-published.v1"
+
+    requirement_id: uuid.UUID
+    checkpoint_id: str = Field(pattern=r"^[a-z0-9-]+$")
+    country: str = Field(pattern=r"^[A-Z]{3}$")
+    post: str = Field(description="The border post's name", examples=["Gisht-Kuprik"])
+    code: str = Field(pattern=r"^[a-z0-9_]{3,60}$", examples=["negative_covid19_test"])
+    description: str = Field(max_length=500, examples=["Negative COVID-19 PCR test taken within 72 hours"])
+    evidence_kind: EvidenceKind
+    valid_hours: int = Field(
+        ge=1, le=24 * 60, description="Evidence must be at most this old on the crossing day"
+    )
+    effective_from: date = Field(description="First travel date the requirement applies to")
+    published_at: AwareDatetime
+
+    def subject(self) -> str:
+        return self.checkpoint_id
+
+
+class CrossingRequirementLifted(Event):
+    event_type: ClassVar[str] = "org.corridor.border.crossing-requirement-lifted.v1"
+
+    requirement_id: uuid.UUID
+    checkpoint_id: str = Field(pattern=r"^[a-z0-9-]+$")
+    lifted_at: AwareDatetime
+
+    def subject(self) -> str:
+        return self.checkpoint_id

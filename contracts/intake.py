@@ -39,6 +39,26 @@ class VulnerabilityFlag(StrEnum):
     SURVIVOR_OF_TRAFFICKING_OR_VIOLENCE = "survivor_of_trafficking_or_violence"
 
 
+class EvidenceKind(StrEnum):
+    """Health evidence a rule or a crossing may require."""
+
+    COVID19_TEST = "covid19_test"
+    FIT_TO_TRAVEL = "fit_to_travel"
+
+
+class EvidenceResult(StrEnum):
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+    FIT = "fit"
+    UNFIT = "unfit"
+
+
+ACCEPTABLE_RESULT: dict[EvidenceKind, EvidenceResult] = {
+    EvidenceKind.COVID19_TEST: EvidenceResult.NEGATIVE,
+    EvidenceKind.FIT_TO_TRAVEL: EvidenceResult.FIT,
+}
+
+
 class _Part(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -61,6 +81,10 @@ class Person(_Part):
     nationality: str = Field(pattern=r"^[A-Z]{3}$")
     document: TravelDocument
     vulnerabilities: list[VulnerabilityFlag] = Field(default_factory=list)
+    needs_escort: bool = Field(
+        default=False, description="Travels with an escort (staff seat on the vehicle)"
+    )
+    current_city: str | None = Field(default=None, max_length=100, examples=["Karaganda"])
 
 
 class Consent(_Part):
@@ -86,3 +110,26 @@ class CaseRegistered(Event):
     planned_travel_date: date
     consent: Consent
     members: list[Person] = Field(min_length=1)
+
+
+class HealthEvidenceRecorded(Event):
+    """A health result for one person (medical data: host mission's restricted topic only)."""
+
+    event_type: ClassVar[str] = "org.corridor.intake.health-evidence-recorded.v1"
+
+    case_id: uuid.UUID
+    person_id: uuid.UUID
+    kind: EvidenceKind
+    result: EvidenceResult
+    taken_at: AwareDatetime = Field(description="When the test or examination was done")
+    recorded_at: AwareDatetime
+
+
+class CaseWithdrawn(Event):
+    """The person (or family) withdrew before departure."""
+
+    event_type: ClassVar[str] = "org.corridor.intake.case-withdrawn.v1"
+
+    case_id: uuid.UUID
+    reason: str = Field(max_length=500, description="The caseworker's note; host mission only")
+    withdrawn_at: AwareDatetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -55,6 +55,22 @@ class MovementDeparted(Event):
     vehicle_id: str
     case_ids: list[uuid.UUID]
     departed_at: AwareDatetime
+
+    def subject(self) -> str:
+        return f"{self.movement_id}/{self.vehicle_id}"
+
+
+class VehicleProgressRecorded(Event):
+    """A vehicle reached or left a checkpoint on its route."""
+
+    event_type: ClassVar[str] = "org.corridor.transport.vehicle-progress-recorded.v1"
+
+    movement_id: str
+    vehicle_id: str
+    checkpoint_id: str = Field(pattern=r"^[a-z0-9-]+$")
+    stage: Literal["arrived", "departed"]
+    case_ids: list[uuid.UUID] = Field(description="Cases on board")
+    at: AwareDatetime
 
     def subject(self) -> str:
         return f"{self.movement_id}/{self.vehicle_id}"

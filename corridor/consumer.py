@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[None]]
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -95,16 +96,18 @@ class EventConsumer:
         self.dead_lettered = 0
 
     def register(self, broker: KafkaBroker) -> None:
-        subscriber = broker.subscriber(
+        self.subscriber = broker.subscriber(
             *self.topics,
             group_id=self.name,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             decoder=_raw_body,
             max_poll_interval_ms=300_000,
-            title=f"{self.name}:{','.join(self.topics)}",
+            # Names the AsyncAPI channel of each topic "<consumer>:<topic>" (FastStream appends the
+            # topic to the title of a subscriber with several).
+            title=self.name if len(self.topics) > 1 else f"{self.name}:{self.topics[0]}",
         )
-        subscriber(self._on_record)
+        self.subscriber(self._on_record)
 
     async def _on_record(self, body: bytes, msg: KafkaMessage) -> None:
         record: ConsumerRecord[Any, Any] = msg.raw_message  # type: ignore[assignment]
@@ -148,10 +151,10 @@ class EventConsumer:
         except Rejected as exc:
             self._attempts.pop(position, None)
             await self.dead_letter(record, exc.code, exc.detail)
-        except asyncpg.DataError as exc:
+        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
             # A value PostgreSQL refuses (NUL character, unpaired surrogate, number or date out of
-            # range) is refused again on every retry: dead-letter it now instead of holding up the
-            # partition for the whole retry schedule.
+            # range, an id too long to index) is refused again on every retry: dead-letter it now
+            # instead of holding up the partition for the whole retry schedule.
             self._attempts.pop(position, None)
             await self.dead_letter(record, "invalid_value", str(exc))
         except TRANSIENT_ERRORS as exc:
@@ -202,9 +205,21 @@ class EventConsumer:
             ("dlt_failed_at", datetime.now(UTC).isoformat().encode()),
         ]
         # Awaited with acks=all before the offset is committed: a dead letter is never lost either.
-        await self._producer().send_and_wait(
-            self.dead_letter_topic, value=record.value, key=record.key, headers=headers
-        )
+        try:
+            await self._producer().send_and_wait(
+                self.dead_letter_topic, value=record.value, key=record.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # The record filled the size limit and the dlt_* headers push its copy over it: park it
+            # without its value (still on the source topic at dlt_source_offset) and, if that is not
+            # enough, without its own headers, rather than NACK it and redeliver it forever.
+            size = str(len(record.value or b"")).encode()
+            slim = [*headers, ("dlt_value_omitted", size)]
+            if sum(len(k) + len(v) for k, v in slim) > 65_536:
+                slim = [(k, v) for k, v in slim if k.startswith("dlt_")] + [("dlt_headers_omitted", b"true")]
+            await self._producer().send_and_wait(
+                self.dead_letter_topic, value=None, key=record.key, headers=slim
+            )
         self.dead_lettered += 1
         log.warning(
             "%s: dead-lettered %s[%d]@%d: %s: %s",

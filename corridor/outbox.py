@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
+from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CloudEvent
 
@@ -48,6 +49,9 @@ async def enqueue(
     extensions: dict[str, str] | None = None,
 ) -> CloudEvent:
     """Write ``data`` to the outbox inside the caller's transaction and return its envelope."""
+    if type(data) not in topics.events_on(topic):
+        # Consumers and the published documentation rely on the topic's declared events.
+        raise ValueError(f"{type(data).__name__} is not an event of topic {topic}")
     event = CloudEvent.new(data, source=source, event_id=event_id)
     if extensions:
         event = dataclasses.replace(event, extensions=extensions)

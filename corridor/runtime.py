@@ -8,7 +8,9 @@ the consumers, so no record is taken before the service can apply it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,13 +22,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from contracts.base import Event
 from contracts.envelope import mission_source
 from corridor import db
+from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.settings import ServiceSettings
@@ -70,8 +75,12 @@ class ServiceRuntime:
         self.http.add_api_route("/health/live", self._live, methods=["GET"], tags=["health"])
         self.http.add_api_route("/health/ready", self._ready, methods=["GET"], tags=["health"])
         self.http.add_api_route("/stats", self._stats, methods=["GET"], tags=["health"])
+        mount_asyncapi(self)  # GET /asyncapi.json, /asyncapi.yaml
         for error in TRANSIENT_ERRORS:
             self.http.add_exception_handler(error, self._unavailable)
+        self.http.add_exception_handler(RequestValidationError, _invalid_request)
+        self.http.add_exception_handler(asyncpg.DataError, _unstorable_value)
+        self.http.add_exception_handler(asyncpg.ProgramLimitExceededError, _unstorable_value)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -98,11 +107,19 @@ class ServiceRuntime:
             max_attempts=self.settings.max_handler_attempts,
         )
         consumer.register(self.broker)
+        declare_publication(self.broker, consumer.dead_letter_topic)
         self.consumers.append(consumer)
         return consumer
 
     def produces(self, *topics: str) -> None:
+        """Declare the topics this service publishes to (through its outbox relay).
+
+        Each is also declared to FastStream as a documentation-only publisher, never used to
+        publish, so that the AsyncAPI document lists it with the events the contract puts on it.
+        """
         self.produced_topics.update(topics)
+        for topic in topics:
+            declare_publication(self.broker, topic)
 
     async def start(self) -> None:
         s = self.settings
@@ -211,6 +228,39 @@ class ServiceRuntime:
             timeout_graceful_shutdown=25,
         )
         asyncio.run(uvicorn.Server(config).serve())
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422, rendered so that whatever input it echoes can be rendered: the default handler
+    answered 500 when the input held an unpaired surrogate (valid in a JSON string, not in UTF-8) or
+    NaN/Infinity (which Python's JSON parser accepts)."""
+    assert isinstance(exc, RequestValidationError)
+    return _unprocessable(jsonable_encoder(exc.errors()))
+
+
+async def _unstorable_value(request: Request, exc: Exception) -> Response:
+    """A value PostgreSQL refuses (a NUL character, an unpaired surrogate, a number or a date out of
+    its range, a key too long to index) is bad input, not a server fault: 422 in the shape of a
+    validation error."""
+    log.warning("%s %r: value refused by the database: %s", request.method, request.url.path, exc)
+    return _unprocessable(
+        [{"loc": ["request"], "msg": f"value cannot be stored: {str(exc)[:300]}", "type": "value_error"}]
+    )
+
+
+def _unprocessable(errors: list[Any]) -> Response:
+    body = json.dumps({"detail": _finite(errors)}, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return Response(body, status_code=422, media_type="application/json")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> None:

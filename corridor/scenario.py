@@ -72,7 +72,7 @@ def family_of_three(travel: date, key: str | None = None) -> dict[str, Any]:
                 "F",
                 "401234568",
                 far,
-                vulnerabilities=["pregnant"],
+                vulnerabilities=["disability"],
             ),
             person(
                 "child",
@@ -171,6 +171,14 @@ async def _retry_until(
         await asyncio.sleep(0.3)
 
 
+async def _progress(
+    client: httpx.AsyncClient, url: str, checkpoint_id: str, stage: str, timeout: float
+) -> None:
+    r = await post(client, url, {"checkpoint_id": checkpoint_id, "stage": stage}, timeout=timeout)
+    if r.status_code != 201:
+        raise RuntimeError(f"progress {stage} at {checkpoint_id}: {r.status_code} {r.text}")
+
+
 async def wait_ready_for_planning(
     client: httpx.AsyncClient,
     stack: Stack,
@@ -244,7 +252,9 @@ async def run_movement(
         if r.status_code not in (200, 409):  # 409: it had departed, the answer was lost
             raise RuntimeError(f"departure failed: {r.status_code} {r.text}")
         remaining = {str(c) for c in case_ids}
+        progress = f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/progress"
         for cp in route.checkpoints:
+            await _progress(client, progress, cp.checkpoint_id, "arrived", timeout)
             url = f"{stack.border_url(cp.checkpoint_id)}/movements/{movement_id}/vehicles/{vehicle_id}/clearance"
             body = {
                 "officer": f"officer@{cp.checkpoint_id}",
@@ -271,6 +281,7 @@ async def run_movement(
             remaining -= refused
             if not remaining:
                 break
+            await _progress(client, progress, cp.checkpoint_id, "departed", timeout)
 
     await asyncio.gather(*(drive(v, cs) for v, cs in on_board.items() if cs))
     return movement

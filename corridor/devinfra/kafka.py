@@ -249,6 +249,8 @@ class KafkaCluster:
             # No /tmp/hsperfdata_* files (they also outlive SIGKILLed JVMs).
             "-XX:-UsePerfData",
             "-Djava.awt.headless=true",
+            # Kafka runs its own shutdown hook; log4j's would stop logging halfway through it.
+            "-Dlog4j2.shutdownHookEnabled=false",
             f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
             f"-Dkafka.logs.dir={self._logs_dir(index)}",
             "-cp",
@@ -326,7 +328,7 @@ class KafkaCluster:
             except subprocess.TimeoutExpired:
                 procs.terminate(proc, signal.SIGTERM, grace=2.0)
                 code = None
-            procs.terminate(proc)  # reap and unregister
+            procs.terminate(proc)  # unregister (it has exited, or is killed now)
             if code != 0:
                 errors.append(f"node {i + 1}: exit {code}\n{procs.tail(log)}")
         if errors:
@@ -386,14 +388,8 @@ class KafkaCluster:
     def stop(self) -> None:
         """SIGTERM every node at once (controlled shutdown), SIGKILL after 20 s."""
         running = [p for p in self._procs if p is not None]
-        for p in running:
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE_S
-        codes = [
-            procs.terminate(p, signal.SIGTERM, grace=max(0.0, deadline - time.monotonic())) for p in running
-        ]
+        # All at once: a node stopped alone waits for the others to confirm its shutdown.
+        codes = procs.stop_many([(p, signal.SIGTERM) for p in running], _STOP_GRACE_S)
         if self._procs[0] is not None:
             self._finish_cds_recording(codes[0])
         self._procs = [None] * self.nodes
@@ -421,7 +417,8 @@ class KafkaCluster:
         parts = [message]
         for i in indices:
             proc = self._procs[i]
-            state = "not started" if proc is None else f"exit code {proc.poll()}"
+            code = None if proc is None else proc.poll()
+            state = "not started" if proc is None else "running" if code is None else f"exit {code}"
             parts.append(
                 f"--- node {i + 1} ({state}) {self._logs_dir(i) / 'server.log'}:\n"
                 f"{procs.tail(self._logs_dir(i) / 'server.log')}\n"

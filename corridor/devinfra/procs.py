@@ -118,9 +118,32 @@ def running() -> list[subprocess.Popen[bytes]]:
         return [p for p in _registry if p.poll() is None]
 
 
+def _exited(proc: subprocess.Popen[bytes], timeout: float = 0.0) -> bool:
+    """Wait up to ``timeout`` for ``proc`` to exit, *without* reaping it.
+
+    An unreaped child keeps its pid, so its process group can still be killed safely
+    afterwards; once reaped, the number may be handed to an unrelated process.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.returncode is not None:
+            return True
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True  # reaped elsewhere
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    # The child leads its own session, so its pgid is its pid; killing the group
-    # also takes out helpers it forked (e.g. postgres backends).
+    if proc.returncode is not None:
+        # Already reaped: its pid, and so the group id, may belong to a stranger now.
+        return
+    # The child leads its own session, so its pgid is its pid; killing the group also
+    # takes out helpers it forked that outlived it (or that it would leave behind).
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
@@ -137,22 +160,7 @@ def terminate(
     Returns the exit code (negative for a signal), ``None`` only if even SIGKILL
     did not reap it within 5 s. Safe to call on an already finished process.
     """
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-    else:
-        # The leader may be gone while forked helpers linger.
-        _kill_group(proc)
-    try:
-        code = proc.wait(timeout=5.0)
-    except subprocess.TimeoutExpired:
-        return None
-    _unregister(proc)
-    return code
+    return stop_many([(proc, sig)], grace)[0]
 
 
 def kill(proc: subprocess.Popen[bytes]) -> int | None:
@@ -166,25 +174,37 @@ def kill(proc: subprocess.Popen[bytes]) -> int | None:
     return code
 
 
-def stop_all(grace: float = 15.0) -> None:
-    """Stop every registered process: stop signals to all first, then wait together."""
-    with _registry_lock:
-        items = list(_registry.items())
+def stop_many(
+    items: Sequence[tuple[subprocess.Popen[bytes], signal.Signals]], grace: float
+) -> list[int | None]:
+    """Signal all processes at once, share one ``grace`` period, SIGKILL the laggards.
+
+    Returns the exit codes in order (``None`` only if even SIGKILL did not reap one).
+    """
     for proc, sig in items:
-        if proc.poll() is None:
+        if not _exited(proc):
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
     deadline = time.monotonic() + grace
     for proc, _sig in items:
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
+        _exited(proc, max(0.0, deadline - time.monotonic()))
+    codes: list[int | None] = []
     for proc, _sig in items:
         _kill_group(proc)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5.0)
+        try:
+            codes.append(proc.wait(timeout=5.0))
+        except subprocess.TimeoutExpired:
+            codes.append(None)
+            continue
         _unregister(proc)
+    return codes
+
+
+def stop_all(grace: float = 15.0) -> None:
+    """Stop every registered process (the atexit / SIGTERM clean-up)."""
+    with _registry_lock:
+        items = list(_registry.items())
+    stop_many(items, grace)
 
 
 def _on_fatal_signal(signum: int, _frame: object) -> None:
@@ -244,6 +264,10 @@ def _make_preexec(parent_pid: int) -> Callable[[], None]:
     prctl = _prctl
 
     def preexec() -> None:
+        # A launcher started from a non-interactive shell inherits SIGINT/SIGQUIT ignored;
+        # the servers must see their stop signals.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         # Runs in the child after fork and after any setuid (which would clear it).
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)

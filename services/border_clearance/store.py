@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from contracts.border import CrossingRequirementPublished
 from contracts.transport import ManifestIssued
 
 
@@ -123,11 +124,12 @@ async def save_decision(
     reason: str | None,
     officer: str,
     at: datetime,
+    document_check: str | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO decisions (case_id, person_id, movement_id, vehicle_id, cleared, reason_code, reason,
-                                  officer, decided_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                                  officer, decided_at, document_check)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
         case_id,
         person_id,
         movement_id,
@@ -137,7 +139,79 @@ async def save_decision(
         reason,
         officer,
         at,
+        document_check,
     )
+
+
+async def add_requirement(
+    conn: asyncpg.Connection, req: CrossingRequirementPublished, published_by: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO requirements (requirement_id, code, description, evidence_kind, valid_hours, effective_from,
+                                     published_by, published_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        req.requirement_id,
+        req.code,
+        req.description,
+        req.evidence_kind.value,
+        req.valid_hours,
+        req.effective_from,
+        published_by,
+        req.published_at,
+    )
+
+
+async def lift_requirement(conn: asyncpg.Connection, requirement_id: uuid.UUID, at: datetime) -> bool:
+    status = await conn.execute(
+        "UPDATE requirements SET lifted_at = $2 WHERE requirement_id = $1 AND lifted_at IS NULL",
+        requirement_id,
+        at,
+    )
+    return status.endswith(" 1")
+
+
+async def requirements(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM requirements ORDER BY published_at")
+    return [
+        {
+            "requirement_id": str(r["requirement_id"]),
+            "code": r["code"],
+            "description": r["description"],
+            "evidence_kind": r["evidence_kind"],
+            "valid_hours": r["valid_hours"],
+            "effective_from": r["effective_from"].isoformat(),
+            "published_by": r["published_by"],
+            "published_at": r["published_at"].isoformat(),
+            "lifted_at": r["lifted_at"].isoformat() if r["lifted_at"] else None,
+        }
+        for r in rows
+    ]
+
+
+async def hold(
+    conn: asyncpg.Connection, document_number: str, reason_code: str, reason: str, by: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO hold_list (document_number, reason_code, reason, added_by) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (document_number) DO UPDATE SET reason_code = EXCLUDED.reason_code,
+               reason = EXCLUDED.reason, added_by = EXCLUDED.added_by, added_at = now()""",
+        document_number,
+        reason_code,
+        reason,
+        by,
+    )
+
+
+async def release(conn: asyncpg.Connection, document_number: str) -> bool:
+    status = await conn.execute("DELETE FROM hold_list WHERE document_number = $1", document_number)
+    return status.endswith(" 1")
+
+
+async def holds_for(conn: asyncpg.Connection, document_numbers: list[str]) -> dict[str, asyncpg.Record]:
+    rows = await conn.fetch(
+        "SELECT * FROM hold_list WHERE document_number = ANY($1::text[])", document_numbers
+    )
+    return {r["document_number"]: r for r in rows}
 
 
 async def expected_arrivals(conn: asyncpg.Connection) -> list[dict[str, Any]]:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
 from contracts.eligibility import Outcome, RuleOutcome, RuleResult
-from contracts.intake import CaseRegistered, Consent, DocumentType, VulnerabilityFlag
+from contracts.intake import (
+    ACCEPTABLE_RESULT,
+    CaseRegistered,
+    Consent,
+    DocumentType,
+    EvidenceKind,
+    EvidenceResult,
+    VulnerabilityFlag,
+)
 from contracts.routes import Route
 
 CERTIFICATE_OF_RETURN_VALIDITY = timedelta(days=30)
+FIT_TO_TRAVEL_HOURS = 72
+MEDICAL_FLAGS = frozenset({VulnerabilityFlag.PREGNANT, VulnerabilityFlag.SERIOUS_ILLNESS})
 
 # Weights a caseworker can reason about: the most vulnerable person sets the case's priority,
 # each further vulnerable person adds one.
@@ -71,6 +81,27 @@ class CaseFacts(BaseModel):
 
 
 @dataclass(frozen=True)
+class Evidence:
+    person_id: uuid.UUID
+    kind: EvidenceKind
+    result: EvidenceResult
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class Requirement:
+    requirement_id: uuid.UUID
+    checkpoint_id: str
+    country: str
+    post: str
+    code: str
+    description: str
+    evidence_kind: EvidenceKind
+    valid_hours: int
+    effective_from: date
+
+
+@dataclass(frozen=True)
 class Decision:
     outcome: Outcome
     priority: int
@@ -83,6 +114,10 @@ class Decision:
     @property
     def pending(self) -> tuple[RuleResult, ...]:
         return tuple(r for r in self.rules if r.outcome is RuleOutcome.PENDING)
+
+    def same_as(self, outcome: str, rules: list[dict[str, str]]) -> bool:
+        """True when a stored decision says the same: then nothing new is published."""
+        return outcome == self.outcome.value and rules == [r.model_dump(mode="json") for r in self.rules]
 
     def summary(self) -> tuple[str | None, str | None]:
         """Reason code and text for the public status stream (no personal data)."""
@@ -168,17 +203,125 @@ def document_valid_on_travel_date(case: CaseFacts) -> RuleResult:
     )
 
 
+def _window(travel: date, hours: int) -> tuple[datetime, datetime]:
+    """Evidence counts if taken at most ``hours`` before the travel day starts, or on that day."""
+    start = datetime.combine(travel, time.min, tzinfo=UTC)
+    return start - timedelta(hours=hours), start + timedelta(days=1)
+
+
+def _has(
+    evidence: list[Evidence], person: uuid.UUID, kind: EvidenceKind, travel: date, hours: int
+) -> EvidenceResult | None:
+    """The newest result of ``kind`` for ``person`` inside the window, if any."""
+    earliest, latest = _window(travel, hours)
+    found = [
+        e for e in evidence if e.person_id == person and e.kind is kind and earliest <= e.taken_at < latest
+    ]
+    return max(found, key=lambda e: e.taken_at).result if found else None
+
+
+def not_withdrawn(withdrawn_at: datetime | None) -> RuleResult:
+    rule = "not_withdrawn"
+    if withdrawn_at is not None:
+        return RuleResult(
+            rule=rule,
+            outcome=RuleOutcome.FAIL,
+            reason=f"Withdrawn by the applicant on {withdrawn_at.date().isoformat()}",
+        )
+    return RuleResult(rule=rule, outcome=RuleOutcome.PASS, reason="Not withdrawn")
+
+
+def fit_to_travel(case: CaseFacts, evidence: list[Evidence]) -> RuleResult:
+    rule = "fit_to_travel"
+    needing = [i for i, m in enumerate(case.members) if MEDICAL_FLAGS & set(m.vulnerabilities)]
+    if not needing:
+        return RuleResult(rule=rule, outcome=RuleOutcome.PASS, reason="No member needs a fit-to-travel check")
+    unfit, missing = [], []
+    for i in needing:
+        result = _has(
+            evidence,
+            case.members[i].person_id,
+            EvidenceKind.FIT_TO_TRAVEL,
+            case.planned_travel_date,
+            FIT_TO_TRAVEL_HOURS,
+        )
+        if result is EvidenceResult.UNFIT:
+            unfit.append(_ordinal(i))
+        elif result is not EvidenceResult.FIT:
+            missing.append(_ordinal(i))
+    if unfit:
+        return RuleResult(
+            rule=rule, outcome=RuleOutcome.FAIL, reason=f"Found not fit to travel: {', '.join(unfit)}"
+        )
+    if missing:
+        return RuleResult(
+            rule=rule,
+            outcome=RuleOutcome.PENDING,
+            reason=f"Fit-to-travel check within {FIT_TO_TRAVEL_HOURS} h before departure needed for {', '.join(missing)}",
+        )
+    return RuleResult(
+        rule=rule, outcome=RuleOutcome.PASS, reason="Fit to travel, checked within 72 h before departure"
+    )
+
+
+def crossing_requirements_met(
+    case: CaseFacts, route: Route, requirements: list[Requirement], evidence: list[Evidence]
+) -> RuleResult:
+    rule = "crossing_requirements_met"
+    on_route = {cp.checkpoint_id for cp in route.checkpoints}
+    active = [
+        r
+        for r in requirements
+        if r.checkpoint_id in on_route and r.effective_from <= case.planned_travel_date
+    ]
+    if not active:
+        return RuleResult(
+            rule=rule, outcome=RuleOutcome.PASS, reason="No crossing on the route has an extra requirement"
+        )
+    unmet = []
+    for req in sorted(active, key=lambda r: (route.index_of(r.checkpoint_id), r.code)):
+        wanted = ACCEPTABLE_RESULT[req.evidence_kind]
+        missing = [
+            _ordinal(i)
+            for i, m in enumerate(case.members)
+            if _has(evidence, m.person_id, req.evidence_kind, case.planned_travel_date, req.valid_hours)
+            is not wanted
+        ]
+        if missing:
+            unmet.append(
+                f"{req.post} ({req.country}) requires {req.description}: missing for {', '.join(missing)}"
+            )
+    if unmet:
+        return RuleResult(rule=rule, outcome=RuleOutcome.PENDING, reason="; ".join(unmet))
+    return RuleResult(
+        rule=rule,
+        outcome=RuleOutcome.PASS,
+        reason="Meets " + "; ".join(f"{r.post} ({r.country}): {r.description}" for r in active),
+    )
+
+
 def priority(case: CaseFacts) -> int:
     weights = [max((VULNERABILITY_WEIGHT[v] for v in m.vulnerabilities), default=0) for m in case.members]
     vulnerable = [w for w in weights if w > 0]
     return max(weights, default=0) + max(len(vulnerable) - 1, 0)
 
 
-def evaluate(case: CaseFacts, route: Route) -> Decision:
+def evaluate(
+    case: CaseFacts,
+    route: Route,
+    *,
+    evidence: list[Evidence] | None = None,
+    requirements: list[Requirement] | None = None,
+    withdrawn_at: datetime | None = None,
+) -> Decision:
+    evidence = evidence or []
     rules = (
+        not_withdrawn(withdrawn_at),
         consent_recorded(case, route),
         nationality_matches_destination(case, route),
         document_valid_on_travel_date(case),
+        fit_to_travel(case, evidence),
+        crossing_requirements_met(case, route, requirements or [], evidence),
     )
     if any(r.outcome is RuleOutcome.FAIL for r in rules):
         outcome = Outcome.INELIGIBLE

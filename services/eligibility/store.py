@@ -9,7 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from services.eligibility.domain import CaseFacts, Decision
+from contracts.border import CrossingRequirementPublished
+from contracts.intake import EvidenceKind, EvidenceResult, HealthEvidenceRecorded
+from services.eligibility.domain import CaseFacts, Decision, Evidence, Requirement
 
 
 async def save_facts(conn: asyncpg.Connection, facts: CaseFacts) -> None:
@@ -56,3 +58,102 @@ async def decisions(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[dict[s
         }
         for r in rows
     ]
+
+
+async def facts(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT facts, withdrawn_at, departed_at FROM cases WHERE case_id = $1 FOR UPDATE", case_id
+    )
+
+
+async def latest_decision(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT version, outcome, rules FROM decisions WHERE case_id = $1 ORDER BY version DESC LIMIT 1",
+        case_id,
+    )
+
+
+async def evidence(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[Evidence]:
+    rows = await conn.fetch(
+        "SELECT person_id, kind, result, taken_at FROM evidence WHERE case_id = $1", case_id
+    )
+    return [
+        Evidence(r["person_id"], EvidenceKind(r["kind"]), EvidenceResult(r["result"]), r["taken_at"])
+        for r in rows
+    ]
+
+
+async def add_evidence(conn: asyncpg.Connection, e: HealthEvidenceRecorded) -> None:
+    await conn.execute(
+        "INSERT INTO evidence (case_id, person_id, kind, result, taken_at) VALUES ($1, $2, $3, $4, $5)",
+        e.case_id,
+        e.person_id,
+        e.kind.value,
+        e.result.value,
+        e.taken_at,
+    )
+
+
+async def mark_withdrawn(conn: asyncpg.Connection, case_id: uuid.UUID, at: datetime) -> None:
+    await conn.execute("UPDATE cases SET withdrawn_at = $2 WHERE case_id = $1", case_id, at)
+
+
+async def mark_departed(conn: asyncpg.Connection, case_ids: list[uuid.UUID], at: datetime) -> None:
+    await conn.execute(
+        "UPDATE cases SET departed_at = $2 WHERE case_id = ANY($1::uuid[]) AND departed_at IS NULL",
+        case_ids,
+        at,
+    )
+
+
+async def active_requirements(conn: asyncpg.Connection) -> list[Requirement]:
+    rows = await conn.fetch("SELECT * FROM requirements WHERE lifted_at IS NULL")
+    return [
+        Requirement(
+            r["requirement_id"],
+            r["checkpoint_id"],
+            r["country"],
+            r["post"],
+            r["code"],
+            r["description"],
+            EvidenceKind(r["evidence_kind"]),
+            r["valid_hours"],
+            r["effective_from"],
+        )
+        for r in rows
+    ]
+
+
+async def save_requirement(conn: asyncpg.Connection, r: CrossingRequirementPublished) -> None:
+    await conn.execute(
+        """INSERT INTO requirements (requirement_id, checkpoint_id, country, post, code, description,
+                                     evidence_kind, valid_hours, effective_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (requirement_id) DO NOTHING""",
+        r.requirement_id,
+        r.checkpoint_id,
+        r.country,
+        r.post,
+        r.code,
+        r.description,
+        r.evidence_kind.value,
+        r.valid_hours,
+        r.effective_from,
+    )
+
+
+async def lift_requirement(conn: asyncpg.Connection, requirement_id: uuid.UUID, at: datetime) -> str | None:
+    return await conn.fetchval(
+        "UPDATE requirements SET lifted_at = $2 WHERE requirement_id = $1 AND lifted_at IS NULL RETURNING checkpoint_id",
+        requirement_id,
+        at,
+    )
+
+
+async def cases_on_routes(conn: asyncpg.Connection, route_ids: list[str]) -> list[uuid.UUID]:
+    """Cases a requirement may affect: on those routes, not departed, not withdrawn."""
+    rows = await conn.fetch(
+        """SELECT case_id FROM cases WHERE route_id = ANY($1::text[])
+           AND departed_at IS NULL AND withdrawn_at IS NULL ORDER BY case_id""",
+        route_ids,
+    )
+    return [r["case_id"] for r in rows]

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from contracts import topics
 from contracts.envelope import CloudEvent, EnvelopeError
+from contracts.intake import CaseWithdrawn, HealthEvidenceRecorded
 from contracts.missions import CaseStatusReported
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
@@ -168,6 +169,74 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             raise HTTPException(404, f"no case {case_id}")
         return case
 
+    @api.post("/cases/{case_id}/health-evidence", status_code=201)
+    async def record_health_evidence(
+        case_id: uuid.UUID,
+        command: domain.RecordHealthEvidence,
+        x_actor: Annotated[str, Header(min_length=1, description="Who records it")],
+    ) -> dict[str, Any]:
+        """A test result or fit-to-travel examination. Medical data: it goes only to eligibility,
+        on the host mission's restricted topic, and never onto the status stream."""
+        now = datetime.now(UTC)
+        if command.taken_at > now:
+            raise RequestValidationError(
+                [{"loc": ("body", "taken_at"), "msg": "is in the future", "type": "value_error"}]
+            )
+        async with rt.pool.acquire() as conn, conn.transaction():
+            if not await store.person_in_case(conn, case_id, command.person_id):
+                raise HTTPException(404, f"no person {command.person_id} in case {case_id}")
+            evidence = HealthEvidenceRecorded(
+                case_id=case_id,
+                person_id=command.person_id,
+                kind=command.kind,
+                result=command.result,
+                taken_at=command.taken_at,
+                recorded_at=now,
+            )
+            await store.save_health_evidence(conn, evidence, x_actor)
+            event = await enqueue(conn, evidence, topic=topics.CASES, source=rt.source)
+        return {"case_id": str(case_id), "event_id": event.id}
+
+    @api.post("/cases/{case_id}/withdrawal", status_code=201)
+    async def withdraw_case(
+        case_id: uuid.UUID,
+        command: domain.WithdrawCase,
+        x_actor: Annotated[str, Header(min_length=1, description="Who records it")],
+    ) -> dict[str, Any]:
+        """The person withdraws, at any time before departure; the whole case leaves together."""
+        now = datetime.now(UTC)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            case = await store.case_for_update(conn, case_id)
+            if case is None:
+                raise HTTPException(404, f"no case {case_id}")
+            current = CaseStatus(case["status"])
+            # The withdrawals table, not the status projection (which may lag), says if it is done.
+            if await store.is_withdrawn(conn, case_id):
+                return {"case_id": str(case_id), "status": CaseStatus.WITHDRAWN.value, "created": False}
+            if current not in domain.WITHDRAWABLE:
+                raise HTTPException(
+                    409, f"case is {current.value}: withdrawal is possible only before departure"
+                )
+            withdrawal = CaseWithdrawn(case_id=case_id, reason=command.reason, withdrawn_at=now)
+            await store.save_withdrawal(conn, withdrawal, x_actor)
+            await store.set_status(conn, case_id, CaseStatus.WITHDRAWN.value)
+            await enqueue(
+                conn,
+                CaseStatusChanged(
+                    case_id=case_id,
+                    status=CaseStatus.WITHDRAWN,
+                    occurred_at=now,
+                    members=case["members"],
+                    # The caseworker's note may name people: it stays on the restricted topic.
+                    reason_code="withdrawn_by_applicant",
+                    reason="Withdrawn by the applicant before departure",
+                ),
+                topic=topics.STATUS,
+                source=rt.source,
+            )
+            await enqueue(conn, withdrawal, topic=topics.CASES, source=rt.source)
+        return {"case_id": str(case_id), "status": CaseStatus.WITHDRAWN.value, "created": True}
+
     @api.get("/cases/{case_id}/access-log")
     async def case_access_log(case_id: uuid.UUID) -> dict[str, Any]:
         async with rt.pool.acquire() as conn:
@@ -182,7 +251,13 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             event = CloudEvent.from_structured(await request.body())
         except EnvelopeError as exc:
             status = 422 if exc.code == "schema_violation" else 400
-            return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=status)
+            # The detail may quote the input, unpaired surrogates included: keep it encodable.
+            detail = exc.detail.encode(errors="backslashreplace").decode()
+            return JSONResponse({"code": exc.code, "detail": detail}, status_code=status)
+        except RecursionError:
+            return JSONResponse(
+                {"code": "malformed_json", "detail": "JSON nested too deeply"}, status_code=400
+            )
         if not isinstance(event.data, CaseStatusReported):
             return JSONResponse(
                 {"code": "unexpected_type", "detail": f"{event.type} cannot be reported here"},

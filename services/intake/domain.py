@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.intake import (
     CaseRegistered,
     Consent,
     DocumentType,
+    EvidenceKind,
+    EvidenceResult,
     Person,
     Relationship,
     TravelDocument,
@@ -51,6 +53,8 @@ class PersonIn(_Command):
     nationality: str = Field(pattern=r"^[A-Z]{3}$")
     document: DocumentIn
     vulnerabilities: list[VulnerabilityFlag] = Field(default_factory=list)
+    needs_escort: bool = False
+    current_city: str | None = Field(default=None, max_length=100)
 
 
 class ConsentIn(_Command):
@@ -78,6 +82,33 @@ class RegisterCase(_Command):
         if principals != 1:
             raise ValueError(f"a case needs exactly one principal applicant, got {principals}")
         return self
+
+
+class RecordHealthEvidence(_Command):
+    """A test result or fit-to-travel examination for one member of the case."""
+
+    person_id: uuid.UUID
+    kind: EvidenceKind
+    result: EvidenceResult
+    taken_at: AwareDatetime
+
+
+class WithdrawCase(_Command):
+    """The person withdraws; possible at any time before departure."""
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
+# A case can be withdrawn until its vehicle leaves; after that it is on the road.
+WITHDRAWABLE = frozenset(
+    {
+        CaseStatus.REGISTERED,
+        CaseStatus.ELIGIBLE,
+        CaseStatus.INELIGIBLE,
+        CaseStatus.ON_HOLD,
+        CaseStatus.MANIFESTED,
+    }
+)
 
 
 def validate_against_today(command: RegisterCase, today: date) -> list[str]:
@@ -109,6 +140,8 @@ def build_case(command: RegisterCase, *, case_id: uuid.UUID, now: datetime) -> C
                 nationality=m.nationality,
                 document=TravelDocument(**m.document.model_dump()),
                 vulnerabilities=m.vulnerabilities,
+                needs_escort=m.needs_escort,
+                current_city=m.current_city,
             )
             for m in command.members
         ],

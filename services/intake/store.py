@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from contracts.intake import CaseRegistered
+from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
 from contracts.status import CaseStatusChanged
 
 
@@ -33,8 +33,8 @@ async def insert_case(
     )
     await conn.executemany(
         """INSERT INTO persons (person_id, case_id, role, given_names, surname, birth_date, sex,
-                                nationality, document, vulnerabilities)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)""",
+                                nationality, document, vulnerabilities, needs_escort, current_city)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)""",
         [
             (
                 p.person_id,
@@ -47,6 +47,8 @@ async def insert_case(
                 p.nationality,
                 p.document.model_dump_json(),
                 [str(v) for v in p.vulnerabilities],
+                p.needs_escort,
+                p.current_city,
             )
             for p in case.members
         ],
@@ -161,3 +163,39 @@ async def case_for_update(conn: asyncpg.Connection, case_id: uuid.UUID) -> async
 
 async def set_status(conn: asyncpg.Connection, case_id: uuid.UUID, status: str) -> None:
     await conn.execute("UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1", case_id, status)
+
+
+async def person_in_case(conn: asyncpg.Connection, case_id: uuid.UUID, person_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval("SELECT 1 FROM persons WHERE case_id = $1 AND person_id = $2", case_id, person_id)
+    )
+
+
+async def save_health_evidence(
+    conn: asyncpg.Connection, event: HealthEvidenceRecorded, recorded_by: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO health_evidence (case_id, person_id, kind, result, taken_at, recorded_by, recorded_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        event.case_id,
+        event.person_id,
+        event.kind.value,
+        event.result.value,
+        event.taken_at,
+        recorded_by,
+        event.recorded_at,
+    )
+
+
+async def save_withdrawal(conn: asyncpg.Connection, event: CaseWithdrawn, recorded_by: str) -> None:
+    await conn.execute(
+        "INSERT INTO withdrawals (case_id, reason, recorded_by, withdrawn_at) VALUES ($1, $2, $3, $4)",
+        event.case_id,
+        event.reason,
+        recorded_by,
+        event.withdrawn_at,
+    )
+
+
+async def is_withdrawn(conn: asyncpg.Connection, case_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM withdrawals WHERE case_id = $1", case_id))

@@ -6,24 +6,26 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Header, HTTPException, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import topics
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused
-from contracts.eligibility import EligibilityDecided
+from contracts.eligibility import EligibilityDecided, Outcome
 from contracts.envelope import CloudEvent
 from contracts.intake import CaseRegistered
-from contracts.routes import Route, RouteBook
+from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
-from contracts.transport import ManifestIssued, MovementDeparted
+from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
 from corridor.outbox import enqueue
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from services.transport import domain, store
+from services.transport.pdf import manifest_pdf
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,6 +55,20 @@ class RecordDeparture(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     no_shows: list[uuid.UUID] = Field(default_factory=list)
+    fill_freed_seats: bool = Field(
+        default=True, description="Offer freed seats to cases waiting for that day"
+    )
+
+
+class RecordProgress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checkpoint_id: str = Field(pattern=r"^[a-z0-9-]+$")
+    stage: Literal["arrived", "departed"]
+
+
+def invalid(field: str, msg: str) -> RequestValidationError:
+    """A 422 in the documented shape (a list of errors naming the field), like FastAPI's own."""
+    return RequestValidationError([{"loc": ("body", field), "msg": msg, "type": "value_error"}])
 
 
 def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
@@ -68,7 +84,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     def route_of(route_id: str) -> Route:
         route = routes.get(route_id)
         if route is None:
-            raise HTTPException(422, f"unknown route {route_id!r}")
+            raise invalid("route_id", f"unknown route {route_id!r}")
         return route
 
     async def status(
@@ -105,10 +121,11 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         vehicle: asyncpg.Record,
         departure: date,
         at: datetime,
+        checkpoints: list[Checkpoint] | None = None,
     ) -> None:
         passengers = await store.passengers_on(conn, movement_id, vehicle["vehicle_id"])
         # One topic per checkpoint: each border post's mission receives only its own manifests.
-        for cp in route.checkpoints:
+        for cp in route.checkpoints if checkpoints is None else checkpoints:
             await enqueue(
                 conn,
                 ManifestIssued(
@@ -133,10 +150,40 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         assert isinstance(event.data, CaseRegistered)
         await store.save_case(conn, event.data)
 
+    async def amend_manifests(
+        conn: asyncpg.Connection, movement_id: str, vehicle_id: str, *, after_checkpoint: str | None = None
+    ) -> None:
+        """Send a new revision of a vehicle's manifest to the posts it has not passed yet."""
+        found = await store.movement(conn, movement_id)
+        route = routes.get(found["route_id"]) if found else None
+        if found is None or route is None:
+            return
+        await store.bump_manifest(conn, movement_id, vehicle_id)
+        vehicle = next(v for v in await store.vehicles(conn, movement_id) if v["vehicle_id"] == vehicle_id)
+        start = 0 if after_checkpoint is None else route.index_of(after_checkpoint) + 1
+        await issue_manifests(
+            conn,
+            route,
+            movement_id,
+            vehicle,
+            found["departure_date"],
+            datetime.now(UTC),
+            route.checkpoints[start:],
+        )
+
     async def on_eligibility_decided(conn: asyncpg.Connection, event: CloudEvent) -> None:
         d = event.data
         assert isinstance(d, EligibilityDecided)
         await store.save_decision(conn, d.case_id, d.version, d.outcome.value, d.priority)
+        if (
+            d.outcome is not Outcome.ELIGIBLE
+            and await store.current_outcome(conn, d.case_id) == d.outcome.value
+        ):
+            # Held (a new crossing requirement, a missing check) or withdrawn before departure: the
+            # seat is freed and the posts get a manifest without the family.
+            removed = await store.remove_assignment(conn, d.case_id)
+            if removed is not None:
+                await amend_manifests(conn, removed["movement_id"], removed["vehicle_id"])
 
     async def on_crossing(conn: asyncpg.Connection, event: CloudEvent) -> None:
         d = event.data
@@ -148,6 +195,10 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             return
         if not cleared:
             await store.set_assignment_state(conn, d.case_id, "refused")
+            # The family stays at this post; the posts ahead must not expect it.
+            await amend_manifests(
+                conn, assigned["movement_id"], assigned["vehicle_id"], after_checkpoint=d.checkpoint_id
+            )
             return
         route = routes.get(assigned["route_id"])
         if route is None or route.checkpoints[-1].checkpoint_id != d.checkpoint_id:
@@ -193,9 +244,9 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             try:
                 placements = domain.plan(
                     cases, [domain.Vehicle(v.vehicle_id, v.capacity) for v in command.vehicles]
-                )
+                ).placements
             except ValueError as exc:
-                raise HTTPException(422, str(exc)) from exc
+                raise invalid("vehicles", str(exc)) from exc
             await store.create_movement(
                 conn,
                 movement_id,
@@ -207,6 +258,8 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             for p in placements:
                 if p.vehicle_id is None:
                     continue
+                if p.escort_seat_reserved:
+                    await store.set_escort_seat(conn, movement_id, p.vehicle_id)
                 await store.assign(conn, p.case_id, movement_id, p.vehicle_id, size[p.case_id], p.explanation)
                 await status(
                     conn, p.case_id, CaseStatus.MANIFESTED, size[p.case_id], gathering, movement_id, now
@@ -248,19 +301,27 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                 found, await store.vehicles(conn, movement_id), await store.assignments(conn, movement_id)
             )
 
+    async def vehicle_of(
+        conn: asyncpg.Connection, movement_id: str, vehicle_id: str
+    ) -> tuple[asyncpg.Record, asyncpg.Record]:
+        found = await store.movement(conn, movement_id)
+        if found is None:
+            raise HTTPException(404, f"no movement {movement_id}")
+        vehicle = next(
+            (v for v in await store.vehicles(conn, movement_id) if v["vehicle_id"] == vehicle_id), None
+        )
+        if vehicle is None:
+            raise HTTPException(404, f"no vehicle {vehicle_id} on {movement_id}")
+        return found, vehicle
+
     @api.post("/movements/{movement_id}/vehicles/{vehicle_id}/departure")
     async def record_departure(movement_id: str, vehicle_id: str, command: RecordDeparture) -> dict[str, Any]:
+        """Boarding against the manifest: no-shows leave it, their seats go to the next eligible
+        cases waiting for that day, the posts get the amended manifest, and the vehicle leaves."""
         now = datetime.now(UTC)
         async with rt.pool.acquire() as conn, conn.transaction():
-            found = await store.movement(conn, movement_id)
-            if found is None:
-                raise HTTPException(404, f"no movement {movement_id}")
+            found, vehicle = await vehicle_of(conn, movement_id, vehicle_id)
             route = route_of(found["route_id"])
-            vehicle = next(
-                (v for v in await store.vehicles(conn, movement_id) if v["vehicle_id"] == vehicle_id), None
-            )
-            if vehicle is None:
-                raise HTTPException(404, f"no vehicle {vehicle_id} on {movement_id}")
             if vehicle["departed_at"] is not None:
                 raise HTTPException(409, f"{vehicle_id} departed at {vehicle['departed_at'].isoformat()}")
             on_board = [
@@ -270,11 +331,10 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             ]
             unknown = set(command.no_shows) - {a["case_id"] for a in on_board}
             if unknown:
-                raise HTTPException(
-                    422, f"not on {vehicle_id}'s manifest: {', '.join(sorted(map(str, unknown)))}"
+                raise invalid(
+                    "no_shows", f"not on {vehicle_id}'s manifest: {', '.join(sorted(map(str, unknown)))}"
                 )
             gathering = Place(country=route.gathering_point.country, name=route.gathering_point.name)
-            departed: list[uuid.UUID] = []
             for a in on_board:
                 if a["case_id"] in command.no_shows:
                     await store.set_assignment_state(conn, a["case_id"], "no_show")
@@ -289,19 +349,42 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                         reason_code="no_show",
                         reason="Not present at boarding",
                     )
-                else:
+            offered: list[domain.Placement] = []
+            if command.fill_freed_seats:
+                load = next(
+                    v for v in await store.vehicle_loads(conn, movement_id) if v.vehicle_id == vehicle_id
+                )
+                waiting = await store.ready_cases(conn, route.route_id, found["departure_date"])
+                offered = domain.plan(waiting, [load]).placed()
+                size = {c.case_id: c.members for c in waiting}
+                for p in offered:
+                    await store.assign(
+                        conn, p.case_id, movement_id, vehicle_id, size[p.case_id], p.explanation
+                    )
+                    if p.escort_seat_reserved:
+                        await store.set_escort_seat(conn, movement_id, vehicle_id)
+                    await status(
+                        conn,
+                        p.case_id,
+                        CaseStatus.MANIFESTED,
+                        size[p.case_id],
+                        gathering,
+                        movement_id,
+                        now,
+                        reason_code="seat_offered",
+                        reason="Offered a seat freed at boarding",
+                    )
+            departed: list[uuid.UUID] = []
+            for a in await store.assignments(conn, movement_id):
+                if a["vehicle_id"] == vehicle_id and a["state"] == "manifested":
                     await store.set_assignment_state(conn, a["case_id"], "departed")
                     await status(
                         conn, a["case_id"], CaseStatus.DEPARTED, a["seats"], gathering, movement_id, now
                     )
                     departed.append(a["case_id"])
-            if command.no_shows:
-                # The border posts must not expect people who did not board.
-                await store.bump_manifest(conn, movement_id, vehicle_id)
-                refreshed = next(
-                    v for v in await store.vehicles(conn, movement_id) if v["vehicle_id"] == vehicle_id
-                )
-                await issue_manifests(conn, route, movement_id, refreshed, found["departure_date"], now)
+            if command.no_shows or offered:
+                # The border posts must expect exactly who is on board.
+                await amend_manifests(conn, movement_id, vehicle_id)
             await store.mark_departed(conn, movement_id, vehicle_id, now)
             await enqueue(
                 conn,
@@ -317,7 +400,96 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             "vehicle_id": vehicle_id,
             "departed": [str(c) for c in departed],
             "no_shows": [str(c) for c in command.no_shows],
+            "seats_offered": [{"case_id": str(p.case_id), "explanation": p.explanation} for p in offered],
         }
+
+    @api.post("/movements/{movement_id}/vehicles/{vehicle_id}/progress", status_code=201)
+    async def record_progress(movement_id: str, vehicle_id: str, command: RecordProgress) -> dict[str, Any]:
+        """The vehicle reached or left a checkpoint on its route (reported by the escort or driver)."""
+        now = datetime.now(UTC)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            found, vehicle = await vehicle_of(conn, movement_id, vehicle_id)
+            route = route_of(found["route_id"])
+            if route.checkpoint(command.checkpoint_id) is None:
+                raise invalid("checkpoint_id", f"{command.checkpoint_id} is not on route {route.route_id}")
+            if vehicle["departed_at"] is None:
+                raise HTTPException(409, f"{vehicle_id} has not left the gathering point")
+            if await store.record_progress(
+                conn, movement_id, vehicle_id, command.checkpoint_id, command.stage, now
+            ):
+                on_board = [
+                    a["case_id"]
+                    for a in await store.assignments(conn, movement_id)
+                    if a["vehicle_id"] == vehicle_id and a["state"] == "departed"
+                ]
+                await enqueue(
+                    conn,
+                    VehicleProgressRecorded(
+                        movement_id=movement_id,
+                        vehicle_id=vehicle_id,
+                        checkpoint_id=command.checkpoint_id,
+                        stage=command.stage,
+                        case_ids=on_board,
+                        at=now,
+                    ),
+                    topic=topics.MOVEMENTS,
+                    source=rt.source,
+                    key=f"{movement_id}/{vehicle_id}",
+                )
+        return {"movement_id": movement_id, "vehicle_id": vehicle_id, **command.model_dump()}
+
+    async def export(
+        movement_id: str, vehicle_id: str, actor: str, purpose: str, fmt: str
+    ) -> tuple[asyncpg.Record, asyncpg.Record, list[ManifestPassenger]]:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            found, vehicle = await vehicle_of(conn, movement_id, vehicle_id)
+            passengers = await store.passengers_on(conn, movement_id, vehicle_id)
+            await store.log_export(conn, actor, purpose, movement_id, vehicle_id, fmt)
+        return found, vehicle, passengers
+
+    @api.get("/movements/{movement_id}/vehicles/{vehicle_id}/manifest.csv", response_class=Response)
+    async def manifest_as_csv(
+        movement_id: str,
+        vehicle_id: str,
+        x_actor: Annotated[str, Header(min_length=1)],
+        x_purpose: Annotated[str, Header(min_length=3)],
+    ) -> Response:
+        """The current manifest with personal data; every export is recorded with who and why."""
+        _, _, passengers = await export(movement_id, vehicle_id, x_actor, x_purpose, "csv")
+        return Response(
+            domain.manifest_csv(passengers),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{movement_id}-{vehicle_id}.csv"'},
+        )
+
+    @api.get("/movements/{movement_id}/vehicles/{vehicle_id}/manifest.pdf", response_class=Response)
+    async def manifest_as_pdf(
+        movement_id: str,
+        vehicle_id: str,
+        x_actor: Annotated[str, Header(min_length=1)],
+        x_purpose: Annotated[str, Header(min_length=3)],
+    ) -> Response:
+        found, vehicle, passengers = await export(movement_id, vehicle_id, x_actor, x_purpose, "pdf")
+        document = manifest_pdf(
+            movement_id=movement_id,
+            vehicle_id=vehicle_id,
+            route=found["route_id"],
+            departure=found["departure_date"].isoformat(),
+            revision=vehicle["manifest_revision"],
+            passengers=passengers,
+            printed_at=datetime.now(UTC),
+            printed_by=x_actor,
+        )
+        return Response(
+            document,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{movement_id}-{vehicle_id}.pdf"'},
+        )
+
+    @api.get("/movements/{movement_id}/access-log")
+    async def movement_access_log(movement_id: str) -> dict[str, Any]:
+        async with rt.pool.acquire() as conn:
+            return {"movement_id": movement_id, "exports": await store.access_log(conn, movement_id)}
 
     rt.http.include_router(api)
     return rt

@@ -11,7 +11,7 @@ import asyncpg
 
 from contracts.intake import CaseRegistered
 from contracts.transport import ManifestPassenger
-from services.transport.domain import ReadyCase
+from services.transport.domain import ReadyCase, Vehicle
 
 
 async def save_case(conn: asyncpg.Connection, case: CaseRegistered) -> None:
@@ -30,13 +30,14 @@ async def save_case(conn: asyncpg.Connection, case: CaseRegistered) -> None:
         for p in case.members
     ]
     await conn.execute(
-        """INSERT INTO cases (case_id, route_id, planned_travel_date, registered_at, passengers)
-           VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (case_id) DO NOTHING""",
+        """INSERT INTO cases (case_id, route_id, planned_travel_date, registered_at, passengers, needs_escort)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (case_id) DO NOTHING""",
         case.case_id,
         case.route_id,
         case.planned_travel_date,
         case.registered_at,
         json.dumps(passengers),
+        any(p.needs_escort for p in case.members),
     )
 
 
@@ -56,9 +57,14 @@ async def save_decision(
     )
 
 
+async def current_outcome(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | None:
+    return await conn.fetchval("SELECT outcome FROM decisions WHERE case_id = $1", case_id)
+
+
 async def ready_cases(conn: asyncpg.Connection, route_id: str, departure_date: date) -> list[ReadyCase]:
     rows = await conn.fetch(
-        """SELECT c.case_id, jsonb_array_length(c.passengers) AS members, d.priority, c.registered_at
+        """SELECT c.case_id, jsonb_array_length(c.passengers) AS members, d.priority, c.registered_at,
+                  c.needs_escort
            FROM cases c JOIN decisions d USING (case_id)
            LEFT JOIN assignments a USING (case_id)
            WHERE d.outcome = 'eligible' AND a.case_id IS NULL
@@ -67,7 +73,10 @@ async def ready_cases(conn: asyncpg.Connection, route_id: str, departure_date: d
         route_id,
         departure_date,
     )
-    return [ReadyCase(r["case_id"], r["members"], r["priority"], r["registered_at"]) for r in rows]
+    return [
+        ReadyCase(r["case_id"], r["members"], r["priority"], r["registered_at"], r["needs_escort"])
+        for r in rows
+    ]
 
 
 async def create_movement(
@@ -106,6 +115,77 @@ async def assign(
         seats,
         explanation,
     )
+
+
+async def set_escort_seat(conn: asyncpg.Connection, movement_id: str, vehicle_id: str) -> None:
+    await conn.execute(
+        "UPDATE vehicles SET escort_seat = true WHERE movement_id = $1 AND vehicle_id = $2",
+        movement_id,
+        vehicle_id,
+    )
+
+
+async def vehicle_loads(conn: asyncpg.Connection, movement_id: str) -> list[Vehicle]:
+    """Each vehicle's seats taken by cases still travelling on it."""
+    rows = await conn.fetch(
+        """SELECT v.vehicle_id, v.capacity, v.escort_seat,
+                  coalesce(sum(a.seats) FILTER (WHERE a.state IN ('manifested', 'departed')), 0) AS taken
+           FROM vehicles v LEFT JOIN assignments a USING (movement_id, vehicle_id)
+           WHERE v.movement_id = $1 GROUP BY v.vehicle_id, v.capacity, v.escort_seat ORDER BY v.vehicle_id""",
+        movement_id,
+    )
+    return [Vehicle(r["vehicle_id"], r["capacity"], int(r["taken"]), r["escort_seat"]) for r in rows]
+
+
+async def remove_assignment(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
+    """Take a case off its vehicle before departure; returns where it was."""
+    return await conn.fetchrow(
+        "DELETE FROM assignments WHERE case_id = $1 AND state = 'manifested' RETURNING movement_id, vehicle_id",
+        case_id,
+    )
+
+
+async def record_progress(
+    conn: asyncpg.Connection, movement_id: str, vehicle_id: str, checkpoint_id: str, stage: str, at: datetime
+) -> bool:
+    status = await conn.execute(
+        """INSERT INTO vehicle_progress (movement_id, vehicle_id, checkpoint_id, stage, at)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+        movement_id,
+        vehicle_id,
+        checkpoint_id,
+        stage,
+        at,
+    )
+    return status.endswith(" 1")
+
+
+async def log_export(
+    conn: asyncpg.Connection, actor: str, purpose: str, movement_id: str, vehicle_id: str, fmt: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO pii_access_log (actor, purpose, movement_id, vehicle_id, format)
+           VALUES ($1, $2, $3, $4, $5)""",
+        actor,
+        purpose,
+        movement_id,
+        vehicle_id,
+        fmt,
+    )
+
+
+async def access_log(conn: asyncpg.Connection, movement_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM pii_access_log WHERE movement_id = $1 ORDER BY id", movement_id)
+    return [
+        {
+            "accessed_at": r["accessed_at"].isoformat(),
+            "actor": r["actor"],
+            "purpose": r["purpose"],
+            "vehicle_id": r["vehicle_id"],
+            "format": r["format"],
+        }
+        for r in rows
+    ]
 
 
 async def movement(conn: asyncpg.Connection, movement_id: str) -> asyncpg.Record | None:
@@ -209,6 +289,7 @@ def describe(
             {
                 "vehicle_id": v["vehicle_id"],
                 "capacity": v["capacity"],
+                "escort_seat": v["escort_seat"],
                 "manifest_revision": v["manifest_revision"],
                 "departed_at": v["departed_at"].isoformat() if v["departed_at"] else None,
                 "cases": [

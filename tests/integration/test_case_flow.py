@@ -71,7 +71,7 @@ async def test_status_stream_carries_no_personal_data(
         r.value + b"".join(v for _, v in r.headers) for r in await read_topic(stack.bootstrap, topics.STATUS)
     )
     assert str(case_id).encode() in raw
-    for secret in (b"Nazarov", b"Farrukh", b"401234567", b"1986-03-14", b"pregnant", b"CR0001234"):
+    for secret in (b"Nazarov", b"Farrukh", b"401234567", b"1986-03-14", b"disability", b"CR0001234"):
         assert secret not in raw
 
 
@@ -91,9 +91,12 @@ async def test_expired_document_stops_the_case_at_eligibility_with_its_reason(
     ]
     assert [d["outcome"] for d in decisions] == ["ineligible"]
     assert {r["rule"]: r["outcome"] for r in decisions[0]["rules"]} == {
+        "not_withdrawn": "pass",
         "consent_recorded": "pass",
         "nationality_matches_destination": "pass",
         "document_valid_on_travel_date": "fail",
+        "fit_to_travel": "pass",
+        "crossing_requirements_met": "pass",
     }
 
     # Transport does not place it: the movement for that day stays empty.

@@ -29,7 +29,7 @@ def test_family_with_valid_documents_is_eligible_and_prioritised() -> None:
     decision = evaluate(facts(scenario.family_of_three(TRAVEL)), ROUTE)
     assert decision.outcome is Outcome.ELIGIBLE
     assert all(r.outcome is RuleOutcome.PASS for r in decision.rules)
-    assert decision.priority == 40  # a pregnant member
+    assert decision.priority == 30  # a member with a disability
 
 
 def test_passport_expiring_the_day_before_travel_makes_the_case_ineligible() -> None:
@@ -107,3 +107,88 @@ def test_case_facts_keep_no_names_or_document_numbers() -> None:
     dumped = facts(scenario.family_of_three(TRAVEL)).model_dump_json()
     for secret in ("Nazarov", "Farrukh", "401234567", "1986-03-14"):
         assert secret not in dumped
+
+
+def _evidence(f: CaseFacts, kind: str, result: str, hours_before: int, members: range | None = None):
+    from contracts.intake import EvidenceKind, EvidenceResult
+    from services.eligibility.domain import Evidence
+
+    start = datetime.combine(f.planned_travel_date, datetime.min.time(), tzinfo=UTC)
+    chosen = members if members is not None else range(len(f.members))
+    return [
+        Evidence(
+            f.members[i].person_id,
+            EvidenceKind(kind),
+            EvidenceResult(result),
+            start - timedelta(hours=hours_before),
+        )
+        for i in chosen
+    ]
+
+
+def _requirement(checkpoint: str = "uzb-zhibek-zholy-entry", effective: date = TRAVEL):
+    from contracts.intake import EvidenceKind
+    from services.eligibility.domain import Requirement
+
+    return Requirement(
+        uuid.uuid4(),
+        checkpoint,
+        "UZB",
+        "Gisht-Kuprik",
+        "negative_covid19_test",
+        "a negative COVID-19 test taken within 72 hours",
+        EvidenceKind.COVID19_TEST,
+        72,
+        effective,
+    )
+
+
+def test_a_pregnant_member_needs_a_recent_fit_to_travel_check() -> None:
+    body = scenario.family_of_three(TRAVEL)
+    body["members"][1]["vulnerabilities"] = ["pregnant"]
+    f = facts(body)
+    assert evaluate(f, ROUTE).outcome is Outcome.PENDING
+    assert "member 2" in rule(evaluate(f, ROUTE), "fit_to_travel").reason
+    assert (
+        evaluate(f, ROUTE, evidence=_evidence(f, "fit_to_travel", "fit", 48, range(1, 2))).outcome
+        is Outcome.ELIGIBLE
+    )
+    stale = _evidence(f, "fit_to_travel", "fit", 80, range(1, 2))
+    assert evaluate(f, ROUTE, evidence=stale).outcome is Outcome.PENDING
+    unfit = _evidence(f, "fit_to_travel", "unfit", 10, range(1, 2))
+    assert evaluate(f, ROUTE, evidence=unfit).outcome is Outcome.INELIGIBLE
+
+
+def test_a_new_crossing_requirement_holds_exactly_the_members_without_evidence() -> None:
+    f = facts(scenario.family_of_three(TRAVEL))
+    req = [_requirement()]
+    held = evaluate(
+        f, ROUTE, requirements=req, evidence=_evidence(f, "covid19_test", "negative", 24, range(0, 2))
+    )
+    assert held.outcome is Outcome.PENDING
+    reason = rule(held, "crossing_requirements_met").reason
+    assert "Gisht-Kuprik (UZB)" in reason and "member 3" in reason and "member 1" not in reason
+    ok = evaluate(f, ROUTE, requirements=req, evidence=_evidence(f, "covid19_test", "negative", 24))
+    assert ok.outcome is Outcome.ELIGIBLE
+    positive = evaluate(f, ROUTE, requirements=req, evidence=_evidence(f, "covid19_test", "positive", 24))
+    assert positive.outcome is Outcome.PENDING
+
+
+def test_requirements_elsewhere_or_later_do_not_apply() -> None:
+    f = facts(scenario.single_traveller(TRAVEL))
+    elsewhere = _requirement(checkpoint="kgz-somewhere-entry")
+    later = _requirement(effective=TRAVEL + timedelta(days=1))
+    assert evaluate(f, ROUTE, requirements=[elsewhere, later]).outcome is Outcome.ELIGIBLE
+
+
+def test_withdrawal_fails_the_case_and_decisions_compare_by_outcome_and_reasons() -> None:
+    f = facts(scenario.single_traveller(TRAVEL))
+    withdrawn = evaluate(f, ROUTE, withdrawn_at=datetime(2026, 11, 30, tzinfo=UTC))
+    assert (
+        withdrawn.outcome is Outcome.INELIGIBLE
+        and rule(withdrawn, "not_withdrawn").outcome is RuleOutcome.FAIL
+    )
+    first = evaluate(f, ROUTE)
+    stored = [r.model_dump(mode="json") for r in first.rules]
+    assert evaluate(f, ROUTE).same_as("eligible", stored)
+    assert not withdrawn.same_as("eligible", stored)

@@ -14,7 +14,7 @@ def case(members: int, priority: int = 0, minute: int = 0) -> ReadyCase:
 
 def test_vulnerable_cases_are_placed_before_earlier_registrations() -> None:
     early, vulnerable = case(2, 0, minute=0), case(2, 40, minute=5)
-    placements = plan([early, vulnerable], [Vehicle("BUS-1", 2)])
+    placements = plan([early, vulnerable], [Vehicle("BUS-1", 2)]).placements
     placed = {p.case_id: p.vehicle_id for p in placements}
     assert placed[vulnerable.case_id] == "BUS-1"
     assert placed[early.case_id] is None
@@ -23,7 +23,7 @@ def test_vulnerable_cases_are_placed_before_earlier_registrations() -> None:
 def test_families_are_never_split_and_no_vehicle_is_over_capacity() -> None:
     cases = [case(3, minute=i) for i in range(5)] + [case(1, minute=10 + i) for i in range(4)]
     vehicles = [Vehicle("BUS-1", 7), Vehicle("BUS-2", 5)]
-    placements = plan(cases, vehicles)
+    placements = plan(cases, vehicles).placements
     load = {"BUS-1": 0, "BUS-2": 0}
     size = {c.case_id: c.members for c in cases}
     for p in placements:
@@ -37,10 +37,34 @@ def test_families_are_never_split_and_no_vehicle_is_over_capacity() -> None:
 
 
 def test_every_placement_is_explained() -> None:
-    placements = plan([case(2, 30)], [Vehicle("BUS-1", 45)])
+    placements = plan([case(2, 30)], [Vehicle("BUS-1", 45)]).placements
     assert "BUS-1" in placements[0].explanation and "vulnerability priority" in placements[0].explanation
 
 
 def test_duplicate_vehicle_ids_are_refused() -> None:
     with pytest.raises(ValueError, match="unique"):
         plan([], [Vehicle("A", 1), Vehicle("A", 2)])
+
+
+def test_an_escort_takes_one_seat_on_each_vehicle_that_needs_one() -> None:
+    escorted = ReadyCase(uuid.uuid4(), 3, 50, T0, needs_escort=True)
+    second = ReadyCase(uuid.uuid4(), 1, 40, T0, needs_escort=True)
+    filler = case(1, minute=5)
+    result = plan([escorted, second, filler], [Vehicle("BUS-1", 5)])
+    placed = {p.case_id: p for p in result.placements}
+    assert (
+        placed[escorted.case_id].escort_seat_reserved
+        and "escort seat" in placed[escorted.case_id].explanation
+    )
+    assert placed[second.case_id].vehicle_id == "BUS-1" and not placed[second.case_id].escort_seat_reserved
+    assert placed[filler.case_id].vehicle_id is None  # 3 + 1 + the escort fill the five seats
+    assert result.vehicles["BUS-1"].free == 0
+
+
+def test_freed_seats_are_filled_from_what_is_already_on_board() -> None:
+    on_board = Vehicle("BUS-1", 45, taken=43)
+    family, single = case(3, 10), case(1, 0)
+    result = plan([family, single], [on_board])
+    placed = {p.case_id: p.vehicle_id for p in result.placements}
+    assert placed == {family.case_id: None, single.case_id: "BUS-1"}
+    assert on_board.taken == 43  # the caller's vehicles are not changed

@@ -1,0 +1,307 @@
+"""Bad input over HTTP: every service's API fuzzed from its own OpenAPI document.
+
+Schemathesis reads ``/openapi.json`` from each running service and generates requests that fit
+the schema (positive) and requests it forbids (negative). No answer may be a 5xx, and the answer
+to a request that fits the schema must match the response schema the service documents.
+
+Bounded and repeatable: a fixed number of examples per operation and generation mode, generated
+derandomized (the same requests on every run), with no shrinking: every failing request is
+collected and reported, as a curl command, instead of stopping at the first.
+
+``POST /inbound/status-changes`` reads its body raw (a structured-mode CloudEvent), so its schema
+gives schemathesis nothing to generate; a fixed corpus of bad bodies covers it instead.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+import requests
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+
+from contracts.missions import CaseStatusReported
+from contracts.routes import RouteBook
+from corridor.devstack import DEFAULT_ROUTES, Stack
+
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a dev dependency")
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
+
+MAX_EXAMPLES = 30  # per operation and mode
+MODES = ("valid", "invalid", "steered")
+REQUEST_TIMEOUT = 10.0
+
+SERVICES = [
+    "intake",
+    "eligibility",
+    "transport",
+    *sorted(
+        {f"border-{cp.checkpoint_id}" for r in RouteBook.load(DEFAULT_ROUTES).routes for cp in r.checkpoints}
+    ),
+]
+
+# service -> figures, printed in the terminal summary
+_FIGURES: dict[str, dict[str, Any]] = defaultdict(
+    lambda: {"operations": 0, "requests": 0, "status": Counter(), "modes": Counter()}
+)
+
+
+_CORPUS_ANSWERS: dict[str, str] = {}  # bad body -> "status code"
+
+
+class _Figures:
+    """Prints the figures in pytest's terminal summary, with or without ``-s``."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not _FIGURES:
+            return
+        tr = terminalreporter
+        tr.section("bad input over HTTP: requests tried and how each service answered")
+        modes = (*MODES, "corpus")
+        tr.write_line(
+            f"{'service':30} {'ops':>3} {'requests':>8} "
+            + " ".join(f"{m:>7}" for m in modes)
+            + f" {'2xx':>5} {'4xx':>5} {'5xx':>3}  status codes"
+        )
+        total: Counter[str] = Counter()
+        for name, f in _FIGURES.items():
+            classes: Counter[str] = Counter()
+            for code, n in f["status"].items():
+                classes[f"{code // 100}xx"] += n
+            total.update(classes)
+            total.update(f["modes"])
+            total["requests"] += f["requests"]
+            codes = " ".join(f"{code}:{n}" for code, n in sorted(f["status"].items()))
+            tr.write_line(
+                f"{name:30} {f['operations']:>3} {f['requests']:>8} "
+                + " ".join(f"{f['modes'][m]:>7}" for m in modes)
+                + f" {classes['2xx']:>5} {classes['4xx']:>5} {classes['5xx']:>3}  {codes}"
+            )
+        tr.write_line(
+            f"{'total':30} {'':>3} {total['requests']:>8} "
+            + " ".join(f"{total[m]:>7}" for m in modes)
+            + f" {total['2xx']:>5} {total['4xx']:>5} {total['5xx']:>3}"
+        )
+        if _CORPUS_ANSWERS:
+            tr.write_line("intake POST /inbound/status-changes, fixed corpus of bad bodies:")
+            for what, answer in _CORPUS_ANSWERS.items():
+                tr.write_line(f"  {what:32} -> {answer}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _figures_in_summary(request: pytest.FixtureRequest) -> None:
+    if request.config.pluginmanager.get_plugin("bad-input-http-figures") is None:
+        request.config.pluginmanager.register(_Figures(), "bad-input-http-figures")
+
+
+def _record(figures: dict[str, Any], mode: str, status: int) -> None:
+    figures["requests"] += 1
+    figures["modes"][mode] += 1
+    figures["status"][status] += 1
+
+
+# Strings that reach past the schema: PostgreSQL refuses NUL and unpaired surrogates, UTF-8 cannot
+# carry a surrogate, and long or odd strings find truncation and escaping bugs.
+HOSTILE_TEXT = [
+    "\x00",
+    "a\x00b",
+    "x" * 5000,
+    "%00",
+    "../..",
+    "' OR '1'='1",
+    "\u202e\u0000",
+    " ",
+    "\U0001f600",
+]
+HOSTILE_JSON = [*HOSTILE_TEXT, "\ud800", "a\udfffb"]  # only JSON can carry unpaired surrogates
+ROUTE_IDS = [r.route_id for r in RouteBook.load(DEFAULT_ROUTES).routes]
+# Dates steered into this range: no other test plans movements this far ahead.
+FAR_FUTURE = st.dates(min_value=date(2900, 1, 1), max_value=date(2999, 12, 31))
+
+
+def _steer(request: dict[str, Any], data: st.DataObject) -> None:
+    """Take a valid request past the rules its schema cannot express (a configured route, exactly
+    one principal applicant, a travel date ahead and a birth date behind), and in half of them put
+    hostile strings where the schema allows any string."""
+    hostile = data.draw(st.booleans())
+    for key, value in list((request.get("params") or {}).items()):
+        if hostile and isinstance(value, str) and data.draw(st.booleans()):
+            request["params"][key] = data.draw(st.sampled_from(HOSTILE_TEXT))
+    body = request.get("json")
+    if not isinstance(body, dict):
+        return
+    members = body.get("members")
+    if isinstance(members, list):
+        for i, member in enumerate(m for m in members if isinstance(m, dict)):
+            member["role"] = "principal" if i == 0 else "child"
+    request["json"] = _steer_json(body, data, hostile)
+
+
+def _steer_json(value: Any, data: st.DataObject, hostile: bool, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _steer_json(v, data, hostile, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_steer_json(v, data, hostile, key) for v in value]
+    if not isinstance(value, str):
+        return value
+    if key == "route_id":
+        return data.draw(st.sampled_from(ROUTE_IDS))
+    if key in ("planned_travel_date", "departure_date"):
+        return data.draw(FAR_FUTURE).isoformat()
+    if key == "birth_date":
+        return data.draw(st.dates(date(1920, 1, 1), date(2020, 1, 1))).isoformat()
+    if key != "role" and hostile and data.draw(st.integers(0, 3)) == 0:
+        return data.draw(st.sampled_from(HOSTILE_JSON))
+    return value
+
+
+def _fuzz(
+    operation: Any, mode: str, url: str, session: requests.Session, figures: dict[str, Any]
+) -> list[str]:
+    """Send up to MAX_EXAMPLES generated requests; return the failures, each with a curl command."""
+    failures: list[str] = []
+    generation = (
+        schemathesis.GenerationMode.NEGATIVE if mode == "invalid" else schemathesis.GenerationMode.POSITIVE
+    )
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=generation), data=st.data())
+    def send(case: Any, data: st.DataObject) -> None:
+        if mode == "steered":
+            # Sent as prepared: schemathesis would re-validate the edited case, and its validator
+            # cannot take the unpaired surrogates that JSON (and so this request) can carry.
+            for key, value in list((case.path_parameters or {}).items()):
+                if isinstance(value, str) and data.draw(st.booleans()):
+                    case.path_parameters[key] = data.draw(st.sampled_from(HOSTILE_TEXT))
+            request = case.as_transport_kwargs(base_url=url)
+            _steer(request, data)
+            response = session.request(**request, timeout=REQUEST_TIMEOUT)
+        else:
+            response = case.call(base_url=url, session=session, timeout=REQUEST_TIMEOUT)
+        _record(figures, mode, response.status_code)
+        try:
+            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+        except (AssertionError, BaseExceptionGroup) as exc:
+            failures.append(f"{mode} {operation.label}: {exc}")
+
+    try:
+        send()
+    except Unsatisfiable:
+        pass  # nothing invalid can be sent to an operation without parameters or body
+    return failures
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_fuzzed_requests_get_no_5xx(name: str, stack: Stack) -> None:
+    url = stack.url(name)
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    figures = _FIGURES[name]
+    failures: list[str] = []
+    with requests.Session() as session:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            figures["operations"] += 1
+            for mode in MODES:
+                failures += _fuzz(operation, mode, url, session, figures)
+    assert figures["requests"] > 0
+    assert not failures, f"{len(failures)} failing request(s) on {name}:\n" + "\n".join(failures[:8])
+
+
+RECEPTION = "/missions/TJK/reception"
+
+
+def _structured(**override: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": RECEPTION,
+        "type": CaseStatusReported.event_type,
+        "data": {
+            "case_id": str(uuid.uuid4()),
+            "status": "received",
+            "occurred_at": datetime.now(UTC).isoformat(),
+        },
+    }
+    event.update(override)
+    return event
+
+
+def _inbound_corpus() -> list[tuple[str, bytes]]:
+    """Bodies for the raw structured-mode ingest, each bad in its own way."""
+    data = _structured()["data"]
+
+    def enc(value: Any) -> bytes:
+        return json.dumps(value).encode()
+
+    return [
+        ("empty body", b""),
+        ("malformed JSON", b'{"specversion": "1.0", '),
+        ("not UTF-8", b'{"id": "\xff\xfe"}'),
+        ("JSON array", enc([_structured()])),
+        ("JSON number", b"42"),
+        ("JSON null", b"null"),
+        ("NaN in data", enc(_structured()).replace(b'"received"', b"NaN")),
+        ("deeply nested JSON", b"[" * 100_000 + b"]" * 100_000),
+        ("deeply nested data", enc(_structured(data=None)).replace(b"null", b"[" * 50_000 + b"]" * 50_000)),
+        ("no data member", enc({k: v for k, v in _structured().items() if k != "data"})),
+        ("data is a string", enc(_structured(data="received"))),
+        ("missing id", enc({k: v for k, v in _structured().items() if k != "id"})),
+        ("empty source", enc(_structured(source=""))),
+        ("specversion 0.3", enc(_structured(specversion="0.3"))),
+        ("specversion as number", enc(_structured(specversion=1.0))),
+        ("unknown type", enc(_structured(type="org.example.teleported.v1"))),
+        ("type of another event", enc(_structured(type="org.corridor.case.status-changed.v1"))),
+        ("type with a surrogate", enc(_structured(type="org.corridor.\ud800"))),
+        ("NUL in id", enc(_structured(id="a\x00b"))),
+        ("surrogate in id", enc(_structured(id="\udfff"))),
+        ("NUL in source", enc(_structured(source="/missions/TJK/\x00"))),
+        ("id of 100 kB, compressible", enc(_structured(id="i" * 100_000))),
+        ("id of 10 kB, random", enc(_structured(id=random.Random(7).randbytes(5_000).hex()))),
+        ("time not RFC 3339", enc(_structured(time="yesterday"))),
+        ("time out of range", enc(_structured(time="0001-01-01T00:00:00+14:00"))),
+        ("status not reportable", enc(_structured(data={**data, "status": "teleported"}))),
+        ("case_id not a UUID", enc(_structured(data={**data, "case_id": "case-1"}))),
+        ("occurred_at without offset", enc(_structured(data={**data, "occurred_at": "2030-01-01T00:00:00"}))),
+        (
+            "occurred_at out of range",
+            enc(_structured(data={**data, "occurred_at": "0001-01-01T00:00:00+14:00"})),
+        ),
+        ("reason of 100 kB", enc(_structured(data={**data, "reason": "r" * 100_000}))),
+        ("NUL in reason", enc(_structured(data={**data, "reason": "a\x00b"}))),
+        ("unknown case", enc(_structured())),
+        ("unauthorised source", enc(_structured(source="/missions/UZB/reception"))),
+        ("oversized body (900 kB)", enc(_structured(padding="p" * 900_000))),
+    ]
+
+
+def test_structured_ingest_answers_every_bad_body_with_a_4xx(stack: Stack) -> None:
+    url = stack.url("intake") + "/inbound/status-changes"
+    figures = _FIGURES["intake /inbound/status-changes"]
+    figures["operations"] = 1
+    answers: dict[str, str] = {}
+    with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+        for what, body in _inbound_corpus():
+            response = client.post(
+                url, content=body, headers={"content-type": "application/cloudevents+json"}
+            )
+            _record(figures, "corpus", response.status_code)
+            code = response.json().get("code", "detail") if response.status_code < 500 else response.text[:80]
+            answers[what] = f"{response.status_code} {code}"
+    _CORPUS_ANSWERS.update(answers)
+    assert all(400 <= int(a.split()[0]) < 500 for a in answers.values()), answers

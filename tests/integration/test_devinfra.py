@@ -1,0 +1,170 @@
+"""The Docker-free servers of corridor.devinfra: real Kafka brokers and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from corridor.devinfra import KafkaCluster, PostgresServer
+
+
+def _gone(pid: int) -> bool:
+    try:
+        # A zombie is dead; only its parent (often init, here) has not reaped it yet.
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _processes_under(path: Path) -> list[int]:
+    """Live processes whose command line mentions ``path`` (servers and their helpers)."""
+    found: list[int] = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(str(path) in a for a in cmdline):
+            found.append(proc.info["pid"])
+    return found
+
+
+async def _read_all(
+    bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 30.0
+) -> list[bytes]:
+    """Every record of ``topic`` from the start, without a consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        values: list[bytes] = []
+        async with asyncio.timeout(timeout):
+            while len(values) < expected:
+                batch = await consumer.getmany(timeout_ms=1000)
+                values.extend(r.value for records in batch.values() for r in records)
+        return values
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.integration
+async def test_single_node_kafka_and_postgres(tmp_path: Path) -> None:
+    kafka = KafkaCluster(tmp_path / "kafka", nodes=1)
+    postgres = PostgresServer(tmp_path / "postgres")
+    try:
+        # Called from inside the running event loop on purpose: start() must cope.
+        postgres.start()
+        await asyncio.to_thread(kafka.start)
+        assert kafka.bootstrap_servers.startswith("127.0.0.1:")
+
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
+        )
+        await producer.start()
+        try:
+            meta = await producer.send_and_wait("devinfra.smoke", b"hello", key=b"k")
+        finally:
+            await producer.stop()
+        assert meta.offset == 0
+        consumer = AIOKafkaConsumer(
+            "devinfra.smoke",
+            bootstrap_servers=kafka.bootstrap_servers,
+            group_id="devinfra-smoke",
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), timeout=30)
+        finally:
+            await consumer.stop()
+        assert (record.key, record.value) == (b"k", b"hello")
+
+        conn = await asyncpg.connect(postgres.dsn())
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close()
+        await asyncio.to_thread(postgres.create_database, "devinfra_check")
+        await asyncio.to_thread(postgres.create_database, "devinfra_check")  # idempotent
+        conn = await asyncpg.connect(postgres.dsn("devinfra_check"))
+        try:
+            await conn.execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survives')")
+        finally:
+            await conn.close()
+
+        port = postgres.port
+        await asyncio.to_thread(postgres.restart)
+        assert postgres.port == port
+        conn = await asyncpg.connect(postgres.dsn("devinfra_check"))
+        try:
+            assert await conn.fetchval("SELECT v FROM kept") == "survives"
+        finally:
+            await conn.close()
+
+        pids = [postgres.pid, *kafka.pids]
+    finally:
+        await asyncio.to_thread(kafka.stop)
+        postgres.stop()
+
+    assert None not in pids
+    assert all(_gone(pid) for pid in pids if pid is not None)
+    assert _processes_under(tmp_path) == []
+    assert kafka.pids == [None] and postgres.pid is None
+    kafka.stop()  # idempotent
+    postgres.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_three_node_cluster_loses_no_acked_record_when_a_node_dies(tmp_path: Path) -> None:
+    cluster = KafkaCluster(tmp_path / "kafka", nodes=3, heap_mb=256)
+    topic = "devinfra.replicated"
+    try:
+        await asyncio.to_thread(cluster.start)
+        assert len(cluster.bootstrap_servers.split(",")) == 3
+        admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)])
+        finally:
+            await admin.close()
+
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cluster.bootstrap_servers, acks="all", enable_idempotence=True
+        )
+        await producer.start()
+        acked: list[bytes] = []
+        try:
+            for i in range(30):
+                await producer.send_and_wait(topic, f"before-{i}".encode(), key=str(i).encode())
+                acked.append(f"before-{i}".encode())
+
+            first_pid = cluster.pids[0]
+            cluster.kill_node(0)
+            assert first_pid is not None and _gone(first_pid)
+            assert cluster.pids[0] is None
+
+            # Two of three replicas left: acks=all still succeeds (min.insync.replicas=2)
+            # once the controller has moved leadership away from the dead node.
+            for i in range(30):
+                await producer.send_and_wait(topic, f"after-{i}".encode(), key=str(i).encode())
+                acked.append(f"after-{i}".encode())
+        finally:
+            await producer.stop()
+
+        values = await _read_all(cluster.bootstrap_servers, topic, 3, expected=len(acked))
+        assert sorted(values) == sorted(acked)
+
+        await asyncio.to_thread(cluster.start_node, 0)
+        assert None not in cluster.pids
+        pids = [pid for pid in cluster.pids if pid is not None]
+    finally:
+        await asyncio.to_thread(cluster.stop)
+
+    assert all(_gone(pid) for pid in pids)
+    assert _processes_under(tmp_path) == []
