@@ -11,6 +11,7 @@ retried with backoff from the same offset, so neither the record nor the partiti
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,21 @@ class RetryLater(Rejected):
     offset; dead-lettered with ``code`` once the consumer's attempts are used up."""
 
 
+async def _tolerant_parse(
+    record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream's parser decodes every header as UTF-8 before any handler runs, and a record it
+    cannot decode was dropped: no handler, no dead letter. Parse a copy with decodable headers and
+    hand the handler the original record, so the envelope check dead-letters it (bad_header)."""
+    try:
+        return await original(record)
+    except (UnicodeDecodeError, AttributeError):
+        safe = [(k, (v or b"").decode(errors="replace").encode()) for k, v in record.headers or ()]
+        message = await original(dataclasses.replace(record, headers=safe))
+        message.raw_message = record
+        return message
+
+
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:
     # The handler decodes the envelope itself, so that a malformed record becomes a dead letter
     # instead of a decoding error FastStream would nack forever.
@@ -101,6 +117,7 @@ class EventConsumer:
             group_id=self.name,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            parser=_tolerant_parse,
             decoder=_raw_body,
             max_poll_interval_ms=300_000,
             # Names the AsyncAPI channel of each topic "<consumer>:<topic>" (FastStream appends the

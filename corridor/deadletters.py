@@ -195,7 +195,8 @@ def parse_dead_letter(record: ConsumerRecord[Any, Any]) -> DeadLetter:
     ce_id, ce_type, ce_source = ce.get("ce_id"), ce.get("ce_type"), ce.get("ce_source")
     content_type = dict(own).get("content-type", b"").decode(errors="replace").split(";")[0].strip()
     if content_type.lower() == STRUCTURED_CONTENT_TYPE and record.value:
-        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
+        # RecursionError: a dead letter may well be JSON nested too deeply to parse.
+        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, RecursionError):
             envelope = json.loads(record.value)
             ce_id = ce_id or _str_or_none(envelope.get("id"))
             ce_type = ce_type or _str_or_none(envelope.get("type"))

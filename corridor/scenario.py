@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -115,7 +115,12 @@ RETRYABLE = {502, 503, 504}
 
 
 async def post(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], *, timeout: float = 60.0
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    *,
+    timeout: float = 60.0,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """POST, retrying while the service is restarting or its database is unavailable.
 
@@ -125,7 +130,7 @@ async def post(
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
-            response = await client.post(url, json=body)
+            response = await client.post(url, json=body, headers=headers)
             if response.status_code not in RETRYABLE:
                 return response
             problem = f"{response.status_code} {response.text}"
@@ -204,7 +209,7 @@ async def wait_ready_for_planning(
         await asyncio.sleep(0.2)
 
 
-async def run_movement(
+async def plan_movement(
     client: httpx.AsyncClient,
     stack: Stack,
     stream: StatusStream,
@@ -213,13 +218,11 @@ async def run_movement(
     *,
     vehicles: list[tuple[str, int]],
     expect: Iterable[uuid.UUID] = (),
-    refusals: dict[str, list[dict[str, Any]]] | None = None,
     timeout: float = 90.0,
 ) -> dict[str, Any]:
-    """Plan, depart and clear a movement at every checkpoint in route order.
+    """Plan a movement once ``expect`` are ready at transport; wait until the placed are manifested.
 
-    ``expect``: cases that must be ready at transport before planning (decisions reach transport
-    asynchronously, after the status change that announced them). Vehicles travel concurrently.
+    Decisions reach transport asynchronously, after the status change that announced them.
     """
     await wait_ready_for_planning(client, stack, route, departure, expect, timeout)
     movement_id = f"MOV-{departure:%Y%m%d}-{uuid.uuid4().hex[:6]}"
@@ -238,50 +241,135 @@ async def run_movement(
         response = await client.get(f"{stack.url('transport')}/movements/{movement_id}")
     elif response.status_code != 201:
         raise RuntimeError(f"planning failed: {response.status_code} {response.text}")
-    movement = response.json()
-    on_board = {v["vehicle_id"]: [uuid.UUID(c["case_id"]) for c in v["cases"]] for v in movement["vehicles"]}
-    await stream.wait_for([c for cs in on_board.values() for c in cs], CaseStatus.MANIFESTED, timeout)
+    movement: dict[str, Any] = response.json()
+    placed = [uuid.UUID(c["case_id"]) for v in movement["vehicles"] for c in v["cases"]]
+    await stream.wait_for(placed, CaseStatus.MANIFESTED, timeout)
+    return movement
 
-    async def drive(vehicle_id: str, case_ids: list[uuid.UUID]) -> None:
+
+async def drive_vehicle(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    route: Route,
+    movement_id: str,
+    vehicle_id: str,
+    *,
+    no_shows: Iterable[uuid.UUID] = (),
+    refusals: dict[str, list[dict[str, Any]]] | None = None,
+    scans: dict[str, list[dict[str, Any]]] | None = None,
+    timeout: float = 90.0,
+) -> dict[str, Any]:
+    """Board and depart a vehicle, then take it through every checkpoint of its route in order:
+    arrive, clear (with the officer's refusals and document scans), leave."""
+    r = await post(
+        client,
+        f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/departure",
+        {"no_shows": [str(c) for c in no_shows]},
+        timeout=timeout,
+    )
+    if r.status_code not in (200, 409):  # 409: it had departed, the answer was lost
+        raise RuntimeError(f"departure failed: {r.status_code} {r.text}")
+    departure = r.json() if r.status_code == 200 else {"departed": []}
+    remaining = set(departure["departed"])
+    if r.status_code == 409:
+        found = (await client.get(f"{stack.url('transport')}/movements/{movement_id}")).json()
+        vehicle = next(v for v in found["vehicles"] if v["vehicle_id"] == vehicle_id)
+        remaining = {c["case_id"] for c in vehicle["cases"] if c["state"] in ("departed", "arrived")}
+    progress = f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/progress"
+    for cp in route.checkpoints:
+        if not remaining:
+            break
+        await _progress(client, progress, cp.checkpoint_id, "arrived", timeout)
+        url = f"{stack.border_url(cp.checkpoint_id)}/movements/{movement_id}/vehicles/{vehicle_id}/clearance"
+        body = {
+            "officer": f"officer@{cp.checkpoint_id}",
+            "refusals": (refusals or {}).get(cp.checkpoint_id, []),
+            "scans": (scans or {}).get(cp.checkpoint_id, []),
+        }
+        decided: set[str] = set()
+        refused: set[str] = set()
+
+        def done(
+            results: list[dict[str, Any]],
+            decided: set[str] = decided,
+            refused: set[str] = refused,
+            remaining: set[str] = remaining,
+        ) -> bool:
+            for res in results[-1:]:
+                decided.update(res["cleared"], res["refused"])
+                decided.update(c for c, why in res["waiting"].items() if why == "already decided")
+                refused.update(res["refused"])
+            return remaining <= decided
+
+        await _retry_until(client, url, body, done, timeout=timeout, what=f"clearance at {cp.checkpoint_id}")
+        remaining -= refused
+        if remaining:
+            await _progress(client, progress, cp.checkpoint_id, "departed", timeout)
+    return departure
+
+
+async def run_movement(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    stream: StatusStream,
+    route: Route,
+    departure: date,
+    *,
+    vehicles: list[tuple[str, int]],
+    expect: Iterable[uuid.UUID] = (),
+    refusals: dict[str, list[dict[str, Any]]] | None = None,
+    timeout: float = 90.0,
+) -> dict[str, Any]:
+    """Plan a movement and drive all its vehicles, concurrently, to the end of the route."""
+    movement = await plan_movement(
+        client, stack, stream, route, departure, vehicles=vehicles, expect=expect, timeout=timeout
+    )
+    await asyncio.gather(
+        *(
+            drive_vehicle(
+                client,
+                stack,
+                route,
+                movement["movement_id"],
+                v["vehicle_id"],
+                refusals=refusals,
+                timeout=timeout,
+            )
+            for v in movement["vehicles"]
+            if v["cases"]
+        )
+    )
+    return movement
+
+
+async def members_of(
+    client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID, purpose: str
+) -> list[dict[str, Any]]:
+    """Read a case's members (a recorded read of personal data)."""
+    r = await client.get(
+        f"{stack.url('intake')}/cases/{case_id}",
+        headers={"X-Actor": "caseworker@scenario", "X-Purpose": purpose},
+    )
+    r.raise_for_status()
+    members: list[dict[str, Any]] = r.json()["members"]
+    return members
+
+
+async def record_evidence(
+    client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID, kind: str, result: str, taken_at: datetime
+) -> None:
+    """Record the same health result for every member of a case."""
+    for member in await members_of(client, stack, case_id, f"record {kind} results"):
         r = await post(
             client,
-            f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/departure",
-            {"no_shows": []},
-            timeout=timeout,
+            f"{stack.url('intake')}/cases/{case_id}/health-evidence",
+            {
+                "person_id": member["person_id"],
+                "kind": kind,
+                "result": result,
+                "taken_at": taken_at.isoformat(),
+            },
+            headers={"X-Actor": "nurse@scenario"},
         )
-        if r.status_code not in (200, 409):  # 409: it had departed, the answer was lost
-            raise RuntimeError(f"departure failed: {r.status_code} {r.text}")
-        remaining = {str(c) for c in case_ids}
-        progress = f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/progress"
-        for cp in route.checkpoints:
-            await _progress(client, progress, cp.checkpoint_id, "arrived", timeout)
-            url = f"{stack.border_url(cp.checkpoint_id)}/movements/{movement_id}/vehicles/{vehicle_id}/clearance"
-            body = {
-                "officer": f"officer@{cp.checkpoint_id}",
-                "refusals": (refusals or {}).get(cp.checkpoint_id, []),
-            }
-            decided: set[str] = set()
-            refused: set[str] = set()
-
-            def done(
-                results: list[dict[str, Any]],
-                decided: set[str] = decided,
-                refused: set[str] = refused,
-                remaining: set[str] = remaining,
-            ) -> bool:
-                for res in results[-1:]:
-                    decided.update(res["cleared"], res["refused"])
-                    decided.update(c for c, why in res["waiting"].items() if why == "already decided")
-                    refused.update(res["refused"])
-                return remaining <= decided
-
-            await _retry_until(
-                client, url, body, done, timeout=timeout, what=f"clearance at {cp.checkpoint_id}"
-            )
-            remaining -= refused
-            if not remaining:
-                break
-            await _progress(client, progress, cp.checkpoint_id, "departed", timeout)
-
-    await asyncio.gather(*(drive(v, cs) for v, cs in on_board.items() if cs))
-    return movement
+        if r.status_code != 201:
+            raise RuntimeError(f"evidence refused: {r.status_code} {r.text}")

@@ -201,7 +201,7 @@ async def passengers_on(
 ) -> list[ManifestPassenger]:
     rows = await conn.fetch(
         """SELECT c.passengers FROM assignments a JOIN cases c USING (case_id)
-           WHERE a.movement_id = $1 AND a.vehicle_id = $2 AND a.state IN ('manifested', 'departed')
+           WHERE a.movement_id = $1 AND a.vehicle_id = $2 AND a.state IN ('manifested', 'departed', 'arrived')
            ORDER BY c.registered_at, c.case_id""",
         movement_id,
         vehicle_id,

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -47,7 +47,6 @@ from corridor import scenario
 from corridor.devstack import DEFAULT_ROUTES, Stack
 from corridor.kafkatools import partitions_of, read_topic
 from corridor.statusreader import StatusStream
-from tests.integration.conftest import wait_group_caught_up
 
 HYPOTHESIS_EXAMPLES = 50  # per fuzzed topic
 SOURCE = "/fuzz/bad-input"
@@ -281,11 +280,18 @@ def _corpus(topic: str, make: Callable[[], tuple[Event, str]]) -> list[Bad]:
         bad("structured: deeply nested", deep, _h(headers, **structured)),
         bad(
             "structured: surrogate in type",
-            json.dumps({"specversion": "1.0", "id": "x", "source": SOURCE, "type": "\ud800", "data": {}}).encode(),
+            json.dumps(
+                {"specversion": "1.0", "id": "x", "source": SOURCE, "type": "\ud800", "data": {}}
+            ).encode(),
             _h(headers, **structured),
         ),
         # Valid envelopes PostgreSQL cannot store: refused at once, not retried.
-        bad("NUL in ce_id", value, _h(headers, ce_id=b"nul\x00" + uuid.uuid4().hex.encode()), {"dlt:invalid_value"}),
+        bad(
+            "NUL in ce_id",
+            value,
+            _h(headers, ce_id=b"nul\x00" + uuid.uuid4().hex.encode()),
+            {"dlt:invalid_value"},
+        ),
         bad(
             "ce_id of 10 kB (too long to index)",
             value,
@@ -320,7 +326,9 @@ def _domain_corpus(
 
     if topic == topics.STATUS:
         return [
-            Bad("NUL in reason", topic, with_data(reason="a\x00b"), _h(headers), expect={"dlt:invalid_value"}),
+            Bad(
+                "NUL in reason", topic, with_data(reason="a\x00b"), _h(headers), expect={"dlt:invalid_value"}
+            ),
             Bad(
                 "occurred_at out of range",
                 topic,
@@ -328,7 +336,13 @@ def _domain_corpus(
                 _h(headers),
                 expect={"dlt:invalid_value"},
             ),
-            Bad("members 2**70", topic, with_data(members=2**70), _h(headers), expect={"applied", "dlt:invalid_value"}),
+            Bad(
+                "members 2**70",
+                topic,
+                with_data(members=2**70),
+                _h(headers),
+                expect={"applied", "dlt:invalid_value"},
+            ),
         ]
     if topic == topics.CASES:
         member = {**data["members"][0], "given_names": "a\x00b"}
@@ -400,7 +414,11 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
 )
-_header_values = st.none() | st.binary(max_size=24) | st.sampled_from([b"", b"1.0", b"0.3", b"\xff"])
+_header_values = (
+    st.none()
+    | st.binary(max_size=24)
+    | st.sampled_from([b"", b"1.0", b"0.3", b"\xff", STRUCTURED_CONTENT_TYPE.encode()])
+)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -453,7 +471,12 @@ def _fuzzed(topic: str, make: Callable[[], tuple[Event, str]]) -> list[Bad]:
         if kind == "random bytes":
             raw, random_headers = rest
             found.append(
-                Bad(f"hypothesis: {kind}", topic, raw, [(k, v) for k, v in random_headers.items() if v is not None])
+                Bad(
+                    f"hypothesis: {kind}",
+                    topic,
+                    raw,
+                    [(k, v) for k, v in random_headers.items() if v is not None],
+                )
             )
             return
         changes, header_changes = rest
@@ -602,9 +625,25 @@ async def _prepare_cases(
 
 
 async def _caught_up(bootstrap: str, timeout: float) -> None:
-    await asyncio.gather(
-        *(wait_group_caught_up(bootstrap, g, t, timeout) for t, groups in CONSUMERS.items() for g in groups)
-    )
+    """Wait until every consumer group has committed every record now on the topics it reads."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await probe.start()
+    try:
+        ends = {t: await probe.end_offsets(await partitions_of(bootstrap, t)) for t in CONSUMERS}
+        async with asyncio.timeout(timeout):
+            for topic, groups in CONSUMERS.items():
+                wanted = {tp: end for tp, end in ends[topic].items() if end > 0}
+                for group in groups:
+                    while True:
+                        committed = await admin.list_consumer_group_offsets(group, partitions=list(wanted))
+                        if all(tp in committed and committed[tp].offset >= end for tp, end in wanted.items()):
+                            break
+                        await asyncio.sleep(0.2)
+    finally:
+        await probe.stop()
+        await admin.close()
 
 
 async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applied(
@@ -687,14 +726,18 @@ async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applie
             else:
                 outcome = "ignored"
             outcomes[record.topic][outcome] += 1
-            per_what[record.what if not record.what.startswith("hypothesis") else record.what][outcome] += 1
+            per_what[record.what][outcome] += 1
             ok = (
                 outcome in acceptable
                 if acceptable is not None
-                else (outcome in ("applied", "ignored") or outcome.removeprefix("dlt:") not in ENVELOPE_REASONS)
+                else (
+                    outcome in ("applied", "ignored") or outcome.removeprefix("dlt:") not in ENVELOPE_REASONS
+                )
             )
             if not ok:
-                wrong.append(f"{record.topic} {record.what!r} at {consumer}: {outcome}, expected {acceptable}")
+                wrong.append(
+                    f"{record.topic} {record.what!r} at {consumer}: {outcome}, expected {acceptable}"
+                )
     at_limit = [
         letter
         for (fuzz_id, _), letter in dead.items()
@@ -712,8 +755,8 @@ async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applie
     assert all(alive.values()), alive
     assert all(code == 200 for code in ready.values()), ready
     assert counted == {c: found_per_consumer.get(c, 0) for c in counted}, (counted, found_per_consumer)
-    assert at_limit and all(b"dlt_value_omitted" in letter or True for letter in at_limit)
-    assert all("dlt_value_omitted" in letter for letter in at_limit), at_limit
+    # The record at the size limit was parked without its value rather than redelivered forever.
+    assert at_limit and all("dlt_value_omitted" in letter for letter in at_limit), at_limit
     # The effects of the valid records are visible: decisions taken, reports applied.
     cases = [e.data.case_id for b in sentinels if b.topic == topics.CASES and (e := _decode(b)[1])]  # type: ignore[union-attr]
     await stream.wait_for(cases, {CaseStatus.ELIGIBLE, CaseStatus.INELIGIBLE, CaseStatus.ON_HOLD}, 60)
