@@ -16,6 +16,7 @@ from contracts.eligibility import EligibilityDecided, RuleOutcome, RuleResult
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.intake import (
     CaseRegistered,
+    CaseUpdated,
     CaseWithdrawn,
     Consent,
     HealthEvidenceRecorded,
@@ -34,6 +35,7 @@ __all__ = [
     "CaseStatus",
     "CaseStatusChanged",
     "CaseStatusReported",
+    "CaseUpdated",
     "CaseWithdrawn",
     "Checkpoint",
     "CloudEvent",

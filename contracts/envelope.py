@@ -104,8 +104,9 @@ class CloudEvent:
         """Decode a structured-mode event: the whole envelope as one JSON object."""
         try:
             envelope = json.loads(value)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EnvelopeError("malformed_json", str(exc)) from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: nesting deeper than any event has; refuse it like any malformed input.
+            raise EnvelopeError("malformed_json", str(exc)[:300]) from exc
         if not isinstance(envelope, dict):
             raise EnvelopeError("malformed_json", "a structured-mode event must be a JSON object")
         if "data" not in envelope:
@@ -126,6 +127,8 @@ class CloudEvent:
             raise EnvelopeError("unknown_type", f"type {attrs['type']} is not a known event")
         try:
             data = parse(model)
+        except RecursionError as exc:
+            raise EnvelopeError("malformed_json", "nested too deeply") from exc
         except ValidationError as exc:
             if any(err["type"] == "json_invalid" for err in exc.errors()):
                 raise EnvelopeError("malformed_json", str(exc.errors()[0]["msg"])) from exc

@@ -14,8 +14,16 @@ from contracts.base import Event
 
 
 class DocumentType(StrEnum):
+    """Travel documents (passport, certificate of return) and proofs of citizenship."""
+
     PASSPORT = "passport"
     CERTIFICATE_OF_RETURN = "certificate_of_return"
+    INTERNAL_PASSPORT = "internal_passport"
+    BIRTH_CERTIFICATE = "birth_certificate"
+
+
+TRAVEL_DOCUMENTS = frozenset({DocumentType.PASSPORT, DocumentType.CERTIFICATE_OF_RETURN})
+CITIZENSHIP_PROOFS = frozenset({DocumentType.INTERNAL_PASSPORT, DocumentType.BIRTH_CERTIFICATE})
 
 
 class Relationship(StrEnum):
@@ -71,11 +79,22 @@ class TravelDocument(_Part):
     expires_on: date = Field(description="Last day the document is valid")
 
 
+class CitizenshipProof(_Part):
+    """For people without a passport: a document that proves citizenship of a country."""
+
+    type: DocumentType
+    number: str = Field(min_length=1, max_length=20)
+    issuing_country: str = Field(pattern=r"^[A-Z]{3}$")
+
+
 class Person(_Part):
     person_id: uuid.UUID
     role: Relationship
-    given_names: str
-    surname: str
+    given_names: str = Field(description="As written in the travel document (Latin script)")
+    surname: str = Field(description="As written in the travel document (Latin script)")
+    given_names_cyrillic: str | None = Field(default=None, max_length=100)
+    surname_cyrillic: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=30)
     birth_date: date
     sex: str = Field(pattern=r"^[MFX]$")
     nationality: str = Field(pattern=r"^[A-Z]{3}$")
@@ -85,6 +104,7 @@ class Person(_Part):
         default=False, description="Travels with an escort (staff seat on the vehicle)"
     )
     current_city: str | None = Field(default=None, max_length=100, examples=["Karaganda"])
+    proof_of_citizenship: CitizenshipProof | None = None
 
 
 class Consent(_Part):
@@ -92,6 +112,8 @@ class Consent(_Part):
     kind: Literal["explicit", "proxy"] = Field(
         description="Given by the person, or by a proxy in exceptional cases"
     )
+    proxy_name: str | None = Field(default=None, max_length=100, description="Who gave it, for a proxy")
+    proxy_reason: str | None = Field(default=None, max_length=300, description="Why a proxy, for a proxy")
     scope: list[str] = Field(
         default_factory=list,
         description="Missions personal data may go to",
@@ -133,3 +155,17 @@ class CaseWithdrawn(Event):
     case_id: uuid.UUID
     reason: str = Field(max_length=500, description="The caseworker's note; host mission only")
     withdrawn_at: AwareDatetime
+
+
+class CaseUpdated(Event):
+    """A case's details changed before departure: the whole case as it now stands. Personal data."""
+
+    event_type: ClassVar[str] = "org.corridor.intake.case-updated.v1"
+
+    case_id: uuid.UUID
+    registered_at: AwareDatetime
+    updated_at: AwareDatetime
+    route_id: str
+    planned_travel_date: date
+    consent: Consent
+    members: list[Person] = Field(min_length=1)

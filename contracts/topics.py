@@ -40,14 +40,14 @@ def topic_events() -> dict[str, tuple[type[Event], ...]]:
         CrossingRequirementPublished,
     )
     from contracts.eligibility import EligibilityDecided
-    from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
+    from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
     from contracts.missions import CaseStatusReported
     from contracts.status import CaseStatusChanged
     from contracts.transport import MovementDeparted, VehicleProgressRecorded
 
     return {
         STATUS: (CaseStatusChanged,),
-        CASES: (CaseRegistered, HealthEvidenceRecorded, CaseWithdrawn),
+        CASES: (CaseRegistered, CaseUpdated, HealthEvidenceRecorded, CaseWithdrawn),
         DECISIONS: (EligibilityDecided,),
         BORDER_DECISIONS: (BorderCrossingCleared, BorderCrossingRefused),
         REQUIREMENTS: (CrossingRequirementPublished, CrossingRequirementLifted),
@@ -63,5 +63,3 @@ def events_on(topic: str) -> tuple[type[Event], ...]:
     if topic.startswith(manifests("")):
         return (ManifestIssued,)
     return topic_events().get(topic, ())
-
-

@@ -15,6 +15,17 @@ from contracts.status import CaseStatus
 from corridor.devstack import Stack
 from corridor.statusreader import StatusStream
 
+_LETTERS = str.maketrans("0123456789abcdef", "bdfghjklmnprstvz")
+
+
+def unique_token() -> str:
+    """Letters only, so it survives name normalisation: keeps demo and test people distinct."""
+    return uuid.uuid4().hex[:6].translate(_LETTERS).capitalize()
+
+
+def unique_number(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().int % 10**7:07d}"
+
 
 def person(
     role: str,
@@ -30,16 +41,18 @@ def person(
     nationality: str = "TJK",
     vulnerabilities: Iterable[str] = (),
 ) -> dict[str, Any]:
+    # Each generated person is someone else: a second given name and a document number of their own,
+    # or duplicate detection would rightly flag every scenario person as the same one.
     return {
         "role": role,
-        "given_names": given,
+        "given_names": f"{given} {unique_token()}",
         "surname": surname,
         "birth_date": born,
         "sex": sex,
         "nationality": nationality,
         "document": {
             "type": doc_type,
-            "number": doc_number,
+            "number": unique_number(doc_number[:2]),
             "issuing_country": "TJK",
             "issued_on": issued_on.isoformat() if issued_on else None,
             "expires_on": expires_on.isoformat(),
@@ -81,7 +94,7 @@ def family_of_three(travel: date, key: str | None = None) -> dict[str, Any]:
                 "2016-11-20",
                 "F",
                 "CR0001234",
-                far,
+                travel + timedelta(days=25),  # a certificate of return is valid 30 days from issue
                 doc_type="certificate_of_return",
                 issued_on=travel - timedelta(days=5),
             ),

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
-from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
+from contracts.envelope import CloudEvent, decode_headers
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.kafkatools import partitions_of
 
@@ -50,8 +50,8 @@ class StatusStream:
             self.raw_count += 1
             try:
                 event = CloudEvent.from_record(decode_headers(record.headers), record.value)
-            except EnvelopeError as exc:
-                self.invalid.append(f"{record.partition}@{record.offset}: {exc}")
+            except Exception as exc:  # a reader of a shared stream must outlive any record on it
+                self.invalid.append(f"{record.partition}@{record.offset}: {exc!r}"[:500])
                 continue
             if not isinstance(event.data, CaseStatusChanged) or event.dedup_key in self._seen:
                 continue

@@ -10,12 +10,13 @@ from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import topics
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
 from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome, RuleResult
 from contracts.envelope import CloudEvent
-from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import MovementDeparted
@@ -31,6 +32,13 @@ STATUS_FOR_OUTCOME = {
     Outcome.INELIGIBLE: CaseStatus.INELIGIBLE,
     Outcome.PENDING: CaseStatus.ON_HOLD,
 }
+
+
+class OverrideDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Outcome
+    reason: str = Field(min_length=10, max_length=1000, description="Why the rules are set aside")
+    supervisor: str = Field(min_length=1, max_length=100)
 
 
 class EligibilitySettings(ServiceSettings):
@@ -69,6 +77,14 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                 evidence=await store.evidence(conn, case_id),
                 requirements=await store.active_requirements(conn),
                 withdrawn_at=row["withdrawn_at"],
+                used_certificates=await store.certificates_used_by_others(
+                    conn, case_id, [m.document_ref for m in facts.members]
+                ),
+            )
+        override = await store.active_override(conn, case_id)
+        if override is not None and row["withdrawn_at"] is None:
+            decision = domain.with_override(
+                decision, Outcome(override["outcome"]), override["supervisor"], override["reason"]
             )
         latest = await store.latest_decision(conn, case_id)
         if latest is not None and decision.same_as(latest["outcome"], json.loads(latest["rules"])):
@@ -116,6 +132,11 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         await store.save_facts(conn, domain.CaseFacts.from_registration(event.data))
         await reevaluate(conn, event.data.case_id)
 
+    async def on_case_updated(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        assert isinstance(event.data, CaseUpdated)
+        await store.save_facts(conn, domain.CaseFacts.from_registration(event.data))
+        await reevaluate(conn, event.data.case_id)
+
     async def on_health_evidence(conn: asyncpg.Connection, event: CloudEvent) -> None:
         assert isinstance(event.data, HealthEvidenceRecorded)
         await store.add_evidence(conn, event.data)
@@ -129,6 +150,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     async def on_departed(conn: asyncpg.Connection, event: CloudEvent) -> None:
         assert isinstance(event.data, MovementDeparted)
         await store.mark_departed(conn, event.data.case_ids, event.data.departed_at)
+        await store.mark_certificates_used(conn, event.data.case_ids, event.data.departed_at)
 
     def routes_through(checkpoint_id: str) -> list[str]:
         return [r.route_id for r in routes.routes if r.checkpoint(checkpoint_id) is not None]
@@ -154,6 +176,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         topics.MOVEMENTS,
         handlers={
             CaseRegistered: on_case_registered,
+            CaseUpdated: on_case_updated,
             HealthEvidenceRecorded: on_health_evidence,
             CaseWithdrawn: on_withdrawn,
             CrossingRequirementPublished: on_requirement_published,
@@ -166,12 +189,37 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
 
     @api.get("/cases/{case_id}/decisions")
     async def case_decisions(case_id: uuid.UUID) -> dict[str, Any]:
-        """Every decision taken on the case, newest last, each with the rules it evaluated."""
+        """Every decision taken on the case, newest last, each with the rules it evaluated, and
+        every supervisor override with its reason."""
         async with rt.pool.acquire() as conn:
             found = await store.decisions(conn, case_id)
+            overrides = await store.overrides(conn, case_id)
         if not found:
             raise HTTPException(404, f"no decision for case {case_id}")
-        return {"case_id": str(case_id), "decisions": found}
+        return {"case_id": str(case_id), "decisions": found, "overrides": overrides}
+
+    @api.post("/cases/{case_id}/override", status_code=201)
+    async def override_decision(case_id: uuid.UUID, command: OverrideDecision) -> dict[str, Any]:
+        """A supervisor decides over the rules, with a written reason. Audited, and shown in the
+        decision beside the rules it overrides; re-evaluation keeps it until it is revoked."""
+        async with rt.pool.acquire() as conn, conn.transaction():
+            if await store.facts(conn, case_id) is None:
+                raise HTTPException(404, f"no case {case_id}")
+            await store.add_override(conn, case_id, command.outcome.value, command.reason, command.supervisor)
+            await reevaluate(conn, case_id)
+            latest = await store.latest_decision(conn, case_id)
+        assert latest is not None
+        return {"case_id": str(case_id), "version": latest["version"], "outcome": latest["outcome"]}
+
+    @api.delete("/cases/{case_id}/override")
+    async def revoke_override(case_id: uuid.UUID, supervisor: str) -> dict[str, Any]:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            if not await store.revoke_override(conn, case_id, supervisor):
+                raise HTTPException(404, f"no active override on case {case_id}")
+            await reevaluate(conn, case_id)
+            latest = await store.latest_decision(conn, case_id)
+        assert latest is not None
+        return {"case_id": str(case_id), "version": latest["version"], "outcome": latest["outcome"]}
 
     rt.http.include_router(api)
     return rt

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.eligibility import Outcome, RuleOutcome, RuleResult
 from contracts.intake import (
     ACCEPTABLE_RESULT,
     CaseRegistered,
+    CaseUpdated,
     Consent,
     DocumentType,
     EvidenceKind,
@@ -46,6 +48,11 @@ class MemberFacts(BaseModel):
     document_issued_on: date | None
     document_expires_on: date
     vulnerabilities: tuple[VulnerabilityFlag, ...]
+    document_issuing_country: str = ""
+    document_ref: str = Field(
+        default="", description="Keyed hash of the document: recognises reuse, reveals nothing"
+    )
+    citizenship_proof_country: str | None = None
 
 
 class CaseFacts(BaseModel):
@@ -60,7 +67,7 @@ class CaseFacts(BaseModel):
     members: tuple[MemberFacts, ...]
 
     @classmethod
-    def from_registration(cls, case: CaseRegistered) -> CaseFacts:
+    def from_registration(cls, case: CaseRegistered | CaseUpdated) -> CaseFacts:
         return cls(
             case_id=case.case_id,
             route_id=case.route_id,
@@ -74,6 +81,11 @@ class CaseFacts(BaseModel):
                     document_issued_on=m.document.issued_on,
                     document_expires_on=m.document.expires_on,
                     vulnerabilities=tuple(m.vulnerabilities),
+                    document_issuing_country=m.document.issuing_country,
+                    document_ref=document_ref(m.document.type, m.document.issuing_country, m.document.number),
+                    citizenship_proof_country=(
+                        m.proof_of_citizenship.issuing_country if m.proof_of_citizenship else None
+                    ),
                 )
                 for m in case.members
             ),
@@ -152,15 +164,32 @@ def consent_recorded(case: CaseFacts, route: Route) -> RuleResult:
     )
 
 
+def document_ref(doc_type: DocumentType, country: str, number: str) -> str:
+    return hashlib.sha256(f"{doc_type.value}|{country}|{number}".encode()).hexdigest()[:24]
+
+
 def nationality_matches_destination(case: CaseFacts, route: Route) -> RuleResult:
     rule = "nationality_matches_destination"
-    others = [i for i, m in enumerate(case.members) if m.nationality != route.destination_country]
+    others = [
+        i
+        for i, m in enumerate(case.members)
+        if m.nationality != route.destination_country
+        and m.citizenship_proof_country != route.destination_country
+    ]
     if others:
         who = ", ".join(_ordinal(i) for i in others)
         return RuleResult(
             rule=rule,
             outcome=RuleOutcome.FAIL,
             reason=f"{who}: nationality is not {route.destination_country}, the route's destination",
+        )
+    proven = [i for i, m in enumerate(case.members) if m.nationality != route.destination_country]
+    if proven:
+        who = ", ".join(_ordinal(i) for i in proven)
+        return RuleResult(
+            rule=rule,
+            outcome=RuleOutcome.PASS,
+            reason=f"Every member is a {route.destination_country} national ({who} by proof of citizenship)",
         )
     return RuleResult(
         rule=rule, outcome=RuleOutcome.PASS, reason=f"Every member is a {route.destination_country} national"
@@ -191,9 +220,10 @@ def document_valid_on_travel_date(case: CaseFacts) -> RuleResult:
         elif until < travel:
             expired.append(f"{_ordinal(i)}: {kind} is valid only until {until.isoformat()}")
     if expired:
+        # Pending, not refused: a new passport or certificate of return puts the case back on track.
         return RuleResult(
             rule=rule,
-            outcome=RuleOutcome.FAIL,
+            outcome=RuleOutcome.PENDING,
             reason=f"Travel document not valid on the planned travel date {travel.isoformat()} ({'; '.join(expired)})",
         )
     if unknown:
@@ -229,6 +259,31 @@ def not_withdrawn(withdrawn_at: datetime | None) -> RuleResult:
             reason=f"Withdrawn by the applicant on {withdrawn_at.date().isoformat()}",
         )
     return RuleResult(rule=rule, outcome=RuleOutcome.PASS, reason="Not withdrawn")
+
+
+def certificate_of_return_usable(case: CaseFacts, route: Route, used: frozenset[str]) -> RuleResult:
+    """A certificate of return is issued once, for one journey, to return to its issuing country."""
+    rule = "certificate_of_return_usable"
+    problems = []
+    for i, m in enumerate(case.members):
+        if m.document_type is not DocumentType.CERTIFICATE_OF_RETURN:
+            continue
+        if m.document_issuing_country != route.destination_country:
+            problems.append(
+                f"{_ordinal(i)}: issued by {m.document_issuing_country}, usable only to return there, "
+                f"not to {route.destination_country}"
+            )
+        elif m.document_ref in used:
+            problems.append(f"{_ordinal(i)}: already used for an earlier journey")
+    if problems:
+        return RuleResult(
+            rule=rule, outcome=RuleOutcome.FAIL, reason="Certificate of return: " + "; ".join(problems)
+        )
+    return RuleResult(
+        rule=rule,
+        outcome=RuleOutcome.PASS,
+        reason="No certificate of return, or each is unused and for this destination",
+    )
 
 
 def fit_to_travel(case: CaseFacts, evidence: list[Evidence]) -> RuleResult:
@@ -313,6 +368,7 @@ def evaluate(
     evidence: list[Evidence] | None = None,
     requirements: list[Requirement] | None = None,
     withdrawn_at: datetime | None = None,
+    used_certificates: frozenset[str] = frozenset(),
 ) -> Decision:
     evidence = evidence or []
     rules = (
@@ -320,6 +376,7 @@ def evaluate(
         consent_recorded(case, route),
         nationality_matches_destination(case, route),
         document_valid_on_travel_date(case),
+        certificate_of_return_usable(case, route, used_certificates),
         fit_to_travel(case, evidence),
         crossing_requirements_met(case, route, requirements or [], evidence),
     )
@@ -330,3 +387,17 @@ def evaluate(
     else:
         outcome = Outcome.ELIGIBLE
     return Decision(outcome=outcome, priority=priority(case), rules=rules)
+
+
+def with_override(decision: Decision, outcome: Outcome, supervisor: str, reason: str) -> Decision:
+    """A supervisor's override replaces the outcome; the evaluated rules stay visible beside it."""
+    note = RuleResult(
+        rule="supervisor_override",
+        outcome=RuleOutcome.PASS
+        if outcome is Outcome.ELIGIBLE
+        else RuleOutcome.FAIL
+        if outcome is Outcome.INELIGIBLE
+        else RuleOutcome.PENDING,
+        reason=f"Overridden to {outcome.value} by {supervisor} (rules said {decision.outcome.value}): {reason}",
+    )
+    return Decision(outcome=outcome, priority=decision.priority, rules=(*decision.rules, note))

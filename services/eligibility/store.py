@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from contracts.border import CrossingRequirementPublished
-from contracts.intake import EvidenceKind, EvidenceResult, HealthEvidenceRecorded
+from contracts.intake import DocumentType, EvidenceKind, EvidenceResult, HealthEvidenceRecorded
 from services.eligibility.domain import CaseFacts, Decision, Evidence, Requirement
 
 
@@ -157,3 +157,78 @@ async def cases_on_routes(conn: asyncpg.Connection, route_ids: list[str]) -> lis
         route_ids,
     )
     return [r["case_id"] for r in rows]
+
+
+async def mark_certificates_used(conn: asyncpg.Connection, case_ids: list[uuid.UUID], at: datetime) -> None:
+    rows = await conn.fetch("SELECT case_id, facts FROM cases WHERE case_id = ANY($1::uuid[])", case_ids)
+    for row in rows:
+        facts = CaseFacts.model_validate_json(row["facts"])
+        for m in facts.members:
+            if m.document_type is DocumentType.CERTIFICATE_OF_RETURN and m.document_ref:
+                await conn.execute(
+                    "INSERT INTO used_certificates (document_ref, case_id, used_at) VALUES ($1, $2, $3) "
+                    "ON CONFLICT DO NOTHING",
+                    m.document_ref,
+                    row["case_id"],
+                    at,
+                )
+
+
+async def certificates_used_by_others(
+    conn: asyncpg.Connection, case_id: uuid.UUID, refs: list[str]
+) -> frozenset[str]:
+    rows = await conn.fetch(
+        "SELECT document_ref FROM used_certificates WHERE document_ref = ANY($1::text[]) AND case_id <> $2",
+        refs,
+        case_id,
+    )
+    return frozenset(r["document_ref"] for r in rows)
+
+
+async def active_override(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM overrides WHERE case_id = $1 AND revoked_at IS NULL ORDER BY id DESC LIMIT 1", case_id
+    )
+
+
+async def add_override(
+    conn: asyncpg.Connection, case_id: uuid.UUID, outcome: str, reason: str, supervisor: str
+) -> int:
+    await conn.execute(
+        "UPDATE overrides SET revoked_at = now(), revoked_by = $2 WHERE case_id = $1 AND revoked_at IS NULL",
+        case_id,
+        supervisor,
+    )
+    return int(
+        await conn.fetchval(
+            "INSERT INTO overrides (case_id, outcome, reason, supervisor) VALUES ($1, $2, $3, $4) RETURNING id",
+            case_id,
+            outcome,
+            reason,
+            supervisor,
+        )
+    )
+
+
+async def revoke_override(conn: asyncpg.Connection, case_id: uuid.UUID, supervisor: str) -> bool:
+    status = await conn.execute(
+        "UPDATE overrides SET revoked_at = now(), revoked_by = $2 WHERE case_id = $1 AND revoked_at IS NULL",
+        case_id,
+        supervisor,
+    )
+    return not status.endswith(" 0")
+
+
+async def overrides(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM overrides WHERE case_id = $1 ORDER BY id", case_id)
+    return [
+        {
+            "outcome": r["outcome"],
+            "reason": r["reason"],
+            "supervisor": r["supervisor"],
+            "created_at": r["created_at"].isoformat(),
+            "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,
+            "revoked_by": r["revoked_by"],
+        }
+        for r in rows
+    ]

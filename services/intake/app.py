@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -23,7 +23,7 @@ from corridor.inbox import first_delivery
 from corridor.outbox import enqueue
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
-from services.intake import domain, store
+from services.intake import domain, registration, store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 INBOUND = "intake-inbound"
@@ -90,63 +90,70 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
 
     @api.post("/cases", status_code=201)
     async def register_case(command: domain.RegisterCase, response: Response) -> dict[str, Any]:
-        """Register one person or a family group. Personal data stays in the host mission."""
-        route = routes.get(command.route_id)
-        if route is None:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("body", "route_id"),
-                        "msg": f"unknown route {command.route_id!r}",
-                        "type": "value_error",
-                    }
-                ]
-            )
-        now = datetime.now(UTC)
-        problems = domain.validate_against_today(command, now.date())
-        if problems:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("body", *p.split(":")[0].split(".")),
-                        "msg": p.split(": ", 1)[1],
-                        "type": "value_error",
-                    }
-                    for p in problems
-                ]
-            )
+        """Register one person or a family group. Personal data stays in the host mission. A case
+        that may repeat another (same document, or same name and birth date in either script) is
+        registered and flagged for a caseworker to review."""
+        try:
+            async with rt.pool.acquire() as conn:
+                result = await registration.register(
+                    conn, command, routes=routes, source=rt.source, now=datetime.now(UTC)
+                )
+        except registration.RegistrationRejected as exc:
+            raise RequestValidationError(exc.errors) from exc
+        if not result.created:
+            response.status_code = 200
+            return {"case_id": str(result.case_id), "created": False}
+        return {
+            "case_id": str(result.case_id),
+            "created": True,
+            "status": CaseStatus.REGISTERED.value,
+            "duplicate_flags": result.duplicate_flags,
+        }
+
+    @api.put("/cases/{case_id}")
+    async def update_case(case_id: uuid.UUID, command: domain.UpdateCase) -> dict[str, Any]:
+        """Change a case before departure; eligibility and transport receive the case as it stands."""
+        try:
+            async with rt.pool.acquire() as conn, conn.transaction():
+                updated = await registration.update(
+                    conn, case_id, command, routes=routes, source=rt.source, now=datetime.now(UTC)
+                )
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except PermissionError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except registration.RegistrationRejected as exc:
+            raise RequestValidationError(exc.errors) from exc
+        return {
+            "case_id": str(case_id),
+            "updated_at": updated.updated_at.isoformat(),
+            "members": len(updated.members),
+        }
+
+    @api.get("/duplicate-flags", tags=["duplicates"])
+    async def list_duplicate_flags(
+        status: str | None = "open", case_id: uuid.UUID | None = None
+    ) -> dict[str, Any]:
         async with rt.pool.acquire() as conn:
-            if command.registration_key:
-                existing = await store.case_for_key(conn, command.registration_key)
-                if existing is not None:
-                    response.status_code = 200
-                    return {"case_id": str(existing), "created": False}
-            case = domain.build_case(command, case_id=uuid.uuid4(), now=now)
-            try:
-                async with conn.transaction():
-                    await store.insert_case(
-                        conn, case, registration_key=command.registration_key, status=CaseStatus.REGISTERED
-                    )
-                    # Status first: the relay publishes a case's rows in order, so everything
-                    # downstream of CaseRegistered lands on the status stream after "registered".
-                    await enqueue(
-                        conn,
-                        CaseStatusChanged(
-                            case_id=case.case_id,
-                            status=CaseStatus.REGISTERED,
-                            occurred_at=now,
-                            members=len(case.members),
-                        ),
-                        topic=topics.STATUS,
-                        source=rt.source,
-                    )
-                    await enqueue(conn, case, topic=topics.CASES, source=rt.source)
-            except asyncpg.UniqueViolationError:
-                assert command.registration_key is not None
-                existing = await store.case_for_key(conn, command.registration_key)
-                response.status_code = 200
-                return {"case_id": str(existing), "created": False}
-        return {"case_id": str(case.case_id), "created": True, "status": CaseStatus.REGISTERED.value}
+            return {"flags": await store.duplicate_flags(conn, status, case_id)}
+
+    @api.post("/duplicate-flags/{flag_id}/resolution", tags=["duplicates"])
+    async def resolve_duplicate_flag(flag_id: int, command: domain.ResolveDuplicate) -> dict[str, Any]:
+        """A caseworker decides: the same person registered twice, or two different people."""
+        async with rt.pool.acquire() as conn:
+            if not await store.resolve_flag(
+                conn, flag_id, command.decision, command.resolved_by, command.note
+            ):
+                raise HTTPException(404, f"no open flag {flag_id}")
+        return {"flag_id": flag_id, "status": command.decision}
+
+    @api.get("/access-log", tags=["audit"])
+    async def query_access_log(
+        actor: str | None = None, since: datetime | None = None, limit: int = Query(100, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        """Every read of personal data: who, when, which case, why."""
+        async with rt.pool.acquire() as conn:
+            return {"reads": await store.access_log_query(conn, actor, since, limit)}
 
     @api.get("/cases/{case_id}/timeline")
     async def case_timeline(case_id: uuid.UUID) -> dict[str, Any]:

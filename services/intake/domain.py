@@ -11,7 +11,10 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.intake import (
+    CITIZENSHIP_PROOFS,
+    TRAVEL_DOCUMENTS,
     CaseRegistered,
+    CitizenshipProof,
     Consent,
     DocumentType,
     EvidenceKind,
@@ -24,6 +27,8 @@ from contracts.intake import (
 from contracts.missions import ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus
+from corridor.mrz import MRZError
+from corridor.mrz import parse as parse_mrz
 
 
 class _Command(BaseModel):
@@ -36,18 +41,50 @@ class DocumentIn(_Command):
     issuing_country: str = Field(pattern=r"^[A-Z]{3}$")
     issued_on: date | None = None
     expires_on: date
+    mrz: str | None = Field(
+        default=None,
+        min_length=88,
+        max_length=100,
+        description="A passport's machine-readable zone (two lines of 44), checked against the fields",
+    )
 
     @model_validator(mode="after")
-    def _dates_in_order(self) -> DocumentIn:
+    def _consistent(self) -> DocumentIn:
+        if self.type not in TRAVEL_DOCUMENTS:
+            raise ValueError(f"{self.type.value} is not a travel document: give it as proof_of_citizenship")
         if self.issued_on is not None and self.issued_on > self.expires_on:
             raise ValueError("issued_on is after expires_on")
+        if self.type is DocumentType.CERTIFICATE_OF_RETURN:
+            if self.issued_on is None:
+                raise ValueError("a certificate of return needs its issue date (valid 30 days from it)")
+            if (self.expires_on - self.issued_on).days > 30:
+                raise ValueError("a certificate of return is valid at most 30 days from its issue date")
+        if self.mrz is not None and self.type is not DocumentType.PASSPORT:
+            raise ValueError("only a passport has a machine-readable zone here")
+        return self
+
+
+class CitizenshipProofIn(_Command):
+    type: DocumentType
+    number: str = Field(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$")
+    issuing_country: str = Field(pattern=r"^[A-Z]{3}$")
+
+    @model_validator(mode="after")
+    def _a_proof(self) -> CitizenshipProofIn:
+        if self.type not in CITIZENSHIP_PROOFS:
+            raise ValueError("proof of citizenship is an internal passport or a birth certificate")
         return self
 
 
 class PersonIn(_Command):
     role: Relationship
-    given_names: str = Field(min_length=1, max_length=100)
-    surname: str = Field(min_length=1, max_length=100)
+    given_names: str = Field(
+        min_length=1, max_length=100, description="As in the travel document, Latin script"
+    )
+    surname: str = Field(min_length=1, max_length=100, description="As in the travel document, Latin script")
+    given_names_cyrillic: str | None = Field(default=None, min_length=1, max_length=100)
+    surname_cyrillic: str | None = Field(default=None, min_length=1, max_length=100)
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()-]{6,30}$")
     birth_date: date
     sex: str = Field(pattern=r"^[MFX]$")
     nationality: str = Field(pattern=r"^[A-Z]{3}$")
@@ -55,11 +92,48 @@ class PersonIn(_Command):
     vulnerabilities: list[VulnerabilityFlag] = Field(default_factory=list)
     needs_escort: bool = False
     current_city: str | None = Field(default=None, max_length=100)
+    proof_of_citizenship: CitizenshipProofIn | None = None
+
+    @model_validator(mode="after")
+    def _mrz_matches(self) -> PersonIn:
+        """A passport's MRZ must verify and say what the form says: a misread or a typo is named."""
+        zone_text = self.document.mrz
+        if zone_text is None:
+            return self
+        try:
+            zone = parse_mrz(zone_text)
+        except MRZError as exc:
+            raise ValueError(f"document.mrz: {exc.field}: {exc.reason}") from exc
+        differs = [
+            name
+            for name, ok in (
+                ("document.number", zone.document_number == self.document.number.rstrip("<")),
+                ("document.expires_on", zone.expiry_date == self.document.expires_on),
+                ("birth_date", zone.birth_date == self.birth_date),
+                ("sex", zone.sex == self.sex),
+                ("nationality", zone.nationality == self.nationality),
+            )
+            if not ok
+        ]
+        if differs:
+            raise ValueError(f"document.mrz does not match {', '.join(differs)}")
+        return self
 
 
 class ConsentIn(_Command):
     given: bool
     kind: Literal["explicit", "proxy"] = "explicit"
+    proxy_name: str | None = Field(default=None, min_length=2, max_length=100)
+    proxy_reason: str | None = Field(default=None, min_length=5, max_length=300)
+
+    @model_validator(mode="after")
+    def _proxy_says_who_and_why(self) -> ConsentIn:
+        if self.kind == "proxy" and (self.proxy_name is None or self.proxy_reason is None):
+            raise ValueError("proxy consent needs proxy_name and proxy_reason")
+        if self.kind == "explicit" and (self.proxy_name or self.proxy_reason):
+            raise ValueError("proxy_name and proxy_reason belong to proxy consent")
+        return self
+
     scope: list[str] = Field(default_factory=list)
 
 
@@ -82,6 +156,17 @@ class RegisterCase(_Command):
         if principals != 1:
             raise ValueError(f"a case needs exactly one principal applicant, got {principals}")
         return self
+
+
+class UpdateCase(RegisterCase):
+    """Replace the case's details (before departure). A member whose name and birth date stay the
+    same keeps their identity; a corrected name or birth date makes a new member record."""
+
+
+class ResolveDuplicate(_Command):
+    decision: Literal["duplicate", "not_duplicate"]
+    note: str = Field(min_length=3, max_length=500)
+    resolved_by: str = Field(min_length=1, max_length=100)
 
 
 class RecordHealthEvidence(_Command):
@@ -138,7 +223,15 @@ def build_case(command: RegisterCase, *, case_id: uuid.UUID, now: datetime) -> C
                 birth_date=m.birth_date,
                 sex=m.sex,
                 nationality=m.nationality,
-                document=TravelDocument(**m.document.model_dump()),
+                document=TravelDocument(**m.document.model_dump(exclude={"mrz"})),
+                given_names_cyrillic=m.given_names_cyrillic,
+                surname_cyrillic=m.surname_cyrillic,
+                phone=m.phone,
+                proof_of_citizenship=(
+                    CitizenshipProof(**m.proof_of_citizenship.model_dump())
+                    if m.proof_of_citizenship
+                    else None
+                ),
                 vulnerabilities=m.vulnerabilities,
                 needs_escort=m.needs_escort,
                 current_city=m.current_city,

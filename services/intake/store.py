@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
 from contracts.status import CaseStatusChanged
 
 
@@ -155,7 +156,8 @@ async def access_log(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[dict[
 
 async def case_for_update(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        """SELECT c.case_id, c.route_id, c.status, (SELECT count(*) FROM persons p WHERE p.case_id = c.case_id) AS members
+        """SELECT c.case_id, c.route_id, c.status, c.registered_at,
+                  (SELECT count(*) FROM persons p WHERE p.case_id = c.case_id) AS members
            FROM cases c WHERE c.case_id = $1 FOR UPDATE""",
         case_id,
     )
@@ -199,3 +201,163 @@ async def save_withdrawal(conn: asyncpg.Connection, event: CaseWithdrawn, record
 
 async def is_withdrawn(conn: asyncpg.Connection, case_id: uuid.UUID) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM withdrawals WHERE case_id = $1", case_id))
+
+
+async def people_of(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT person_id, surname, given_names, birth_date FROM persons WHERE case_id = $1", case_id
+    )
+
+
+async def replace_case(conn: asyncpg.Connection, case: CaseUpdated) -> None:
+    await conn.execute(
+        """UPDATE cases SET route_id = $2, planned_travel_date = $3, consent = $4::jsonb,
+                            version = version + 1, updated_at = now()
+           WHERE case_id = $1""",
+        case.case_id,
+        case.route_id,
+        case.planned_travel_date,
+        case.consent.model_dump_json(),
+    )
+    await conn.execute("DELETE FROM person_keys WHERE case_id = $1", case.case_id)
+    keep = [p.person_id for p in case.members]
+    await conn.execute(
+        "DELETE FROM persons WHERE case_id = $1 AND NOT (person_id = ANY($2::uuid[]))", case.case_id, keep
+    )
+    for p in case.members:
+        await conn.execute(
+            """INSERT INTO persons (person_id, case_id, role, given_names, surname, birth_date, sex, nationality,
+                                    document, vulnerabilities, needs_escort, current_city)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
+               ON CONFLICT (person_id) DO UPDATE SET role = EXCLUDED.role, given_names = EXCLUDED.given_names,
+                   surname = EXCLUDED.surname, birth_date = EXCLUDED.birth_date, sex = EXCLUDED.sex,
+                   nationality = EXCLUDED.nationality, document = EXCLUDED.document,
+                   vulnerabilities = EXCLUDED.vulnerabilities, needs_escort = EXCLUDED.needs_escort,
+                   current_city = EXCLUDED.current_city""",
+            p.person_id,
+            case.case_id,
+            p.role,
+            p.given_names,
+            p.surname,
+            p.birth_date,
+            p.sex,
+            p.nationality,
+            p.document.model_dump_json(),
+            [str(v) for v in p.vulnerabilities],
+            p.needs_escort,
+            p.current_city,
+        )
+
+
+async def add_person_key(
+    conn: asyncpg.Connection, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO person_keys (person_id, case_id, kind, key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        person_id,
+        case_id,
+        kind,
+        key,
+    )
+
+
+async def matching_people(
+    conn: asyncpg.Connection, kind: str, key: str, *, exclude_case: uuid.UUID
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        # A handful of candidates is enough for a caseworker to act on; a name shared by hundreds
+        # of registrations must not turn one registration into hundreds of flags.
+        """SELECT DISTINCT person_id, case_id FROM person_keys WHERE kind = $1 AND key = $2 AND case_id <> $3
+           LIMIT 10""",
+        kind,
+        key,
+        exclude_case,
+    )
+
+
+async def flag_duplicate(
+    conn: asyncpg.Connection,
+    case_id: uuid.UUID,
+    person_id: uuid.UUID,
+    other_case_id: uuid.UUID,
+    other_person_id: uuid.UUID,
+    basis: str,
+) -> dict[str, Any] | None:
+    flag_id = await conn.fetchval(
+        """INSERT INTO duplicate_flags (case_id, person_id, other_case_id, other_person_id, basis)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (person_id, other_person_id) DO NOTHING RETURNING flag_id""",
+        case_id,
+        person_id,
+        other_case_id,
+        other_person_id,
+        basis,
+    )
+    if flag_id is None:
+        return None
+    return {
+        "flag_id": flag_id,
+        "person_id": str(person_id),
+        "other_case_id": str(other_case_id),
+        "basis": basis,
+    }
+
+
+async def duplicate_flags(
+    conn: asyncpg.Connection, status: str | None, case_id: uuid.UUID | None
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT * FROM duplicate_flags
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR case_id = $2 OR other_case_id = $2)
+           ORDER BY flag_id""",
+        status,
+        case_id,
+    )
+    return [
+        {
+            "flag_id": r["flag_id"],
+            "case_id": str(r["case_id"]),
+            "person_id": str(r["person_id"]),
+            "other_case_id": str(r["other_case_id"]),
+            "other_person_id": str(r["other_person_id"]),
+            "basis": r["basis"],
+            "status": r["status"],
+            "flagged_at": r["flagged_at"].isoformat(),
+            "resolved_by": r["resolved_by"],
+            "resolution_note": r["resolution_note"],
+        }
+        for r in rows
+    ]
+
+
+async def resolve_flag(conn: asyncpg.Connection, flag_id: int, status: str, by: str, note: str) -> bool:
+    result = await conn.execute(
+        """UPDATE duplicate_flags SET status = $2, resolved_by = $3, resolution_note = $4, resolved_at = now()
+           WHERE flag_id = $1 AND status = 'open'""",
+        flag_id,
+        status,
+        by,
+        note,
+    )
+    return result.endswith(" 1")
+
+
+async def access_log_query(
+    conn: asyncpg.Connection, actor: str | None, since: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT accessed_at, actor, purpose, case_id FROM pii_access_log
+           WHERE ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR accessed_at >= $2)
+           ORDER BY id DESC LIMIT $3""",
+        actor,
+        since,
+        limit,
+    )
+    return [
+        {
+            "accessed_at": r["accessed_at"].isoformat(),
+            "actor": r["actor"],
+            "purpose": r["purpose"],
+            "case_id": str(r["case_id"]),
+        }
+        for r in rows
+    ]

@@ -17,7 +17,7 @@ from contracts import topics
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused
 from contracts.eligibility import EligibilityDecided, Outcome
 from contracts.envelope import CloudEvent
-from contracts.intake import CaseRegistered
+from contracts.intake import CaseRegistered, CaseUpdated
 from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
@@ -150,6 +150,23 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         assert isinstance(event.data, CaseRegistered)
         await store.save_case(conn, event.data)
 
+    async def on_case_updated(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        case = event.data
+        assert isinstance(case, CaseUpdated)
+        before = await store.save_case(conn, case)
+        assigned = await store.assignment(conn, case.case_id)
+        if assigned is None or assigned["state"] != "manifested":
+            return
+        moved = before is not None and before != (case.route_id, case.planned_travel_date)
+        if moved or assigned["seats"] != len(case.members):
+            # Another day or route, or another number of seats: off this vehicle, back to the pool.
+            removed = await store.remove_assignment(conn, case.case_id)
+            if removed is not None:
+                await amend_manifests(conn, removed["movement_id"], removed["vehicle_id"])
+        else:
+            # Corrected details (a name, a document number): the posts need the new manifest.
+            await amend_manifests(conn, assigned["movement_id"], assigned["vehicle_id"])
+
     async def amend_manifests(
         conn: asyncpg.Connection, movement_id: str, vehicle_id: str, *, after_checkpoint: str | None = None
     ) -> None:
@@ -221,6 +238,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         topics.BORDER_DECISIONS,
         handlers={
             CaseRegistered: on_case_registered,
+            CaseUpdated: on_case_updated,
             EligibilityDecided: on_eligibility_decided,
             BorderCrossingCleared: on_crossing,
             BorderCrossingRefused: on_crossing,

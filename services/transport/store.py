@@ -9,12 +9,13 @@ from typing import Any
 
 import asyncpg
 
-from contracts.intake import CaseRegistered
+from contracts.intake import CaseRegistered, CaseUpdated
 from contracts.transport import ManifestPassenger
 from services.transport.domain import ReadyCase, Vehicle
 
 
-async def save_case(conn: asyncpg.Connection, case: CaseRegistered) -> None:
+async def save_case(conn: asyncpg.Connection, case: CaseRegistered | CaseUpdated) -> tuple[str, date] | None:
+    """Store or refresh a case; returns its previous route and travel date when it had one."""
     passengers = [
         ManifestPassenger(
             case_id=case.case_id,
@@ -29,9 +30,15 @@ async def save_case(conn: asyncpg.Connection, case: CaseRegistered) -> None:
         ).model_dump(mode="json")
         for p in case.members
     ]
+    before = await conn.fetchrow(
+        "SELECT route_id, planned_travel_date FROM cases WHERE case_id = $1 FOR UPDATE", case.case_id
+    )
     await conn.execute(
         """INSERT INTO cases (case_id, route_id, planned_travel_date, registered_at, passengers, needs_escort)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (case_id) DO NOTHING""",
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+           ON CONFLICT (case_id) DO UPDATE SET route_id = EXCLUDED.route_id,
+               planned_travel_date = EXCLUDED.planned_travel_date, passengers = EXCLUDED.passengers,
+               needs_escort = EXCLUDED.needs_escort""",
         case.case_id,
         case.route_id,
         case.planned_travel_date,
@@ -39,6 +46,7 @@ async def save_case(conn: asyncpg.Connection, case: CaseRegistered) -> None:
         json.dumps(passengers),
         any(p.needs_escort for p in case.members),
     )
+    return (before["route_id"], before["planned_travel_date"]) if before else None
 
 
 async def save_decision(

@@ -63,6 +63,7 @@ def _people(travel: date) -> dict[str, dict]:
         bodies[f"single-{i}"] = _with_city(single, i)
     # The certificate of return of family 0's child lapses two days before travel.
     bodies["family-0"]["members"][2]["document"]["issued_on"] = (travel - timedelta(days=32)).isoformat()
+    bodies["family-0"]["members"][2]["document"]["expires_on"] = (travel - timedelta(days=2)).isoformat()
     # An elderly man who travels with an escort.
     bodies["single-3"]["members"][0]["vulnerabilities"] = ["elderly"]
     bodies["single-3"]["members"][0]["needs_escort"] = True
@@ -86,7 +87,7 @@ async def test_the_first_of_december_in_miniature(
     cor_family, untested_family, untested_single = ids["family-0"], ids["family-1"], ids["single-0"]
     withdrawer, no_show, escorted = ids["single-1"], ids["single-2"], ids["single-3"]
 
-    await stream.wait_for([cor_family], CaseStatus.INELIGIBLE, 60)
+    await stream.wait_for([cor_family], CaseStatus.ON_HOLD, 60)
     eligible = [c for c in ids.values() if c != cor_family]
     await stream.wait_for(eligible, CaseStatus.ELIGIBLE, 60)
     # Tests taken before travel; two cases have none.
@@ -189,7 +190,7 @@ async def test_the_first_of_december_in_miniature(
         assert "Gisht-Kuprik (UZB) requires a negative COVID-19 test" in last.reason  # type: ignore[attr-defined]
     assert stream.statuses(withdrawer) == [*prefix, CaseStatus.WITHDRAWN]
     assert stream.statuses(no_show) == [*prefix, CaseStatus.NO_SHOW]
-    assert stream.statuses(cor_family) == [CaseStatus.REGISTERED, CaseStatus.INELIGIBLE]
+    assert stream.statuses(cor_family) == [CaseStatus.REGISTERED, CaseStatus.ON_HOLD]
     cor_reason = stream.timelines[cor_family][-1].data
     assert cor_reason.reason_code == "document_valid_on_travel_date"  # type: ignore[attr-defined]
     assert "member 3: certificate of return" in cor_reason.reason  # type: ignore[attr-defined]

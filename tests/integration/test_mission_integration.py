@@ -198,9 +198,9 @@ async def test_invalid_inbound_records_are_dead_lettered_and_valid_ones_behind_t
     stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
 ) -> None:
     arrived = await _arrived_case(client, stack, stream, route, travel_date)
-    ineligible = await scenario.register(
-        client, stack, scenario.single_traveller(travel_date + timedelta(days=1), expires_on=travel_date)
-    )
+    foreigner = scenario.single_traveller(travel_date + timedelta(days=1))
+    foreigner["members"][0]["nationality"] = "KGZ"  # refused for good: a terminal status
+    ineligible = await scenario.register(client, stack, foreigner)
     await stream.wait_for([ineligible], CaseStatus.INELIGIBLE, 60)
     key = str(arrived).encode()  # one key: every record lands on the same partition, in this order
     bad = {

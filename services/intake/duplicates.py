@@ -1,0 +1,125 @@
+"""Duplicate detection keys, without I/O.
+
+The same person may be registered twice: by two field offices, once in Latin and once in Cyrillic
+script, or with a typo in a transliteration. Two keys catch most of it: the travel document
+(type-independent number and issuing country) and the normalised name with the birth date, built
+from both scripts with the transliteration habits of Tajik and Russian records folded together.
+Matches are flagged for a caseworker, never merged automatically.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+# Cyrillic (Russian and Tajik letters) to Latin, as passports and field forms spell them.
+_CYRILLIC = {
+    "а": "a",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "ғ": "gh",
+    "д": "d",
+    "е": "e",
+    "ё": "yo",
+    "ж": "zh",
+    "з": "z",
+    "и": "i",
+    "ӣ": "i",
+    "й": "y",
+    "к": "k",
+    "қ": "q",
+    "л": "l",
+    "м": "m",
+    "н": "n",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "у": "u",
+    "ӯ": "u",
+    "ф": "f",
+    "х": "kh",
+    "ҳ": "h",
+    "ц": "ts",
+    "ч": "ch",
+    "ҷ": "j",
+    "ш": "sh",
+    "щ": "shch",
+    "ъ": "",
+    "ы": "y",
+    "ь": "",
+    "э": "e",
+    "ю": "yu",
+    "я": "ya",
+}
+# Spelling variants that records of the same name use interchangeably, folded to one form.
+_FOLDS = (
+    ("dzh", "j"),
+    ("zh", "j"),
+    ("kh", "h"),
+    ("gh", "g"),
+    ("q", "k"),
+    ("yo", "o"),
+    ("yu", "u"),
+    ("ya", "a"),
+    ("aye", "ae"),
+    ("oye", "oe"),
+    ("iy", "i"),
+    ("y", "i"),
+    ("w", "v"),
+    ("x", "h"),
+    ("ee", "i"),
+    ("oo", "u"),
+)
+
+
+def transliterate(text: str) -> str:
+    out = []
+    for ch in text.lower():
+        out.append(_CYRILLIC.get(ch, ch))
+    return "".join(out)
+
+
+def normalise_name(text: str) -> str:
+    """Lower case, Latin letters only, variants folded, doubled letters collapsed."""
+    ascii_text = unicodedata.normalize("NFKD", transliterate(text)).encode("ascii", "ignore").decode()
+    letters = "".join(ch for ch in ascii_text.lower() if ch.isalpha())
+    for old, new in _FOLDS:
+        letters = letters.replace(old, new)
+    collapsed: list[str] = []
+    for ch in letters:
+        if not collapsed or collapsed[-1] != ch:
+            collapsed.append(ch)
+    # Feminine and masculine forms of a family name (Nazarov/Nazarova) are different people only
+    # with another birth date, which the key includes.
+    return "".join(collapsed)
+
+
+@dataclass(frozen=True)
+class PersonKeys:
+    document: str
+    names: frozenset[str]
+
+
+def keys_for(
+    *,
+    document_number: str,
+    document_country: str,
+    surname: str,
+    given_names: str,
+    birth_date: date,
+    surname_cyrillic: str | None = None,
+    given_names_cyrillic: str | None = None,
+) -> PersonKeys:
+    names = {f"{normalise_name(surname)}|{normalise_name(given_names)}|{birth_date.isoformat()}"}
+    if surname_cyrillic and given_names_cyrillic:
+        names.add(
+            f"{normalise_name(surname_cyrillic)}|{normalise_name(given_names_cyrillic)}|{birth_date.isoformat()}"
+        )
+    return PersonKeys(
+        document=f"{document_country}|{document_number.upper().rstrip('<').replace(' ', '')}",
+        names=frozenset(names),
+    )
