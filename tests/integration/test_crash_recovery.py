@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from datetime import date
 
@@ -57,3 +58,27 @@ async def test_services_killed_mid_flow_lose_nothing(
         async with asyncio.timeout(30):
             while (await client.get(stack.url(name) + "/stats")).json()["outbox_pending"]:
                 await asyncio.sleep(0.2)
+
+
+async def test_a_graceful_stop_mid_flow_commits_nothing_unprocessed(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    """SIGTERM (a deploy, a node drain): in-flight records finish, the relay drains, exit 0."""
+    cases = await asyncio.gather(
+        *(scenario.register(client, stack, scenario.single_traveller(travel_date)) for _ in range(30))
+    )
+    log = stack.log_path("eligibility")
+    before = log.read_text(errors="replace").count("eligibility stopped")
+    code = await asyncio.to_thread(stack.stop_service, "eligibility")
+    # uvicorn re-raises the signal after its graceful shutdown: -15 means it stopped by itself
+    # within the grace period (SIGKILL after the grace period would be -9).
+    assert code == -signal.SIGTERM, f"eligibility exited with {code} on SIGTERM"
+    assert log.read_text(errors="replace").count("eligibility stopped") == before + 1
+    more = await asyncio.gather(
+        *(scenario.register(client, stack, scenario.single_traveller(travel_date)) for _ in range(10))
+    )
+    await asyncio.to_thread(stack.start_service, "eligibility")
+    everyone = [*cases, *more]
+    await stream.wait_for(everyone, CaseStatus.ELIGIBLE, 90)
+    for case_id in everyone:
+        assert stream.statuses(case_id) == [CaseStatus.REGISTERED, CaseStatus.ELIGIBLE], case_id
