@@ -203,8 +203,17 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         """A supervisor decides over the rules, with a written reason. Audited, and shown in the
         decision beside the rules it overrides; re-evaluation keeps it until it is revoked."""
         async with rt.pool.acquire() as conn, conn.transaction():
-            if await store.facts(conn, case_id) is None:
+            row = await store.facts(conn, case_id)
+            latest_rules = await store.latest_decision(conn, case_id)
+            if row is None or latest_rules is None:
                 raise HTTPException(404, f"no case {case_id}")
+            rules = tuple(RuleResult.model_validate(r) for r in json.loads(latest_rules["rules"]))
+            try:
+                domain.check_override(
+                    domain.Decision(Outcome(latest_rules["outcome"]), 0, rules), command.outcome
+                )
+            except domain.OverrideRefused as exc:
+                raise HTTPException(409, str(exc)) from exc
             await store.add_override(conn, case_id, command.outcome.value, command.reason, command.supervisor)
             await reevaluate(conn, case_id)
             latest = await store.latest_decision(conn, case_id)

@@ -389,8 +389,24 @@ def evaluate(
     return Decision(outcome=outcome, priority=priority(case), rules=rules)
 
 
+class OverrideRefused(ValueError):
+    """An override that no supervisor may make."""
+
+
+def check_override(decision: Decision, outcome: Outcome) -> None:
+    """Consent gates every transfer of personal data: no override makes a case travel without it."""
+    consent = next((r for r in decision.rules if r.rule == "consent_recorded"), None)
+    if outcome is Outcome.ELIGIBLE and consent is not None and consent.outcome is not RuleOutcome.PASS:
+        raise OverrideRefused(f"consent cannot be overridden: {consent.reason}")
+
+
 def with_override(decision: Decision, outcome: Outcome, supervisor: str, reason: str) -> Decision:
     """A supervisor's override replaces the outcome; the evaluated rules stay visible beside it."""
+    if outcome is Outcome.ELIGIBLE:
+        try:
+            check_override(decision, outcome)
+        except OverrideRefused:
+            return decision  # consent withdrawn or narrowed since: the override no longer holds
     note = RuleResult(
         rule="supervisor_override",
         outcome=RuleOutcome.PASS

@@ -81,6 +81,10 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         *(topics.manifests(c.checkpoint_id) for r in routes.routes for c in r.checkpoints),
     )
 
+    def abroad(route: Route) -> list[str]:
+        """Countries whose posts receive manifests, other than the host mission's own."""
+        return sorted({cp.country for cp in route.checkpoints} - {settings.mission})
+
     def route_of(route_id: str) -> Route:
         route = routes.get(route_id)
         if route is None:
@@ -258,7 +262,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         async with rt.pool.acquire() as conn, conn.transaction():
             if await store.movement(conn, movement_id) is not None:
                 raise HTTPException(409, f"movement {movement_id} exists")
-            cases = await store.ready_cases(conn, route.route_id, command.departure_date)
+            cases = await store.ready_cases(conn, route.route_id, command.departure_date, abroad(route))
             try:
                 placements = domain.plan(
                     cases, [domain.Vehicle(v.vehicle_id, v.capacity) for v in command.vehicles]
@@ -300,7 +304,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     async def ready_cases(route_id: str, departure_date: date) -> dict[str, Any]:
         """Eligible cases for that route and day that no movement has taken yet."""
         async with rt.pool.acquire() as conn, conn.transaction():
-            cases = await store.ready_cases(conn, route_id, departure_date)
+            cases = await store.ready_cases(conn, route_id, departure_date, abroad(route_of(route_id)))
         return {
             "route_id": route_id,
             "departure_date": departure_date.isoformat(),
@@ -372,7 +376,9 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                 load = next(
                     v for v in await store.vehicle_loads(conn, movement_id) if v.vehicle_id == vehicle_id
                 )
-                waiting = await store.ready_cases(conn, route.route_id, found["departure_date"])
+                waiting = await store.ready_cases(
+                    conn, route.route_id, found["departure_date"], abroad(route)
+                )
                 offered = domain.plan(waiting, [load]).placed()
                 size = {c.case_id: c.members for c in waiting}
                 for p in offered:

@@ -34,17 +34,19 @@ async def save_case(conn: asyncpg.Connection, case: CaseRegistered | CaseUpdated
         "SELECT route_id, planned_travel_date FROM cases WHERE case_id = $1 FOR UPDATE", case.case_id
     )
     await conn.execute(
-        """INSERT INTO cases (case_id, route_id, planned_travel_date, registered_at, passengers, needs_escort)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+        """INSERT INTO cases (case_id, route_id, planned_travel_date, registered_at, passengers, needs_escort,
+                              consent_scope)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
            ON CONFLICT (case_id) DO UPDATE SET route_id = EXCLUDED.route_id,
                planned_travel_date = EXCLUDED.planned_travel_date, passengers = EXCLUDED.passengers,
-               needs_escort = EXCLUDED.needs_escort""",
+               needs_escort = EXCLUDED.needs_escort, consent_scope = EXCLUDED.consent_scope""",
         case.case_id,
         case.route_id,
         case.planned_travel_date,
         case.registered_at,
         json.dumps(passengers),
         any(p.needs_escort for p in case.members),
+        list(case.consent.scope) if case.consent.given else [],
     )
     return (before["route_id"], before["planned_travel_date"]) if before else None
 
@@ -69,17 +71,21 @@ async def current_outcome(conn: asyncpg.Connection, case_id: uuid.UUID) -> str |
     return await conn.fetchval("SELECT outcome FROM decisions WHERE case_id = $1", case_id)
 
 
-async def ready_cases(conn: asyncpg.Connection, route_id: str, departure_date: date) -> list[ReadyCase]:
+async def ready_cases(
+    conn: asyncpg.Connection, route_id: str, departure_date: date, abroad: list[str] | None = None
+) -> list[ReadyCase]:
+    """Eligible, unplaced cases for that route and day whose consent covers every country abroad."""
     rows = await conn.fetch(
         """SELECT c.case_id, jsonb_array_length(c.passengers) AS members, d.priority, c.registered_at,
                   c.needs_escort
            FROM cases c JOIN decisions d USING (case_id)
            LEFT JOIN assignments a USING (case_id)
            WHERE d.outcome = 'eligible' AND a.case_id IS NULL
-             AND c.route_id = $1 AND c.planned_travel_date = $2
+             AND c.route_id = $1 AND c.planned_travel_date = $2 AND c.consent_scope @> $3::text[]
            FOR UPDATE OF c""",
         route_id,
         departure_date,
+        abroad or [],
     )
     return [
         ReadyCase(r["case_id"], r["members"], r["priority"], r["registered_at"], r["needs_escort"])

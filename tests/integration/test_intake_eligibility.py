@@ -9,12 +9,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
+from contracts.envelope import CloudEvent
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.mrz import check_digit
 from corridor.statusreader import StatusStream
+from tests.integration.conftest import wait_group_caught_up
 
 
 def passport_mrz(surname: str, given: str, number: str, born: date, sex: str, expires: date) -> str:
@@ -257,3 +259,59 @@ async def test_every_read_of_personal_data_can_be_queried(
         (str(case_id), "phone follow-up"),
         (str(case_id), "eligibility review"),
     ]
+
+
+async def test_no_override_makes_a_case_travel_without_consent(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    body = scenario.single_traveller(travel_date)
+    body["consent"]["scope"] = ["UZB"]  # not the destination's mission
+    case_id = await scenario.register(client, stack, body)
+    await stream.wait_for([case_id], CaseStatus.INELIGIBLE, 60)
+    await wait_versions(client, stack, case_id, 1)
+    r = await client.post(
+        f"{stack.url('eligibility')}/cases/{case_id}/override",
+        json={"outcome": "eligible", "reason": "The family asked us to hurry", "supervisor": "sup-9"},
+    )
+    assert r.status_code == 409 and "consent cannot be overridden" in r.text
+
+
+async def test_transport_sends_no_manifest_abroad_without_consent_whatever_it_is_told(
+    stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    """Defence in depth: even an 'eligible' decision (here forged on the topic) does not put a case
+    without consent for the countries on the route onto a manifest."""
+    from aiokafka import AIOKafkaProducer
+
+    from contracts import topics
+    from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome, RuleResult
+
+    body = scenario.single_traveller(travel_date)
+    body["consent"]["scope"] = ["TJK"]
+    case_id = await scenario.register(client, stack, body)
+    await stream.wait_for([case_id], CaseStatus.INELIGIBLE, 60)
+    forged = CloudEvent.new(
+        EligibilityDecided(
+            case_id=case_id,
+            version=99,
+            outcome=Outcome.ELIGIBLE,
+            priority=0,
+            rules=[RuleResult(rule="forged", outcome=RuleOutcome.PASS, reason="not from eligibility")],
+            decided_at=datetime.now(UTC),
+        ),
+        source="/missions/KAZ/eligibility",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topics.DECISIONS, key=str(case_id).encode(), value=forged.value(), headers=forged.headers()
+        )
+    finally:
+        await producer.stop()
+    await wait_group_caught_up(stack.bootstrap, "transport", topics.DECISIONS)  # it has seen the forgery
+    ready = await client.get(
+        stack.url("transport") + "/ready-cases",
+        params={"route_id": route.route_id, "departure_date": travel_date.isoformat()},
+    )
+    assert str(case_id) not in {c["case_id"] for c in ready.json()["cases"]}
