@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded, Person
 from contracts.status import CaseStatusChanged
 
 
@@ -32,14 +32,30 @@ async def insert_case(
         status,
         case.registered_at,
     )
+    await upsert_persons(conn, case.case_id, case.members)
+
+
+_UPSERT_PERSON = """
+    INSERT INTO persons (person_id, case_id, role, given_names, surname, birth_date, sex, nationality, document,
+                         vulnerabilities, needs_escort, current_city, given_names_cyrillic, surname_cyrillic, phone,
+                         proof_of_citizenship)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16::jsonb)
+    ON CONFLICT (person_id) DO UPDATE SET role = EXCLUDED.role, given_names = EXCLUDED.given_names,
+        surname = EXCLUDED.surname, birth_date = EXCLUDED.birth_date, sex = EXCLUDED.sex,
+        nationality = EXCLUDED.nationality, document = EXCLUDED.document,
+        vulnerabilities = EXCLUDED.vulnerabilities, needs_escort = EXCLUDED.needs_escort,
+        current_city = EXCLUDED.current_city, given_names_cyrillic = EXCLUDED.given_names_cyrillic,
+        surname_cyrillic = EXCLUDED.surname_cyrillic, phone = EXCLUDED.phone,
+        proof_of_citizenship = EXCLUDED.proof_of_citizenship"""
+
+
+async def upsert_persons(conn: asyncpg.Connection, case_id: uuid.UUID, members: list[Person]) -> None:
     await conn.executemany(
-        """INSERT INTO persons (person_id, case_id, role, given_names, surname, birth_date, sex,
-                                nationality, document, vulnerabilities, needs_escort, current_city)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)""",
+        _UPSERT_PERSON,
         [
             (
                 p.person_id,
-                case.case_id,
+                case_id,
                 p.role,
                 p.given_names,
                 p.surname,
@@ -50,8 +66,12 @@ async def insert_case(
                 [str(v) for v in p.vulnerabilities],
                 p.needs_escort,
                 p.current_city,
+                p.given_names_cyrillic,
+                p.surname_cyrillic,
+                p.phone,
+                p.proof_of_citizenship.model_dump_json() if p.proof_of_citizenship else None,
             )
-            for p in case.members
+            for p in members
         ],
     )
 
@@ -138,6 +158,14 @@ async def read_case(
                 "nationality": p["nationality"],
                 "document": json.loads(p["document"]),
                 "vulnerabilities": list(p["vulnerabilities"]),
+                "needs_escort": p["needs_escort"],
+                "current_city": p["current_city"],
+                "given_names_cyrillic": p["given_names_cyrillic"],
+                "surname_cyrillic": p["surname_cyrillic"],
+                "phone": p["phone"],
+                "proof_of_citizenship": json.loads(p["proof_of_citizenship"])
+                if p["proof_of_citizenship"]
+                else None,
             }
             for p in persons
         ],
@@ -224,29 +252,7 @@ async def replace_case(conn: asyncpg.Connection, case: CaseUpdated) -> None:
     await conn.execute(
         "DELETE FROM persons WHERE case_id = $1 AND NOT (person_id = ANY($2::uuid[]))", case.case_id, keep
     )
-    for p in case.members:
-        await conn.execute(
-            """INSERT INTO persons (person_id, case_id, role, given_names, surname, birth_date, sex, nationality,
-                                    document, vulnerabilities, needs_escort, current_city)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
-               ON CONFLICT (person_id) DO UPDATE SET role = EXCLUDED.role, given_names = EXCLUDED.given_names,
-                   surname = EXCLUDED.surname, birth_date = EXCLUDED.birth_date, sex = EXCLUDED.sex,
-                   nationality = EXCLUDED.nationality, document = EXCLUDED.document,
-                   vulnerabilities = EXCLUDED.vulnerabilities, needs_escort = EXCLUDED.needs_escort,
-                   current_city = EXCLUDED.current_city""",
-            p.person_id,
-            case.case_id,
-            p.role,
-            p.given_names,
-            p.surname,
-            p.birth_date,
-            p.sex,
-            p.nationality,
-            p.document.model_dump_json(),
-            [str(v) for v in p.vulnerabilities],
-            p.needs_escort,
-            p.current_city,
-        )
+    await upsert_persons(conn, case.case_id, case.members)
 
 
 async def add_person_key(

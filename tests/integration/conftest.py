@@ -15,11 +15,25 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.routes import Route, RouteBook
+from contracts.status import CaseStatus
 from corridor.devstack import Stack
 from corridor.kafkatools import partitions_of
 from corridor.statusreader import StatusStream
 
 _dates = itertools.count(30)
+
+# A case's whole journey on the central Asian route, as the status stream shows it.
+JOURNEY = [
+    CaseStatus.REGISTERED,
+    CaseStatus.ELIGIBLE,
+    CaseStatus.MANIFESTED,
+    CaseStatus.DEPARTED,
+    CaseStatus.EXIT_CLEARED,
+    CaseStatus.ENTRY_CLEARED,
+    CaseStatus.EXIT_CLEARED,
+    CaseStatus.ENTRY_CLEARED,
+    CaseStatus.ARRIVED,
+]
 
 
 @pytest.fixture(scope="session")

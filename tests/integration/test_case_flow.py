@@ -17,19 +17,7 @@ from corridor import scenario
 from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
 from corridor.statusreader import StatusStream
-from tests.integration.conftest import wait_group_caught_up
-
-FULL_JOURNEY = [
-    CaseStatus.REGISTERED,
-    CaseStatus.ELIGIBLE,
-    CaseStatus.MANIFESTED,
-    CaseStatus.DEPARTED,
-    CaseStatus.EXIT_CLEARED,
-    CaseStatus.ENTRY_CLEARED,
-    CaseStatus.EXIT_CLEARED,
-    CaseStatus.ENTRY_CLEARED,
-    CaseStatus.ARRIVED,
-]
+from tests.integration.conftest import JOURNEY, wait_group_caught_up
 
 
 async def test_family_reaches_arrived_with_its_full_ordered_timeline(
@@ -43,7 +31,7 @@ async def test_family_reaches_arrived_with_its_full_ordered_timeline(
     await stream.wait_for([family], CaseStatus.ARRIVED, 60)
 
     events = stream.timelines[family]
-    assert [e.data.status for e in events] == FULL_JOURNEY  # type: ignore[attr-defined]
+    assert [e.data.status for e in events] == JOURNEY  # type: ignore[attr-defined]
     places = [e.data.place.checkpoint_id for e in events if e.data.place and e.data.place.checkpoint_id]  # type: ignore[attr-defined]
     assert places == [cp.checkpoint_id for cp in route.checkpoints]
     assert all(e.data.members == 3 for e in events)  # type: ignore[attr-defined]
@@ -56,10 +44,10 @@ async def test_family_reaches_arrived_with_its_full_ordered_timeline(
     async with asyncio.timeout(30):
         while True:
             body = (await client.get(f"{stack.url('intake')}/cases/{family}/timeline")).json()
-            if len(body["timeline"]) == len(FULL_JOURNEY):
+            if len(body["timeline"]) == len(JOURNEY):
                 break
             await asyncio.sleep(0.2)
-    assert [t["status"] for t in body["timeline"]] == [s.value for s in FULL_JOURNEY]
+    assert [t["status"] for t in body["timeline"]] == [s.value for s in JOURNEY]
 
 
 async def test_status_stream_carries_no_personal_data(

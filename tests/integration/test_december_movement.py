@@ -27,19 +27,9 @@ from corridor import scenario
 from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
 from corridor.statusreader import StatusStream
+from tests.integration.conftest import JOURNEY, wait_group_caught_up
 
 CITIES = ("Karaganda", "Pavlodar", "Petropavlovsk")
-JOURNEY = [
-    CaseStatus.REGISTERED,
-    CaseStatus.ELIGIBLE,
-    CaseStatus.MANIFESTED,
-    CaseStatus.DEPARTED,
-    CaseStatus.EXIT_CLEARED,
-    CaseStatus.ENTRY_CLEARED,
-    CaseStatus.EXIT_CLEARED,
-    CaseStatus.ENTRY_CLEARED,
-    CaseStatus.ARRIVED,
-]
 CAPACITY = 25
 
 
@@ -85,7 +75,7 @@ async def test_the_first_of_december_in_miniature(
         )
     )
     cor_family, untested_family, untested_single = ids["family-0"], ids["family-1"], ids["single-0"]
-    withdrawer, no_show, escorted = ids["single-1"], ids["single-2"], ids["single-3"]
+    withdrawer = ids["single-1"]
 
     await stream.wait_for([cor_family], CaseStatus.ON_HOLD, 60)
     eligible = [c for c in ids.values() if c != cor_family]
@@ -136,6 +126,32 @@ async def test_the_first_of_december_in_miniature(
         },
     )
     assert r.status_code == 201, r.text
+    try:
+        await _with_the_requirement_in_force(
+            stack, stream, route, client, movement_id, travel, bodies, ids, eligible
+        )
+    finally:
+        # The requirement is lifted again, so that it holds no other test's travellers.
+        lifted = await client.delete(
+            stack.border_url("uzb-zhibek-zholy-entry") + f"/requirements/{r.json()['requirement_id']}"
+        )
+        assert lifted.status_code == 200
+        await wait_group_caught_up(stack.bootstrap, "eligibility", topics.REQUIREMENTS)
+
+
+async def _with_the_requirement_in_force(
+    stack: Stack,
+    stream: StatusStream,
+    route: Route,
+    client: httpx.AsyncClient,
+    movement_id: str,
+    travel: date,
+    bodies: dict[str, dict],
+    ids: dict[str, uuid.UUID],
+    eligible: list[uuid.UUID],
+) -> None:
+    cor_family, untested_family, untested_single = ids["family-0"], ids["family-1"], ids["single-0"]
+    withdrawer, no_show, escorted = ids["single-1"], ids["single-2"], ids["single-3"]
     await stream.wait_for([untested_family, untested_single], CaseStatus.ON_HOLD, 60)
 
     # Transport takes the withdrawn and the held off their buses before boarding.
