@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi
+.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi bench
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -68,9 +68,14 @@ contracts-check: .venv/.synced
 asyncapi: .venv/.synced
 	$(PY) -m corridor.asyncapi export
 
+# Benchmarks (bench/README.md): start their own Kafka and PostgreSQL, print figures as ratios to
+# baselines measured in the same run. Options through BENCH_ARGS, e.g. BENCH_ARGS="--events 20000".
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
+
 lint: .venv/.synced
 	.venv/bin/ruff check .
-	.venv/bin/mypy contracts corridor services
+	.venv/bin/mypy contracts corridor services bench
 
 format: .venv/.synced
 	.venv/bin/ruff format .

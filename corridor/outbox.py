@@ -60,16 +60,19 @@ async def enqueue(
     # case's trace spans every service even though the relay publishes later.
     propagate.inject(headers)
     await conn.execute(
-        """INSERT INTO outbox (topic, key, event_id, event_type, headers, payload)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6)""",
+        # One round trip: the row and the wake-up call (delivered at commit, collapsed per transaction).
+        """WITH row AS (
+               INSERT INTO outbox (topic, key, event_id, event_type, headers, payload)
+               VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING 1)
+           SELECT pg_notify($7, '') FROM row""",
         topic,
         key if key is not None else event.subject,
         event.id,
         event.type,
         json.dumps(headers),
         event.value(),
+        _CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", _CHANNEL)
     return event
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.intake import (
     CITIZENSHIP_PROOFS,
@@ -33,6 +33,15 @@ from corridor.mrz import parse as parse_mrz
 
 class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        # A NUL or other control character is never part of a name or a number, and PostgreSQL
+        # and the border posts' systems refuse it: refuse it here, with the field named.
+        if isinstance(value, str) and any(ord(ch) < 32 for ch in value):
+            raise ValueError("contains a control character")
+        return value
 
 
 class DocumentIn(_Command):

@@ -1,0 +1,91 @@
+"""The servers a benchmark run uses: one Kafka node and one PostgreSQL, in a temporary directory.
+
+They are the project's own dev servers (corridor.devinfra) through ``corridor.devstack.Stack``,
+which the optional HTTP benchmark also uses to start the intake service. Kafka runs without the
+quick-start JVM flags (C1 only, class archive): those halve start time at a cost in throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from contracts import topics
+from corridor import db
+from corridor.devinfra.kafka import KafkaCluster
+from corridor.devinfra.postgres import PostgresServer
+from corridor.devstack import Stack
+
+DATABASE = "bench"
+PARTITIONS = 3
+
+# The trivial effect a consumer's handler writes in its transaction (bench/consuming.py).
+EFFECT_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_effect (
+    event_id   text        PRIMARY KEY,
+    case_id    uuid        NOT NULL,
+    status     text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class Infra:
+    def __init__(self, workdir: Path, *, durable: bool, kafka_heap_mb: int = 1024) -> None:
+        self.workdir = workdir
+        self.durable = durable
+        self.stack = Stack(workdir, log_level="WARNING")
+        self.stack.kafka = KafkaCluster(workdir / "kafka", nodes=1, heap_mb=kafka_heap_mb, quick_start=False)
+        self.stack.postgres = PostgresServer(workdir / "postgres", durable=durable)
+        self.postgres_version = ""
+
+    @property
+    def bootstrap(self) -> str:
+        return self.stack.bootstrap
+
+    @property
+    def dsn(self) -> str:
+        return self.stack.postgres.dsn(DATABASE)
+
+    def start(self) -> None:
+        self.stack.start_infra()
+        self.stack.postgres.create_database(DATABASE)
+        asyncio.run(self._prepare())
+
+    async def _prepare(self) -> None:
+        pool = await db.create_pool(self.dsn, min_size=1, max_size=2)
+        try:
+            await db.migrate(pool, "corridor", db.SHARED_MIGRATIONS)
+            async with pool.acquire() as conn:
+                await conn.execute(EFFECT_TABLE)
+                self.postgres_version = str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await pool.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            # As the services create it (corridor.runtime.ensure_topics): 3 partitions, one replica.
+            await admin.create_topics(
+                [NewTopic(topics.STATUS, num_partitions=PARTITIONS, replication_factor=1)]
+            )
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            await admin.close()
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+
+async def truncate(dsn: str, *tables: str) -> None:
+    """Empty the tables between repetitions, so each starts from the same state (not timed)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(tables)}")
+        await conn.execute("VACUUM ANALYZE " + ", ".join(tables))
+    finally:
+        await conn.close()
