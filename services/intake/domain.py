@@ -39,7 +39,7 @@ class _Command(BaseModel):
     def _no_control_characters(cls, value: object) -> object:
         # A NUL or other control character is never part of a name or a number, and PostgreSQL
         # and the border posts' systems refuse it: refuse it here, with the field named.
-        if isinstance(value, str) and any(ord(ch) < 32 for ch in value):
+        if isinstance(value, str) and any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value):
             raise ValueError("contains a control character")
         return value
 

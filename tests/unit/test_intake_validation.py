@@ -24,6 +24,7 @@ def test_family_registration_is_accepted() -> None:
         (lambda b: b["members"][0]["document"].update(number="40 12"), "number"),
         (lambda b: b.update(members=[]), "members"),
         (lambda b: b.update(unexpected=1), "unexpected"),
+        (lambda b: b["members"][0].update(surname="Rahi\x00mov"), "surname"),
         (lambda b: b["members"][0]["document"].update(issued_on="2031-01-01"), "issued_on"),
     ],
 )
