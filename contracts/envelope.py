@@ -112,6 +112,9 @@ class CloudEvent:
         if "data" not in envelope:
             raise EnvelopeError("missing_data", "structured-mode event has no data member")
         data = envelope.pop("data")
+        for required in ("id", "source", "type", "specversion", "subject", "time"):
+            if required in envelope and not isinstance(envelope[required], str):
+                raise EnvelopeError("bad_header", f"attribute {required} must be a string")
         attrs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in envelope.items()}
         return cls._build(attrs, lambda model: model.model_validate(data), "attribute ")
 

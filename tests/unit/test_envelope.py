@@ -64,3 +64,10 @@ def test_status_event_schema_has_no_personal_data_fields() -> None:
     fields = set(json.dumps(CaseStatusChanged.model_json_schema()).lower().split('"'))
     for forbidden in ("surname", "given_names", "birth_date", "document_number", "vulnerabilities"):
         assert forbidden not in fields
+
+
+def test_structured_mode_attributes_must_be_strings() -> None:
+    event = status_event().structured()
+    assert CloudEvent.from_structured(json.dumps(event)).id == event["id"]
+    with pytest.raises(EnvelopeError, match="bad_header"):
+        CloudEvent.from_structured(json.dumps({**event, "specversion": 1.0}))
