@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from corridor.inbox import first_delivery
 from corridor.outbox import enqueue
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
-from services.intake import domain, registration, store
+from services.intake import bulk, domain, registration, store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 INBOUND = "intake-inbound"
@@ -281,6 +282,57 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=code)
         inbound.applied += 1
         return JSONResponse({"accepted": True, "status_event_id": published.id}, status_code=202)
+
+    # Rows of every import registered at once, each on a pool connection: the rest stay for the API.
+    import_slots = asyncio.Semaphore(bulk.CONCURRENCY)
+
+    @api.post(
+        "/imports",
+        tags=["imports"],
+        openapi_extra=bulk.OPENAPI_BODY,
+        responses={
+            200: {"model": bulk.ImportReport, "description": "The outcome of every row"},
+            400: {"model": bulk.ImportRefused, "description": "Not readable as an import: nothing imported"},
+            413: {"model": bulk.ImportRefused, "description": "Larger than 20 MB"},
+            415: {"model": bulk.ImportRefused, "description": "Neither text/csv nor application/json"},
+        },
+    )
+    async def import_registrations(
+        request: Request,
+        namespace: Annotated[
+            str,
+            Query(
+                pattern=bulk.NAMESPACE_PATTERN,
+                description="The office or batch; a row is registered under bulk:<namespace>:<row_key>",
+            ),
+        ],
+        x_actor: Annotated[str, Header(min_length=1, max_length=200, description="Who imports")],
+    ) -> Response:
+        """Register many cases from a field office's file (``text/csv``, one row per person, or
+        ``application/json``, a list of registrations), each with the office's ``row_key``. A row
+        imported before is reported ``exists`` and creates nothing. Answers the outcome of every
+        row: created, flagged (a possible duplicate), exists, rejected (with the fields and why),
+        failed (retry). Format: ``services/intake/bulk.py``, sample ``docs/bulk-import-sample.csv``."""
+        fmt = bulk.media_format(request.headers.get("content-type", ""))
+        if fmt is None:
+            return JSONResponse(
+                {"code": "unsupported_media_type", "detail": "send text/csv or application/json"},
+                status_code=415,
+            )
+        try:
+            rows = bulk.parse(await bulk.read_body(request), fmt)
+        except bulk.FileRejected as exc:
+            return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=exc.status)
+        report = await bulk.run_import(
+            rt.pool,
+            rows,
+            namespace=namespace,
+            routes=routes,
+            source=rt.source,
+            actor=x_actor,
+            slots=import_slots,
+        )
+        return Response(bulk.report_json(report), media_type="application/json")
 
     rt.http.include_router(api)
     return rt
