@@ -1,0 +1,73 @@
+"""Routes are data: a second route is configuration alone."""
+
+import json
+from pathlib import Path
+
+from contracts.routes import RouteBook
+from corridor.devstack import service_specs
+
+SECOND = {
+    "route_id": "kaz-kgz-tjk",
+    "origin_country": "KAZ",
+    "destination_country": "TJK",
+    "gathering_point": {"name": "Korday gathering point", "country": "KAZ"},
+    "reception_point": {"name": "Reception centre, Dushanbe", "country": "TJK"},
+    "checkpoints": [
+        {
+            "checkpoint_id": "kaz-korday-exit",
+            "crossing": "Korday",
+            "post": "Korday",
+            "country": "KAZ",
+            "direction": "exit",
+        },
+        {
+            "checkpoint_id": "kgz-ak-tilek-entry",
+            "crossing": "Korday",
+            "post": "Ak-Tilek",
+            "country": "KGZ",
+            "direction": "entry",
+        },
+        {
+            "checkpoint_id": "kgz-karamyk-exit",
+            "crossing": "Karamyk",
+            "post": "Karamyk",
+            "country": "KGZ",
+            "direction": "exit",
+        },
+        {
+            "checkpoint_id": "tjk-karamyk-entry",
+            "crossing": "Karamyk",
+            "post": "Karamyk",
+            "country": "TJK",
+            "direction": "entry",
+        },
+    ],
+}
+
+
+def test_a_second_route_adds_its_border_posts_and_nothing_else(tmp_path: Path) -> None:
+    book = json.loads(Path("deploy/routes/central-asia.json").read_text())
+    book["routes"].append(SECOND)
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps(book))
+
+    routes = RouteBook.load(routes_file)
+    assert [r.route_id for r in routes.routes] == ["kaz-uzb-tjk", "kaz-kgz-tjk"]
+    assert routes.get("kaz-kgz-tjk").transit_countries == ["KGZ", "TJK"]  # type: ignore[union-attr]
+    specs = service_specs(routes_file, list(range(9000, 9011)))
+    border = {
+        s.extra_env["CORRIDOR_CHECKPOINT"]: s.mission
+        for s in specs
+        if s.module == "services.border_clearance"
+    }
+    assert border == {
+        "kaz-zhibek-zholy-exit": "KAZ",
+        "uzb-zhibek-zholy-entry": "UZB",
+        "uzb-oybek-exit": "UZB",
+        "tjk-oybek-entry": "TJK",
+        "kaz-korday-exit": "KAZ",
+        "kgz-ak-tilek-entry": "KGZ",
+        "kgz-karamyk-exit": "KGZ",
+        "tjk-karamyk-entry": "TJK",
+    }
+    assert [s.name for s in specs][:3] == ["intake", "eligibility", "transport"]
