@@ -119,7 +119,7 @@ from rich.table import Table
 from contracts.routes import RouteBook
 from services.intake import registration
 from services.intake.domain import RegisterCase
-from services.intake.duplicates import keys_for
+from services.intake.duplicates import keys_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -567,15 +567,7 @@ def _units(commands: list[tuple[int, RegisterCase]]) -> list[list[int]]:
     owner: dict[str, int] = {}
     for i, command in commands:
         for m in command.members:
-            keys = keys_for(
-                document_number=m.document.number,
-                document_country=m.document.issuing_country,
-                surname=m.surname,
-                given_names=m.given_names,
-                birth_date=m.birth_date,
-                surname_cyrillic=m.surname_cyrillic,
-                given_names_cyrillic=m.given_names_cyrillic,
-            )
+            keys = keys_of(m)
             for key in (f"document:{keys.document}", *(f"name:{k}" for k in keys.names)):
                 if key in owner:
                     parent[root(i)] = root(owner[key])

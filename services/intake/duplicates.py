@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 # Cyrillic (Russian and Tajik letters) to Latin, as passports and field forms spell them.
 _CYRILLIC = {
@@ -98,6 +99,30 @@ def normalise_name(text: str) -> str:
     return "".join(collapsed)
 
 
+class _Document(Protocol):
+    @property
+    def number(self) -> str: ...
+    @property
+    def issuing_country(self) -> str: ...
+
+
+class PersonLike(Protocol):
+    """A registered person or a person in a registration command."""
+
+    @property
+    def document(self) -> _Document: ...
+    @property
+    def surname(self) -> str: ...
+    @property
+    def given_names(self) -> str: ...
+    @property
+    def birth_date(self) -> date: ...
+    @property
+    def surname_cyrillic(self) -> str | None: ...
+    @property
+    def given_names_cyrillic(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class PersonKeys:
     document: str
@@ -122,4 +147,16 @@ def keys_for(
     return PersonKeys(
         document=f"{document_country}|{document_number.upper().rstrip('<').replace(' ', '')}",
         names=frozenset(names),
+    )
+
+
+def keys_of(person: PersonLike) -> PersonKeys:
+    return keys_for(
+        document_number=person.document.number,
+        document_country=person.document.issuing_country,
+        surname=person.surname,
+        given_names=person.given_names,
+        birth_date=person.birth_date,
+        surname_cyrillic=person.surname_cyrillic,
+        given_names_cyrillic=person.given_names_cyrillic,
     )

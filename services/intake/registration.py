@@ -19,7 +19,7 @@ from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.outbox import enqueue
 from services.intake import domain, store
-from services.intake.duplicates import keys_for, normalise_name
+from services.intake.duplicates import keys_of, normalise_name
 
 
 class RegistrationRejected(ValueError):
@@ -136,15 +136,7 @@ async def _record_keys(
 ) -> list[dict[str, Any]]:
     flags: list[dict[str, Any]] = []
     for person in members:
-        keys = keys_for(
-            document_number=person.document.number,
-            document_country=person.document.issuing_country,
-            surname=person.surname,
-            given_names=person.given_names,
-            birth_date=person.birth_date,
-            surname_cyrillic=person.surname_cyrillic,
-            given_names_cyrillic=person.given_names_cyrillic,
-        )
+        keys = keys_of(person)
         pairs = [("document", keys.document)] + [("name", k) for k in sorted(keys.names)]
         for kind, key in pairs:
             await store.add_person_key(conn, person.person_id, case_id, kind, key)
