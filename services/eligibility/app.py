@@ -159,15 +159,19 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         req = event.data
         assert isinstance(req, CrossingRequirementPublished)
         await store.save_requirement(conn, req)
-        for case_id in await store.cases_on_routes(conn, routes_through(req.checkpoint_id)):
+        for case_id in await store.cases_on_routes(
+            conn, routes_through(req.checkpoint_id), req.effective_from
+        ):
             await reevaluate(conn, case_id)
 
     async def on_requirement_lifted(conn: asyncpg.Connection, event: CloudEvent) -> None:
         lifted = event.data
         assert isinstance(lifted, CrossingRequirementLifted)
-        checkpoint_id = await store.lift_requirement(conn, lifted.requirement_id, lifted.lifted_at)
-        if checkpoint_id is not None:
-            for case_id in await store.cases_on_routes(conn, routes_through(checkpoint_id)):
+        found = await store.lift_requirement(conn, lifted.requirement_id, lifted.lifted_at)
+        if found is not None:
+            for case_id in await store.cases_on_routes(
+                conn, routes_through(found["checkpoint_id"]), found["effective_from"]
+            ):
                 await reevaluate(conn, case_id)
 
     rt.consume(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -16,11 +16,13 @@ from services.eligibility.domain import CaseFacts, Decision, Evidence, Requireme
 
 async def save_facts(conn: asyncpg.Connection, facts: CaseFacts) -> None:
     await conn.execute(
-        """INSERT INTO cases (case_id, route_id, facts) VALUES ($1, $2, $3::jsonb)
-           ON CONFLICT (case_id) DO UPDATE SET facts = EXCLUDED.facts""",
+        """INSERT INTO cases (case_id, route_id, facts, planned_travel_date) VALUES ($1, $2, $3::jsonb, $4)
+           ON CONFLICT (case_id) DO UPDATE SET facts = EXCLUDED.facts, route_id = EXCLUDED.route_id,
+               planned_travel_date = EXCLUDED.planned_travel_date""",
         facts.case_id,
         facts.route_id,
         facts.model_dump_json(),
+        facts.planned_travel_date,
     )
 
 
@@ -141,20 +143,27 @@ async def save_requirement(conn: asyncpg.Connection, r: CrossingRequirementPubli
     )
 
 
-async def lift_requirement(conn: asyncpg.Connection, requirement_id: uuid.UUID, at: datetime) -> str | None:
-    return await conn.fetchval(
-        "UPDATE requirements SET lifted_at = $2 WHERE requirement_id = $1 AND lifted_at IS NULL RETURNING checkpoint_id",
+async def lift_requirement(
+    conn: asyncpg.Connection, requirement_id: uuid.UUID, at: datetime
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """UPDATE requirements SET lifted_at = $2 WHERE requirement_id = $1 AND lifted_at IS NULL
+           RETURNING checkpoint_id, effective_from""",
         requirement_id,
         at,
     )
 
 
-async def cases_on_routes(conn: asyncpg.Connection, route_ids: list[str]) -> list[uuid.UUID]:
-    """Cases a requirement may affect: on those routes, not departed, not withdrawn."""
+async def cases_on_routes(
+    conn: asyncpg.Connection, route_ids: list[str], travelling_from: date
+) -> list[uuid.UUID]:
+    """Cases a requirement may affect: on those routes, travelling from its first day, not departed
+    and not withdrawn."""
     rows = await conn.fetch(
-        """SELECT case_id FROM cases WHERE route_id = ANY($1::text[])
-           AND departed_at IS NULL AND withdrawn_at IS NULL ORDER BY case_id""",
+        """SELECT case_id FROM cases WHERE route_id = ANY($1::text[]) AND planned_travel_date >= $2
+           AND departed_at IS NULL AND withdrawn_at IS NULL ORDER BY planned_travel_date, case_id""",
         route_ids,
+        travelling_from,
     )
     return [r["case_id"] for r in rows]
 

@@ -136,7 +136,7 @@ async def test_the_first_of_december_in_miniature(
             stack.border_url("uzb-zhibek-zholy-entry") + f"/requirements/{r.json()['requirement_id']}"
         )
         assert lifted.status_code == 200
-        await wait_group_caught_up(stack.bootstrap, "eligibility", topics.REQUIREMENTS)
+        await wait_group_caught_up(stack.bootstrap, "eligibility", topics.REQUIREMENTS, timeout=120)
 
 
 async def _with_the_requirement_in_force(
