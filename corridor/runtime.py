@@ -230,12 +230,58 @@ class ServiceRuntime:
         asyncio.run(uvicorn.Server(config).serve())
 
 
+# Context a validation error may keep: the constraint it checked, never the value it was given.
+_CONSTRAINTS = frozenset(
+    {
+        "min_length",
+        "max_length",
+        "pattern",
+        "ge",
+        "gt",
+        "le",
+        "lt",
+        "multiple_of",
+        "max_digits",
+        "decimal_places",
+        "whole_digits",
+        "expected",
+        "field_type",
+    }
+)
+
+
 async def _invalid_request(_: Request, exc: Exception) -> Response:
-    """FastAPI's 422, rendered so that whatever input it echoes can be rendered: the default handler
-    answered 500 when the input held an unpaired surrogate (valid in a JSON string, not in UTF-8) or
-    NaN/Infinity (which Python's JSON parser accepts)."""
+    """FastAPI's 422 as ``{"detail": [{loc, msg, type, ctx?}, ...]}``, without the input: the default
+    body echoes what was sent (for a missing field, the whole person: names, birth date, passport
+    zone), and a 422 is logged and shown where personal data must not go. ``ctx`` keeps only the
+    constraint checked (a length, a pattern, the values expected). Rendering stays safe for any
+    error text: the default handler answered 500 for an unpaired surrogate or NaN/Infinity."""
     assert isinstance(exc, RequestValidationError)
-    return _unprocessable(jsonable_encoder(exc.errors()))
+    return _unprocessable(jsonable_encoder([_without_input(e) for e in exc.errors()]))
+
+
+def _without_input(error: Any) -> dict[str, Any]:
+    """An error's location, message and type, and the constraint it names; nothing it was given."""
+    if not isinstance(error, dict):
+        return {"loc": ["body"], "msg": str(error), "type": "value_error"}
+    kept: dict[str, Any] = {
+        "loc": list(error.get("loc", ())),
+        "msg": str(error.get("msg", "")),
+        "type": str(error.get("type", "value_error")),
+    }
+    ctx = error.get("ctx")
+    if isinstance(ctx, dict):
+        constraints = {k: _constraint(v) for k, v in ctx.items() if k in _CONSTRAINTS}
+        if constraints:
+            kept["ctx"] = constraints
+    return kept
+
+
+def _constraint(value: Any) -> Any:
+    """A constraint as JSON: numbers and strings as they are, anything else as text."""
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 async def _unstorable_value(request: Request, exc: Exception) -> Response:

@@ -118,6 +118,9 @@ class Decision:
     outcome: Outcome
     priority: int
     rules: tuple[RuleResult, ...]
+    public_reasons: tuple[tuple[str, str], ...] = ()
+    """(rule, reason) for the public status stream where a rule's reason says more than it may:
+    a test result is a medical fact, for the caseworker's decision only."""
 
     @property
     def failed(self) -> tuple[RuleResult, ...]:
@@ -136,7 +139,8 @@ class Decision:
         blocking = self.failed or self.pending
         if not blocking:
             return None, None
-        return blocking[0].rule, "; ".join(r.reason for r in blocking)
+        public = dict(self.public_reasons)
+        return blocking[0].rule, "; ".join(public.get(r.rule, r.reason) for r in blocking)
 
 
 def _ordinal(i: int) -> str:
@@ -239,15 +243,23 @@ def _window(travel: date, hours: int) -> tuple[datetime, datetime]:
     return start - timedelta(hours=hours), start + timedelta(days=1)
 
 
-def _has(
+def _newest(
     evidence: list[Evidence], person: uuid.UUID, kind: EvidenceKind, travel: date, hours: int
-) -> EvidenceResult | None:
-    """The newest result of ``kind`` for ``person`` inside the window, if any."""
+) -> Evidence | None:
+    """The newest evidence of ``kind`` for ``person`` inside the window, if any."""
     earliest, latest = _window(travel, hours)
     found = [
         e for e in evidence if e.person_id == person and e.kind is kind and earliest <= e.taken_at < latest
     ]
-    return max(found, key=lambda e: e.taken_at).result if found else None
+    return max(found, key=lambda e: e.taken_at) if found else None
+
+
+def _has(
+    evidence: list[Evidence], person: uuid.UUID, kind: EvidenceKind, travel: date, hours: int
+) -> EvidenceResult | None:
+    """The newest result of ``kind`` for ``person`` inside the window, if any."""
+    found = _newest(evidence, person, kind, travel, hours)
+    return found.result if found else None
 
 
 def not_withdrawn(withdrawn_at: datetime | None) -> RuleResult:
@@ -319,9 +331,24 @@ def fit_to_travel(case: CaseFacts, evidence: list[Evidence]) -> RuleResult:
     )
 
 
+_EVIDENCE_NOUN: dict[EvidenceKind, str] = {
+    EvidenceKind.COVID19_TEST: "test",
+    EvidenceKind.FIT_TO_TRAVEL: "fit-to-travel check",
+}
+
+
 def crossing_requirements_met(
     case: CaseFacts, route: Route, requirements: list[Requirement], evidence: list[Evidence]
 ) -> RuleResult:
+    return _crossing_requirements(case, route, requirements, evidence)[0]
+
+
+def _crossing_requirements(
+    case: CaseFacts, route: Route, requirements: list[Requirement], evidence: list[Evidence]
+) -> tuple[RuleResult, str | None]:
+    """The rule's result, and the reason for the public status stream where it must say less: a
+    member whose newest evidence in the window has the wrong result (a positive test) is named
+    with its date and result for the caseworker, and counted among the missing for everyone else."""
     rule = "crossing_requirements_met"
     on_route = {cp.checkpoint_id for cp in route.checkpoints}
     active = [
@@ -332,27 +359,40 @@ def crossing_requirements_met(
     if not active:
         return RuleResult(
             rule=rule, outcome=RuleOutcome.PASS, reason="No crossing on the route has an extra requirement"
-        )
-    unmet = []
+        ), None
+    unmet, unmet_public = [], []
     for req in sorted(active, key=lambda r: (route.index_of(r.checkpoint_id), r.code)):
         wanted = ACCEPTABLE_RESULT[req.evidence_kind]
-        missing = [
-            _ordinal(i)
-            for i, m in enumerate(case.members)
-            if _has(evidence, m.person_id, req.evidence_kind, case.planned_travel_date, req.valid_hours)
-            is not wanted
-        ]
-        if missing:
-            unmet.append(
-                f"{req.post} ({req.country}) requires {req.description}: missing for {', '.join(missing)}"
+        held: list[str] = []  # every member without acceptable evidence, in order
+        absent: list[str] = []  # no evidence in the window
+        unacceptable: list[str] = []  # the newest in the window has another result (positive)
+        for i, m in enumerate(case.members):
+            found = _newest(
+                evidence, m.person_id, req.evidence_kind, case.planned_travel_date, req.valid_hours
             )
+            if found is None or found.result is not wanted:
+                held.append(_ordinal(i))
+            if found is None:
+                absent.append(_ordinal(i))
+            elif found.result is not wanted:
+                taken = found.taken_at.astimezone(UTC).date().isoformat()
+                noun = _EVIDENCE_NOUN[req.evidence_kind]
+                unacceptable.append(f"{_ordinal(i)}'s {noun} taken {taken} was {found.result.value}")
+        if held:
+            requires = f"{req.post} ({req.country}) requires {req.description}"
+            details = [*unacceptable, *([f"missing for {', '.join(absent)}"] if absent else [])]
+            unmet.append(f"{requires}: {'; '.join(details)}")
+            # No result, just who is held: what the public status stream has always said.
+            unmet_public.append(f"{requires}: missing for {', '.join(held)}")
     if unmet:
-        return RuleResult(rule=rule, outcome=RuleOutcome.PENDING, reason="; ".join(unmet))
+        return RuleResult(rule=rule, outcome=RuleOutcome.PENDING, reason="; ".join(unmet)), "; ".join(
+            unmet_public
+        )
     return RuleResult(
         rule=rule,
         outcome=RuleOutcome.PASS,
         reason="Meets " + "; ".join(f"{r.post} ({r.country}): {r.description}" for r in active),
-    )
+    ), None
 
 
 def priority(case: CaseFacts) -> int:
@@ -371,6 +411,7 @@ def evaluate(
     used_certificates: frozenset[str] = frozenset(),
 ) -> Decision:
     evidence = evidence or []
+    crossing, crossing_public = _crossing_requirements(case, route, requirements or [], evidence)
     rules = (
         not_withdrawn(withdrawn_at),
         consent_recorded(case, route),
@@ -378,7 +419,7 @@ def evaluate(
         document_valid_on_travel_date(case),
         certificate_of_return_usable(case, route, used_certificates),
         fit_to_travel(case, evidence),
-        crossing_requirements_met(case, route, requirements or [], evidence),
+        crossing,
     )
     if any(r.outcome is RuleOutcome.FAIL for r in rules):
         outcome = Outcome.INELIGIBLE
@@ -386,7 +427,8 @@ def evaluate(
         outcome = Outcome.PENDING
     else:
         outcome = Outcome.ELIGIBLE
-    return Decision(outcome=outcome, priority=priority(case), rules=rules)
+    public = ((crossing.rule, crossing_public),) if crossing_public is not None else ()
+    return Decision(outcome=outcome, priority=priority(case), rules=rules, public_reasons=public)
 
 
 class OverrideRefused(ValueError):
@@ -416,4 +458,9 @@ def with_override(decision: Decision, outcome: Outcome, supervisor: str, reason:
         else RuleOutcome.PENDING,
         reason=f"Overridden to {outcome.value} by {supervisor} (rules said {decision.outcome.value}): {reason}",
     )
-    return Decision(outcome=outcome, priority=decision.priority, rules=(*decision.rules, note))
+    return Decision(
+        outcome=outcome,
+        priority=decision.priority,
+        rules=(*decision.rules, note),
+        public_reasons=decision.public_reasons,
+    )

@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts.intake import (
     CITIZENSHIP_PROOFS,
@@ -105,14 +114,15 @@ class PersonIn(_Command):
 
     @model_validator(mode="after")
     def _mrz_matches(self) -> PersonIn:
-        """A passport's MRZ must verify and say what the form says: a misread or a typo is named."""
+        """A passport's MRZ must verify and say what the form says: a misread or a typo is named.
+        The error is located at ``document.mrz``, and its message names fields, never their values."""
         zone_text = self.document.mrz
         if zone_text is None:
             return self
         try:
             zone = parse_mrz(zone_text)
         except MRZError as exc:
-            raise ValueError(f"document.mrz: {exc.field}: {exc.reason}") from exc
+            raise _at_mrz(f"document.mrz: {exc.field}: {_without_values(exc.reason)}") from exc
         differs = [
             name
             for name, ok in (
@@ -125,8 +135,32 @@ class PersonIn(_Command):
             if not ok
         ]
         if differs:
-            raise ValueError(f"document.mrz does not match {', '.join(differs)}")
+            raise _at_mrz(f"document.mrz does not match {', '.join(differs)}")
         return self
+
+
+# A value an MRZ error quotes ('P<TJK...', the document number with a filler inside) or a
+# six-digit date it could not read: replaced, so a 422 or an import report shows no personal data.
+_QUOTED_VALUE = re.compile(r"'[^']{2,}'|\b\d{6}\b")
+
+
+def _without_values(reason: str) -> str:
+    return _QUOTED_VALUE.sub("the value", reason)
+
+
+def _at_mrz(message: str) -> ValidationError:
+    """A value error located at the person's ``document.mrz`` rather than at the person: raised
+    inside a validator, pydantic puts the enclosing location (``members.0``) before it."""
+    return ValidationError.from_exception_data(
+        "PersonIn",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", f"Value error, {message}"),
+                loc=("document", "mrz"),
+                input=None,
+            )
+        ],
+    )
 
 
 class ConsentIn(_Command):

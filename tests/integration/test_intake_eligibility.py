@@ -50,10 +50,27 @@ async def test_passport_mrz_is_verified_at_registration(
     member["document"]["mrz"] = good
     assert (await client.post(stack.url("intake") + "/cases", json=body)).status_code == 201
 
+    # A 422 names the field in its location and shows nothing of the person it was sent.
+    mrz_loc = ["body", "members", 0, "document", "mrz"]
+    personal = [
+        member["given_names"],
+        member["surname"],
+        member["birth_date"],
+        "790130",
+        "790131",
+        member["document"]["number"],
+        *good.split("\n"),
+    ]
+
+    def shows_no_personal_data(text: str) -> bool:
+        return not [value for value in personal if value.lower() in text.lower()]
+
     misread = good[:-1] + str((int(good[-1]) + 1) % 10)
     member["document"]["mrz"] = misread
     r = await client.post(stack.url("intake") + "/cases", json=body)
     assert r.status_code == 422 and "composite: check digit is" in r.text
+    assert [e["loc"] for e in r.json()["detail"]] == [mrz_loc]
+    assert shows_no_personal_data(r.text) and misread.split("\n")[1] not in r.text
 
     other_birthday = passport_mrz(
         "Rahimov", "Murod", member["document"]["number"], date(1979, 1, 31), "M", expires
@@ -61,6 +78,16 @@ async def test_passport_mrz_is_verified_at_registration(
     member["document"]["mrz"] = other_birthday
     r = await client.post(stack.url("intake") + "/cases", json=body)
     assert r.status_code == 422 and "does not match birth_date" in r.text
+    assert [e["loc"] for e in r.json()["detail"]] == [mrz_loc]
+    assert shows_no_personal_data(r.text) and other_birthday.split("\n")[1] not in r.text
+
+    # FastAPI's own 422 for a missing field echoed the whole person; every service's does not.
+    del member["sex"]
+    r = await client.post(stack.url("intake") + "/cases", json=body)
+    assert r.status_code == 422
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", "members", 0, "sex"]]
+    assert "input" not in r.json()["detail"][0]
+    assert shows_no_personal_data(r.text) and other_birthday.split("\n")[1] not in r.text
 
 
 async def test_proxy_consent_needs_who_and_why(

@@ -207,3 +207,53 @@ def test_withdrawal_fails_the_case_and_decisions_compare_by_outcome_and_reasons(
     stored = [r.model_dump(mode="json") for r in first.rules]
     assert evaluate(f, ROUTE).same_as("eligible", stored)
     assert not withdrawn.same_as("eligible", stored)
+
+
+def test_a_positive_test_is_named_as_positive_for_the_caseworker_only() -> None:
+    f = facts(scenario.family_of_three(TRAVEL))
+    evidence = [
+        *_evidence(f, "covid19_test", "positive", 24, range(0, 1)),
+        *_evidence(f, "covid19_test", "negative", 24, range(1, 2)),
+    ]
+    held = evaluate(f, ROUTE, requirements=[_requirement()], evidence=evidence)
+    assert held.outcome is Outcome.PENDING
+    crossing = rule(held, "crossing_requirements_met")
+    assert crossing.outcome is RuleOutcome.PENDING
+    assert crossing.reason == (
+        "Gisht-Kuprik (UZB) requires a negative COVID-19 test taken within 72 hours: "
+        "member 1's test taken 2026-11-30 was positive; missing for member 3"
+    )
+    # The public status stream says who is held, never a test result.
+    code, public = held.summary()
+    assert code == "crossing_requirements_met"
+    assert public == (
+        "Gisht-Kuprik (UZB) requires a negative COVID-19 test taken within 72 hours: "
+        "missing for member 1, member 3"
+    )
+
+
+def test_a_negative_test_too_old_is_missing_not_positive() -> None:
+    f = facts(scenario.single_traveller(TRAVEL))
+    stale = evaluate(
+        f, ROUTE, requirements=[_requirement()], evidence=_evidence(f, "covid19_test", "negative", 80)
+    )
+    assert stale.outcome is Outcome.PENDING
+    reason = rule(stale, "crossing_requirements_met").reason
+    assert reason.endswith(": missing for member 1") and "positive" not in reason
+
+
+def test_a_recent_negative_test_meets_the_requirement_whatever_came_before() -> None:
+    f = facts(scenario.single_traveller(TRAVEL))
+    evidence = [
+        *_evidence(f, "covid19_test", "positive", 60),
+        *_evidence(f, "covid19_test", "negative", 12),
+    ]
+    ok = evaluate(f, ROUTE, requirements=[_requirement()], evidence=evidence)
+    assert ok.outcome is Outcome.ELIGIBLE
+    assert rule(ok, "crossing_requirements_met").outcome is RuleOutcome.PASS
+    # The newest test in the window counts: positive after a negative holds the case again.
+    later = [*evidence, *_evidence(f, "covid19_test", "positive", 2)]
+    reason = rule(
+        evaluate(f, ROUTE, requirements=[_requirement()], evidence=later), "crossing_requirements_met"
+    )
+    assert "member 1's test taken 2026-11-30 was positive" in reason.reason
