@@ -9,7 +9,9 @@ Matches are flagged for a caseworker, never merged automatically.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -160,3 +162,19 @@ def keys_of(person: PersonLike) -> PersonKeys:
         surname_cyrillic=person.surname_cyrillic,
         given_names_cyrillic=person.given_names_cyrillic,
     )
+
+
+def lock_ids(people: Iterable[PersonKeys]) -> list[int]:
+    """The advisory lock ids of these people's keys: signed 32-bit, unique, in ascending order.
+
+    Registrations that share a key take its lock before looking for candidates, so the later one
+    sees the earlier one's keys. Taken in one order by everyone, locks shared by several keys cannot
+    deadlock; two keys on one id only make their registrations wait for each other. The hash is
+    fixed (not Python's salted ``hash``): every intake process must compute the same id.
+    """
+    ids: set[int] = set()
+    for keys in people:
+        for key in (f"document:{keys.document}", *(f"name:{k}" for k in keys.names)):
+            digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
+            ids.add(int.from_bytes(digest, "big", signed=True))
+    return sorted(ids)

@@ -1,12 +1,16 @@
 """Registering and updating cases: one path for the HTTP API and the bulk import.
 
 Each registration writes the case, its duplicate keys and flags, and its events in one
-transaction; a registration key makes a repeat create nothing.
+transaction; a registration key makes a repeat create nothing. The transaction first takes an
+advisory lock per duplicate key, so two registrations of the same person at the same moment (in one
+process or several, over HTTP or from an import) are made one after the other and the later one
+flags the earlier.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +23,7 @@ from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.outbox import enqueue
 from services.intake import domain, store
-from services.intake.duplicates import keys_of, normalise_name
+from services.intake.duplicates import PersonLike, keys_of, lock_ids, normalise_name
 
 
 class RegistrationRejected(ValueError):
@@ -61,6 +65,9 @@ async def register(
     case = domain.build_case(command, case_id=uuid.uuid4(), now=now)
     try:
         async with conn.transaction():
+            # Before anything else: a registration of the same person committing meanwhile is seen by
+            # the lookups below, or waits for this one to commit and then sees it.
+            await _lock_keys(conn, case.members)
             await store.insert_case(
                 conn, case, registration_key=command.registration_key, status=CaseStatus.REGISTERED
             )
@@ -97,7 +104,12 @@ async def update(
     source: str,
     now: datetime,
 ) -> CaseUpdated:
-    """Replace a case's details before departure; members keep their ids by position and role."""
+    """Replace a case's details before departure; members keep their ids by position and role.
+
+    Runs in the caller's transaction, which holds the new keys' locks until it commits."""
+    # Before the case's row lock, in the order registrations take them (a registration may wait for
+    # that row, to flag this case, while holding its key locks).
+    await _lock_keys(conn, command.members)
     row = await store.case_for_update(conn, case_id)
     if row is None:
         raise LookupError(f"no case {case_id}")
@@ -129,6 +141,11 @@ async def update(
     await _record_keys(conn, case_id, members)
     await enqueue(conn, updated, topic=topics.CASES, source=source)
     return updated
+
+
+async def _lock_keys(conn: asyncpg.Connection, members: Sequence[PersonLike]) -> None:
+    """Serialise, across processes, registrations and updates that may be the same person."""
+    await store.lock_duplicate_keys(conn, lock_ids(keys_of(m) for m in members))
 
 
 async def _record_keys(

@@ -255,6 +255,30 @@ async def replace_case(conn: asyncpg.Connection, case: CaseUpdated) -> None:
     await upsert_persons(conn, case.case_id, case.members)
 
 
+DUPLICATE_KEY_LOCKS = 7_241_101
+"""Class id of the duplicate-key advisory locks (the two-int form, a key space apart from the single
+bigint locks of corridor.db and corridor.outbox)."""
+
+
+async def lock_duplicate_keys(conn: asyncpg.Connection, lock_ids: list[int]) -> None:
+    """Wait for, and hold until the transaction ends, the locks of these duplicate keys.
+
+    One statement takes them all in ascending order, so two registrations sharing several keys
+    cannot deadlock. A lookup made by a later statement of the transaction sees every case that
+    held one of these locks before (READ COMMITTED: each statement sees what committed before it).
+    """
+    assert conn.is_in_transaction(), "a transaction-level lock outside a transaction is released at once"
+    if not lock_ids:
+        return
+    await conn.execute(
+        # ORDER BY in a subquery: it is sorted before the outer query takes the locks row by row.
+        """SELECT pg_advisory_xact_lock($1::int4, k)
+           FROM (SELECT DISTINCT k FROM unnest($2::int4[]) AS k ORDER BY k) AS ordered""",
+        DUPLICATE_KEY_LOCKS,
+        lock_ids,
+    )
+
+
 async def add_person_key(
     conn: asyncpg.Connection, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str
 ) -> None:
