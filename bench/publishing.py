@@ -37,7 +37,9 @@ def status_events(count: int) -> list[CaseStatusChanged]:
     return [
         CaseStatusChanged(
             case_id=uuid.uuid4(),
-            status=CaseStatus.ELIGIBLE,
+            # A case's first status: each benchmark case is new, and the outbox admits only a
+            # status that may follow the case's last one.
+            status=CaseStatus.REGISTERED,
             occurred_at=now,
             members=1 + i % 4,
             place=place,

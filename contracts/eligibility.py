@@ -42,3 +42,17 @@ class EligibilityDecided(Event):
     priority: int = Field(ge=0, description="Higher travels first")
     rules: list[RuleResult] = Field(min_length=1)
     decided_at: AwareDatetime
+
+    public_reason_code: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_]{3,60}$",
+        description="What the public status stream says blocks the case (a rule name)",
+    )
+    public_reason: str | None = Field(
+        default=None,
+        description="Why, in words fit for the public status stream: no person named, no medical fact",
+    )
+
+    def withdrawn(self) -> bool:
+        """The decision reflects the applicant's withdrawal (its effect is the withdrawal's)."""
+        return any(r.rule == "not_withdrawn" and r.outcome is RuleOutcome.FAIL for r in self.rules)

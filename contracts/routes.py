@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -33,6 +33,19 @@ class Route(_Frozen):
     gathering_point: Site
     reception_point: Site
     checkpoints: list[Checkpoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _crossings_in_order(self) -> Route:
+        # The status stream's legal transitions rest on it: out of the origin, then each crossing
+        # an exit and an entry, ending inside the destination.
+        expected = ["exit", "entry"] * (len(self.checkpoints) // 2)
+        if [c.direction for c in self.checkpoints] != expected or len(self.checkpoints) % 2:
+            raise ValueError("checkpoints must alternate exit and entry, starting with an exit")
+        if self.checkpoints[0].country != self.origin_country:
+            raise ValueError("the first checkpoint must be the origin country's exit post")
+        if self.checkpoints[-1].country != self.destination_country:
+            raise ValueError("the last checkpoint must be the destination country's entry post")
+        return self
 
     def checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         return next((c for c in self.checkpoints if c.checkpoint_id == checkpoint_id), None)

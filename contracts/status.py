@@ -73,3 +73,61 @@ class CaseStatusChanged(Event):
         description="Why, for a caseworker; never names a person or a medical fact",
         examples=["A travel document expires before the planned travel date"],
     )
+
+
+
+# The legal order of a case's public statuses, as data: every writer checks its change against the
+# case's last status before publishing, and every test checks whole streams against it. One
+# service writes each phase of a case's life (intake: registered and mission reports; transport:
+# every status up to departure, and arrival; each border post: its own crossing), and each phase
+# begins only after an event from the phase before, so the stream is legal by construction.
+_S = CaseStatus
+LEGAL_TRANSITIONS: dict[CaseStatus | None, frozenset[CaseStatus]] = {
+    None: frozenset({_S.REGISTERED}),
+    _S.REGISTERED: frozenset({_S.ELIGIBLE, _S.INELIGIBLE, _S.ON_HOLD, _S.WITHDRAWN}),
+    _S.ELIGIBLE: frozenset({_S.INELIGIBLE, _S.ON_HOLD, _S.MANIFESTED, _S.WITHDRAWN}),
+    _S.INELIGIBLE: frozenset({_S.ELIGIBLE, _S.ON_HOLD, _S.WITHDRAWN}),
+    _S.ON_HOLD: frozenset({_S.ELIGIBLE, _S.INELIGIBLE, _S.WITHDRAWN}),
+    # Taken off the vehicle before departure: back to eligible (another day, another seat count),
+    # held, ineligible or withdrawn; each says why in its reason.
+    _S.MANIFESTED: frozenset({_S.DEPARTED, _S.NO_SHOW, _S.ELIGIBLE, _S.INELIGIBLE, _S.ON_HOLD, _S.WITHDRAWN}),
+    _S.NO_SHOW: frozenset({_S.WITHDRAWN}),
+    # A route leaves its origin country first: exit and entry posts alternate, and the arrival
+    # follows the entry into the destination country.
+    _S.DEPARTED: frozenset({_S.EXIT_CLEARED, _S.REFUSED_AT_BORDER}),
+    _S.EXIT_CLEARED: frozenset({_S.ENTRY_CLEARED, _S.REFUSED_AT_BORDER}),
+    _S.ENTRY_CLEARED: frozenset({_S.EXIT_CLEARED, _S.REFUSED_AT_BORDER, _S.ARRIVED}),
+    _S.REFUSED_AT_BORDER: frozenset(),
+    _S.ARRIVED: frozenset({_S.RECEIVED}),
+    _S.RECEIVED: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
+    _S.WITHDRAWN: frozenset(),
+}
+"""For each status (``None``: before the first), the statuses that may follow it."""
+
+ANNOTATIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    # A mission's report of an incident on the way notes the journey without moving it on; it may
+    # reach the stream a moment after the next crossing or the arrival it happened before.
+    _S.TRANSIT_INCIDENT: frozenset({_S.DEPARTED, _S.EXIT_CLEARED, _S.ENTRY_CLEARED, _S.ARRIVED}),
+}
+"""Statuses that annotate the journey: legal after the listed statuses, and the next status is
+judged against the status before the annotation."""
+
+
+def is_legal(previous: CaseStatus | None, new: CaseStatus) -> bool:
+    """May ``new`` follow ``previous`` (the case's last status that is not an annotation)?"""
+    if new in ANNOTATIONS:
+        return previous in ANNOTATIONS[new]
+    return new in LEGAL_TRANSITIONS[previous]
+
+
+def illegal_steps(statuses: list[CaseStatus]) -> list[tuple[CaseStatus | None, CaseStatus]]:
+    """The steps of one case's stream that the legal transitions do not allow (empty: legal)."""
+    wrong: list[tuple[CaseStatus | None, CaseStatus]] = []
+    phase: CaseStatus | None = None
+    for status in statuses:
+        if not is_legal(phase, status):
+            wrong.append((phase, status))
+        if status not in ANNOTATIONS:
+            phase = status
+    return wrong

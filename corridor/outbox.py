@@ -30,6 +30,8 @@ from opentelemetry.trace import SpanKind
 from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CloudEvent
+from contracts.status import CaseStatusChanged
+from corridor import statusguard
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("corridor.outbox")
@@ -52,6 +54,8 @@ async def enqueue(
     if type(data) not in topics.events_on(topic):
         # Consumers and the published documentation rely on the topic's declared events.
         raise ValueError(f"{type(data).__name__} is not an event of topic {topic}")
+    if isinstance(data, CaseStatusChanged):
+        await statusguard.admit(conn, data)  # raises IllegalStatusChange: never published
     event = CloudEvent.new(data, source=source, event_id=event_id)
     if extensions:
         event = dataclasses.replace(event, extensions=extensions)
@@ -74,6 +78,23 @@ async def enqueue(
         _CHANNEL,
     )
     return event
+
+
+async def announce(
+    conn: asyncpg.Connection,
+    change: CaseStatusChanged,
+    *,
+    source: str,
+    extensions: dict[str, str] | None = None,
+) -> CloudEvent | None:
+    """Publish a status change on the public stream, unless it may not follow the case's last
+    status: then it is a bug, logged loudly and recorded, and the rest of the caller's work goes on
+    (the case's seat, clearance or decision is still right; only the stream must stay legal)."""
+    try:
+        return await enqueue(conn, change, topic=topics.STATUS, source=source, extensions=extensions)
+    except statusguard.IllegalStatusChange as exc:
+        await statusguard.record_refusal(conn, exc, source)
+        return None
 
 
 def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -12,8 +13,12 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
-from contracts.status import CaseStatus, CaseStatusChanged
+from contracts.status import CaseStatus, CaseStatusChanged, illegal_steps
 from corridor.kafkatools import partitions_of
+
+# The platform's own services; anything else on the stream (a test's or a fuzzer's records) is not
+# held to the legal transitions.
+PLATFORM_SOURCE = re.compile(r"^/missions/[A-Z]{3}/(intake|eligibility|transport|border_clearance)$")
 
 
 class StatusStream:
@@ -58,6 +63,16 @@ class StatusStream:
             self._seen.add(event.dedup_key)
             self.timelines[event.data.case_id].append(event)
             self._reached[event.data.case_id].add(event.data.status)
+
+    def illegal(self) -> dict[uuid.UUID, list[str]]:
+        """Every case whose stream, as the platform published it, takes a step the legal
+        transitions do not allow: the case's statuses, for the message."""
+        found = {}
+        for case_id, events in list(self.timelines.items()):
+            statuses = [e.data.status for e in events if PLATFORM_SOURCE.match(e.source)]  # type: ignore[attr-defined]
+            if illegal_steps(statuses):
+                found[case_id] = [s.value for s in statuses]
+        return found
 
     def statuses(self, case_id: uuid.UUID) -> list[CaseStatus]:
         return [e.data.status for e in self.timelines.get(case_id, [])]  # type: ignore[attr-defined]

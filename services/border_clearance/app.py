@@ -31,9 +31,10 @@ from contracts.intake import EvidenceKind
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, MovementDeparted
+from corridor import statusguard
 from corridor.mrz import MRZError
 from corridor.mrz import parse as parse_mrz
-from corridor.outbox import enqueue
+from corridor.outbox import announce, enqueue
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from services.border_clearance import domain, store
@@ -126,12 +127,21 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         assert isinstance(d, MovementDeparted)
         for case_id in d.case_ids:
             await store.record_departure(conn, case_id, d.movement_id, d.vehicle_id)
+            # Transport announced the departure before publishing it; this post's decision follows
+            # it (or a crossing further on, if that was read first on another topic).
+            if await statusguard.known(conn, case_id) in (None, CaseStatus.MANIFESTED):
+                await statusguard.note(conn, case_id, CaseStatus.DEPARTED)
 
     async def on_cleared_elsewhere(conn: asyncpg.Connection, event: CloudEvent) -> None:
         d = event.data
         assert isinstance(d, BorderCrossingCleared)
         if d.checkpoint_id != checkpoint.checkpoint_id:
             await store.record_upstream_clearance(conn, d.case_id, d.checkpoint_id)
+            await statusguard.note(
+                conn,
+                d.case_id,
+                CaseStatus.EXIT_CLEARED if d.direction == "exit" else CaseStatus.ENTRY_CLEARED,
+            )
 
     rt.consume(
         topics.manifests(checkpoint.checkpoint_id),
@@ -325,7 +335,7 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
                 ]
                 event_model = BorderCrossingCleared if ok else BorderCrossingRefused
                 first_refusal = next((refusals[p] for p in person_ids if p in refusals), None)
-                await enqueue(
+                await announce(
                     conn,
                     CaseStatusChanged(
                         case_id=case_id,
@@ -340,7 +350,6 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
                         if ok
                         else f"Refused {checkpoint.direction} at {checkpoint.post}; the family is held together",
                     ),
-                    topic=topics.STATUS,
                     source=rt.source,
                 )
                 await enqueue(

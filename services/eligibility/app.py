@@ -18,7 +18,6 @@ from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome, Rule
 from contracts.envelope import CloudEvent
 from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
 from contracts.routes import RouteBook
-from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import MovementDeparted
 from corridor.outbox import enqueue
 from corridor.runtime import ServiceRuntime
@@ -26,12 +25,6 @@ from corridor.settings import ServiceSettings
 from services.eligibility import domain, store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-STATUS_FOR_OUTCOME = {
-    Outcome.ELIGIBLE: CaseStatus.ELIGIBLE,
-    Outcome.INELIGIBLE: CaseStatus.INELIGIBLE,
-    Outcome.PENDING: CaseStatus.ON_HOLD,
-}
 
 
 class OverrideDecision(BaseModel):
@@ -49,7 +42,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     settings = settings or EligibilitySettings()
     routes = RouteBook.load(settings.routes_file)
     rt = ServiceRuntime("eligibility", settings, migrations=MIGRATIONS, title="Corridor eligibility")
-    rt.produces(topics.DECISIONS, topics.STATUS)
+    rt.produces(topics.DECISIONS)
 
     async def reevaluate(conn: asyncpg.Connection, case_id: uuid.UUID) -> None:
         """Decide again from everything known now; publish only if the outcome or a reason changed."""
@@ -89,30 +82,15 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         latest = await store.latest_decision(conn, case_id)
         if latest is not None and decision.same_as(latest["outcome"], json.loads(latest["rules"])):
             return
-        status_changes = latest is None or latest["outcome"] != decision.outcome.value
-        await publish_decision(conn, facts, decision, announce=status_changes and row["withdrawn_at"] is None)
+        await publish_decision(conn, facts, decision)
 
-    async def publish_decision(
-        conn: asyncpg.Connection, facts: domain.CaseFacts, decision: domain.Decision, *, announce: bool
-    ) -> None:
+    async def publish_decision(conn: asyncpg.Connection, facts: domain.CaseFacts, decision: domain.Decision) -> None:
+        # No status change here: transport announces "eligible", "on hold" or "ineligible" when it
+        # applies the decision to the case's seat, so the stream never shows a decision after a
+        # seat change it did not cause (a case held after its bus was planned, say).
         now = datetime.now(UTC)
         version = await store.append_decision(conn, facts.case_id, decision, now)
-        reason_code, reason = decision.summary()
-        if announce:
-            # A withdrawn case's status is "withdrawn", announced by intake: no second status.
-            await enqueue(
-                conn,
-                CaseStatusChanged(
-                    case_id=facts.case_id,
-                    status=STATUS_FOR_OUTCOME[decision.outcome],
-                    occurred_at=now,
-                    members=len(facts.members),
-                    reason_code=reason_code,
-                    reason=reason,
-                ),
-                topic=topics.STATUS,
-                source=rt.source,
-            )
+        public_code, public_reason = decision.summary()
         await enqueue(
             conn,
             EligibilityDecided(
@@ -122,6 +100,8 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                 priority=decision.priority,
                 rules=list(decision.rules),
                 decided_at=now,
+                public_reason_code=public_code,
+                public_reason=public_reason,
             ),
             topic=topics.DECISIONS,
             source=rt.source,

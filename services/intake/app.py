@@ -12,6 +12,7 @@ import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from contracts import topics
 from contracts.envelope import CloudEvent, EnvelopeError
@@ -19,6 +20,7 @@ from contracts.intake import CaseWithdrawn, HealthEvidenceRecorded
 from contracts.missions import CaseStatusReported
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
+from corridor import statusguard
 from corridor.consumer import Rejected, RetryLater
 from corridor.inbox import first_delivery
 from corridor.outbox import enqueue
@@ -32,10 +34,18 @@ INBOUND = "intake-inbound"
 
 class IntakeSettings(ServiceSettings):
     http_port: int = 8001
+    withdrawal_wait_seconds: float = Field(
+        default=10.0, ge=0, le=60, description="How long a withdrawal request waits for its outcome"
+    )
 
 
-def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
+# Statuses that say the case's vehicle left: a withdrawal not applied before them came too late.
+ON_THE_ROAD = frozenset(CaseStatus) - domain.WITHDRAWABLE - {CaseStatus.WITHDRAWN, CaseStatus.NO_SHOW}
+
+
+def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
     settings = settings or IntakeSettings()
+    withdrawal_wait = settings.withdrawal_wait_seconds
     routes = RouteBook.load(settings.routes_file)
     rt = ServiceRuntime("intake", settings, migrations=MIGRATIONS, title="Corridor intake")
     rt.produces(topics.CASES, topics.STATUS)
@@ -43,6 +53,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     async def on_status_changed(conn: asyncpg.Connection, event: CloudEvent) -> None:
         assert isinstance(event.data, CaseStatusChanged)
         await store.record_status(conn, event.source, event.id, event.data)
+        await statusguard.note(conn, event.data.case_id, event.data.status)
 
     rt.consume(topics.STATUS, handlers={CaseStatusChanged: on_status_changed}, name="intake-timeline")
 
@@ -63,22 +74,26 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             raise Rejected(verdict.code or "rejected", verdict.detail or "")
         status = CaseStatus(report.status.value)
         await store.set_status(conn, report.case_id, status.value)
-        return await enqueue(
-            conn,
-            CaseStatusChanged(
-                case_id=report.case_id,
-                status=status,
-                occurred_at=report.occurred_at,
-                members=case["members"],
-                place=report.place,
-                reason_code=report.reason_code,
-                reason=report.reason,
-            ),
-            topic=topics.STATUS,
-            source=rt.source,
-            # Who reported it, so a mission can recognise its own report on the stream.
-            extensions={"originsource": event.source, "originid": event.id},
-        )
+        try:
+            return await enqueue(
+                conn,
+                CaseStatusChanged(
+                    case_id=report.case_id,
+                    status=status,
+                    occurred_at=report.occurred_at,
+                    members=case["members"],
+                    place=report.place,
+                    reason_code=report.reason_code,
+                    reason=report.reason,
+                ),
+                topic=topics.STATUS,
+                source=rt.source,
+                # Who reported it, so a mission can recognise its own report on the stream.
+                extensions={"originsource": event.source, "originid": event.id},
+            )
+        except statusguard.IllegalStatusChange as exc:
+            # The projection let it through but the case's last status does not: not yet, at best.
+            raise RetryLater("illegal_transition", str(exc)) from exc
 
     async def on_status_reported(conn: asyncpg.Connection, event: CloudEvent) -> None:
         await apply_reported_status(conn, event)
@@ -205,45 +220,70 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             event = await enqueue(conn, evidence, topic=topics.CASES, source=rt.source)
         return {"case_id": str(case_id), "event_id": event.id}
 
-    @api.post("/cases/{case_id}/withdrawal", status_code=201)
+    @api.post(
+        "/cases/{case_id}/withdrawal",
+        status_code=201,
+        responses={
+            202: {"description": "Recorded; neither applied nor refused yet: follow the case's timeline"},
+            409: {"description": "The case's vehicle left before the withdrawal took effect"},
+        },
+    )
     async def withdraw_case(
         case_id: uuid.UUID,
         command: domain.WithdrawCase,
         x_actor: Annotated[str, Header(min_length=1, description="Who records it")],
+        response: Response,
     ) -> dict[str, Any]:
-        """The person withdraws, at any time before departure; the whole case leaves together."""
+        """The person withdraws, at any time before departure; the whole case leaves together.
+
+        Transport, which seats cases and records departures, applies the withdrawal under the
+        case's lock, so it and a departure happen one after the other: 201 once the status stream
+        shows the case withdrawn (its seat freed, the border posts' manifests amended), 409 when
+        the vehicle left first, 202 when neither is known within a few seconds (the withdrawal
+        stands and is applied or refused as soon as transport reads it). Repeating it is safe."""
         now = datetime.now(UTC)
         async with rt.pool.acquire() as conn, conn.transaction():
             case = await store.case_for_update(conn, case_id)
             if case is None:
                 raise HTTPException(404, f"no case {case_id}")
             current = CaseStatus(case["status"])
-            # The withdrawals table, not the status projection (which may lag), says if it is done.
-            if await store.is_withdrawn(conn, case_id):
-                return {"case_id": str(case_id), "status": CaseStatus.WITHDRAWN.value, "created": False}
-            if current not in domain.WITHDRAWABLE:
-                raise HTTPException(
-                    409, f"case is {current.value}: withdrawal is possible only before departure"
-                )
-            withdrawal = CaseWithdrawn(case_id=case_id, reason=command.reason, withdrawn_at=now)
-            await store.save_withdrawal(conn, withdrawal, x_actor)
-            await store.set_status(conn, case_id, CaseStatus.WITHDRAWN.value)
-            await enqueue(
-                conn,
-                CaseStatusChanged(
-                    case_id=case_id,
-                    status=CaseStatus.WITHDRAWN,
-                    occurred_at=now,
-                    members=case["members"],
-                    # The caseworker's note may name people: it stays on the restricted topic.
-                    reason_code="withdrawn_by_applicant",
-                    reason="Withdrawn by the applicant before departure",
-                ),
-                topic=topics.STATUS,
-                source=rt.source,
+            created = not await store.is_withdrawn(conn, case_id)
+            if created:
+                if current not in domain.WITHDRAWABLE:
+                    raise HTTPException(
+                        409, f"case is {current.value}: withdrawal is possible only before departure"
+                    )
+                withdrawal = CaseWithdrawn(case_id=case_id, reason=command.reason, withdrawn_at=now)
+                await store.save_withdrawal(conn, withdrawal, x_actor)
+                # The caseworker's note may name people: it stays on the restricted topic. The
+                # public "withdrawn" comes from transport once the seat is freed.
+                await enqueue(conn, withdrawal, topic=topics.CASES, source=rt.source)
+        outcome = await withdrawal_outcome(case_id)
+        if outcome is CaseStatus.WITHDRAWN:
+            return {"case_id": str(case_id), "status": CaseStatus.WITHDRAWN.value, "created": created}
+        if outcome is not None:
+            raise HTTPException(
+                409, f"case is {outcome.value}: its vehicle left before the withdrawal took effect"
             )
-            await enqueue(conn, withdrawal, topic=topics.CASES, source=rt.source)
-        return {"case_id": str(case_id), "status": CaseStatus.WITHDRAWN.value, "created": True}
+        response.status_code = 202
+        return {
+            "case_id": str(case_id),
+            "status": "withdrawal_requested",
+            "created": created,
+            "timeline": f"/cases/{case_id}/timeline",
+        }
+
+    async def withdrawal_outcome(case_id: uuid.UUID) -> CaseStatus | None:
+        """Withdrawn, or a status past departure, as the stream shows it; None if neither in time."""
+        deadline = asyncio.get_running_loop().time() + withdrawal_wait
+        while True:
+            async with rt.pool.acquire() as conn:
+                current = CaseStatus(await store.case_status(conn, case_id))
+            if current is CaseStatus.WITHDRAWN or current in ON_THE_ROAD:
+                return current
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.1)
 
     @api.get("/cases/{case_id}/access-log")
     async def case_access_log(case_id: uuid.UUID) -> dict[str, Any]:
@@ -277,6 +317,14 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                 if not await first_delivery(conn, INBOUND, event):
                     return JSONResponse({"duplicate": True, "id": event.id}, status_code=200)
                 published = await apply_reported_status(conn, event)
+        except RetryLater as exc:
+            # Not applicable yet, most likely because this service has not yet read the status the
+            # report follows: the same report will be accepted shortly. Not a final answer.
+            return JSONResponse(
+                {"code": exc.code, "detail": exc.detail, "retry": True},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
         except Rejected as exc:
             code = {"unknown_case": 404, "unauthorised_source": 403}.get(exc.code, 409)
             return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=code)

@@ -191,6 +191,10 @@ async def case_for_update(conn: asyncpg.Connection, case_id: uuid.UUID) -> async
     )
 
 
+async def case_status(conn: asyncpg.Connection, case_id: uuid.UUID) -> str:
+    return str(await conn.fetchval("SELECT status FROM cases WHERE case_id = $1", case_id))
+
+
 async def set_status(conn: asyncpg.Connection, case_id: uuid.UUID, status: str) -> None:
     await conn.execute("UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1", case_id, status)
 

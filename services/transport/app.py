@@ -3,6 +3,7 @@ arrival. A case is "arrived" once it is cleared at the last checkpoint of its ro
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,17 +18,28 @@ from contracts import topics
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused
 from contracts.eligibility import EligibilityDecided, Outcome
 from contracts.envelope import CloudEvent
-from contracts.intake import CaseRegistered, CaseUpdated
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
 from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
-from corridor.outbox import enqueue
+from corridor import statusguard
+from corridor.consumer import RetryLater
+from corridor.outbox import announce, enqueue
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from services.transport import domain, store
 from services.transport.pdf import manifest_pdf
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+# Transport announces eligibility decisions on the public stream as it applies them to the case's
+# seat: one writer for every status before departure keeps the stream in the order things happened.
+STATUS_FOR_OUTCOME = {
+    Outcome.ELIGIBLE: CaseStatus.ELIGIBLE,
+    Outcome.INELIGIBLE: CaseStatus.INELIGIBLE,
+    Outcome.PENDING: CaseStatus.ON_HOLD,
+}
 
 
 class TransportSettings(ServiceSettings):
@@ -96,13 +108,13 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         case_id: uuid.UUID,
         new_status: CaseStatus,
         members: int,
-        place: Place,
-        movement_id: str,
+        place: Place | None,
+        movement_id: str | None,
         at: datetime,
         reason_code: str | None = None,
         reason: str | None = None,
     ) -> None:
-        await enqueue(
+        await announce(
             conn,
             CaseStatusChanged(
                 case_id=case_id,
@@ -114,7 +126,6 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                 reason_code=reason_code,
                 reason=reason,
             ),
-            topic=topics.STATUS,
             source=rt.source,
         )
 
@@ -151,13 +162,21 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     # --- consumers -------------------------------------------------------------------------
 
     async def on_case_registered(conn: asyncpg.Connection, event: CloudEvent) -> None:
-        assert isinstance(event.data, CaseRegistered)
-        await store.save_case(conn, event.data)
+        case = event.data
+        assert isinstance(case, CaseRegistered)
+        await store.lock_case(conn, case.case_id)
+        await store.save_case(conn, case)
+        if await statusguard.known(conn, case.case_id) is None:
+            # Intake announced it before publishing the registration: transport's statuses follow.
+            await statusguard.note(conn, case.case_id, CaseStatus.REGISTERED)
 
     async def on_case_updated(conn: asyncpg.Connection, event: CloudEvent) -> None:
         case = event.data
         assert isinstance(case, CaseUpdated)
+        found = await store.lock_case(conn, case.case_id)
         before = await store.save_case(conn, case)
+        if found is None or found["withdrawn_at"] is not None:
+            return
         assigned = await store.assignment(conn, case.case_id)
         if assigned is None or assigned["state"] != "manifested":
             return
@@ -167,9 +186,72 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             removed = await store.remove_assignment(conn, case.case_id)
             if removed is not None:
                 await amend_manifests(conn, removed["movement_id"], removed["vehicle_id"])
+                await status(
+                    conn,
+                    case.case_id,
+                    CaseStatus.ELIGIBLE,
+                    len(case.members),
+                    None,
+                    None,
+                    datetime.now(UTC),
+                    reason_code="taken_off_vehicle",
+                    reason=(
+                        f"Taken off vehicle {removed['vehicle_id']} of {removed['movement_id']}: "
+                        + (
+                            "the route or travel date changed"
+                            if moved
+                            else "the number of travellers changed"
+                        )
+                    ),
+                )
         else:
             # Corrected details (a name, a document number): the posts need the new manifest.
             await amend_manifests(conn, assigned["movement_id"], assigned["vehicle_id"])
+
+    async def withdraw(conn: asyncpg.Connection, case: asyncpg.Record, at: datetime) -> None:
+        """Apply the applicant's withdrawal under the case's lock: before departure the seat is
+        freed and the withdrawal announced; after departure it comes too late, and the stream,
+        which shows the departure, tells intake so."""
+        case_id = case["case_id"]
+        if case["withdrawn_at"] is not None:
+            return
+        assigned = await store.assignment(conn, case_id)
+        if assigned is not None and assigned["state"] not in ("manifested", "no_show"):
+            detail = f"withdrawal received after the case {assigned['state']} on {assigned['movement_id']}"
+            log.warning("case %s: %s; not applied", case_id, detail)
+            await store.mark_withdrawn(conn, case_id, at, applied=False, detail=detail)
+            return
+        movement_id = None
+        if assigned is not None and assigned["state"] == "manifested":
+            removed = await store.remove_assignment(conn, case_id)
+            if removed is not None:
+                movement_id = removed["movement_id"]
+                await amend_manifests(conn, removed["movement_id"], removed["vehicle_id"])
+        await store.mark_withdrawn(conn, case_id, at, applied=True, detail="applied before departure")
+        await status(
+            conn,
+            case_id,
+            CaseStatus.WITHDRAWN,
+            case["members"],
+            None,
+            movement_id,
+            datetime.now(UTC),
+            # The caseworker's note may name people: it stays on the restricted topic.
+            reason_code="withdrawn_by_applicant",
+            reason="Withdrawn by the applicant before departure",
+        )
+
+    async def locked_case(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record:
+        case = await store.lock_case(conn, case_id)
+        if case is None:
+            # The registration travels on another topic and may not have arrived yet.
+            raise RetryLater("case_not_received", f"case {case_id} has not reached transport yet")
+        return case
+
+    async def on_case_withdrawn(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        w = event.data
+        assert isinstance(w, CaseWithdrawn)
+        await withdraw(conn, await locked_case(conn, w.case_id), w.withdrawn_at)
 
     async def amend_manifests(
         conn: asyncpg.Connection, movement_id: str, vehicle_id: str, *, after_checkpoint: str | None = None
@@ -195,27 +277,61 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     async def on_eligibility_decided(conn: asyncpg.Connection, event: CloudEvent) -> None:
         d = event.data
         assert isinstance(d, EligibilityDecided)
-        await store.save_decision(conn, d.case_id, d.version, d.outcome.value, d.priority)
-        if (
-            d.outcome is not Outcome.ELIGIBLE
-            and await store.current_outcome(conn, d.case_id) == d.outcome.value
-        ):
-            # Held (a new crossing requirement, a missing check) or withdrawn before departure: the
-            # seat is freed and the posts get a manifest without the family.
+        case = await locked_case(conn, d.case_id)
+        if not await store.save_decision(conn, d.case_id, d.version, d.outcome.value, d.priority):
+            return  # a newer decision was applied already
+        if d.withdrawn():
+            await withdraw(conn, case, d.decided_at)  # whichever of the two arrives first
+            return
+        if case["withdrawn_at"] is not None:
+            return
+        assigned = await store.assignment(conn, d.case_id)
+        if assigned is not None and assigned["state"] != "manifested":
+            return  # a no-show, or on the road: the decision no longer moves the case
+        new_status = STATUS_FOR_OUTCOME[d.outcome]
+        movement_id = None
+        if assigned is not None:
+            if d.outcome is Outcome.ELIGIBLE:
+                return
+            # Held (a new crossing requirement, a missing check) or ineligible before departure:
+            # the seat is freed, the posts get a manifest without the family, the stream says why.
+            movement_id = assigned["movement_id"]
             removed = await store.remove_assignment(conn, d.case_id)
             if removed is not None:
                 await amend_manifests(conn, removed["movement_id"], removed["vehicle_id"])
+        elif await statusguard.known(conn, d.case_id) == new_status:
+            return  # new reasons, same status: the stream has nothing new to say
+        await status(
+            conn,
+            d.case_id,
+            new_status,
+            case["members"],
+            None,
+            movement_id,
+            d.decided_at,
+            reason_code=d.public_reason_code,
+            reason=d.public_reason,
+        )
 
     async def on_crossing(conn: asyncpg.Connection, event: CloudEvent) -> None:
         d = event.data
         assert isinstance(d, BorderCrossingCleared | BorderCrossingRefused)
         cleared = isinstance(d, BorderCrossingCleared)
+        await locked_case(conn, d.case_id)
         await store.record_crossing(conn, d.case_id, d.checkpoint_id, cleared, d.decided_at)
+        # The post announced its decision before publishing it: transport's arrival follows it.
+        await statusguard.note(
+            conn,
+            d.case_id,
+            (CaseStatus.EXIT_CLEARED if d.direction == "exit" else CaseStatus.ENTRY_CLEARED)
+            if cleared
+            else CaseStatus.REFUSED_AT_BORDER,
+        )
         assigned = await store.assignment(conn, d.case_id)
-        if assigned is None:
+        if assigned is None or assigned["state"] != "departed":
             return
         if not cleared:
-            await store.set_assignment_state(conn, d.case_id, "refused")
+            await store.set_assignment_state(conn, d.case_id, "refused", was=("departed",))
             # The family stays at this post; the posts ahead must not expect it.
             await amend_manifests(
                 conn, assigned["movement_id"], assigned["vehicle_id"], after_checkpoint=d.checkpoint_id
@@ -224,7 +340,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         route = routes.get(assigned["route_id"])
         if route is None or route.checkpoints[-1].checkpoint_id != d.checkpoint_id:
             return
-        await store.set_assignment_state(conn, d.case_id, "arrived")
+        await store.set_assignment_state(conn, d.case_id, "arrived", was=("departed",))
         await status(
             conn,
             d.case_id,
@@ -243,6 +359,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         handlers={
             CaseRegistered: on_case_registered,
             CaseUpdated: on_case_updated,
+            CaseWithdrawn: on_case_withdrawn,
             EligibilityDecided: on_eligibility_decided,
             BorderCrossingCleared: on_crossing,
             BorderCrossingRefused: on_crossing,
@@ -262,20 +379,26 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         async with rt.pool.acquire() as conn, conn.transaction():
             if await store.movement(conn, movement_id) is not None:
                 raise HTTPException(409, f"movement {movement_id} exists")
-            cases = await store.ready_cases(conn, route.route_id, command.departure_date, abroad(route))
+            # Every case of the day is locked first, then read again: a withdrawal, a decision or
+            # another planning run on one of them is applied wholly before this plan or after it.
+            locked = await store.lock_cases_for_day(conn, route.route_id, command.departure_date)
+            cases = await store.ready_cases(
+                conn, route.route_id, command.departure_date, abroad(route), among=locked
+            )
             try:
                 placements = domain.plan(
                     cases, [domain.Vehicle(v.vehicle_id, v.capacity) for v in command.vehicles]
                 ).placements
             except ValueError as exc:
                 raise invalid("vehicles", str(exc)) from exc
-            await store.create_movement(
+            if not await store.create_movement(
                 conn,
                 movement_id,
                 route.route_id,
                 command.departure_date,
                 [(v.vehicle_id, v.capacity, uuid.uuid4()) for v in command.vehicles],
-            )
+            ):
+                raise HTTPException(409, f"movement {movement_id} exists")
             size = {c.case_id: c.members for c in cases}
             for p in placements:
                 if p.vehicle_id is None:
@@ -342,8 +465,20 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         cases waiting for that day, the posts get the amended manifest, and the vehicle leaves."""
         now = datetime.now(UTC)
         async with rt.pool.acquire() as conn, conn.transaction():
-            found, vehicle = await vehicle_of(conn, movement_id, vehicle_id)
+            found, _ = await vehicle_of(conn, movement_id, vehicle_id)
             route = route_of(found["route_id"])
+            # Lock order as everywhere: the cases (those on board and those who may get a freed
+            # seat), then the vehicle; then read again what the decision rests on.
+            aboard = [
+                a["case_id"]
+                for a in await store.assignments(conn, movement_id)
+                if a["vehicle_id"] == vehicle_id
+            ]
+            locked = await store.lock_cases_for_day(
+                conn, route.route_id, found["departure_date"], also=aboard
+            )
+            vehicle = await store.lock_vehicle(conn, movement_id, vehicle_id)
+            assert vehicle is not None
             if vehicle["departed_at"] is not None:
                 raise HTTPException(409, f"{vehicle_id} departed at {vehicle['departed_at'].isoformat()}")
             on_board = [
@@ -359,7 +494,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             gathering = Place(country=route.gathering_point.country, name=route.gathering_point.name)
             for a in on_board:
                 if a["case_id"] in command.no_shows:
-                    await store.set_assignment_state(conn, a["case_id"], "no_show")
+                    await store.set_assignment_state(conn, a["case_id"], "no_show", was=("manifested",))
                     await status(
                         conn,
                         a["case_id"],
@@ -377,7 +512,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
                     v for v in await store.vehicle_loads(conn, movement_id) if v.vehicle_id == vehicle_id
                 )
                 waiting = await store.ready_cases(
-                    conn, route.route_id, found["departure_date"], abroad(route)
+                    conn, route.route_id, found["departure_date"], abroad(route), among=locked
                 )
                 offered = domain.plan(waiting, [load]).placed()
                 size = {c.case_id: c.members for c in waiting}
@@ -401,7 +536,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             departed: list[uuid.UUID] = []
             for a in await store.assignments(conn, movement_id):
                 if a["vehicle_id"] == vehicle_id and a["state"] == "manifested":
-                    await store.set_assignment_state(conn, a["case_id"], "departed")
+                    await store.set_assignment_state(conn, a["case_id"], "departed", was=("manifested",))
                     await status(
                         conn, a["case_id"], CaseStatus.DEPARTED, a["seats"], gathering, movement_id, now
                     )

@@ -1,4 +1,9 @@
-"""Transport's persistence: cases ready to travel, movements, vehicles, seat assignments."""
+"""Transport's persistence: cases ready to travel, movements, vehicles, seat assignments.
+
+Every change to a case is decided under a lock on its ``cases`` row, and several cases are locked
+in one statement in case-id order, always before any vehicle row: so a planning run, a departure,
+a withdrawal, a decision and a border crossing on the same case follow one another, each reading
+what the one before committed, and two of them never wait for each other in a circle."""
 
 from __future__ import annotations
 
@@ -51,11 +56,58 @@ async def save_case(conn: asyncpg.Connection, case: CaseRegistered | CaseUpdated
     return (before["route_id"], before["planned_travel_date"]) if before else None
 
 
+async def lock_case(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
+    """Lock one case for a change; None when this service has not received it yet."""
+    return await conn.fetchrow(
+        """SELECT case_id, route_id, planned_travel_date, withdrawn_at,
+                  jsonb_array_length(passengers) AS members
+           FROM cases WHERE case_id = $1 FOR UPDATE""",
+        case_id,
+    )
+
+
+async def lock_cases_for_day(
+    conn: asyncpg.Connection, route_id: str, departure_date: date, also: list[uuid.UUID] | None = None
+) -> list[uuid.UUID]:
+    """Lock every case travelling that route on that day (and ``also``), in case-id order."""
+    rows = await conn.fetch(
+        """SELECT case_id FROM cases
+           WHERE (route_id = $1 AND planned_travel_date = $2) OR case_id = ANY($3::uuid[])
+           ORDER BY case_id FOR UPDATE""",
+        route_id,
+        departure_date,
+        also or [],
+    )
+    return [r["case_id"] for r in rows]
+
+
+async def lock_vehicle(conn: asyncpg.Connection, movement_id: str, vehicle_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM vehicles WHERE movement_id = $1 AND vehicle_id = $2 FOR UPDATE",
+        movement_id,
+        vehicle_id,
+    )
+
+
+async def mark_withdrawn(
+    conn: asyncpg.Connection, case_id: uuid.UUID, at: datetime, *, applied: bool, detail: str
+) -> None:
+    if applied:
+        await conn.execute("UPDATE cases SET withdrawn_at = $2 WHERE case_id = $1", case_id, at)
+    await conn.execute(
+        """INSERT INTO withdrawals (case_id, applied, detail) VALUES ($1, $2, $3)
+           ON CONFLICT (case_id) DO NOTHING""",
+        case_id,
+        applied,
+        detail,
+    )
+
+
 async def save_decision(
     conn: asyncpg.Connection, case_id: uuid.UUID, version: int, outcome: str, priority: int
-) -> None:
-    # Decisions may arrive out of order with other topics but never regress: keep the newest.
-    await conn.execute(
+) -> bool:
+    """Keep the newest decision; False when a newer one is already here (arrived out of order)."""
+    status = await conn.execute(
         """INSERT INTO decisions (case_id, version, outcome, priority) VALUES ($1, $2, $3, $4)
            ON CONFLICT (case_id) DO UPDATE
            SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority
@@ -65,27 +117,30 @@ async def save_decision(
         outcome,
         priority,
     )
-
-
-async def current_outcome(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | None:
-    return await conn.fetchval("SELECT outcome FROM decisions WHERE case_id = $1", case_id)
+    return status.endswith(" 1")
 
 
 async def ready_cases(
-    conn: asyncpg.Connection, route_id: str, departure_date: date, abroad: list[str] | None = None
+    conn: asyncpg.Connection,
+    route_id: str,
+    departure_date: date,
+    abroad: list[str] | None = None,
+    among: list[uuid.UUID] | None = None,
 ) -> list[ReadyCase]:
-    """Eligible, unplaced cases for that route and day whose consent covers every country abroad."""
+    """Eligible, unplaced, not withdrawn cases for that route and day whose consent covers every
+    country abroad; only ``among`` (the cases the caller has locked) when given."""
     rows = await conn.fetch(
         """SELECT c.case_id, jsonb_array_length(c.passengers) AS members, d.priority, c.registered_at,
                   c.needs_escort
            FROM cases c JOIN decisions d USING (case_id)
            LEFT JOIN assignments a USING (case_id)
-           WHERE d.outcome = 'eligible' AND a.case_id IS NULL
+           WHERE d.outcome = 'eligible' AND a.case_id IS NULL AND c.withdrawn_at IS NULL
              AND c.route_id = $1 AND c.planned_travel_date = $2 AND c.consent_scope @> $3::text[]
-           FOR UPDATE OF c""",
+             AND ($4::uuid[] IS NULL OR c.case_id = ANY($4::uuid[]))""",
         route_id,
         departure_date,
         abroad or [],
+        among,
     )
     return [
         ReadyCase(r["case_id"], r["members"], r["priority"], r["registered_at"], r["needs_escort"])
@@ -99,17 +154,22 @@ async def create_movement(
     route_id: str,
     departure_date: date,
     vehicles: list[tuple[str, int, uuid.UUID]],
-) -> None:
-    await conn.execute(
-        "INSERT INTO movements (movement_id, route_id, departure_date, status) VALUES ($1, $2, $3, 'planned')",
+) -> bool:
+    """False when a movement with that id exists (planned before, or by a concurrent request)."""
+    created = await conn.execute(
+        """INSERT INTO movements (movement_id, route_id, departure_date, status) VALUES ($1, $2, $3, 'planned')
+           ON CONFLICT (movement_id) DO NOTHING""",
         movement_id,
         route_id,
         departure_date,
     )
+    if not created.endswith(" 1"):
+        return False
     await conn.executemany(
         "INSERT INTO vehicles (movement_id, vehicle_id, capacity, manifest_id) VALUES ($1, $2, $3, $4)",
         [(movement_id, v, cap, mid) for v, cap, mid in vehicles],
     )
+    return True
 
 
 async def assign(
@@ -229,8 +289,17 @@ async def assignments(conn: asyncpg.Connection, movement_id: str) -> list[asyncp
     )
 
 
-async def set_assignment_state(conn: asyncpg.Connection, case_id: uuid.UUID, state: str) -> None:
-    await conn.execute("UPDATE assignments SET state = $2 WHERE case_id = $1", case_id, state)
+async def set_assignment_state(
+    conn: asyncpg.Connection, case_id: uuid.UUID, state: str, *, was: tuple[str, ...]
+) -> bool:
+    """Move a case's seat to ``state`` only from one of the states the decision was made in."""
+    status = await conn.execute(
+        "UPDATE assignments SET state = $2 WHERE case_id = $1 AND state = ANY($3::text[])",
+        case_id,
+        state,
+        list(was),
+    )
+    return status.endswith(" 1")
 
 
 async def bump_manifest(conn: asyncpg.Connection, movement_id: str, vehicle_id: str) -> int:

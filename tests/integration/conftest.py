@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -54,10 +55,35 @@ def route(stack: Stack) -> Route:
 
 @pytest.fixture(scope="session")
 async def stream(stack: Stack) -> AsyncIterator[StatusStream]:
+    """The public status stream from the beginning. When the session ends, every case's stream
+    must be a legal sequence and no service may have held back an illegal change (each is a bug)."""
     reader = StatusStream(stack.bootstrap)
     await reader.start()
     yield reader
+    await asyncio.sleep(1)  # the last changes published
     await reader.stop()
+    illegal = reader.illegal()
+    assert not illegal, (
+        f"{len(illegal)} case(s) with an illegal status stream, e.g. {list(illegal.items())[:5]}"
+    )
+    held_back = await illegal_changes_held_back(stack)
+    assert not held_back, f"services refused to publish illegal status changes (bugs): {held_back}"
+
+
+async def illegal_changes_held_back(stack: Stack) -> dict[str, list[str]]:
+    """Per service, the status changes it was about to publish and did not (illegal)."""
+    found: dict[str, list[str]] = {}
+    for spec in stack.specs.values():
+        conn = await asyncpg.connect(stack.postgres.dsn(spec.database))
+        try:
+            rows = await conn.fetch(
+                "SELECT case_id, from_status, to_status FROM illegal_status_changes ORDER BY id LIMIT 20"
+            )
+        finally:
+            await conn.close()
+        if rows:
+            found[spec.name] = [f"{r['case_id']}: {r['from_status']} -> {r['to_status']}" for r in rows]
+    return found
 
 
 @pytest.fixture

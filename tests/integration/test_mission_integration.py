@@ -112,7 +112,8 @@ async def test_cloudevents_sdk_reads_a_status_change(
         KafkaMessage(headers=dict(decode_headers(record.headers)), key=record.key, value=record.value)
     )
     assert event.get_type() == "org.corridor.case.status-changed.v1"
-    assert event.get_source() == "/missions/KAZ/eligibility"
+    # Transport announces decisions as it applies them to the case's seat (one writer before departure).
+    assert event.get_source() == "/missions/KAZ/transport"
     assert event.get_subject() == str(case_id)
     assert event.get_specversion() == "1.0"
     assert event.get_datacontenttype() == "application/json"
@@ -188,9 +189,11 @@ async def test_http_ingest_answers_each_kind_of_bad_input_with_a_code(
             url, content=body, headers={"content-type": "application/cloudevents+json"}
         )
         assert (response.status_code, response.json()["code"]) == (status, code), response.text
-    # "received" for a case that has not even departed: may only be the stream lagging, so 409.
+    # "received" for a case that has not even departed: may only be intake's view lagging the
+    # stream, so not a final answer: 503 with Retry-After (a mission's client retries it).
     response = await client.post(url, json=event())
-    assert response.status_code == 409 and response.json()["code"] == "illegal_transition"
+    assert response.status_code == 503 and response.json()["code"] == "illegal_transition"
+    assert response.headers["Retry-After"] and response.json()["retry"] is True
     assert "case is eligible" in response.json()["detail"]
 
 

@@ -3,7 +3,10 @@
 import json
 from pathlib import Path
 
-from contracts.routes import RouteBook
+import pytest
+from pydantic import ValidationError
+
+from contracts.routes import Route, RouteBook
 from corridor.devstack import service_specs
 
 SECOND = {
@@ -71,3 +74,16 @@ def test_a_second_route_adds_its_border_posts_and_nothing_else(tmp_path: Path) -
         "tjk-karamyk-entry": "TJK",
     }
     assert [s.name for s in specs][:3] == ["intake", "eligibility", "transport"]
+
+
+def test_a_route_crosses_out_of_the_origin_and_into_the_destination_in_order() -> None:
+    data = json.loads(Path("deploy/routes/central-asia.json").read_text())["routes"][0]
+    Route.model_validate(data)
+    swapped = {
+        **data,
+        "checkpoints": [data["checkpoints"][1], data["checkpoints"][0], *data["checkpoints"][2:]],
+    }
+    with pytest.raises(ValidationError, match="alternate exit and entry"):
+        Route.model_validate(swapped)
+    with pytest.raises(ValidationError, match="destination country"):
+        Route.model_validate({**data, "checkpoints": data["checkpoints"][:2]})

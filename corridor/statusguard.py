@@ -1,0 +1,70 @@
+"""The public status stream stays legal: a status change is published only if it may follow the
+case's last status (``contracts.status.LEGAL_TRANSITIONS``), as far as this service knows it.
+
+Each service keeps what it knows in ``case_status_known``: the statuses it published and those it
+learnt from the events it consumed (``note``). ``corridor.outbox.enqueue`` calls ``admit`` for every
+status change, inside the caller's transaction and under a lock on the case's row, so two changes
+of one case in two transactions are judged one after the other. An illegal change is a bug: it is
+logged loudly, recorded in ``illegal_status_changes`` and never published (``announce``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from contracts.status import ANNOTATIONS, CaseStatus, CaseStatusChanged, is_legal
+
+log = logging.getLogger(__name__)
+
+
+class IllegalStatusChange(RuntimeError):
+    def __init__(self, change: CaseStatusChanged, previous: CaseStatus | None) -> None:
+        before = previous.value if previous else "nothing"
+        super().__init__(f"case {change.case_id}: {change.status.value} may not follow {before}")
+        self.change = change
+        self.previous = previous
+
+
+async def known(conn: asyncpg.Connection, case_id: object, *, lock: bool = False) -> CaseStatus | None:
+    """The case's last status as this service knows it (annotations aside)."""
+    found = await conn.fetchval(
+        "SELECT status FROM case_status_known WHERE case_id = $1" + (" FOR UPDATE" if lock else ""),
+        case_id,
+    )
+    return CaseStatus(found) if found else None
+
+
+async def note(conn: asyncpg.Connection, case_id: object, status: CaseStatus) -> None:
+    """Remember a status learnt from another service's event (or published here)."""
+    if status in ANNOTATIONS:
+        return  # an annotation does not move the case on: the next change is judged without it
+    await conn.execute(
+        """INSERT INTO case_status_known (case_id, status) VALUES ($1, $2)
+           ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()""",
+        case_id,
+        status.value,
+    )
+
+
+async def admit(conn: asyncpg.Connection, change: CaseStatusChanged) -> None:
+    """Raise ``IllegalStatusChange`` unless ``change`` may follow the case's last known status;
+    otherwise remember it as the case's last status."""
+    # The row lock serialises two changes of one case; a case seen for the first time has no row
+    # to lock, and its first status can only be "registered", written once by intake.
+    previous = await known(conn, change.case_id, lock=True)
+    if not is_legal(previous, change.status):
+        raise IllegalStatusChange(change, previous)
+    await note(conn, change.case_id, change.status)
+
+
+async def record_refusal(conn: asyncpg.Connection, exc: IllegalStatusChange, source: str) -> None:
+    log.error("ILLEGAL STATUS CHANGE NOT PUBLISHED (a bug): %s (from %s)", exc, source)
+    await conn.execute(
+        "INSERT INTO illegal_status_changes (case_id, from_status, to_status, source) VALUES ($1, $2, $3, $4)",
+        exc.change.case_id,
+        exc.previous.value if exc.previous else None,
+        exc.change.status.value,
+        source,
+    )
