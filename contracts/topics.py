@@ -1,8 +1,16 @@
-"""Kafka topic names and the events each carries: part of the contract, like the events."""
+"""Kafka topics and the events each carries: part of the contract, like the events.
+
+``table()`` is the one description of every topic (name, events, record key, who may read it):
+the outbox checks writes against it, ``UnitOfWork.publish`` takes an event's topic and key from it,
+and the AsyncAPI documents are generated from it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from contracts.base import Event
@@ -22,17 +30,52 @@ MOVEMENTS = "transport.movements"
 INBOUND_STATUS = "missions.case-status-reported"
 """Country missions' systems publish the status changes they own here (CaseStatusReported)."""
 
+_MANIFESTS_PREFIX = "transport.manifests."
+
 
 def manifests(checkpoint_id: str) -> str:
     """One topic per checkpoint so a border post's mission gets only its own manifests."""
-    return f"transport.manifests.{checkpoint_id}"
+    return f"{_MANIFESTS_PREFIX}{checkpoint_id}"
 
 
 def dead_letters(consumer: str) -> str:
     return f"dlt.{consumer}"
 
 
-def topic_events() -> dict[str, tuple[type[Event], ...]]:
+def _by_case(event: Any) -> str:
+    return str(event.case_id)
+
+
+def _by_vehicle(event: Any) -> str:
+    return f"{event.movement_id}/{event.vehicle_id}"
+
+
+def _by_checkpoint(event: Any) -> str:
+    return str(event.checkpoint_id)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic of the contract. ``name`` ends with ``.`` for a family of topics, one per checkpoint."""
+
+    name: str
+    events: tuple[type[Event], ...]
+    key: str
+    """What the record key is, for readers: ordering holds per key."""
+    key_of: Callable[[Any], str]
+    description: str
+
+    @property
+    def family(self) -> bool:
+        return self.name.endswith(".")
+
+    def address(self, event: Event) -> str:
+        """The topic an event of this topic is written to (its checkpoint's, for a family)."""
+        return manifests(event.checkpoint_id) if self.family else self.name  # type: ignore[attr-defined]
+
+
+@functools.cache
+def table() -> tuple[Topic, ...]:
     from contracts.border import (
         BorderCrossingCleared,
         BorderCrossingRefused,
@@ -43,23 +86,92 @@ def topic_events() -> dict[str, tuple[type[Event], ...]]:
     from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
     from contracts.missions import CaseStatusReported
     from contracts.status import CaseStatusChanged
-    from contracts.transport import MovementDeparted, VehicleProgressRecorded
+    from contracts.transport import ManifestIssued, MovementDeparted, VehicleProgressRecorded
 
-    return {
-        STATUS: (CaseStatusChanged,),
-        CASES: (CaseRegistered, CaseUpdated, HealthEvidenceRecorded, CaseWithdrawn),
-        DECISIONS: (EligibilityDecided,),
-        BORDER_DECISIONS: (BorderCrossingCleared, BorderCrossingRefused),
-        REQUIREMENTS: (CrossingRequirementPublished, CrossingRequirementLifted),
-        MOVEMENTS: (MovementDeparted, VehicleProgressRecorded),
-        INBOUND_STATUS: (CaseStatusReported,),
-    }
+    return (
+        Topic(
+            STATUS,
+            (CaseStatusChanged,),
+            "case id",
+            _by_case,
+            "Public: every status change of every case, keyed by case id, no personal data.",
+        ),
+        Topic(
+            CASES,
+            (CaseRegistered, CaseUpdated, HealthEvidenceRecorded, CaseWithdrawn),
+            "case id",
+            _by_case,
+            "Restricted to the host mission: registrations, health evidence and withdrawals, with "
+            "personal data, keyed by case id.",
+        ),
+        Topic(
+            DECISIONS,
+            (EligibilityDecided,),
+            "case id",
+            _by_case,
+            "Eligibility decisions with the rules evaluated, keyed by case id.",
+        ),
+        Topic(
+            BORDER_DECISIONS,
+            (BorderCrossingCleared, BorderCrossingRefused),
+            "case id",
+            _by_case,
+            "Clearance decisions of every border post, per case, keyed by case id.",
+        ),
+        Topic(
+            REQUIREMENTS,
+            (CrossingRequirementPublished, CrossingRequirementLifted),
+            "checkpoint id",
+            _by_checkpoint,
+            "Crossing requirements as each checkpoint publishes them, keyed by checkpoint id.",
+        ),
+        Topic(
+            MOVEMENTS,
+            (MovementDeparted, VehicleProgressRecorded),
+            "movement/vehicle",
+            _by_vehicle,
+            "Vehicle departures and progress at checkpoints, keyed by movement/vehicle.",
+        ),
+        Topic(
+            INBOUND_STATUS,
+            (CaseStatusReported,),
+            "case id",
+            _by_case,
+            "Status changes that country missions' systems report, keyed by case id.",
+        ),
+        Topic(
+            _MANIFESTS_PREFIX,
+            (ManifestIssued,),
+            "movement/vehicle",
+            _by_vehicle,
+            "Manifests for one checkpoint's post only (personal data a border post needs), keyed "
+            "by movement/vehicle.",
+        ),
+    )
 
 
-def events_on(topic: str) -> tuple[type[Event], ...]:
+def topic(name: str) -> Topic | None:
+    """The contract's topic of that name (a manifest topic belongs to the manifests family)."""
+    for t in table():
+        if t.name == name or (t.family and name.startswith(t.name)):
+            return t
+    return None
+
+
+def topic_for(event_type: type[Event]) -> Topic:
+    """The one topic an event type belongs to."""
+    for t in table():
+        if event_type in t.events:
+            return t
+    raise LookupError(f"{event_type.__name__} belongs to no topic of the contract")
+
+
+def topic_events() -> dict[str, tuple[type[Event], ...]]:
+    """Every named topic and its events (the per-checkpoint manifest topics are a family)."""
+    return {t.name: t.events for t in table() if not t.family}
+
+
+def events_on(topic_name: str) -> tuple[type[Event], ...]:
     """The events a topic may carry: part of the contract, checked when an event is written."""
-    from contracts.transport import ManifestIssued
-
-    if topic.startswith(manifests("")):
-        return (ManifestIssued,)
-    return topic_events().get(topic, ())
+    found = topic(topic_name)
+    return found.events if found else ()

@@ -16,7 +16,7 @@ publisher, with their Kafka bindings. Two things it cannot know are declared or 
   messages are therefore replaced: one message per event type (the pydantic model as payload,
   the CloudEvents ``ce_*`` headers with ``ce_type`` fixed to the event's type), listed by the
   channel and by its operation. A subscribed channel lists the events its consumer handles; a
-  published channel lists the events the contract puts on the topic (``TOPIC_EVENTS``).
+  published channel lists the events the contract puts on the topic (``contracts.topics.table``).
 
 ``python -m corridor.asyncapi export`` writes ``docs/asyncapi/<instance>.json`` for every service
 instance (one per border checkpoint); ``check`` fails when a committed file is not current.
@@ -48,7 +48,6 @@ from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CONTENT_TYPE, SPECVERSION, mission_source
 from contracts.status import CaseStatusChanged
-from contracts.transport import ManifestIssued
 from corridor.settings import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -58,22 +57,6 @@ if TYPE_CHECKING:
 ASYNCAPI_VERSION = "3.0.0"
 DOCS_DIR = REPO_ROOT / "docs" / "asyncapi"
 
-# Which events travel on which topic: the contract every producer and consumer of a topic shares
-# (README "Topics"). A published channel lists these; a subscribed channel lists those of them its
-# consumer handles.
-TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = topics.topic_events()
-TOPIC_DESCRIPTIONS: dict[str, str] = {
-    topics.STATUS: "Public: every status change of every case, keyed by case id, no personal data.",
-    topics.CASES: (
-        "Restricted to the host mission: registrations, health evidence and withdrawals, with personal "
-        "data, keyed by case id."
-    ),
-    topics.DECISIONS: "Eligibility decisions with the rules evaluated, keyed by case id.",
-    topics.BORDER_DECISIONS: "Clearance decisions of every border post, per case, keyed by case id.",
-    topics.REQUIREMENTS: "Crossing requirements as each checkpoint publishes them, keyed by checkpoint id.",
-    topics.MOVEMENTS: "Vehicle departures and progress at checkpoints, keyed by movement/vehicle.",
-    topics.INBOUND_STATUS: "Status changes that country missions' systems report, keyed by case id.",
-}
 _MANIFESTS_PREFIX = topics.manifests("")
 _DEAD_LETTER_PREFIX = topics.dead_letters("")
 
@@ -115,12 +98,9 @@ class DocumentationError(ValueError):
 
 
 def events_on(topic: str) -> tuple[type[Event], ...] | None:
-    """The events the contract puts on ``topic``; None for a topic it does not know."""
-    if topic in TOPIC_EVENTS:
-        return TOPIC_EVENTS[topic]
-    if topic.startswith(_MANIFESTS_PREFIX):
-        return (ManifestIssued,)
-    return None
+    """The events the contract (``contracts.topics.table``) puts on ``topic``; None if unknown."""
+    found = topics.topic(topic)
+    return found.events if found else None
 
 
 def is_dead_letter_topic(topic: str) -> bool:
@@ -128,8 +108,9 @@ def is_dead_letter_topic(topic: str) -> bool:
 
 
 def topic_description(topic: str) -> str | None:
-    if topic in TOPIC_DESCRIPTIONS:
-        return TOPIC_DESCRIPTIONS[topic]
+    found = topics.topic(topic)
+    if found is not None and not found.family:
+        return found.description
     if topic.startswith(_MANIFESTS_PREFIX):
         checkpoint = topic.removeprefix(_MANIFESTS_PREFIX)
         return (
@@ -239,7 +220,7 @@ def asyncapi_document(rt: ServiceRuntime) -> dict[str, Any]:
     for topic in sorted(rt.produced_topics):
         if events_on(topic) is None:
             raise DocumentationError(
-                f"{rt.instance} produces {topic}, which has no events in corridor.asyncapi.TOPIC_EVENTS"
+                f"{rt.instance} produces {topic}, which has no events in contracts.topics.table()"
             )
     return _canonical(_prune_components(doc))
 

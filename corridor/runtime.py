@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,20 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from contracts.base import Event
-from contracts.envelope import mission_source
+from contracts.envelope import CloudEvent, mission_source
 from corridor import db
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
+from corridor.errors import DomainError, Invalid
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.settings import ServiceSettings
 from corridor.telemetry import setup_logging, setup_tracing
+from corridor.uow import StoreT, UnitOfWork, unit_of_work_factory
 
 log = logging.getLogger(__name__)
+
+UseCase = Callable[[Any, UnitOfWork[StoreT]], Awaitable[Any]]
+"""A use case for an event: (the event's data, a unit of work)."""
 
 
 class ServiceRuntime:
@@ -79,6 +84,7 @@ class ServiceRuntime:
         for error in TRANSIENT_ERRORS:
             self.http.add_exception_handler(error, self._unavailable)
         self.http.add_exception_handler(RequestValidationError, _invalid_request)
+        self.http.add_exception_handler(DomainError, _domain_error)
         self.http.add_exception_handler(asyncpg.DataError, _unstorable_value)
         self.http.add_exception_handler(asyncpg.ProgramLimitExceededError, _unstorable_value)
 
@@ -110,6 +116,31 @@ class ServiceRuntime:
         declare_publication(self.broker, consumer.dead_letter_topic)
         self.consumers.append(consumer)
         return consumer
+
+    def units(self, store: Callable[[asyncpg.Connection], StoreT]) -> Callable[[], Any]:
+        """``async with rt.units(Store)() as uow``: a transaction on a pooled connection, with the
+        service's store and outbox (``corridor.uow``); committed when the block ends."""
+        return unit_of_work_factory(lambda: self.pool, store, source=self.source)
+
+    def subscribe(
+        self,
+        *topics: str,
+        handlers: Mapping[type[Event], UseCase[StoreT]],
+        store: Callable[[asyncpg.Connection], StoreT],
+        name: str | None = None,
+    ) -> EventConsumer:
+        """Consume ``topics`` and hand each event's data, typed, to its use case with a unit of
+        work in the consumer's transaction (the one that records the event in the inbox)."""
+
+        def adapt(use_case: UseCase[StoreT]) -> Handler:
+            async def handle(conn: asyncpg.Connection, envelope: CloudEvent) -> None:
+                await use_case(
+                    envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
+                )
+
+            return handle
+
+        return self.consume(*topics, handlers={t: adapt(u) for t, u in handlers.items()}, name=name)
 
     def produces(self, *topics: str) -> None:
         """Declare the topics this service publishes to (through its outbox relay).
@@ -248,6 +279,14 @@ _CONSTRAINTS = frozenset(
         "field_type",
     }
 )
+
+
+async def _domain_error(_: Request, exc: Exception) -> Response:
+    """A use case's refusal, answered as FastAPI answers its own errors."""
+    assert isinstance(exc, DomainError)
+    if isinstance(exc, Invalid):
+        return _unprocessable([{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}])
+    return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=exc.status_code)
 
 
 async def _invalid_request(_: Request, exc: Exception) -> Response:

@@ -235,7 +235,7 @@ def test_subscribed_channels_list_the_events_their_consumer_handles(
             for model in consumer.handlers:
                 assert not known or any(model in carried for carried in known), (
                     f"{consumer.name} handles {model.__name__}, which no topic it reads carries: "
-                    "add it to corridor.asyncapi.TOPIC_EVENTS"
+                    "add it to contracts.topics.table()"
                 )
             documented: set[str] = set()
             for topic in consumer.topics:

@@ -1,0 +1,49 @@
+"""Domain errors every service raises from its use cases, mapped to HTTP answers in one place
+(``ServiceRuntime``), so routes stay thin and use cases know nothing of HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+
+
+class DomainError(Exception):
+    """A command the domain refuses. ``status_code`` is its HTTP answer; ``detail`` its body's
+    ``detail`` (a text, or a JSON object for a caller to act on)."""
+
+    status_code = 409
+
+    def __init__(self, detail: Any) -> None:
+        super().__init__(detail if isinstance(detail, str) else repr(detail))
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """What the command names does not exist (here)."""
+
+    status_code = 404
+
+
+class Conflict(DomainError):
+    """The command does not fit the state it would change."""
+
+    status_code = 409
+
+
+class Invalid(DomainError):
+    """A value the command carries is wrong: answered 422 naming the field, like FastAPI does."""
+
+    status_code = 422
+
+    def __init__(self, loc: str | Sequence[str | int], msg: str) -> None:
+        super().__init__(msg)
+        self.loc: tuple[str | int, ...] = ("body", loc) if isinstance(loc, str) else ("body", *loc)
+        self.msg = msg
+
+
+def invalid(loc: str | Sequence[str | int], msg: str, *, where: str = "body") -> RequestValidationError:
+    """A 422 in FastAPI's documented shape (a list of errors naming the field)."""
+    path = (loc,) if isinstance(loc, str) else tuple(loc)
+    return RequestValidationError([{"loc": (where, *path), "msg": msg, "type": "value_error"}])
