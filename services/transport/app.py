@@ -23,7 +23,7 @@ from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
 from corridor import statusguard
-from corridor.consumer import RetryLater
+from corridor.consumer import Rejected
 from corridor.outbox import announce, enqueue
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
@@ -164,11 +164,18 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     async def on_case_registered(conn: asyncpg.Connection, event: CloudEvent) -> None:
         case = event.data
         assert isinstance(case, CaseRegistered)
+        await store.lock_case_id(conn, case.case_id)
         await store.lock_case(conn, case.case_id)
         await store.save_case(conn, case)
         if await statusguard.known(conn, case.case_id) is None:
             # Intake announced it before publishing the registration: transport's statuses follow.
             await statusguard.note(conn, case.case_id, CaseStatus.REGISTERED)
+        decided = await store.decision(conn, case.case_id)
+        if decided is not None:
+            # The decision overtook the registration (another topic): apply it now.
+            found = await store.lock_case(conn, case.case_id)
+            assert found is not None
+            await apply_decision(conn, found, decided)
 
     async def on_case_updated(conn: asyncpg.Connection, event: CloudEvent) -> None:
         case = event.data
@@ -241,17 +248,14 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             reason="Withdrawn by the applicant before departure",
         )
 
-    async def locked_case(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record:
-        case = await store.lock_case(conn, case_id)
-        if case is None:
-            # The registration travels on another topic and may not have arrived yet.
-            raise RetryLater("case_not_received", f"case {case_id} has not reached transport yet")
-        return case
-
     async def on_case_withdrawn(conn: asyncpg.Connection, event: CloudEvent) -> None:
         w = event.data
         assert isinstance(w, CaseWithdrawn)
-        await withdraw(conn, await locked_case(conn, w.case_id), w.withdrawn_at)
+        case = await store.lock_case(conn, w.case_id)
+        if case is None:
+            # Intake publishes the registration before the withdrawal, on the same partition.
+            raise Rejected("unknown_case", f"withdrawal of case {w.case_id}, never registered here")
+        await withdraw(conn, case, w.withdrawn_at)
 
     async def amend_manifests(
         conn: asyncpg.Connection, movement_id: str, vehicle_id: str, *, after_checkpoint: str | None = None
@@ -277,47 +281,68 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     async def on_eligibility_decided(conn: asyncpg.Connection, event: CloudEvent) -> None:
         d = event.data
         assert isinstance(d, EligibilityDecided)
-        case = await locked_case(conn, d.case_id)
-        if not await store.save_decision(conn, d.case_id, d.version, d.outcome.value, d.priority):
+        decided = store.Decision(
+            version=d.version,
+            outcome=d.outcome.value,
+            priority=d.priority,
+            reason_code=d.public_reason_code,
+            reason=d.public_reason,
+            withdrawn=d.withdrawn(),
+            decided_at=d.decided_at,
+        )
+        case = await store.lock_case(conn, d.case_id)
+        if case is None:
+            # The registration travels on another topic and may not be here yet: keep the decision
+            # (under a lock on the case id, which the registration takes too); it applies it.
+            await store.lock_case_id(conn, d.case_id)
+            case = await store.lock_case(conn, d.case_id)
+        if not await store.save_decision(conn, d.case_id, decided):
             return  # a newer decision was applied already
-        if d.withdrawn():
+        if case is not None:
+            await apply_decision(conn, case, decided)
+
+    async def apply_decision(conn: asyncpg.Connection, case: asyncpg.Record, d: store.Decision) -> None:
+        """Apply eligibility's decision to the case's seat and announce it, under the case's lock."""
+        case_id = case["case_id"]
+        if d.withdrawn:
             await withdraw(conn, case, d.decided_at)  # whichever of the two arrives first
             return
         if case["withdrawn_at"] is not None:
             return
-        assigned = await store.assignment(conn, d.case_id)
+        assigned = await store.assignment(conn, case_id)
         if assigned is not None and assigned["state"] != "manifested":
             return  # a no-show, or on the road: the decision no longer moves the case
-        new_status = STATUS_FOR_OUTCOME[d.outcome]
+        outcome = Outcome(d.outcome)
+        new_status = STATUS_FOR_OUTCOME[outcome]
         movement_id = None
         if assigned is not None:
-            if d.outcome is Outcome.ELIGIBLE:
+            if outcome is Outcome.ELIGIBLE:
                 return
             # Held (a new crossing requirement, a missing check) or ineligible before departure:
             # the seat is freed, the posts get a manifest without the family, the stream says why.
             movement_id = assigned["movement_id"]
-            removed = await store.remove_assignment(conn, d.case_id)
+            removed = await store.remove_assignment(conn, case_id)
             if removed is not None:
                 await amend_manifests(conn, removed["movement_id"], removed["vehicle_id"])
-        elif await statusguard.known(conn, d.case_id) == new_status:
+        elif await statusguard.known(conn, case_id) == new_status:
             return  # new reasons, same status: the stream has nothing new to say
         await status(
             conn,
-            d.case_id,
+            case_id,
             new_status,
             case["members"],
             None,
             movement_id,
             d.decided_at,
-            reason_code=d.public_reason_code,
-            reason=d.public_reason,
+            reason_code=d.reason_code,
+            reason=d.reason,
         )
 
     async def on_crossing(conn: asyncpg.Connection, event: CloudEvent) -> None:
         d = event.data
         assert isinstance(d, BorderCrossingCleared | BorderCrossingRefused)
         cleared = isinstance(d, BorderCrossingCleared)
-        await locked_case(conn, d.case_id)
+        await store.lock_case(conn, d.case_id)
         await store.record_crossing(conn, d.case_id, d.checkpoint_id, cleared, d.decided_at)
         # The post announced its decision before publishing it: transport's arrival follows it.
         await statusguard.note(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ import asyncpg
 from contracts.intake import CaseRegistered, CaseUpdated
 from contracts.transport import ManifestPassenger
 from services.transport.domain import ReadyCase, Vehicle
+
+_CASE_ID_LOCKS = 7_241_201  # advisory lock class: case ids (see lock_case_id)
 
 
 async def save_case(conn: asyncpg.Connection, case: CaseRegistered | CaseUpdated) -> tuple[str, date] | None:
@@ -103,21 +106,54 @@ async def mark_withdrawn(
     )
 
 
-async def save_decision(
-    conn: asyncpg.Connection, case_id: uuid.UUID, version: int, outcome: str, priority: int
-) -> bool:
+@dataclass(frozen=True)
+class Decision:
+    """Eligibility's newest decision on a case, as transport applies it."""
+
+    version: int
+    outcome: str
+    priority: int
+    reason_code: str | None
+    reason: str | None
+    withdrawn: bool
+    decided_at: datetime
+
+
+async def lock_case_id(conn: asyncpg.Connection, case_id: uuid.UUID) -> None:
+    """A lock on the case id itself, for the moment before its row exists: a decision and the
+    registration it may overtake are applied one after the other."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id))
+
+
+async def save_decision(conn: asyncpg.Connection, case_id: uuid.UUID, d: Decision) -> bool:
     """Keep the newest decision; False when a newer one is already here (arrived out of order)."""
     status = await conn.execute(
-        """INSERT INTO decisions (case_id, version, outcome, priority) VALUES ($1, $2, $3, $4)
+        """INSERT INTO decisions (case_id, version, outcome, priority, reason_code, reason, withdrawn, decided_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (case_id) DO UPDATE
-           SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority
+           SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority,
+               reason_code = EXCLUDED.reason_code, reason = EXCLUDED.reason, withdrawn = EXCLUDED.withdrawn,
+               decided_at = EXCLUDED.decided_at
            WHERE decisions.version < EXCLUDED.version""",
         case_id,
-        version,
-        outcome,
-        priority,
+        d.version,
+        d.outcome,
+        d.priority,
+        d.reason_code,
+        d.reason,
+        d.withdrawn,
+        d.decided_at,
     )
     return status.endswith(" 1")
+
+
+async def decision(conn: asyncpg.Connection, case_id: uuid.UUID) -> Decision | None:
+    row = await conn.fetchrow(
+        """SELECT version, outcome, priority, reason_code, reason, withdrawn, decided_at
+           FROM decisions WHERE case_id = $1""",
+        case_id,
+    )
+    return Decision(**dict(row)) if row else None
 
 
 async def ready_cases(
