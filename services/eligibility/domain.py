@@ -1,14 +1,22 @@
-"""Eligibility rules, without I/O. Every decision lists each rule it evaluated and why."""
+"""Eligibility rules, without I/O. Every decision lists each rule it evaluated and why.
+
+What eligibility knows of a case (``CaseRecord``), the decisions it recorded (``RecordedDecision``)
+and the supervisors' overrides (``SupervisorOverride``) are plain values here; the store reads and
+writes them, the use cases (``usecases.py``) put them together. The service's refusals are its own
+exception types at the end of this module.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.border import CrossingRequirementPublished
 from contracts.eligibility import Outcome, RuleOutcome, RuleResult
 from contracts.intake import (
     ACCEPTABLE_RESULT,
@@ -21,6 +29,7 @@ from contracts.intake import (
     VulnerabilityFlag,
 )
 from contracts.routes import Route
+from corridor.errors import Conflict, NotFound
 
 CERTIFICATE_OF_RETURN_VALIDITY = timedelta(days=30)
 FIT_TO_TRAVEL_HOURS = 72
@@ -91,6 +100,29 @@ class CaseFacts(BaseModel):
             ),
         )
 
+    def certificates_of_return(self) -> tuple[str, ...]:
+        """The keyed hashes of the certificates of return this case travels on (single use each)."""
+        return tuple(
+            m.document_ref
+            for m in self.members
+            if m.document_type is DocumentType.CERTIFICATE_OF_RETURN and m.document_ref
+        )
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """What eligibility knows of a case: the facts it is judged on, and whether it was withdrawn
+    or left on a vehicle."""
+
+    facts: CaseFacts
+    withdrawn_at: datetime | None = None
+    departed_at: datetime | None = None
+
+    @property
+    def on_the_road(self) -> bool:
+        """Once its vehicle has left, a case's decision is frozen: changes then are the border's."""
+        return self.departed_at is not None
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -111,6 +143,25 @@ class Requirement:
     evidence_kind: EvidenceKind
     valid_hours: int
     effective_from: date
+
+    @classmethod
+    def from_published(cls, r: CrossingRequirementPublished) -> Requirement:
+        return cls(
+            r.requirement_id,
+            r.checkpoint_id,
+            r.country,
+            r.post,
+            r.code,
+            r.description,
+            r.evidence_kind,
+            r.valid_hours,
+            r.effective_from,
+        )
+
+
+def routes_through(routes: Iterable[Route], checkpoint_id: str) -> list[str]:
+    """The routes whose cases a requirement at ``checkpoint_id`` may affect."""
+    return [r.route_id for r in routes if r.checkpoint(checkpoint_id) is not None]
 
 
 @dataclass(frozen=True)
@@ -134,6 +185,12 @@ class Decision:
         """True when a stored decision says the same: then nothing new is published."""
         return outcome == self.outcome.value and rules == [r.model_dump(mode="json") for r in self.rules]
 
+    def repeats(self, latest: RecordedDecision | None) -> bool:
+        """True when the latest recorded decision has the same outcome and the same reasons."""
+        return latest is not None and self.same_as(
+            latest.outcome.value, [r.model_dump(mode="json") for r in latest.rules]
+        )
+
     def summary(self) -> tuple[str | None, str | None]:
         """Reason code and text for the public status stream (no personal data)."""
         blocking = self.failed or self.pending
@@ -141,6 +198,41 @@ class Decision:
             return None, None
         public = dict(self.public_reasons)
         return blocking[0].rule, "; ".join(public.get(r.rule, r.reason) for r in blocking)
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """A decision as recorded: versioned per case, never changed."""
+
+    version: int
+    outcome: Outcome
+    priority: int
+    rules: tuple[RuleResult, ...]
+    decided_at: datetime
+
+    def as_decision(self) -> Decision:
+        return Decision(self.outcome, self.priority, self.rules)
+
+
+@dataclass(frozen=True)
+class SupervisorOverride:
+    """A supervisor's decision over the rules, with a written reason; kept, never edited."""
+
+    outcome: Outcome
+    reason: str
+    supervisor: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionHistory:
+    """Every decision taken on a case, oldest first, and every override with its reason."""
+
+    case_id: uuid.UUID
+    decisions: tuple[RecordedDecision, ...]
+    overrides: tuple[SupervisorOverride, ...]
 
 
 def _ordinal(i: int) -> str:
@@ -431,8 +523,23 @@ def evaluate(
     return Decision(outcome=outcome, priority=priority(case), rules=rules, public_reasons=public)
 
 
-class OverrideRefused(ValueError):
-    """An override that no supervisor may make."""
+def route_unknown(case: CaseFacts) -> Decision:
+    """A case on a route eligibility has no configuration for waits: nothing can be judged."""
+    return Decision(
+        outcome=Outcome.PENDING,
+        priority=0,
+        rules=(
+            RuleResult(
+                rule="route_known",
+                outcome=RuleOutcome.PENDING,
+                reason=f"Route {case.route_id} is not configured for eligibility",
+            ),
+        ),
+    )
+
+
+class OverrideRefused(Conflict):
+    """An override that no supervisor may make (answered 409)."""
 
 
 def check_override(decision: Decision, outcome: Outcome) -> None:
@@ -464,3 +571,23 @@ def with_override(decision: Decision, outcome: Outcome, supervisor: str, reason:
         rules=(*decision.rules, note),
         public_reasons=decision.public_reasons,
     )
+
+
+def overridden(decision: Decision, override: SupervisorOverride | None, case: CaseRecord) -> Decision:
+    """The rules' decision with the active override applied: a withdrawal ends every override
+    (the applicant's word comes before a supervisor's)."""
+    if override is None or case.withdrawn_at is not None:
+        return decision
+    return with_override(decision, override.outcome, override.supervisor, override.reason)
+
+
+class NoSuchCase(NotFound):
+    """Eligibility has not decided on this case (not registered here, or not yet)."""
+
+
+class NoDecision(NotFound):
+    """No decision has been taken on the case yet."""
+
+
+class NoActiveOverride(NotFound):
+    """The case has no override in force to revoke."""

@@ -1,0 +1,132 @@
+"""Eligibility's HTTP API: caseworkers read decisions, supervisors override them.
+
+Each route parses its input, calls its use case in a unit of work and returns what the use case
+returns, in the response model declared here. Refusals are the domain's errors (404, 409), answered
+by the runtime.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from contracts.eligibility import Outcome, RuleResult
+from services.eligibility import usecases
+from services.eligibility.domain import DecisionHistory, RecordedDecision
+from services.eligibility.usecases import Context, Unit
+
+Timestamp = Annotated[
+    datetime,
+    # As the API has always written them: ISO 8601 with the offset ("+00:00", not "Z").
+    PlainSerializer(lambda at: at.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class OverrideDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Outcome
+    reason: str = Field(min_length=10, max_length=1000, description="Why the rules are set aside")
+    supervisor: str = Field(min_length=1, max_length=100)
+
+    def command(self, case_id: uuid.UUID) -> usecases.OverrideDecision:
+        return usecases.OverrideDecision(case_id, self.outcome, self.reason, self.supervisor)
+
+
+class DecisionOut(BaseModel):
+    """One version of a case's decision, with every rule it evaluated."""
+
+    version: int = Field(ge=1)
+    outcome: Outcome
+    priority: int = Field(ge=0, description="Higher travels first")
+    rules: list[RuleResult]
+    decided_at: Timestamp
+
+
+class OverrideOut(BaseModel):
+    """A supervisor's override, kept after it is revoked."""
+
+    outcome: Outcome
+    reason: str
+    supervisor: str
+    created_at: Timestamp
+    revoked_at: Timestamp | None = Field(description="null while it is in force")
+    revoked_by: str | None
+
+
+class CaseDecisions(BaseModel):
+    case_id: uuid.UUID
+    decisions: list[DecisionOut] = Field(description="Oldest first")
+    overrides: list[OverrideOut] = Field(description="Oldest first")
+
+    @classmethod
+    def of(cls, history: DecisionHistory) -> CaseDecisions:
+        return cls.model_validate(history, from_attributes=True)
+
+
+class DecisionInForce(BaseModel):
+    """The case's decision after the command: a new version, or the one already in force."""
+
+    case_id: uuid.UUID
+    version: int
+    outcome: Outcome
+
+    @classmethod
+    def of(cls, case_id: uuid.UUID, decision: RecordedDecision) -> DecisionInForce:
+        return cls(case_id=case_id, version=decision.version, outcome=decision.outcome)
+
+
+class Refusal(BaseModel):
+    """Why the command was refused: what is missing (404), or what forbids it (409)."""
+
+    detail: str
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Refusal, "description": "No such case, decision or override"}
+}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"model": Refusal, "description": "No supervisor may make this override"}
+}
+
+Units = Callable[[], AbstractAsyncContextManager[Unit]]
+
+
+def router(units: Units, ctx: Context) -> APIRouter:
+    api = APIRouter(tags=["decisions"])
+
+    @api.get("/cases/{case_id}/decisions", response_model=CaseDecisions, responses=NOT_FOUND)
+    async def case_decisions(case_id: uuid.UUID) -> CaseDecisions:
+        """Every decision taken on the case, newest last, each with the rules it evaluated, and
+        every supervisor override with its reason."""
+        async with units() as uow:
+            history = await usecases.case_decisions(case_id, uow)
+        return CaseDecisions.of(history)
+
+    @api.post(
+        "/cases/{case_id}/override",
+        status_code=201,
+        response_model=DecisionInForce,
+        responses={**NOT_FOUND, **REFUSED},
+    )
+    async def override_decision(case_id: uuid.UUID, command: OverrideDecision) -> DecisionInForce:
+        """A supervisor decides over the rules, with a written reason. Audited, and shown in the
+        decision beside the rules it overrides; re-evaluation keeps it until it is revoked."""
+        async with units() as uow:
+            decision = await usecases.override_decision(command.command(case_id), uow, ctx)
+        return DecisionInForce.of(case_id, decision)
+
+    @api.delete("/cases/{case_id}/override", response_model=DecisionInForce, responses=NOT_FOUND)
+    async def revoke_override(case_id: uuid.UUID, supervisor: str) -> DecisionInForce:
+        """A supervisor revokes the override in force on the case: the rules decide again."""
+        async with units() as uow:
+            decision = await usecases.revoke_override(usecases.RevokeOverride(case_id, supervisor), uow, ctx)
+        return DecisionInForce.of(case_id, decision)
+
+    return api

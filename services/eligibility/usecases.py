@@ -1,0 +1,263 @@
+"""What eligibility does: every use case is a function of (command or event, unit of work, context).
+
+Every input that can change a case's decision (its registration or update, health evidence, a
+withdrawal, a crossing requirement published or lifted, a supervisor's override or its
+revocation) records what it says and then calls ``reevaluate``: decide again from everything known
+now, under a lock on the case, and publish only if the outcome or a reason changed. A departure
+freezes the decision: changes after it are the border's to make.
+
+Eligibility announces no status: transport announces "eligible", "on hold" or "ineligible" as it
+applies each decision to the case's seat (docs/consistency.md), from the decision's public reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from contracts.base import Event
+from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
+from contracts.eligibility import EligibilityDecided, Outcome
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
+from contracts.routes import RouteBook
+from contracts.transport import MovementDeparted
+from corridor.uow import Publisher
+from services.eligibility import domain
+from services.eligibility.domain import (
+    CaseFacts,
+    CaseRecord,
+    Decision,
+    DecisionHistory,
+    Evidence,
+    RecordedDecision,
+    Requirement,
+    SupervisorOverride,
+)
+
+# --- what the use cases need ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """The configuration every use case may read: the routes eligibility judges cases on."""
+
+    routes: RouteBook
+
+
+class Store(Protocol):
+    """What the use cases read and write (``store.EligibilityStore`` on PostgreSQL)."""
+
+    async def save_facts(self, facts: CaseFacts) -> None: ...
+    async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None: ...
+    async def facts_of(self, case_ids: list[uuid.UUID]) -> list[CaseFacts]: ...
+    async def mark_withdrawn(self, case_id: uuid.UUID, at: datetime) -> None: ...
+    async def mark_departed(self, case_ids: list[uuid.UUID], at: datetime) -> None: ...
+    async def cases_on_routes(self, route_ids: list[str], travelling_from: date) -> list[uuid.UUID]: ...
+    async def append_decision(self, case_id: uuid.UUID, decision: Decision, decided_at: datetime) -> int: ...
+    async def decisions(self, case_id: uuid.UUID) -> list[RecordedDecision]: ...
+    async def latest_decision(self, case_id: uuid.UUID) -> RecordedDecision | None: ...
+    async def evidence(self, case_id: uuid.UUID) -> list[Evidence]: ...
+    async def add_evidence(self, case_id: uuid.UUID, e: Evidence) -> None: ...
+    async def active_requirements(self) -> list[Requirement]: ...
+    async def save_requirement(self, r: Requirement) -> None: ...
+    async def lift_requirement(self, requirement_id: uuid.UUID, at: datetime) -> Requirement | None: ...
+    async def mark_certificates_used(
+        self, case_id: uuid.UUID, refs: tuple[str, ...], at: datetime
+    ) -> None: ...
+    async def certificates_used_by_others(self, case_id: uuid.UUID, refs: list[str]) -> frozenset[str]: ...
+    async def active_override(self, case_id: uuid.UUID) -> SupervisorOverride | None: ...
+    async def add_override(
+        self, case_id: uuid.UUID, outcome: Outcome, reason: str, supervisor: str
+    ) -> int: ...
+    async def revoke_override(self, case_id: uuid.UUID, supervisor: str) -> bool: ...
+    async def overrides(self, case_id: uuid.UUID) -> list[SupervisorOverride]: ...
+
+
+class Unit(Publisher, Protocol):
+    """A unit of work on eligibility's store (``corridor.uow.UnitOfWork``, or the tests' fake)."""
+
+    @property
+    def store(self) -> Store: ...
+
+
+# --- the decision --------------------------------------------------------------------------------
+
+
+async def reevaluate(case_id: uuid.UUID, uow: Unit, ctx: Context) -> None:
+    """Decide again from everything known now; publish only if the outcome or a reason changed."""
+    case = await uow.store.lock_case(case_id)
+    if case is None or case.on_the_road:
+        return  # not registered here yet, or on the road: the decision is frozen
+    facts = case.facts
+    route = ctx.routes.get(facts.route_id)
+    if route is None:
+        decision = domain.route_unknown(facts)
+    else:
+        decision = domain.evaluate(
+            facts,
+            route,
+            evidence=await uow.store.evidence(case_id),
+            requirements=await uow.store.active_requirements(),
+            withdrawn_at=case.withdrawn_at,
+            used_certificates=await uow.store.certificates_used_by_others(
+                case_id, [m.document_ref for m in facts.members]
+            ),
+        )
+    decision = domain.overridden(decision, await uow.store.active_override(case_id), case)
+    if decision.repeats(await uow.store.latest_decision(case_id)):
+        return
+    await _publish(case_id, decision, uow)
+
+
+async def _publish(case_id: uuid.UUID, decision: Decision, uow: Unit) -> None:
+    # No status change here: transport announces "eligible", "on hold" or "ineligible" when it
+    # applies the decision to the case's seat, so the stream never shows a decision after a
+    # seat change it did not cause (a case held after its bus was planned, say). What the stream
+    # may say travels in public_reason_code/public_reason: no medical fact (Decision.summary).
+    now = uow.now()
+    version = await uow.store.append_decision(case_id, decision, now)
+    public_code, public_reason = decision.summary()
+    await uow.publish(
+        EligibilityDecided(
+            case_id=case_id,
+            version=version,
+            outcome=decision.outcome,
+            priority=decision.priority,
+            rules=list(decision.rules),
+            decided_at=now,
+            public_reason_code=public_code,
+            public_reason=public_reason,
+        )
+    )
+
+
+async def _reevaluate_affected(requirement: Requirement, uow: Unit, ctx: Context) -> None:
+    """Every case a requirement may affect, one at a time (each under its own lock), in the
+    order of travel."""
+    route_ids = domain.routes_through(ctx.routes.routes, requirement.checkpoint_id)
+    for case_id in await uow.store.cases_on_routes(route_ids, requirement.effective_from):
+        await reevaluate(case_id, uow, ctx)
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+async def on_case_registered(event: CaseRegistered, uow: Unit, ctx: Context) -> None:
+    await uow.store.save_facts(CaseFacts.from_registration(event))
+    await reevaluate(event.case_id, uow, ctx)
+
+
+async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
+    await uow.store.save_facts(CaseFacts.from_registration(event))
+    await reevaluate(event.case_id, uow, ctx)
+
+
+async def on_health_evidence_recorded(event: HealthEvidenceRecorded, uow: Unit, ctx: Context) -> None:
+    evidence = Evidence(event.person_id, event.kind, event.result, event.taken_at)
+    await uow.store.add_evidence(event.case_id, evidence)
+    await reevaluate(event.case_id, uow, ctx)
+
+
+async def on_case_withdrawn(event: CaseWithdrawn, uow: Unit, ctx: Context) -> None:
+    await uow.store.mark_withdrawn(event.case_id, event.withdrawn_at)
+    await reevaluate(event.case_id, uow, ctx)
+
+
+async def on_requirement_published(event: CrossingRequirementPublished, uow: Unit, ctx: Context) -> None:
+    requirement = Requirement.from_published(event)
+    await uow.store.save_requirement(requirement)
+    await _reevaluate_affected(requirement, uow, ctx)
+
+
+async def on_requirement_lifted(event: CrossingRequirementLifted, uow: Unit, ctx: Context) -> None:
+    lifted = await uow.store.lift_requirement(event.requirement_id, event.lifted_at)
+    if lifted is not None:  # unknown here, or lifted before: nothing changes
+        await _reevaluate_affected(lifted, uow, ctx)
+
+
+async def on_movement_departed(event: MovementDeparted, uow: Unit, ctx: Context) -> None:
+    """The cases on board are on the road: their decisions are frozen, and each certificate of
+    return they travel on is used (a second journey on it is refused)."""
+    await uow.store.mark_departed(event.case_ids, event.departed_at)
+    for facts in await uow.store.facts_of(event.case_ids):
+        await uow.store.mark_certificates_used(
+            facts.case_id, facts.certificates_of_return(), event.departed_at
+        )
+
+
+class EventUseCase(Protocol):
+    """(the event's data, a unit of work, the context): ``ctx`` is bound when subscribing."""
+
+    def __call__(self, event: Any, uow: Unit, ctx: Context) -> Awaitable[None]: ...
+
+
+HANDLERS: Mapping[type[Event], EventUseCase] = {
+    CaseRegistered: on_case_registered,
+    CaseUpdated: on_case_updated,
+    HealthEvidenceRecorded: on_health_evidence_recorded,
+    CaseWithdrawn: on_case_withdrawn,
+    CrossingRequirementPublished: on_requirement_published,
+    CrossingRequirementLifted: on_requirement_lifted,
+    MovementDeparted: on_movement_departed,
+}
+"""The use case for each event eligibility consumes (intake.cases, border.requirements,
+transport.movements)."""
+
+
+# --- commands and queries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverrideDecision:
+    """A supervisor decides over the rules, with a written reason."""
+
+    case_id: uuid.UUID
+    outcome: Outcome
+    reason: str
+    supervisor: str
+
+
+@dataclass(frozen=True)
+class RevokeOverride:
+    case_id: uuid.UUID
+    supervisor: str
+
+
+async def case_decisions(case_id: uuid.UUID, uow: Unit) -> DecisionHistory:
+    """Every decision taken on the case, oldest first, and every override with its reason."""
+    found = await uow.store.decisions(case_id)
+    overrides = await uow.store.overrides(case_id)
+    if not found:
+        raise domain.NoDecision(f"no decision for case {case_id}")
+    return DecisionHistory(case_id, tuple(found), tuple(overrides))
+
+
+async def override_decision(cmd: OverrideDecision, uow: Unit, ctx: Context) -> RecordedDecision:
+    """Audited, and shown in the decision beside the rules it overrides; re-evaluation keeps it
+    until it is revoked. No override makes a case travel without consent (``OverrideRefused``)."""
+    case = await uow.store.lock_case(cmd.case_id)
+    latest = await uow.store.latest_decision(cmd.case_id)
+    if case is None or latest is None:
+        raise domain.NoSuchCase(f"no case {cmd.case_id}")
+    domain.check_override(latest.as_decision(), cmd.outcome)
+    await uow.store.add_override(cmd.case_id, cmd.outcome, cmd.reason, cmd.supervisor)
+    return await _decided(cmd.case_id, uow, ctx)
+
+
+async def revoke_override(cmd: RevokeOverride, uow: Unit, ctx: Context) -> RecordedDecision:
+    """The rules decide again."""
+    if not await uow.store.revoke_override(cmd.case_id, cmd.supervisor):
+        raise domain.NoActiveOverride(f"no active override on case {cmd.case_id}")
+    return await _decided(cmd.case_id, uow, ctx)
+
+
+async def _decided(case_id: uuid.UUID, uow: Unit, ctx: Context) -> RecordedDecision:
+    """Re-evaluate, and return the decision now in force (a new version, or the same one)."""
+    await reevaluate(case_id, uow, ctx)
+    latest = await uow.store.latest_decision(case_id)
+    if latest is None:  # an override needs a decision to override: cannot happen
+        raise domain.NoDecision(f"no decision for case {case_id}")
+    return latest

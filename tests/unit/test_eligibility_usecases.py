@@ -1,0 +1,604 @@
+"""Eligibility's use cases in memory: what each input publishes, and what each command refuses.
+
+They run against ``FakeUnitOfWork`` and ``FakeEligibilityStore`` (the real store's methods over
+dicts; ``lock_case`` only notes the lock), in milliseconds. The integration tests stay the proof on
+Kafka and PostgreSQL (tests/integration/test_intake_eligibility.py, test_case_flow.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts import topics
+from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
+from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome
+from contracts.intake import (
+    CaseRegistered,
+    CaseUpdated,
+    CaseWithdrawn,
+    EvidenceKind,
+    EvidenceResult,
+    HealthEvidenceRecorded,
+)
+from contracts.routes import RouteBook
+from contracts.status import CaseStatusChanged
+from contracts.transport import MovementDeparted
+from corridor import scenario
+from corridor.errors import DomainError
+from corridor.runtime import ServiceRuntime
+from services.eligibility import api, domain, usecases
+from services.eligibility.app import MIGRATIONS, EligibilitySettings
+from services.eligibility.domain import (
+    CaseFacts,
+    CaseRecord,
+    Decision,
+    Evidence,
+    RecordedDecision,
+    Requirement,
+    SupervisorOverride,
+)
+from services.eligibility.usecases import Context, OverrideDecision, RevokeOverride
+from tests.fakes import FakeUnitOfWork
+
+ROUTES = RouteBook.load(Path("deploy/routes/central-asia.json"))
+CTX = Context(routes=ROUTES)
+TRAVEL = date(2026, 12, 1)
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+ENTRY = "uzb-zhibek-zholy-entry"
+
+
+class FakeEligibilityStore:
+    """``EligibilityStore`` over dicts, with the same answers; ``lock_case`` takes no lock but
+    notes it in ``locks``, so a test can see which cases a use case decided under a lock, in order."""
+
+    def __init__(self) -> None:
+        self.cases: dict[uuid.UUID, CaseRecord] = {}
+        self.decided: dict[uuid.UUID, list[RecordedDecision]] = {}
+        self.evidence_of: dict[uuid.UUID, list[Evidence]] = {}
+        self.requirements: dict[uuid.UUID, Requirement] = {}
+        self.lifted: set[uuid.UUID] = set()
+        self.used: dict[str, uuid.UUID] = {}
+        self.override_log: dict[uuid.UUID, list[SupervisorOverride]] = {}
+        self.locks: list[uuid.UUID] = []
+
+    async def save_facts(self, facts: CaseFacts) -> None:
+        known = self.cases.get(facts.case_id)
+        self.cases[facts.case_id] = dataclasses.replace(known, facts=facts) if known else CaseRecord(facts)
+
+    async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None:
+        self.locks.append(case_id)
+        return self.cases.get(case_id)
+
+    async def facts_of(self, case_ids: list[uuid.UUID]) -> list[CaseFacts]:
+        return [self.cases[c].facts for c in case_ids if c in self.cases]
+
+    async def mark_withdrawn(self, case_id: uuid.UUID, at: datetime) -> None:
+        if case_id in self.cases:
+            self.cases[case_id] = dataclasses.replace(self.cases[case_id], withdrawn_at=at)
+
+    async def mark_departed(self, case_ids: list[uuid.UUID], at: datetime) -> None:
+        for c in case_ids:
+            if c in self.cases and self.cases[c].departed_at is None:
+                self.cases[c] = dataclasses.replace(self.cases[c], departed_at=at)
+
+    async def cases_on_routes(self, route_ids: list[str], travelling_from: date) -> list[uuid.UUID]:
+        found = [
+            c
+            for c in self.cases.values()
+            if c.facts.route_id in route_ids
+            and c.facts.planned_travel_date >= travelling_from
+            and c.departed_at is None
+            and c.withdrawn_at is None
+        ]
+        return [
+            c.facts.case_id
+            for c in sorted(found, key=lambda c: (c.facts.planned_travel_date, c.facts.case_id))
+        ]
+
+    async def append_decision(self, case_id: uuid.UUID, decision: Decision, decided_at: datetime) -> int:
+        versions = self.decided.setdefault(case_id, [])
+        versions.append(
+            RecordedDecision(
+                len(versions) + 1, decision.outcome, decision.priority, decision.rules, decided_at
+            )
+        )
+        return len(versions)
+
+    async def decisions(self, case_id: uuid.UUID) -> list[RecordedDecision]:
+        return list(self.decided.get(case_id, []))
+
+    async def latest_decision(self, case_id: uuid.UUID) -> RecordedDecision | None:
+        return self.decided[case_id][-1] if self.decided.get(case_id) else None
+
+    async def evidence(self, case_id: uuid.UUID) -> list[Evidence]:
+        return list(self.evidence_of.get(case_id, []))
+
+    async def add_evidence(self, case_id: uuid.UUID, e: Evidence) -> None:
+        self.evidence_of.setdefault(case_id, []).append(e)
+
+    async def active_requirements(self) -> list[Requirement]:
+        return [r for r in self.requirements.values() if r.requirement_id not in self.lifted]
+
+    async def save_requirement(self, r: Requirement) -> None:
+        self.requirements.setdefault(r.requirement_id, r)
+
+    async def lift_requirement(self, requirement_id: uuid.UUID, at: datetime) -> Requirement | None:
+        if requirement_id not in self.requirements or requirement_id in self.lifted:
+            return None
+        self.lifted.add(requirement_id)
+        return self.requirements[requirement_id]
+
+    async def mark_certificates_used(self, case_id: uuid.UUID, refs: tuple[str, ...], at: datetime) -> None:
+        for ref in refs:
+            self.used.setdefault(ref, case_id)
+
+    async def certificates_used_by_others(self, case_id: uuid.UUID, refs: list[str]) -> frozenset[str]:
+        return frozenset(r for r in refs if r in self.used and self.used[r] != case_id)
+
+    async def active_override(self, case_id: uuid.UUID) -> SupervisorOverride | None:
+        active = [o for o in self.override_log.get(case_id, []) if o.revoked_at is None]
+        return active[-1] if active else None
+
+    async def add_override(self, case_id: uuid.UUID, outcome: Outcome, reason: str, supervisor: str) -> int:
+        await self.revoke_override(case_id, supervisor)
+        log = self.override_log.setdefault(case_id, [])
+        log.append(SupervisorOverride(outcome, reason, supervisor, NOW))
+        return len(log)
+
+    async def revoke_override(self, case_id: uuid.UUID, supervisor: str) -> bool:
+        log = self.override_log.get(case_id, [])
+        active = [i for i, o in enumerate(log) if o.revoked_at is None]
+        for i in active:
+            log[i] = dataclasses.replace(log[i], revoked_at=NOW, revoked_by=supervisor)
+        return bool(active)
+
+    async def overrides(self, case_id: uuid.UUID) -> list[SupervisorOverride]:
+        return list(self.override_log.get(case_id, []))
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def unit(store: FakeEligibilityStore) -> FakeUnitOfWork[FakeEligibilityStore]:
+    return FakeUnitOfWork(store, source="/missions/KAZ/eligibility", now=NOW)
+
+
+def registration(body: dict[str, Any], case_id: uuid.UUID | None = None) -> CaseRegistered:
+    """A scenario's registration as intake publishes it (each person gets an id)."""
+    return CaseRegistered.model_validate(
+        {
+            **{k: v for k, v in body.items() if k in CaseRegistered.model_fields},
+            "case_id": case_id or uuid.uuid4(),
+            "registered_at": NOW,
+            "members": [{**m, "person_id": uuid.uuid4()} for m in body["members"]],
+        }
+    )
+
+
+def updated(case: CaseRegistered, **changes: Any) -> CaseUpdated:
+    return CaseUpdated.model_validate({**case.model_dump(), "updated_at": NOW, **changes})
+
+
+def published(uow: FakeUnitOfWork[Any]) -> list[EligibilityDecided]:
+    return uow.events(EligibilityDecided)
+
+
+def requirement(checkpoint: str = ENTRY, effective: date = TRAVEL) -> CrossingRequirementPublished:
+    return CrossingRequirementPublished(
+        requirement_id=uuid.uuid4(),
+        checkpoint_id=checkpoint,
+        country="UZB",
+        post="Gisht-Kuprik",
+        code="negative_covid19_test",
+        description="a negative COVID-19 test taken within 72 hours",
+        evidence_kind=EvidenceKind.COVID19_TEST,
+        valid_hours=72,
+        effective_from=effective,
+        published_at=NOW,
+    )
+
+
+def covid_test(
+    case: CaseRegistered, person: int, result: str, hours_before: int = 24
+) -> HealthEvidenceRecorded:
+    start = datetime.combine(case.planned_travel_date, datetime.min.time(), tzinfo=UTC)
+    return HealthEvidenceRecorded(
+        case_id=case.case_id,
+        person_id=case.members[person].person_id,
+        kind=EvidenceKind.COVID19_TEST,
+        result=EvidenceResult(result),
+        taken_at=start - timedelta(hours=hours_before),
+        recorded_at=NOW,
+    )
+
+
+async def registered(store: FakeEligibilityStore, body: dict[str, Any]) -> CaseRegistered:
+    case = registration(body)
+    await usecases.on_case_registered(case, unit(store), CTX)
+    return case
+
+
+def rule(decision: EligibilityDecided | RecordedDecision, name: str) -> Any:
+    return next(r for r in decision.rules if r.rule == name)
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+async def test_a_registration_is_decided_and_published_keyed_by_case_without_a_status() -> None:
+    store, case = FakeEligibilityStore(), registration(scenario.family_of_three(TRAVEL))
+    uow = unit(store)
+    await usecases.on_case_registered(case, uow, CTX)
+
+    [decided] = published(uow)
+    assert (decided.case_id, decided.version, decided.outcome) == (case.case_id, 1, Outcome.ELIGIBLE)
+    assert decided.priority == 30 and decided.decided_at == NOW
+    assert (decided.public_reason_code, decided.public_reason) == (None, None)
+    [record] = uow.published
+    assert (record.topic, record.key) == (topics.DECISIONS, str(case.case_id))
+    # Transport announces what a decision does to the case; eligibility never writes the stream.
+    assert uow.events(CaseStatusChanged) == [] and uow.illegal == []
+    assert store.locks == [case.case_id]
+    assert [d.version for d in store.decided[case.case_id]] == [1]
+
+
+async def test_an_input_that_changes_no_outcome_or_reason_publishes_nothing() -> None:
+    store = FakeEligibilityStore()
+    case = await registered(store, scenario.single_traveller(TRAVEL))
+    for event in (case, updated(case)):
+        uow = unit(store)
+        await usecases.HANDLERS[type(event)](event, uow, CTX)
+        assert published(uow) == []
+    assert len(store.decided[case.case_id]) == 1
+
+
+async def test_a_change_of_document_is_a_new_version_with_its_public_reason() -> None:
+    store = FakeEligibilityStore()
+    case = await registered(store, scenario.single_traveller(TRAVEL))
+    member = case.members[0].model_copy(
+        update={"document": case.members[0].document.model_copy(update={"expires_on": TRAVEL - timedelta(1)})}
+    )
+    uow = unit(store)
+    await usecases.on_case_updated(updated(case, members=[member]), uow, CTX)
+
+    [decided] = published(uow)
+    assert (decided.version, decided.outcome) == (2, Outcome.PENDING)
+    assert decided.public_reason_code == "document_valid_on_travel_date"
+    assert decided.public_reason == rule(decided, "document_valid_on_travel_date").reason
+
+
+async def test_a_withdrawal_makes_the_case_ineligible_and_ends_its_override() -> None:
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["nationality"] = "UZB"
+    case = await registered(store, body)
+    await usecases.override_decision(
+        OverrideDecision(case.case_id, Outcome.ELIGIBLE, "Embassy letter confirms citizenship", "sup-1"),
+        unit(store),
+        CTX,
+    )
+    uow = unit(store)
+    await usecases.on_case_withdrawn(
+        CaseWithdrawn(case_id=case.case_id, reason="Decided to stay", withdrawn_at=NOW), uow, CTX
+    )
+
+    [decided] = published(uow)
+    assert decided.outcome is Outcome.INELIGIBLE and decided.withdrawn()
+    assert "supervisor_override" not in [r.rule for r in decided.rules]
+    assert decided.public_reason_code == "not_withdrawn"
+
+
+async def test_health_evidence_completes_a_fit_to_travel_check() -> None:
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["vulnerabilities"] = ["pregnant"]
+    case = await registered(store, body)
+    assert store.decided[case.case_id][-1].outcome is Outcome.PENDING
+
+    fit = covid_test(case, 0, "negative").model_copy(
+        update={"kind": EvidenceKind.FIT_TO_TRAVEL, "result": EvidenceResult.FIT}
+    )
+    uow = unit(store)
+    await usecases.on_health_evidence_recorded(fit, uow, CTX)
+    [decided] = published(uow)
+    assert (decided.version, decided.outcome) == (2, Outcome.ELIGIBLE)
+
+
+async def test_a_case_on_an_unconfigured_route_waits_for_its_route() -> None:
+    store = FakeEligibilityStore()
+    case = registration(scenario.single_traveller(TRAVEL)).model_copy(update={"route_id": "kaz-kgz"})
+    uow = unit(store)
+    await usecases.on_case_registered(case, uow, CTX)
+    [decided] = published(uow)
+    assert decided.outcome is Outcome.PENDING and [r.rule for r in decided.rules] == ["route_known"]
+    assert decided.public_reason == "Route kaz-kgz is not configured for eligibility"
+
+
+async def test_a_requirement_reevaluates_cases_travelling_from_its_first_day_each_under_its_lock() -> None:
+    store = FakeEligibilityStore()
+    day_before = await registered(store, scenario.single_traveller(TRAVEL - timedelta(days=1)))
+    later = await registered(store, scenario.single_traveller(TRAVEL + timedelta(days=3)))
+    first = await registered(store, scenario.single_traveller(TRAVEL))
+    gone = await registered(store, scenario.single_traveller(TRAVEL))
+    await usecases.on_case_withdrawn(
+        CaseWithdrawn(case_id=gone.case_id, reason="Decided to stay", withdrawn_at=NOW), unit(store), CTX
+    )
+    store.locks.clear()
+
+    uow = unit(store)
+    await usecases.on_requirement_published(requirement(), uow, CTX)
+
+    # In order of travel, each under its own lock; not the day before, not the withdrawn case.
+    assert store.locks == [first.case_id, later.case_id]
+    assert [(d.case_id, d.outcome) for d in published(uow)] == [
+        (first.case_id, Outcome.PENDING),
+        (later.case_id, Outcome.PENDING),
+    ]
+    assert {d.public_reason_code for d in published(uow)} == {"crossing_requirements_met"}
+    assert day_before.case_id not in [d.case_id for d in published(uow)]
+
+
+async def test_a_requirement_at_a_checkpoint_off_every_route_reevaluates_nothing() -> None:
+    store = FakeEligibilityStore()
+    await registered(store, scenario.single_traveller(TRAVEL))
+    store.locks.clear()
+    uow = unit(store)
+    await usecases.on_requirement_published(requirement(checkpoint="kgz-dostuk-entry"), uow, CTX)
+    assert published(uow) == [] and store.locks == []
+
+
+async def test_a_positive_test_stays_off_the_public_reason() -> None:
+    store = FakeEligibilityStore()
+    case = await registered(store, scenario.single_traveller(TRAVEL))
+    await usecases.on_requirement_published(requirement(), unit(store), CTX)
+    uow = unit(store)
+    await usecases.on_health_evidence_recorded(covid_test(case, 0, "positive"), uow, CTX)
+
+    [decided] = published(uow)
+    assert "was positive" in rule(decided, "crossing_requirements_met").reason
+    assert decided.public_reason is not None and "positive" not in decided.public_reason
+    assert "missing for member 1" in decided.public_reason
+
+
+async def test_lifting_a_requirement_clears_the_cases_it_held_and_a_second_lift_changes_nothing() -> None:
+    store = FakeEligibilityStore()
+    case = await registered(store, scenario.single_traveller(TRAVEL))
+    published_requirement = requirement()
+    await usecases.on_requirement_published(published_requirement, unit(store), CTX)
+    lifted = CrossingRequirementLifted(
+        requirement_id=published_requirement.requirement_id, checkpoint_id=ENTRY, lifted_at=NOW
+    )
+
+    uow = unit(store)
+    await usecases.on_requirement_lifted(lifted, uow, CTX)
+    [decided] = published(uow)
+    assert (decided.case_id, decided.version, decided.outcome) == (case.case_id, 3, Outcome.ELIGIBLE)
+
+    again = unit(store)
+    store.locks.clear()
+    await usecases.on_requirement_lifted(lifted, again, CTX)
+    unknown = lifted.model_copy(update={"requirement_id": uuid.uuid4()})
+    await usecases.on_requirement_lifted(unknown, again, CTX)
+    assert published(again) == [] and store.locks == []
+
+
+async def test_a_departure_freezes_the_decision_and_uses_the_certificate_of_return() -> None:
+    store = FakeEligibilityStore()
+    family = await registered(store, scenario.family_of_three(TRAVEL))
+    await usecases.on_movement_departed(
+        MovementDeparted(movement_id="M1", vehicle_id="BUS-1", case_ids=[family.case_id], departed_at=NOW),
+        unit(store),
+        CTX,
+    )
+
+    # Frozen: neither a requirement nor a withdrawal changes a decision on the road.
+    uow = unit(store)
+    await usecases.on_requirement_published(requirement(), uow, CTX)
+    await usecases.on_case_withdrawn(
+        CaseWithdrawn(case_id=family.case_id, reason="Too late", withdrawn_at=NOW), uow, CTX
+    )
+    assert published(uow) == []
+
+    # The child's certificate of return carried her home: a second journey on it is refused.
+    body = scenario.single_traveller(TRAVEL + timedelta(days=1))
+    body["members"][0]["document"] = family.members[2].document.model_dump(mode="json")
+    uow = unit(store)
+    reused = registration(body)
+    await usecases.on_case_registered(reused, uow, CTX)
+    [decided] = published(uow)
+    assert decided.outcome is Outcome.INELIGIBLE
+    assert "already used" in rule(decided, "certificate_of_return_usable").reason
+
+
+async def test_every_event_eligibility_reads_has_its_use_case() -> None:
+    assert set(usecases.HANDLERS) == {
+        CaseRegistered,
+        CaseUpdated,
+        HealthEvidenceRecorded,
+        CaseWithdrawn,
+        CrossingRequirementPublished,
+        CrossingRequirementLifted,
+        MovementDeparted,
+    }
+
+
+# --- commands and queries ------------------------------------------------------------------------
+
+
+async def test_an_override_is_decided_under_the_case_lock_and_shown_beside_the_rules() -> None:
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["nationality"] = "UZB"
+    case = await registered(store, body)
+    store.locks.clear()
+
+    uow = unit(store)
+    command = OverrideDecision(case.case_id, Outcome.ELIGIBLE, "Embassy letter confirms citizenship", "sup-1")
+    decision = await usecases.override_decision(command, uow, CTX)
+
+    assert (decision.version, decision.outcome) == (2, Outcome.ELIGIBLE)
+    assert store.locks[0] == case.case_id  # before anything is read
+    [decided] = published(uow)
+    assert rule(decided, "nationality_matches_destination").outcome is RuleOutcome.FAIL
+    note = decided.rules[-1]
+    assert (
+        note.rule == "supervisor_override"
+        and "sup-1" in note.reason
+        and "rules said ineligible" in note.reason
+    )
+
+    # The same override again changes nothing: the decision in force is returned.
+    again = unit(store)
+    assert await usecases.override_decision(command, again, CTX) == decision
+    assert published(again) == []
+
+
+async def test_no_override_makes_a_case_travel_without_consent() -> None:
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["consent"]["scope"] = ["UZB"]
+    case = await registered(store, body)
+    uow = unit(store)
+    with pytest.raises(domain.OverrideRefused, match="consent cannot be overridden") as refused:
+        await usecases.override_decision(
+            OverrideDecision(case.case_id, Outcome.ELIGIBLE, "The family asked us to hurry", "sup-9"),
+            uow,
+            CTX,
+        )
+    assert refused.value.status_code == 409
+    assert published(uow) == [] and store.override_log == {}
+
+    # Holding such a case is allowed.
+    held = await usecases.override_decision(
+        OverrideDecision(case.case_id, Outcome.PENDING, "Held pending a medical check", "sup-9"), uow, CTX
+    )
+    assert held.outcome is Outcome.PENDING
+
+
+async def test_an_override_on_an_unknown_or_undecided_case_is_not_found() -> None:
+    store = FakeEligibilityStore()
+    with pytest.raises(domain.NoSuchCase, match="no case") as missing:
+        await usecases.override_decision(
+            OverrideDecision(uuid.uuid4(), Outcome.PENDING, "Held pending a medical check", "sup-1"),
+            unit(store),
+            CTX,
+        )
+    assert missing.value.status_code == 404
+
+
+async def test_revoking_lets_the_rules_decide_again_and_nothing_to_revoke_is_not_found() -> None:
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["nationality"] = "UZB"
+    case = await registered(store, body)
+    with pytest.raises(domain.NoActiveOverride, match="no active override") as none:
+        await usecases.revoke_override(RevokeOverride(case.case_id, "sup-2"), unit(store), CTX)
+    assert none.value.status_code == 404
+
+    await usecases.override_decision(
+        OverrideDecision(case.case_id, Outcome.ELIGIBLE, "Embassy letter confirms citizenship", "sup-1"),
+        unit(store),
+        CTX,
+    )
+    uow = unit(store)
+    decision = await usecases.revoke_override(RevokeOverride(case.case_id, "sup-2"), uow, CTX)
+    assert (decision.version, decision.outcome) == (3, Outcome.INELIGIBLE)
+    assert [d.outcome for d in published(uow)] == [Outcome.INELIGIBLE]
+    history = await usecases.case_decisions(case.case_id, unit(store))
+    assert [d.outcome for d in history.decisions] == [
+        Outcome.INELIGIBLE,
+        Outcome.ELIGIBLE,
+        Outcome.INELIGIBLE,
+    ]
+    assert [(o.supervisor, o.revoked_by) for o in history.overrides] == [("sup-1", "sup-2")]
+
+
+async def test_a_case_without_decisions_has_no_history() -> None:
+    with pytest.raises(domain.NoDecision, match="no decision for case"):
+        await usecases.case_decisions(uuid.uuid4(), unit(FakeEligibilityStore()))
+
+
+# --- the HTTP API on the fake unit (its shapes; errors answered by the runtime) --------------------
+
+
+def _client(store: FakeEligibilityStore) -> httpx.AsyncClient:
+    @asynccontextmanager
+    async def units() -> AsyncIterator[FakeUnitOfWork[FakeEligibilityStore]]:
+        yield unit(store)
+
+    rt = ServiceRuntime("eligibility", EligibilitySettings(), migrations=MIGRATIONS, title="test")
+    rt.http.include_router(api.router(units, CTX))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=rt.http), base_url="http://eligibility")
+
+
+async def test_the_api_answers_as_it_always_has() -> None:
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["nationality"] = "UZB"
+    case = await registered(store, body)
+    async with _client(store) as client:
+        url = f"/cases/{case.case_id}"
+        r = await client.post(
+            f"{url}/override",
+            json={
+                "outcome": "eligible",
+                "reason": "Embassy letter confirms citizenship",
+                "supervisor": "sup-1",
+            },
+        )
+        assert r.status_code == 201
+        assert r.json() == {"case_id": str(case.case_id), "version": 2, "outcome": "eligible"}
+
+        found = (await client.get(f"{url}/decisions")).json()
+        assert list(found) == ["case_id", "decisions", "overrides"]
+        first = found["decisions"][0]
+        assert list(first) == ["version", "outcome", "priority", "rules", "decided_at"]
+        assert first["decided_at"] == "2026-11-30T09:00:00+00:00"  # offset, as always (not "Z")
+        assert found["overrides"] == [
+            {
+                "outcome": "eligible",
+                "reason": "Embassy letter confirms citizenship",
+                "supervisor": "sup-1",
+                "created_at": "2026-11-30T09:00:00+00:00",
+                "revoked_at": None,
+                "revoked_by": None,
+            }
+        ]
+
+        r = await client.delete(f"{url}/override", params={"supervisor": "sup-2"})
+        assert (r.status_code, r.json()["outcome"], r.json()["version"]) == (200, "ineligible", 3)
+        r = await client.delete(f"{url}/override", params={"supervisor": "sup-2"})
+        assert (r.status_code, r.json()) == (404, {"detail": f"no active override on case {case.case_id}"})
+
+        other = uuid.uuid4()
+        r = await client.get(f"/cases/{other}/decisions")
+        assert (r.status_code, r.json()) == (404, {"detail": f"no decision for case {other}"})
+        r = await client.post(
+            f"/cases/{other}/override",
+            json={"outcome": "pending", "reason": "Held pending a medical check", "supervisor": "sup-1"},
+        )
+        assert (r.status_code, r.json()) == (404, {"detail": f"no case {other}"})
+
+
+async def test_the_api_refuses_an_override_of_consent_with_409() -> None:
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["consent"]["scope"] = ["UZB"]
+    case = await registered(store, body)
+    async with _client(store) as client:
+        r = await client.post(
+            f"/cases/{case.case_id}/override",
+            json={"outcome": "eligible", "reason": "The family asked us to hurry", "supervisor": "sup-9"},
+        )
+    assert r.status_code == 409
+    assert r.json()["detail"].startswith("consent cannot be overridden: Consent does not cover")
+    assert isinstance(domain.OverrideRefused("x"), DomainError)
