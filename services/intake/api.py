@@ -188,7 +188,7 @@ class ReportDeferred(BaseModel):
 
 
 # A mission's report refused for good: the status it is answered with (409 otherwise).
-REFUSAL_STATUS = {"unknown_case": 404, "unauthorised_source": 403}
+REFUSAL_STATUS = {"unknown_case": 404, "unauthorised_source": 403, "invalid_value": 422}
 
 
 async def registration_rejected(request: Request, exc: Exception) -> Response:
@@ -345,7 +345,10 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             403: {"model": ReportRefused, "description": "The sender may not report this status"},
             404: {"model": ReportRefused, "description": "No such case"},
             409: {"model": ReportRefused, "description": "The status cannot follow the case's"},
-            422: {"model": ReportRefused, "description": "The event's data breaks its schema"},
+            422: {
+                "model": ReportRefused,
+                "description": "The event's data breaks its schema, or holds a value that cannot be stored",
+            },
             503: {"model": ReportDeferred, "description": "Not yet: send it again after Retry-After"},
         },
     )

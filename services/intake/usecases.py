@@ -336,10 +336,13 @@ async def apply_reported_status(
     handled unless given), apply it under the case's row lock and republish it on the stream.
 
     Raises ``RetryLater`` when the case is not ready for it yet (intake has not yet read the status
-    it follows), ``Rejected`` when it never fits (unknown case, a mission that may not report it, a
-    status it cannot follow)."""
+    it follows), ``Rejected`` when it never fits (a value that could never be stored, an unknown
+    case, a mission that may not report it, a status it cannot follow)."""
     origin = origin or uow.cause
     assert origin is not None, "a report arrives in an envelope"
+    unusable = domain.unusable_report(report)
+    if unusable is not None:
+        raise Rejected("invalid_value", unusable)
     case = await uow.store.case_for_update(report.case_id)
     if case is None:
         raise Rejected("unknown_case", f"no case {report.case_id}")

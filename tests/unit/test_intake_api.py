@@ -351,5 +351,8 @@ async def test_a_missions_report_over_http(
         headers=headers,
     )
     assert not_theirs.status_code == 403 and not_theirs.json()["code"] == "unauthorised_source"
+    nul = report(uuid.UUID(case_id), ReportableStatus.CLOSED).model_copy(update={"reason": "a\x00b"})
+    refused = await client.post("/inbound/status-changes", content=structured(nul), headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_value")
     wrong = await client.post("/inbound/status-changes", content=b"{", headers=headers)
     assert wrong.status_code == 400 and set(wrong.json()) == {"code", "detail"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -424,6 +424,21 @@ async def test_a_report_that_never_fits_is_rejected(source: str, case: str, code
     with pytest.raises(Rejected) as caught:
         await usecases.apply_reported_status(received, unit(store, cause=envelope(received, source)), CTX)
     assert caught.value.code == code
+
+
+async def test_a_report_that_could_never_be_stored_is_rejected_before_the_case_is_read() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    for unusable in (
+        report(case_id, ReportableStatus.RECEIVED).model_copy(update={"reason": "a\x00b"}),
+        report(case_id, ReportableStatus.RECEIVED).model_copy(
+            update={"occurred_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))}
+        ),
+    ):
+        store.calls.clear()
+        with pytest.raises(Rejected) as caught:
+            await usecases.apply_reported_status(unusable, unit(store, cause=envelope(unusable)), CTX)
+        assert caught.value.code == "invalid_value" and store.calls == []
 
 
 async def test_a_report_sent_over_http_and_kafka_is_applied_once() -> None:
