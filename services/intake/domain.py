@@ -1,11 +1,15 @@
-"""Intake's rules, without I/O: what a registration must contain to become a case."""
+"""Intake's rules, without I/O: what a registration must contain to become a case, when a case may
+still change or be withdrawn, which duplicate flags a caseworker resolves, and which mission may
+report which status. The use cases (``usecases.py``) apply them under the locks they need."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import (
@@ -34,10 +38,12 @@ from contracts.intake import (
     VulnerabilityFlag,
 )
 from contracts.missions import CaseStatusReported, ReportableStatus
-from contracts.routes import Route
+from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus
+from corridor.errors import Conflict, Invalid, NotFound
 from corridor.mrz import MRZError
 from corridor.mrz import parse as parse_mrz
+from services.intake.duplicates import normalise_name
 
 
 class _Command(BaseModel):
@@ -227,7 +233,96 @@ class WithdrawCase(_Command):
     reason: str = Field(min_length=3, max_length=500)
 
 
-# A case can be withdrawn until its vehicle leaves; after that it is on the road.
+# --- what a use case is asked to do (the HTTP body together with the path and the headers) -------
+
+
+@dataclass(frozen=True)
+class ChangeCase:
+    case_id: uuid.UUID
+    details: UpdateCase
+
+
+@dataclass(frozen=True)
+class RequestWithdrawal:
+    case_id: uuid.UUID
+    reason: str
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class AddHealthEvidence:
+    case_id: uuid.UUID
+    evidence: RecordHealthEvidence
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class ReadCase:
+    case_id: uuid.UUID
+    actor: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class ResolveFlag:
+    flag_id: int
+    resolution: ResolveDuplicate
+
+
+# --- intake's own errors (answered by the runtime: 404, 409, 422) --------------------------------
+
+
+class CaseNotFound(NotFound):
+    def __init__(self, case_id: uuid.UUID) -> None:
+        super().__init__(f"no case {case_id}")
+
+
+class PersonNotInCase(NotFound):
+    def __init__(self, case_id: uuid.UUID, person_id: uuid.UUID) -> None:
+        super().__init__(f"no person {person_id} in case {case_id}")
+
+
+class FlagNotOpen(NotFound):
+    def __init__(self, flag_id: int) -> None:
+        super().__init__(f"no open flag {flag_id}")
+
+
+class NotBeforeDeparture(Conflict):
+    """The case is past the point where it may be changed or withdrawn."""
+
+
+class WithdrawalTooLate(Conflict):
+    """The case's vehicle left before transport applied the withdrawal."""
+
+    def __init__(self, status: CaseStatus) -> None:
+        super().__init__(f"case is {status.value}: its vehicle left before the withdrawal took effect")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a registration: where in the body (``members.0.birth_date``) and why."""
+
+    loc: tuple[str, ...]
+    msg: str
+
+
+class RegistrationRejected(Invalid):
+    """The registration cannot be accepted as it stands; ``problems`` name every field at fault
+    (answered as one 422 listing them all, or as the reasons of an import row)."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        assert problems, "a rejection names at least one problem"
+        super().__init__(problems[0].loc, problems[0].msg)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{'.'.join(p.loc)}: {p.msg}" for p in self.problems)
+
+
+# --- where a case stands, for intake ----------------------------------------------------------
+
+# A case can be changed or withdrawn until its vehicle leaves; after that it is on the road.
 WITHDRAWABLE = frozenset(
     {
         CaseStatus.REGISTERED,
@@ -237,6 +332,34 @@ WITHDRAWABLE = frozenset(
         CaseStatus.MANIFESTED,
     }
 )
+
+# Statuses that say the case's vehicle left: a withdrawal not applied before them came too late.
+ON_THE_ROAD = frozenset(CaseStatus) - WITHDRAWABLE - {CaseStatus.WITHDRAWN, CaseStatus.NO_SHOW}
+
+
+def may_change(status: CaseStatus, *, withdrawn: bool) -> bool:
+    """A case's details may change before departure, unless a withdrawal was recorded."""
+    return status in WITHDRAWABLE and not withdrawn
+
+
+def withdrawal_settled(status: CaseStatus) -> bool:
+    """The stream shows the withdrawal's outcome: applied (withdrawn) or too late (on the road)."""
+    return status is CaseStatus.WITHDRAWN or status in ON_THE_ROAD
+
+
+class FlagStatus(StrEnum):
+    """A possible duplicate, open until a caseworker decides: the same person, or two people."""
+
+    OPEN = "open"
+    DUPLICATE = "duplicate"
+    NOT_DUPLICATE = "not_duplicate"
+
+
+FLAG_TRANSITIONS: dict[FlagStatus, frozenset[FlagStatus]] = {
+    FlagStatus.OPEN: frozenset({FlagStatus.DUPLICATE, FlagStatus.NOT_DUPLICATE}),
+    FlagStatus.DUPLICATE: frozenset(),
+    FlagStatus.NOT_DUPLICATE: frozenset(),
+}
 
 
 def validate_against_today(command: RegisterCase, today: date) -> list[str]:
@@ -248,6 +371,44 @@ def validate_against_today(command: RegisterCase, today: date) -> list[str]:
     if command.planned_travel_date < today:
         problems.append("planned_travel_date: is in the past")
     return problems
+
+
+def registration_problems(command: RegisterCase, routes: RouteBook, today: date) -> list[Problem]:
+    """What the body's own validation cannot see: the route must be configured here, and the dates
+    must make sense today. Empty when the registration may go ahead."""
+    problems: list[Problem] = []
+    if routes.get(command.route_id) is None:
+        problems.append(Problem(("route_id",), f"unknown route {command.route_id!r}"))
+    for problem in validate_against_today(command, today):
+        where, msg = problem.split(": ", 1)
+        problems.append(Problem(tuple(where.split(".")), msg))
+    return problems
+
+
+def check_registration(command: RegisterCase, routes: RouteBook, today: date) -> None:
+    """Raise ``RegistrationRejected`` naming every problem of the registration, if it has any."""
+    problems = registration_problems(command, routes, today)
+    if problems:
+        raise RegistrationRejected(problems)
+
+
+MemberKey = tuple[str, str, date]
+
+
+def member_key(surname: str, given_names: str, birth_date: date) -> MemberKey:
+    """Who a member is across a correction: the normalised name and the birth date."""
+    return normalise_name(surname), normalise_name(given_names), birth_date
+
+
+def keep_identities(members: Sequence[Person], known: dict[MemberKey, uuid.UUID]) -> list[Person]:
+    """A member keeps their id when name and birth date still match one of the case's people (each
+    id at most once), so decisions, evidence and manifests stay attached to the same person."""
+    left = dict(known)
+    kept: list[Person] = []
+    for m in members:
+        same = left.pop(member_key(m.surname, m.given_names, m.birth_date), None)
+        kept.append(m.model_copy(update={"person_id": same}) if same else m)
+    return kept
 
 
 def build_case(command: RegisterCase, *, case_id: uuid.UUID, now: datetime) -> CaseRegistered:
@@ -322,11 +483,18 @@ _TERMINAL = frozenset(
 )
 
 
+class ReportAction(StrEnum):
+    APPLY = "apply"
+    LATER = "later"
+    """May become valid when the status stream catches up: retried, not refused."""
+    REJECT = "reject"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """``apply``, ``later`` (may become valid when the stream catches up) or ``reject``."""
 
-    action: str
+    action: ReportAction
     code: str | None = None
     detail: str | None = None
 
@@ -367,18 +535,18 @@ def judge_report(source: str, reported: ReportableStatus, current: CaseStatus, r
     allowed = countries_that_may_report(reported, route)
     if country is None or country not in allowed:
         return Verdict(
-            "reject",
+            ReportAction.REJECT,
             "unauthorised_source",
             f"source {source!r} may not report {reported.value}; on route {route.route_id} only "
             f"{', '.join(f'/missions/{c}/...' for c in sorted(allowed))} may",
         )
     needed = ALLOWED_FROM[reported]
     if current in needed:
-        return Verdict("apply")
+        return Verdict(ReportAction.APPLY)
     detail = (
         f"case is {current.value}; {reported.value} may follow only "
         f"{' or '.join(sorted(s.value for s in needed))}"
     )
     if current in _TERMINAL or _STAGE.get(current, 99) >= min(_STAGE[s] for s in needed):
-        return Verdict("reject", "illegal_transition", detail)
-    return Verdict("later", "illegal_transition", detail)
+        return Verdict(ReportAction.REJECT, "illegal_transition", detail)
+    return Verdict(ReportAction.LATER, "illegal_transition", detail)

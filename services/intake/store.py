@@ -1,39 +1,150 @@
-"""Intake's persistence: cases, persons, the status timeline projection, the PII access log."""
+"""Intake's persistence: cases, persons, duplicate keys and flags, the status timeline projection,
+health evidence, withdrawals and the personal-data access log.
+
+``IntakeStore`` is bound to one connection (the unit of work's, inside its transaction) and gives
+back domain objects and the small records below, never raw rows or JSON text.
+"""
 
 from __future__ import annotations
 
-import json
 import uuid
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 
 import asyncpg
 
-from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded, Person
-from contracts.status import CaseStatusChanged
+from contracts.envelope import CloudEvent
+from contracts.intake import (
+    CaseRegistered,
+    CaseUpdated,
+    CaseWithdrawn,
+    CitizenshipProof,
+    Consent,
+    HealthEvidenceRecorded,
+    Person,
+    Relationship,
+    TravelDocument,
+    VulnerabilityFlag,
+)
+from contracts.status import CaseStatus, CaseStatusChanged, Place
+from corridor import inbox
+from services.intake.domain import FlagStatus
+
+# --- what the store gives back -------------------------------------------------------------------
 
 
-async def case_for_key(conn: asyncpg.Connection, registration_key: str) -> uuid.UUID | None:
-    return await conn.fetchval("SELECT case_id FROM cases WHERE registration_key = $1", registration_key)
+@dataclass(frozen=True)
+class LockedCase:
+    """A case as read under its row lock: what a change to it is decided from."""
+
+    case_id: uuid.UUID
+    route_id: str
+    status: CaseStatus
+    registered_at: datetime
+    members: int
 
 
-async def insert_case(
-    conn: asyncpg.Connection, case: CaseRegistered, *, registration_key: str | None, status: str
-) -> None:
-    await conn.execute(
-        """INSERT INTO cases (case_id, registration_key, route_id, planned_travel_date, consent,
-                              status, registered_at)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)""",
-        case.case_id,
-        registration_key,
-        case.route_id,
-        case.planned_travel_date,
-        case.consent.model_dump_json(),
-        status,
-        case.registered_at,
-    )
-    await upsert_persons(conn, case.case_id, case.members)
+@dataclass(frozen=True)
+class KnownPerson:
+    person_id: uuid.UUID
+    surname: str
+    given_names: str
+    birth_date: date
 
+
+@dataclass(frozen=True)
+class PersonRef:
+    case_id: uuid.UUID
+    person_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class RaisedFlag:
+    """A duplicate flag just raised by a registration or an update."""
+
+    flag_id: int
+    person_id: uuid.UUID
+    other_case_id: uuid.UUID
+    basis: str
+
+
+@dataclass(frozen=True)
+class DuplicateFlag:
+    flag_id: int
+    case_id: uuid.UUID
+    person_id: uuid.UUID
+    other_case_id: uuid.UUID
+    other_person_id: uuid.UUID
+    basis: str
+    status: FlagStatus
+    flagged_at: datetime
+    resolved_by: str | None
+    resolution_note: str | None
+
+
+@dataclass(frozen=True)
+class EventRef:
+    source: str
+    id: str
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    status: CaseStatus
+    occurred_at: datetime
+    place: Place | None
+    movement_id: str | None
+    reason_code: str | None
+    reason: str | None
+    event: EventRef
+
+
+@dataclass(frozen=True)
+class RegisteredPerson:
+    """A member of a case with their personal data, as read back (``Person`` without the order
+    of the contract: the order the read has always answered in)."""
+
+    person_id: uuid.UUID
+    role: Relationship
+    given_names: str
+    surname: str
+    birth_date: date
+    sex: str
+    nationality: str
+    document: TravelDocument
+    vulnerabilities: list[VulnerabilityFlag]
+    needs_escort: bool
+    current_city: str | None
+    given_names_cyrillic: str | None
+    surname_cyrillic: str | None
+    phone: str | None
+    proof_of_citizenship: CitizenshipProof | None
+
+
+@dataclass(frozen=True)
+class CaseDetails:
+    case_id: uuid.UUID
+    route_id: str
+    planned_travel_date: date
+    status: CaseStatus
+    consent: Consent
+    members: list[RegisteredPerson]
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One read of a case's personal data: who, when, why."""
+
+    accessed_at: datetime
+    actor: str
+    purpose: str
+    case_id: uuid.UUID
+
+
+DUPLICATE_KEY_LOCKS = 7_241_101
+"""Class id of the duplicate-key advisory locks (the two-int form, a key space apart from the single
+bigint locks of corridor.db and corridor.outbox)."""
 
 _UPSERT_PERSON = """
     INSERT INTO persons (person_id, case_id, role, given_names, surname, birth_date, sex, nationality, document,
@@ -49,349 +160,378 @@ _UPSERT_PERSON = """
         proof_of_citizenship = EXCLUDED.proof_of_citizenship"""
 
 
-async def upsert_persons(conn: asyncpg.Connection, case_id: uuid.UUID, members: list[Person]) -> None:
-    await conn.executemany(
-        _UPSERT_PERSON,
-        [
-            (
-                p.person_id,
-                case_id,
-                p.role,
-                p.given_names,
-                p.surname,
-                p.birth_date,
-                p.sex,
-                p.nationality,
-                p.document.model_dump_json(),
-                [str(v) for v in p.vulnerabilities],
-                p.needs_escort,
-                p.current_city,
-                p.given_names_cyrillic,
-                p.surname_cyrillic,
-                p.phone,
-                p.proof_of_citizenship.model_dump_json() if p.proof_of_citizenship else None,
+class IntakeStore:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    # --- locks ---------------------------------------------------------------------------------
+
+    async def lock_duplicate_keys(self, lock_ids: list[int]) -> None:
+        """Wait for, and hold until the transaction ends, the locks of these duplicate keys.
+
+        One statement takes them all in ascending order, so two registrations sharing several keys
+        cannot deadlock. A lookup made by a later statement of the transaction sees every case that
+        held one of these locks before (READ COMMITTED: each statement sees what committed before it).
+        """
+        assert self.conn.is_in_transaction(), (
+            "a transaction-level lock outside a transaction is released at once"
+        )
+        if not lock_ids:
+            return
+        await self.conn.execute(
+            # ORDER BY in a subquery: it is sorted before the outer query takes the locks row by row.
+            """SELECT pg_advisory_xact_lock($1::int4, k)
+               FROM (SELECT DISTINCT k FROM unnest($2::int4[]) AS k ORDER BY k) AS ordered""",
+            DUPLICATE_KEY_LOCKS,
+            lock_ids,
+        )
+
+    async def case_for_update(self, case_id: uuid.UUID) -> LockedCase | None:
+        """The case, its row locked until the transaction ends; None if there is no such case."""
+        row = await self.conn.fetchrow(
+            """SELECT c.case_id, c.route_id, c.status, c.registered_at,
+                      (SELECT count(*) FROM persons p WHERE p.case_id = c.case_id) AS members
+               FROM cases c WHERE c.case_id = $1 FOR UPDATE""",
+            case_id,
+        )
+        if row is None:
+            return None
+        return LockedCase(
+            case_id=row["case_id"],
+            route_id=row["route_id"],
+            status=CaseStatus(row["status"]),
+            registered_at=row["registered_at"],
+            members=row["members"],
+        )
+
+    # --- cases ---------------------------------------------------------------------------------
+
+    async def case_for_key(self, registration_key: str) -> uuid.UUID | None:
+        found: uuid.UUID | None = await self.conn.fetchval(
+            "SELECT case_id FROM cases WHERE registration_key = $1", registration_key
+        )
+        return found
+
+    async def cases_for_keys(self, keys: Sequence[str]) -> dict[str, uuid.UUID]:
+        """Registration keys already taken, with their cases: one query for a whole import."""
+        if not keys:
+            return {}
+        found = await self.conn.fetch(
+            "SELECT registration_key, case_id FROM cases WHERE registration_key = ANY($1::text[])",
+            list(keys),
+        )
+        return {r["registration_key"]: r["case_id"] for r in found}
+
+    async def insert_case(
+        self, case: CaseRegistered, *, registration_key: str | None, status: CaseStatus
+    ) -> bool:
+        """Write a new case and its people; False (and nothing written) if ``registration_key`` is
+        already taken, by a registration committed before or (waited for) meanwhile."""
+        inserted = await self.conn.fetchval(
+            """INSERT INTO cases (case_id, registration_key, route_id, planned_travel_date, consent,
+                                  status, registered_at)
+               VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+               ON CONFLICT (registration_key) DO NOTHING
+               RETURNING true""",
+            case.case_id,
+            registration_key,
+            case.route_id,
+            case.planned_travel_date,
+            case.consent.model_dump_json(),
+            status.value,
+            case.registered_at,
+        )
+        if not inserted:
+            return False
+        await self._upsert_persons(case.case_id, case.members)
+        return True
+
+    async def replace_case(self, case: CaseUpdated) -> None:
+        """The case's details as they now stand; its duplicate keys are dropped, to be recorded again."""
+        await self.conn.execute(
+            """UPDATE cases SET route_id = $2, planned_travel_date = $3, consent = $4::jsonb,
+                                version = version + 1, updated_at = now()
+               WHERE case_id = $1""",
+            case.case_id,
+            case.route_id,
+            case.planned_travel_date,
+            case.consent.model_dump_json(),
+        )
+        await self.conn.execute("DELETE FROM person_keys WHERE case_id = $1", case.case_id)
+        keep = [p.person_id for p in case.members]
+        await self.conn.execute(
+            "DELETE FROM persons WHERE case_id = $1 AND NOT (person_id = ANY($2::uuid[]))", case.case_id, keep
+        )
+        await self._upsert_persons(case.case_id, case.members)
+
+    async def _upsert_persons(self, case_id: uuid.UUID, members: list[Person]) -> None:
+        await self.conn.executemany(
+            _UPSERT_PERSON,
+            [
+                (
+                    p.person_id,
+                    case_id,
+                    p.role,
+                    p.given_names,
+                    p.surname,
+                    p.birth_date,
+                    p.sex,
+                    p.nationality,
+                    p.document.model_dump_json(),
+                    [str(v) for v in p.vulnerabilities],
+                    p.needs_escort,
+                    p.current_city,
+                    p.given_names_cyrillic,
+                    p.surname_cyrillic,
+                    p.phone,
+                    p.proof_of_citizenship.model_dump_json() if p.proof_of_citizenship else None,
+                )
+                for p in members
+            ],
+        )
+
+    async def case_exists(self, case_id: uuid.UUID) -> bool:
+        return bool(await self.conn.fetchval("SELECT 1 FROM cases WHERE case_id = $1", case_id))
+
+    async def case_status(self, case_id: uuid.UUID) -> CaseStatus:
+        return CaseStatus(await self.conn.fetchval("SELECT status FROM cases WHERE case_id = $1", case_id))
+
+    async def set_status(self, case_id: uuid.UUID, status: CaseStatus) -> None:
+        await self.conn.execute(
+            "UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1", case_id, status.value
+        )
+
+    async def people_of(self, case_id: uuid.UUID) -> list[KnownPerson]:
+        rows = await self.conn.fetch(
+            "SELECT person_id, surname, given_names, birth_date FROM persons WHERE case_id = $1", case_id
+        )
+        return [KnownPerson(r["person_id"], r["surname"], r["given_names"], r["birth_date"]) for r in rows]
+
+    async def person_in_case(self, case_id: uuid.UUID, person_id: uuid.UUID) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT 1 FROM persons WHERE case_id = $1 AND person_id = $2", case_id, person_id
             )
-            for p in members
-        ],
-    )
+        )
 
+    async def case_details(self, case_id: uuid.UUID) -> CaseDetails | None:
+        """The case with its people's personal data (record the read: ``record_access``)."""
+        case = await self.conn.fetchrow("SELECT * FROM cases WHERE case_id = $1", case_id)
+        if case is None:
+            return None
+        persons = await self.conn.fetch(
+            "SELECT * FROM persons WHERE case_id = $1 ORDER BY role <> 'principal', surname", case_id
+        )
+        return CaseDetails(
+            case_id=case["case_id"],
+            route_id=case["route_id"],
+            planned_travel_date=case["planned_travel_date"],
+            status=CaseStatus(case["status"]),
+            consent=Consent.model_validate_json(case["consent"]),
+            members=[
+                RegisteredPerson(
+                    person_id=p["person_id"],
+                    role=Relationship(p["role"]),
+                    given_names=p["given_names"],
+                    surname=p["surname"],
+                    birth_date=p["birth_date"],
+                    sex=p["sex"],
+                    nationality=p["nationality"],
+                    document=TravelDocument.model_validate_json(p["document"]),
+                    vulnerabilities=[VulnerabilityFlag(v) for v in p["vulnerabilities"]],
+                    needs_escort=p["needs_escort"],
+                    current_city=p["current_city"],
+                    given_names_cyrillic=p["given_names_cyrillic"],
+                    surname_cyrillic=p["surname_cyrillic"],
+                    phone=p["phone"],
+                    proof_of_citizenship=CitizenshipProof.model_validate_json(p["proof_of_citizenship"])
+                    if p["proof_of_citizenship"]
+                    else None,
+                )
+                for p in persons
+            ],
+        )
 
-async def record_status(
-    conn: asyncpg.Connection, source: str, event_id: str, change: CaseStatusChanged
-) -> None:
-    await conn.execute(
-        """INSERT INTO status_timeline (event_source, event_id, case_id, status, occurred_at, place,
-                                        movement_id, reason_code, reason)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
-           ON CONFLICT DO NOTHING""",
-        source,
-        event_id,
-        change.case_id,
-        change.status.value,
-        change.occurred_at,
-        change.place.model_dump_json() if change.place else None,
-        change.movement_id,
-        change.reason_code,
-        change.reason,
-    )
-    await conn.execute(
-        "UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1",
-        change.case_id,
-        change.status.value,
-    )
+    # --- the status stream, as intake reads it -------------------------------------------------
 
+    async def record_status(self, source: str, event_id: str, change: CaseStatusChanged) -> None:
+        """A status change read from the stream: on the case's timeline (once per event), and the
+        case's current status."""
+        await self.conn.execute(
+            """INSERT INTO status_timeline (event_source, event_id, case_id, status, occurred_at, place,
+                                            movement_id, reason_code, reason)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+               ON CONFLICT DO NOTHING""",
+            source,
+            event_id,
+            change.case_id,
+            change.status.value,
+            change.occurred_at,
+            change.place.model_dump_json() if change.place else None,
+            change.movement_id,
+            change.reason_code,
+            change.reason,
+        )
+        await self.set_status(change.case_id, change.status)
 
-async def case_exists(conn: asyncpg.Connection, case_id: uuid.UUID) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM cases WHERE case_id = $1", case_id))
+    async def timeline(self, case_id: uuid.UUID) -> list[TimelineEntry]:
+        rows = await self.conn.fetch(
+            """SELECT status, occurred_at, place, movement_id, reason_code, reason, event_source, event_id
+               FROM status_timeline WHERE case_id = $1 ORDER BY seq""",
+            case_id,
+        )
+        return [
+            TimelineEntry(
+                status=CaseStatus(r["status"]),
+                occurred_at=r["occurred_at"],
+                place=Place.model_validate_json(r["place"]) if r["place"] else None,
+                movement_id=r["movement_id"],
+                reason_code=r["reason_code"],
+                reason=r["reason"],
+                event=EventRef(r["event_source"], r["event_id"]),
+            )
+            for r in rows
+        ]
 
+    async def first_delivery(self, consumer: str, event: CloudEvent) -> bool:
+        """Record ``event`` in ``consumer``'s inbox; False when it was applied before."""
+        return await inbox.first_delivery(self.conn, consumer, event)
 
-async def timeline(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT status, occurred_at, place, movement_id, reason_code, reason, event_source, event_id
-           FROM status_timeline WHERE case_id = $1 ORDER BY seq""",
-        case_id,
-    )
-    return [
-        {
-            "status": r["status"],
-            "occurred_at": r["occurred_at"].isoformat(),
-            "place": json.loads(r["place"]) if r["place"] else None,
-            "movement_id": r["movement_id"],
-            "reason_code": r["reason_code"],
-            "reason": r["reason"],
-            "event": {"source": r["event_source"], "id": r["event_id"]},
-        }
-        for r in rows
-    ]
+    # --- health evidence and withdrawals -------------------------------------------------------
 
+    async def save_health_evidence(self, event: HealthEvidenceRecorded, recorded_by: str) -> None:
+        await self.conn.execute(
+            """INSERT INTO health_evidence (case_id, person_id, kind, result, taken_at, recorded_by, recorded_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            event.case_id,
+            event.person_id,
+            event.kind.value,
+            event.result.value,
+            event.taken_at,
+            recorded_by,
+            event.recorded_at,
+        )
 
-async def read_case(
-    conn: asyncpg.Connection, case_id: uuid.UUID, *, actor: str, purpose: str
-) -> dict[str, Any] | None:
-    """Read a case with its personal data; the read is recorded in the same transaction."""
-    case = await conn.fetchrow("SELECT * FROM cases WHERE case_id = $1", case_id)
-    if case is None:
-        return None
-    await conn.execute(
-        "INSERT INTO pii_access_log (actor, purpose, case_id) VALUES ($1, $2, $3)",
-        actor,
-        purpose,
-        case_id,
-    )
-    persons = await conn.fetch(
-        "SELECT * FROM persons WHERE case_id = $1 ORDER BY role <> 'principal', surname", case_id
-    )
-    return {
-        "case_id": str(case["case_id"]),
-        "route_id": case["route_id"],
-        "planned_travel_date": case["planned_travel_date"].isoformat(),
-        "status": case["status"],
-        "consent": json.loads(case["consent"]),
-        "members": [
-            {
-                "person_id": str(p["person_id"]),
-                "role": p["role"],
-                "given_names": p["given_names"],
-                "surname": p["surname"],
-                "birth_date": p["birth_date"].isoformat(),
-                "sex": p["sex"],
-                "nationality": p["nationality"],
-                "document": json.loads(p["document"]),
-                "vulnerabilities": list(p["vulnerabilities"]),
-                "needs_escort": p["needs_escort"],
-                "current_city": p["current_city"],
-                "given_names_cyrillic": p["given_names_cyrillic"],
-                "surname_cyrillic": p["surname_cyrillic"],
-                "phone": p["phone"],
-                "proof_of_citizenship": json.loads(p["proof_of_citizenship"])
-                if p["proof_of_citizenship"]
-                else None,
-            }
-            for p in persons
-        ],
-    }
+    async def save_withdrawal(self, event: CaseWithdrawn, recorded_by: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO withdrawals (case_id, reason, recorded_by, withdrawn_at) VALUES ($1, $2, $3, $4)",
+            event.case_id,
+            event.reason,
+            recorded_by,
+            event.withdrawn_at,
+        )
 
+    async def is_withdrawn(self, case_id: uuid.UUID) -> bool:
+        return bool(await self.conn.fetchval("SELECT 1 FROM withdrawals WHERE case_id = $1", case_id))
 
-async def access_log(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT accessed_at, actor, purpose FROM pii_access_log WHERE case_id = $1 ORDER BY id", case_id
-    )
-    return [
-        {"accessed_at": r["accessed_at"].isoformat(), "actor": r["actor"], "purpose": r["purpose"]}
-        for r in rows
-    ]
+    # --- duplicate keys and flags --------------------------------------------------------------
 
+    async def add_person_key(self, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO person_keys (person_id, case_id, kind, key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            person_id,
+            case_id,
+            kind,
+            key,
+        )
 
-async def case_for_update(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """SELECT c.case_id, c.route_id, c.status, c.registered_at,
-                  (SELECT count(*) FROM persons p WHERE p.case_id = c.case_id) AS members
-           FROM cases c WHERE c.case_id = $1 FOR UPDATE""",
-        case_id,
-    )
+    async def matching_people(self, kind: str, key: str, *, exclude_case: uuid.UUID) -> list[PersonRef]:
+        rows = await self.conn.fetch(
+            # A handful of candidates is enough for a caseworker to act on; a name shared by hundreds
+            # of registrations must not turn one registration into hundreds of flags.
+            """SELECT DISTINCT person_id, case_id FROM person_keys WHERE kind = $1 AND key = $2 AND case_id <> $3
+               LIMIT 10""",
+            kind,
+            key,
+            exclude_case,
+        )
+        return [PersonRef(case_id=r["case_id"], person_id=r["person_id"]) for r in rows]
 
+    async def flag_duplicate(
+        self,
+        case_id: uuid.UUID,
+        person_id: uuid.UUID,
+        other_case_id: uuid.UUID,
+        other_person_id: uuid.UUID,
+        basis: str,
+    ) -> RaisedFlag | None:
+        """Flag the pair for a caseworker; None if it was flagged before."""
+        flag_id = await self.conn.fetchval(
+            """INSERT INTO duplicate_flags (case_id, person_id, other_case_id, other_person_id, basis)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (person_id, other_person_id) DO NOTHING RETURNING flag_id""",
+            case_id,
+            person_id,
+            other_case_id,
+            other_person_id,
+            basis,
+        )
+        if flag_id is None:
+            return None
+        return RaisedFlag(flag_id=flag_id, person_id=person_id, other_case_id=other_case_id, basis=basis)
 
-async def case_status(conn: asyncpg.Connection, case_id: uuid.UUID) -> str:
-    return str(await conn.fetchval("SELECT status FROM cases WHERE case_id = $1", case_id))
+    async def duplicate_flags(self, status: str | None, case_id: uuid.UUID | None) -> list[DuplicateFlag]:
+        rows = await self.conn.fetch(
+            """SELECT * FROM duplicate_flags
+               WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR case_id = $2 OR other_case_id = $2)
+               ORDER BY flag_id""",
+            status,
+            case_id,
+        )
+        return [
+            DuplicateFlag(
+                flag_id=r["flag_id"],
+                case_id=r["case_id"],
+                person_id=r["person_id"],
+                other_case_id=r["other_case_id"],
+                other_person_id=r["other_person_id"],
+                basis=r["basis"],
+                status=FlagStatus(r["status"]),
+                flagged_at=r["flagged_at"],
+                resolved_by=r["resolved_by"],
+                resolution_note=r["resolution_note"],
+            )
+            for r in rows
+        ]
 
+    async def resolve_flag(self, flag_id: int, status: FlagStatus, by: str, note: str) -> bool:
+        """Close an open flag; False if there is no open flag ``flag_id``."""
+        result = await self.conn.execute(
+            """UPDATE duplicate_flags SET status = $2, resolved_by = $3, resolution_note = $4, resolved_at = now()
+               WHERE flag_id = $1 AND status = $5""",
+            flag_id,
+            status.value,
+            by,
+            note,
+            FlagStatus.OPEN.value,
+        )
+        return str(result).endswith(" 1")
 
-async def set_status(conn: asyncpg.Connection, case_id: uuid.UUID, status: str) -> None:
-    await conn.execute("UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1", case_id, status)
+    # --- the access log ------------------------------------------------------------------------
 
+    async def record_access(self, case_id: uuid.UUID, actor: str, purpose: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO pii_access_log (actor, purpose, case_id) VALUES ($1, $2, $3)",
+            actor,
+            purpose,
+            case_id,
+        )
 
-async def person_in_case(conn: asyncpg.Connection, case_id: uuid.UUID, person_id: uuid.UUID) -> bool:
-    return bool(
-        await conn.fetchval("SELECT 1 FROM persons WHERE case_id = $1 AND person_id = $2", case_id, person_id)
-    )
+    async def access_log(self, case_id: uuid.UUID) -> list[AccessRecord]:
+        rows = await self.conn.fetch(
+            "SELECT accessed_at, actor, purpose, case_id FROM pii_access_log WHERE case_id = $1 ORDER BY id",
+            case_id,
+        )
+        return [AccessRecord(r["accessed_at"], r["actor"], r["purpose"], r["case_id"]) for r in rows]
 
-
-async def save_health_evidence(
-    conn: asyncpg.Connection, event: HealthEvidenceRecorded, recorded_by: str
-) -> None:
-    await conn.execute(
-        """INSERT INTO health_evidence (case_id, person_id, kind, result, taken_at, recorded_by, recorded_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        event.case_id,
-        event.person_id,
-        event.kind.value,
-        event.result.value,
-        event.taken_at,
-        recorded_by,
-        event.recorded_at,
-    )
-
-
-async def save_withdrawal(conn: asyncpg.Connection, event: CaseWithdrawn, recorded_by: str) -> None:
-    await conn.execute(
-        "INSERT INTO withdrawals (case_id, reason, recorded_by, withdrawn_at) VALUES ($1, $2, $3, $4)",
-        event.case_id,
-        event.reason,
-        recorded_by,
-        event.withdrawn_at,
-    )
-
-
-async def is_withdrawn(conn: asyncpg.Connection, case_id: uuid.UUID) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM withdrawals WHERE case_id = $1", case_id))
-
-
-async def people_of(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT person_id, surname, given_names, birth_date FROM persons WHERE case_id = $1", case_id
-    )
-
-
-async def replace_case(conn: asyncpg.Connection, case: CaseUpdated) -> None:
-    await conn.execute(
-        """UPDATE cases SET route_id = $2, planned_travel_date = $3, consent = $4::jsonb,
-                            version = version + 1, updated_at = now()
-           WHERE case_id = $1""",
-        case.case_id,
-        case.route_id,
-        case.planned_travel_date,
-        case.consent.model_dump_json(),
-    )
-    await conn.execute("DELETE FROM person_keys WHERE case_id = $1", case.case_id)
-    keep = [p.person_id for p in case.members]
-    await conn.execute(
-        "DELETE FROM persons WHERE case_id = $1 AND NOT (person_id = ANY($2::uuid[]))", case.case_id, keep
-    )
-    await upsert_persons(conn, case.case_id, case.members)
-
-
-DUPLICATE_KEY_LOCKS = 7_241_101
-"""Class id of the duplicate-key advisory locks (the two-int form, a key space apart from the single
-bigint locks of corridor.db and corridor.outbox)."""
-
-
-async def lock_duplicate_keys(conn: asyncpg.Connection, lock_ids: list[int]) -> None:
-    """Wait for, and hold until the transaction ends, the locks of these duplicate keys.
-
-    One statement takes them all in ascending order, so two registrations sharing several keys
-    cannot deadlock. A lookup made by a later statement of the transaction sees every case that
-    held one of these locks before (READ COMMITTED: each statement sees what committed before it).
-    """
-    assert conn.is_in_transaction(), "a transaction-level lock outside a transaction is released at once"
-    if not lock_ids:
-        return
-    await conn.execute(
-        # ORDER BY in a subquery: it is sorted before the outer query takes the locks row by row.
-        """SELECT pg_advisory_xact_lock($1::int4, k)
-           FROM (SELECT DISTINCT k FROM unnest($2::int4[]) AS k ORDER BY k) AS ordered""",
-        DUPLICATE_KEY_LOCKS,
-        lock_ids,
-    )
-
-
-async def add_person_key(
-    conn: asyncpg.Connection, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str
-) -> None:
-    await conn.execute(
-        "INSERT INTO person_keys (person_id, case_id, kind, key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        person_id,
-        case_id,
-        kind,
-        key,
-    )
-
-
-async def matching_people(
-    conn: asyncpg.Connection, kind: str, key: str, *, exclude_case: uuid.UUID
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        # A handful of candidates is enough for a caseworker to act on; a name shared by hundreds
-        # of registrations must not turn one registration into hundreds of flags.
-        """SELECT DISTINCT person_id, case_id FROM person_keys WHERE kind = $1 AND key = $2 AND case_id <> $3
-           LIMIT 10""",
-        kind,
-        key,
-        exclude_case,
-    )
-
-
-async def flag_duplicate(
-    conn: asyncpg.Connection,
-    case_id: uuid.UUID,
-    person_id: uuid.UUID,
-    other_case_id: uuid.UUID,
-    other_person_id: uuid.UUID,
-    basis: str,
-) -> dict[str, Any] | None:
-    flag_id = await conn.fetchval(
-        """INSERT INTO duplicate_flags (case_id, person_id, other_case_id, other_person_id, basis)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (person_id, other_person_id) DO NOTHING RETURNING flag_id""",
-        case_id,
-        person_id,
-        other_case_id,
-        other_person_id,
-        basis,
-    )
-    if flag_id is None:
-        return None
-    return {
-        "flag_id": flag_id,
-        "person_id": str(person_id),
-        "other_case_id": str(other_case_id),
-        "basis": basis,
-    }
-
-
-async def duplicate_flags(
-    conn: asyncpg.Connection, status: str | None, case_id: uuid.UUID | None
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT * FROM duplicate_flags
-           WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR case_id = $2 OR other_case_id = $2)
-           ORDER BY flag_id""",
-        status,
-        case_id,
-    )
-    return [
-        {
-            "flag_id": r["flag_id"],
-            "case_id": str(r["case_id"]),
-            "person_id": str(r["person_id"]),
-            "other_case_id": str(r["other_case_id"]),
-            "other_person_id": str(r["other_person_id"]),
-            "basis": r["basis"],
-            "status": r["status"],
-            "flagged_at": r["flagged_at"].isoformat(),
-            "resolved_by": r["resolved_by"],
-            "resolution_note": r["resolution_note"],
-        }
-        for r in rows
-    ]
-
-
-async def resolve_flag(conn: asyncpg.Connection, flag_id: int, status: str, by: str, note: str) -> bool:
-    result = await conn.execute(
-        """UPDATE duplicate_flags SET status = $2, resolved_by = $3, resolution_note = $4, resolved_at = now()
-           WHERE flag_id = $1 AND status = 'open'""",
-        flag_id,
-        status,
-        by,
-        note,
-    )
-    return result.endswith(" 1")
-
-
-async def access_log_query(
-    conn: asyncpg.Connection, actor: str | None, since: datetime | None, limit: int
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT accessed_at, actor, purpose, case_id FROM pii_access_log
-           WHERE ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR accessed_at >= $2)
-           ORDER BY id DESC LIMIT $3""",
-        actor,
-        since,
-        limit,
-    )
-    return [
-        {
-            "accessed_at": r["accessed_at"].isoformat(),
-            "actor": r["actor"],
-            "purpose": r["purpose"],
-            "case_id": str(r["case_id"]),
-        }
-        for r in rows
-    ]
+    async def access_log_query(
+        self, actor: str | None, since: datetime | None, limit: int
+    ) -> list[AccessRecord]:
+        rows = await self.conn.fetch(
+            """SELECT accessed_at, actor, purpose, case_id FROM pii_access_log
+               WHERE ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR accessed_at >= $2)
+               ORDER BY id DESC LIMIT $3""",
+            actor,
+            since,
+            limit,
+        )
+        return [AccessRecord(r["accessed_at"], r["actor"], r["purpose"], r["case_id"]) for r in rows]

@@ -1,0 +1,454 @@
+"""Intake's HTTP API: each route parses its input, builds the command and calls its use case in a
+unit of work; the use case's domain errors are answered by the runtime (404, 409, 422). Every
+route declares what it answers, so the OpenAPI document describes it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from contracts.envelope import CloudEvent, EnvelopeError
+from contracts.intake import CitizenshipProof, Consent, Relationship, TravelDocument, VulnerabilityFlag
+from contracts.missions import CaseStatusReported
+from contracts.status import CaseStatus, Place
+from corridor.consumer import EventConsumer, Rejected, RetryLater
+from corridor.errors import invalid
+from corridor.runtime import ServiceRuntime
+from services.intake import bulk, domain, usecases
+from services.intake.domain import FlagStatus, RegistrationRejected
+from services.intake.store import IntakeStore
+from services.intake.usecases import Context
+
+Instant = Annotated[
+    datetime,
+    # As the API has always written times: ISO 8601 with the offset as +00:00.
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- what the routes answer ----------------------------------------------------------------------
+
+
+class FlagRaisedOut(_Out):
+    flag_id: int
+    person_id: uuid.UUID
+    other_case_id: uuid.UUID = Field(description="The case this person may repeat")
+    basis: str = Field(description="document, or name (and birth date, across scripts)")
+
+
+class RegistrationOut(_Out):
+    case_id: uuid.UUID
+    created: bool = Field(description="False: registered before under the same registration_key (200)")
+    status: CaseStatus | None = Field(default=None, description="registered (only when created)")
+    duplicate_flags: list[FlagRaisedOut] | None = Field(
+        default=None, description="Possible duplicates for a caseworker to review (only when created)"
+    )
+
+
+class UpdatedOut(_Out):
+    case_id: uuid.UUID
+    updated_at: Instant
+    members: int
+
+
+class DuplicateFlagOut(_Out):
+    flag_id: int
+    case_id: uuid.UUID
+    person_id: uuid.UUID
+    other_case_id: uuid.UUID
+    other_person_id: uuid.UUID
+    basis: str
+    status: FlagStatus
+    flagged_at: Instant
+    resolved_by: str | None
+    resolution_note: str | None
+
+
+class DuplicateFlagsOut(_Out):
+    flags: list[DuplicateFlagOut]
+
+
+class ResolutionOut(_Out):
+    flag_id: int
+    status: FlagStatus
+
+
+class AccessOut(_Out):
+    accessed_at: Instant
+    actor: str
+    purpose: str
+    case_id: uuid.UUID
+
+
+class AccessLogOut(_Out):
+    reads: list[AccessOut]
+
+
+class CaseReadOut(_Out):
+    accessed_at: Instant
+    actor: str
+    purpose: str
+
+
+class CaseAccessLogOut(_Out):
+    case_id: uuid.UUID
+    reads: list[CaseReadOut]
+
+
+class EventRefOut(_Out):
+    source: str
+    id: str
+
+
+class TimelineEntryOut(_Out):
+    status: CaseStatus
+    occurred_at: Instant
+    place: Place | None
+    movement_id: str | None
+    reason_code: str | None
+    reason: str | None
+    event: EventRefOut = Field(description="The status stream's event (CloudEvents source and id)")
+
+
+class TimelineOut(_Out):
+    case_id: uuid.UUID
+    timeline: list[TimelineEntryOut]
+
+
+class PersonOut(_Out):
+    person_id: uuid.UUID
+    role: Relationship
+    given_names: str
+    surname: str
+    birth_date: date
+    sex: str
+    nationality: str
+    document: TravelDocument
+    vulnerabilities: list[VulnerabilityFlag]
+    needs_escort: bool
+    current_city: str | None
+    given_names_cyrillic: str | None
+    surname_cyrillic: str | None
+    phone: str | None
+    proof_of_citizenship: CitizenshipProof | None
+
+
+class CaseOut(_Out):
+    case_id: uuid.UUID
+    route_id: str
+    planned_travel_date: date
+    status: CaseStatus
+    consent: Consent
+    members: list[PersonOut]
+
+
+class EvidenceOut(_Out):
+    case_id: uuid.UUID
+    event_id: str = Field(description="The HealthEvidenceRecorded event's id")
+
+
+class WithdrawalOut(_Out):
+    case_id: uuid.UUID
+    status: str = Field(description="withdrawn (201), or withdrawal_requested (202)")
+    created: bool = Field(description="False: the withdrawal was recorded before")
+    timeline: str | None = Field(default=None, description="Where to follow the case (202 only)")
+
+
+class ReportAccepted(BaseModel):
+    accepted: bool
+    status_event_id: str = Field(description="The status change published on the status stream")
+
+
+class ReportRepeated(BaseModel):
+    duplicate: bool
+    id: str = Field(description="The report's event id, applied before")
+
+
+class ReportRefused(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. unknown_case, unauthorised_source")
+    detail: str
+
+
+class ReportDeferred(BaseModel):
+    code: str
+    detail: str
+    retry: bool = Field(description="Send the same report again after Retry-After seconds")
+
+
+# A mission's report refused for good: the status it is answered with (409 otherwise).
+REFUSAL_STATUS = {"unknown_case": 404, "unauthorised_source": 403, "invalid_value": 422}
+
+
+async def registration_rejected(request: Request, exc: Exception) -> Response:
+    """Every problem of a registration in one 422, answered as the runtime answers FastAPI's own."""
+    assert isinstance(exc, RegistrationRejected)
+    errors = [error for p in exc.problems for error in invalid(p.loc, p.msg).errors()]
+    answer = request.app.exception_handlers[RequestValidationError]
+    response: Response = await answer(request, RequestValidationError(errors))
+    return response
+
+
+def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRouter:
+    units = rt.units(IntakeStore)
+    api = APIRouter(tags=["cases"])
+
+    @api.post(
+        "/cases",
+        status_code=201,
+        response_model=RegistrationOut,
+        response_model_exclude_none=True,
+        responses={200: {"model": RegistrationOut, "description": "Registered before under this key"}},
+    )
+    async def register_case(command: domain.RegisterCase, response: Response) -> RegistrationOut:
+        """Register one person or a family group. Personal data stays in the host mission. A case
+        that may repeat another (same document, or same name and birth date in either script) is
+        registered and flagged for a caseworker to review."""
+        async with units() as uow:
+            done = await usecases.register_case(command, uow, ctx)
+        if not done.created:
+            response.status_code = 200
+            return RegistrationOut(case_id=done.case_id, created=False)
+        return RegistrationOut(
+            case_id=done.case_id,
+            created=True,
+            status=CaseStatus.REGISTERED,
+            duplicate_flags=[FlagRaisedOut.model_validate(f) for f in done.duplicate_flags],
+        )
+
+    @api.put("/cases/{case_id}", response_model=UpdatedOut)
+    async def update_case(case_id: uuid.UUID, command: domain.UpdateCase) -> UpdatedOut:
+        """Change a case before departure; eligibility and transport receive the case as it stands."""
+        async with units() as uow:
+            updated = await usecases.update_case(domain.ChangeCase(case_id, command), uow, ctx)
+        return UpdatedOut(case_id=case_id, updated_at=updated.updated_at, members=len(updated.members))
+
+    @api.get("/duplicate-flags", tags=["duplicates"], response_model=DuplicateFlagsOut)
+    async def list_duplicate_flags(
+        status: str | None = "open", case_id: uuid.UUID | None = None
+    ) -> DuplicateFlagsOut:
+        async with units() as uow:
+            flags = await usecases.list_duplicate_flags(status, case_id, uow)
+        return DuplicateFlagsOut(flags=[DuplicateFlagOut.model_validate(f) for f in flags])
+
+    @api.post("/duplicate-flags/{flag_id}/resolution", tags=["duplicates"], response_model=ResolutionOut)
+    async def resolve_duplicate_flag(flag_id: int, command: domain.ResolveDuplicate) -> ResolutionOut:
+        """A caseworker decides: the same person registered twice, or two different people."""
+        async with units() as uow:
+            status = await usecases.resolve_duplicate_flag(domain.ResolveFlag(flag_id, command), uow)
+        return ResolutionOut(flag_id=flag_id, status=status)
+
+    @api.get("/access-log", tags=["audit"], response_model=AccessLogOut)
+    async def query_access_log(
+        actor: str | None = None, since: datetime | None = None, limit: int = Query(100, ge=1, le=1000)
+    ) -> AccessLogOut:
+        """Every read of personal data: who, when, which case, why."""
+        async with units() as uow:
+            reads = await usecases.query_access_log(actor, since, limit, uow)
+        return AccessLogOut(reads=[AccessOut.model_validate(r) for r in reads])
+
+    @api.get("/cases/{case_id}/timeline", response_model=TimelineOut)
+    async def case_timeline(case_id: uuid.UUID) -> TimelineOut:
+        """The case's status changes as read from the public status stream (no personal data)."""
+        async with units() as uow:
+            timeline = await usecases.case_timeline(case_id, uow)
+        return TimelineOut(case_id=case_id, timeline=[TimelineEntryOut.model_validate(e) for e in timeline])
+
+    @api.get("/cases/{case_id}", response_model=CaseOut)
+    async def read_case(
+        case_id: uuid.UUID,
+        x_actor: Annotated[str, Header(min_length=1, description="Who reads")],
+        x_purpose: Annotated[str, Header(min_length=3, description="Why")],
+    ) -> CaseOut:
+        """The case with personal data. Every read is recorded with who and why."""
+        async with units() as uow:
+            case = await usecases.read_case(domain.ReadCase(case_id, x_actor, x_purpose), uow)
+        return CaseOut.model_validate(case)
+
+    @api.post("/cases/{case_id}/health-evidence", status_code=201, response_model=EvidenceOut)
+    async def record_health_evidence(
+        case_id: uuid.UUID,
+        command: domain.RecordHealthEvidence,
+        x_actor: Annotated[str, Header(min_length=1, description="Who records it")],
+    ) -> EvidenceOut:
+        """A test result or fit-to-travel examination. Medical data: it goes only to eligibility,
+        on the host mission's restricted topic, and never onto the status stream."""
+        async with units() as uow:
+            event = await usecases.record_health_evidence(
+                domain.AddHealthEvidence(case_id, command, x_actor), uow
+            )
+        return EvidenceOut(case_id=case_id, event_id=event.id)
+
+    @api.post(
+        "/cases/{case_id}/withdrawal",
+        status_code=201,
+        response_model=WithdrawalOut,
+        response_model_exclude_none=True,
+        responses={
+            202: {
+                "model": WithdrawalOut,
+                "description": "Recorded; neither applied nor refused yet: follow the case's timeline",
+            },
+            409: {"description": "The case's vehicle left before the withdrawal took effect"},
+        },
+    )
+    async def withdraw_case(
+        case_id: uuid.UUID,
+        command: domain.WithdrawCase,
+        x_actor: Annotated[str, Header(min_length=1, description="Who records it")],
+        response: Response,
+    ) -> WithdrawalOut:
+        """The person withdraws, at any time before departure; the whole case leaves together.
+
+        Transport, which seats cases and records departures, applies the withdrawal under the
+        case's lock, so it and a departure happen one after the other: 201 once the status stream
+        shows the case withdrawn (its seat freed, the border posts' manifests amended), 409 when
+        the vehicle left first, 202 when neither is known within a few seconds (the withdrawal
+        stands and is applied or refused as soon as transport reads it). Repeating it is safe."""
+        answer = await usecases.withdraw_case(
+            domain.RequestWithdrawal(case_id, command.reason, x_actor), units, ctx
+        )
+        if answer.pending:
+            response.status_code = 202
+        return WithdrawalOut(
+            case_id=case_id,
+            status=answer.status,
+            created=answer.created,
+            timeline=f"/cases/{case_id}/timeline" if answer.pending else None,
+        )
+
+    @api.get("/cases/{case_id}/access-log", response_model=CaseAccessLogOut)
+    async def case_access_log(case_id: uuid.UUID) -> CaseAccessLogOut:
+        async with units() as uow:
+            reads = await usecases.case_access_log(case_id, uow)
+        return CaseAccessLogOut(case_id=case_id, reads=[CaseReadOut.model_validate(r) for r in reads])
+
+    @api.post(
+        "/inbound/status-changes",
+        status_code=202,
+        tags=["missions"],
+        response_model=ReportAccepted,
+        responses={
+            200: {"model": ReportRepeated, "description": "A repeat of a report applied before"},
+            400: {"model": ReportRefused, "description": "Not a CloudEvent carrying CaseStatusReported"},
+            403: {"model": ReportRefused, "description": "The sender may not report this status"},
+            404: {"model": ReportRefused, "description": "No such case"},
+            409: {"model": ReportRefused, "description": "The status cannot follow the case's"},
+            422: {
+                "model": ReportRefused,
+                "description": "The event's data breaks its schema, or holds a value that cannot be stored",
+            },
+            503: {"model": ReportDeferred, "description": "Not yet: send it again after Retry-After"},
+        },
+    )
+    async def report_status_change(request: Request) -> JSONResponse:
+        """For mission systems that cannot speak Kafka: one structured-mode CloudEvent
+        (``application/cloudevents+json``) carrying ``CaseStatusReported``. Answers 202 when
+        applied, 200 for a repeat of an event already applied, 4xx with a machine-readable code."""
+        try:
+            event = CloudEvent.from_structured(await request.body())
+        except EnvelopeError as exc:
+            status = 422 if exc.code == "schema_violation" else 400
+            # The detail may quote the input, unpaired surrogates included: keep it encodable.
+            detail = exc.detail.encode(errors="backslashreplace").decode()
+            return _refused(exc.code, detail, status)
+        except RecursionError:
+            return _refused("malformed_json", "JSON nested too deeply", 400)
+        if not isinstance(event.data, CaseStatusReported):
+            return _refused("unexpected_type", f"{event.type} cannot be reported here", 400)
+        try:
+            async with units() as uow:
+                published = await usecases.receive_report(event, uow, ctx)
+        except RetryLater as exc:
+            # Not applicable yet, most likely because this service has not yet read the status the
+            # report follows: the same report will be accepted shortly. Not a final answer.
+            deferred = ReportDeferred(code=exc.code, detail=exc.detail, retry=True)
+            return JSONResponse(deferred.model_dump(), status_code=503, headers={"Retry-After": "2"})
+        except Rejected as exc:
+            return _refused(exc.code, exc.detail, REFUSAL_STATUS.get(exc.code, 409))
+        if published is None:
+            return JSONResponse(ReportRepeated(duplicate=True, id=event.id).model_dump(), status_code=200)
+        inbound.applied += 1
+        accepted = ReportAccepted(accepted=True, status_event_id=published.id)
+        return JSONResponse(accepted.model_dump(), status_code=202)
+
+    # Rows of every import registered at once, each on a pool connection: the rest stay for the API.
+    import_slots = asyncio.Semaphore(bulk.CONCURRENCY)
+
+    @api.post(
+        "/imports",
+        tags=["imports"],
+        openapi_extra=bulk.OPENAPI_BODY,
+        response_model=bulk.ImportReport,
+        responses={
+            200: {"model": bulk.ImportReport, "description": "The outcome of every row"},
+            400: {"model": bulk.ImportRefused, "description": "Not readable as an import: nothing imported"},
+            413: {"model": bulk.ImportRefused, "description": "Larger than 20 MB"},
+            415: {"model": bulk.ImportRefused, "description": "Neither text/csv nor application/json"},
+        },
+    )
+    async def import_registrations(
+        request: Request,
+        namespace: Annotated[
+            str,
+            Query(
+                pattern=bulk.NAMESPACE_PATTERN,
+                description="The office or batch; a row is registered under bulk:<namespace>:<row_key>",
+            ),
+        ],
+        x_actor: Annotated[str, Header(min_length=1, max_length=200, description="Who imports")],
+    ) -> Response:
+        """Register many cases from a field office's file (``text/csv``, one row per person, or
+        ``application/json``, a list of registrations), each with the office's ``row_key``. A row
+        imported before is reported ``exists`` and creates nothing. Answers the outcome of every
+        row: created, flagged (a possible duplicate), exists, rejected (with the fields and why),
+        failed (retry). Format: ``services/intake/bulk/format.py``, sample
+        ``docs/bulk-import-sample.csv``."""
+        fmt = bulk.media_format(request.headers.get("content-type", ""))
+        if fmt is None:
+            return _refused("unsupported_media_type", "send text/csv or application/json", 415)
+        try:
+            rows = bulk.parse(await read_body(request), fmt)
+        except bulk.FileRejected as exc:
+            return _refused(exc.code, exc.detail, exc.status)
+        report = await bulk.run_import(
+            rt.pool, rows, namespace=namespace, ctx=ctx, source=rt.source, actor=x_actor, slots=import_slots
+        )
+        return Response(bulk.report_json(report), media_type="application/json")
+
+    return api
+
+
+def _refused(code: str, detail: str, status: int) -> JSONResponse:
+    """A refusal as the missions' and the imports' endpoints answer it (``ReportRefused``,
+    ``bulk.ImportRefused``): a machine-readable code and a detail."""
+    return JSONResponse({"code": code, "detail": detail}, status_code=status)
+
+
+async def read_body(request: Request, limit: int = bulk.MAX_BYTES) -> bytes:
+    """The request body, refused (413) beyond ``limit`` bytes before it is all read."""
+    declared = request.headers.get("content-length", "")
+    too_large = bulk.FileRejected(
+        413, "too_large", f"an import is at most {limit // 2**20} MB: split the file"
+    )
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

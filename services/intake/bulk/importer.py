@@ -1,0 +1,193 @@
+"""Importing rows: every valid row registered by the registration use case, one unit of work (one
+transaction) each, several at once; a report on every row, in file order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from corridor.uow import UnitOfWork
+from services.intake import usecases
+from services.intake.bulk.format import Row, counts, entry, reason
+from services.intake.bulk.parse import command_for
+from services.intake.domain import RegisterCase, RegistrationRejected
+from services.intake.duplicates import keys_of
+from services.intake.store import IntakeStore, RaisedFlag
+from services.intake.usecases import Context
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY = 4
+"""Rows registered at once (each on its own pool connection), over all imports of the service."""
+ROWS_PER_CONNECTION = 100
+
+
+def _groups(commands: list[tuple[int, RegisterCase]]) -> list[list[int]]:
+    """Rows that may be the same person (a shared document or name key) form one group, registered
+    one after the other in file order: registered at once, neither would see the other's keys and
+    neither would be flagged. Every other row may go in parallel."""
+    parent = {i: i for i, _ in commands}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, command in commands:
+        for m in command.members:
+            keys = keys_of(m)
+            for key in (f"document:{keys.document}", *(f"name:{k}" for k in keys.names)):
+                if key in owner:
+                    parent[root(i)] = root(owner[key])
+                else:
+                    owner[key] = i
+    groups: dict[int, list[int]] = {}
+    for i, _ in commands:
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda group: group[0])
+
+
+async def _imported(pool: asyncpg.Pool, keys: list[str]) -> dict[str, str]:
+    """Registration keys already taken, with their cases: one query for the whole import."""
+    if not keys:
+        return {}
+    async with pool.acquire() as conn:
+        found = await IntakeStore(conn).cases_for_keys(keys)
+    return {key: str(case_id) for key, case_id in found.items()}
+
+
+async def run_import(
+    pool: asyncpg.Pool,
+    rows: Sequence[Row],
+    *,
+    namespace: str,
+    ctx: Context,
+    source: str,
+    actor: str,
+    now: datetime | None = None,
+    concurrency: int = CONCURRENCY,
+    slots: asyncio.Semaphore | None = None,
+) -> dict[str, Any]:
+    """Register every valid row (``usecases.register_case``, one unit of work each) and report on
+    every row, in file order. ``now`` is the registration time of every row."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    entries: list[dict[str, Any] | None] = [None] * len(rows)
+    commands: list[tuple[int, RegisterCase]] = []
+    for i, row in enumerate(rows):
+        command, reasons = command_for(row, namespace)
+        if command is None:
+            entries[i] = entry(row, "rejected", reasons=reasons)
+        else:
+            commands.append((i, command))
+
+    # A re-run answers from one query instead of a registration attempt per row.
+    known = await _imported(pool, [c.registration_key for _, c in commands if c.registration_key])
+    pending: list[tuple[int, RegisterCase]] = []
+    for i, command in commands:
+        assert command.registration_key is not None
+        if command.registration_key in known:
+            entries[i] = entry(rows[i], "exists", case_id=known[command.registration_key])
+        else:
+            pending.append((i, command))
+    by_index = dict(pending)
+    groups = deque(_groups(pending))
+    slots = slots or asyncio.Semaphore(concurrency)
+
+    async def register_one(conn: asyncpg.Connection, i: int) -> tuple[dict[str, Any], bool]:
+        """The row's entry, and whether the connection is still fit for the next row."""
+        row = rows[i]
+        try:
+            async with conn.transaction():
+                uow = UnitOfWork(conn, IntakeStore(conn), source=source)
+                done = await usecases.register_case(by_index[i], uow, ctx, now=now)
+        except RegistrationRejected as exc:
+            reasons = [reason(p.loc, p.msg) for p in exc.problems]
+            return entry(row, "rejected", reasons=row.annotate(reasons)), True
+        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
+            problem = reason((), f"value cannot be stored: {str(exc)[:300]}")
+            return entry(row, "rejected", reasons=row.annotate([problem])), True
+        except Exception as exc:
+            return _failed(row, exc), False
+        if not done.created:  # the same key, imported by a concurrent import of the same file
+            return entry(row, "exists", case_id=str(done.case_id)), True
+        flags = [_flag(f) for f in done.duplicate_flags]
+        return entry(row, "flagged" if flags else "created", case_id=str(done.case_id), flags=flags), True
+
+    def _failed(row: Row, exc: Exception) -> dict[str, Any]:
+        log.warning("bulk import %s: row %r failed: %r", namespace, row.row_key, exc)
+        return entry(row, "failed", reasons=[reason((), f"not imported ({type(exc).__name__}): retry")])
+
+    async def worker() -> None:
+        # A connection serves a run of rows: taken from the pool for each row, it would be reset
+        # (one more round trip) on each release.
+        while groups:
+            connected = False
+            try:
+                async with slots, pool.acquire() as conn:
+                    connected = True
+                    served = 0
+                    while groups and served < ROWS_PER_CONNECTION:
+                        group = groups.popleft()
+                        for n, i in enumerate(group):
+                            entries[i], fit = await register_one(conn, i)
+                            if not fit:  # back to the pool, which replaces a broken connection
+                                if group[n + 1 :]:
+                                    groups.appendleft(group[n + 1 :])
+                                served = ROWS_PER_CONNECTION
+                                break
+                        served += len(group)
+            except Exception as exc:
+                if connected:  # the connection failed on its way back to the pool: rows are done
+                    log.warning("bulk import %s: releasing a connection: %r", namespace, exc)
+                elif groups:  # no connection to be had: the database is unavailable
+                    for i in groups.popleft():
+                        entries[i] = _failed(rows[i], exc)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(groups)))))
+    seconds = time.perf_counter() - started
+    final = [e for e in entries if e is not None]
+    assert len(final) == len(rows)
+    totals = counts(final)
+    log.info(
+        "bulk import into %s by %s: %d rows in %.1fs (%.0f rows/s): %s",
+        namespace,
+        actor,
+        len(rows),
+        seconds,
+        len(rows) / seconds if seconds else 0.0,
+        ", ".join(f"{n} {k}" for k, n in totals.items() if n),
+    )
+    return {
+        "namespace": namespace,
+        "actor": actor,
+        "rows": len(rows),
+        "counts": totals,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(len(rows) / seconds, 1) if seconds else None,
+        "entries": final,
+    }
+
+
+def _flag(flag: RaisedFlag) -> dict[str, Any]:
+    return {
+        "flag_id": flag.flag_id,
+        "person_id": str(flag.person_id),
+        "other_case_id": str(flag.other_case_id),
+        "basis": flag.basis,
+    }
+
+
+def report_json(report: dict[str, Any]) -> bytes:
+    """ASCII JSON: a reason may quote input that is not encodable as UTF-8 (an unpaired surrogate)."""
+    return json.dumps(report, ensure_ascii=True, separators=(",", ":")).encode()

@@ -1,0 +1,404 @@
+"""What intake does: each thing a module function of (command or event, unit of work, ...).
+
+HTTP routes (``api.py``), the bulk import (``bulk/importer.py``) and the consumers (``HANDLERS``
+tables, below) call these and nothing else; the rules they apply are in ``domain.py``, the reads
+and writes in ``store.py``. Each runs in one unit of work (one transaction): what it writes and the
+events it publishes commit together or not at all.
+
+Locks (docs/consistency.md, "Intake"): a registration takes an advisory lock per duplicate key
+before it looks for candidates; an update takes the same key locks, then the case row; a
+withdrawal and a mission's report take the case row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any, Protocol
+
+from contracts.base import Event
+from contracts.envelope import CloudEvent
+from contracts.intake import CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded, Person
+from contracts.missions import CaseStatusReported
+from contracts.routes import RouteBook
+from contracts.status import CaseStatus, CaseStatusChanged
+from corridor.consumer import Rejected, RetryLater
+from corridor.errors import Invalid
+from corridor.statusguard import IllegalStatusChange
+from corridor.uow import UnitOfWork
+from services.intake import domain
+from services.intake.domain import (
+    AddHealthEvidence,
+    CaseNotFound,
+    ChangeCase,
+    FlagNotOpen,
+    FlagStatus,
+    NotBeforeDeparture,
+    PersonNotInCase,
+    ReadCase,
+    RegisterCase,
+    ReportAction,
+    RequestWithdrawal,
+    ResolveFlag,
+    WithdrawalTooLate,
+)
+from services.intake.duplicates import PersonLike, keys_of, lock_ids
+from services.intake.store import (
+    AccessRecord,
+    CaseDetails,
+    DuplicateFlag,
+    IntakeStore,
+    RaisedFlag,
+    TimelineEntry,
+)
+
+Uow = UnitOfWork[IntakeStore]
+Units = Callable[[], AbstractAsyncContextManager[Uow]]
+"""``async with units() as uow``: a unit of work of its own (routes that need more than one)."""
+
+INBOUND = "intake-inbound"
+"""The consumer of missions' reports: its inbox is shared by the Kafka and the HTTP path."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What intake's use cases depend on beyond the unit of work: the deployment's routes, and how
+    long a withdrawal request waits for its outcome on the status stream."""
+
+    routes: RouteBook
+    withdrawal_wait_seconds: float = 10.0
+
+
+# --- registration and changes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    case_id: uuid.UUID
+    created: bool
+    duplicate_flags: list[RaisedFlag] = field(default_factory=list)
+
+
+async def register_case(
+    command: RegisterCase, uow: Uow, ctx: Context, *, now: datetime | None = None
+) -> Registration:
+    """Register one person or a family group: the case, its duplicate keys and flags, "registered"
+    on the status stream and ``CaseRegistered``, in one transaction. A registration key makes a
+    repeat create nothing. ``now`` is the unit's time unless given (an import's one time).
+
+    Before anything else it takes an advisory lock per duplicate key, so two registrations of the
+    same person at the same moment (in one process or several, over HTTP or from an import) are
+    made one after the other and the later one flags the earlier."""
+    now = now or uow.now()
+    domain.check_registration(command, ctx.routes, now.date())
+    key = command.registration_key
+    if key:
+        existing = await uow.store.case_for_key(key)
+        if existing is not None:
+            return Registration(existing, created=False)
+    case = domain.build_case(command, case_id=uuid.uuid4(), now=now)
+    # Before anything else: a registration of the same person committing meanwhile is seen by the
+    # lookups below, or waits for this one to commit and then sees it.
+    await _lock_keys(uow, case.members)
+    if not await uow.store.insert_case(case, registration_key=key, status=CaseStatus.REGISTERED):
+        # The same registration key, committed by a concurrent request in the meantime.
+        assert key is not None
+        existing = await uow.store.case_for_key(key)
+        assert existing is not None
+        return Registration(existing, created=False)
+    flags = await _record_keys(uow, case.case_id, case.members)
+    # Status first: the relay publishes a case's rows in order, so everything downstream of
+    # CaseRegistered lands on the status stream after "registered".
+    await uow.announce(
+        CaseStatusChanged(
+            case_id=case.case_id, status=CaseStatus.REGISTERED, occurred_at=now, members=len(case.members)
+        )
+    )
+    await uow.publish(case)
+    return Registration(case.case_id, created=True, duplicate_flags=flags)
+
+
+async def update_case(command: ChangeCase, uow: Uow, ctx: Context) -> CaseUpdated:
+    """Replace a case's details before departure; members keep their ids by name and birth date.
+    Eligibility and transport receive the case as it now stands."""
+    details, case_id, now = command.details, command.case_id, uow.now()
+    # Before the case's row lock, in the order registrations take them (a registration may wait for
+    # that row, to flag this case, while holding its key locks).
+    await _lock_keys(uow, details.members)
+    case = await uow.store.case_for_update(case_id)
+    if case is None:
+        raise CaseNotFound(case_id)
+    if not domain.may_change(case.status, withdrawn=await uow.store.is_withdrawn(case_id)):
+        raise NotBeforeDeparture(f"case is {case.status.value}: it can be changed only before departure")
+    domain.check_registration(details, ctx.routes, now.date())
+    known = {
+        domain.member_key(p.surname, p.given_names, p.birth_date): p.person_id
+        for p in await uow.store.people_of(case_id)
+    }
+    rebuilt = domain.build_case(details, case_id=case_id, now=now)
+    members = domain.keep_identities(rebuilt.members, known)
+    updated = CaseUpdated(
+        case_id=case_id,
+        registered_at=case.registered_at,
+        updated_at=now,
+        route_id=details.route_id,
+        planned_travel_date=details.planned_travel_date,
+        consent=rebuilt.consent,
+        members=members,
+    )
+    await uow.store.replace_case(updated)
+    await _record_keys(uow, case_id, members)
+    await uow.publish(updated)
+    return updated
+
+
+async def _lock_keys(uow: Uow, members: Sequence[PersonLike]) -> None:
+    """Serialise, across processes, registrations and updates that may be the same person."""
+    await uow.store.lock_duplicate_keys(lock_ids(keys_of(m) for m in members))
+
+
+async def _record_keys(uow: Uow, case_id: uuid.UUID, members: list[Person]) -> list[RaisedFlag]:
+    """Record the people's duplicate keys and flag every other case's person that shares one."""
+    flags: list[RaisedFlag] = []
+    for person in members:
+        keys = keys_of(person)
+        pairs = [("document", keys.document)] + [("name", k) for k in sorted(keys.names)]
+        for kind, key in pairs:
+            await uow.store.add_person_key(person.person_id, case_id, kind, key)
+            for other in await uow.store.matching_people(kind, key, exclude_case=case_id):
+                flag = await uow.store.flag_duplicate(
+                    case_id, person.person_id, other.case_id, other.person_id, kind
+                )
+                if flag is not None:
+                    flags.append(flag)
+    return flags
+
+
+async def list_duplicate_flags(
+    status: str | None, case_id: uuid.UUID | None, uow: Uow
+) -> list[DuplicateFlag]:
+    return await uow.store.duplicate_flags(status, case_id)
+
+
+async def resolve_duplicate_flag(command: ResolveFlag, uow: Uow) -> FlagStatus:
+    """A caseworker decides: the same person registered twice, or two different people."""
+    decision = FlagStatus(command.resolution.decision)
+    assert decision in domain.FLAG_TRANSITIONS[FlagStatus.OPEN]
+    resolution = command.resolution
+    if not await uow.store.resolve_flag(command.flag_id, decision, resolution.resolved_by, resolution.note):
+        raise FlagNotOpen(command.flag_id)
+    return decision
+
+
+# --- health evidence ---------------------------------------------------------------------------
+
+
+async def record_health_evidence(command: AddHealthEvidence, uow: Uow) -> CloudEvent:
+    """A test result or fit-to-travel examination. Medical data: it goes only to eligibility, on
+    the host mission's restricted topic, and never onto the status stream."""
+    now, evidence = uow.now(), command.evidence
+    if evidence.taken_at > now:
+        raise Invalid("taken_at", "is in the future")
+    if not await uow.store.person_in_case(command.case_id, evidence.person_id):
+        raise PersonNotInCase(command.case_id, evidence.person_id)
+    recorded = HealthEvidenceRecorded(
+        case_id=command.case_id,
+        person_id=evidence.person_id,
+        kind=evidence.kind,
+        result=evidence.result,
+        taken_at=evidence.taken_at,
+        recorded_at=now,
+    )
+    await uow.store.save_health_evidence(recorded, command.recorded_by)
+    return await uow.publish(recorded)
+
+
+# --- withdrawal --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WithdrawalAnswer:
+    """Withdrawn (``pending`` False), or recorded and not yet applied nor refused (``pending``)."""
+
+    case_id: uuid.UUID
+    created: bool
+    pending: bool
+
+    @property
+    def status(self) -> str:
+        return "withdrawal_requested" if self.pending else CaseStatus.WITHDRAWN.value
+
+
+async def request_withdrawal(command: RequestWithdrawal, uow: Uow) -> bool:
+    """Record the withdrawal and send it to transport, under the case's row lock; True if this
+    request recorded it, False if it was recorded before (repeating it is safe)."""
+    case = await uow.store.case_for_update(command.case_id)
+    if case is None:
+        raise CaseNotFound(command.case_id)
+    created = not await uow.store.is_withdrawn(command.case_id)
+    if created:
+        if case.status not in domain.WITHDRAWABLE:
+            raise NotBeforeDeparture(
+                f"case is {case.status.value}: withdrawal is possible only before departure"
+            )
+        withdrawal = CaseWithdrawn(case_id=command.case_id, reason=command.reason, withdrawn_at=uow.now())
+        await uow.store.save_withdrawal(withdrawal, command.recorded_by)
+        # The caseworker's note may name people: it stays on the restricted topic. The public
+        # "withdrawn" comes from transport once the seat is freed.
+        await uow.publish(withdrawal)
+    return created
+
+
+async def withdrawal_outcome(case_id: uuid.UUID, units: Units, wait_seconds: float) -> CaseStatus | None:
+    """Withdrawn, or a status past departure, as the stream shows it; None if neither in time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        async with units() as uow:
+            current = await uow.store.case_status(case_id)
+        if domain.withdrawal_settled(current):
+            return current
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(0.1)
+
+
+async def withdraw_case(command: RequestWithdrawal, units: Units, ctx: Context) -> WithdrawalAnswer:
+    """The person withdraws, at any time before departure; the whole case leaves together.
+
+    Transport, which seats cases and records departures, applies the withdrawal under the case's
+    lock, so it and a departure happen one after the other. The answer waits for the status
+    stream: withdrawn (its seat freed, the border posts' manifests amended), ``WithdrawalTooLate``
+    when the vehicle left first, pending when neither is known in time (the withdrawal stands and
+    is applied or refused as soon as transport reads it)."""
+    async with units() as uow:
+        created = await request_withdrawal(command, uow)
+    outcome = await withdrawal_outcome(command.case_id, units, ctx.withdrawal_wait_seconds)
+    if outcome is CaseStatus.WITHDRAWN:
+        return WithdrawalAnswer(command.case_id, created, pending=False)
+    if outcome is not None:
+        raise WithdrawalTooLate(outcome)
+    return WithdrawalAnswer(command.case_id, created, pending=True)
+
+
+# --- reads of personal data and of the timeline ---------------------------------------------------
+
+
+async def read_case(command: ReadCase, uow: Uow) -> CaseDetails:
+    """The case with personal data; the read is recorded, with who and why, in the same transaction."""
+    case = await uow.store.case_details(command.case_id)
+    if case is None:
+        raise CaseNotFound(command.case_id)
+    await uow.store.record_access(command.case_id, command.actor, command.purpose)
+    return case
+
+
+async def case_access_log(case_id: uuid.UUID, uow: Uow) -> list[AccessRecord]:
+    return await uow.store.access_log(case_id)
+
+
+async def query_access_log(
+    actor: str | None, since: datetime | None, limit: int, uow: Uow
+) -> list[AccessRecord]:
+    return await uow.store.access_log_query(actor, since, limit)
+
+
+async def case_timeline(case_id: uuid.UUID, uow: Uow) -> list[TimelineEntry]:
+    """The case's status changes as read from the public status stream (no personal data)."""
+    if not await uow.store.case_exists(case_id):
+        raise CaseNotFound(case_id)
+    return await uow.store.timeline(case_id)
+
+
+# --- the status stream, read back ----------------------------------------------------------------
+
+
+async def record_status_change(change: CaseStatusChanged, uow: Uow, ctx: Context) -> None:
+    """A status change on the public stream: on the case's timeline, the case's current status, and
+    what the stream guard knows of the case."""
+    assert uow.cause is not None, "a consumer's use case"
+    await uow.store.record_status(uow.cause.source, uow.cause.id, change)
+    await uow.note_status(change.case_id, change.status)
+
+
+# --- status changes reported by country missions -------------------------------------------------
+
+
+async def apply_reported_status(
+    report: CaseStatusReported, uow: Uow, ctx: Context, *, origin: CloudEvent | None = None
+) -> CloudEvent:
+    """Check a mission's reported status change (``origin``: its envelope, the event being
+    handled unless given), apply it under the case's row lock and republish it on the stream.
+
+    Raises ``RetryLater`` when the case is not ready for it yet (intake has not yet read the status
+    it follows), ``Rejected`` when it never fits (a value that could never be stored, an unknown
+    case, a mission that may not report it, a status it cannot follow)."""
+    origin = origin or uow.cause
+    assert origin is not None, "a report arrives in an envelope"
+    unusable = domain.unusable_report(report)
+    if unusable is not None:
+        raise Rejected("invalid_value", unusable)
+    case = await uow.store.case_for_update(report.case_id)
+    if case is None:
+        raise Rejected("unknown_case", f"no case {report.case_id}")
+    route = ctx.routes.get(case.route_id)
+    if route is None:
+        raise Rejected("unknown_route", f"route {case.route_id} is not configured")
+    verdict = domain.judge_report(origin.source, report.status, case.status, route)
+    if verdict.action is ReportAction.LATER:
+        raise RetryLater(verdict.code or "illegal_transition", verdict.detail or "")
+    if verdict.action is ReportAction.REJECT:
+        raise Rejected(verdict.code or "rejected", verdict.detail or "")
+    status = CaseStatus(report.status.value)
+    await uow.store.set_status(report.case_id, status)
+    change = CaseStatusChanged(
+        case_id=report.case_id,
+        status=status,
+        occurred_at=report.occurred_at,
+        members=case.members,
+        place=report.place,
+        reason_code=report.reason_code,
+        reason=report.reason,
+    )
+    try:
+        # publish, not announce: a change the stream guard refuses is not a bug here but a report
+        # ahead of the stream. Who reported it goes along, so a mission recognises its own report.
+        return await uow.publish(change, extensions={"originsource": origin.source, "originid": origin.id})
+    except IllegalStatusChange as exc:
+        # The projection let it through but the case's last status does not: not yet, at best.
+        raise RetryLater("illegal_transition", str(exc)) from exc
+
+
+async def receive_report(event: CloudEvent, uow: Uow, ctx: Context) -> CloudEvent | None:
+    """A report sent over HTTP: through the same inbox as the Kafka path, so an event sent both ways
+    is applied once. The status change published, or None for a repeat of an event applied before."""
+    assert isinstance(event.data, CaseStatusReported)
+    if not await uow.store.first_delivery(INBOUND, event):
+        return None
+    return await apply_reported_status(event.data, uow, ctx, origin=event)
+
+
+# --- the consumers' tables ---------------------------------------------------------------------
+
+
+class EventUseCase(Protocol):
+    """A consumer's use case: the event's data, its unit of work, and the context (by name)."""
+
+    def __call__(self, event: Any, uow: Uow, /, *, ctx: Context) -> Awaitable[Any]: ...
+
+
+TIMELINE_HANDLERS: dict[type[Event], EventUseCase] = {CaseStatusChanged: record_status_change}
+"""``corridor.case-status``, read back into each case's timeline."""
+
+INBOUND_HANDLERS: dict[type[Event], EventUseCase] = {CaseStatusReported: apply_reported_status}
+"""``missions.case-status-reported``: the missions' reports (``INBOUND``)."""
+
+
+def bound(handlers: Mapping[type[Event], EventUseCase], ctx: Context) -> dict[type[Event], Any]:
+    """A table's use cases with the context given, as a consumer calls them: (event, unit of work)."""
+    return {event: partial(use_case, ctx=ctx) for event, use_case in handlers.items()}

@@ -1,0 +1,385 @@
+"""Intake's doubles for the fast tests: an in-memory store with the real store's methods (its lock
+methods only note that they were called), a unit of work that guards the status stream as the real
+one does, and registrations to send."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from contracts.envelope import CloudEvent
+from contracts.intake import (
+    CaseRegistered,
+    CaseUpdated,
+    CaseWithdrawn,
+    Consent,
+    HealthEvidenceRecorded,
+    Person,
+)
+from contracts.missions import CaseStatusReported, ReportableStatus
+from contracts.routes import RouteBook
+from contracts.status import CaseStatus, CaseStatusChanged, is_legal
+from corridor.statusguard import IllegalStatusChange
+from services.intake import domain, usecases
+from services.intake.domain import FlagStatus
+from services.intake.store import (
+    AccessRecord,
+    CaseDetails,
+    DuplicateFlag,
+    EventRef,
+    KnownPerson,
+    LockedCase,
+    PersonRef,
+    RaisedFlag,
+    RegisteredPerson,
+    TimelineEntry,
+)
+from tests.fakes import FakeUnitOfWork
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+TRAVEL = date(2026, 12, 1)
+CTX = usecases.Context(RouteBook.load(Path("deploy/routes/central-asia.json")), withdrawal_wait_seconds=0)
+SOURCE = "/missions/KAZ/intake"
+
+
+# --- the fake store ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Case:
+    case_id: uuid.UUID
+    registration_key: str | None
+    route_id: str
+    planned_travel_date: date
+    consent: Consent
+    status: CaseStatus
+    registered_at: datetime
+
+
+@dataclass
+class FakeIntakeStore:
+    """IntakeStore's methods on dictionaries. ``calls`` keeps the order of locks and inserts."""
+
+    cases: dict[uuid.UUID, _Case] = field(default_factory=dict)
+    persons: dict[uuid.UUID, tuple[uuid.UUID, Person]] = field(default_factory=dict)
+    keys: set[tuple[uuid.UUID, uuid.UUID, str, str]] = field(default_factory=set)
+    flags: list[DuplicateFlag] = field(default_factory=list)
+    timelines: dict[uuid.UUID, list[TimelineEntry]] = field(default_factory=dict)
+    evidence: list[tuple[HealthEvidenceRecorded, str]] = field(default_factory=list)
+    withdrawals: dict[uuid.UUID, tuple[CaseWithdrawn, str]] = field(default_factory=dict)
+    reads: list[AccessRecord] = field(default_factory=list)
+    inbox: set[tuple[str, str, str]] = field(default_factory=set)
+    calls: list[str] = field(default_factory=list)
+
+    async def lock_duplicate_keys(self, lock_ids: list[int]) -> None:
+        self.calls.append(f"lock keys {lock_ids}")
+
+    async def case_for_update(self, case_id: uuid.UUID) -> LockedCase | None:
+        self.calls.append(f"lock case {case_id}")
+        case = self.cases.get(case_id)
+        if case is None:
+            return None
+        members = sum(1 for c, _ in self.persons.values() if c == case_id)
+        return LockedCase(case_id, case.route_id, case.status, case.registered_at, members)
+
+    async def case_for_key(self, registration_key: str) -> uuid.UUID | None:
+        return next((c.case_id for c in self.cases.values() if c.registration_key == registration_key), None)
+
+    async def cases_for_keys(self, keys: Sequence[str]) -> dict[str, uuid.UUID]:
+        return {c.registration_key: c.case_id for c in self.cases.values() if c.registration_key in keys}
+
+    async def insert_case(
+        self, case: CaseRegistered, *, registration_key: str | None, status: CaseStatus
+    ) -> bool:
+        if registration_key is not None and await self.case_for_key(registration_key) is not None:
+            return False
+        self.calls.append(f"insert {case.case_id}")
+        self.cases[case.case_id] = _Case(
+            case.case_id,
+            registration_key,
+            case.route_id,
+            case.planned_travel_date,
+            case.consent,
+            status,
+            case.registered_at,
+        )
+        self.persons.update({p.person_id: (case.case_id, p) for p in case.members})
+        return True
+
+    async def replace_case(self, case: CaseUpdated) -> None:
+        stored = self.cases[case.case_id]
+        stored.route_id, stored.planned_travel_date = case.route_id, case.planned_travel_date
+        stored.consent = case.consent
+        self.keys = {k for k in self.keys if k[1] != case.case_id}
+        self.persons = {p: v for p, v in self.persons.items() if v[0] != case.case_id}
+        self.persons.update({p.person_id: (case.case_id, p) for p in case.members})
+
+    async def case_exists(self, case_id: uuid.UUID) -> bool:
+        return case_id in self.cases
+
+    async def case_status(self, case_id: uuid.UUID) -> CaseStatus:
+        return self.cases[case_id].status
+
+    async def set_status(self, case_id: uuid.UUID, status: CaseStatus) -> None:
+        self.cases[case_id].status = status
+
+    async def people_of(self, case_id: uuid.UUID) -> list[KnownPerson]:
+        return [
+            KnownPerson(p.person_id, p.surname, p.given_names, p.birth_date)
+            for c, p in self.persons.values()
+            if c == case_id
+        ]
+
+    async def person_in_case(self, case_id: uuid.UUID, person_id: uuid.UUID) -> bool:
+        return self.persons.get(person_id, (None,))[0] == case_id
+
+    async def case_details(self, case_id: uuid.UUID) -> CaseDetails | None:
+        case = self.cases.get(case_id)
+        if case is None:
+            return None
+        people = sorted(
+            (p for c, p in self.persons.values() if c == case_id),
+            key=lambda p: (p.role != "principal", p.surname),
+        )
+        return CaseDetails(
+            case_id,
+            case.route_id,
+            case.planned_travel_date,
+            case.status,
+            case.consent,
+            [
+                RegisteredPerson(
+                    **p.model_dump(
+                        include={
+                            "person_id",
+                            "role",
+                            "given_names",
+                            "surname",
+                            "birth_date",
+                            "sex",
+                            "nationality",
+                            "vulnerabilities",
+                            "needs_escort",
+                            "current_city",
+                            "given_names_cyrillic",
+                            "surname_cyrillic",
+                            "phone",
+                        }
+                    ),
+                    document=p.document,
+                    proof_of_citizenship=p.proof_of_citizenship,
+                )
+                for p in people
+            ],
+        )
+
+    async def record_status(self, source: str, event_id: str, change: CaseStatusChanged) -> None:
+        timeline = self.timelines.setdefault(change.case_id, [])
+        if all(e.event != EventRef(source, event_id) for e in timeline):
+            timeline.append(
+                TimelineEntry(
+                    change.status,
+                    change.occurred_at,
+                    change.place,
+                    change.movement_id,
+                    change.reason_code,
+                    change.reason,
+                    EventRef(source, event_id),
+                )
+            )
+        await self.set_status(change.case_id, change.status)
+
+    async def timeline(self, case_id: uuid.UUID) -> list[TimelineEntry]:
+        return list(self.timelines.get(case_id, []))
+
+    async def first_delivery(self, consumer: str, event: CloudEvent) -> bool:
+        seen = (consumer, event.source, event.id)
+        if seen in self.inbox:
+            return False
+        self.inbox.add(seen)
+        return True
+
+    async def save_health_evidence(self, event: HealthEvidenceRecorded, recorded_by: str) -> None:
+        self.evidence.append((event, recorded_by))
+
+    async def save_withdrawal(self, event: CaseWithdrawn, recorded_by: str) -> None:
+        self.withdrawals[event.case_id] = (event, recorded_by)
+
+    async def is_withdrawn(self, case_id: uuid.UUID) -> bool:
+        return case_id in self.withdrawals
+
+    async def add_person_key(self, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str) -> None:
+        self.keys.add((person_id, case_id, kind, key))
+
+    async def matching_people(self, kind: str, key: str, *, exclude_case: uuid.UUID) -> list[PersonRef]:
+        found = {PersonRef(c, p) for p, c, k, v in self.keys if (k, v) == (kind, key) and c != exclude_case}
+        return sorted(found, key=str)[:10]
+
+    async def flag_duplicate(
+        self,
+        case_id: uuid.UUID,
+        person_id: uuid.UUID,
+        other_case_id: uuid.UUID,
+        other_person_id: uuid.UUID,
+        basis: str,
+    ) -> RaisedFlag | None:
+        if any((f.person_id, f.other_person_id) == (person_id, other_person_id) for f in self.flags):
+            return None
+        flag_id = len(self.flags) + 1
+        self.flags.append(
+            DuplicateFlag(
+                flag_id,
+                case_id,
+                person_id,
+                other_case_id,
+                other_person_id,
+                basis,
+                FlagStatus.OPEN,
+                NOW,
+                None,
+                None,
+            )
+        )
+        return RaisedFlag(flag_id, person_id, other_case_id, basis)
+
+    async def duplicate_flags(self, status: str | None, case_id: uuid.UUID | None) -> list[DuplicateFlag]:
+        return [
+            f
+            for f in self.flags
+            if (status is None or f.status == status) and case_id in (None, f.case_id, f.other_case_id)
+        ]
+
+    async def resolve_flag(self, flag_id: int, status: FlagStatus, by: str, note: str) -> bool:
+        for i, f in enumerate(self.flags):
+            if f.flag_id == flag_id and f.status is FlagStatus.OPEN:
+                self.flags[i] = replace(f, status=status, resolved_by=by, resolution_note=note)
+                return True
+        return False
+
+    async def record_access(self, case_id: uuid.UUID, actor: str, purpose: str) -> None:
+        self.reads.append(AccessRecord(NOW, actor, purpose, case_id))
+
+    async def access_log(self, case_id: uuid.UUID) -> list[AccessRecord]:
+        return [r for r in self.reads if r.case_id == case_id]
+
+    async def access_log_query(
+        self, actor: str | None, since: datetime | None, limit: int
+    ) -> list[AccessRecord]:
+        found = [r for r in reversed(self.reads) if actor in (None, r.actor)]
+        return [r for r in found if since is None or r.accessed_at >= since][:limit]
+
+
+class GuardedUnitOfWork(FakeUnitOfWork[FakeIntakeStore]):
+    """As the real unit (``corridor.outbox``): ``publish`` of a status change the case's last status
+    refuses raises; ``announce`` records it as a bug and publishes nothing."""
+
+    async def publish(self, event: Any, *, extensions: dict[str, str] | None = None) -> CloudEvent:
+        if isinstance(event, CaseStatusChanged):
+            previous = self.statuses.get(event.case_id)
+            if not is_legal(previous, event.status):
+                raise IllegalStatusChange(event, previous)
+            await self.note_status(event.case_id, event.status)
+        return await super().publish(event, extensions=extensions)
+
+    async def announce(
+        self, change: CaseStatusChanged, *, extensions: dict[str, str] | None = None
+    ) -> CloudEvent | None:
+        try:
+            return await self.publish(change, extensions=extensions)
+        except IllegalStatusChange as exc:
+            self.illegal.append((exc.previous, change.status))
+            return None
+
+
+def unit(store: FakeIntakeStore, **kwargs: Any) -> GuardedUnitOfWork:
+    return GuardedUnitOfWork(store, source=SOURCE, now=NOW, **kwargs)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def person(role: str, given: str, surname: str, born: str, number: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "role": role,
+        "given_names": given,
+        "surname": surname,
+        "birth_date": born,
+        "sex": "M" if role in ("principal", "child") else "F",
+        "nationality": "TJK",
+        "document": {
+            "type": "passport",
+            "number": number,
+            "issuing_country": "TJK",
+            "expires_on": (TRAVEL + timedelta(days=400)).isoformat(),
+        },
+        **extra,
+    }
+
+
+def registration(*members: dict[str, Any], key: str | None = None, **extra: Any) -> domain.RegisterCase:
+    return domain.RegisterCase.model_validate(
+        {
+            "registration_key": key,
+            "route_id": "kaz-uzb-tjk",
+            "planned_travel_date": TRAVEL.isoformat(),
+            "consent": {"given": True, "scope": ["UZB", "TJK"]},
+            "members": list(members) or [person("principal", "Murod", "Rahimov", "1979-01-30", "400765432")],
+            **extra,
+        }
+    )
+
+
+FAMILY = (
+    person("principal", "Farrukh", "Nazarov", "1985-03-02", "401000001"),
+    person("spouse", "Malika", "Nazarova", "1988-07-11", "401000002"),
+    person("child", "Aziz", "Nazarov", "2015-05-20", "401000003"),
+)
+
+
+async def registered(store: FakeIntakeStore, command: domain.RegisterCase | None = None) -> uuid.UUID:
+    done = await usecases.register_case(command or registration(), unit(store), CTX)
+    assert done.created
+    return done.case_id
+
+
+def report(case_id: uuid.UUID, status: ReportableStatus) -> CaseStatusReported:
+    return CaseStatusReported(case_id=case_id, status=status, occurred_at=NOW)
+
+
+def envelope(data: Any, source: str = "/missions/TJK/reception") -> CloudEvent:
+    return CloudEvent.new(data, source=source)
+
+
+def units_for(store: FakeIntakeStore, then: CaseStatus | None = None) -> Any:
+    """Units of work on ``store``, each its own transaction as a route opens them: what a unit that
+    raises wrote is rolled back. They share what the stream guard knows (``units.statuses``) as the
+    database does. From the second unit on, every case is ``then`` if given (transport's answer,
+    read from the stream meanwhile). ``units.opened`` keeps every unit."""
+    opened: list[GuardedUnitOfWork] = []
+    statuses: dict[Any, CaseStatus] = {}
+
+    @asynccontextmanager
+    async def units() -> AsyncIterator[GuardedUnitOfWork]:
+        if opened and then is not None:
+            for case in store.cases.values():
+                case.status = then
+        opened.append(unit(store))
+        opened[-1].statuses = statuses
+        before = copy.deepcopy((vars(store), statuses))
+        try:
+            yield opened[-1]
+        except BaseException:
+            vars(store).update(before[0])
+            statuses.clear()
+            statuses.update(before[1])
+            raise
+
+    units.opened = opened  # type: ignore[attr-defined]
+    units.statuses = statuses  # type: ignore[attr-defined]
+    return units

@@ -1,0 +1,358 @@
+"""Intake's HTTP API on the in-memory store: each route answers the status and the JSON it always
+answered (field names, nulls, times as ``+00:00``), and the runtime answers the use cases' errors.
+No server: the runtime is never started, its units of work are the in-memory ones."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.envelope import CloudEvent
+from contracts.missions import ReportableStatus
+from contracts.status import CaseStatus, CaseStatusChanged, Place
+from corridor.runtime import ServiceRuntime
+from services.intake import domain, usecases
+from services.intake.app import IntakeSettings, create_service
+from tests.unit.intake_doubles import FAMILY, NOW, TRAVEL, FakeIntakeStore, person, report, unit, units_for
+
+READER = {"X-Actor": "aida", "X-Purpose": "eligibility review"}
+
+
+@pytest.fixture
+def store() -> FakeIntakeStore:
+    return FakeIntakeStore()
+
+
+@pytest.fixture
+def units(store: FakeIntakeStore) -> Any:
+    return units_for(store)
+
+
+@pytest.fixture
+async def client(units: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setattr(ServiceRuntime, "units", lambda self, _store: units)
+    rt = create_service(IntakeSettings(withdrawal_wait_seconds=0))
+    # No lifespan: the runtime (database, Kafka) never starts.
+    transport = httpx.ASGITransport(app=rt.http)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        yield client
+
+
+def body(*members: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "route_id": "kaz-uzb-tjk",
+        "planned_travel_date": TRAVEL.isoformat(),
+        "consent": {"given": True, "scope": ["UZB", "TJK"]},
+        "members": list(members) or [person("principal", "Murod", "Rahimov", "1979-01-30", "400765432")],
+        **extra,
+    }
+
+
+async def register(client: httpx.AsyncClient, **extra: Any) -> str:
+    response = await client.post("/cases", json=body(**extra))
+    assert response.status_code == 201, response.text
+    case_id: str = response.json()["case_id"]
+    return case_id
+
+
+async def test_a_registration_answers_its_case_and_a_repeat_the_same_case(client: httpx.AsyncClient) -> None:
+    created = await client.post("/cases", json=body(registration_key="k-1"))
+    assert created.status_code == 201
+    case_id = created.json()["case_id"]
+    assert created.json() == {
+        "case_id": case_id,
+        "created": True,
+        "status": "registered",
+        "duplicate_flags": [],
+    }
+    again = await client.post("/cases", json=body(registration_key="k-1"))
+    assert (again.status_code, again.json()) == (200, {"case_id": case_id, "created": False})
+
+
+async def test_a_possible_duplicate_is_named_in_the_answer(
+    client: httpx.AsyncClient, store: FakeIntakeStore
+) -> None:
+    first = await register(client)
+    second = await client.post(
+        "/cases", json=body(person("principal", "Bakhodur", "Saidov", "1990-02-02", "400765432"))
+    )
+    (flag,) = second.json()["duplicate_flags"]
+    person_id = str(next(iter(store.flags)).person_id)
+    assert flag == {"flag_id": 1, "person_id": person_id, "other_case_id": first, "basis": "document"}
+    listed = (await client.get("/duplicate-flags")).json()["flags"]
+    assert listed == [
+        {
+            "flag_id": 1,
+            "case_id": second.json()["case_id"],
+            "person_id": person_id,
+            "other_case_id": first,
+            "other_person_id": listed[0]["other_person_id"],
+            "basis": "document",
+            "status": "open",
+            "flagged_at": "2026-11-30T09:00:00+00:00",
+            "resolved_by": None,
+            "resolution_note": None,
+        }
+    ]
+    resolution = {"decision": "duplicate", "note": "same man", "resolved_by": "aida"}
+    resolved = await client.post("/duplicate-flags/1/resolution", json=resolution)
+    assert (resolved.status_code, resolved.json()) == (200, {"flag_id": 1, "status": "duplicate"})
+    again = await client.post("/duplicate-flags/1/resolution", json=resolution)
+    assert (again.status_code, again.json()) == (404, {"detail": "no open flag 1"})
+
+
+async def test_every_problem_of_a_registration_is_one_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/cases",
+        json=body(
+            person("principal", "Murod", "Rahimov", "2027-01-30", "400765432"),
+            route_id="kaz-nowhere",
+            planned_travel_date="2026-11-01",
+        ),
+    )
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {"loc": ["body", "route_id"], "msg": "unknown route 'kaz-nowhere'", "type": "value_error"},
+            {"loc": ["body", "members", "0", "birth_date"], "msg": "is in the future", "type": "value_error"},
+            {"loc": ["body", "planned_travel_date"], "msg": "is in the past", "type": "value_error"},
+        ]
+    }
+
+
+async def test_an_update_answers_when_and_how_many(client: httpx.AsyncClient) -> None:
+    case_id = await register(client)
+    response = await client.put(f"/cases/{case_id}", json=body(*FAMILY))
+    assert (response.status_code, response.json()) == (
+        200,
+        {"case_id": case_id, "updated_at": "2026-11-30T09:00:00+00:00", "members": 3},
+    )
+    missing = await client.put(f"/cases/{uuid.uuid4()}", json=body())
+    assert missing.status_code == 404 and missing.json()["detail"].startswith("no case ")
+
+
+async def test_a_case_is_read_with_its_personal_data_and_the_read_is_logged(
+    client: httpx.AsyncClient,
+) -> None:
+    case_id = await register(client)
+    response = await client.get(f"/cases/{case_id}", headers=READER)
+    assert response.status_code == 200
+    (member,) = response.json()["members"]
+    assert response.json() == {
+        "case_id": case_id,
+        "route_id": "kaz-uzb-tjk",
+        "planned_travel_date": "2026-12-01",
+        "status": "registered",
+        "consent": {
+            "given": True,
+            "kind": "explicit",
+            "proxy_name": None,
+            "proxy_reason": None,
+            "scope": ["UZB", "TJK"],
+        },
+        "members": [
+            {
+                "person_id": member["person_id"],
+                "role": "principal",
+                "given_names": "Murod",
+                "surname": "Rahimov",
+                "birth_date": "1979-01-30",
+                "sex": "M",
+                "nationality": "TJK",
+                "document": {
+                    "type": "passport",
+                    "number": "400765432",
+                    "issuing_country": "TJK",
+                    "issued_on": None,
+                    "expires_on": (TRAVEL + timedelta(days=400)).isoformat(),
+                },
+                "vulnerabilities": [],
+                "needs_escort": False,
+                "current_city": None,
+                "given_names_cyrillic": None,
+                "surname_cyrillic": None,
+                "phone": None,
+                "proof_of_citizenship": None,
+            }
+        ],
+    }
+    # In the order the read has always answered (not the contract's Person order).
+    assert list(response.json()) == [
+        "case_id",
+        "route_id",
+        "planned_travel_date",
+        "status",
+        "consent",
+        "members",
+    ]
+    assert list(member)[7:10] == ["document", "vulnerabilities", "needs_escort"]
+    assert list(member)[-5:] == [
+        "current_city",
+        "given_names_cyrillic",
+        "surname_cyrillic",
+        "phone",
+        "proof_of_citizenship",
+    ]
+    log = (await client.get(f"/cases/{case_id}/access-log")).json()
+    assert log == {
+        "case_id": case_id,
+        "reads": [
+            {"accessed_at": "2026-11-30T09:00:00+00:00", "actor": "aida", "purpose": "eligibility review"}
+        ],
+    }
+    everything = (await client.get("/access-log", params={"actor": "aida"})).json()
+    assert everything == {"reads": [{**log["reads"][0], "case_id": case_id}]}
+    assert (await client.get(f"/cases/{uuid.uuid4()}", headers=READER)).status_code == 404
+
+
+async def test_the_timeline_keeps_its_nulls(client: httpx.AsyncClient, store: FakeIntakeStore) -> None:
+    case_id = await register(client)
+    assert (await client.get(f"/cases/{case_id}/timeline")).json() == {"case_id": case_id, "timeline": []}
+    change = CaseStatusChanged(
+        case_id=uuid.UUID(case_id),
+        status=CaseStatus.EXIT_CLEARED,
+        occurred_at=NOW,
+        members=1,
+        place=Place(country="KAZ", name="Zhibek-Zholy"),
+    )
+    await store.record_status("/missions/KAZ/border", "ev-1", change)
+    assert (await client.get(f"/cases/{case_id}/timeline")).json()["timeline"] == [
+        {
+            "status": "exit_cleared",
+            "occurred_at": "2026-11-30T09:00:00+00:00",
+            "place": {"country": "KAZ", "name": "Zhibek-Zholy", "checkpoint_id": None},
+            "movement_id": None,
+            "reason_code": None,
+            "reason": None,
+            "event": {"source": "/missions/KAZ/border", "id": "ev-1"},
+        }
+    ]
+    assert (await client.get(f"/cases/{uuid.uuid4()}/timeline")).status_code == 404
+
+
+async def test_health_evidence_answers_its_event(client: httpx.AsyncClient, store: FakeIntakeStore) -> None:
+    case_id = await register(client)
+    (person_id,) = [str(p) for p in store.persons]
+    evidence = {"person_id": person_id, "kind": "covid19_test", "result": "negative"}
+    taken = {**evidence, "taken_at": "2026-11-30T04:00:00+00:00"}
+    response = await client.post(
+        f"/cases/{case_id}/health-evidence", json=taken, headers={"X-Actor": "nurse"}
+    )
+    assert response.status_code == 201 and set(response.json()) == {"case_id", "event_id"}
+    future = {**evidence, "taken_at": "2026-11-30T10:00:00+00:00"}
+    refused = await client.post(
+        f"/cases/{case_id}/health-evidence", json=future, headers={"X-Actor": "nurse"}
+    )
+    assert refused.json() == {
+        "detail": [{"loc": ["body", "taken_at"], "msg": "is in the future", "type": "value_error"}]
+    }
+    stranger = await client.post(
+        f"/cases/{case_id}/health-evidence",
+        json={**taken, "person_id": str(uuid.uuid4())},
+        headers={"X-Actor": "n"},
+    )
+    assert stranger.status_code == 404
+
+
+async def test_a_withdrawal_not_settled_in_time_answers_202_and_where_to_look(
+    client: httpx.AsyncClient,
+) -> None:
+    case_id = await register(client)
+    response = await client.post(
+        f"/cases/{case_id}/withdrawal", json={"reason": "changed plans"}, headers={"X-Actor": "aida"}
+    )
+    assert (response.status_code, response.json()) == (
+        202,
+        {
+            "case_id": case_id,
+            "status": "withdrawal_requested",
+            "created": True,
+            "timeline": f"/cases/{case_id}/timeline",
+        },
+    )
+
+
+async def test_a_withdrawal_applied_answers_201_without_a_timeline(
+    client: httpx.AsyncClient, store: FakeIntakeStore
+) -> None:
+    case_id = uuid.UUID(await register(client))
+    # Recorded before, and transport's "withdrawn" read from the stream since: a repeat answers it.
+    await usecases.request_withdrawal(domain.RequestWithdrawal(case_id, "plans", "aida"), unit(store))
+    store.cases[case_id].status = CaseStatus.WITHDRAWN
+    response = await client.post(
+        f"/cases/{case_id}/withdrawal", json={"reason": "changed plans"}, headers={"X-Actor": "aida"}
+    )
+    assert (response.status_code, response.json()) == (
+        201,
+        {"case_id": str(case_id), "status": "withdrawn", "created": False},
+    )
+
+
+async def test_a_withdrawal_after_departure_is_a_409(
+    client: httpx.AsyncClient, store: FakeIntakeStore
+) -> None:
+    case_id = await register(client)
+    store.cases[uuid.UUID(case_id)].status = CaseStatus.DEPARTED
+    response = await client.post(
+        f"/cases/{case_id}/withdrawal", json={"reason": "changed plans"}, headers={"X-Actor": "aida"}
+    )
+    assert (response.status_code, response.json()) == (
+        409,
+        {"detail": "case is departed: withdrawal is possible only before departure"},
+    )
+
+
+def structured(data: Any, source: str = "/missions/TJK/reception") -> bytes:
+    return json.dumps(CloudEvent.new(data, source=source).structured(), default=str).encode()
+
+
+async def test_a_missions_report_over_http(
+    client: httpx.AsyncClient, store: FakeIntakeStore, units: Any
+) -> None:
+    case_id = await register(client)
+    headers = {"Content-Type": "application/cloudevents+json"}
+    received = structured(report(uuid.UUID(case_id), ReportableStatus.RECEIVED))
+    deferred = await client.post("/inbound/status-changes", content=received, headers=headers)
+    assert deferred.status_code == 503 and deferred.headers["Retry-After"] == "2"
+    assert deferred.json() == {
+        "code": "illegal_transition",
+        "detail": deferred.json()["detail"],
+        "retry": True,
+    }
+
+    # Intake read "arrived" from the stream; the guard too, or "received" is not yet legal.
+    store.cases[uuid.UUID(case_id)].status = CaseStatus.ARRIVED
+    assert (
+        await client.post("/inbound/status-changes", content=received, headers=headers)
+    ).status_code == 503
+    units.statuses[uuid.UUID(case_id)] = CaseStatus.ARRIVED
+    accepted = await client.post("/inbound/status-changes", content=received, headers=headers)
+    assert accepted.status_code == 202
+    assert accepted.json() == {"accepted": True, "status_event_id": accepted.json()["status_event_id"]}
+    repeat = await client.post("/inbound/status-changes", content=received, headers=headers)
+    event_id = json.loads(received)["id"]
+    assert (repeat.status_code, repeat.json()) == (200, {"duplicate": True, "id": event_id})
+
+    unknown = await client.post(
+        "/inbound/status-changes",
+        content=structured(report(uuid.uuid4(), ReportableStatus.RECEIVED)),
+        headers=headers,
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_case"
+    not_theirs = await client.post(
+        "/inbound/status-changes",
+        content=structured(report(uuid.UUID(case_id), ReportableStatus.CLOSED), "/missions/UZB/desk"),
+        headers=headers,
+    )
+    assert not_theirs.status_code == 403 and not_theirs.json()["code"] == "unauthorised_source"
+    nul = report(uuid.UUID(case_id), ReportableStatus.CLOSED).model_copy(update={"reason": "a\x00b"})
+    refused = await client.post("/inbound/status-changes", content=structured(nul), headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_value")
+    wrong = await client.post("/inbound/status-changes", content=b"{", headers=headers)
+    assert wrong.status_code == 400 and set(wrong.json()) == {"code", "detail"}

@@ -1,0 +1,457 @@
+"""Intake's use cases in memory: ``FakeUnitOfWork`` and a fake store with the real store's methods
+(its lock methods only note that they were called). What is published, which status, which error.
+The integration tests stay the proof on Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
+from contracts.missions import CaseStatusReported, ReportableStatus
+from contracts.status import CaseStatus, CaseStatusChanged
+from corridor.consumer import Rejected, RetryLater
+from corridor.errors import Conflict, Invalid, NotFound
+from services.intake import domain, usecases
+from services.intake.domain import FlagStatus, RegistrationRejected
+from services.intake.duplicates import keys_of, lock_ids
+from services.intake.store import EventRef, IntakeStore
+from tests.unit.intake_doubles import (
+    CTX,
+    FAMILY,
+    NOW,
+    FakeIntakeStore,
+    GuardedUnitOfWork,
+    envelope,
+    person,
+    registered,
+    registration,
+    report,
+    unit,
+    units_for,
+)
+
+# --- the fake is the real store's double ---------------------------------------------------------
+
+
+def test_the_fake_store_has_the_real_stores_methods() -> None:
+    def methods(cls: type) -> dict[str, list[str]]:
+        return {
+            name: list(inspect.signature(f).parameters)
+            for name, f in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_")
+        }
+
+    assert methods(FakeIntakeStore) == methods(IntakeStore)
+
+
+# --- registration ----------------------------------------------------------------------------------
+
+
+async def test_a_registration_announces_registered_before_the_case() -> None:
+    store = FakeIntakeStore()
+    uow = unit(store)
+    done = await usecases.register_case(registration(*FAMILY), uow, CTX)
+    assert done.created and done.duplicate_flags == []
+    assert [type(p.event) for p in uow.published] == [CaseStatusChanged, CaseRegistered]
+    status, case = uow.published
+    assert (status.topic, status.key) == ("corridor.case-status", str(done.case_id))
+    assert status.event == CaseStatusChanged(
+        case_id=done.case_id, status=CaseStatus.REGISTERED, occurred_at=NOW, members=3
+    )
+    assert case.topic == "intake.cases" and case.event.registered_at == NOW
+    assert store.cases[done.case_id].status is CaseStatus.REGISTERED
+
+
+async def test_a_registration_takes_its_duplicate_key_locks_before_it_writes() -> None:
+    store = FakeIntakeStore()
+    command = registration(*FAMILY)
+    case_id = await registered(store, command)
+    expected = lock_ids(keys_of(m) for m in command.members)
+    assert store.calls == [f"lock keys {expected}", f"insert {case_id}"]
+
+
+async def test_the_same_registration_key_registers_once() -> None:
+    store = FakeIntakeStore()
+    first = await registered(store, registration(key="office-7/0001"))
+    uow = unit(store)
+    again = await usecases.register_case(registration(key="office-7/0001"), uow, CTX)
+    assert (again.case_id, again.created) == (first, False)
+    assert uow.published == [] and len(store.cases) == 1
+
+
+async def test_a_key_taken_meanwhile_answers_the_case_that_took_it() -> None:
+    store = FakeIntakeStore()
+    other = await registered(store, registration(key="k-1"))
+
+    class Racing(FakeIntakeStore):
+        looked = False
+
+        async def case_for_key(self, registration_key: str) -> uuid.UUID | None:
+            # The first look-up runs before the concurrent registration commits.
+            if not self.looked:
+                self.looked = True
+                return None
+            return await super().case_for_key(registration_key)
+
+    racing = Racing(cases=store.cases, persons=store.persons, keys=store.keys)
+    uow = unit(racing)
+    done = await usecases.register_case(registration(key="k-1"), uow, CTX)
+    assert (done.case_id, done.created) == (other, False)
+    assert uow.published == [] and racing.calls[0].startswith("lock keys")
+
+
+async def test_every_problem_of_a_registration_is_named() -> None:
+    command = registration(
+        person("principal", "Murod", "Rahimov", "2027-01-30", "400765432"),
+        route_id="kaz-nowhere",
+        planned_travel_date="2026-11-01",
+    )
+    store = FakeIntakeStore()
+    uow = unit(store)
+    with pytest.raises(RegistrationRejected) as caught:
+        await usecases.register_case(command, uow, CTX)
+    assert [(p.loc, p.msg) for p in caught.value.problems] == [
+        (("route_id",), "unknown route 'kaz-nowhere'"),
+        (("members", "0", "birth_date"), "is in the future"),
+        (("planned_travel_date",), "is in the past"),
+    ]
+    assert isinstance(caught.value, Invalid) and caught.value.loc == ("body", "route_id")
+    assert uow.published == [] and store.cases == {} and store.calls == []
+
+
+async def test_the_same_person_registered_again_is_flagged_not_merged() -> None:
+    store = FakeIntakeStore()
+    first = await registered(store)
+    again = registration(
+        person(
+            "principal",
+            "Murod",
+            "Rakhimov",  # another transliteration; another document
+            "1979-01-30",
+            "400999999",
+            surname_cyrillic="Рахимов",
+            given_names_cyrillic="Мурод",
+        )
+    )
+    done = await usecases.register_case(again, unit(store), CTX)
+    assert done.created and done.case_id != first
+    assert [(f.other_case_id, f.basis) for f in done.duplicate_flags] == [(first, "name")]
+    assert [f.status for f in store.flags] == [FlagStatus.OPEN]
+
+
+async def test_a_shared_document_is_flagged_and_the_caseworker_resolves_it_once() -> None:
+    store = FakeIntakeStore()
+    first = await registered(store)
+    done = await usecases.register_case(
+        registration(person("principal", "Bakhodur", "Saidov", "1990-02-02", "400765432")), unit(store), CTX
+    )
+    (flag,) = done.duplicate_flags
+    assert (flag.other_case_id, flag.basis) == (first, "document")
+    resolve = domain.ResolveFlag(
+        flag.flag_id, domain.ResolveDuplicate(decision="not_duplicate", note="two people", resolved_by="aida")
+    )
+    assert await usecases.resolve_duplicate_flag(resolve, unit(store)) is FlagStatus.NOT_DUPLICATE
+    assert await usecases.list_duplicate_flags("open", None, unit(store)) == []
+    with pytest.raises(domain.FlagNotOpen) as caught:
+        await usecases.resolve_duplicate_flag(resolve, unit(store))
+    assert isinstance(caught.value, NotFound) and caught.value.detail == f"no open flag {flag.flag_id}"
+
+
+# --- changes -------------------------------------------------------------------------------------
+
+
+async def test_a_change_keeps_the_ids_of_the_people_it_keeps() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store, registration(*FAMILY))
+    before = {p.given_names: p.person_id for p in await store.people_of(case_id)}
+    corrected = registration(
+        FAMILY[0], FAMILY[1], person("child", "Aziz", "Nazarov", "2015-05-21", "401000003")
+    )
+    store.calls.clear()
+    uow = unit(store)
+    updated = await usecases.update_case(domain.ChangeCase(case_id, corrected), uow, CTX)
+    after = {m.given_names: m.person_id for m in updated.members}
+    assert after["Farrukh"] == before["Farrukh"] and after["Malika"] == before["Malika"]
+    assert after["Aziz"] != before["Aziz"]  # a corrected birth date: a new member record
+    assert [p.event for p in uow.published] == [updated]
+    assert uow.published[0].topic == "intake.cases" and updated.updated_at == NOW
+    # The key locks first, then the case row: the order registrations take them.
+    assert store.calls == [
+        f"lock keys {lock_ids(keys_of(m) for m in corrected.members)}",
+        f"lock case {case_id}",
+    ]
+
+
+@pytest.mark.parametrize("status", [CaseStatus.DEPARTED, CaseStatus.ARRIVED, CaseStatus.WITHDRAWN])
+async def test_a_case_changes_only_before_departure(status: CaseStatus) -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    store.cases[case_id].status = status
+    uow = unit(store)
+    with pytest.raises(domain.NotBeforeDeparture) as caught:
+        await usecases.update_case(domain.ChangeCase(case_id, registration()), uow, CTX)
+    assert isinstance(caught.value, Conflict)
+    assert caught.value.detail == f"case is {status.value}: it can be changed only before departure"
+    assert uow.published == []
+
+
+async def test_a_withdrawn_case_does_not_change() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    await usecases.request_withdrawal(domain.RequestWithdrawal(case_id, "changed plans", "aida"), unit(store))
+    with pytest.raises(domain.NotBeforeDeparture):
+        await usecases.update_case(domain.ChangeCase(case_id, registration()), unit(store), CTX)
+
+
+async def test_a_change_of_an_unknown_case_is_not_found_before_it_is_validated() -> None:
+    with pytest.raises(domain.CaseNotFound):
+        await usecases.update_case(
+            domain.ChangeCase(uuid.uuid4(), registration(route_id="kaz-nowhere")),
+            unit(FakeIntakeStore()),
+            CTX,
+        )
+
+
+# --- withdrawal ------------------------------------------------------------------------------------
+
+
+async def test_a_withdrawal_is_recorded_and_sent_to_transport_not_announced() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    units = units_for(store, then=CaseStatus.WITHDRAWN)
+    answer = await usecases.withdraw_case(
+        domain.RequestWithdrawal(case_id, "changed plans", "aida"), units, CTX
+    )
+    assert (answer.created, answer.pending, answer.status) == (True, False, "withdrawn")
+    published = units.opened[0].published
+    assert [(p.topic, type(p.event)) for p in published] == [("intake.cases", CaseWithdrawn)]
+    assert published[0].event.withdrawn_at == NOW and store.withdrawals[case_id][1] == "aida"
+    assert store.calls[-1] == f"lock case {case_id}"
+    # Repeating it is safe: nothing recorded or sent twice.
+    again = await usecases.withdraw_case(domain.RequestWithdrawal(case_id, "again", "aida"), units, CTX)
+    assert (again.created, again.pending) == (False, False)
+    assert all(u.published == [] for u in units.opened[1:])
+
+
+async def test_a_withdrawal_not_settled_in_time_is_pending() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    answer = await usecases.withdraw_case(
+        domain.RequestWithdrawal(case_id, "changed plans", "aida"), units_for(store), CTX
+    )
+    assert (answer.created, answer.pending, answer.status) == (True, True, "withdrawal_requested")
+
+
+async def test_a_withdrawal_the_departure_overtook_is_too_late() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    with pytest.raises(domain.WithdrawalTooLate) as caught:
+        await usecases.withdraw_case(
+            domain.RequestWithdrawal(case_id, "changed plans", "aida"),
+            units_for(store, then=CaseStatus.DEPARTED),
+            CTX,
+        )
+    assert caught.value.status_code == 409
+    assert caught.value.detail == "case is departed: its vehicle left before the withdrawal took effect"
+
+
+async def test_a_case_on_the_road_cannot_be_withdrawn() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    store.cases[case_id].status = CaseStatus.EXIT_CLEARED
+    uow = unit(store)
+    with pytest.raises(domain.NotBeforeDeparture) as caught:
+        await usecases.request_withdrawal(domain.RequestWithdrawal(case_id, "changed plans", "aida"), uow)
+    assert caught.value.detail == "case is exit_cleared: withdrawal is possible only before departure"
+    assert uow.published == [] and store.withdrawals == {}
+
+
+async def test_an_unknown_case_cannot_be_withdrawn() -> None:
+    with pytest.raises(domain.CaseNotFound):
+        await usecases.request_withdrawal(
+            domain.RequestWithdrawal(uuid.uuid4(), "changed plans", "aida"), unit(FakeIntakeStore())
+        )
+
+
+def test_the_outcome_of_a_withdrawal_is_withdrawn_or_any_status_on_the_road() -> None:
+    settled = {s for s in CaseStatus if domain.withdrawal_settled(s)}
+    assert settled == {CaseStatus.WITHDRAWN} | domain.ON_THE_ROAD
+    assert CaseStatus.DEPARTED in settled and CaseStatus.ARRIVED in settled
+    assert not settled & (domain.WITHDRAWABLE | {CaseStatus.NO_SHOW})
+
+
+# --- health evidence -------------------------------------------------------------------------------
+
+
+def evidence(person_id: uuid.UUID, taken_at: datetime) -> domain.RecordHealthEvidence:
+    return domain.RecordHealthEvidence(
+        person_id=person_id, kind="covid19_test", result="negative", taken_at=taken_at
+    )
+
+
+async def test_health_evidence_goes_to_the_restricted_topic_only() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    (member,) = await store.people_of(case_id)
+    uow = unit(store)
+    command = domain.AddHealthEvidence(case_id, evidence(member.person_id, NOW - timedelta(hours=5)), "nurse")
+    event = await usecases.record_health_evidence(command, uow)
+    (published,) = uow.published
+    assert published.topic == "intake.cases" and isinstance(published.event, HealthEvidenceRecorded)
+    assert published.event.recorded_at == NOW and event.subject == str(case_id)
+    assert store.evidence == [(published.event, "nurse")]
+
+
+async def test_health_evidence_from_the_future_or_of_a_stranger_is_refused() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    (member,) = await store.people_of(case_id)
+    with pytest.raises(Invalid) as future:
+        await usecases.record_health_evidence(
+            domain.AddHealthEvidence(case_id, evidence(member.person_id, NOW + timedelta(minutes=1)), "n"),
+            unit(store),
+        )
+    assert (future.value.loc, future.value.msg) == (("body", "taken_at"), "is in the future")
+    stranger = uuid.uuid4()
+    with pytest.raises(domain.PersonNotInCase) as caught:
+        await usecases.record_health_evidence(
+            domain.AddHealthEvidence(case_id, evidence(stranger, NOW), "n"), unit(store)
+        )
+    assert caught.value.detail == f"no person {stranger} in case {case_id}"
+    assert store.evidence == []
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+
+async def test_every_read_of_personal_data_is_recorded() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store, registration(*FAMILY))
+    case = await usecases.read_case(domain.ReadCase(case_id, "aida", "eligibility review"), unit(store))
+    assert [m.given_names for m in case.members] == ["Farrukh", "Aziz", "Malika"]
+    assert [(r.actor, r.purpose) for r in await usecases.case_access_log(case_id, unit(store))] == [
+        ("aida", "eligibility review")
+    ]
+    with pytest.raises(domain.CaseNotFound):
+        await usecases.read_case(domain.ReadCase(uuid.uuid4(), "aida", "curiosity"), unit(store))
+    assert len(store.reads) == 1
+    assert len(await usecases.query_access_log("aida", None, 10, unit(store))) == 1
+
+
+async def test_the_timeline_is_the_status_stream_read_back() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    change = CaseStatusChanged(case_id=case_id, status=CaseStatus.ELIGIBLE, occurred_at=NOW, members=1)
+    cause = envelope(change, source="/missions/KAZ/transport")
+    uow = unit(store, cause=cause)
+    for _ in range(2):  # a redelivery changes nothing
+        await usecases.TIMELINE_HANDLERS[CaseStatusChanged](change, uow, ctx=CTX)
+    (entry,) = await usecases.case_timeline(case_id, unit(store))
+    assert (entry.status, entry.event) == (CaseStatus.ELIGIBLE, EventRef(cause.source, cause.id))
+    assert store.cases[case_id].status is CaseStatus.ELIGIBLE
+    assert await uow.known_status(case_id) is CaseStatus.ELIGIBLE
+    with pytest.raises(domain.CaseNotFound):
+        await usecases.case_timeline(uuid.uuid4(), unit(store))
+
+
+# --- missions' reports -----------------------------------------------------------------------------
+
+
+async def arrived_case(store: FakeIntakeStore, uow: GuardedUnitOfWork) -> uuid.UUID:
+    case_id = await registered(store, registration(*FAMILY))
+    store.cases[case_id].status = CaseStatus.ARRIVED
+    await uow.note_status(case_id, CaseStatus.ARRIVED)
+    return case_id
+
+
+async def test_a_reception_reported_after_arrival_is_republished_on_the_stream() -> None:
+    store = FakeIntakeStore()
+    received = report(uuid.uuid4(), ReportableStatus.RECEIVED)
+    cause = envelope(received)
+    uow = unit(store, cause=cause)
+    case_id = await arrived_case(store, uow)
+    received = received.model_copy(update={"case_id": case_id})
+    handler = usecases.bound(usecases.INBOUND_HANDLERS, CTX)[CaseStatusReported]
+    await handler(received, uow)
+    (published,) = uow.published
+    assert published.event == CaseStatusChanged(
+        case_id=case_id, status=CaseStatus.RECEIVED, occurred_at=NOW, members=3
+    )
+    assert published.extensions == {"originsource": cause.source, "originid": cause.id}
+    assert store.cases[case_id].status is CaseStatus.RECEIVED
+    assert store.calls[-1] == f"lock case {case_id}"
+
+
+async def test_a_report_ahead_of_the_stream_is_retried_later() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    store.cases[case_id].status = CaseStatus.ENTRY_CLEARED
+    early = report(case_id, ReportableStatus.RECEIVED)
+    uow = unit(store, cause=envelope(early))
+    with pytest.raises(RetryLater) as caught:
+        await usecases.apply_reported_status(early, uow, CTX)
+    assert caught.value.code == "illegal_transition" and uow.published == []
+
+
+async def test_a_report_the_stream_guard_refuses_is_retried_later() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    store.cases[case_id].status = CaseStatus.ARRIVED  # as intake read it; the guard knows less
+    received = report(case_id, ReportableStatus.RECEIVED)
+    uow = unit(store, cause=envelope(received))
+    await uow.note_status(case_id, CaseStatus.EXIT_CLEARED)
+    with pytest.raises(RetryLater) as caught:
+        await usecases.apply_reported_status(received, uow, CTX)
+    assert caught.value.code == "illegal_transition" and uow.published == []
+
+
+@pytest.mark.parametrize(
+    ("source", "case", "code"),
+    [
+        ("/missions/UZB/transit-desk", "known", "unauthorised_source"),
+        ("/missions/TJK/reception", "unknown", "unknown_case"),
+    ],
+)
+async def test_a_report_that_never_fits_is_rejected(source: str, case: str, code: str) -> None:
+    store = FakeIntakeStore()
+    uow = unit(store)
+    case_id = await arrived_case(store, uow) if case == "known" else uuid.uuid4()
+    received = report(case_id, ReportableStatus.RECEIVED)
+    with pytest.raises(Rejected) as caught:
+        await usecases.apply_reported_status(received, unit(store, cause=envelope(received, source)), CTX)
+    assert caught.value.code == code
+
+
+async def test_a_report_that_could_never_be_stored_is_rejected_before_the_case_is_read() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    for unusable in (
+        report(case_id, ReportableStatus.RECEIVED).model_copy(update={"reason": "a\x00b"}),
+        report(case_id, ReportableStatus.RECEIVED).model_copy(
+            update={"occurred_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))}
+        ),
+    ):
+        store.calls.clear()
+        with pytest.raises(Rejected) as caught:
+            await usecases.apply_reported_status(unusable, unit(store, cause=envelope(unusable)), CTX)
+        assert caught.value.code == "invalid_value" and store.calls == []
+
+
+async def test_a_report_sent_over_http_and_kafka_is_applied_once() -> None:
+    store = FakeIntakeStore()
+    uow = unit(store)
+    case_id = await arrived_case(store, uow)
+    event = envelope(report(case_id, ReportableStatus.RECEIVED))
+    published = await usecases.receive_report(event, uow, CTX)
+    assert published is not None and len(uow.published) == 1
+    assert await usecases.receive_report(event, uow, CTX) is None
+    assert len(uow.published) == 1 and store.inbox == {(usecases.INBOUND, event.source, event.id)}
+
+
+def test_each_consumer_has_its_table() -> None:
+    assert set(usecases.TIMELINE_HANDLERS) == {CaseStatusChanged}
+    assert set(usecases.INBOUND_HANDLERS) == {CaseStatusReported}
