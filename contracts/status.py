@@ -75,7 +75,6 @@ class CaseStatusChanged(Event):
     )
 
 
-
 # The legal order of a case's public statuses, as data: every writer checks its change against the
 # case's last status before publishing, and every test checks whole streams against it. One
 # service writes each phase of a case's life (intake: registered and mission reports; transport:

@@ -54,7 +54,7 @@ async def enqueue(
     if type(data) not in topics.events_on(topic):
         # Consumers and the published documentation rely on the topic's declared events.
         raise ValueError(f"{type(data).__name__} is not an event of topic {topic}")
-    if isinstance(data, CaseStatusChanged):
+    if isinstance(data, CaseStatusChanged) and topic == topics.STATUS:
         await statusguard.admit(conn, data)  # raises IllegalStatusChange: never published
     event = CloudEvent.new(data, source=source, event_id=event_id)
     if extensions:

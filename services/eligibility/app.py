@@ -84,7 +84,9 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
             return
         await publish_decision(conn, facts, decision)
 
-    async def publish_decision(conn: asyncpg.Connection, facts: domain.CaseFacts, decision: domain.Decision) -> None:
+    async def publish_decision(
+        conn: asyncpg.Connection, facts: domain.CaseFacts, decision: domain.Decision
+    ) -> None:
         # No status change here: transport announces "eligible", "on hold" or "ineligible" when it
         # applies the decision to the case's seat, so the stream never shows a decision after a
         # seat change it did not cause (a case held after its bus was planned, say).

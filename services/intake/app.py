@@ -61,6 +61,9 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         """Check a mission's reported status change, apply it and republish it on the stream."""
         report = event.data
         assert isinstance(report, CaseStatusReported)
+        unusable = domain.unusable_report(report)
+        if unusable is not None:
+            raise Rejected("invalid_value", unusable)
         case = await store.case_for_update(conn, report.case_id)
         if case is None:
             raise Rejected("unknown_case", f"no case {report.case_id}")
@@ -326,7 +329,7 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
                 headers={"Retry-After": "2"},
             )
         except Rejected as exc:
-            code = {"unknown_case": 404, "unauthorised_source": 403}.get(exc.code, 409)
+            code = {"unknown_case": 404, "unauthorised_source": 403, "invalid_value": 422}.get(exc.code, 409)
             return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=code)
         inbound.applied += 1
         return JSONResponse({"accepted": True, "status_event_id": published.id}, status_code=202)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import (
@@ -33,7 +33,7 @@ from contracts.intake import (
     TravelDocument,
     VulnerabilityFlag,
 )
-from contracts.missions import ReportableStatus
+from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from corridor.mrz import MRZError
@@ -341,6 +341,25 @@ def countries_that_may_report(status: ReportableStatus, route: Route) -> frozens
         on_route = {route.origin_country, *(cp.country for cp in route.checkpoints)}
         return frozenset(on_route - {route.destination_country})
     return frozenset({route.destination_country})
+
+
+def unusable_report(report: CaseStatusReported) -> str | None:
+    """What makes a mission's report unusable whatever the case's state (it could never be stored
+    or republished): judged before the report is held against the case, so it is refused at once
+    (422, or a dead letter) instead of being told to come back later."""
+    texts = {"reason": report.reason, "reason_code": report.reason_code}
+    if report.place is not None:
+        texts["place.name"] = report.place.name
+    for field, text in texts.items():
+        if text is not None and "\x00" in text:
+            return f"{field} contains a NUL character"
+    try:
+        when = report.occurred_at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return "occurred_at is out of range"
+    if when.year < 1900:
+        return "occurred_at is out of range"
+    return None
 
 
 def judge_report(source: str, reported: ReportableStatus, current: CaseStatus, route: Route) -> Verdict:

@@ -116,6 +116,23 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """Eligibility's newest decision on a case, as transport keeps and applies it. It may reach
+    transport before the registration it follows (another topic): it is kept, and applied when the
+    registration arrives."""
+
+    version: int
+    outcome: Outcome
+    priority: int
+    reason_code: str | None
+    reason: str | None
+    withdrawn: bool
+    """The decision reflects the applicant's withdrawal (its effect is the withdrawal's)."""
+    decided_at: datetime | None
+    """None only for a decision kept before transport recorded when decisions were taken."""
+
+
+@dataclass(frozen=True)
 class Movement:
     movement_id: str
     route_id: str

@@ -3,9 +3,10 @@
 Every change to a case is decided under a lock on its ``cases`` row, and several cases are locked
 in one statement in case-id order, always before any vehicle row: so a planning run, a departure,
 a withdrawal, a decision and a border crossing on the same case follow one another, each reading
-what the one before committed, and two of them never wait for each other in a circle. The lock
-methods (``lock_case``, ``lock_cases_for_day``, ``lock_vehicle``) are the only ones that lock; the
-use cases call them in that order.
+what the one before committed, and two of them never wait for each other in a circle. A case that
+has no row yet (a decision that overtook its registration) is locked by its id (``lock_case_id``,
+an advisory lock the registration takes too). The use cases take these locks with the lock methods
+(``lock_case_id``, ``lock_case``, ``lock_cases_for_day``, ``lock_vehicle``), in that order.
 
 ``TransportStore`` is bound to one connection (in the unit of work's transaction) and returns the
 domain's dataclasses; which seat states a query or a conditional update means comes from the
@@ -31,6 +32,7 @@ from services.transport.domain import (
     TAKEN_OFF,
     Case,
     CaseSeat,
+    Decision,
     ManifestExport,
     Movement,
     MovementStatus,
@@ -42,6 +44,7 @@ from services.transport.domain import (
     reached_from,
 )
 
+_CASE_ID_LOCKS = 7_241_201  # advisory lock class: case ids (see lock_case_id)
 _VEHICLE = "movement_id, vehicle_id, capacity, manifest_id, manifest_revision, escort_seat, departed_at"
 _SEAT = "case_id, movement_id, vehicle_id, seats, state, explanation"
 
@@ -90,6 +93,13 @@ class TransportStore:
         if r is None:
             return None
         return Case(r["case_id"], r["route_id"], r["planned_travel_date"], r["withdrawn_at"], r["members"])
+
+    async def lock_case_id(self, case_id: uuid.UUID) -> None:
+        """A lock on the case id itself, for the moment before its row exists: a decision and the
+        registration it may overtake are applied one after the other."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id)
+        )
 
     async def lock_cases_for_day(
         self, route_id: str, departure_date: date, also: Iterable[uuid.UUID] = ()
@@ -162,19 +172,46 @@ class TransportStore:
             detail,
         )
 
-    async def save_decision(self, case_id: uuid.UUID, version: int, outcome: Outcome, priority: int) -> bool:
+    async def save_decision(self, case_id: uuid.UUID, d: Decision) -> bool:
         """Keep the newest decision; False when a newer one is already here (arrived out of order)."""
         status = await self.conn.execute(
-            """INSERT INTO decisions (case_id, version, outcome, priority) VALUES ($1, $2, $3, $4)
+            """INSERT INTO decisions (case_id, version, outcome, priority, reason_code, reason, withdrawn,
+                                      decided_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                ON CONFLICT (case_id) DO UPDATE
-               SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority
+               SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority,
+                   reason_code = EXCLUDED.reason_code, reason = EXCLUDED.reason,
+                   withdrawn = EXCLUDED.withdrawn, decided_at = EXCLUDED.decided_at
                WHERE decisions.version < EXCLUDED.version""",
             case_id,
-            version,
-            outcome.value,
-            priority,
+            d.version,
+            d.outcome.value,
+            d.priority,
+            d.reason_code,
+            d.reason,
+            d.withdrawn,
+            d.decided_at,
         )
         return status.endswith(" 1")
+
+    async def decision(self, case_id: uuid.UUID) -> Decision | None:
+        """The newest decision kept for the case (perhaps before its registration arrived)."""
+        r = await self.conn.fetchrow(
+            """SELECT version, outcome, priority, reason_code, reason, withdrawn, decided_at
+               FROM decisions WHERE case_id = $1""",
+            case_id,
+        )
+        if r is None:
+            return None
+        return Decision(
+            version=r["version"],
+            outcome=Outcome(r["outcome"]),
+            priority=r["priority"],
+            reason_code=r["reason_code"],
+            reason=r["reason"],
+            withdrawn=r["withdrawn"],
+            decided_at=r["decided_at"],
+        )
 
     async def ready_cases(
         self,

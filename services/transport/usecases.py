@@ -27,12 +27,13 @@ from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
 from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
-from corridor.consumer import RetryLater
+from corridor.consumer import Rejected
 from corridor.uow import Publisher
 from services.transport import commands, domain
 from services.transport.domain import (
     AlreadyDeparted,
     Case,
+    Decision,
     ManifestExport,
     Movement,
     MovementVehicle,
@@ -161,20 +162,19 @@ async def amend_manifests(
 # --- events: intake's cases, eligibility's decisions, the posts' crossings ----------------------
 
 
-async def _locked_case(uow: Unit, case_id: uuid.UUID) -> Case:
-    case = await uow.store.lock_case(case_id)
-    if case is None:
-        # The registration travels on another topic and may not have arrived yet.
-        raise RetryLater("case_not_received", f"case {case_id} has not reached transport yet")
-    return case
-
-
 async def on_case_registered(event: CaseRegistered, uow: Unit, ctx: Context) -> None:
+    await uow.store.lock_case_id(event.case_id)
     await uow.store.lock_case(event.case_id)
     await uow.store.save_case(event)
     if await uow.known_status(event.case_id) is None:
         # Intake announced it before publishing the registration: transport's statuses follow.
         await uow.note_status(event.case_id, CaseStatus.REGISTERED)
+    decided = await uow.store.decision(event.case_id)
+    if decided is not None:
+        # The decision overtook the registration (another topic): apply it now.
+        found = await uow.store.lock_case(event.case_id)
+        assert found is not None
+        await _apply_decision(uow, ctx, found, decided)
 
 
 async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
@@ -239,45 +239,70 @@ async def _withdraw(uow: Unit, ctx: Context, case: Case, at: datetime) -> None:
 
 
 async def on_case_withdrawn(event: CaseWithdrawn, uow: Unit, ctx: Context) -> None:
-    await _withdraw(uow, ctx, await _locked_case(uow, event.case_id), event.withdrawn_at)
+    case = await uow.store.lock_case(event.case_id)
+    if case is None:
+        # Intake publishes the registration before the withdrawal, on the same partition.
+        raise Rejected("unknown_case", f"withdrawal of case {event.case_id}, never registered here")
+    await _withdraw(uow, ctx, case, event.withdrawn_at)
 
 
 async def on_eligibility_decided(event: EligibilityDecided, uow: Unit, ctx: Context) -> None:
-    case = await _locked_case(uow, event.case_id)
-    if not await uow.store.save_decision(event.case_id, event.version, event.outcome, event.priority):
+    decided = Decision(
+        version=event.version,
+        outcome=event.outcome,
+        priority=event.priority,
+        reason_code=event.public_reason_code,
+        reason=event.public_reason,
+        withdrawn=event.withdrawn(),
+        decided_at=event.decided_at,
+    )
+    case = await uow.store.lock_case(event.case_id)
+    if case is None:
+        # The registration travels on another topic and may not be here yet: keep the decision
+        # (under a lock on the case id, which the registration takes too); it applies it.
+        await uow.store.lock_case_id(event.case_id)
+        case = await uow.store.lock_case(event.case_id)
+    if not await uow.store.save_decision(event.case_id, decided):
         return  # a newer decision was applied already
-    if event.withdrawn():
-        await _withdraw(uow, ctx, case, event.decided_at)  # whichever of the two arrives first
+    if case is not None:
+        await _apply_decision(uow, ctx, case, decided)
+
+
+async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> None:
+    """Apply eligibility's decision to the case's seat and announce it, under the case's lock."""
+    at = d.decided_at or uow.now()
+    if d.withdrawn:
+        await _withdraw(uow, ctx, case, at)  # whichever of the two arrives first
         return
     if case.withdrawn_at is not None:
         return
-    seat = await uow.store.assignment(event.case_id)
+    seat = await uow.store.assignment(case.case_id)
     effect = domain.decision_effect(
-        event.outcome, seat.state if seat else None, await uow.known_status(event.case_id)
+        d.outcome, seat.state if seat else None, await uow.known_status(case.case_id)
     )
     if effect.announce is None:
         return
     if effect.take_off and seat is not None:
         # Held or ineligible before departure: the seat is freed, the posts get a manifest without
         # the family, the stream says why.
-        removed = await uow.store.remove_assignment(event.case_id)
+        removed = await uow.store.remove_assignment(case.case_id)
         if removed is not None:
             await amend_manifests(uow, ctx, removed.movement_id, removed.vehicle_id)
     await _announce(
         uow,
-        event.case_id,
+        case.case_id,
         effect.announce,
         case.members,
         movement_id=seat.movement_id if effect.take_off and seat is not None else None,
-        at=event.decided_at,
-        reason_code=event.public_reason_code,
-        reason=event.public_reason,
+        at=at,
+        reason_code=d.reason_code,
+        reason=d.reason,
     )
 
 
 async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow: Unit, ctx: Context) -> None:
     cleared = isinstance(event, BorderCrossingCleared)
-    await _locked_case(uow, event.case_id)
+    await uow.store.lock_case(event.case_id)  # a case never registered here: the crossing is recorded
     await uow.store.record_crossing(event.case_id, event.checkpoint_id, cleared, event.decided_at)
     # The post announced its decision before publishing it: transport's arrival follows it.
     await uow.note_status(event.case_id, domain.crossing_status(event.direction, cleared))

@@ -20,7 +20,7 @@ from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, Consent
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import ManifestIssued, MovementDeparted, VehicleProgressRecorded
-from corridor.consumer import RetryLater
+from corridor.consumer import Rejected
 from corridor.errors import Conflict, Invalid, NotFound
 from corridor.settings import ServiceSettings
 from services.transport import commands, usecases
@@ -61,9 +61,10 @@ class World:
         day: date = DAY,
         escort: bool = False,
         scope: tuple[str, ...] = ("UZB", "TJK"),
+        case_id: uuid.UUID | None = None,
     ) -> CaseRegistered:
         case = CaseRegistered(
-            case_id=uuid.uuid4(),
+            case_id=case_id or uuid.uuid4(),
             registered_at=self.tick(),
             route_id=ROUTE.route_id,
             planned_travel_date=day,
@@ -241,12 +242,31 @@ async def test_an_older_decision_arriving_late_is_ignored(world: World) -> None:
     world.versions[case.case_id] = 1
     await world.decide(case.case_id, Outcome.INELIGIBLE)  # version 2: older
     assert world.statuses(case.case_id) == [S.ELIGIBLE]
-    assert world.store.decisions[case.case_id][:2] == (5, Outcome.ELIGIBLE)
+    kept = world.store.decisions[case.case_id]
+    assert (kept.version, kept.outcome) == (5, Outcome.ELIGIBLE)
 
 
-async def test_a_decision_on_a_case_not_received_yet_is_retried(world: World) -> None:
-    with pytest.raises(RetryLater):
-        await world.decide(uuid.uuid4())
+async def test_a_decision_that_overtakes_the_registration_is_kept_and_applied_with_it(world: World) -> None:
+    case_id = uuid.uuid4()
+    await world.decide(case_id, Outcome.PENDING)  # eligibility read the registration first
+    assert world.uow.published == [] and world.store.decisions[case_id].outcome is Outcome.PENDING
+    assert world.store.locks == [("case", case_id), ("case id", case_id), ("case", case_id)]
+    world.store.locks.clear()
+    case = await world.register(case_id=case_id)
+    assert world.store.locks[:2] == [("case id", case_id), ("case", case_id)]
+    change = world.last_change(case.case_id)
+    assert (change.status, change.reason_code) == (S.ON_HOLD, "supervisor_hold")
+    assert change.occurred_at == world.store.decisions[case_id].decided_at
+
+
+async def test_a_withdrawal_that_overtakes_the_registration_in_a_decision_applies_with_it(
+    world: World,
+) -> None:
+    case_id = uuid.uuid4()
+    await world.decide(case_id, Outcome.INELIGIBLE, withdrawn=True)
+    await world.register(case_id=case_id)
+    assert world.statuses(case_id) == [S.WITHDRAWN]
+    assert world.store.withdrawals[case_id] == (True, "applied before departure")
 
 
 @pytest.mark.parametrize(
@@ -488,9 +508,11 @@ async def test_a_decision_reflecting_the_withdrawal_applies_it_once(world: World
     assert world.statuses(case_id) == [S.ELIGIBLE, S.MANIFESTED, S.WITHDRAWN]
 
 
-async def test_a_withdrawal_of_a_case_not_received_yet_is_retried(world: World) -> None:
-    with pytest.raises(RetryLater):
+async def test_a_withdrawal_of_a_case_never_registered_here_is_refused(world: World) -> None:
+    # Intake publishes the registration before the withdrawal, on the same partition.
+    with pytest.raises(Rejected) as refused:
         await world.withdraw(uuid.uuid4())
+    assert refused.value.code == "unknown_case"
 
 
 # --- case updates --------------------------------------------------------------------------------
@@ -592,6 +614,24 @@ async def test_a_crossing_for_a_case_not_on_the_road_only_records_it(world: Worl
     assert world.store.seats[case_id].state is SeatState.MANIFESTED
     assert len(world.uow.published) == published
     assert (case_id, CHECKPOINTS[-1]) in world.store.crossings
+
+
+async def test_a_crossing_of_a_case_never_registered_here_is_recorded_not_retried(world: World) -> None:
+    stranger, cp = uuid.uuid4(), ROUTE.checkpoints[0]
+    event = BorderCrossingCleared(
+        case_id=stranger,
+        checkpoint_id=cp.checkpoint_id,
+        country=cp.country,
+        crossing=cp.crossing,
+        direction=cp.direction,
+        movement_id="MOV-X",
+        vehicle_id="BUS-X",
+        decisions=[],
+        decided_at=T0,
+    )
+    await usecases.on_crossing(event, world.uow, CTX)
+    assert world.store.crossings[(stranger, cp.checkpoint_id)] == (True, T0)
+    assert world.uow.published == []
 
 
 async def test_progress_is_recorded_once_and_only_on_the_road(world: World) -> None:

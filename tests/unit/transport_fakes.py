@@ -19,6 +19,7 @@ from services.transport.domain import (
     TAKEN_OFF,
     Case,
     CaseSeat,
+    Decision,
     ManifestExport,
     Movement,
     MovementStatus,
@@ -47,7 +48,7 @@ class FakeTransportStore:
     def __init__(self) -> None:
         self.cases: dict[uuid.UUID, StoredCase] = {}
         self.withdrawals: dict[uuid.UUID, tuple[bool, str]] = {}
-        self.decisions: dict[uuid.UUID, tuple[int, Outcome, int]] = {}
+        self.decisions: dict[uuid.UUID, Decision] = {}
         self.movements: dict[str, Movement] = {}
         self.fleet: dict[tuple[str, str], MovementVehicle] = {}
         self.seats: dict[uuid.UUID, Seat] = {}
@@ -64,6 +65,9 @@ class FakeTransportStore:
         if c is None:
             return None
         return Case(c.case_id, c.route_id, c.planned_travel_date, c.withdrawn_at, len(c.passengers))
+
+    async def lock_case_id(self, case_id: uuid.UUID) -> None:
+        self.locks.append(("case id", case_id))
 
     async def lock_cases_for_day(
         self, route_id: str, departure_date: date, also: Iterable[uuid.UUID] = ()
@@ -119,12 +123,15 @@ class FakeTransportStore:
             self.cases[case_id].withdrawn_at = at
         self.withdrawals.setdefault(case_id, (applied, detail))
 
-    async def save_decision(self, case_id: uuid.UUID, version: int, outcome: Outcome, priority: int) -> bool:
+    async def save_decision(self, case_id: uuid.UUID, d: Decision) -> bool:
         known = self.decisions.get(case_id)
-        if known is not None and known[0] >= version:
+        if known is not None and known.version >= d.version:
             return False
-        self.decisions[case_id] = (version, outcome, priority)
+        self.decisions[case_id] = d
         return True
+
+    async def decision(self, case_id: uuid.UUID) -> Decision | None:
+        return self.decisions.get(case_id)
 
     async def ready_cases(
         self,
@@ -138,7 +145,7 @@ class FakeTransportStore:
             decision = self.decisions.get(c.case_id)
             if (
                 decision is not None
-                and decision[1] is Outcome.ELIGIBLE
+                and decision.outcome is Outcome.ELIGIBLE
                 and c.case_id not in self.seats
                 and c.withdrawn_at is None
                 and c.route_id == route_id
@@ -147,7 +154,9 @@ class FakeTransportStore:
                 and (among is None or c.case_id in among)
             ):
                 ready.append(
-                    ReadyCase(c.case_id, len(c.passengers), decision[2], c.registered_at, c.needs_escort)
+                    ReadyCase(
+                        c.case_id, len(c.passengers), decision.priority, c.registered_at, c.needs_escort
+                    )
                 )
         return ready
 
