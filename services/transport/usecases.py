@@ -1,0 +1,592 @@
+"""Everything transport does, as module functions of (command or event, unit of work, context).
+
+Events from intake, eligibility and the border posts are applied by the use cases in ``HANDLERS``
+(one consumer reads the three topics); the HTTP API calls the command use cases below them. Each
+runs in one unit of work: the change, the status announcements and the events it causes commit
+together (``corridor.uow``).
+
+Locks (docs/consistency.md): a use case that changes a case locks its ``cases`` row first; one that
+changes several (planning, a departure) locks every case of that route and day in one statement,
+in case-id order, and only then a vehicle, and reads again under the locks what it decides on. No
+use case takes a case lock while it holds a vehicle lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from contracts.base import Event
+from contracts.border import BorderCrossingCleared, BorderCrossingRefused
+from contracts.eligibility import EligibilityDecided
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
+from contracts.routes import Checkpoint, Route, RouteBook
+from contracts.status import CaseStatus, CaseStatusChanged, Place
+from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
+from corridor.consumer import Rejected
+from corridor.uow import Publisher
+from services.transport import commands, domain
+from services.transport.domain import (
+    AlreadyDeparted,
+    Case,
+    Decision,
+    ManifestExport,
+    Movement,
+    MovementVehicle,
+    MovementView,
+    NoSuchMovement,
+    NoSuchVehicle,
+    NotDeparted,
+    NotOnRoute,
+    Placement,
+    ReadyCase,
+    SeatState,
+    UnknownRoute,
+)
+from services.transport.pdf import manifest_pdf
+from services.transport.store import TransportStore
+
+log = logging.getLogger(__name__)
+
+
+class Unit(Publisher, Protocol):
+    """What a use case gets: the unit of work's events and status stream, and transport's store."""
+
+    @property
+    def store(self) -> TransportStore: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the use cases depend on besides the unit of work: the configured routes, and the host
+    mission (whose own posts need no consent to receive a manifest)."""
+
+    routes: RouteBook
+    mission: str
+
+    def route(self, route_id: str) -> Route:
+        route = self.routes.get(route_id)
+        if route is None:
+            raise UnknownRoute(route_id)
+        return route
+
+    def abroad(self, route: Route) -> list[str]:
+        """Countries whose posts receive manifests, other than the host mission's own."""
+        return sorted({cp.country for cp in route.checkpoints} - {self.mission})
+
+
+def _gathering(route: Route) -> Place:
+    return Place(country=route.gathering_point.country, name=route.gathering_point.name)
+
+
+def _reception(route: Route) -> Place:
+    return Place(country=route.reception_point.country, name=route.reception_point.name)
+
+
+async def _announce(
+    uow: Unit,
+    case_id: uuid.UUID,
+    status: CaseStatus,
+    members: int,
+    *,
+    place: Place | None = None,
+    movement_id: str | None = None,
+    at: datetime | None = None,
+    reason_code: str | None = None,
+    reason: str | None = None,
+) -> None:
+    await uow.announce(
+        CaseStatusChanged(
+            case_id=case_id,
+            status=status,
+            occurred_at=at or uow.now(),
+            members=members,
+            place=place,
+            movement_id=movement_id,
+            reason_code=reason_code,
+            reason=reason,
+        )
+    )
+
+
+# --- manifests: issued when a movement is planned, amended whenever who is aboard changes -------
+
+
+async def issue_manifests(
+    uow: Unit,
+    route: Route,
+    movement_id: str,
+    vehicle: MovementVehicle,
+    departure_date: date,
+    checkpoints: list[Checkpoint] | None = None,
+) -> None:
+    """Send a vehicle's current manifest to each checkpoint (by default every one on the route)."""
+    passengers = await uow.store.passengers_on(movement_id, vehicle.vehicle_id)
+    # One topic per checkpoint: each border post's mission receives only its own manifests.
+    for cp in route.checkpoints if checkpoints is None else checkpoints:
+        await uow.publish(
+            ManifestIssued(
+                manifest_id=vehicle.manifest_id,
+                revision=vehicle.manifest_revision,
+                movement_id=movement_id,
+                vehicle_id=vehicle.vehicle_id,
+                route_id=route.route_id,
+                checkpoint_id=cp.checkpoint_id,
+                departure_date=departure_date,
+                passengers=passengers,
+                issued_at=uow.now(),
+            )
+        )
+
+
+async def amend_manifests(
+    uow: Unit, ctx: Context, movement_id: str, vehicle_id: str, *, after_checkpoint: str | None = None
+) -> None:
+    """Send a new revision of a vehicle's manifest to the posts it has not passed yet."""
+    found = await uow.store.movement(movement_id)
+    route = ctx.routes.get(found.route_id) if found else None
+    if found is None or route is None:
+        return
+    await uow.store.bump_manifest(movement_id, vehicle_id)
+    vehicle = await uow.store.vehicle(movement_id, vehicle_id)
+    if vehicle is None:
+        return
+    start = 0 if after_checkpoint is None else route.index_of(after_checkpoint) + 1
+    await issue_manifests(uow, route, movement_id, vehicle, found.departure_date, route.checkpoints[start:])
+
+
+# --- events: intake's cases, eligibility's decisions, the posts' crossings ----------------------
+
+
+async def on_case_registered(event: CaseRegistered, uow: Unit, ctx: Context) -> None:
+    await uow.store.lock_case_id(event.case_id)
+    await uow.store.lock_case(event.case_id)
+    await uow.store.save_case(event)
+    if await uow.known_status(event.case_id) is None:
+        # Intake announced it before publishing the registration: transport's statuses follow.
+        await uow.note_status(event.case_id, CaseStatus.REGISTERED)
+    decided = await uow.store.decision(event.case_id)
+    if decided is not None:
+        # The decision overtook the registration (another topic): apply it now.
+        found = await uow.store.lock_case(event.case_id)
+        assert found is not None
+        await _apply_decision(uow, ctx, found, decided)
+
+
+async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
+    found = await uow.store.lock_case(event.case_id)
+    before = await uow.store.save_case(event)
+    if found is None or found.withdrawn_at is not None:
+        return
+    seat = await uow.store.assignment(event.case_id)
+    if seat is None or seat.state is not SeatState.MANIFESTED:
+        return
+    why = domain.reason_to_take_off(
+        before, (event.route_id, event.planned_travel_date), seat.seats, len(event.members)
+    )
+    if why is None:
+        # Corrected details (a name, a document number): the posts need the new manifest.
+        await amend_manifests(uow, ctx, seat.movement_id, seat.vehicle_id)
+        return
+    # Another day or route, or another number of seats: off this vehicle, back to the pool.
+    removed = await uow.store.remove_assignment(event.case_id)
+    if removed is None:
+        return
+    await amend_manifests(uow, ctx, removed.movement_id, removed.vehicle_id)
+    await _announce(
+        uow,
+        event.case_id,
+        CaseStatus.ELIGIBLE,
+        len(event.members),
+        reason_code="taken_off_vehicle",
+        reason=f"Taken off vehicle {removed.vehicle_id} of {removed.movement_id}: {why}",
+    )
+
+
+async def _withdraw(uow: Unit, ctx: Context, case: Case, at: datetime) -> None:
+    """Apply the applicant's withdrawal under the case's lock: before departure the seat is freed
+    and the withdrawal announced; after departure it comes too late, and the stream, which shows
+    the departure, tells intake so."""
+    if case.withdrawn_at is not None:
+        return
+    seat = await uow.store.assignment(case.case_id)
+    too_late = domain.withdrawal_too_late(seat)
+    if too_late is not None:
+        log.warning("case %s: %s; not applied", case.case_id, too_late)
+        await uow.store.mark_withdrawn(case.case_id, at, applied=False, detail=too_late)
+        return
+    movement_id = None
+    if seat is not None and seat.state is SeatState.MANIFESTED:
+        removed = await uow.store.remove_assignment(case.case_id)
+        if removed is not None:
+            movement_id = removed.movement_id
+            await amend_manifests(uow, ctx, removed.movement_id, removed.vehicle_id)
+    await uow.store.mark_withdrawn(case.case_id, at, applied=True, detail="applied before departure")
+    await _announce(
+        uow,
+        case.case_id,
+        CaseStatus.WITHDRAWN,
+        case.members,
+        movement_id=movement_id,
+        # The caseworker's note may name people: it stays on the restricted topic.
+        reason_code="withdrawn_by_applicant",
+        reason="Withdrawn by the applicant before departure",
+    )
+
+
+async def on_case_withdrawn(event: CaseWithdrawn, uow: Unit, ctx: Context) -> None:
+    case = await uow.store.lock_case(event.case_id)
+    if case is None:
+        # Intake publishes the registration before the withdrawal, on the same partition.
+        raise Rejected("unknown_case", f"withdrawal of case {event.case_id}, never registered here")
+    await _withdraw(uow, ctx, case, event.withdrawn_at)
+
+
+async def on_eligibility_decided(event: EligibilityDecided, uow: Unit, ctx: Context) -> None:
+    decided = Decision(
+        version=event.version,
+        outcome=event.outcome,
+        priority=event.priority,
+        reason_code=event.public_reason_code,
+        reason=event.public_reason,
+        withdrawn=event.withdrawn(),
+        decided_at=event.decided_at,
+    )
+    case = await uow.store.lock_case(event.case_id)
+    if case is None:
+        # The registration travels on another topic and may not be here yet: keep the decision
+        # (under a lock on the case id, which the registration takes too); it applies it.
+        await uow.store.lock_case_id(event.case_id)
+        case = await uow.store.lock_case(event.case_id)
+    if not await uow.store.save_decision(event.case_id, decided):
+        return  # a newer decision was applied already
+    if case is not None:
+        await _apply_decision(uow, ctx, case, decided)
+
+
+async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> None:
+    """Apply eligibility's decision to the case's seat and announce it, under the case's lock."""
+    at = d.decided_at or uow.now()
+    if d.withdrawn:
+        await _withdraw(uow, ctx, case, at)  # whichever of the two arrives first
+        return
+    if case.withdrawn_at is not None:
+        return
+    seat = await uow.store.assignment(case.case_id)
+    effect = domain.decision_effect(
+        d.outcome, seat.state if seat else None, await uow.known_status(case.case_id)
+    )
+    if effect.announce is None:
+        return
+    if effect.take_off and seat is not None:
+        # Held or ineligible before departure: the seat is freed, the posts get a manifest without
+        # the family, the stream says why.
+        removed = await uow.store.remove_assignment(case.case_id)
+        if removed is not None:
+            await amend_manifests(uow, ctx, removed.movement_id, removed.vehicle_id)
+    await _announce(
+        uow,
+        case.case_id,
+        effect.announce,
+        case.members,
+        movement_id=seat.movement_id if effect.take_off and seat is not None else None,
+        at=at,
+        reason_code=d.reason_code,
+        reason=d.reason,
+    )
+
+
+async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow: Unit, ctx: Context) -> None:
+    cleared = isinstance(event, BorderCrossingCleared)
+    await uow.store.lock_case(event.case_id)  # a case never registered here: the crossing is recorded
+    await uow.store.record_crossing(event.case_id, event.checkpoint_id, cleared, event.decided_at)
+    # The post announced its decision before publishing it: transport's arrival follows it.
+    await uow.note_status(event.case_id, domain.crossing_status(event.direction, cleared))
+    seat = await uow.store.assignment(event.case_id)
+    if seat is None:
+        return
+    route = ctx.routes.get(seat.route_id)
+    last = route is not None and route.checkpoints[-1].checkpoint_id == event.checkpoint_id
+    after = domain.seat_after_crossing(seat.state, cleared, last)
+    if after is SeatState.REFUSED:
+        await uow.store.set_assignment_state(event.case_id, after, was=after.reached_from)
+        # The family stays at this post; the posts ahead must not expect it.
+        await amend_manifests(
+            uow, ctx, seat.movement_id, seat.vehicle_id, after_checkpoint=event.checkpoint_id
+        )
+    elif after is SeatState.ARRIVED and route is not None:
+        await uow.store.set_assignment_state(event.case_id, after, was=after.reached_from)
+        await _announce(
+            uow,
+            event.case_id,
+            CaseStatus.ARRIVED,
+            seat.members,
+            place=_reception(route),
+            movement_id=seat.movement_id,
+            at=event.decided_at,
+        )
+        await uow.store.close_movement_if_done(seat.movement_id)
+
+
+class EventUseCase(Protocol):
+    """A use case for an event: (its data, a unit of work, the context)."""
+
+    def __call__(self, event: Any, uow: Unit, ctx: Context) -> Awaitable[None]: ...
+
+
+HANDLERS: Mapping[type[Event], EventUseCase] = {
+    CaseRegistered: on_case_registered,
+    CaseUpdated: on_case_updated,
+    CaseWithdrawn: on_case_withdrawn,
+    EligibilityDecided: on_eligibility_decided,
+    BorderCrossingCleared: on_crossing,
+    BorderCrossingRefused: on_crossing,
+}
+"""The events transport applies (from ``intake.cases``, ``eligibility.decisions`` and
+``border.crossings``), each by its use case."""
+
+
+# --- commands: coordinators plan and board, drivers report progress, staff export manifests -----
+
+
+@dataclass(frozen=True)
+class PlannedMovement:
+    view: MovementView
+    not_placed: list[Placement]
+
+
+@dataclass(frozen=True)
+class Departure:
+    movement_id: str
+    vehicle_id: str
+    departed: list[uuid.UUID]
+    no_shows: list[uuid.UUID]
+    seats_offered: list[Placement]
+
+
+@dataclass(frozen=True)
+class ReadyCases:
+    route_id: str
+    departure_date: date
+    cases: list[ReadyCase]
+
+
+@dataclass(frozen=True)
+class ManifestDocument:
+    filename: str
+    media_type: str
+    content: str | bytes
+
+
+async def _view(uow: Unit, movement: Movement) -> MovementView:
+    return MovementView(
+        movement,
+        await uow.store.vehicles(movement.movement_id),
+        await uow.store.assignments(movement.movement_id),
+    )
+
+
+async def _vehicle_of(uow: Unit, movement_id: str, vehicle_id: str) -> tuple[Movement, MovementVehicle]:
+    found = await uow.store.movement(movement_id)
+    if found is None:
+        raise NoSuchMovement(movement_id)
+    vehicle = await uow.store.vehicle(movement_id, vehicle_id)
+    if vehicle is None:
+        raise NoSuchVehicle(movement_id, vehicle_id)
+    return found, vehicle
+
+
+async def plan_movement(cmd: commands.PlanMovement, uow: Unit, ctx: Context) -> PlannedMovement:
+    """Place the eligible cases travelling that day on the vehicles, announce each placement, and
+    send every vehicle's manifest to the checkpoints on the route."""
+    route = ctx.route(cmd.route_id)
+    movement_id = cmd.movement_id or domain.new_movement_id(cmd.departure_date)
+    store = uow.store
+    if await store.movement(movement_id) is not None:
+        raise domain.MovementExists(movement_id)
+    # Every case of the day is locked first, then read again: a withdrawal, a decision or another
+    # planning run on one of them is applied wholly before this plan or after it.
+    locked = await store.lock_cases_for_day(route.route_id, cmd.departure_date)
+    cases = await store.ready_cases(route.route_id, cmd.departure_date, ctx.abroad(route), among=locked)
+    placements = domain.plan(cases, [domain.Vehicle(v.vehicle_id, v.capacity) for v in cmd.vehicles])
+    if not await store.create_movement(
+        movement_id,
+        route.route_id,
+        cmd.departure_date,
+        [(v.vehicle_id, v.capacity, uuid.uuid4()) for v in cmd.vehicles],
+    ):
+        raise domain.MovementExists(movement_id)  # planned by a concurrent request
+    size = {c.case_id: c.members for c in cases}
+    for p in placements.placed():
+        assert p.vehicle_id is not None
+        if p.escort_seat_reserved:
+            await store.set_escort_seat(movement_id, p.vehicle_id)
+        await store.assign(p.case_id, movement_id, p.vehicle_id, size[p.case_id], p.explanation)
+        await _announce(
+            uow,
+            p.case_id,
+            CaseStatus.MANIFESTED,
+            size[p.case_id],
+            place=_gathering(route),
+            movement_id=movement_id,
+        )
+    for vehicle in await store.vehicles(movement_id):
+        await issue_manifests(uow, route, movement_id, vehicle, cmd.departure_date)
+    movement = await store.movement(movement_id)
+    assert movement is not None
+    return PlannedMovement(await _view(uow, movement), placements.not_placed())
+
+
+async def ready_cases(route_id: str, departure_date: date, uow: Unit, ctx: Context) -> ReadyCases:
+    """Eligible cases for that route and day that no movement has taken yet."""
+    route = ctx.route(route_id)
+    cases = await uow.store.ready_cases(route_id, departure_date, ctx.abroad(route))
+    return ReadyCases(route_id, departure_date, cases)
+
+
+async def movement(movement_id: str, uow: Unit) -> MovementView:
+    found = await uow.store.movement(movement_id)
+    if found is None:
+        raise NoSuchMovement(movement_id)
+    return await _view(uow, found)
+
+
+async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Context) -> Departure:
+    """Boarding against the manifest: no-shows leave it, their seats go to the next eligible cases
+    waiting for that day, the posts get the amended manifest, and the vehicle leaves."""
+    store, movement_id, vehicle_id = uow.store, cmd.movement_id, cmd.vehicle_id
+    found, _ = await _vehicle_of(uow, movement_id, vehicle_id)
+    route = ctx.route(found.route_id)
+    # Lock order as everywhere: the cases (those on board and those who may get a freed seat),
+    # then the vehicle; then read again what the decision rests on.
+    aboard = [s.case_id for s in await store.assignments(movement_id) if s.vehicle_id == vehicle_id]
+    locked = await store.lock_cases_for_day(route.route_id, found.departure_date, also=aboard)
+    vehicle = await store.lock_vehicle(movement_id, vehicle_id)
+    if vehicle is None:
+        raise NoSuchVehicle(movement_id, vehicle_id)
+    if vehicle.departed_at is not None:
+        raise AlreadyDeparted(vehicle_id, vehicle.departed_at)
+    on_board = [
+        s
+        for s in await store.assignments(movement_id)
+        if s.vehicle_id == vehicle_id and s.state is SeatState.MANIFESTED
+    ]
+    domain.check_no_shows(vehicle_id, [s.case_id for s in on_board], cmd.no_shows)
+    gathering = _gathering(route)
+    for s in on_board:
+        if s.case_id in cmd.no_shows:
+            no_show = SeatState.NO_SHOW
+            await store.set_assignment_state(s.case_id, no_show, was=no_show.reached_from)
+            await _announce(
+                uow,
+                s.case_id,
+                CaseStatus.NO_SHOW,
+                s.seats,
+                place=gathering,
+                movement_id=movement_id,
+                reason_code="no_show",
+                reason="Not present at boarding",
+            )
+    offered: list[Placement] = []
+    if cmd.fill_freed_seats:
+        load = next(v for v in await store.vehicle_loads(movement_id) if v.vehicle_id == vehicle_id)
+        waiting = await store.ready_cases(
+            route.route_id, found.departure_date, ctx.abroad(route), among=locked
+        )
+        offered = domain.plan(waiting, [load]).placed()
+        size = {c.case_id: c.members for c in waiting}
+        for p in offered:
+            await store.assign(p.case_id, movement_id, vehicle_id, size[p.case_id], p.explanation)
+            if p.escort_seat_reserved:
+                await store.set_escort_seat(movement_id, vehicle_id)
+            await _announce(
+                uow,
+                p.case_id,
+                CaseStatus.MANIFESTED,
+                size[p.case_id],
+                place=gathering,
+                movement_id=movement_id,
+                reason_code="seat_offered",
+                reason="Offered a seat freed at boarding",
+            )
+    departed: list[uuid.UUID] = []
+    for s in await store.assignments(movement_id):
+        if s.vehicle_id == vehicle_id and s.state is SeatState.MANIFESTED:
+            await store.set_assignment_state(
+                s.case_id, SeatState.DEPARTED, was=SeatState.DEPARTED.reached_from
+            )
+            await _announce(
+                uow, s.case_id, CaseStatus.DEPARTED, s.seats, place=gathering, movement_id=movement_id
+            )
+            departed.append(s.case_id)
+    if cmd.no_shows or offered:
+        # The border posts must expect exactly who is on board.
+        await amend_manifests(uow, ctx, movement_id, vehicle_id)
+    await store.mark_departed(movement_id, vehicle_id, uow.now())
+    await uow.publish(
+        MovementDeparted(
+            movement_id=movement_id, vehicle_id=vehicle_id, case_ids=departed, departed_at=uow.now()
+        )
+    )
+    return Departure(movement_id, vehicle_id, departed, list(cmd.no_shows), offered)
+
+
+async def record_progress(cmd: commands.RecordProgress, uow: Unit, ctx: Context) -> None:
+    """The vehicle reached or left a checkpoint on its route (reported by the escort or driver);
+    the posts and eligibility learn who is aboard. A report repeated changes nothing."""
+    found, vehicle = await _vehicle_of(uow, cmd.movement_id, cmd.vehicle_id)
+    route = ctx.route(found.route_id)
+    if route.checkpoint(cmd.checkpoint_id) is None:
+        raise NotOnRoute(cmd.checkpoint_id, route.route_id)
+    if vehicle.departed_at is None:
+        raise NotDeparted(cmd.vehicle_id)
+    if not await uow.store.record_progress(
+        cmd.movement_id, cmd.vehicle_id, cmd.checkpoint_id, cmd.stage, uow.now()
+    ):
+        return
+    on_board = [
+        s.case_id
+        for s in await uow.store.assignments(cmd.movement_id)
+        if s.vehicle_id == cmd.vehicle_id and s.state is SeatState.DEPARTED
+    ]
+    await uow.publish(
+        VehicleProgressRecorded(
+            movement_id=cmd.movement_id,
+            vehicle_id=cmd.vehicle_id,
+            checkpoint_id=cmd.checkpoint_id,
+            stage=cmd.stage,
+            case_ids=on_board,
+            at=uow.now(),
+        )
+    )
+
+
+async def export_manifest(cmd: commands.ExportManifest, uow: Unit) -> ManifestDocument:
+    """The current manifest with personal data, as CSV or printable PDF; every export is recorded
+    with who took it and why, in the same transaction as the read."""
+    found, vehicle = await _vehicle_of(uow, cmd.movement_id, cmd.vehicle_id)
+    passengers: list[ManifestPassenger] = await uow.store.passengers_on(cmd.movement_id, cmd.vehicle_id)
+    await uow.store.log_export(cmd.actor, cmd.purpose, cmd.movement_id, cmd.vehicle_id, cmd.format)
+    filename = f"{cmd.movement_id}-{cmd.vehicle_id}.{cmd.format}"
+    if cmd.format == "csv":
+        return ManifestDocument(filename, "text/csv", domain.manifest_csv(passengers))
+    document = manifest_pdf(
+        movement_id=cmd.movement_id,
+        vehicle_id=cmd.vehicle_id,
+        route=found.route_id,
+        departure=found.departure_date.isoformat(),
+        revision=vehicle.manifest_revision,
+        passengers=passengers,
+        printed_at=uow.now(),
+        printed_by=cmd.actor,
+    )
+    return ManifestDocument(filename, "application/pdf", document)
+
+
+async def access_log(movement_id: str, uow: Unit) -> list[ManifestExport]:
+    """Every export of the movement's manifests, oldest first."""
+    return await uow.store.access_log(movement_id)
