@@ -576,6 +576,16 @@ def mount_asyncapi(rt: ServiceRuntime) -> None:
             tags=["docs"],
             summary=f"AsyncAPI 3.0 document of this service's Kafka interface ({what})",
             response_class=JSONResponse if what == "JSON" else Response,
+            responses={
+                200: {
+                    "description": f"The AsyncAPI {ASYNCAPI_VERSION} document",
+                    "content": {
+                        "application/json" if what == "JSON" else "application/yaml": {
+                            "schema": {"type": "object"} if what == "JSON" else {"type": "string"}
+                        }
+                    },
+                }
+            },
         )
 
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import uvicorn
@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from pydantic import BaseModel, Field
 
 from contracts.base import Event
 from contracts.envelope import CloudEvent, mission_source
@@ -43,6 +44,29 @@ log = logging.getLogger(__name__)
 
 UseCase = Callable[[Any, UnitOfWork[StoreT]], Awaitable[Any]]
 """A use case for an event: (the event's data, a unit of work)."""
+
+
+class Liveness(BaseModel):
+    status: Literal["live"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, bool] = Field(description="database, relay, kafka: each true when reachable")
+
+
+class ConsumerStats(BaseModel):
+    applied: int
+    duplicates: int = Field(description="Deliveries recognised in the inbox and skipped")
+    dead_lettered: int
+
+
+class Stats(BaseModel):
+    instance: str
+    outbox_pending: int = Field(description="Events written and not yet published")
+    outbox_published: int
+    relay_leader: bool = Field(description="Whether this process's relay is the one publishing")
+    consumers: dict[str, ConsumerStats]
 
 
 class ServiceRuntime:
@@ -77,9 +101,18 @@ class ServiceRuntime:
         self._producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self.http = FastAPI(title=title, lifespan=self._lifespan)
-        self.http.add_api_route("/health/live", self._live, methods=["GET"], tags=["health"])
-        self.http.add_api_route("/health/ready", self._ready, methods=["GET"], tags=["health"])
-        self.http.add_api_route("/stats", self._stats, methods=["GET"], tags=["health"])
+        self.http.add_api_route(
+            "/health/live", self._live, methods=["GET"], tags=["health"], response_model=Liveness
+        )
+        self.http.add_api_route(
+            "/health/ready",
+            self._ready,
+            methods=["GET"],
+            tags=["health"],
+            response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "Not ready: the failing checks say why"}},
+        )
+        self.http.add_api_route("/stats", self._stats, methods=["GET"], tags=["health"], response_model=Stats)
         mount_asyncapi(self)  # GET /asyncapi.json, /asyncapi.yaml
         for error in TRANSIENT_ERRORS:
             self.http.add_exception_handler(error, self._unavailable)
@@ -210,8 +243,8 @@ class ServiceRuntime:
             headers={"Retry-After": "1"},
         )
 
-    async def _live(self) -> dict[str, str]:
-        return {"status": "live"}
+    async def _live(self) -> Liveness:
+        return Liveness(status="live")
 
     async def _ready(self, request: Request) -> JSONResponse:
         checks: dict[str, bool] = {}
@@ -226,28 +259,24 @@ class ServiceRuntime:
         except Exception:
             checks["kafka"] = False
         ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        body = Readiness(status="ready" if ready else "not_ready", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
-    async def _stats(self) -> dict[str, Any]:
+    async def _stats(self) -> Stats:
         async with self.pool.acquire() as conn:
             pending = await pending_count(conn)
-        return {
-            "instance": self.instance,
-            "outbox_pending": pending,
-            "outbox_published": self.relay.published if self.relay else 0,
-            "relay_leader": bool(self.relay and self.relay.is_leader),
-            "consumers": {
-                c.name: {
-                    "applied": c.applied,
-                    "duplicates": c.duplicates,
-                    "dead_lettered": c.dead_lettered,
-                }
+        return Stats(
+            instance=self.instance,
+            outbox_pending=pending,
+            outbox_published=self.relay.published if self.relay else 0,
+            relay_leader=bool(self.relay and self.relay.is_leader),
+            consumers={
+                c.name: ConsumerStats(
+                    applied=c.applied, duplicates=c.duplicates, dead_lettered=c.dead_lettered
+                )
                 for c in self.consumers
             },
-        }
+        )
 
     def run(self) -> None:
         config = uvicorn.Config(
