@@ -66,7 +66,7 @@ contracts-check: .venv/.synced
 
 # AsyncAPI 3.0 documents generated from each service's code (docs/asyncapi/).
 asyncapi: .venv/.synced
-	$(PY) -m corridor.asyncapi export
+	$(PY) -m services.deployment asyncapi export
 
 # Benchmarks (bench/README.md): start their own Kafka and PostgreSQL, print figures as ratios to
 # baselines measured in the same run. Options through BENCH_ARGS, e.g. BENCH_ARGS="--events 20000".
