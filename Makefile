@@ -75,7 +75,7 @@ bench: setup
 
 lint: .venv/.synced
 	.venv/bin/ruff check .
-	.venv/bin/mypy contracts corridor services bench
+	.venv/bin/mypy contracts corridor services opstools bench
 
 format: .venv/.synced
 	.venv/bin/ruff format .

@@ -18,7 +18,7 @@ from contracts.status import CaseStatus
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.settings import REPO_ROOT
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 
 app = typer.Typer(add_completion=False, help="Run Corridor locally on real Kafka and PostgreSQL.")
 console = Console(width=max(130, Console().width))

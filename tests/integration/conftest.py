@@ -20,7 +20,7 @@ from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus
 from corridor.devstack import Stack
 from corridor.kafkatools import partitions_of
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 
 _dates = itertools.count(30)
 

@@ -52,7 +52,7 @@ from contracts.transport import ManifestIssued, MovementDeparted
 from corridor import scenario
 from corridor.devstack import DEFAULT_ROUTES, Stack
 from corridor.kafkatools import partitions_of, read_topic
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
 
 HYPOTHESIS_EXAMPLES = 50  # per fuzzed topic

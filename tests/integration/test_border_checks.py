@@ -18,7 +18,7 @@ from corridor import scenario
 from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
 from corridor.mrz import check_digit
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 
 
 def td3(surname: str, given: str, number: str, nationality: str, born: date, sex: str, expires: date) -> str:

@@ -16,7 +16,7 @@ from contracts.status import CaseStatus
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 from tests.integration.conftest import JOURNEY, wait_group_caught_up
 
 

@@ -28,7 +28,7 @@ from contracts.transport import ManifestIssued
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import PLATFORM_SOURCE, StatusStream
+from opstools.statusreader import PLATFORM_SOURCE, StatusStream
 from tests.conftest import report_figure
 from tests.integration.conftest import wait_group_caught_up
 

@@ -13,7 +13,7 @@ from contracts.routes import Route
 from contracts.status import CaseStatus
 from corridor import scenario
 from corridor.devstack import Stack
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 
 
 async def test_services_killed_mid_flow_lose_nothing(

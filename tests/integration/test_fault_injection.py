@@ -25,7 +25,7 @@ from contracts.status import CaseStatus
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
 
 CASES = int(os.environ.get("CORRIDOR_FAULT_CASES", "1000"))

@@ -15,7 +15,7 @@ from contracts.status import CaseStatus
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.mrz import check_digit
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 from tests.integration.conftest import wait_group_caught_up
 
 

@@ -17,7 +17,7 @@ from contracts.status import CaseStatus
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.settings import REPO_ROOT
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 
 GUIDE = REPO_ROOT / "docs" / "integration.md"
 

@@ -25,7 +25,7 @@ from contracts.status import CaseStatus, Place
 from corridor import scenario
 from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import StatusStream
+from opstools.statusreader import StatusStream
 
 RECEPTION = "/missions/TJK/reception"
 
