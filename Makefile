@@ -19,7 +19,7 @@ $(UV):
 	touch $@
 
 .cache/kafka.ready: .venv/.synced deploy/kafka/pom.xml
-	$(PY) -c "from corridor.devinfra.kafka import ensure_kafka_classpath as e; print('Kafka classpath:', e())"
+	$(PY) -c "from devkit.devinfra.kafka import ensure_kafka_classpath as e; print('Kafka classpath:', e())"
 	touch $@
 
 # kcat is what many mission IT teams use to look at topics; the tests prove our records read
@@ -41,10 +41,10 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package.json tools/asyncapi/package-lock.json
 setup: .venv/.synced .cache/kafka.ready .cache/tools.ready $(ASYNCAPI_TOOLS)
 
 demo: setup
-	$(PY) -m corridor demo
+	$(PY) -m devkit demo
 
 up: setup
-	$(PY) -m corridor up
+	$(PY) -m devkit up
 
 test: setup lint contracts-check
 	$(PY) -m pytest
@@ -75,7 +75,7 @@ bench: setup
 
 lint: .venv/.synced
 	.venv/bin/ruff check .
-	.venv/bin/mypy contracts corridor services opstools bench
+	.venv/bin/mypy contracts corridor services opstools devkit bench
 
 format: .venv/.synced
 	.venv/bin/ruff format .

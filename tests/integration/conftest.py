@@ -18,8 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus
-from corridor.devstack import Stack
 from corridor.kafkatools import partitions_of
+from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 
 _dates = itertools.count(30)

@@ -41,8 +41,8 @@ from hypothesis.errors import Unsatisfiable
 
 from contracts.missions import CaseStatusReported
 from contracts.routes import RouteBook
-from corridor import scenario
-from corridor.devstack import DEFAULT_ROUTES, Stack
+from devkit import scenario
+from devkit.devstack import DEFAULT_ROUTES, Stack
 from tests.conftest import report_figure
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a dev dependency")

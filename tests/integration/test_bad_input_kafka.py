@@ -49,9 +49,9 @@ from contracts.missions import CaseStatusReported
 from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import ManifestIssued, MovementDeparted
-from corridor import scenario
-from corridor.devstack import DEFAULT_ROUTES, Stack
 from corridor.kafkatools import partitions_of, read_topic
+from devkit import scenario
+from devkit.devstack import DEFAULT_ROUTES, Stack
 from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
 

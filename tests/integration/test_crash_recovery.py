@@ -11,8 +11,8 @@ import httpx
 
 from contracts.routes import Route
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
+from devkit import scenario
+from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 
 

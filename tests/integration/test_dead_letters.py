@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaProducer
 from contracts import topics
 from contracts.envelope import CloudEvent, Headers
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
+from devkit import scenario
+from devkit.devstack import Stack
 from opstools import deadletters
 from opstools.deadletters import DeadLetter
 from opstools.statusreader import StatusStream

@@ -22,9 +22,9 @@ from contracts import topics
 from contracts.envelope import decode_headers
 from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
+from devkit import scenario
+from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
 

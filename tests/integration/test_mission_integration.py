@@ -22,9 +22,9 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus, Place
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
+from devkit import scenario
+from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 
 RECEPTION = "/missions/TJK/reception"

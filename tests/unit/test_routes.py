@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.routes import Route, RouteBook
-from corridor.devstack import service_specs
+from devkit.devstack import service_specs
 
 SECOND = {
     "route_id": "kaz-kgz-tjk",

@@ -12,7 +12,7 @@ import httpx
 
 from contracts.routes import Route
 from contracts.status import CaseStatus
-from corridor.devstack import Stack
+from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 
 _LETTERS = str.maketrans("0123456789abcdef", "bdfghjklmnprstvz")
