@@ -58,11 +58,11 @@ test-integration: setup
 # Event contracts: regenerate the committed JSON Schemas, and check them against every earlier
 # committed version (BACKWARD_TRANSITIVE, required fields never removed; contracts/README.md).
 contracts: .venv/.synced
-	$(PY) -m contracts export
+	$(PY) -m devkit.contracts_gate export
 
 contracts-check: .venv/.synced
-	$(PY) -m contracts check
-	$(PY) -m contracts compat
+	$(PY) -m devkit.contracts_gate check
+	$(PY) -m devkit.contracts_gate compat
 
 # AsyncAPI 3.0 documents generated from each service's code (docs/asyncapi/).
 asyncapi: .venv/.synced
