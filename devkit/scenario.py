@@ -18,6 +18,20 @@ from opstools.statusreader import StatusStream
 _LETTERS = str.maketrans("0123456789abcdef", "bdfghjklmnprstvz")
 
 
+def journey(route: Route) -> list[CaseStatus]:
+    """A case's whole journey on ``route``, as the status stream shows it: registered, eligible,
+    manifested, departed, then the clearance at each checkpoint in order (exit or entry), arrived."""
+    cleared = {"exit": CaseStatus.EXIT_CLEARED, "entry": CaseStatus.ENTRY_CLEARED}
+    return [
+        CaseStatus.REGISTERED,
+        CaseStatus.ELIGIBLE,
+        CaseStatus.MANIFESTED,
+        CaseStatus.DEPARTED,
+        *(cleared[checkpoint.direction] for checkpoint in route.checkpoints),
+        CaseStatus.ARRIVED,
+    ]
+
+
 def unique_token() -> str:
     """Letters only, so it survives name normalisation: keeps demo and test people distinct."""
     return uuid.uuid4().hex[:6].translate(_LETTERS).capitalize()
