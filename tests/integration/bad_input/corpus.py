@@ -173,6 +173,8 @@ def bad_records(
     arrived: list[uuid.UUID],
     partitions: int,
 ) -> list[Bad]:
+    """Every topic's bad records (the fixed corpus, the domain's, Hypothesis' where it fuzzes),
+    spread over the partitions, some without a key."""
     records: list[Bad] = []
     for topic, make in makers.items():
         corpus = fixed_corpus(topic, makers, topology.readers) + domain_corpus(topic, make, terminal, arrived)
