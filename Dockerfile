@@ -16,7 +16,8 @@ RUN pip install --no-cache-dir uv==0.13.9
 
 WORKDIR /app
 
-# Dependencies first, so this layer is rebuilt only when the lock changes.
+# Dependencies first, so this layer is rebuilt only when the lock changes. Runtime dependencies
+# only: neither the dev group nor the tools group (typer, rich; not a default group).
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 

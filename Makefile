@@ -14,12 +14,13 @@ $(UV):
 	$(PYTHON) -m venv $(BOOT)
 	$(BOOT)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 
+# The dev group (uv's default) includes the tools group: typer and rich for the command-line tools.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --quiet
 	touch $@
 
 .cache/kafka.ready: .venv/.synced deploy/kafka/pom.xml
-	$(PY) -c "from corridor.devinfra.kafka import ensure_kafka_classpath as e; print('Kafka classpath:', e())"
+	$(PY) -c "from devkit.devinfra.kafka import ensure_kafka_classpath as e; print('Kafka classpath:', e())"
 	touch $@
 
 # kcat is what many mission IT teams use to look at topics; the tests prove our records read
@@ -41,10 +42,10 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package.json tools/asyncapi/package-lock.json
 setup: .venv/.synced .cache/kafka.ready .cache/tools.ready $(ASYNCAPI_TOOLS)
 
 demo: setup
-	$(PY) -m corridor demo
+	$(PY) -m devkit demo
 
 up: setup
-	$(PY) -m corridor up
+	$(PY) -m devkit up
 
 test: setup lint contracts-check
 	$(PY) -m pytest
@@ -58,15 +59,15 @@ test-integration: setup
 # Event contracts: regenerate the committed JSON Schemas, and check them against every earlier
 # committed version (BACKWARD_TRANSITIVE, required fields never removed; contracts/README.md).
 contracts: .venv/.synced
-	$(PY) -m contracts export
+	$(PY) -m devkit.contracts_gate export
 
 contracts-check: .venv/.synced
-	$(PY) -m contracts check
-	$(PY) -m contracts compat
+	$(PY) -m devkit.contracts_gate check
+	$(PY) -m devkit.contracts_gate compat
 
 # AsyncAPI 3.0 documents generated from each service's code (docs/asyncapi/).
 asyncapi: .venv/.synced
-	$(PY) -m corridor.asyncapi export
+	$(PY) -m services.deployment asyncapi export
 
 # Benchmarks (bench/README.md): start their own Kafka and PostgreSQL, print figures as ratios to
 # baselines measured in the same run. Options through BENCH_ARGS, e.g. BENCH_ARGS="--events 20000".
@@ -75,7 +76,7 @@ bench: setup
 
 lint: .venv/.synced
 	.venv/bin/ruff check .
-	.venv/bin/mypy contracts corridor services bench
+	.venv/bin/mypy contracts corridor services opstools devkit bench
 
 format: .venv/.synced
 	.venv/bin/ruff format .

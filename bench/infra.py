@@ -1,6 +1,6 @@
 """The servers a benchmark run uses: one Kafka node and one PostgreSQL, in a temporary directory.
 
-They are the project's own dev servers (corridor.devinfra) through ``corridor.devstack.Stack``,
+They are the project's own dev servers (devkit.devinfra) through ``devkit.devstack.Stack``,
 which the optional HTTP benchmark also uses to start the intake service. Kafka runs without the
 quick-start JVM flags (C1 only, class archive): those halve start time at a cost in throughput.
 """
@@ -16,9 +16,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import topics
 from corridor import db
-from corridor.devinfra.kafka import KafkaCluster
-from corridor.devinfra.postgres import PostgresServer
-from corridor.devstack import Stack
+from devkit.devinfra.kafka import KafkaCluster
+from devkit.devinfra.postgres import PostgresServer
+from devkit.devstack import Stack
 
 DATABASE = "bench"
 PARTITIONS = 3

@@ -21,9 +21,9 @@ import httpx
 
 from bench.stats import Run, Series
 from contracts.routes import RouteBook
-from corridor import scenario
-from corridor.devinfra import procs
-from corridor.devstack import service_specs
+from devkit import scenario
+from devkit.devinfra import procs
+from devkit.devstack import service_specs
 
 SERVICE = "intake"
 

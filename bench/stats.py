@@ -170,7 +170,7 @@ def _version(package: str) -> str:
 
 def machine() -> dict[str, Any]:
     """Cores, memory, load and versions: what a reader needs to compare two runs' figures."""
-    from corridor.devinfra import KAFKA_VERSION
+    from devkit.devinfra import KAFKA_VERSION
 
     return {
         "cpu": _cpu_model(),

@@ -18,19 +18,19 @@ publisher, with their Kafka bindings. Two things it cannot know are declared or 
   channel and by its operation. A subscribed channel lists the events its consumer handles; a
   published channel lists the events the contract puts on the topic (``contracts.topics.table``).
 
-``python -m corridor.asyncapi export`` writes ``docs/asyncapi/<instance>.json`` for every service
-instance (one per border checkpoint); ``check`` fails when a committed file is not current.
 ``mount_asyncapi`` serves the running service's document at ``/asyncapi.json`` and ``.yaml``.
+``generate_documents`` builds the documents of a deployment's instances; which instances a
+deployment has is the deployment's to say (``services/deployment.py``: ``python -m
+services.deployment asyncapi export|check`` writes and checks ``docs/asyncapi/<instance>.json``).
+This module imports no service.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import operator
 import re
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from functools import reduce
 from importlib.metadata import PackageNotFoundError, version
@@ -48,14 +48,12 @@ from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CONTENT_TYPE, SPECVERSION, mission_source
 from contracts.status import CaseStatusChanged
-from corridor.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     from corridor.consumer import EventConsumer
     from corridor.runtime import ServiceRuntime
 
 ASYNCAPI_VERSION = "3.0.0"
-DOCS_DIR = REPO_ROOT / "docs" / "asyncapi"
 
 _MANIFESTS_PREFIX = topics.manifests("")
 _DEAD_LETTER_PREFIX = topics.dead_letters("")
@@ -644,53 +642,19 @@ def to_yaml(doc: dict[str, Any]) -> str:
     return "\n".join(_yaml_lines(doc, 0)) + "\n"
 
 
-# --- every instance's document, and the CLI ----------------------------------------------------------
+# --- a deployment's documents --------------------------------------------------------------------
 
 
-def service_runtimes(routes_file: Path | None = None) -> Iterator[ServiceRuntime]:
-    """Every service instance of a deployment, built offline: intake, eligibility, transport and
-    one border clearance per checkpoint on the routes.
-
-    Settings that reach the document are given explicitly (the defaults, not the environment), so
-    the committed documents do not depend on who generates them.
-    """
-    from contracts.routes import RouteBook
-    from corridor.settings import ServiceSettings
-    from services.border_clearance.app import BorderSettings
-    from services.border_clearance.app import create_service as border
-    from services.eligibility.app import EligibilitySettings
-    from services.eligibility.app import create_service as eligibility
-    from services.intake.app import IntakeSettings
-    from services.intake.app import create_service as intake
-    from services.transport.app import TransportSettings
-    from services.transport.app import create_service as transport
-
-    defaults = ServiceSettings.model_fields
-    routes = routes_file or defaults["routes_file"].default
-    common: dict[str, Any] = {
-        "kafka_bootstrap": defaults["kafka_bootstrap"].default,
-        "routes_file": routes,
-    }
-    host = defaults["mission"].default
-    yield intake(IntakeSettings(mission=host, **common))
-    yield eligibility(EligibilitySettings(mission=host, **common))
-    yield transport(TransportSettings(mission=host, **common))
-    for route in RouteBook.load(routes).routes:
-        for checkpoint in route.checkpoints:
-            yield border(
-                BorderSettings(checkpoint=checkpoint.checkpoint_id, mission=checkpoint.country, **common)
-            )
-
-
-def generate_documents(routes_file: Path | None = None) -> dict[str, str]:
-    """File name -> content of every instance's document."""
+def generate_documents(runtimes: Iterable[ServiceRuntime]) -> dict[str, str]:
+    """File name -> content of the document of each of ``runtimes`` (a deployment's instances:
+    ``services.deployment.service_runtimes``)."""
     files: dict[str, str] = {}
     # Each runtime installs its tracer provider; only the first one takes, which is fine here.
     otel = logging.getLogger("opentelemetry.trace")
     level = otel.level
     otel.setLevel(logging.ERROR)
     try:
-        for rt in service_runtimes(routes_file):
+        for rt in runtimes:
             files[f"{rt.instance}.json"] = to_json(asyncapi_document(rt))
     finally:
         otel.setLevel(level)
@@ -712,36 +676,17 @@ def stale_documents(out: Path, files: dict[str, str]) -> list[str]:
     return problems
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m corridor.asyncapi",
-        description="AsyncAPI 3.0 documents of every Corridor service instance.",
-    )
-    parser.add_argument("command", choices=["export", "check"], help="write the documents, or check them")
-    parser.add_argument("--out", type=Path, default=DOCS_DIR, help="directory (default: docs/asyncapi)")
-    parser.add_argument("--routes", type=Path, default=None, help="routes file (default: the deployment's)")
-    args = parser.parse_args(argv)
-    files = generate_documents(args.routes)
-    out: Path = args.out
-    if args.command == "check":
-        problems = stale_documents(out, files)
-        for problem in problems:
-            print(f"{out / problem}", file=sys.stderr)
-        if problems:
-            print("run: python -m corridor.asyncapi export", file=sys.stderr)
-        return 1 if problems else 0
+def write_documents(out: Path, files: dict[str, str]) -> list[str]:
+    """Make ``out`` hold exactly ``files``; what was written or removed, for the operator."""
+    done = []
     out.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         path = out / name
         if not path.exists() or path.read_text(encoding="utf-8") != content:
             path.write_text(content, encoding="utf-8")
-            print(f"wrote {path}")
+            done.append(f"wrote {path}")
     for path in sorted(out.glob("*.json")):
         if path.name not in files:
             path.unlink()
-            print(f"removed {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            done.append(f"removed {path}")
+    return done

@@ -1,14 +1,20 @@
 """One real platform per test session: Kafka (KRaft) and PostgreSQL started from the project's
-own files, every service as its own process."""
+own files, every service as its own process.
+
+``running_platform`` and ``following`` are how any test module gets a platform and its status
+stream: the session's ``stack`` and ``stream`` here, a module's own where it needs another shape
+(the fault injection's three-broker cluster)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -17,36 +23,46 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.routes import Route, RouteBook
-from contracts.status import CaseStatus
-from corridor.devstack import Stack
 from corridor.kafkatools import partitions_of
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import DEFAULT_ROUTES, Stack
+from opstools.statusreader import StatusStream
 
 _dates = itertools.count(30)
 
-# A case's whole journey on the central Asian route, as the status stream shows it.
-JOURNEY = [
-    CaseStatus.REGISTERED,
-    CaseStatus.ELIGIBLE,
-    CaseStatus.MANIFESTED,
-    CaseStatus.DEPARTED,
-    CaseStatus.EXIT_CLEARED,
-    CaseStatus.ENTRY_CLEARED,
-    CaseStatus.EXIT_CLEARED,
-    CaseStatus.ENTRY_CLEARED,
-    CaseStatus.ARRIVED,
-]
+# A case's whole journey on the route the tests use (the deployment's first), as the status stream
+# shows it.
+JOURNEY = scenario.journey(RouteBook.load(DEFAULT_ROUTES).routes[0])
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    platform = Stack(tmp_path_factory.mktemp("platform"))
+@contextlib.contextmanager
+def running_platform(workdir: Path, **options: Any) -> Iterator[Stack]:
+    """PostgreSQL, Kafka and every service started in ``workdir`` (``options`` go to ``Stack``:
+    ``kafka_nodes``, ``log_level`` ...); everything stopped at the end, whatever happened."""
+    platform = Stack(workdir, **options)
     try:
         platform.start_infra()
         platform.start_services()
         yield platform
     finally:
         platform.stop()
+
+
+@contextlib.asynccontextmanager
+async def following(stack: Stack) -> AsyncIterator[StatusStream]:
+    """The platform's public status stream, read from the beginning."""
+    reader = StatusStream(stack.bootstrap)
+    await reader.start()
+    try:
+        yield reader
+    finally:
+        await reader.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_platform(tmp_path_factory.mktemp("platform")) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +74,9 @@ def route(stack: Stack) -> Route:
 async def stream(stack: Stack) -> AsyncIterator[StatusStream]:
     """The public status stream from the beginning. When the session ends, every case's stream
     must be a legal sequence and no service may have held back an illegal change (each is a bug)."""
-    reader = StatusStream(stack.bootstrap)
-    await reader.start()
-    yield reader
-    await asyncio.sleep(1)  # the last changes published
-    await reader.stop()
+    async with following(stack) as reader:
+        yield reader
+        await asyncio.sleep(1)  # the last changes published
     illegal = reader.illegal(registered=await registered_by_intake(stack))
     assert not illegal, (
         f"{len(illegal)} case(s) with an illegal status stream, e.g. {list(illegal.items())[:5]}"

@@ -40,10 +40,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from contracts.missions import CaseStatusReported
-from contracts.routes import RouteBook
-from corridor import scenario
-from corridor.devstack import DEFAULT_ROUTES, Stack
+from devkit import scenario
+from devkit.devstack import Stack
 from tests.conftest import report_figure
+from tests.integration.bad_input import FAR_FUTURE, RECEPTION, ROUTES
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a dev dependency")
 from schemathesis.checks import not_a_server_error  # noqa: E402
@@ -59,9 +59,7 @@ SERVICES = [
     "intake",
     "eligibility",
     "transport",
-    *sorted(
-        {f"border-{cp.checkpoint_id}" for r in RouteBook.load(DEFAULT_ROUTES).routes for cp in r.checkpoints}
-    ),
+    *sorted({f"border-{cp.checkpoint_id}" for r in ROUTES.routes for cp in r.checkpoints}),
 ]
 
 SECTION = "bad input over HTTP"
@@ -104,9 +102,9 @@ HOSTILE_TEXT = [
     "\U0001f600",
 ]
 HOSTILE_JSON = [*HOSTILE_TEXT, "\ud800", "a\udfffb"]  # only JSON can carry unpaired surrogates
-ROUTE_IDS = [r.route_id for r in RouteBook.load(DEFAULT_ROUTES).routes]
+ROUTE_IDS = [r.route_id for r in ROUTES.routes]
 # Dates steered into this range: no other test plans movements this far ahead.
-FAR_FUTURE = st.dates(min_value=date(2900, 1, 1), max_value=date(2999, 12, 31))
+FAR_FUTURE_DATES = st.dates(min_value=date(2900, 1, 1), max_value=date(2999, 12, 31))
 
 
 def _steer(request: dict[str, Any], data: st.DataObject) -> None:
@@ -170,7 +168,7 @@ def _steer_json(value: Any, data: st.DataObject, hostile: bool, key: str = "") -
     if key == "route_id":
         return data.draw(st.sampled_from(ROUTE_IDS))
     if key in ("planned_travel_date", "departure_date"):
-        return data.draw(FAR_FUTURE).isoformat()
+        return data.draw(FAR_FUTURE_DATES).isoformat()
     if key == "birth_date":
         return data.draw(st.dates(date(1920, 1, 1), date(2020, 1, 1))).isoformat()
     if key != "role" and hostile and data.draw(st.integers(0, 3)) == 0:
@@ -258,9 +256,6 @@ def test_fuzzed_requests_get_no_5xx(name: str, stack: Stack) -> None:
     assert not failures, f"{len(failures)} failing request(s) on {name}:\n" + "\n".join(failures[:8])
 
 
-RECEPTION = "/missions/TJK/reception"
-
-
 def _inbound_corpus(case_id: str) -> list[tuple[str, bytes]]:
     """Bodies for the raw structured-mode ingest, each bad in its own way; ``case_id`` is a case
     that exists (just registered), so that the checks behind the envelope's are reached too."""
@@ -329,9 +324,7 @@ def test_structured_ingest_answers_every_bad_body_with_a_4xx_and_an_early_one_wi
     figures["operations"] = 1
     answers: dict[str, int] = {}
     with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
-        registered = client.post(
-            stack.url("intake") + "/cases", json=scenario.single_traveller(date(2950, 1, 1))
-        )
+        registered = client.post(stack.url("intake") + "/cases", json=scenario.single_traveller(FAR_FUTURE))
         assert registered.status_code == 201, registered.text
         for what, body in _inbound_corpus(registered.json()["case_id"]):
             response = client.post(

@@ -14,11 +14,11 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import ManifestIssued
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
 from corridor.mrz import check_digit
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 
 
 def td3(surname: str, given: str, number: str, nationality: str, born: date, sex: str, expires: date) -> str:

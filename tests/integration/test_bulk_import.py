@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from contracts import topics
-from corridor.devstack import Stack
+from devkit.devstack import Stack
 from services.intake import bulk
 from tests.conftest import report_figure
 from tests.integration.conftest import repo_root, wait_group_caught_up

@@ -13,10 +13,10 @@ from contracts import topics
 from contracts.envelope import decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 from tests.integration.conftest import JOURNEY, wait_group_caught_up
 
 

@@ -25,10 +25,10 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus, illegal_steps
 from contracts.transport import ManifestIssued
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import PLATFORM_SOURCE, StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import PLATFORM_SOURCE, StatusStream
 from tests.conftest import report_figure
 from tests.integration.conftest import wait_group_caught_up
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from corridor import scenario
-from corridor.devstack import Stack
+from devkit import scenario
+from devkit.devstack import Stack
 from services.intake.duplicates import keys_for, lock_ids
 
 ROUNDS = 40

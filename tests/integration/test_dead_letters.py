@@ -1,4 +1,4 @@
-"""Dead letters listed and replayed on the real platform (``corridor.deadletters``)."""
+"""Dead letters listed and replayed on the real platform (``opstools.deadletters``)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from aiokafka import AIOKafkaProducer
 from contracts import topics
 from contracts.envelope import CloudEvent, Headers
 from contracts.status import CaseStatus
-from corridor import deadletters, scenario
-from corridor.deadletters import DeadLetter
-from corridor.devstack import Stack
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools import deadletters
+from opstools.deadletters import DeadLetter
+from opstools.statusreader import StatusStream
 from services.intake.domain import RegisterCase, build_case
 from tests.integration.conftest import repo_root, wait_group_caught_up
 
@@ -93,7 +94,7 @@ async def cli(stack: Stack, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "corridor.deadletters",
+        "opstools.deadletters",
         *args,
         cwd=repo_root(),
         env=env,

@@ -23,10 +23,10 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import ManifestIssued
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 from tests.integration.conftest import JOURNEY, wait_group_caught_up
 
 CITIES = ("Karaganda", "Pavlodar", "Petropavlovsk")

@@ -1,4 +1,4 @@
-"""The Docker-free servers of corridor.devinfra: real Kafka brokers and a real PostgreSQL."""
+"""The Docker-free servers of devkit.devinfra: real Kafka brokers and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from corridor.devinfra import KafkaCluster, PostgresServer
+from devkit.devinfra import KafkaCluster, PostgresServer
 
 
 def _gone(pid: int) -> bool:

@@ -22,43 +22,26 @@ from contracts import topics
 from contracts.envelope import decode_headers
 from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
+from tests.integration.conftest import following, running_platform
 
 CASES = int(os.environ.get("CORRIDOR_FAULT_CASES", "1000"))
-EXPECTED = Counter(
-    {
-        CaseStatus.REGISTERED: 1,
-        CaseStatus.ELIGIBLE: 1,
-        CaseStatus.MANIFESTED: 1,
-        CaseStatus.DEPARTED: 1,
-        CaseStatus.EXIT_CLEARED: 2,
-        CaseStatus.ENTRY_CLEARED: 2,
-        CaseStatus.ARRIVED: 1,
-    }
-)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("faults"), kafka_nodes=3, log_level="WARNING")
-    try:
-        stack.start_infra()
-        stack.start_services()
+    with running_platform(tmp_path_factory.mktemp("faults"), kafka_nodes=3, log_level="WARNING") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")
 async def cluster_stream(cluster: Stack) -> AsyncIterator[StatusStream]:
-    reader = StatusStream(cluster.bootstrap)
-    await reader.start()
-    yield reader
-    await reader.stop()
+    async with following(cluster) as reader:
+        yield reader
 
 
 class Faults:
@@ -116,6 +99,7 @@ async def test_nothing_is_lost_or_duplicated_under_faults(
 ) -> None:
     stack, stream = cluster, cluster_stream
     route: Route = RouteBook.load(stack.routes_file).routes[0]
+    expected = Counter(scenario.journey(route))  # each status change once per case
     faults = Faults(stack)
     travel = date.today() + timedelta(days=7)
     bodies = [
@@ -185,10 +169,10 @@ async def test_nothing_is_lost_or_duplicated_under_faults(
             f"{buses} buses moved everyone through 4 checkpoints in {time.monotonic() - started:.0f}s",
         )
 
-        wrong = {str(c): stream.statuses(c) for c in case_ids if Counter(stream.statuses(c)) != EXPECTED}
-        lost = sum(max(0, EXPECTED[s] - Counter(stream.statuses(c))[s]) for c in case_ids for s in EXPECTED)
+        wrong = {str(c): stream.statuses(c) for c in case_ids if Counter(stream.statuses(c)) != expected}
+        lost = sum(max(0, expected[s] - Counter(stream.statuses(c))[s]) for c in case_ids for s in expected)
         duplicated = sum(
-            max(0, n - EXPECTED[s]) for c in case_ids for s, n in Counter(stream.statuses(c)).items()
+            max(0, n - expected[s]) for c in case_ids for s, n in Counter(stream.statuses(c)).items()
         )
         records_on_stream = stream.raw_count
         distinct = sum(len(stream.timelines[c]) for c in case_ids)

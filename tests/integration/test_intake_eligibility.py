@@ -12,10 +12,10 @@ import httpx
 from contracts.envelope import CloudEvent
 from contracts.routes import Route
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.mrz import check_digit
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 from tests.integration.conftest import wait_group_caught_up
 
 

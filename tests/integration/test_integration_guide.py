@@ -14,10 +14,10 @@ import httpx
 
 from contracts.routes import Route
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.settings import REPO_ROOT
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 
 GUIDE = REPO_ROOT / "docs" / "integration.md"
 

@@ -22,10 +22,10 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus, Place
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 
 RECEPTION = "/missions/TJK/reception"
 

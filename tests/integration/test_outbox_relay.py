@@ -17,10 +17,10 @@ from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor import db
-from corridor.devstack import Stack
 from corridor.kafkatools import read_topic
 from corridor.outbox import OutboxRelay, enqueue, make_producer, pending_count
 from corridor.runtime import ensure_topics
+from devkit.devstack import Stack
 from tests.conftest import report_figure
 
 KEYS = 50

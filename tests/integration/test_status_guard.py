@@ -13,9 +13,9 @@ import pytest
 from contracts import topics
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.db import SHARED_MIGRATIONS, create_pool, ensure_database, migrate
-from corridor.devstack import Stack
 from corridor.outbox import announce, enqueue
 from corridor.statusguard import IllegalStatusChange
+from devkit.devstack import Stack
 
 SOURCE = "/missions/KAZ/guard-test"
 

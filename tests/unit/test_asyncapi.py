@@ -1,10 +1,10 @@
 """The AsyncAPI documents: generated from the code, committed, and valid for the official parser.
 
 Every service instance (intake, eligibility, transport, one border clearance per checkpoint) has a
-committed ``docs/asyncapi/<instance>.json``. They must equal what ``python -m corridor.asyncapi
-export`` generates now, and the official AsyncAPI parser (``@asyncapi/parser``, pinned in
-``tools/asyncapi/package-lock.json`` and installed by ``make setup``) must report no error on any of
-them. No Kafka is needed: services are built, never started.
+committed ``docs/asyncapi/<instance>.json``. They must equal what ``python -m services.deployment
+asyncapi export`` generates now, and the official AsyncAPI parser (``@asyncapi/parser``, pinned in
+``tools/asyncapi/package-lock.json`` and installed by ``make setup``) must report no error on any
+of them. No Kafka is needed: services are built, never started.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from contracts.status import CaseStatusChanged
 from corridor import asyncapi
 from corridor.runtime import ServiceRuntime
 from corridor.settings import REPO_ROOT, ServiceSettings
+from services import deployment
 
-DOCS = asyncapi.DOCS_DIR
+DOCS = deployment.DOCS_DIR
 TOOLS = REPO_ROOT / "tools" / "asyncapi"
 VALIDATE = TOOLS / "validate.mjs"
 PARSER_PACKAGE = TOOLS / "node_modules" / "@asyncapi" / "parser" / "package.json"
@@ -51,7 +52,7 @@ def _quiet_tracing() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def runtimes() -> dict[str, ServiceRuntime]:
-    return {rt.instance: rt for rt in asyncapi.service_runtimes()}
+    return {rt.instance: rt for rt in deployment.service_runtimes()}
 
 
 @pytest.fixture(scope="module")
@@ -145,11 +146,21 @@ def test_every_instance_has_a_document(runtimes: dict[str, ServiceRuntime]) -> N
 
 
 def test_committed_documents_are_current() -> None:
-    problems = asyncapi.stale_documents(DOCS, asyncapi.generate_documents())
+    problems = asyncapi.stale_documents(DOCS, deployment.asyncapi_documents())
     assert not problems, (
-        "docs/asyncapi is not what the code generates; run `python -m corridor.asyncapi export`:\n  "
+        "docs/asyncapi is not what the code generates; run `python -m services.deployment asyncapi export`:\n  "
         + "\n  ".join(problems)
     )
+
+
+def test_the_cli_checks_and_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert deployment.main(["asyncapi", "check"]) == 0
+    (tmp_path / "gone.json").write_text("{}")
+    assert deployment.main(["asyncapi", "check", "--out", str(tmp_path)]) == 1
+    assert "python -m services.deployment asyncapi export" in capsys.readouterr().err
+    assert deployment.main(["asyncapi", "export", "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {p.name for p in DOCS.glob("*.json")}
+    assert deployment.main(["asyncapi", "check", "--out", str(tmp_path)]) == 0
 
 
 def test_the_official_parser_accepts_every_document() -> None:
@@ -295,7 +306,7 @@ def test_component_keys_follow_the_specification(documents: dict[str, dict[str, 
 def test_publications_declared_ahead_give_the_same_document() -> None:
     """``ServiceRuntime.produces`` may declare its publishers to FastStream up front (see
     corridor/asyncapi.py); the document must not change, and declaring again adds nothing."""
-    rt = next(rt for rt in asyncapi.service_runtimes() if rt.instance == "intake")
+    rt = next(rt for rt in deployment.service_runtimes() if rt.instance == "intake")
     asyncapi.declare_publications(rt)
     declared = len(rt.broker.publishers)
     assert declared == len(rt.produced_topics) + len(rt.consumers)
@@ -305,14 +316,14 @@ def test_publications_declared_ahead_give_the_same_document() -> None:
 
 
 def test_a_topic_without_declared_events_is_an_error() -> None:
-    rt = next(rt for rt in asyncapi.service_runtimes() if rt.instance == "eligibility")
+    rt = next(rt for rt in deployment.service_runtimes() if rt.instance == "eligibility")
     rt.produces("eligibility.something-new")
     with pytest.raises(asyncapi.DocumentationError, match=re.escape("eligibility.something-new")):
         asyncapi.asyncapi_document(rt)
 
 
 async def test_a_running_service_serves_its_document() -> None:
-    rt = next(rt for rt in asyncapi.service_runtimes() if rt.instance == "transport")
+    rt = next(rt for rt in deployment.service_runtimes() if rt.instance == "transport")
     if not any(getattr(r, "path", None) == "/asyncapi.json" for r in rt.http.routes):
         asyncapi.mount_asyncapi(rt)  # until ServiceRuntime mounts it itself
     # ASGITransport does not run the app's lifespan: nothing connects to Kafka or PostgreSQL.

@@ -1,4 +1,4 @@
-"""The compatibility gate: BACKWARD_TRANSITIVE plus stable required fields (contracts/compat.py)."""
+"""The compatibility gate: BACKWARD_TRANSITIVE plus stable required fields (devkit/contracts_gate/compat.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 import contracts
-from contracts import compat
-from contracts.__main__ import app
 from contracts.status import CaseStatusChanged
+from devkit.contracts_gate import compat
+from devkit.contracts_gate.cli import app
 
 # --- hand-written schema pairs ---------------------------------------------------------------------
 

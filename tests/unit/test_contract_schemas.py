@@ -12,7 +12,6 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import contracts  # registers every event type
-from contracts import compat
 from contracts.base import Event
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
 from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome, RuleResult
@@ -20,6 +19,7 @@ from contracts.intake import CaseRegistered, Consent, DocumentType, Person, Trav
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted
+from devkit.contracts_gate import compat
 
 CASE = uuid.UUID("6f1c2b9e-3c1d-4a57-9a3e-0d6b1f5e2a10")
 PERSON = uuid.UUID("0b7e4f8a-2d6c-4e1b-8f3a-5c9d1e2f3a4b")

@@ -7,7 +7,7 @@ import pytest
 from contracts.eligibility import Outcome, RuleOutcome
 from contracts.intake import CaseRegistered
 from contracts.routes import RouteBook
-from corridor import scenario
+from devkit import scenario
 from services.eligibility.domain import CaseFacts, document_valid_until, evaluate, priority
 from services.intake import domain as intake
 

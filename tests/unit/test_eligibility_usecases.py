@@ -32,9 +32,9 @@ from contracts.intake import (
 from contracts.routes import RouteBook
 from contracts.status import CaseStatusChanged
 from contracts.transport import MovementDeparted
-from corridor import scenario
 from corridor.errors import DomainError
 from corridor.runtime import ServiceRuntime
+from devkit import scenario
 from services.eligibility import api, domain, usecases
 from services.eligibility.app import MIGRATIONS, EligibilitySettings
 from services.eligibility.domain import (

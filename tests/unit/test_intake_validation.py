@@ -3,7 +3,7 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from corridor import scenario
+from devkit import scenario
 from services.intake.domain import RegisterCase, validate_against_today
 
 TRAVEL = date(2026, 12, 1)

@@ -7,7 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.routes import Route, RouteBook
-from corridor.devstack import service_specs
+from contracts.status import CaseStatus, illegal_steps
+from devkit import scenario
+from devkit.devstack import service_specs
 
 SECOND = {
     "route_id": "kaz-kgz-tjk",
@@ -87,3 +89,22 @@ def test_a_route_crosses_out_of_the_origin_and_into_the_destination_in_order() -
         Route.model_validate(swapped)
     with pytest.raises(ValidationError, match="destination country"):
         Route.model_validate({**data, "checkpoints": data["checkpoints"][:2]})
+
+
+def test_a_case_journey_follows_its_route() -> None:
+    """What the integration tests expect a case's status stream to be, derived from the route."""
+    central_asia = RouteBook.load(Path("deploy/routes/central-asia.json")).routes[0]
+    assert scenario.journey(central_asia) == [
+        CaseStatus.REGISTERED,
+        CaseStatus.ELIGIBLE,
+        CaseStatus.MANIFESTED,
+        CaseStatus.DEPARTED,
+        CaseStatus.EXIT_CLEARED,  # Zhibek-Zholy, KAZ
+        CaseStatus.ENTRY_CLEARED,  # Gisht-Kuprik, UZB
+        CaseStatus.EXIT_CLEARED,  # Oybek, UZB
+        CaseStatus.ENTRY_CLEARED,  # Fotehobod, TJK
+        CaseStatus.ARRIVED,
+    ]
+    # Two crossings, four checkpoints: the same shape on the second route.
+    assert scenario.journey(Route.model_validate(SECOND)) == scenario.journey(central_asia)
+    assert not illegal_steps(scenario.journey(central_asia))

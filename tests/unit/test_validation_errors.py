@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from corridor import scenario
 from corridor.mrz import check_digit
 from corridor.runtime import _invalid_request
+from devkit import scenario
 from services.intake import domain
 
 TRAVEL = date(2026, 12, 1)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from corridor.devinfra import procs
+from devkit.devinfra import procs
 
 # PostgreSQL refuses to run as root; as root the server runs as this system account.
 PG_SYSTEM_USER = "corridor-pg"

@@ -12,10 +12,24 @@ import httpx
 
 from contracts.routes import Route
 from contracts.status import CaseStatus
-from corridor.devstack import Stack
-from corridor.statusreader import StatusStream
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 
 _LETTERS = str.maketrans("0123456789abcdef", "bdfghjklmnprstvz")
+
+
+def journey(route: Route) -> list[CaseStatus]:
+    """A case's whole journey on ``route``, as the status stream shows it: registered, eligible,
+    manifested, departed, then the clearance at each checkpoint in order (exit or entry), arrived."""
+    cleared = {"exit": CaseStatus.EXIT_CLEARED, "entry": CaseStatus.ENTRY_CLEARED}
+    return [
+        CaseStatus.REGISTERED,
+        CaseStatus.ELIGIBLE,
+        CaseStatus.MANIFESTED,
+        CaseStatus.DEPARTED,
+        *(cleared[checkpoint.direction] for checkpoint in route.checkpoints),
+        CaseStatus.ARRIVED,
+    ]
 
 
 def unique_token() -> str:

@@ -1,4 +1,4 @@
-"""``python -m corridor.devinfra``: a local Kafka + PostgreSQL for humans, until Ctrl-C."""
+"""``python -m devkit.devinfra``: a local Kafka + PostgreSQL for humans, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from corridor.devinfra.kafka import REPO_ROOT, KafkaCluster
-from corridor.devinfra.postgres import PostgresServer
+from devkit.devinfra.kafka import REPO_ROOT, KafkaCluster
+from devkit.devinfra.postgres import PostgresServer
 
 DEFAULT_WORKDIR = REPO_ROOT / ".run" / "devinfra"
 

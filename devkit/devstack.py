@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 
 from contracts.routes import RouteBook
-from corridor.devinfra import procs
-from corridor.devinfra.kafka import KafkaCluster
-from corridor.devinfra.postgres import PostgresServer
 from corridor.settings import REPO_ROOT
+from devkit.devinfra import procs
+from devkit.devinfra.kafka import KafkaCluster
+from devkit.devinfra.postgres import PostgresServer
 
 DEFAULT_ROUTES = REPO_ROOT / "deploy" / "routes" / "central-asia.json"
 

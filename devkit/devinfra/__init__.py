@@ -1,6 +1,6 @@
 """Real Kafka and PostgreSQL servers for the test suite and the local demo, without Docker."""
 
-from corridor.devinfra.kafka import KAFKA_VERSION, KafkaCluster, ensure_kafka_classpath
-from corridor.devinfra.postgres import PostgresServer
+from devkit.devinfra.kafka import KAFKA_VERSION, KafkaCluster, ensure_kafka_classpath
+from devkit.devinfra.postgres import PostgresServer
 
 __all__ = ["KAFKA_VERSION", "KafkaCluster", "PostgresServer", "ensure_kafka_classpath"]

@@ -1,4 +1,4 @@
-"""``python -m corridor demo`` runs the platform with a demo load; ``up`` keeps it running."""
+"""``python -m devkit demo`` runs the platform with a demo load; ``up`` keeps it running."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from rich.table import Table
 
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus
-from corridor import scenario
-from corridor.devstack import Stack
 from corridor.settings import REPO_ROOT
-from corridor.statusreader import StatusStream
+from devkit import scenario
+from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 
 app = typer.Typer(add_completion=False, help="Run Corridor locally on real Kafka and PostgreSQL.")
 console = Console(width=max(130, Console().width))

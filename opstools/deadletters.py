@@ -1,6 +1,6 @@
 """Dead letters: list them, look at one, and replay chosen ones once the cause is fixed.
 
-``python -m corridor.deadletters list|show|replay``. A consumer parks what it cannot handle on
+``python -m opstools.deadletters list|show|replay``. A consumer parks what it cannot handle on
 ``dlt.<consumer>`` with the original key, value and headers plus ``dlt_*`` headers saying why and
 where from (``corridor.consumer.EventConsumer.dead_letter``). ``replay`` puts a dead letter back on
 its source topic exactly as it was (``dlt_*`` headers removed, ``dlt_replayed_from`` and

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from corridor.devinfra import procs
+from devkit.devinfra import procs
 
 KAFKA_VERSION = "4.4.0"
 

@@ -54,11 +54,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import contracts
 from contracts.base import Event
 
 RULE = "BACKWARD_TRANSITIVE, and a required field is never removed, made optional or made nullable"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+# The published contract: the schema files ship with the models.
+SCHEMA_DIR = Path(contracts.__file__).resolve().parent / "schemas"
 
 Schema = dict[str, Any]
 

@@ -1,8 +1,9 @@
-"""``python -m contracts``: export the event schemas, check they are current, gate compatibility.
+"""``python -m devkit.contracts_gate``: export the event schemas, check they are current, gate
+compatibility.
 
 ``export`` writes ``contracts/schemas/<event type>.json`` from the models (never deletes a file),
 ``check`` fails when a committed file differs from its model, ``compat`` fails when the current
-schemas break any earlier committed version (the rule is in ``contracts/compat.py``).
+schemas break any earlier committed version (the rule is in ``devkit/contracts_gate/compat.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import contracts  # imports every contracts module, so every event type is registered
-from contracts import compat
+from devkit.contracts_gate import compat
 
 app = typer.Typer(
     add_completion=False,
@@ -113,7 +114,3 @@ def _grouped(changes: list[tuple[str, compat.Change]]) -> dict[str, list[str]]:
     for label, change in changes:
         grouped.setdefault(str(change), []).append(label)
     return grouped
-
-
-if __name__ == "__main__":
-    app()

@@ -1,0 +1,3 @@
+from devkit.contracts_gate.cli import app
+
+app()
