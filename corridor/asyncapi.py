@@ -579,7 +579,10 @@ def mount_asyncapi(rt: ServiceRuntime) -> None:
                     "description": f"The AsyncAPI {ASYNCAPI_VERSION} document",
                     "content": {
                         "application/json" if what == "JSON" else "application/yaml": {
-                            "schema": {"type": "object"} if what == "JSON" else {"type": "string"}
+                            "schema": {
+                                "type": "object",
+                                "description": "The document (in YAML, the same as its JSON)",
+                            }
                         }
                     },
                 }
