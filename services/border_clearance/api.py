@@ -7,24 +7,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime
-from typing import Annotated
+from datetime import date
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.intake import EvidenceKind
 from contracts.routes import Checkpoint
+from corridor.http import Timestamp
 from services.border_clearance import usecases
 from services.border_clearance.domain import Refusal, Scan
 from services.border_clearance.usecases import Context, Unit
-
-IsoDateTime = Annotated[
-    datetime,
-    # As ``datetime.isoformat`` writes it ("+00:00"), as this API always answered.
-    PlainSerializer(lambda at: at.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 
 # --- what comes in --------------------------------------------------------------------------
 
@@ -105,7 +98,7 @@ class RequirementPublishedOut(_Out):
 
 class RequirementLiftedOut(_Out):
     requirement_id: uuid.UUID
-    lifted_at: IsoDateTime
+    lifted_at: Timestamp
 
 
 class RequirementOut(_Out):
@@ -116,8 +109,8 @@ class RequirementOut(_Out):
     valid_hours: int
     effective_from: date
     published_by: str
-    published_at: IsoDateTime
-    lifted_at: IsoDateTime | None = Field(description="When it was lifted; null while it applies")
+    published_at: Timestamp
+    lifted_at: Timestamp | None = Field(description="When it was lifted; null while it applies")
 
 
 class RequirementsOut(_Out):

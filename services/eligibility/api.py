@@ -10,23 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.eligibility import Outcome, RuleResult
+from corridor.http import Timestamp
 from services.eligibility import usecases
 from services.eligibility.domain import DecisionHistory, RecordedDecision
 from services.eligibility.usecases import Context, Unit
-
-Timestamp = Annotated[
-    datetime,
-    # As the API has always written them: ISO 8601 with the offset ("+00:00", not "Z").
-    PlainSerializer(lambda at: at.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 
 
 class OverrideDecision(BaseModel):

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.intake import CitizenshipProof, Consent, Relationship, TravelDocument, VulnerabilityFlag
@@ -20,18 +20,12 @@ from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
 from corridor.consumer import EventConsumer, Rejected, RetryLater
 from corridor.errors import invalid
+from corridor.http import Timestamp
 from corridor.runtime import ServiceRuntime
 from services.intake import bulk, domain, usecases
 from services.intake.domain import FlagStatus, RegistrationRejected
 from services.intake.store import IntakeStore
 from services.intake.usecases import Context
-
-Instant = Annotated[
-    datetime,
-    # As the API has always written times: ISO 8601 with the offset as +00:00.
-    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 
 
 class _Out(BaseModel):
@@ -59,7 +53,7 @@ class RegistrationOut(_Out):
 
 class UpdatedOut(_Out):
     case_id: uuid.UUID
-    updated_at: Instant
+    updated_at: Timestamp
     members: int
 
 
@@ -71,7 +65,7 @@ class DuplicateFlagOut(_Out):
     other_person_id: uuid.UUID
     basis: str
     status: FlagStatus
-    flagged_at: Instant
+    flagged_at: Timestamp
     resolved_by: str | None
     resolution_note: str | None
 
@@ -86,7 +80,7 @@ class ResolutionOut(_Out):
 
 
 class AccessOut(_Out):
-    accessed_at: Instant
+    accessed_at: Timestamp
     actor: str
     purpose: str
     case_id: uuid.UUID
@@ -97,7 +91,7 @@ class AccessLogOut(_Out):
 
 
 class CaseReadOut(_Out):
-    accessed_at: Instant
+    accessed_at: Timestamp
     actor: str
     purpose: str
 
@@ -114,7 +108,7 @@ class EventRefOut(_Out):
 
 class TimelineEntryOut(_Out):
     status: CaseStatus
-    occurred_at: Instant
+    occurred_at: Timestamp
     place: Place | None
     movement_id: str | None
     reason_code: str | None

@@ -8,12 +8,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Header, Response
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
+from corridor.http import Timestamp
 from services.transport import commands, usecases
 from services.transport.domain import (
     ManifestExport,
@@ -24,13 +25,6 @@ from services.transport.domain import (
     SeatState,
 )
 from services.transport.usecases import Context, Unit
-
-Timestamp = Annotated[
-    datetime,
-    # As Python writes it (``+00:00``), as these answers always have.
-    PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 
 # --- requests ------------------------------------------------------------------------------------
 
