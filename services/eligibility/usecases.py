@@ -249,6 +249,9 @@ async def override_decision(cmd: OverrideDecision, uow: Unit, ctx: Context) -> R
 
 async def revoke_override(cmd: RevokeOverride, uow: Unit, ctx: Context) -> RecordedDecision:
     """The rules decide again."""
+    # The case first, as every change to it (an override being added at the same moment waits
+    # here instead of holding the case while waiting for the override row: no deadlock).
+    await uow.store.lock_case(cmd.case_id)
     if not await uow.store.revoke_override(cmd.case_id, cmd.supervisor):
         raise domain.NoActiveOverride(f"no active override on case {cmd.case_id}")
     return await _decided(cmd.case_id, uow, ctx)

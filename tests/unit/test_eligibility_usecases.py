@@ -69,6 +69,7 @@ class FakeEligibilityStore:
         self.used: dict[str, uuid.UUID] = {}
         self.override_log: dict[uuid.UUID, list[SupervisorOverride]] = {}
         self.locks: list[uuid.UUID] = []
+        self.revoked_unlocked = 0  # revocations made before the case was locked (a deadlock risk)
 
     async def save_facts(self, facts: CaseFacts) -> None:
         known = self.cases.get(facts.case_id)
@@ -155,6 +156,7 @@ class FakeEligibilityStore:
         return len(log)
 
     async def revoke_override(self, case_id: uuid.UUID, supervisor: str) -> bool:
+        self.revoked_unlocked += case_id not in self.locks
         log = self.override_log.get(case_id, [])
         active = [i for i, o in enumerate(log) if o.revoked_at is None]
         for i in active:
@@ -510,7 +512,9 @@ async def test_revoking_lets_the_rules_decide_again_and_nothing_to_revoke_is_not
         CTX,
     )
     uow = unit(store)
+    store.locks.clear()
     decision = await usecases.revoke_override(RevokeOverride(case.case_id, "sup-2"), uow, CTX)
+    assert store.revoked_unlocked == 0, "the override row was locked before the case"
     assert (decision.version, decision.outcome) == (3, Outcome.INELIGIBLE)
     assert [d.outcome for d in published(uow)] == [Outcome.INELIGIBLE]
     history = await usecases.case_decisions(case.case_id, unit(store))
