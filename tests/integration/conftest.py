@@ -59,6 +59,15 @@ async def following(stack: Stack) -> AsyncIterator[StatusStream]:
         await reader.stop()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory is an integration test (it needs real Kafka and PostgreSQL),
+    so ``-m "not integration"`` runs the fast ones and starts no server."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_platform(tmp_path_factory.mktemp("platform")) as platform:

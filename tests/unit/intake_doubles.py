@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from contracts.envelope import CloudEvent
@@ -41,10 +40,11 @@ from services.intake.store import (
     TimelineEntry,
 )
 from tests.fakes import FakeUnitOfWork
+from tests.paths import CENTRAL_ASIA_ROUTES
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 TRAVEL = date(2026, 12, 1)
-CTX = usecases.Context(RouteBook.load(Path("deploy/routes/central-asia.json")), withdrawal_wait_seconds=0)
+CTX = usecases.Context(RouteBook.load(CENTRAL_ASIA_ROUTES), withdrawal_wait_seconds=0)
 SOURCE = "/missions/KAZ/intake"
 
 

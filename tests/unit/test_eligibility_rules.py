@@ -1,6 +1,5 @@
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -10,8 +9,9 @@ from contracts.routes import RouteBook
 from devkit import scenario
 from services.eligibility.domain import CaseFacts, document_valid_until, evaluate, priority
 from services.intake import domain as intake
+from tests.paths import CENTRAL_ASIA_ROUTES
 
-ROUTE = RouteBook.load(Path("deploy/routes/central-asia.json")).routes[0]
+ROUTE = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
 TRAVEL = date(2026, 12, 1)
 
 

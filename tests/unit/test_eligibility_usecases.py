@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,8 +47,9 @@ from services.eligibility.domain import (
 )
 from services.eligibility.usecases import Context, OverrideDecision, RevokeOverride
 from tests.fakes import FakeUnitOfWork
+from tests.paths import CENTRAL_ASIA_ROUTES
 
-ROUTES = RouteBook.load(Path("deploy/routes/central-asia.json"))
+ROUTES = RouteBook.load(CENTRAL_ASIA_ROUTES)
 CTX = Context(routes=ROUTES)
 TRAVEL = date(2026, 12, 1)
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -5,7 +5,6 @@ consent to every mission on the route, overrides included. Duplicate names have 
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -27,8 +26,9 @@ from services.eligibility.domain import (
 )
 from services.intake import domain as intake
 from services.transport.domain import ReadyCase, Vehicle, plan
+from tests.paths import CENTRAL_ASIA_ROUTES
 
-ROUTE = RouteBook.load(Path("deploy/routes/central-asia.json")).routes[0]
+ROUTE = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
 TRAVEL = date(2026, 12, 1)
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

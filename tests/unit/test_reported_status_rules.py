@@ -1,13 +1,12 @@
-from pathlib import Path
-
 import pytest
 
 from contracts.missions import ReportableStatus
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus
 from services.intake.domain import countries_that_may_report, judge_report, reporting_country
+from tests.paths import CENTRAL_ASIA_ROUTES
 
-ROUTE = RouteBook.load(Path("deploy/routes/central-asia.json")).routes[0]
+ROUTE = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
 TJK = "/missions/TJK/reception"
 UZB = "/missions/UZB/transit-desk"
 

@@ -10,6 +10,7 @@ from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus, illegal_steps
 from devkit import scenario
 from devkit.devstack import service_specs
+from tests.paths import CENTRAL_ASIA_ROUTES
 
 SECOND = {
     "route_id": "kaz-kgz-tjk",
@@ -51,7 +52,7 @@ SECOND = {
 
 
 def test_a_second_route_adds_its_border_posts_and_nothing_else(tmp_path: Path) -> None:
-    book = json.loads(Path("deploy/routes/central-asia.json").read_text())
+    book = json.loads(CENTRAL_ASIA_ROUTES.read_text())
     book["routes"].append(SECOND)
     routes_file = tmp_path / "routes.json"
     routes_file.write_text(json.dumps(book))
@@ -79,7 +80,7 @@ def test_a_second_route_adds_its_border_posts_and_nothing_else(tmp_path: Path) -
 
 
 def test_a_route_crosses_out_of_the_origin_and_into_the_destination_in_order() -> None:
-    data = json.loads(Path("deploy/routes/central-asia.json").read_text())["routes"][0]
+    data = json.loads(CENTRAL_ASIA_ROUTES.read_text())["routes"][0]
     Route.model_validate(data)
     swapped = {
         **data,
@@ -93,7 +94,7 @@ def test_a_route_crosses_out_of_the_origin_and_into_the_destination_in_order() -
 
 def test_a_case_journey_follows_its_route() -> None:
     """What the integration tests expect a case's status stream to be, derived from the route."""
-    central_asia = RouteBook.load(Path("deploy/routes/central-asia.json")).routes[0]
+    central_asia = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
     assert scenario.journey(central_asia) == [
         CaseStatus.REGISTERED,
         CaseStatus.ELIGIBLE,
