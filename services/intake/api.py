@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import CloudEvent, EnvelopeError
-from contracts.intake import CitizenshipProof, Consent, Relationship, TravelDocument, VulnerabilityFlag
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
 from corridor.consumer import EventConsumer, Rejected, RetryLater
@@ -24,7 +23,7 @@ from corridor.http import Timestamp
 from corridor.runtime import ServiceRuntime
 from services.intake import bulk, domain, usecases
 from services.intake.domain import FlagStatus, RegistrationRejected
-from services.intake.store import IntakeStore
+from services.intake.store import CaseDetails, IntakeStore
 from services.intake.usecases import Context
 
 
@@ -119,33 +118,6 @@ class TimelineEntryOut(_Out):
 class TimelineOut(_Out):
     case_id: uuid.UUID
     timeline: list[TimelineEntryOut]
-
-
-class PersonOut(_Out):
-    person_id: uuid.UUID
-    role: Relationship
-    given_names: str
-    surname: str
-    birth_date: date
-    sex: str
-    nationality: str
-    document: TravelDocument
-    vulnerabilities: list[VulnerabilityFlag]
-    needs_escort: bool
-    current_city: str | None
-    given_names_cyrillic: str | None
-    surname_cyrillic: str | None
-    phone: str | None
-    proof_of_citizenship: CitizenshipProof | None
-
-
-class CaseOut(_Out):
-    case_id: uuid.UUID
-    route_id: str
-    planned_travel_date: date
-    status: CaseStatus
-    consent: Consent
-    members: list[PersonOut]
 
 
 class EvidenceOut(_Out):
@@ -259,16 +231,15 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             timeline = await usecases.case_timeline(case_id, uow)
         return TimelineOut(case_id=case_id, timeline=[TimelineEntryOut.model_validate(e) for e in timeline])
 
-    @api.get("/cases/{case_id}", response_model=CaseOut)
+    @api.get("/cases/{case_id}", response_model=CaseDetails)
     async def read_case(
         case_id: uuid.UUID,
         x_actor: Annotated[str, Header(min_length=1, description="Who reads")],
         x_purpose: Annotated[str, Header(min_length=3, description="Why")],
-    ) -> CaseOut:
+    ) -> CaseDetails:
         """The case with personal data. Every read is recorded with who and why."""
         async with units() as uow:
-            case = await usecases.read_case(domain.ReadCase(case_id, x_actor, x_purpose), uow)
-        return CaseOut.model_validate(case)
+            return await usecases.read_case(domain.ReadCase(case_id, x_actor, x_purpose), uow)
 
     @api.post("/cases/{case_id}/health-evidence", status_code=201, response_model=EvidenceOut)
     async def record_health_evidence(

@@ -164,8 +164,7 @@ async def amend_manifests(
 
 async def on_case_registered(event: CaseRegistered, uow: Unit, ctx: Context) -> None:
     await uow.store.lock_case_id(event.case_id)
-    await uow.store.lock_case(event.case_id)
-    await uow.store.save_case(event)
+    await uow.store.save_case(event)  # locks the case's row, or creates it
     if await uow.known_status(event.case_id) is None:
         # Intake announced it before publishing the registration: transport's statuses follow.
         await uow.note_status(event.case_id, CaseStatus.REGISTERED)
