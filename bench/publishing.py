@@ -43,8 +43,8 @@ def status_events(count: int) -> list[CaseStatusChanged]:
             occurred_at=now,
             members=1 + i % 4,
             place=place,
-            reason_code="documents_valid_on_travel_date",
-            reason="Every travel document is valid on the planned travel date",
+            # A public reason code; its fixed text comes with it (contracts/reasons.py).
+            reason_code="document_valid_on_travel_date",
         )
         for i in range(count)
     ]

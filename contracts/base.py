@@ -8,6 +8,15 @@ from pydantic import BaseModel, ConfigDict
 
 _REGISTRY: dict[str, type[Event]] = {}
 
+READING: dict[str, Any] = {"corridor.reading": True}
+"""Validation context of an event read from a record (``CloudEvent.from_record``): checks that
+guard what a writer may say (``contracts.reasons``) do not refuse what was written already, by
+an older or newer producer."""
+
+
+def is_reading(context: Any) -> bool:
+    return isinstance(context, dict) and bool(context.get("corridor.reading"))
+
 
 class Event(BaseModel):
     """An immutable fact. Subclasses set ``event_type`` (the versioned CloudEvents type).

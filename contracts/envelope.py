@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.base import Event, model_for_type
+from contracts.base import READING, Event, model_for_type
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -97,7 +97,9 @@ class CloudEvent:
                     raise EnvelopeError("bad_header", f"header {name} is not UTF-8") from exc
         if value is None:
             raise EnvelopeError("missing_data", "record has no value")
-        return cls._build(attrs, lambda model: model.model_validate_json(value), "header ce_")
+        return cls._build(
+            attrs, lambda model: model.model_validate_json(value, context=READING), "header ce_"
+        )
 
     @classmethod
     def from_structured(cls, value: bytes | str) -> CloudEvent:
@@ -116,7 +118,7 @@ class CloudEvent:
             if required in envelope and not isinstance(envelope[required], str):
                 raise EnvelopeError("bad_header", f"attribute {required} must be a string")
         attrs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in envelope.items()}
-        return cls._build(attrs, lambda model: model.model_validate(data), "attribute ")
+        return cls._build(attrs, lambda model: model.model_validate(data, context=READING), "attribute ")
 
     @classmethod
     def _build(cls, attrs: dict[str, str], parse: Any, where: str) -> CloudEvent:

@@ -1,19 +1,21 @@
 """The public status stream: every change of every case's status, with no personal data.
 
 Anyone with access to the stream (every country mission, operations dashboards) may read it, so
-it carries only a pseudonymous case id, the status, where and when, a machine-readable reason
-code and a reason text written for caseworkers that never names a person or a medical fact.
+it carries only a pseudonymous case id, the status, where and when, and a reason: an enumerated
+code with its one fixed text (``contracts.reasons.PUBLIC_REASONS``), never free text, a name or a
+medical fact.
 """
 
 from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from contracts.base import Event
+from contracts import reasons
+from contracts.base import Event, is_reading
 
 
 class CaseStatus(StrEnum):
@@ -62,17 +64,39 @@ class CaseStatusChanged(Event):
     members: int = Field(ge=1, description="How many people travel on this case")
     place: Place | None = None
     movement_id: str | None = Field(default=None, description="Movement the case travels on")
+    # The schema keeps both fields open strings (an enum would be a breaking change for readers,
+    # and a reader must tolerate codes added later); the enumeration is the writers' rule.
     reason_code: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9_]{3,60}$",
-        description="Machine-readable reason",
+        description="Why, as one of the enumerated public reason codes (contracts/reasons.py: "
+        + ", ".join(reasons.PUBLIC_REASONS)
+        + "). Readers must tolerate codes added later.",
         examples=["document_valid_on_travel_date"],
     )
     reason: str | None = Field(
         default=None,
-        description="Why, for a caseworker; never names a person or a medical fact",
-        examples=["A travel document expires before the planned travel date"],
+        description="The reason code's one fixed text (contracts/reasons.py), never free text: it "
+        "never names a person, a date of birth or a medical fact",
+        examples=[reasons.PUBLIC_REASONS["document_valid_on_travel_date"]],
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_reason(cls, data: Any, info: ValidationInfo) -> Any:
+        """A writer gives the code; the text is the code's. Anything else is refused, except in a
+        record being read (written before, or by a newer producer with more codes)."""
+        if is_reading(info.context) or not isinstance(data, dict):
+            return data
+        code, text = data.get("reason_code"), data.get("reason")
+        if code is not None and not isinstance(code, str):
+            return data  # the field's own validation says what is wrong
+        if text is not None and not isinstance(text, str):
+            return data
+        reasons.check(code, text)  # UnknownReason is a ValueError: a validation error
+        if code is not None and text is None:
+            data = {**data, "reason": reasons.text_of(code)}
+        return data
 
 
 # The legal order of a case's public statuses, as data: every writer checks its change against the

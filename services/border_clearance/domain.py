@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Literal
 
 from contracts.intake import EvidenceKind
-from contracts.routes import Checkpoint, Route
+from contracts.routes import Route
 from contracts.status import CaseStatus
 from corridor.errors import Conflict, Invalid, NotFound
 from corridor.mrz import MachineReadableZone, MRZError
@@ -109,8 +109,13 @@ class Passenger:
 class Refusal:
     person_id: uuid.UUID
     reason_code: str
+    """The officer's code, the hold list entry's, or ``document_mismatch``: this post's records and
+    the restricted crossing topic only (a hold's code may say "court_order")."""
     reason: str
     """The officer's words: they stay in this post's records."""
+    public_code: str = "refused_by_officer"
+    """What the public status stream says (``contracts.reasons``): only where the refusal came
+    from, an officer, a document check or the hold list."""
 
 
 @dataclass(frozen=True)
@@ -150,11 +155,14 @@ class DocumentCheck:
             self.person_id,
             DOCUMENT_MISMATCH,
             f"document differs from the manifest: {', '.join(self.mismatches)}",
+            public_code=DOCUMENT_MISMATCH,
         )
 
 
 DOCUMENT_MISMATCH = "document_mismatch"
 FAMILY_MEMBER_REFUSED = "family_member_refused"
+HELD = "held_at_border"
+"""The public code of a hold list refusal: the entry's own code (a court order, an alert) stays here."""
 
 
 class NotOnManifest(Invalid):
@@ -234,7 +242,7 @@ def refusals(
     for p in passengers:
         held = holds.get(p.document_number)
         if held is not None and p.person_id not in refused:
-            refused[p.person_id] = Refusal(p.person_id, held.reason_code, held.reason)
+            refused[p.person_id] = Refusal(p.person_id, held.reason_code, held.reason, public_code=HELD)
     return refused
 
 
@@ -277,8 +285,14 @@ class CaseDecision:
 
     @property
     def reason_code(self) -> str | None:
-        """The first refused member's reason, for the public stream (None when cleared)."""
+        """The first refused member's reason (None when cleared)."""
         return next((p.refusal.reason_code for p in self.people if p.refusal is not None), None)
+
+    @property
+    def public_reason_code(self) -> str | None:
+        """Where the first refused member's refusal came from, for the public stream (None when
+        cleared): ``contracts.reasons`` has the text."""
+        return next((p.refusal.public_code for p in self.people if p.refusal is not None), None)
 
 
 def case_outcome(person_ids: Iterable[uuid.UUID], refusals: Mapping[uuid.UUID, Refusal]) -> bool:
@@ -306,12 +320,6 @@ def decide(
 
 def cleared_status(direction: Literal["exit", "entry"]) -> CaseStatus:
     return CaseStatus.EXIT_CLEARED if direction == "exit" else CaseStatus.ENTRY_CLEARED
-
-
-def refusal_notice(checkpoint: Checkpoint) -> str:
-    """The public stream's reason for a refusal: the officer's words stay in this post's records,
-    they may name a person."""
-    return f"Refused {checkpoint.direction} at {checkpoint.post}; the family is held together"
 
 
 def notes_departure(known: CaseStatus | None) -> bool:

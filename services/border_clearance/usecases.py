@@ -173,9 +173,9 @@ def _status_change(
         members=len(decision.people),
         place=ctx.place,
         movement_id=movement_id,
-        reason_code=decision.reason_code,
-        # The officer's words stay in this post's records: they may name a person.
-        reason=None if decision.cleared else domain.refusal_notice(ctx.checkpoint),
+        # The officer's code and words, and a hold's, stay in this post's records: they may name a
+        # person or a court order. The stream says only where the refusal came from.
+        reason_code=decision.public_reason_code,
     )
 
 

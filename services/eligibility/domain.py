@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import reasons
 from contracts.border import CrossingRequirementPublished
 from contracts.eligibility import Outcome, RuleOutcome, RuleResult
 from contracts.intake import (
@@ -169,9 +170,6 @@ class Decision:
     outcome: Outcome
     priority: int
     rules: tuple[RuleResult, ...]
-    public_reasons: tuple[tuple[str, str], ...] = ()
-    """(rule, reason) for the public status stream where a rule's reason says more than it may:
-    a test result is a medical fact, for the caseworker's decision only."""
 
     @property
     def failed(self) -> tuple[RuleResult, ...]:
@@ -192,12 +190,38 @@ class Decision:
         )
 
     def summary(self) -> tuple[str | None, str | None]:
-        """Reason code and text for the public status stream (no personal data)."""
-        blocking = self.failed or self.pending
-        if not blocking:
-            return None, None
-        public = dict(self.public_reasons)
-        return blocking[0].rule, "; ".join(public.get(r.rule, r.reason) for r in blocking)
+        """Reason code and its fixed text for the public status stream (``contracts.reasons``): no
+        rule's own words, which name members, dates and test results, and no supervisor's note."""
+        code = public_code(self)
+        return code, (reasons.text_of(code) if code is not None else None)
+
+
+def public_code(decision: Decision) -> str | None:
+    """What the public stream may say about a decision: the supervisor's override when one
+    decided it, else the first rule that blocks the case, by a code that names no medical fact."""
+    override = next((r for r in decision.rules if r.rule == "supervisor_override"), None)
+    if override is not None:
+        return f"supervisor_override_{decision.outcome.value}"
+    blocking = decision.failed or decision.pending
+    if not blocking:
+        return None
+    first = blocking[0]
+    if first.rule == "fit_to_travel":
+        # Only members flagged pregnant or seriously ill need the check: the rule is a health fact.
+        return "travel_condition_not_met" if first.outcome is RuleOutcome.FAIL else "evidence_pending"
+    return _PUBLIC_RULE_CODES.get(first.rule, "eligibility_decided")
+
+
+_PUBLIC_RULE_CODES: dict[str, str] = {
+    "not_withdrawn": "withdrawn_by_applicant",
+    "consent_recorded": "consent_recorded",
+    "nationality_matches_destination": "nationality_matches_destination",
+    "document_valid_on_travel_date": "document_valid_on_travel_date",
+    "certificate_of_return_usable": "certificate_of_return_usable",
+    "crossing_requirements_met": "evidence_pending",
+    "route_known": "route_known",
+}
+"""Each rule's public reason code; a rule not listed is published as ``eligibility_decided``."""
 
 
 @dataclass(frozen=True)
@@ -432,15 +456,9 @@ _EVIDENCE_NOUN: dict[EvidenceKind, str] = {
 def crossing_requirements_met(
     case: CaseFacts, route: Route, requirements: list[Requirement], evidence: list[Evidence]
 ) -> RuleResult:
-    return _crossing_requirements(case, route, requirements, evidence)[0]
-
-
-def _crossing_requirements(
-    case: CaseFacts, route: Route, requirements: list[Requirement], evidence: list[Evidence]
-) -> tuple[RuleResult, str | None]:
-    """The rule's result, and the reason for the public status stream where it must say less: a
-    member whose newest evidence in the window has the wrong result (a positive test) is named
-    with its date and result for the caseworker, and counted among the missing for everyone else."""
+    """A member whose newest evidence in the window has the wrong result (a positive test) is named
+    with its date and result, for the caseworker only: the public stream says ``evidence_pending``
+    (``public_code``)."""
     rule = "crossing_requirements_met"
     on_route = {cp.checkpoint_id for cp in route.checkpoints}
     active = [
@@ -451,8 +469,8 @@ def _crossing_requirements(
     if not active:
         return RuleResult(
             rule=rule, outcome=RuleOutcome.PASS, reason="No crossing on the route has an extra requirement"
-        ), None
-    unmet, unmet_public = [], []
+        )
+    unmet = []
     for req in sorted(active, key=lambda r: (route.index_of(r.checkpoint_id), r.code)):
         wanted = ACCEPTABLE_RESULT[req.evidence_kind]
         held: list[str] = []  # every member without acceptable evidence, in order
@@ -474,17 +492,13 @@ def _crossing_requirements(
             requires = f"{req.post} ({req.country}) requires {req.description}"
             details = [*unacceptable, *([f"missing for {', '.join(absent)}"] if absent else [])]
             unmet.append(f"{requires}: {'; '.join(details)}")
-            # No result, just who is held: what the public status stream has always said.
-            unmet_public.append(f"{requires}: missing for {', '.join(held)}")
     if unmet:
-        return RuleResult(rule=rule, outcome=RuleOutcome.PENDING, reason="; ".join(unmet)), "; ".join(
-            unmet_public
-        )
+        return RuleResult(rule=rule, outcome=RuleOutcome.PENDING, reason="; ".join(unmet))
     return RuleResult(
         rule=rule,
         outcome=RuleOutcome.PASS,
         reason="Meets " + "; ".join(f"{r.post} ({r.country}): {r.description}" for r in active),
-    ), None
+    )
 
 
 def priority(case: CaseFacts) -> int:
@@ -503,7 +517,7 @@ def evaluate(
     used_certificates: frozenset[str] = frozenset(),
 ) -> Decision:
     evidence = evidence or []
-    crossing, crossing_public = _crossing_requirements(case, route, requirements or [], evidence)
+    crossing = crossing_requirements_met(case, route, requirements or [], evidence)
     rules = (
         not_withdrawn(withdrawn_at),
         consent_recorded(case, route),
@@ -519,8 +533,7 @@ def evaluate(
         outcome = Outcome.PENDING
     else:
         outcome = Outcome.ELIGIBLE
-    public = ((crossing.rule, crossing_public),) if crossing_public is not None else ()
-    return Decision(outcome=outcome, priority=priority(case), rules=rules, public_reasons=public)
+    return Decision(outcome=outcome, priority=priority(case), rules=rules)
 
 
 def route_unknown(case: CaseFacts) -> Decision:
@@ -569,7 +582,6 @@ def with_override(decision: Decision, outcome: Outcome, supervisor: str, reason:
         outcome=outcome,
         priority=decision.priority,
         rules=(*decision.rules, note),
-        public_reasons=decision.public_reasons,
     )
 
 

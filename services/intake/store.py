@@ -374,10 +374,35 @@ class IntakeStore:
         )
         await self.set_status(change.case_id, change.status)
 
+    async def keep_report_reason(
+        self,
+        published: CloudEvent,
+        case_id: uuid.UUID,
+        reported_by: str,
+        code: str | None,
+        reason: str | None,
+    ) -> None:
+        """A mission's own code and words for the status change ``published`` (the stream has only
+        a public code): the case's timeline shows them to caseworkers."""
+        await self.conn.execute(
+            """INSERT INTO reported_reasons (event_source, event_id, case_id, reported_by, reason_code, reason)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+            published.source,
+            published.id,
+            case_id,
+            reported_by,
+            code,
+            reason,
+        )
+
     async def timeline(self, case_id: uuid.UUID) -> list[TimelineEntry]:
         rows = await self.conn.fetch(
-            """SELECT status, occurred_at, place, movement_id, reason_code, reason, event_source, event_id
-               FROM status_timeline WHERE case_id = $1 ORDER BY seq""",
+            """SELECT t.status, t.occurred_at, t.place, t.movement_id,
+                      COALESCE(r.reason_code, t.reason_code) AS reason_code,
+                      COALESCE(r.reason, t.reason) AS reason, t.event_source, t.event_id
+               FROM status_timeline t
+               LEFT JOIN reported_reasons r USING (event_source, event_id)
+               WHERE t.case_id = $1 ORDER BY t.seq""",
             case_id,
         )
         return [

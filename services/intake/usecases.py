@@ -21,6 +21,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
+from contracts import reasons
 from contracts.base import Event
 from contracts.envelope import CloudEvent
 from contracts.intake import CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded, Person
@@ -362,16 +363,24 @@ async def apply_reported_status(
         occurred_at=report.occurred_at,
         members=case.members,
         place=report.place,
-        reason_code=report.reason_code,
-        reason=report.reason,
+        # The mission's code, when the public stream has it, and its text: the mission's own words
+        # (up to 500 characters, which may name a person) stay in intake (keep_report_reason).
+        reason_code=reasons.mission_code(report.reason_code),
     )
     try:
         # publish, not announce: a change the stream guard refuses is not a bug here but a report
         # ahead of the stream. Who reported it goes along, so a mission recognises its own report.
-        return await uow.publish(change, extensions={"originsource": origin.source, "originid": origin.id})
+        published = await uow.publish(
+            change, extensions={"originsource": origin.source, "originid": origin.id}
+        )
     except IllegalStatusChange as exc:
         # The projection let it through but the case's last status does not: not yet, at best.
         raise RetryLater("illegal_transition", str(exc)) from exc
+    if report.reason_code is not None or report.reason is not None:
+        await uow.store.keep_report_reason(
+            published, report.case_id, origin.source, report.reason_code, report.reason
+        )
+    return published
 
 
 async def receive_report(event: CloudEvent, uow: Uow, ctx: Context) -> CloudEvent | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from contracts import reasons
 from contracts.base import Event
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused
 from contracts.eligibility import EligibilityDecided
@@ -97,8 +98,9 @@ async def _announce(
     movement_id: str | None = None,
     at: datetime | None = None,
     reason_code: str | None = None,
-    reason: str | None = None,
 ) -> None:
+    """A status change on the public stream: its reason is a public code, the text the code's own
+    (``contracts.reasons``); what led to it stays in transport's records and restricted topics."""
     await uow.announce(
         CaseStatusChanged(
             case_id=case_id,
@@ -108,7 +110,6 @@ async def _announce(
             place=place,
             movement_id=movement_id,
             reason_code=reason_code,
-            reason=reason,
         )
     )
 
@@ -201,8 +202,11 @@ async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
         event.case_id,
         CaseStatus.ELIGIBLE,
         len(event.members),
+        # Which vehicle and why (another date, route or seat count) stay in transport's log.
         reason_code="taken_off_vehicle",
-        reason=f"Taken off vehicle {removed.vehicle_id} of {removed.movement_id}: {why}",
+    )
+    log.info(
+        "case %s taken off vehicle %s of %s: %s", event.case_id, removed.vehicle_id, removed.movement_id, why
     )
 
 
@@ -233,7 +237,6 @@ async def _withdraw(uow: Unit, ctx: Context, case: Case, at: datetime) -> None:
         movement_id=movement_id,
         # The caseworker's note may name people: it stays on the restricted topic.
         reason_code="withdrawn_by_applicant",
-        reason="Withdrawn by the applicant before departure",
     )
 
 
@@ -294,8 +297,8 @@ async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> N
         case.members,
         movement_id=seat.movement_id if effect.take_off and seat is not None else None,
         at=at,
-        reason_code=d.reason_code,
-        reason=d.reason,
+        # A code from an eligibility service older or newer than this table: the generic one.
+        reason_code=reasons.public_or(d.reason_code, "eligibility_decided"),
     )
 
 
@@ -488,7 +491,6 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
                 place=gathering,
                 movement_id=movement_id,
                 reason_code="no_show",
-                reason="Not present at boarding",
             )
     offered: list[Placement] = []
     if cmd.fill_freed_seats:
@@ -510,7 +512,6 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
                 place=gathering,
                 movement_id=movement_id,
                 reason_code="seat_offered",
-                reason="Offered a seat freed at boarding",
             )
     departed: list[uuid.UUID] = []
     for s in await store.assignments(movement_id):

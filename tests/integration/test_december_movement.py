@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
-from contracts import topics
+from contracts import reasons, topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
@@ -202,14 +202,15 @@ async def _with_the_requirement_in_force(
     for held in (untested_family, untested_single):
         assert stream.statuses(held) == [*prefix, CaseStatus.ON_HOLD]
         last = stream.timelines[held][-1].data
-        assert last.reason_code == "crossing_requirements_met"  # type: ignore[attr-defined]
-        assert "Gisht-Kuprik (UZB) requires a negative COVID-19 test" in last.reason  # type: ignore[attr-defined]
+        # Which test, for whom, is for the caseworker (eligibility's decision), not the stream.
+        assert last.reason_code == "evidence_pending"  # type: ignore[attr-defined]
+        assert last.reason == reasons.text_of("evidence_pending")  # type: ignore[attr-defined]
     assert stream.statuses(withdrawer) == [*prefix, CaseStatus.WITHDRAWN]
     assert stream.statuses(no_show) == [*prefix, CaseStatus.NO_SHOW]
     assert stream.statuses(cor_family) == [CaseStatus.REGISTERED, CaseStatus.ON_HOLD]
     cor_reason = stream.timelines[cor_family][-1].data
     assert cor_reason.reason_code == "document_valid_on_travel_date"  # type: ignore[attr-defined]
-    assert "member 3: certificate of return" in cor_reason.reason  # type: ignore[attr-defined]
+    assert cor_reason.reason == reasons.text_of("document_valid_on_travel_date")  # type: ignore[attr-defined]
 
     # Every manifest revision every post received: no family split, no bus over capacity, and the
     # last one at the destination's post lists exactly the people who arrived.

@@ -71,6 +71,7 @@ class FakeIntakeStore:
     keys: set[tuple[uuid.UUID, uuid.UUID, str, str]] = field(default_factory=set)
     flags: list[DuplicateFlag] = field(default_factory=list)
     timelines: dict[uuid.UUID, list[TimelineEntry]] = field(default_factory=dict)
+    reported_reasons: dict[EventRef, tuple[str | None, str | None]] = field(default_factory=dict)
     evidence: list[tuple[HealthEvidenceRecorded, str]] = field(default_factory=list)
     withdrawals: dict[uuid.UUID, tuple[CaseWithdrawn, str]] = field(default_factory=dict)
     reads: list[AccessRecord] = field(default_factory=list)
@@ -195,8 +196,25 @@ class FakeIntakeStore:
             )
         await self.set_status(change.case_id, change.status)
 
+    async def keep_report_reason(
+        self,
+        published: CloudEvent,
+        case_id: uuid.UUID,
+        reported_by: str,
+        code: str | None,
+        reason: str | None,
+    ) -> None:
+        self.reported_reasons.setdefault(EventRef(published.source, published.id), (code, reason))
+
     async def timeline(self, case_id: uuid.UUID) -> list[TimelineEntry]:
-        return list(self.timelines.get(case_id, []))
+        # The mission's own code and words beside the stream's entry, as the real store joins them.
+        entries = []
+        for e in self.timelines.get(case_id, []):
+            own = self.reported_reasons.get(e.event)
+            if own is not None:
+                e = replace(e, reason_code=own[0] or e.reason_code, reason=own[1] or e.reason)
+            entries.append(e)
+        return entries
 
     async def first_delivery(self, consumer: str, event: CloudEvent) -> bool:
         seen = (consumer, event.source, event.id)

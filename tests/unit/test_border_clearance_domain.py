@@ -140,6 +140,7 @@ def test_every_field_that_differs_is_named_and_refuses_the_person() -> None:
         p.person_id,
         "document_mismatch",
         "document differs from the manifest: document_number, birth_date, nationality, sex, surname",
+        public_code="document_mismatch",
     )
 
 
@@ -184,7 +185,12 @@ def test_the_officer_first_then_the_document_then_the_hold_list_one_reason_each(
     assert refused[officer_refused.person_id] == own_words
     assert refused[mismatched_and_held.person_id].reason_code == "document_mismatch"
     assert refused[mismatched_and_held.person_id].reason == "document differs from the manifest: sex"
-    assert refused[held.person_id] == Refusal(held.person_id, "court_order", "ban")
+    # The hold's own code stays at this post; the public stream learns only that it was a hold.
+    assert refused[held.person_id] == Refusal(
+        held.person_id, "court_order", "ban", public_code="held_at_border"
+    )
+    assert refused[officer_refused.person_id].public_code == "refused_by_officer"
+    assert refused[mismatched_and_held.person_id].public_code == "document_mismatch"
     assert free.person_id not in refused
 
 
@@ -240,10 +246,16 @@ def test_the_cleared_status_follows_the_direction() -> None:
     assert domain.cleared_status("entry") is CaseStatus.ENTRY_CLEARED
 
 
-def test_a_refusal_notice_names_the_post_and_no_person() -> None:
-    assert domain.refusal_notice(ROUTE.checkpoints[1]) == (
-        f"Refused entry at {ROUTE.checkpoints[1].post}; the family is held together"
-    )
+def test_a_case_s_public_reason_is_where_its_first_refusal_came_from() -> None:
+    a = passenger()
+    b = passenger(a.case_id, "409999999")
+    refused = {
+        b.person_id: Refusal(b.person_id, "court_order", "ban", public_code="held_at_border"),
+        a.person_id: Refusal(a.person_id, "no_visa", "Asel has no visa"),
+    }
+    decision = domain.decide([a, b], refused)
+    assert (decision.reason_code, decision.public_reason_code) == ("no_visa", "refused_by_officer")
+    assert domain.decide([a, b], {}).public_reason_code is None
 
 
 @pytest.mark.parametrize(

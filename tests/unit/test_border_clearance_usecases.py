@@ -407,8 +407,9 @@ async def test_a_refused_child_holds_the_whole_family_and_the_officers_words_sta
     result = await bus.clear(refusals=(refusal,))
     assert result.refused == [bus.family] and set(result.cleared) == {bus.single, bus.other}
     status = next(e for e in bus.uow.events(CaseStatusChanged) if e.case_id == bus.family)
-    assert status.status is CaseStatus.REFUSED_AT_BORDER and status.reason_code == "document_damaged"
-    assert status.reason == "Refused exit at Zhibek-Zholy; the family is held together"
+    # The officer's code and words stay at this post and on the restricted crossing topic.
+    assert status.status is CaseStatus.REFUSED_AT_BORDER and status.reason_code == "refused_by_officer"
+    assert status.reason == "Refused by the border post's officer; the family is held together"
     [event] = bus.uow.events(BorderCrossingRefused)
     assert {d.person_id: d.reason_code for d in event.decisions} == {
         bus.mother.person_id: None,
@@ -438,8 +439,9 @@ async def test_a_document_on_the_hold_list_refuses_its_holder_unless_the_officer
     own = Refusal(bus.stranger.person_id, "no_visa", "no visa")
     result = await bus.clear(refusals=(own,))
     assert set(result.refused) == {bus.single, bus.other} and result.cleared == [bus.family]
-    reasons = {e.case_id: e.reason_code for e in bus.uow.events(CaseStatusChanged)}
-    assert reasons[bus.single] == "court_order" and reasons[bus.other] == "no_visa"
+    # A court order, an alert: the public stream says only that the holder is held at the border.
+    codes = {e.case_id: e.reason_code for e in bus.uow.events(CaseStatusChanged)}
+    assert codes[bus.single] == "held_at_border" and codes[bus.other] == "refused_by_officer"
     assert "Travel ban" not in (
         next(e for e in bus.uow.events(CaseStatusChanged) if e.case_id == bus.single).reason or ""
     )

@@ -3,11 +3,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contracts import reasons
 from contracts.eligibility import Outcome, RuleOutcome
 from contracts.intake import CaseRegistered
 from contracts.routes import RouteBook
 from devkit import scenario
-from services.eligibility.domain import CaseFacts, document_valid_until, evaluate, priority
+from services.eligibility.domain import CaseFacts, document_valid_until, evaluate, priority, with_override
 from services.intake import domain as intake
 from tests.paths import CENTRAL_ASIA_ROUTES
 
@@ -39,8 +40,9 @@ def test_passport_expiring_the_day_before_travel_puts_the_case_on_hold() -> None
     failed = rule(decision, "document_valid_on_travel_date")
     assert failed.outcome is RuleOutcome.PENDING
     assert "2026-11-30" in failed.reason and "member 1" in failed.reason
+    # The public stream gets the rule's code and the code's fixed text: no date, no member.
     code, reason = decision.summary()
-    assert code == "document_valid_on_travel_date" and reason == failed.reason
+    assert code == "document_valid_on_travel_date" and reason == reasons.text_of(code)
 
 
 def test_passport_expiring_on_the_travel_day_is_still_valid() -> None:
@@ -223,13 +225,37 @@ def test_a_positive_test_is_named_as_positive_for_the_caseworker_only() -> None:
         "Gisht-Kuprik (UZB) requires a negative COVID-19 test taken within 72 hours: "
         "member 1's test taken 2026-11-30 was positive; missing for member 3"
     )
-    # The public status stream says who is held, never a test result.
+    # The public status stream says only that evidence is missing: no member, no test result.
     code, public = held.summary()
-    assert code == "crossing_requirements_met"
-    assert public == (
-        "Gisht-Kuprik (UZB) requires a negative COVID-19 test taken within 72 hours: "
-        "missing for member 1, member 3"
-    )
+    assert (code, public) == ("evidence_pending", reasons.text_of("evidence_pending"))
+
+
+@pytest.mark.parametrize(
+    ("result", "code"), [(None, "evidence_pending"), ("unfit", "travel_condition_not_met")]
+)
+def test_the_public_reason_of_a_fit_to_travel_rule_names_no_health_fact(
+    result: str | None, code: str
+) -> None:
+    # Only a member flagged pregnant or seriously ill needs the check: "fit_to_travel" on the
+    # stream would tell every mission so. Pending shares its code with the crossing requirements.
+    body = scenario.family_of_three(TRAVEL)
+    body["members"][1]["vulnerabilities"] = ["pregnant"]
+    f = facts(body)
+    evidence = _evidence(f, "fit_to_travel", result, 10, range(1, 2)) if result else []
+    decision = evaluate(f, ROUTE, evidence=evidence)
+    assert rule(decision, "fit_to_travel").outcome is not RuleOutcome.PASS
+    summary = decision.summary()
+    assert summary == (code, reasons.text_of(code))
+    assert "fit" not in summary[0] and "member" not in (summary[1] or "")
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_an_override_is_public_as_its_outcome_alone(outcome: Outcome) -> None:
+    f = facts(scenario.single_traveller(TRAVEL))
+    decided = with_override(evaluate(f, ROUTE), outcome, "Supervisor Zhanna Q", "Because of Zhanna's letter")
+    code, text = decided.summary()
+    assert code == f"supervisor_override_{outcome.value}" and text == reasons.text_of(code)
+    assert "Zhanna" not in text
 
 
 def test_a_negative_test_too_old_is_missing_not_positive() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts import topics
+from contracts import reasons, topics
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
 from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome
 from contracts.intake import (
@@ -275,7 +275,7 @@ async def test_a_change_of_document_is_a_new_version_with_its_public_reason() ->
     [decided] = published(uow)
     assert (decided.version, decided.outcome) == (2, Outcome.PENDING)
     assert decided.public_reason_code == "document_valid_on_travel_date"
-    assert decided.public_reason == rule(decided, "document_valid_on_travel_date").reason
+    assert decided.public_reason == reasons.text_of("document_valid_on_travel_date")
 
 
 async def test_a_withdrawal_makes_the_case_ineligible_and_ends_its_override() -> None:
@@ -296,7 +296,7 @@ async def test_a_withdrawal_makes_the_case_ineligible_and_ends_its_override() ->
     [decided] = published(uow)
     assert decided.outcome is Outcome.INELIGIBLE and decided.withdrawn()
     assert "supervisor_override" not in [r.rule for r in decided.rules]
-    assert decided.public_reason_code == "not_withdrawn"
+    assert decided.public_reason_code == "withdrawn_by_applicant"
 
 
 async def test_health_evidence_completes_a_fit_to_travel_check() -> None:
@@ -322,7 +322,10 @@ async def test_a_case_on_an_unconfigured_route_waits_for_its_route() -> None:
     await usecases.on_case_registered(case, uow, CTX)
     [decided] = published(uow)
     assert decided.outcome is Outcome.PENDING and [r.rule for r in decided.rules] == ["route_known"]
-    assert decided.public_reason == "Route kaz-kgz is not configured for eligibility"
+    assert (decided.public_reason_code, decided.public_reason) == (
+        "route_known",
+        reasons.text_of("route_known"),
+    )
 
 
 async def test_a_requirement_reevaluates_cases_travelling_from_its_first_day_each_under_its_lock() -> None:
@@ -345,7 +348,7 @@ async def test_a_requirement_reevaluates_cases_travelling_from_its_first_day_eac
         (first.case_id, Outcome.PENDING),
         (later.case_id, Outcome.PENDING),
     ]
-    assert {d.public_reason_code for d in published(uow)} == {"crossing_requirements_met"}
+    assert {d.public_reason_code for d in published(uow)} == {"evidence_pending"}
     assert day_before.case_id not in [d.case_id for d in published(uow)]
 
 
@@ -368,7 +371,7 @@ async def test_a_positive_test_stays_off_the_public_reason() -> None:
     [decided] = published(uow)
     assert "was positive" in rule(decided, "crossing_requirements_met").reason
     assert decided.public_reason is not None and "positive" not in decided.public_reason
-    assert "missing for member 1" in decided.public_reason
+    assert decided.public_reason == reasons.text_of("evidence_pending")
 
 
 async def test_lifting_a_requirement_clears_the_cases_it_held_and_a_second_lift_changes_nothing() -> None:

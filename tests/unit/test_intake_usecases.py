@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from contracts import reasons
 from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.status import CaseStatus, CaseStatusChanged
@@ -384,6 +385,38 @@ async def test_a_reception_reported_after_arrival_is_republished_on_the_stream()
     assert published.extensions == {"originsource": cause.source, "originid": cause.id}
     assert store.cases[case_id].status is CaseStatus.RECEIVED
     assert store.calls[-1] == f"lock case {case_id}"
+
+
+@pytest.mark.parametrize(
+    ("code", "public"),
+    [("vehicle_breakdown", "vehicle_breakdown"), ("asel_karimova_ill", "reported_by_mission")],
+)
+async def test_a_report_s_words_stay_in_intake_and_the_stream_gets_a_public_code(
+    code: str, public: str
+) -> None:
+    store = FakeIntakeStore()
+    uow = unit(store)
+    case_id = await arrived_case(store, uow)
+    words = "Asel Karimova (born 03.02.1988) fainted on the bus, taken to hospital"
+    incident = CaseStatusReported(
+        case_id=case_id,
+        status=ReportableStatus.RECEIVED,
+        occurred_at=NOW,
+        reason_code=code,
+        reason=words,
+    )
+    cause = envelope(incident)
+    uow = unit(store, cause=cause)
+    await uow.note_status(case_id, CaseStatus.ARRIVED)
+    published = await usecases.apply_reported_status(incident, uow, CTX)
+    change = published.data
+    assert isinstance(change, CaseStatusChanged)
+    # A code the stream does not carry may say anything (a name): the generic code instead.
+    assert (change.reason_code, change.reason) == (public, reasons.text_of(public))
+    # The mission's own code and words are on the case's timeline, for the host mission.
+    await store.record_status(published.source, published.id, change)
+    [entry] = await store.timeline(case_id)
+    assert (entry.reason_code, entry.reason) == (code, words)
 
 
 async def test_a_report_ahead_of_the_stream_is_retried_later() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from contracts import topics
+from contracts import reasons, topics
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
 from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome, RuleResult
 from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, Consent, Person, TravelDocument
@@ -47,6 +47,9 @@ class World:
         self.uow: FakeUnitOfWork[FakeTransportStore] = FakeUnitOfWork(self.store)
         self.clock = T0
         self.versions: dict[uuid.UUID, int] = {}
+        # What eligibility says for the public stream when a decision blocks the case.
+        self.public_code = "evidence_pending"
+        self.public_text: str | None = reasons.text_of("evidence_pending")
 
     def tick(self) -> datetime:
         self.clock += timedelta(minutes=1)
@@ -98,8 +101,8 @@ class World:
                     )
                 ],
                 decided_at=self.tick(),
-                public_reason_code="supervisor_hold" if failing else None,
-                public_reason="Held by a supervisor" if failing else None,
+                public_reason_code=self.public_code if failing else None,
+                public_reason=self.public_text if failing else None,
             ),
             self.uow,
             CTX,
@@ -232,7 +235,24 @@ async def test_a_registration_is_noted_and_a_decision_announced_once_per_status(
     assert world.statuses(case.case_id) == [S.ELIGIBLE]
     await world.decide(case.case_id, Outcome.PENDING)
     assert world.statuses(case.case_id) == [S.ELIGIBLE, S.ON_HOLD]
-    assert world.last_change(case.case_id).reason_code == "supervisor_hold"
+    assert world.last_change(case.case_id).reason_code == "evidence_pending"
+
+
+async def test_a_decision_announced_with_its_code_s_own_text_never_the_one_eligibility_sent(
+    world: World,
+) -> None:
+    case = await world.register()
+    world.public_code, world.public_text = "evidence_pending", "Found not fit to travel: member 1"
+    await world.decide(case.case_id, Outcome.PENDING)
+    change = world.last_change(case.case_id)
+    assert (change.reason_code, change.reason) == ("evidence_pending", reasons.text_of("evidence_pending"))
+    # A code this transport does not know (an eligibility service newer than its contracts, or
+    # one of old, which sent rule names): the stream gets the generic code, never the unknown one.
+    world.public_code, world.public_text = "fit_to_travel", "Found not fit to travel: member 1"
+    await world.decide(case.case_id, Outcome.INELIGIBLE)
+    change = world.last_change(case.case_id)
+    assert (change.status, change.reason_code) == (S.INELIGIBLE, "eligibility_decided")
+    assert change.reason == reasons.text_of("eligibility_decided")
 
 
 async def test_an_older_decision_arriving_late_is_ignored(world: World) -> None:
@@ -255,7 +275,7 @@ async def test_a_decision_that_overtakes_the_registration_is_kept_and_applied_wi
     case = await world.register(case_id=case_id)
     assert world.store.locks[:2] == [("case id", case_id), ("case", case_id)]
     change = world.last_change(case.case_id)
-    assert (change.status, change.reason_code) == (S.ON_HOLD, "supervisor_hold")
+    assert (change.status, change.reason_code) == (S.ON_HOLD, "evidence_pending")
     assert change.occurred_at == world.store.decisions[case_id].decided_at
 
 
@@ -280,7 +300,7 @@ async def test_a_hold_before_departure_takes_the_case_off_and_amends_the_manifes
     await world.decide(held, outcome)
     assert held not in world.store.seats
     change = world.last_change(held)
-    assert (change.status, change.movement_id, change.reason_code) == (status, "MOV-1", "supervisor_hold")
+    assert (change.status, change.movement_id, change.reason_code) == (status, "MOV-1", "evidence_pending")
     amended = [m for m in world.manifests() if m.revision == 2]
     assert [m.checkpoint_id for m in amended] == CHECKPOINTS
     assert all(world.aboard(m) == {other} for m in amended)
@@ -539,7 +559,8 @@ async def test_a_case_moved_to_another_day_or_resized_leaves_its_vehicle(
     await usecases.on_case_updated(updated(case, **change), world.uow, CTX)
     last = world.last_change(case.case_id)
     assert (last.status, last.reason_code) == (S.ELIGIBLE, "taken_off_vehicle")
-    assert last.reason == f"Taken off vehicle BUS-1 of MOV-1: {why}"
+    # Which vehicle and why stay in transport: the stream has the code's fixed text.
+    assert last.reason == reasons.text_of("taken_off_vehicle") and "BUS-1" not in last.reason
     assert case.case_id not in world.store.seats
     assert [m.revision for m in world.manifests()][-len(CHECKPOINTS) :] == [2] * len(CHECKPOINTS)
 
