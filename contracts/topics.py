@@ -21,6 +21,11 @@ STATUS = "corridor.case-status"
 CASES = "intake.cases"
 """Restricted to the host mission: registrations with personal data."""
 
+HEALTH_EVIDENCE = "intake.health-evidence"
+"""Restricted to eligibility: health evidence (medical facts), keyed by case id. Apart from the
+registrations because a Kafka ACL grants a topic, not an event type: transport reads registrations
+and must not receive medical records."""
+
 DECISIONS = "eligibility.decisions"
 BORDER_DECISIONS = "border.crossings"
 REQUIREMENTS = "border.requirements"
@@ -98,11 +103,20 @@ def table() -> tuple[Topic, ...]:
         ),
         Topic(
             CASES,
-            (CaseRegistered, CaseUpdated, HealthEvidenceRecorded, CaseWithdrawn),
+            (CaseRegistered, CaseUpdated, CaseWithdrawn),
             "case id",
             _by_case,
-            "Restricted to the host mission: registrations, health evidence and withdrawals, with "
-            "personal data, keyed by case id.",
+            "Restricted to the host mission: registrations and withdrawals, with personal data, "
+            "keyed by case id.",
+        ),
+        Topic(
+            HEALTH_EVIDENCE,
+            (HealthEvidenceRecorded,),
+            "case id",
+            _by_case,
+            "Restricted to eligibility: health evidence (medical facts), keyed by case id. Its "
+            "order with a case's registration is not kept (another topic): eligibility applies "
+            "evidence that arrives first when the registration comes.",
         ),
         Topic(
             DECISIONS,

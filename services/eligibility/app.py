@@ -31,6 +31,8 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     rt.produces(topics.DECISIONS)
     rt.subscribe(
         topics.CASES,
+        # Medical facts on their own topic, which only eligibility reads (transport must not).
+        topics.HEALTH_EVIDENCE,
         topics.REQUIREMENTS,
         topics.MOVEMENTS,
         handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},

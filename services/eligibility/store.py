@@ -25,6 +25,8 @@ from services.eligibility.domain import (
     SupervisorOverride,
 )
 
+_CASE_ID_LOCKS = 7_241_301  # advisory lock class: case ids (see lock_case_id)
+
 
 class EligibilityStore:
     def __init__(self, conn: asyncpg.Connection) -> None:
@@ -41,6 +43,13 @@ class EligibilityStore:
             facts.route_id,
             facts.model_dump_json(),
             facts.planned_travel_date,
+        )
+
+    async def lock_case_id(self, case_id: uuid.UUID) -> None:
+        """A lock on the case id itself, for the moment before its row exists: a registration and
+        health evidence read from another topic are applied one after the other."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id)
         )
 
     async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None:

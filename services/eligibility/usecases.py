@@ -52,6 +52,7 @@ class Store(Protocol):
 
     async def save_facts(self, facts: CaseFacts) -> None: ...
     async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None: ...
+    async def lock_case_id(self, case_id: uuid.UUID) -> None: ...
     async def facts_of(self, case_ids: list[uuid.UUID]) -> list[CaseFacts]: ...
     async def mark_withdrawn(self, case_id: uuid.UUID, at: datetime) -> None: ...
     async def mark_departed(self, case_ids: list[uuid.UUID], at: datetime) -> None: ...
@@ -145,20 +146,30 @@ async def _reevaluate_affected(requirement: Requirement, uow: Unit, ctx: Context
 # --- events --------------------------------------------------------------------------------------
 
 
+# Health evidence travels on its own topic, so it may be read before or after its case's
+# registration, in another transaction (another eligibility instance may hold that partition).
+# Both take a lock on the case id first: evidence read first is kept and the registration's
+# evaluation sees it; evidence read second re-evaluates the registered case. Without the lock, the
+# registration could evaluate before the evidence commits while the evidence finds no case yet.
+
+
 async def on_case_registered(event: CaseRegistered, uow: Unit, ctx: Context) -> None:
+    await uow.store.lock_case_id(event.case_id)
     await uow.store.save_facts(CaseFacts.from_registration(event))
     await reevaluate(event.case_id, uow, ctx)
 
 
 async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
+    await uow.store.lock_case_id(event.case_id)
     await uow.store.save_facts(CaseFacts.from_registration(event))
     await reevaluate(event.case_id, uow, ctx)
 
 
 async def on_health_evidence_recorded(event: HealthEvidenceRecorded, uow: Unit, ctx: Context) -> None:
+    await uow.store.lock_case_id(event.case_id)
     evidence = Evidence(event.person_id, event.kind, event.result, event.taken_at)
     await uow.store.add_evidence(event.case_id, evidence)
-    await reevaluate(event.case_id, uow, ctx)
+    await reevaluate(event.case_id, uow, ctx)  # nothing yet if the case is not registered here
 
 
 async def on_case_withdrawn(event: CaseWithdrawn, uow: Unit, ctx: Context) -> None:

@@ -36,7 +36,7 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         withdrawal_wait_seconds=settings.withdrawal_wait_seconds,
     )
     rt = ServiceRuntime("intake", settings, migrations=MIGRATIONS, title="Corridor intake")
-    rt.produces(topics.CASES, topics.STATUS)
+    rt.produces(topics.CASES, topics.HEALTH_EVIDENCE, topics.STATUS)
     rt.subscribe(
         topics.STATUS,
         handlers=usecases.bound(usecases.TIMELINE_HANDLERS, ctx),

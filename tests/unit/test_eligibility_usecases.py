@@ -69,11 +69,15 @@ class FakeEligibilityStore:
         self.used: dict[str, uuid.UUID] = {}
         self.override_log: dict[uuid.UUID, list[SupervisorOverride]] = {}
         self.locks: list[uuid.UUID] = []
+        self.id_locks: list[uuid.UUID] = []
         self.revoked_unlocked = 0  # revocations made before the case was locked (a deadlock risk)
 
     async def save_facts(self, facts: CaseFacts) -> None:
         known = self.cases.get(facts.case_id)
         self.cases[facts.case_id] = dataclasses.replace(known, facts=facts) if known else CaseRecord(facts)
+
+    async def lock_case_id(self, case_id: uuid.UUID) -> None:
+        self.id_locks.append(case_id)
 
     async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None:
         self.locks.append(case_id)
@@ -313,6 +317,27 @@ async def test_health_evidence_completes_a_fit_to_travel_check() -> None:
     await usecases.on_health_evidence_recorded(fit, uow, CTX)
     [decided] = published(uow)
     assert (decided.version, decided.outcome) == (2, Outcome.ELIGIBLE)
+
+
+async def test_health_evidence_read_before_its_registration_counts_when_the_registration_comes() -> None:
+    # Evidence travels on intake.health-evidence, registrations on intake.cases: either may be
+    # read first. Both lock the case id before anything else (two instances, two transactions).
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["vulnerabilities"] = ["pregnant"]
+    case = registration(body)
+    fit = covid_test(case, 0, "negative").model_copy(
+        update={"kind": EvidenceKind.FIT_TO_TRAVEL, "result": EvidenceResult.FIT}
+    )
+    early = unit(store)
+    await usecases.on_health_evidence_recorded(fit, early, CTX)
+    assert published(early) == []  # no case here yet: nothing to decide
+    later = unit(store)
+    await usecases.on_case_registered(case, later, CTX)
+    [decided] = published(later)
+    assert (decided.version, decided.outcome) == (1, Outcome.ELIGIBLE)
+    assert store.id_locks == [case.case_id, case.case_id]
+    assert topics.topic_for(HealthEvidenceRecorded).name == topics.HEALTH_EVIDENCE
 
 
 async def test_a_case_on_an_unconfigured_route_waits_for_its_route() -> None:

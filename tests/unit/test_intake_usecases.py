@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from contracts import reasons
+from contracts import reasons, topics
 from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.status import CaseStatus, CaseStatusChanged
@@ -302,7 +302,7 @@ async def test_health_evidence_goes_to_the_restricted_topic_only() -> None:
     command = domain.AddHealthEvidence(case_id, evidence(member.person_id, NOW - timedelta(hours=5)), "nurse")
     event = await usecases.record_health_evidence(command, uow)
     (published,) = uow.published
-    assert published.topic == "intake.cases" and isinstance(published.event, HealthEvidenceRecorded)
+    assert published.topic == topics.HEALTH_EVIDENCE and isinstance(published.event, HealthEvidenceRecorded)
     assert published.event.recorded_at == NOW and event.subject == str(case_id)
     assert store.evidence == [(published.event, "nurse")]
 
