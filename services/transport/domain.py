@@ -436,11 +436,22 @@ MANIFEST_COLUMNS = (
 )
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
+
+
+def inert_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one starting with a formula prefix gets a leading ``'``
+    (intake refuses control characters in a name, but not a leading ``=``, ``+``, ``-`` or ``@``,
+    and a post's officer opens the export in a spreadsheet)."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
 def manifest_csv(passengers: list[ManifestPassenger]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(MANIFEST_COLUMNS)
     for p in passengers:
         row = p.model_dump(mode="json")
-        writer.writerow([row[c] for c in MANIFEST_COLUMNS])
+        writer.writerow([inert_cell(str(row[c])) for c in MANIFEST_COLUMNS])
     return out.getvalue()

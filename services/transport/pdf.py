@@ -7,6 +7,7 @@ from datetime import datetime
 from fpdf import FPDF
 
 from contracts.transport import ManifestPassenger
+from services.transport.domain import inert_cell
 
 
 def manifest_pdf(
@@ -61,6 +62,7 @@ def manifest_pdf(
         )
         for w, v in zip(widths, values, strict=True):
             # Core fonts are Latin-1: names arrive as written in the document's Latin script.
-            pdf.cell(w, 6, v.encode("latin-1", "replace").decode("latin-1"), border=1)
+            # Inert as in the CSV: text copied from the PDF into a spreadsheet is no formula either.
+            pdf.cell(w, 6, inert_cell(v).encode("latin-1", "replace").decode("latin-1"), border=1)
         pdf.ln()
     return bytes(pdf.output())
