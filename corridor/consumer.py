@@ -30,6 +30,7 @@ from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
 from corridor.inbox import first_delivery
+from corridor.redaction import described, detail_ref, fingerprint, frames
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ class Rejected(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+class RetryRecord(Exception):
+    """Raised to NACK a record (FastStream seeks back to it), in place of the failure itself: the
+    broker's logs show this message, never the original one, which may quote the record's data."""
 
 
 class RetryLater(Rejected):
@@ -164,7 +170,7 @@ class EventConsumer:
                 await self.dead_letter(record, exc.code, exc.detail)
                 return
             await asyncio.sleep(min(0.2 * 2**attempt, self._backoff_max))
-            raise
+            raise RetryRecord(f"{self.name}: {exc.code} at {position}, attempt {attempt}") from None
         except Rejected as exc:
             self._attempts.pop(position, None)
             await self.dead_letter(record, exc.code, exc.detail)
@@ -173,35 +179,52 @@ class EventConsumer:
             # range, an id too long to index) is refused again on every retry: dead-letter it now
             # instead of holding up the partition for the whole retry schedule.
             self._attempts.pop(position, None)
-            await self.dead_letter(record, "invalid_value", str(exc))
+            await self.dead_letter(record, "invalid_value", str(exc))  # its text stays on the DLT
         except TRANSIENT_ERRORS as exc:
             attempt = self._attempts.get(position, 0) + 1
             self._attempts[position] = attempt
             delay = min(0.2 * 2 ** min(attempt, 10), self._backoff_max)
             log.warning(
-                "%s: transient %r at %s, retry %d in %.1fs",
+                "%s: transient %s at %s, retry %d in %.1fs",
                 self.name,
-                exc,
+                described(exc),
                 position,
                 attempt,
                 delay,
             )
             await asyncio.sleep(delay)
-            raise  # NACK: FastStream seeks back to this offset
+            # NACK: FastStream seeks back to this offset.
+            raise RetryRecord(f"{self.name}: transient {described(exc)} at {position}") from None
         except Exception as exc:
             attempt = self._attempts.get(position, 0) + 1
             self._attempts[position] = attempt
             if attempt >= self._max_attempts:
                 self._attempts.pop(position, None)
-                log.exception("%s: giving up on %s after %d attempts", self.name, position, attempt)
+                # The stack without the message (it may quote the record); the DLT has the message.
+                log.error(
+                    "%s: giving up on %s after %d attempts: %s\n%s",
+                    self.name,
+                    position,
+                    attempt,
+                    described(exc),
+                    frames(exc),
+                )
                 await self.dead_letter(
                     record, "handler_error", "".join(traceback.format_exception_only(exc)).strip()
                 )
                 return
             delay = min(0.2 * 2**attempt, self._backoff_max)
-            log.warning("%s: %r at %s, attempt %d, retry in %.1fs", self.name, exc, position, attempt, delay)
+            log.warning(
+                "%s: %s at %s, attempt %d, retry in %.1fs (fingerprint %s)",
+                self.name,
+                described(exc),
+                position,
+                attempt,
+                delay,
+                fingerprint(str(exc)),
+            )
             await asyncio.sleep(delay)
-            raise
+            raise RetryRecord(f"{self.name}: {described(exc)} at {position}, attempt {attempt}") from None
 
     async def dead_letter(self, record: ConsumerRecord[Any, Any], code: str, detail: str) -> None:
         """Park the record with why and where it came from; then the consumer moves on."""
@@ -214,7 +237,8 @@ class EventConsumer:
         ]
         headers += [
             ("dlt_reason", code.encode()),
-            ("dlt_error", detail[:4000].encode(errors="backslashreplace")),  # may quote the bad input
+            # May quote the bad input: a DLT has its source topic's access rules; logs get a reference.
+            ("dlt_error", detail[:4000].encode(errors="backslashreplace")),
             ("dlt_consumer", self.name.encode()),
             ("dlt_source_topic", record.topic.encode()),
             ("dlt_source_partition", str(record.partition).encode()),
@@ -239,13 +263,13 @@ class EventConsumer:
             )
         self.dead_lettered += 1
         log.warning(
-            "%s: dead-lettered %s[%d]@%d: %s: %s",
+            "%s: dead-lettered %s[%d]@%d: %s (%s)",
             self.name,
             record.topic,
             record.partition,
             record.offset,
             code,
-            detail,
+            detail_ref(detail[:4000]),
         )
 
 

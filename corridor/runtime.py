@@ -36,6 +36,7 @@ from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.errors import DomainError, Invalid
 from corridor.outbox import OutboxRelay, make_producer, pending_count
+from corridor.redaction import described
 from corridor.settings import ServiceSettings
 from corridor.telemetry import setup_logging, setup_tracing
 from corridor.uow import StoreT, UnitOfWork, unit_of_work_factory
@@ -356,7 +357,8 @@ async def _unstorable_value(request: Request, exc: Exception) -> Response:
     """A value PostgreSQL refuses (a NUL character, an unpaired surrogate, a number or a date out of
     its range, a key too long to index) is bad input, not a server fault: 422 in the shape of a
     validation error."""
-    log.warning("%s %r: value refused by the database: %s", request.method, request.url.path, exc)
+    # PostgreSQL's text may quote the value (a name with a NUL): the caller gets it, the log does not.
+    log.warning("%s %r: value refused by the database: %s", request.method, request.url.path, described(exc))
     return _unprocessable(
         [{"loc": ["request"], "msg": f"value cannot be stored: {str(exc)[:300]}", "type": "value_error"}]
     )

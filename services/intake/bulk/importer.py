@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from corridor.redaction import described
 from corridor.uow import UnitOfWork
 from services.intake import usecases
 from services.intake.bulk.format import Row, counts, entry, reason
@@ -125,7 +126,8 @@ async def run_import(
         return entry(row, "flagged" if flags else "created", case_id=str(done.case_id), flags=flags), True
 
     def _failed(row: Row, exc: Exception) -> dict[str, Any]:
-        log.warning("bulk import %s: row %r failed: %r", namespace, row.row_key, exc)
+        # The exception's message may quote the row's values: its type only.
+        log.warning("bulk import %s: row %r failed: %s", namespace, row.row_key, described(exc))
         return entry(row, "failed", reasons=[reason((), f"not imported ({type(exc).__name__}): retry")])
 
     async def worker() -> None:
