@@ -29,11 +29,20 @@ async def ensure_database(dsn: str) -> None:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             try:
-                await conn.execute(f'CREATE DATABASE "{name}"')
+                # DDL takes no parameters: the name is quoted as an identifier (a configured name
+                # with a double quote in it cannot end the statement early).
+                await conn.execute(f"CREATE DATABASE {quote_identifier(name)}")
             except asyncpg.DuplicateDatabaseError:
                 pass  # a sibling process won the race
     finally:
         await conn.close()
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a PostgreSQL identifier, whatever it contains."""
+    if "\x00" in name:
+        raise ValueError("an identifier cannot contain a NUL character")
+    return '"' + name.replace('"', '""') + '"'
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

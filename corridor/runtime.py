@@ -188,16 +188,17 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         s = self.settings
+        dsn = s.database_dsn()
         if s.create_database:
-            await db.ensure_database(s.database_url)
-        self._pool = await db.create_pool(s.database_url)
+            await db.ensure_database(dsn)
+        self._pool = await db.create_pool(dsn)
         await db.migrate(self._pool, "corridor", db.SHARED_MIGRATIONS)
         await db.migrate(self._pool, self.service, self.migrations)
         await ensure_topics(s.kafka_bootstrap, self._all_topics(), s.topic_partitions, s.topic_replication)
         self._producer = make_producer(s.kafka_bootstrap, client_id=f"{self.instance}-relay")
         await self._producer.start()
         self.relay = OutboxRelay(
-            s.database_url,
+            dsn,
             self._producer,
             poll_seconds=s.outbox_poll_seconds,
             retention_seconds=s.outbox_retention_seconds,

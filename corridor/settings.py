@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -14,9 +15,18 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CORRIDOR_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    database_url: str = Field(
+        default="postgresql://corridor@127.0.0.1:5432/corridor",
+        description="The service's own database and role, without a password (it goes in "
+        "database_password or database_password_file); never the superuser's",
+    )
+    database_password: SecretStr | None = None
+    database_password_file: Path | None = Field(
+        default=None, description="A file holding the role's password (a Docker or Kubernetes secret)"
+    )
     create_database: bool = Field(
-        default=False, description="Create the service's database if missing (local runs)"
+        default=False,
+        description="Create the service's database if missing (local runs; the role needs CREATEDB)",
     )
     mission: str = Field(default="KAZ", pattern=r"^[A-Z]{3}$")
     http_host: str = "127.0.0.1"
@@ -30,3 +40,35 @@ class ServiceSettings(BaseSettings):
     max_handler_attempts: int = 5
     log_level: str = "INFO"
     trace_console: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_password_in_url(cls, url: str) -> str:
+        # A URL is printed, logged and shown in process lists; a password is not.
+        if urlsplit(url).password is not None:
+            raise ValueError(
+                "the database URL carries a password: put it in CORRIDOR_DATABASE_PASSWORD or "
+                "CORRIDOR_DATABASE_PASSWORD_FILE"
+            )
+        return url
+
+    def database_secret(self) -> SecretStr | None:
+        """The role's password: from its file when one is configured, else the setting."""
+        if self.database_password_file is not None:
+            return SecretStr(self.database_password_file.read_text().strip())
+        return self.database_password
+
+    def database_dsn(self) -> str:
+        """The URL with the password in it, for the database driver only: never log it."""
+        secret = self.database_secret()
+        if secret is None:
+            return self.database_url
+        parts = urlsplit(self.database_url)
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{quote(user, safe='')}:{quote(secret.get_secret_value(), safe='')}@{host}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))

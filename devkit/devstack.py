@@ -81,6 +81,8 @@ class Stack:
         self.extra_env = extra_env or {}
         self.specs: dict[str, ServiceSpec] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.db_roles: dict[str, str] = {}
+        """Each service's PostgreSQL role, by service name (its password: ``db_password_file``)."""
 
     # --- infrastructure -----------------------------------------------------------------
 
@@ -100,17 +102,42 @@ class Stack:
             routes = RouteBook.load(self.routes_file)
             count = 3 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
             self.specs = {s.name: s for s in service_specs(self.routes_file, procs.free_ports(count))}
+        if not self.db_roles:  # once: a running service's pool keeps the password it started with
+            self.create_database_roles()
         for name in self.specs:
             self.start_service(name, wait=False)
         self.wait_ready(list(self.specs), timeout)
+
+    def create_database_roles(self) -> None:
+        """Each service's own role (a new random password every start) and its database, which
+        only that role owns and may connect to: no service connects as the superuser."""
+        secrets_dir = self.workdir / "secrets"
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        secrets_dir.chmod(0o700)
+        for name, spec in self.specs.items():
+            role = spec.database  # as in deploy/postgres/init.sql
+            password = self.postgres.create_role(role)
+            path = self.db_password_file(name)
+            path.touch(mode=0o600)
+            path.write_text(password + "\n")
+            self.postgres.create_database(spec.database, owner=role)
+            self.db_roles[name] = role
+
+    def db_password_file(self, name: str) -> Path:
+        return self.workdir / "secrets" / f"{self.specs[name].database}.db-password"
+
+    def db_url(self, name: str) -> str:
+        """The service's database URL, as its own role (no password: ``db_password_file``)."""
+        return self.postgres.url(self.specs[name].database, self.db_roles[name])
 
     def env_for(self, spec: ServiceSpec) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CORRIDOR_")}
         env.update(
             {
                 "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
-                "CORRIDOR_DATABASE_URL": self.postgres.dsn(spec.database),
-                "CORRIDOR_CREATE_DATABASE": "true",
+                "CORRIDOR_DATABASE_URL": self.db_url(spec.name),
+                "CORRIDOR_DATABASE_PASSWORD_FILE": str(self.db_password_file(spec.name)),
+                "CORRIDOR_CREATE_DATABASE": "false",  # created, with its role, by the stack
                 "CORRIDOR_MISSION": spec.mission,
                 "CORRIDOR_HTTP_HOST": "127.0.0.1",
                 "CORRIDOR_HTTP_PORT": str(spec.port),

@@ -34,11 +34,14 @@ def main(
         kafka.start()
         typer.echo(f"Kafka {nodes} node(s) and PostgreSQL up in {time.monotonic() - started:.1f} s")
         typer.echo(f"  bootstrap servers: {kafka.bootstrap_servers}")
-        typer.echo(f"  postgres DSN:      {postgres.dsn()}")
+        typer.echo(f"  postgres DSN:      {postgres.dsn()}  (the superuser: administration only)")
         typer.echo(f"  data and logs:     {workdir}")
         typer.echo("For the services:")
         typer.echo(f"  export CORRIDOR_KAFKA_BOOTSTRAP={kafka.bootstrap_servers}")
-        typer.echo(f"  export CORRIDOR_DATABASE_URL={postgres.dsn()}")
+        # A service connects as a role of its own, owning only its database (python -m devkit
+        # up creates them); the URL carries no password.
+        typer.echo(f"  export CORRIDOR_DATABASE_URL={postgres.url('<database>', '<role>')}")
+        typer.echo("  export CORRIDOR_DATABASE_PASSWORD_FILE=<a file holding the role's password>")
         typer.echo("Ctrl-C stops both.")
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import stat
@@ -114,8 +115,23 @@ def _ensure_pginstall_readable() -> None:
         _pginstall_prepared = True
 
 
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal (DDL such as CREATE ROLE ... PASSWORD takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 class PostgresServer:
-    """One PostgreSQL cluster in ``workdir`` listening on 127.0.0.1 with trust auth."""
+    """One PostgreSQL cluster in ``workdir`` listening on 127.0.0.1.
+
+    Connections over TCP need a password (SCRAM-SHA-256): the superuser's is generated at initdb
+    and kept in ``workdir/superuser.secret`` (0600) for the tools that administer the cluster;
+    each service gets a role of its own (``create_role``) owning only its database. The Unix
+    socket, in a directory only the server's account can enter, is the only way in without one.
+    """
 
     def __init__(self, workdir: Path, *, durable: bool = False) -> None:
         """``durable=False`` runs with fsync=off: fast, and fine for tests and demos
@@ -125,6 +141,7 @@ class PostgresServer:
         self.port: int = 0
         self.data_dir = self.workdir / "data"
         self.log_path = self.workdir / "postgres.log"
+        self.secret_path = self.workdir / "superuser.secret"
         self._proc: subprocess.Popen[bytes] | None = None
         self._socket_dir: Path | None = None
         self._tmp_socket_dir = False
@@ -137,7 +154,14 @@ class PostgresServer:
         return None
 
     def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """The superuser's DSN, password included: for administration and tests only."""
+        password = self.secret_path.read_text().strip() if self.secret_path.is_file() else None
+        credentials = f"postgres:{password}" if password else "postgres"
+        return f"postgresql://{credentials}@127.0.0.1:{self.port}/{database}"
+
+    def url(self, database: str, role: str) -> str:
+        """A role's URL for ``database``, without a password (it travels separately)."""
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{database}"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -154,36 +178,50 @@ class PostgresServer:
 
     def _initdb(self, account: tuple[int, int] | None, deadline: float) -> None:
         marker = self.workdir / ".initdb-complete"
-        if marker.is_file() and (self.data_dir / "PG_VERSION").is_file():
+        if marker.is_file() and (self.data_dir / "PG_VERSION").is_file() and self.secret_path.is_file():
             return
         # A half-finished initdb (killed process) leaves a directory initdb refuses.
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.data_dir.mkdir(parents=True)
         self.data_dir.chmod(0o700)
         self._own(self.data_dir, account)
+        # A random superuser password, given to initdb in a file the server's account can read
+        # (removed afterwards) and kept for the administering tools in one only we can read.
+        password = secrets.token_urlsafe(24)
+        self.secret_path.write_text(password + "\n")
+        self.secret_path.chmod(0o600)
+        pwfile = self.workdir / ".initdb-pw"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
+        self._own(pwfile, account)
         cmd: list[str | os.PathLike[str]] = [
             pg_bin("initdb"),
             "-D",
             self.data_dir,
             "-U",
             "postgres",
-            "--auth=trust",
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
             "--encoding=UTF8",
             "--locale=C",
             "--no-instructions",
         ]
         if not self.durable:
             cmd.append("--no-sync")
-        procs.run_checked(
-            cmd,
-            self.workdir / "initdb.log",
-            timeout=max(1.0, min(_INITDB_TIMEOUT_S, deadline - time.monotonic())),
-            what="initdb",
-            cwd=self.data_dir,
-            env=self._env(),
-            user=account[0] if account else None,
-            group=account[1] if account else None,
-        )
+        try:
+            procs.run_checked(
+                cmd,
+                self.workdir / "initdb.log",
+                timeout=max(1.0, min(_INITDB_TIMEOUT_S, deadline - time.monotonic())),
+                what="initdb",
+                cwd=self.data_dir,
+                env=self._env(),
+                user=account[0] if account else None,
+                group=account[1] if account else None,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         marker.write_text("ok\n")
 
     def _env(self) -> dict[str, str]:
@@ -296,10 +334,41 @@ class PostgresServer:
 
     # ------------------------------------------------------------------ databases
 
-    def create_database(self, name: str) -> None:
-        """CREATE DATABASE ``name`` unless it exists (safe to call concurrently)."""
+    def create_role(self, name: str) -> str:
+        """A login role ``name`` with a new random password (returned), no superuser, no CREATEDB,
+        no CREATEROLE; an existing role gets a new password."""
+        password = secrets.token_urlsafe(24)
         dsn = self.dsn()
-        quoted = '"' + name.replace('"', '""') + '"'
+
+        async def create() -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(dsn, timeout=10)
+            try:
+                for attempt in range(20):
+                    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
+                    verb = "ALTER" if exists else "CREATE"
+                    try:
+                        await conn.execute(
+                            f"{verb} ROLE {_identifier(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                            f"PASSWORD {_literal(password)}"
+                        )
+                        return
+                    except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                        if attempt == 19:  # a sibling created it meanwhile: alter it next time round
+                            raise
+                        await asyncio.sleep(0.05)
+            finally:
+                await conn.close()
+
+        procs.run_coroutine_sync(create)
+        return password
+
+    def create_database(self, name: str, *, owner: str | None = None) -> None:
+        """CREATE DATABASE ``name`` unless it exists (safe to call concurrently). With ``owner``,
+        the database and its public schema belong to that role and nobody else may connect."""
+        dsn = self.dsn()
+        quoted = _identifier(name)
 
         async def create() -> None:
             import asyncpg
@@ -322,7 +391,27 @@ class PostgresServer:
             finally:
                 await conn.close()
 
+        async def hand_over(role: str) -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(dsn, timeout=10)
+            try:
+                await conn.execute(f"ALTER DATABASE {quoted} OWNER TO {_identifier(role)}")
+                # Every role may connect to a new database (PUBLIC's default): not to this one.
+                await conn.execute(f"REVOKE ALL ON DATABASE {quoted} FROM PUBLIC")
+            finally:
+                await conn.close()
+            inside = await asyncpg.connect(self.dsn(name), timeout=10)
+            try:
+                # PostgreSQL 15+ gives the public schema to the database's owner; say so anyway.
+                await inside.execute(f"ALTER SCHEMA public OWNER TO {_identifier(role)}")
+                await inside.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            finally:
+                await inside.close()
+
         procs.run_coroutine_sync(create)
+        if owner is not None:
+            procs.run_coroutine_sync(lambda: hand_over(owner))
 
     # ------------------------------------------------------------------ context manager
 

@@ -485,3 +485,64 @@ def test_image_runs_as_non_root(dockerfile_text: str) -> None:
     users = [rest for keyword, rest in dockerfile_instructions(dockerfile_text) if keyword == "USER"]
     assert users, "Dockerfile never switches away from root"
     assert users[-1].split(":")[0] not in {"root", "0"}, users[-1]
+
+
+# --- secrets: no default passwords, a role per service ----------------------------------------
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?([^}]*)\}")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
+
+
+def interpolations(text: str) -> list[tuple[str, str, str]]:
+    """Every ``${VAR...}`` in a compose file: (variable, operator, argument)."""
+    return [(m.group(1), m.group(2) or "", m.group(3)) for m in _INTERPOLATION.finditer(text)]
+
+
+def test_no_secret_has_a_default_and_each_must_be_set() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    secret_vars = [(v, op, arg) for v, op, arg in interpolations(text) if _SECRET_NAME.search(v)]
+    assert secret_vars, "the compose file takes its passwords from the environment"
+    # ${VAR:?message}: compose refuses to start without it; ${VAR:-default} or ${VAR} would not.
+    wrong = [f"${{{v}{op}{arg}}}" for v, op, arg in secret_vars if op not in (":?", "?")]
+    assert not wrong, f"secrets with a default or none required: {wrong}"
+
+
+def test_no_literal_password_in_any_service_environment(compose: dict[str, Any]) -> None:
+    for name, svc in services_of(compose).items():
+        for key, value in environment(svc).items():
+            if _SECRET_NAME.search(key) and not key.endswith("_FILE"):
+                assert value.startswith("${") and ":?" in value, f"{name}: {key} is a literal: {value!r}"
+        url = environment(svc).get("CORRIDOR_DATABASE_URL")
+        if url is not None:
+            parts = urlsplit(url)
+            # The password travels apart from the URL, which is printed and logged.
+            assert parts.password is None, f"{name}: a password in {url}"
+            assert parts.username not in (None, "postgres"), f"{name}: connects as {parts.username!r}"
+            assert "CORRIDOR_DATABASE_PASSWORD" in environment(svc), name
+
+
+def test_each_service_s_role_owns_its_database_in_init_sql(compose: dict[str, Any]) -> None:
+    sql = _SQL_COMMENT.sub("", INIT_SQL.read_text(encoding="utf-8"))
+    owners = {
+        m.group(1).lower(): m.group(2).lower()
+        for m in re.finditer(r"CREATE\s+DATABASE\s+(\w+)\s+OWNER\s+(\w+)", sql, re.IGNORECASE)
+    }
+    roles = {m.group(1).lower() for m in re.finditer(r"CREATE\s+ROLE\s+(\w+)\s+LOGIN", sql, re.IGNORECASE)}
+    revoked = {
+        m.group(1).lower()
+        for m in re.finditer(r"REVOKE\s+ALL\s+ON\s+DATABASE\s+(\w+)\s+FROM\s+PUBLIC", sql, re.IGNORECASE)
+    }
+    assert "PASSWORD '" not in sql.upper(), "a literal password in init.sql"
+    for name, svc in corridor_services(compose).items():
+        url = urlsplit(environment(svc)["CORRIDOR_DATABASE_URL"])
+        database, role = database_name(url.geturl()), (url.username or "").lower()
+        assert owners.get(database) == role, f"{name}: {database} is not owned by {role}"
+        assert role in roles and database in revoked, name
+
+
+def test_the_interpolation_parser() -> None:
+    assert interpolations("a ${X:?set X} b ${Y:-d} ${Z}") == [
+        ("X", ":?", "set X"),
+        ("Y", ":-", "d"),
+        ("Z", "", ""),
+    ]
