@@ -39,7 +39,7 @@ from contracts.intake import (
 )
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route, RouteBook
-from contracts.status import CaseStatus
+from contracts.status import CaseStatus, Place
 from corridor.errors import Conflict, Invalid, NotFound
 from corridor.mrz import MRZError
 from corridor.mrz import parse as parse_mrz
@@ -528,6 +528,23 @@ def unusable_report(report: CaseStatusReported) -> str | None:
     if when.year < 1900:
         return "occurred_at is out of range"
     return None
+
+
+def public_place(reported: Place | None, route: Route) -> Place | None:
+    """Where a mission's report happened, as the public stream says it: a place of the case's
+    route (its checkpoint, reception or gathering point, or a post in that country), never the
+    name the mission typed, which is free text; None for a country the route does not cross."""
+    if reported is None:
+        return None
+    if reported.checkpoint_id is not None:
+        cp = route.checkpoint(reported.checkpoint_id)
+        if cp is not None:
+            return Place(country=cp.country, name=cp.post, checkpoint_id=cp.checkpoint_id)
+    for site in (route.reception_point, route.gathering_point):
+        if site.country == reported.country:
+            return Place(country=site.country, name=site.name)
+    cp = next((c for c in route.checkpoints if c.country == reported.country), None)
+    return Place(country=cp.country, name=cp.post) if cp is not None else None
 
 
 def judge_report(source: str, reported: ReportableStatus, current: CaseStatus, route: Route) -> Verdict:

@@ -27,6 +27,7 @@ from contracts.intake import (
     TravelDocument,
     VulnerabilityFlag,
 )
+from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from corridor import inbox
 from services.intake.domain import FlagStatus
@@ -375,29 +376,26 @@ class IntakeStore:
         await self.set_status(change.case_id, change.status)
 
     async def keep_report_reason(
-        self,
-        published: CloudEvent,
-        case_id: uuid.UUID,
-        reported_by: str,
-        code: str | None,
-        reason: str | None,
+        self, published: CloudEvent, report: CaseStatusReported, reported_by: str
     ) -> None:
-        """A mission's own code and words for the status change ``published`` (the stream has only
-        a public code): the case's timeline shows them to caseworkers."""
+        """A mission's own code, words and place for the status change ``published`` (the stream
+        has a public code and a place of the route): the case's timeline shows them to caseworkers."""
         await self.conn.execute(
-            """INSERT INTO reported_reasons (event_source, event_id, case_id, reported_by, reason_code, reason)
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+            """INSERT INTO reported_reasons (event_source, event_id, case_id, reported_by, reason_code, reason,
+                                             place)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT DO NOTHING""",
             published.source,
             published.id,
-            case_id,
+            report.case_id,
             reported_by,
-            code,
-            reason,
+            report.reason_code,
+            report.reason,
+            report.place.model_dump_json() if report.place else None,
         )
 
     async def timeline(self, case_id: uuid.UUID) -> list[TimelineEntry]:
         rows = await self.conn.fetch(
-            """SELECT t.status, t.occurred_at, t.place, t.movement_id,
+            """SELECT t.status, t.occurred_at, COALESCE(r.place, t.place) AS place, t.movement_id,
                       COALESCE(r.reason_code, t.reason_code) AS reason_code,
                       COALESCE(r.reason, t.reason) AS reason, t.event_source, t.event_id
                FROM status_timeline t

@@ -362,7 +362,7 @@ async def apply_reported_status(
         status=status,
         occurred_at=report.occurred_at,
         members=case.members,
-        place=report.place,
+        place=domain.public_place(report.place, route),
         # The mission's code, when the public stream has it, and its text: the mission's own words
         # (up to 500 characters, which may name a person) stay in intake (keep_report_reason).
         reason_code=reasons.mission_code(report.reason_code),
@@ -376,10 +376,8 @@ async def apply_reported_status(
     except IllegalStatusChange as exc:
         # The projection let it through but the case's last status does not: not yet, at best.
         raise RetryLater("illegal_transition", str(exc)) from exc
-    if report.reason_code is not None or report.reason is not None:
-        await uow.store.keep_report_reason(
-            published, report.case_id, origin.source, report.reason_code, report.reason
-        )
+    if report.reason_code is not None or report.reason is not None or report.place != change.place:
+        await uow.store.keep_report_reason(published, report, origin.source)
     return published
 
 

@@ -215,6 +215,8 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
                     "occurred_at": datetime.now(UTC).isoformat(),
                     "reason_code": code,
                     "reason": personal(f"MIS {token()}: {p['surname']} ({p['birth_date']}) seen by Dr Zqx"),
+                    # The mission types the place's name: the stream says the route's place.
+                    "place": {"country": "TJK", "name": personal(f"Home of {p['surname']} {token()}")},
                 }
             )
             body = CloudEvent.new(report, source=RECEPTION).structured()

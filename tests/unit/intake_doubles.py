@@ -23,7 +23,7 @@ from contracts.intake import (
 )
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import RouteBook
-from contracts.status import CaseStatus, CaseStatusChanged, is_legal
+from contracts.status import CaseStatus, CaseStatusChanged, Place, is_legal
 from corridor.statusguard import IllegalStatusChange
 from services.intake import domain, usecases
 from services.intake.domain import FlagStatus
@@ -71,7 +71,9 @@ class FakeIntakeStore:
     keys: set[tuple[uuid.UUID, uuid.UUID, str, str]] = field(default_factory=set)
     flags: list[DuplicateFlag] = field(default_factory=list)
     timelines: dict[uuid.UUID, list[TimelineEntry]] = field(default_factory=dict)
-    reported_reasons: dict[EventRef, tuple[str | None, str | None]] = field(default_factory=dict)
+    reported_reasons: dict[EventRef, tuple[str | None, str | None, Place | None]] = field(
+        default_factory=dict
+    )
     evidence: list[tuple[HealthEvidenceRecorded, str]] = field(default_factory=list)
     withdrawals: dict[uuid.UUID, tuple[CaseWithdrawn, str]] = field(default_factory=dict)
     reads: list[AccessRecord] = field(default_factory=list)
@@ -197,14 +199,11 @@ class FakeIntakeStore:
         await self.set_status(change.case_id, change.status)
 
     async def keep_report_reason(
-        self,
-        published: CloudEvent,
-        case_id: uuid.UUID,
-        reported_by: str,
-        code: str | None,
-        reason: str | None,
+        self, published: CloudEvent, report: CaseStatusReported, reported_by: str
     ) -> None:
-        self.reported_reasons.setdefault(EventRef(published.source, published.id), (code, reason))
+        self.reported_reasons.setdefault(
+            EventRef(published.source, published.id), (report.reason_code, report.reason, report.place)
+        )
 
     async def timeline(self, case_id: uuid.UUID) -> list[TimelineEntry]:
         # The mission's own code and words beside the stream's entry, as the real store joins them.
@@ -212,7 +211,9 @@ class FakeIntakeStore:
         for e in self.timelines.get(case_id, []):
             own = self.reported_reasons.get(e.event)
             if own is not None:
-                e = replace(e, reason_code=own[0] or e.reason_code, reason=own[1] or e.reason)
+                e = replace(
+                    e, reason_code=own[0] or e.reason_code, reason=own[1] or e.reason, place=own[2] or e.place
+                )
             entries.append(e)
         return entries
 

@@ -2,8 +2,8 @@ import pytest
 
 from contracts.missions import ReportableStatus
 from contracts.routes import RouteBook
-from contracts.status import CaseStatus
-from services.intake.domain import countries_that_may_report, judge_report, reporting_country
+from contracts.status import CaseStatus, Place
+from services.intake.domain import countries_that_may_report, judge_report, public_place, reporting_country
 from tests.paths import CENTRAL_ASIA_ROUTES
 
 ROUTE = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
@@ -51,3 +51,30 @@ def test_who_may_report_follows_the_route() -> None:
     assert countries_that_may_report(ReportableStatus.RECEIVED, ROUTE) == {"TJK"}
     assert countries_that_may_report(ReportableStatus.TRANSIT_INCIDENT, ROUTE) == {"KAZ", "UZB"}
     assert reporting_country("/missions/UZB/x") == "UZB" and reporting_country("/missions/UZ/x") is None
+
+
+@pytest.mark.parametrize(
+    ("reported", "public"),
+    [
+        (None, None),
+        (
+            Place(country="TJK", name="Flat of Asel Karimova, 12 Lenin St"),
+            Place(country="TJK", name="Reception centre, Sughd"),
+        ),
+        (
+            Place(country="UZB", name="Roadside near Zqx's house", checkpoint_id="uzb-oybek-exit"),
+            Place(country="UZB", name="Oybek", checkpoint_id="uzb-oybek-exit"),
+        ),
+        (Place(country="UZB", name="Hospital ward 3"), Place(country="UZB", name="Gisht-Kuprik")),
+        (
+            Place(country="KAZ", name="Somewhere"),
+            Place(country="KAZ", name="Zhibek-Zholy gathering point, Shymkent"),
+        ),
+        (Place(country="KGZ", name="Bishkek"), None),
+    ],
+)
+def test_a_reported_place_reaches_the_stream_as_a_place_of_the_route(
+    reported: Place | None, public: Place | None
+) -> None:
+    # A mission types the place's name: free text, which may name a person or a hospital.
+    assert public_place(reported, ROUTE) == public
