@@ -46,11 +46,12 @@ class EligibilityDecided(Event):
     public_reason_code: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9_]{3,60}$",
-        description="What the public status stream says blocks the case (a rule name)",
+        description="What the public status stream says blocks the case: a public reason code "
+        "(contracts/reasons.py), never a rule whose name is a health fact",
     )
     public_reason: str | None = Field(
         default=None,
-        description="Why, in words fit for the public status stream: no person named, no medical fact",
+        description="The public reason code's fixed text (contracts/reasons.py): no person, no date, no medical fact",
     )
 
     def withdrawn(self) -> bool:
