@@ -10,7 +10,13 @@ its SQLSTATE and a fingerprint of the detail instead; the detail itself stays on
 from __future__ import annotations
 
 import hashlib
+import logging
 import traceback
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 
 def fingerprint(text: str) -> str:
@@ -32,3 +38,35 @@ def detail_ref(detail: str) -> str:
 def frames(exc: BaseException) -> str:
     """Where an exception was raised (the stack's code lines), without its message."""
     return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+
+
+class RedactedServerErrors:
+    """ASGI middleware: an exception no handler answered becomes a 500 with no detail, logged with
+    its type and stack but not its message. (Starlette's own error middleware would have the
+    server log the message, which may quote the request's data.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            log.error(
+                "%s %s: unhandled %s\n%s", scope.get("method"), scope.get("path"), described(exc), frames(exc)
+            )
+            if started:  # too late for a 500: the connection is dropped, without the message
+                raise RuntimeError(f"unhandled {described(exc)}") from None
+            response = JSONResponse({"code": "internal_error", "detail": "internal error"}, status_code=500)
+            await response(scope, receive, send)

@@ -36,7 +36,7 @@ from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.errors import DomainError, Invalid
 from corridor.outbox import OutboxRelay, make_producer, pending_count
-from corridor.redaction import described
+from corridor.redaction import RedactedServerErrors, described
 from corridor.settings import ServiceSettings
 from corridor.telemetry import setup_logging, setup_tracing
 from corridor.uow import StoreT, UnitOfWork, unit_of_work_factory
@@ -102,6 +102,7 @@ class ServiceRuntime:
         self._producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self.http = FastAPI(title=title, lifespan=self._lifespan)
+        self.http.add_middleware(RedactedServerErrors)  # logs never quote what a request carried
         self.http.add_api_route(
             "/health/live", self._live, methods=["GET"], tags=["health"], response_model=Liveness
         )
