@@ -13,7 +13,7 @@ from contracts.base import Event
 from contracts.border import BorderCrossingCleared, CrossingRequirementLifted
 from contracts.eligibility import EligibilityDecided
 from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
-from contracts.intake import CaseRegistered
+from contracts.intake import CaseRegistered, EvidenceKind, EvidenceResult, HealthEvidenceRecorded
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import ManifestIssued, MovementDeparted
@@ -94,6 +94,17 @@ def valid_makers(readers: dict[str, list[str]], terminal: uuid.UUID) -> dict[str
             {"case_id": str(terminal), "status": "received", "occurred_at": now().isoformat()}
         ), RECEPTION
 
+    def evidence() -> tuple[Event, str]:
+        # For a case never registered: eligibility keeps it, and there is nothing to decide.
+        return HealthEvidenceRecorded(
+            case_id=uuid.uuid4(),
+            person_id=uuid.uuid4(),
+            kind=EvidenceKind.COVID19_TEST,
+            result=EvidenceResult.NEGATIVE,
+            taken_at=now(),
+            recorded_at=now(),
+        ), SOURCE
+
     def decided() -> tuple[Event, str]:
         return EligibilityDecided.model_validate(
             {
@@ -148,6 +159,7 @@ def valid_makers(readers: dict[str, list[str]], terminal: uuid.UUID) -> dict[str
 
     known: dict[str, Maker] = {
         topics.CASES: lambda: (registration(), SOURCE),
+        topics.HEALTH_EVIDENCE: evidence,
         topics.STATUS: status,
         topics.INBOUND_STATUS: report,
         topics.DECISIONS: decided,
