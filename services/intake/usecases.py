@@ -306,10 +306,10 @@ async def withdraw_case(command: RequestWithdrawal, units: Units, ctx: Context) 
 
 async def read_case(command: ReadCase, uow: Uow) -> CaseDetails:
     """The case with personal data; the read is recorded, with who and why, in the same transaction."""
+    await _not_erased(uow, command.case_id)  # what is left would not make a case any more
     case = await uow.store.case_details(command.case_id)
     if case is None:
         raise CaseNotFound(command.case_id)
-    await _not_erased(uow, command.case_id)
     await uow.store.record_access(command.case_id, command.actor, command.purpose)
     return case
 
