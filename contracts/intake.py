@@ -169,3 +169,25 @@ class CaseUpdated(Event):
     planned_travel_date: date
     consent: Consent
     members: list[Person] = Field(min_length=1)
+
+
+class ErasureBasis(StrEnum):
+    """Why a case's personal data is erased."""
+
+    DATA_SUBJECT_REQUEST = "data_subject_request"
+    """The person asked (through a caseworker, who is recorded as the requester)."""
+    RETENTION_EXPIRED = "retention_expired"
+    """The case ended longer ago than the deployment keeps personal data."""
+
+
+class PersonalDataErased(Event):
+    """Intake erased the personal data of a case's people (names, birth dates, document numbers,
+    contacts, health evidence, free-text notes); every service holding a copy does the same. Only
+    what statistics need stays: the case, its statuses and dates, sex, nationality, birth year.
+    Carries no personal data itself."""
+
+    event_type: ClassVar[str] = "org.corridor.intake.personal-data-erased.v1"
+
+    case_id: uuid.UUID
+    basis: ErasureBasis
+    erased_at: AwareDatetime

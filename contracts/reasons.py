@@ -35,6 +35,7 @@ _ELIGIBILITY = {
 
 _TRANSPORT = {
     "withdrawn_by_applicant": "Withdrawn by the applicant before departure",
+    "personal_data_erased": "Withdrawn: the personal data of the case was erased",
     "taken_off_vehicle": "Taken off the vehicle before departure: the travel date, route or number of seats changed",
     "no_show": "Not present at boarding",
     "seat_offered": "Offered a seat freed at boarding",

@@ -88,10 +88,21 @@ def table() -> tuple[Topic, ...]:
         CrossingRequirementPublished,
     )
     from contracts.eligibility import EligibilityDecided
-    from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
+    from contracts.intake import (
+        CaseRegistered,
+        CaseUpdated,
+        CaseWithdrawn,
+        HealthEvidenceRecorded,
+        PersonalDataErased,
+    )
     from contracts.missions import CaseStatusReported
     from contracts.status import CaseStatusChanged
-    from contracts.transport import ManifestIssued, MovementDeparted, VehicleProgressRecorded
+    from contracts.transport import (
+        ManifestIssued,
+        MovementDeparted,
+        PassengerDataErased,
+        VehicleProgressRecorded,
+    )
 
     return (
         Topic(
@@ -103,11 +114,11 @@ def table() -> tuple[Topic, ...]:
         ),
         Topic(
             CASES,
-            (CaseRegistered, CaseUpdated, CaseWithdrawn),
+            (CaseRegistered, CaseUpdated, CaseWithdrawn, PersonalDataErased),
             "case id",
             _by_case,
             "Restricted to the host mission: registrations and withdrawals, with personal data, "
-            "keyed by case id.",
+            "and the erasures of it, keyed by case id.",
         ),
         Topic(
             HEALTH_EVIDENCE,
@@ -155,11 +166,11 @@ def table() -> tuple[Topic, ...]:
         ),
         Topic(
             _MANIFESTS_PREFIX,
-            (ManifestIssued,),
+            (ManifestIssued, PassengerDataErased),
             "movement/vehicle",
             _by_vehicle,
-            "Manifests for one checkpoint's post only (personal data a border post needs), keyed "
-            "by movement/vehicle.",
+            "Manifests for one checkpoint's post only (personal data a border post needs), and the "
+            "erasures of their passengers' data, keyed by movement/vehicle.",
         ),
     )
 

@@ -74,3 +74,20 @@ class VehicleProgressRecorded(Event):
 
     def subject(self) -> str:
         return f"{self.movement_id}/{self.vehicle_id}"
+
+
+class PassengerDataErased(Event):
+    """A case's people on a vehicle's manifest for one checkpoint had their personal data erased
+    (intake's ``PersonalDataErased``): the post erases its copy of them. On the checkpoint's own
+    manifest topic, after the manifests it amends."""
+
+    event_type: ClassVar[str] = "org.corridor.transport.passenger-data-erased.v1"
+
+    case_id: uuid.UUID
+    movement_id: str
+    vehicle_id: str
+    checkpoint_id: str = Field(pattern=r"^[a-z0-9-]+$")
+    erased_at: AwareDatetime
+
+    def subject(self) -> str:
+        return f"{self.movement_id}/{self.vehicle_id}"

@@ -32,6 +32,12 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class Gone(DomainError):
+    """What the command names existed and was removed for good (personal data erased)."""
+
+    status_code = 410
+
+
 class Invalid(DomainError):
     """A value the command carries is wrong: answered 422 naming the field, like FastAPI does."""
 

@@ -275,3 +275,13 @@ class OutboxRelay:
 
 async def pending_count(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
+async def forget_published(conn: asyncpg.Connection, keys: Sequence[str]) -> int:
+    """Delete the published rows of these record keys now rather than after the retention period:
+    an erasure of personal data must not leave copies in the diagnostic history. Unpublished rows
+    stay (they are yet to be sent, in order). How many rows went."""
+    done = await conn.execute(
+        "DELETE FROM outbox WHERE key = ANY($1::text[]) AND published_at IS NOT NULL", list(keys)
+    )
+    return int(done.split()[-1])

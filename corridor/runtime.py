@@ -98,6 +98,8 @@ class ServiceRuntime:
         )
         self.consumers: list[EventConsumer] = []
         self.produced_topics: set[str] = set()
+        self._periodic: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
+        self._periodic_tasks: list[asyncio.Task[None]] = []
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
@@ -187,6 +189,19 @@ class ServiceRuntime:
         for topic in topics:
             declare_publication(self.broker, topic)
 
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]], *, name: str) -> None:
+        """Run ``job`` every ``seconds`` while the service runs (first after ``seconds``). A failed
+        run is logged and the next one comes as usual: housekeeping must not stop the service."""
+        self._periodic.append((name, seconds, job))
+
+    async def _repeat(self, name: str, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception as exc:
+                log.error("%s failed (%s); next run in %.0f s", name, type(exc).__name__, seconds)
+
     async def start(self) -> None:
         s = self.settings
         dsn = s.database_dsn()
@@ -207,11 +222,18 @@ class ServiceRuntime:
         )
         self.relay.start()
         await self.broker.start()
+        self._periodic_tasks = [
+            asyncio.create_task(self._repeat(name, seconds, job), name=name)
+            for name, seconds, job in self._periodic
+        ]
         log.info("%s started (source %s)", self.instance, self.source)
 
     async def stop(self) -> None:
         # Consumers first: in-flight handlers finish (graceful_timeout) and nothing new is taken;
         # then the relay drains what they wrote.
+        for task in self._periodic_tasks:
+            task.cancel()
+        await asyncio.gather(*self._periodic_tasks, return_exceptions=True)
         await self.broker.stop()
         if self.relay is not None:
             await self.relay.stop()

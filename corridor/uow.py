@@ -42,6 +42,8 @@ class Publisher(Protocol):
 
     async def note_status(self, case_id: Any, status: CaseStatus) -> None: ...
 
+    async def forget_published(self, *keys: str) -> None: ...
+
 
 class UnitOfWork(Generic[StoreT]):
     """A connection in a transaction, the service's store on it, and its outbox."""
@@ -84,6 +86,11 @@ class UnitOfWork(Generic[StoreT]):
 
     async def note_status(self, case_id: Any, status: CaseStatus) -> None:
         await statusguard.note(self.conn, case_id, status)
+
+    async def forget_published(self, *keys: str) -> None:
+        """Drop the already published outbox rows of these record keys (an erasure: no copy of
+        the personal data they carried stays in the diagnostic history)."""
+        await outbox.forget_published(self.conn, keys)
 
 
 def unit_of_work_factory(

@@ -46,6 +46,7 @@ class FakeUnitOfWork(Generic[StoreT]):
         self.published: list[Published] = []
         self.statuses: dict[Any, CaseStatus] = {}
         self.illegal: list[tuple[CaseStatus | None, CaseStatus]] = []
+        self.forgotten: list[str] = []
 
     def now(self) -> datetime:
         return self._now
@@ -71,6 +72,9 @@ class FakeUnitOfWork(Generic[StoreT]):
     async def note_status(self, case_id: Any, status: CaseStatus) -> None:
         if status not in ANNOTATIONS:
             self.statuses[case_id] = status
+
+    async def forget_published(self, *keys: str) -> None:
+        self.forgotten.extend(keys)
 
     # --- what a test asks ----------------------------------------------------------------------
 

@@ -76,6 +76,28 @@ class BorderStore:
         )
         return True
 
+    async def erase_case(self, case_id: uuid.UUID, at: datetime) -> bool:
+        """Anonymise the case's expected passengers and drop the notes about them; False if erased
+        before."""
+        first = await self.conn.fetchval(
+            """INSERT INTO erasures (case_id, erased_at) VALUES ($1, $2)
+               ON CONFLICT (case_id) DO NOTHING RETURNING true""",
+            case_id,
+            at,
+        )
+        if not first:
+            return False
+        await self.conn.execute(
+            """UPDATE expected_passengers SET surname = '', given_names = '', document_number = '-',
+                      birth_date = date_trunc('year', birth_date)::date
+               WHERE case_id = $1""",
+            case_id,
+        )
+        await self.conn.execute(
+            "UPDATE decisions SET reason = NULL, document_check = NULL WHERE case_id = $1", case_id
+        )
+        return True
+
     async def record_departure(self, case_id: uuid.UUID, movement_id: str, vehicle_id: str) -> None:
         await self.conn.execute(
             "INSERT INTO departures (case_id, movement_id, vehicle_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

@@ -25,7 +25,7 @@ from contracts.border import (
 from contracts.intake import EvidenceKind
 from contracts.routes import Checkpoint, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
-from contracts.transport import ManifestIssued, MovementDeparted
+from contracts.transport import ManifestIssued, MovementDeparted, PassengerDataErased
 from corridor.uow import Publisher
 from services.border_clearance import domain
 from services.border_clearance.domain import ExpectedVehicle, Refusal, Requirement, Scan
@@ -85,8 +85,16 @@ async def on_cleared_elsewhere(event: BorderCrossingCleared, uow: Unit, ctx: Con
         await uow.note_status(event.case_id, domain.cleared_status(event.direction))
 
 
+async def on_passenger_data_erased(event: PassengerDataErased, uow: Unit, ctx: Context) -> None:
+    """The people of a case had their personal data erased: erase this post's copy of them (the
+    crossing decisions stay, without the officers' notes)."""
+    if event.checkpoint_id == ctx.checkpoint_id:
+        await uow.store.erase_case(event.case_id, event.erased_at)
+
+
 HANDLERS: Mapping[type[Event], Callable[..., Awaitable[None]]] = {
     ManifestIssued: on_manifest,
+    PassengerDataErased: on_passenger_data_erased,
     MovementDeparted: on_departed,
     BorderCrossingCleared: on_cleared_elsewhere,
 }

@@ -118,6 +118,8 @@ class CaseRecord:
     facts: CaseFacts
     withdrawn_at: datetime | None = None
     departed_at: datetime | None = None
+    erased_at: datetime | None = None
+    """Its people's personal data was erased: no decision is taken on it again."""
 
     @property
     def on_the_road(self) -> bool:
@@ -591,6 +593,26 @@ def overridden(decision: Decision, override: SupervisorOverride | None, case: Ca
     if override is None or case.withdrawn_at is not None:
         return decision
     return with_override(decision, override.outcome, override.supervisor, override.reason)
+
+
+ERASED_TEXT = "[erased]"
+"""What replaces a text that spoke of a person whose data was erased."""
+
+
+def erased_facts(facts: CaseFacts) -> CaseFacts:
+    """The facts without what speaks of the people: no vulnerabilities (medical facts among them),
+    no document reference; nationality, document type and dates stay for the statistics."""
+    return facts.model_copy(
+        update={
+            "members": tuple(
+                m.model_copy(update={"vulnerabilities": (), "document_ref": ""}) for m in facts.members
+            )
+        }
+    )
+
+
+class CaseErased(Conflict):
+    """The case's personal data was erased: eligibility decides nothing on it any more."""
 
 
 class NoSuchCase(NotFound):

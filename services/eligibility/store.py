@@ -16,6 +16,7 @@ import asyncpg
 from contracts.eligibility import Outcome, RuleResult
 from contracts.intake import EvidenceKind, EvidenceResult
 from services.eligibility.domain import (
+    ERASED_TEXT,
     CaseFacts,
     CaseRecord,
     Decision,
@@ -56,12 +57,38 @@ class EligibilityStore:
         """The case as it stands, read under a lock on its row held until the unit ends: two
         re-evaluations of one case take effect one after the other. None if not registered here."""
         row = await self.conn.fetchrow(
-            "SELECT facts, withdrawn_at, departed_at FROM cases WHERE case_id = $1 FOR UPDATE", case_id
+            "SELECT facts, withdrawn_at, departed_at, erased_at FROM cases WHERE case_id = $1 FOR UPDATE",
+            case_id,
         )
         if row is None:
             return None
         return CaseRecord(
-            CaseFacts.model_validate_json(row["facts"]), row["withdrawn_at"], row["departed_at"]
+            CaseFacts.model_validate_json(row["facts"]),
+            row["withdrawn_at"],
+            row["departed_at"],
+            row["erased_at"],
+        )
+
+    async def erase_case(self, facts: CaseFacts, at: datetime) -> None:
+        """Keep ``facts`` (already stripped of what speaks of the people) and outcomes; drop the
+        health evidence and every text about the people (the rules' reasons, overrides' reasons)."""
+        await self.conn.execute(
+            "UPDATE cases SET facts = $2::jsonb, erased_at = $3 WHERE case_id = $1",
+            facts.case_id,
+            facts.model_dump_json(),
+            at,
+        )
+        await self.conn.execute("DELETE FROM evidence WHERE case_id = $1", facts.case_id)
+        await self.conn.execute(
+            """UPDATE decisions SET rules = (
+                   SELECT coalesce(jsonb_agg(r || jsonb_build_object('reason', $2::text)), '[]'::jsonb)
+                   FROM jsonb_array_elements(rules) AS r)
+               WHERE case_id = $1""",
+            facts.case_id,
+            ERASED_TEXT,
+        )
+        await self.conn.execute(
+            "UPDATE overrides SET reason = $2 WHERE case_id = $1", facts.case_id, ERASED_TEXT
         )
 
     async def facts_of(self, case_ids: list[uuid.UUID]) -> list[CaseFacts]:

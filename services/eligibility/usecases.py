@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from contracts.base import Event
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
 from contracts.eligibility import EligibilityDecided, Outcome
-from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded
+from contracts.intake import (
+    CaseRegistered,
+    CaseUpdated,
+    CaseWithdrawn,
+    HealthEvidenceRecorded,
+    PersonalDataErased,
+)
 from contracts.routes import RouteBook
 from contracts.transport import MovementDeparted
 from corridor.uow import Publisher
@@ -55,6 +61,7 @@ class Store(Protocol):
     async def lock_case_id(self, case_id: uuid.UUID) -> None: ...
     async def facts_of(self, case_ids: list[uuid.UUID]) -> list[CaseFacts]: ...
     async def mark_withdrawn(self, case_id: uuid.UUID, at: datetime) -> None: ...
+    async def erase_case(self, facts: CaseFacts, at: datetime) -> None: ...
     async def mark_departed(self, case_ids: list[uuid.UUID], at: datetime) -> None: ...
     async def cases_on_routes(self, route_ids: list[str], travelling_from: date) -> list[uuid.UUID]: ...
     async def append_decision(self, case_id: uuid.UUID, decision: Decision, decided_at: datetime) -> int: ...
@@ -90,8 +97,8 @@ class Unit(Publisher, Protocol):
 async def reevaluate(case_id: uuid.UUID, uow: Unit, ctx: Context) -> None:
     """Decide again from everything known now; publish only if the outcome or a reason changed."""
     case = await uow.store.lock_case(case_id)
-    if case is None or case.on_the_road:
-        return  # not registered here yet, or on the road: the decision is frozen
+    if case is None or case.on_the_road or case.erased_at is not None:
+        return  # not registered here yet, on the road, or erased: the decision is frozen
     facts = case.facts
     route = ctx.routes.get(facts.route_id)
     if route is None:
@@ -167,6 +174,9 @@ async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
 
 async def on_health_evidence_recorded(event: HealthEvidenceRecorded, uow: Unit, ctx: Context) -> None:
     await uow.store.lock_case_id(event.case_id)
+    case = await uow.store.lock_case(event.case_id)
+    if case is not None and case.erased_at is not None:
+        return  # recorded before the erasure, read after it: not kept
     evidence = Evidence(event.person_id, event.kind, event.result, event.taken_at)
     await uow.store.add_evidence(event.case_id, evidence)
     await reevaluate(event.case_id, uow, ctx)  # nothing yet if the case is not registered here
@@ -175,6 +185,15 @@ async def on_health_evidence_recorded(event: HealthEvidenceRecorded, uow: Unit, 
 async def on_case_withdrawn(event: CaseWithdrawn, uow: Unit, ctx: Context) -> None:
     await uow.store.mark_withdrawn(event.case_id, event.withdrawn_at)
     await reevaluate(event.case_id, uow, ctx)
+
+
+async def on_personal_data_erased(event: PersonalDataErased, uow: Unit, ctx: Context) -> None:
+    """The case's people had their personal data erased at intake: erase what is kept of them here
+    and decide nothing on the case again. Outcomes and dates stay for the statistics."""
+    case = await uow.store.lock_case(event.case_id)
+    if case is None or case.erased_at is not None:
+        return  # never registered here (it follows the registration on the topic), or done before
+    await uow.store.erase_case(domain.erased_facts(case.facts), event.erased_at)
 
 
 async def on_requirement_published(event: CrossingRequirementPublished, uow: Unit, ctx: Context) -> None:
@@ -210,6 +229,7 @@ HANDLERS: Mapping[type[Event], EventUseCase] = {
     CaseUpdated: on_case_updated,
     HealthEvidenceRecorded: on_health_evidence_recorded,
     CaseWithdrawn: on_case_withdrawn,
+    PersonalDataErased: on_personal_data_erased,
     CrossingRequirementPublished: on_requirement_published,
     CrossingRequirementLifted: on_requirement_lifted,
     MovementDeparted: on_movement_departed,
@@ -253,6 +273,8 @@ async def override_decision(cmd: OverrideDecision, uow: Unit, ctx: Context) -> R
     latest = await uow.store.latest_decision(cmd.case_id)
     if case is None or latest is None:
         raise domain.NoSuchCase(f"no case {cmd.case_id}")
+    if case.erased_at is not None:
+        raise domain.CaseErased(f"the personal data of case {cmd.case_id} was erased")
     domain.check_override(latest.as_decision(), cmd.outcome)
     await uow.store.add_override(cmd.case_id, cmd.outcome, cmd.reason, cmd.supervisor)
     return await _decided(cmd.case_id, uow, ctx)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import CloudEvent, EnvelopeError
+from contracts.intake import ErasureBasis
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
 from corridor.consumer import EventConsumer, Rejected, RetryLater
@@ -48,6 +49,13 @@ class RegistrationOut(_Out):
     duplicate_flags: list[FlagRaisedOut] | None = Field(
         default=None, description="Possible duplicates for a caseworker to review (only when created)"
     )
+
+
+class ErasureOut(_Out):
+    case_id: uuid.UUID
+    basis: ErasureBasis
+    erased_at: Timestamp
+    created: bool = Field(description="False when the case's data was erased before")
 
 
 class UpdatedOut(_Out):
@@ -292,6 +300,34 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             created=answer.created,
             timeline=f"/cases/{case_id}/timeline" if answer.pending else None,
         )
+
+    @api.post(
+        "/cases/{case_id}/erasure",
+        status_code=201,
+        tags=["privacy"],
+        response_model=ErasureOut,
+        responses={
+            200: {"model": ErasureOut, "description": "Erased before: nothing changed"},
+            409: {"description": "The case has not ended: withdraw it first"},
+        },
+    )
+    async def erase_personal_data(
+        case_id: uuid.UUID,
+        x_actor: Annotated[str, Header(min_length=1, description="Who records the request")],
+        response: Response,
+    ) -> ErasureOut:
+        """The person asks for their personal data to be erased. Once the case has ended (arrived,
+        closed, withdrawn, no-show or ineligible), their names, birth dates (the year stays),
+        documents, contacts, health evidence and notes are erased here and, through an event, in
+        every service that holds a copy; the case and its statuses stay for the statistics.
+        Repeating it is safe."""
+        async with units() as uow:
+            erasure, created = await usecases.erase_personal_data(
+                domain.EraseCase(case_id, ErasureBasis.DATA_SUBJECT_REQUEST, x_actor), uow
+            )
+        if not created:
+            response.status_code = 200
+        return ErasureOut(case_id=case_id, basis=erasure.basis, erased_at=erasure.erased_at, created=created)
 
     @api.get("/cases/{case_id}/access-log", response_model=CaseAccessLogOut)
     async def case_access_log(case_id: uuid.UUID) -> CaseAccessLogOut:

@@ -6,6 +6,8 @@ Wiring only: what intake does is in ``usecases.py``, its rules in ``domain.py``,
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from pydantic import Field
@@ -27,6 +29,15 @@ class IntakeSettings(ServiceSettings):
     withdrawal_wait_seconds: float = Field(
         default=10.0, ge=0, le=60, description="How long a withdrawal request waits for its outcome"
     )
+    personal_data_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="How long after a case ended (arrived, closed, withdrawn, no-show, ineligible) "
+        "its people's personal data is kept before it is erased",
+    )
+    retention_sweep_seconds: float = Field(
+        default=600.0, gt=0, description="How often intake looks for cases past the retention period"
+    )
 
 
 def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
@@ -34,6 +45,7 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
     ctx = usecases.Context(
         routes=RouteBook.load(settings.routes_file),
         withdrawal_wait_seconds=settings.withdrawal_wait_seconds,
+        retention=timedelta(days=settings.personal_data_retention_days),
     )
     rt = ServiceRuntime("intake", settings, migrations=MIGRATIONS, title="Corridor intake")
     rt.produces(topics.CASES, topics.HEALTH_EVIDENCE, topics.STATUS)
@@ -50,5 +62,10 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         name=INBOUND,
     )
     rt.http.include_router(api.router(rt, ctx, inbound))
+    rt.every(
+        settings.retention_sweep_seconds,
+        partial(usecases.sweep_retention, rt.units(IntakeStore), ctx),
+        name="retention sweep",
+    )
     rt.http.add_exception_handler(RegistrationRejected, api.registration_rejected)
     return rt

@@ -30,6 +30,7 @@ from contracts.intake import (
     CitizenshipProof,
     Consent,
     DocumentType,
+    ErasureBasis,
     EvidenceKind,
     EvidenceResult,
     Person,
@@ -40,7 +41,7 @@ from contracts.intake import (
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus, Place
-from corridor.errors import Conflict, Invalid, NotFound
+from corridor.errors import Conflict, Gone, Invalid, NotFound
 from corridor.mrz import MRZError
 from corridor.mrz import parse as parse_mrz
 from services.intake.duplicates import normalise_name
@@ -291,6 +292,24 @@ class NotBeforeDeparture(Conflict):
     """The case is past the point where it may be changed or withdrawn."""
 
 
+class NotErasable(Conflict):
+    """The case is still in the process: its people's data is what their journey runs on."""
+
+    def __init__(self, status: CaseStatus) -> None:
+        super().__init__(
+            f"case is {status.value}: personal data can be erased once the case has ended "
+            "(arrived, closed, withdrawn, no-show or ineligible); withdraw it first"
+        )
+        self.status = status
+
+
+class CaseErased(Gone):
+    """The case's personal data was erased: it cannot be read, changed or added to."""
+
+    def __init__(self, case_id: uuid.UUID, erased_at: datetime) -> None:
+        super().__init__(f"the personal data of case {case_id} was erased on {erased_at.date().isoformat()}")
+
+
 class WithdrawalTooLate(Conflict):
     """The case's vehicle left before transport applied the withdrawal."""
 
@@ -335,6 +354,31 @@ WITHDRAWABLE = frozenset(
 
 # Statuses that say the case's vehicle left: a withdrawal not applied before them came too late.
 ON_THE_ROAD = frozenset(CaseStatus) - WITHDRAWABLE - {CaseStatus.WITHDRAWN, CaseStatus.NO_SHOW}
+
+
+# A case whose journey has ended, or that left the process: its people's personal data may be erased
+# (on request, or when the retention period has passed). Before that it is what their journey runs
+# on. An ineligible case is included: eligibility and transport stop deciding on an erased case, and
+# transport withdraws it.
+ERASABLE = frozenset(
+    {
+        CaseStatus.INELIGIBLE,
+        CaseStatus.WITHDRAWN,
+        CaseStatus.NO_SHOW,
+        CaseStatus.ARRIVED,
+        CaseStatus.RECEIVED,
+        CaseStatus.CLOSED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class EraseCase:
+    """Erase the personal data of a case's people, everywhere the platform holds it."""
+
+    case_id: uuid.UUID
+    basis: ErasureBasis
+    requested_by: str
 
 
 def may_change(status: CaseStatus, *, withdrawn: bool) -> bool:

@@ -8,7 +8,7 @@ back domain objects and the small records below, never raw rows or JSON text.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -21,6 +21,7 @@ from contracts.intake import (
     CaseWithdrawn,
     CitizenshipProof,
     Consent,
+    ErasureBasis,
     HealthEvidenceRecorded,
     Person,
     Relationship,
@@ -159,6 +160,19 @@ _UPSERT_PERSON = """
         current_city = EXCLUDED.current_city, given_names_cyrillic = EXCLUDED.given_names_cyrillic,
         surname_cyrillic = EXCLUDED.surname_cyrillic, phone = EXCLUDED.phone,
         proof_of_citizenship = EXCLUDED.proof_of_citizenship"""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """The erasure of a case's personal data: on what basis, who asked, when."""
+
+    case_id: uuid.UUID
+    basis: ErasureBasis
+    requested_by: str
+    erased_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "basis", ErasureBasis(self.basis))
 
 
 class IntakeStore:
@@ -446,6 +460,70 @@ class IntakeStore:
 
     async def is_withdrawn(self, case_id: uuid.UUID) -> bool:
         return bool(await self.conn.fetchval("SELECT 1 FROM withdrawals WHERE case_id = $1", case_id))
+
+    # --- erasure of personal data --------------------------------------------------------------
+
+    async def erasure_of(self, case_id: uuid.UUID) -> Erasure | None:
+        row = await self.conn.fetchrow(
+            "SELECT case_id, basis, requested_by, erased_at FROM erasures WHERE case_id = $1", case_id
+        )
+        return None if row is None else Erasure(**dict(row))
+
+    async def erase_case(self, erasure: Erasure) -> None:
+        """Anonymise every person of the case and drop what identifies them or speaks of them
+        (keys, health evidence, notes); keep what statistics count (sex, nationality, birth year,
+        vulnerability categories, the case's statuses and dates). Recorded with who asked."""
+        case_id = erasure.case_id
+        await self.conn.execute(
+            """UPDATE persons SET given_names = '', surname = '', given_names_cyrillic = NULL,
+                      surname_cyrillic = NULL, phone = NULL, current_city = NULL,
+                      proof_of_citizenship = NULL,
+                      birth_date = date_trunc('year', birth_date)::date,
+                      document = jsonb_build_object('type', document->'type',
+                                                    'issuing_country', document->'issuing_country')
+               WHERE case_id = $1""",
+            case_id,
+        )
+        await self.conn.execute(
+            """UPDATE cases SET registration_key = NULL,
+                      consent = consent - 'proxy_name' - 'proxy_reason', updated_at = now()
+               WHERE case_id = $1""",
+            case_id,
+        )
+        await self.conn.execute("DELETE FROM person_keys WHERE case_id = $1", case_id)
+        await self.conn.execute("DELETE FROM health_evidence WHERE case_id = $1", case_id)
+        await self.conn.execute("UPDATE withdrawals SET reason = '' WHERE case_id = $1", case_id)
+        await self.conn.execute(
+            """UPDATE duplicate_flags SET resolution_note = NULL
+               WHERE case_id = $1 OR other_case_id = $1""",
+            case_id,
+        )
+        await self.conn.execute("UPDATE status_timeline SET reason = NULL WHERE case_id = $1", case_id)
+        await self.conn.execute(
+            """INSERT INTO erasures (case_id, basis, requested_by, erased_at) VALUES ($1, $2, $3, $4)""",
+            case_id,
+            erasure.basis.value,
+            erasure.requested_by,
+            erasure.erased_at,
+        )
+
+    async def cases_past_retention(
+        self, statuses: Collection[CaseStatus], ended_before: datetime, limit: int
+    ) -> list[uuid.UUID]:
+        """Ended cases last changed before ``ended_before`` and not yet erased, their rows locked;
+        rows another sweep holds are skipped, so two intake instances never erase one case twice."""
+        rows = await self.conn.fetch(
+            """SELECT c.case_id FROM cases c
+               WHERE c.status = ANY($1::text[]) AND c.updated_at < $2
+                 AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.case_id = c.case_id)
+               ORDER BY c.updated_at
+               LIMIT $3
+               FOR UPDATE OF c SKIP LOCKED""",
+            [s.value for s in statuses],
+            ended_before,
+            limit,
+        )
+        return [r["case_id"] for r in rows]
 
     # --- duplicate keys and flags --------------------------------------------------------------
 

@@ -17,14 +17,21 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
 from contracts import reasons
 from contracts.base import Event
 from contracts.envelope import CloudEvent
-from contracts.intake import CaseUpdated, CaseWithdrawn, HealthEvidenceRecorded, Person
+from contracts.intake import (
+    CaseUpdated,
+    CaseWithdrawn,
+    ErasureBasis,
+    HealthEvidenceRecorded,
+    Person,
+    PersonalDataErased,
+)
 from contracts.missions import CaseStatusReported
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
@@ -35,8 +42,10 @@ from corridor.uow import UnitOfWork
 from services.intake import domain
 from services.intake.domain import (
     AddHealthEvidence,
+    CaseErased,
     CaseNotFound,
     ChangeCase,
+    EraseCase,
     FlagNotOpen,
     FlagStatus,
     NotBeforeDeparture,
@@ -53,6 +62,7 @@ from services.intake.store import (
     AccessRecord,
     CaseDetails,
     DuplicateFlag,
+    Erasure,
     IntakeStore,
     RaisedFlag,
     TimelineEntry,
@@ -73,6 +83,8 @@ class Context:
 
     routes: RouteBook
     withdrawal_wait_seconds: float = 10.0
+    retention: timedelta = timedelta(days=90)
+    """How long after a case ended its people's personal data is kept."""
 
 
 # --- registration and changes ------------------------------------------------------------------
@@ -134,6 +146,7 @@ async def update_case(command: ChangeCase, uow: Uow, ctx: Context) -> CaseUpdate
     case = await uow.store.case_for_update(case_id)
     if case is None:
         raise CaseNotFound(case_id)
+    await _not_erased(uow, case_id)
     if not domain.may_change(case.status, withdrawn=await uow.store.is_withdrawn(case_id)):
         raise NotBeforeDeparture(f"case is {case.status.value}: it can be changed only before departure")
     domain.check_registration(details, ctx.routes, now.date())
@@ -205,6 +218,7 @@ async def record_health_evidence(command: AddHealthEvidence, uow: Uow) -> CloudE
     now, evidence = uow.now(), command.evidence
     if evidence.taken_at > now:
         raise Invalid("taken_at", "is in the future")
+    await _not_erased(uow, command.case_id)
     if not await uow.store.person_in_case(command.case_id, evidence.person_id):
         raise PersonNotInCase(command.case_id, evidence.person_id)
     recorded = HealthEvidenceRecorded(
@@ -241,6 +255,7 @@ async def request_withdrawal(command: RequestWithdrawal, uow: Uow) -> bool:
     case = await uow.store.case_for_update(command.case_id)
     if case is None:
         raise CaseNotFound(command.case_id)
+    await _not_erased(uow, command.case_id)
     created = not await uow.store.is_withdrawn(command.case_id)
     if created:
         if case.status not in domain.WITHDRAWABLE:
@@ -292,6 +307,7 @@ async def withdraw_case(command: RequestWithdrawal, units: Units, ctx: Context) 
 
 async def read_case(command: ReadCase, uow: Uow) -> CaseDetails:
     """The case with personal data; the read is recorded, with who and why, in the same transaction."""
+    await _not_erased(uow, command.case_id)  # what is left would not make a case any more
     case = await uow.store.case_details(command.case_id)
     if case is None:
         raise CaseNotFound(command.case_id)
@@ -325,6 +341,66 @@ async def record_status_change(change: CaseStatusChanged, uow: Uow, ctx: Context
     assert uow.cause is not None, "a consumer's use case"
     await uow.store.record_status(uow.cause.source, uow.cause.id, change)
     await uow.note_status(change.case_id, change.status)
+
+
+# --- erasure of personal data ----------------------------------------------------------------------
+
+
+async def _not_erased(uow: Uow, case_id: uuid.UUID) -> None:
+    erasure = await uow.store.erasure_of(case_id)
+    if erasure is not None:
+        raise CaseErased(case_id, erasure.erased_at)
+
+
+async def erase_personal_data(command: EraseCase, uow: Uow) -> tuple[Erasure, bool]:
+    """Erase the personal data of a case's people here, and tell every service holding a copy
+    (``PersonalDataErased``, after everything intake sent about the case on the same topic, so no
+    copy is made again after it). Under the case's row lock: a withdrawal, an update or a read of
+    the case waits for it, then finds the data gone. The erasure, and whether this command made it
+    (a repeat changes nothing)."""
+    case = await uow.store.case_for_update(command.case_id)
+    if case is None:
+        raise CaseNotFound(command.case_id)
+    done = await uow.store.erasure_of(command.case_id)
+    if done is not None:
+        return done, False
+    if case.status not in domain.ERASABLE:
+        raise domain.NotErasable(case.status)
+    return await _erase(uow, command.case_id, command.basis, command.requested_by), True
+
+
+async def _erase(uow: Uow, case_id: uuid.UUID, basis: ErasureBasis, requested_by: str) -> Erasure:
+    erasure = Erasure(case_id=case_id, basis=basis, requested_by=requested_by, erased_at=uow.now())
+    await uow.store.erase_case(erasure)
+    await uow.forget_published(str(case_id))  # the registrations and updates it sent
+    await uow.publish(PersonalDataErased(case_id=case_id, basis=basis, erased_at=erasure.erased_at))
+    return erasure
+
+
+RETENTION_SWEEPER = "retention"
+"""Who the audit names for erasures the retention period decided."""
+
+
+async def expire_personal_data(uow: Uow, ctx: Context, *, limit: int = 100) -> list[uuid.UUID]:
+    """Erase the personal data of cases that ended longer ago than the retention period (at most
+    ``limit`` of them, oldest first; the sweep runs again for the rest). Cases another sweep is
+    erasing at the same moment are skipped, not waited for."""
+    ended_before = uow.now() - ctx.retention
+    expired = await uow.store.cases_past_retention(domain.ERASABLE, ended_before, limit)
+    for case_id in expired:
+        await _erase(uow, case_id, ErasureBasis.RETENTION_EXPIRED, RETENTION_SWEEPER)
+    return expired
+
+
+async def sweep_retention(units: Units, ctx: Context, *, batch: int = 100) -> int:
+    """Erase every case past the retention period, a batch per transaction; how many."""
+    erased = 0
+    while True:
+        async with units() as uow:
+            expired = await expire_personal_data(uow, ctx, limit=batch)
+        erased += len(expired)
+        if len(expired) < batch:
+            return erased
 
 
 # --- status changes reported by country missions -------------------------------------------------

@@ -115,6 +115,18 @@ class Case:
     members: int
 
 
+NOT_YET_TRAVELLING = frozenset(
+    {
+        CaseStatus.REGISTERED,
+        CaseStatus.ELIGIBLE,
+        CaseStatus.INELIGIBLE,
+        CaseStatus.ON_HOLD,
+        CaseStatus.MANIFESTED,
+    }
+)
+"""Statuses of a case that has not left: a withdrawal (or an erasure) still stops it travelling."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """Eligibility's newest decision on a case, as transport keeps and applies it. It may reach

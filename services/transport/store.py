@@ -125,6 +125,22 @@ class TransportStore:
 
     # --- cases ---------------------------------------------------------------------------------
 
+    async def erase_passengers(self, case_id: uuid.UUID, at: datetime) -> bool:
+        """Anonymise the case's passengers (what manifests are made of); sex, nationality, document
+        type and birth year stay for the statistics. False if erased before."""
+        done = await self.conn.execute(
+            """UPDATE cases SET erased_at = $2, passengers = (
+                   SELECT coalesce(jsonb_agg(p || jsonb_build_object(
+                       'surname', '', 'given_names', '', 'document_number', '-',
+                       'birth_date', to_char(date_trunc('year', (p->>'birth_date')::date), 'YYYY-MM-DD'))),
+                       '[]'::jsonb)
+                   FROM jsonb_array_elements(passengers) AS p)
+               WHERE case_id = $1 AND erased_at IS NULL""",
+            case_id,
+            at,
+        )
+        return bool(done.endswith(" 1"))
+
     async def save_case(self, case: CaseRegistered | CaseUpdated) -> tuple[str, date] | None:
         """Store or refresh a case; returns its previous route and travel date when it had one."""
         passengers = [

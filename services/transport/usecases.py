@@ -24,10 +24,16 @@ from contracts import reasons
 from contracts.base import Event
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused
 from contracts.eligibility import EligibilityDecided
-from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, PersonalDataErased
 from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
-from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, VehicleProgressRecorded
+from contracts.transport import (
+    ManifestIssued,
+    ManifestPassenger,
+    MovementDeparted,
+    PassengerDataErased,
+    VehicleProgressRecorded,
+)
 from corridor.consumer import Rejected
 from corridor.uow import Publisher
 from services.transport import commands, domain
@@ -210,7 +216,14 @@ async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
     )
 
 
-async def _withdraw(uow: Unit, ctx: Context, case: Case, at: datetime) -> None:
+async def _withdraw(
+    uow: Unit,
+    ctx: Context,
+    case: Case,
+    at: datetime,
+    *,
+    reason_code: str = "withdrawn_by_applicant",
+) -> None:
     """Apply the applicant's withdrawal under the case's lock: before departure the seat is freed
     and the withdrawal announced; after departure it comes too late, and the stream, which shows
     the departure, tells intake so."""
@@ -236,7 +249,7 @@ async def _withdraw(uow: Unit, ctx: Context, case: Case, at: datetime) -> None:
         case.members,
         movement_id=movement_id,
         # The caseworker's note may name people: it stays on the restricted topic.
-        reason_code="withdrawn_by_applicant",
+        reason_code=reason_code,
     )
 
 
@@ -246,6 +259,43 @@ async def on_case_withdrawn(event: CaseWithdrawn, uow: Unit, ctx: Context) -> No
         # Intake publishes the registration before the withdrawal, on the same partition.
         raise Rejected("unknown_case", f"withdrawal of case {event.case_id}, never registered here")
     await _withdraw(uow, ctx, case, event.withdrawn_at)
+
+
+async def on_personal_data_erased(event: PersonalDataErased, uow: Unit, ctx: Context) -> None:
+    """The case's people had their personal data erased at intake: anonymise the passengers kept
+    here, tell each post on the route of the vehicle they were on to erase its copy, and make sure
+    the case never travels (an ineligible case may be erased, and a later decision could otherwise
+    seat it): withdrawn, if it has not left."""
+    case = await uow.store.lock_case(event.case_id)
+    if case is None:
+        return  # never registered here: it follows the registration on the same partition
+    seat = await uow.store.assignment(event.case_id)
+    if not await uow.store.erase_passengers(event.case_id, event.erased_at):
+        return  # erased before
+    if await uow.known_status(event.case_id) in domain.NOT_YET_TRAVELLING:
+        await _withdraw(
+            uow,
+            ctx,
+            case,
+            event.erased_at,
+            reason_code="personal_data_erased",
+        )
+    route = ctx.routes.get(seat.route_id) if seat is not None else None
+    if seat is None or route is None:
+        return
+    # The manifests sent with them aboard (other passengers' too: they were sent, and are kept only
+    # for diagnosis).
+    await uow.forget_published(f"{seat.movement_id}/{seat.vehicle_id}")
+    for cp in route.checkpoints:
+        await uow.publish(
+            PassengerDataErased(
+                case_id=event.case_id,
+                movement_id=seat.movement_id,
+                vehicle_id=seat.vehicle_id,
+                checkpoint_id=cp.checkpoint_id,
+                erased_at=event.erased_at,
+            )
+        )
 
 
 async def on_eligibility_decided(event: EligibilityDecided, uow: Unit, ctx: Context) -> None:
@@ -344,6 +394,7 @@ HANDLERS: Mapping[type[Event], EventUseCase] = {
     CaseRegistered: on_case_registered,
     CaseUpdated: on_case_updated,
     CaseWithdrawn: on_case_withdrawn,
+    PersonalDataErased: on_personal_data_erased,
     EligibilityDecided: on_eligibility_decided,
     BorderCrossingCleared: on_crossing,
     BorderCrossingRefused: on_crossing,

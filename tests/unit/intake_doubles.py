@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +31,7 @@ from services.intake.store import (
     AccessRecord,
     CaseDetails,
     DuplicateFlag,
+    Erasure,
     EventRef,
     KnownPerson,
     LockedCase,
@@ -78,6 +79,9 @@ class FakeIntakeStore:
     withdrawals: dict[uuid.UUID, tuple[CaseWithdrawn, str]] = field(default_factory=dict)
     reads: list[AccessRecord] = field(default_factory=list)
     inbox: set[tuple[str, str, str]] = field(default_factory=set)
+    erasures: dict[uuid.UUID, Erasure] = field(default_factory=dict)
+    ended_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    """When a case last changed, for the retention sweep (cases not listed: never)."""
     calls: list[str] = field(default_factory=list)
 
     async def lock_duplicate_keys(self, lock_ids: list[int]) -> None:
@@ -122,6 +126,34 @@ class FakeIntakeStore:
         self.keys = {k for k in self.keys if k[1] != case.case_id}
         self.persons = {p: v for p, v in self.persons.items() if v[0] != case.case_id}
         self.persons.update({p.person_id: (case.case_id, p) for p in case.members})
+
+    async def erasure_of(self, case_id: uuid.UUID) -> Erasure | None:
+        return self.erasures.get(case_id)
+
+    async def erase_case(self, erasure: Erasure) -> None:
+        self.calls.append(f"erase {erasure.case_id}")
+        for person_id, (case_id, p) in list(self.persons.items()):
+            if case_id == erasure.case_id:
+                blank = p.model_copy(
+                    update={"given_names": "", "surname": "", "phone": None, "current_city": None}
+                )
+                self.persons[person_id] = (case_id, blank)
+        self.keys = {k for k in self.keys if k[1] != erasure.case_id}
+        self.evidence = [e for e in self.evidence if e[0].case_id != erasure.case_id]
+        self.erasures[erasure.case_id] = erasure
+
+    async def cases_past_retention(
+        self, statuses: Collection[CaseStatus], ended_before: datetime, limit: int
+    ) -> list[uuid.UUID]:
+        due = sorted(
+            (at, c.case_id)
+            for c in self.cases.values()
+            if c.status in statuses
+            and c.case_id not in self.erasures
+            and (at := self.ended_at.get(c.case_id)) is not None
+            and at < ended_before
+        )
+        return [case_id for _, case_id in due[:limit]]
 
     async def case_exists(self, case_id: uuid.UUID) -> bool:
         return case_id in self.cases

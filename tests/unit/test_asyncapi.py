@@ -279,7 +279,8 @@ def test_border_posts_document_their_own_manifest_topic_and_publish_both_decisio
         for checkpoint in route.checkpoints:
             doc = committed(f"border-clearance.{checkpoint.checkpoint_id}")
             assert channel_events(doc, "receive", f"transport.manifests.{checkpoint.checkpoint_id}") == {
-                "ManifestIssued"
+                "ManifestIssued",
+                "PassengerDataErased",
             }
             assert channel_events(doc, "send", "border.crossings") == {
                 "BorderCrossingCleared",

@@ -5,6 +5,7 @@ Kafka and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import uuid
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from contracts.border import (
 from contracts.intake import DocumentType, EvidenceKind
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
-from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted
+from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, PassengerDataErased
 from corridor.mrz import check_digit
 from corridor.settings import ServiceSettings
 from services.border_clearance import domain, usecases
@@ -60,6 +61,7 @@ class FakeBorderStore:
         self.reqs: dict[uuid.UUID, Requirement] = {}
         self.hold_list: dict[str, Hold] = {}
         self.locks: list[tuple[str, str]] = []
+        self.erased: dict[uuid.UUID, datetime] = {}
 
     async def save_manifest(self, m: ManifestIssued) -> bool:
         key = (m.movement_id, m.vehicle_id)
@@ -85,6 +87,28 @@ class FakeBorderStore:
             ),
             key=lambda p: (p.case_id, p.person_id),
         )
+        return True
+
+    async def erase_case(self, case_id: uuid.UUID, at: datetime) -> bool:
+        if case_id in self.erased:
+            return False
+        self.erased[case_id] = at
+        for key, people in self.people.items():
+            self.people[key] = [
+                dataclasses.replace(
+                    p,
+                    surname="",
+                    given_names="",
+                    document_number="-",
+                    birth_date=p.birth_date.replace(month=1, day=1),
+                )
+                if p.case_id == case_id
+                else p
+                for p in people
+            ]
+        for key, decision in self.decisions.items():
+            if key[0] == case_id:
+                decision.update(reason=None, document_check=None)
         return True
 
     async def record_departure(self, case_id: uuid.UUID, movement_id: str, vehicle_id: str) -> None:
@@ -560,7 +584,12 @@ async def test_a_clearance_elsewhere_is_recorded_and_noted_and_this_posts_own_ig
 
 
 async def test_the_handlers_table_gives_each_use_case_this_posts_context() -> None:
-    assert set(usecases.HANDLERS) == {ManifestIssued, MovementDeparted, BorderCrossingCleared}
+    assert set(usecases.HANDLERS) == {
+        ManifestIssued,
+        PassengerDataErased,
+        MovementDeparted,
+        BorderCrossingCleared,
+    }
     ctx, store = post(0), FakeBorderStore()
     bound = usecases.handlers(ctx)
     await bound[ManifestIssued](manifest([person(uuid.uuid4(), 1)]), unit(store))
@@ -611,3 +640,29 @@ async def test_a_requirement_is_published_keyed_by_checkpoint_and_lifted_once() 
         await usecases.lift_requirement(published.requirement_id, unit(store), ctx)
     assert caught.value.status_code == 404
     assert caught.value.detail == f"no active requirement {published.requirement_id}"
+
+
+# --- erasure of personal data ------------------------------------------------------------------
+
+
+def erased(case_id: uuid.UUID, checkpoint: str) -> PassengerDataErased:
+    return PassengerDataErased(
+        case_id=case_id, movement_id=MOVEMENT, vehicle_id=VEHICLE, checkpoint_id=checkpoint, erased_at=NOW
+    )
+
+
+async def test_an_erasure_anonymises_this_posts_copy_and_the_officers_notes_and_keeps_the_decisions() -> None:
+    bus = await arrived_bus()
+    await bus.clear(refusals=(Refusal(bus.child.person_id, "document_damaged", "Certificate torn"),))
+    ctx = post(0)
+    # Another post's notice is not this post's business.
+    await usecases.on_passenger_data_erased(erased(bus.family, SECOND.checkpoint_id), unit(bus.store), ctx)
+    assert bus.store.erased == {}
+    await usecases.on_passenger_data_erased(erased(bus.family, FIRST.checkpoint_id), unit(bus.store), ctx)
+    people = [p for p in bus.store.people[(MOVEMENT, VEHICLE)] if p.case_id == bus.family]
+    assert people and {(p.surname, p.given_names, p.document_number) for p in people} == {("", "", "-")}
+    others = [p for p in bus.store.people[(MOVEMENT, VEHICLE)] if p.case_id != bus.family]
+    assert others and all(p.surname for p in others)
+    recorded = {p: d for (c, p), d in bus.store.decisions.items() if c == bus.family}
+    assert recorded[bus.child.person_id]["reason"] is None
+    assert recorded[bus.child.person_id]["reason_code"] == "document_damaged"  # statistics stay

@@ -27,6 +27,7 @@ from contracts.intake import (
     EvidenceKind,
     EvidenceResult,
     HealthEvidenceRecorded,
+    PersonalDataErased,
 )
 from contracts.routes import RouteBook
 from contracts.status import CaseStatusChanged
@@ -37,6 +38,7 @@ from devkit import scenario
 from services.eligibility import api, domain, usecases
 from services.eligibility.app import MIGRATIONS, EligibilitySettings
 from services.eligibility.domain import (
+    ERASED_TEXT,
     CaseFacts,
     CaseRecord,
     Decision,
@@ -89,6 +91,14 @@ class FakeEligibilityStore:
     async def mark_withdrawn(self, case_id: uuid.UUID, at: datetime) -> None:
         if case_id in self.cases:
             self.cases[case_id] = dataclasses.replace(self.cases[case_id], withdrawn_at=at)
+
+    async def erase_case(self, facts: CaseFacts, at: datetime) -> None:
+        case_id = facts.case_id
+        self.cases[case_id] = dataclasses.replace(self.cases[case_id], facts=facts, erased_at=at)
+        self.evidence_of.pop(case_id, None)
+        self.override_log[case_id] = [
+            dataclasses.replace(o, reason=ERASED_TEXT) for o in self.override_log.get(case_id, [])
+        ]
 
     async def mark_departed(self, case_ids: list[uuid.UUID], at: datetime) -> None:
         for c in case_ids:
@@ -455,6 +465,7 @@ async def test_every_event_eligibility_reads_has_its_use_case() -> None:
         CaseUpdated,
         HealthEvidenceRecorded,
         CaseWithdrawn,
+        PersonalDataErased,
         CrossingRequirementPublished,
         CrossingRequirementLifted,
         MovementDeparted,
@@ -634,3 +645,44 @@ async def test_the_api_refuses_an_override_of_consent_with_409() -> None:
     assert r.status_code == 409
     assert r.json()["detail"].startswith("consent cannot be overridden: Consent does not cover")
     assert isinstance(domain.OverrideRefused("x"), DomainError)
+
+
+# --- erasure of personal data ------------------------------------------------------------------------
+
+
+async def test_an_erased_case_keeps_its_outcomes_loses_what_speaks_of_its_people_and_is_never_decided_again() -> (
+    None
+):
+    store = FakeEligibilityStore()
+    body = scenario.single_traveller(TRAVEL)
+    body["members"][0]["vulnerabilities"] = ["pregnant"]
+    case = await registered(store, body)
+    await usecases.on_health_evidence_recorded(covid_test(case, 0, "negative"), unit(store), CTX)
+    await usecases.override_decision(
+        OverrideDecision(case.case_id, Outcome.INELIGIBLE, "Told us about her illness", "sup-1"),
+        unit(store),
+        CTX,
+    )
+    decided = len(store.decided[case.case_id])
+
+    uow = unit(store)
+    erasure = PersonalDataErased(case_id=case.case_id, basis="retention_expired", erased_at=NOW)
+    await usecases.on_personal_data_erased(erasure, uow, CTX)
+    kept = store.cases[case.case_id]
+    assert kept.erased_at == NOW and published(uow) == []
+    assert all(m.vulnerabilities == () and m.document_ref == "" for m in kept.facts.members)
+    assert store.evidence_of.get(case.case_id, []) == []
+    assert [o.reason for o in store.override_log[case.case_id]] == [ERASED_TEXT]
+    assert len(store.decided[case.case_id]) == decided  # the outcomes stay
+
+    # Nothing decides on it again: evidence read late, a requirement, an override.
+    late = unit(store)
+    await usecases.on_health_evidence_recorded(covid_test(case, 0, "positive"), late, CTX)
+    await usecases.on_requirement_published(requirement(), late, CTX)
+    assert published(late) == [] and store.evidence_of.get(case.case_id, []) == []
+    with pytest.raises(domain.CaseErased):
+        await usecases.override_decision(
+            OverrideDecision(case.case_id, Outcome.ELIGIBLE, "Reconsidered after review", "sup-2"),
+            unit(store),
+            CTX,
+        )

@@ -11,11 +11,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from contracts import reasons, topics
-from contracts.intake import CaseRegistered, CaseWithdrawn, HealthEvidenceRecorded
+from contracts.intake import (
+    CaseRegistered,
+    CaseWithdrawn,
+    ErasureBasis,
+    HealthEvidenceRecorded,
+    PersonalDataErased,
+)
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.consumer import Rejected, RetryLater
-from corridor.errors import Conflict, Invalid, NotFound
+from corridor.errors import Conflict, Gone, Invalid, NotFound
 from services.intake import domain, usecases
 from services.intake.domain import FlagStatus, RegistrationRejected
 from services.intake.duplicates import keys_of, lock_ids
@@ -488,3 +494,94 @@ async def test_a_report_sent_over_http_and_kafka_is_applied_once() -> None:
 def test_each_consumer_has_its_table() -> None:
     assert set(usecases.TIMELINE_HANDLERS) == {CaseStatusChanged}
     assert set(usecases.INBOUND_HANDLERS) == {CaseStatusReported}
+
+
+# --- erasure of personal data --------------------------------------------------------------------
+
+
+def erase(case_id: uuid.UUID, by: str = "aida") -> domain.EraseCase:
+    return domain.EraseCase(case_id, ErasureBasis.DATA_SUBJECT_REQUEST, by)
+
+
+@pytest.mark.parametrize("status", sorted(domain.ERASABLE))
+async def test_an_ended_case_is_erased_here_and_everywhere_once(status: CaseStatus) -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store, registration(*FAMILY))
+    store.cases[case_id].status = status
+    uow = unit(store)
+    erasure, created = await usecases.erase_personal_data(erase(case_id), uow)
+    assert created and (erasure.basis, erasure.requested_by, erasure.erased_at) == (
+        ErasureBasis.DATA_SUBJECT_REQUEST,
+        "aida",
+        NOW,
+    )
+    assert store.calls[-2:] == [f"lock case {case_id}", f"erase {case_id}"]
+    [sent] = uow.published
+    assert (sent.topic, sent.event) == (
+        "intake.cases",
+        PersonalDataErased(case_id=case_id, basis=ErasureBasis.DATA_SUBJECT_REQUEST, erased_at=NOW),
+    )
+    assert all(p.surname == p.given_names == "" for c, p in store.persons.values() if c == case_id)
+    assert uow.forgotten == [str(case_id)]  # no copy left in the outbox's published history
+    again, created = await usecases.erase_personal_data(erase(case_id, "someone else"), unit(store))
+    assert not created and again == erasure
+
+
+@pytest.mark.parametrize("status", sorted(set(CaseStatus) - domain.ERASABLE))
+async def test_a_case_still_in_the_process_is_not_erased(status: CaseStatus) -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    store.cases[case_id].status = status
+    uow = unit(store)
+    with pytest.raises(domain.NotErasable, match="withdraw it first"):
+        await usecases.erase_personal_data(erase(case_id), uow)
+    assert uow.published == [] and store.erasures == {}
+
+
+async def test_an_unknown_case_is_not_erased() -> None:
+    with pytest.raises(NotFound):
+        await usecases.erase_personal_data(erase(uuid.uuid4()), unit(FakeIntakeStore()))
+
+
+async def test_after_erasure_the_case_cannot_be_read_changed_or_added_to() -> None:
+    store = FakeIntakeStore()
+    case_id = await registered(store)
+    store.cases[case_id].status = CaseStatus.INELIGIBLE
+    await usecases.erase_personal_data(erase(case_id), unit(store))
+    person_id = next(p for p, (c, _) in store.persons.items() if c == case_id)
+    evidence = domain.RecordHealthEvidence(
+        person_id=person_id, kind="covid19_test", result="negative", taken_at=NOW
+    )
+    attempts = [
+        lambda: usecases.read_case(domain.ReadCase(case_id, "aida", "case review"), unit(store)),
+        lambda: usecases.update_case(domain.ChangeCase(case_id, registration()), unit(store), CTX),
+        lambda: usecases.record_health_evidence(
+            domain.AddHealthEvidence(case_id, evidence, "aida"), unit(store)
+        ),
+        lambda: usecases.request_withdrawal(domain.RequestWithdrawal(case_id, "note", "aida"), unit(store)),
+    ]
+    for attempt in attempts:
+        with pytest.raises(Gone, match="was erased on"):
+            await attempt()
+    assert store.reads == [] and store.evidence == []
+
+
+async def test_the_retention_sweep_erases_cases_ended_longer_ago_than_the_period() -> None:
+    store = FakeIntakeStore()
+    retention = timedelta(days=90)
+    ctx = usecases.Context(CTX.routes, retention=retention)
+    old, recent, active = [await registered(store) for _ in range(3)]
+    for case_id, status, ended in (
+        (old, CaseStatus.ARRIVED, NOW - retention - timedelta(minutes=1)),
+        (recent, CaseStatus.WITHDRAWN, NOW - retention + timedelta(minutes=1)),
+        (active, CaseStatus.ELIGIBLE, NOW - retention * 2),
+    ):
+        store.cases[case_id].status = status
+        store.ended_at[case_id] = ended
+    uow = unit(store)
+    assert await usecases.expire_personal_data(uow, ctx) == [old]
+    assert set(store.erasures) == {old}
+    assert store.erasures[old].basis is ErasureBasis.RETENTION_EXPIRED
+    assert store.erasures[old].requested_by == usecases.RETENTION_SWEEPER
+    assert [type(p.event) for p in uow.published] == [PersonalDataErased]
+    assert await usecases.expire_personal_data(unit(store), ctx) == []  # done once

@@ -16,10 +16,18 @@ import pytest
 from contracts import reasons, topics
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
 from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome, RuleResult
-from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, Consent, Person, TravelDocument
+from contracts.intake import (
+    CaseRegistered,
+    CaseUpdated,
+    CaseWithdrawn,
+    Consent,
+    Person,
+    PersonalDataErased,
+    TravelDocument,
+)
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
-from contracts.transport import ManifestIssued, MovementDeparted, VehicleProgressRecorded
+from contracts.transport import ManifestIssued, MovementDeparted, PassengerDataErased, VehicleProgressRecorded
 from corridor.consumer import Rejected
 from corridor.errors import Conflict, Invalid, NotFound
 from corridor.settings import ServiceSettings
@@ -204,6 +212,7 @@ def test_every_event_transport_reads_has_its_use_case() -> None:
         CaseRegistered,
         CaseUpdated,
         CaseWithdrawn,
+        PersonalDataErased,
         EligibilityDecided,
         BorderCrossingCleared,
         BorderCrossingRefused,
@@ -718,3 +727,46 @@ async def test_every_manifest_export_is_recorded_with_who_and_why(world: World) 
             commands.ExportManifest("MOV-1", "BUS-9", "officer@kaz", "border check", "csv"), world.uow
         )
     assert len(await usecases.access_log("MOV-1", world.uow)) == 2  # a refused export is not logged
+
+
+# --- erasure of personal data ------------------------------------------------------------------
+
+
+def erased(case_id: uuid.UUID) -> PersonalDataErased:
+    return PersonalDataErased(
+        case_id=case_id, basis="data_subject_request", erased_at=datetime(2026, 12, 20, tzinfo=UTC)
+    )
+
+
+async def test_an_erasure_after_arrival_anonymises_the_passengers_and_tells_every_post(world: World) -> None:
+    case_id = await world.ready(2)
+    await world.plan(("BUS-1", 4))
+    await world.depart()
+    for cp in CHECKPOINTS:
+        await world.cross(case_id, cp)
+    statuses = world.statuses(case_id)
+    await usecases.on_personal_data_erased(erased(case_id), world.uow, CTX)
+    kept = world.store.cases[case_id].passengers
+    assert {(p.surname, p.given_names, p.document_number) for p in kept} == {("", "", "-")}
+    assert all(p.birth_date.month == p.birth_date.day == 1 for p in kept)
+    notices = world.uow.events(PassengerDataErased)
+    assert [(n.checkpoint_id, n.movement_id, n.vehicle_id) for n in notices] == [
+        (cp, "MOV-1", "BUS-1") for cp in CHECKPOINTS
+    ]
+    assert world.statuses(case_id) == statuses  # arrived stays arrived
+    assert world.uow.forgotten == ["MOV-1/BUS-1"]  # the manifests sent with them aboard
+    # Repeating it (a redelivery past the inbox) sends nothing again.
+    await usecases.on_personal_data_erased(erased(case_id), world.uow, CTX)
+    assert len(world.uow.events(PassengerDataErased)) == len(CHECKPOINTS)
+
+
+async def test_an_erased_case_that_has_not_left_is_withdrawn_and_never_planned(world: World) -> None:
+    case_id = await world.ready()
+    await world.decide(case_id, Outcome.INELIGIBLE)
+    await usecases.on_personal_data_erased(erased(case_id), world.uow, CTX)
+    change = world.last_change(case_id)
+    assert (change.status, change.reason_code) == (S.WITHDRAWN, "personal_data_erased")
+    assert world.uow.events(PassengerDataErased) == []  # never on a manifest
+    await world.decide(case_id, Outcome.ELIGIBLE)  # a later decision cannot seat it
+    planned = await world.plan(("BUS-1", 4))
+    assert case_id not in {s.case_id for s in planned.view.seats}

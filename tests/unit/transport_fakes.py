@@ -42,6 +42,7 @@ class StoredCase:
     needs_escort: bool
     consent_scope: list[str]
     withdrawn_at: datetime | None = None
+    erased_at: datetime | None = None
 
 
 class FakeTransportStore:
@@ -117,6 +118,24 @@ class FakeTransportStore:
             before.withdrawn_at if before else None,
         )
         return (before.route_id, before.planned_travel_date) if before else None
+
+    async def erase_passengers(self, case_id: uuid.UUID, at: datetime) -> bool:
+        case = self.cases[case_id]
+        if case.erased_at is not None:
+            return False
+        case.erased_at = at
+        case.passengers = [
+            p.model_copy(
+                update={
+                    "surname": "",
+                    "given_names": "",
+                    "document_number": "-",
+                    "birth_date": p.birth_date.replace(month=1, day=1),
+                }
+            )
+            for p in case.passengers
+        ]
+        return True
 
     async def mark_withdrawn(self, case_id: uuid.UUID, at: datetime, *, applied: bool, detail: str) -> None:
         if applied:
