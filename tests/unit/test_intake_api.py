@@ -258,21 +258,16 @@ async def test_health_evidence_answers_its_event(client: httpx.AsyncClient, stor
     (person_id,) = [str(p) for p in store.persons]
     evidence = {"person_id": person_id, "kind": "covid19_test", "result": "negative"}
     taken = {**evidence, "taken_at": "2026-11-30T04:00:00+00:00"}
-    response = await client.post(
-        f"/cases/{case_id}/health-evidence", json=taken, headers={"X-Actor": "nurse"}
-    )
+    response = await client.post(f"/cases/{case_id}/health-evidence", json=taken)
     assert response.status_code == 201 and set(response.json()) == {"case_id", "event_id"}
     future = {**evidence, "taken_at": "2026-11-30T10:00:00+00:00"}
-    refused = await client.post(
-        f"/cases/{case_id}/health-evidence", json=future, headers={"X-Actor": "nurse"}
-    )
+    refused = await client.post(f"/cases/{case_id}/health-evidence", json=future)
     assert refused.json() == {
         "detail": [{"loc": ["body", "taken_at"], "msg": "is in the future", "type": "value_error"}]
     }
     stranger = await client.post(
         f"/cases/{case_id}/health-evidence",
         json={**taken, "person_id": str(uuid.uuid4())},
-        headers={"X-Actor": "n"},
     )
     assert stranger.status_code == 404
 
