@@ -331,7 +331,7 @@ class allow:  # lower case: it reads as a rule, Depends(allow(Role.CASEWORKER))
             raise Forbidden("role_not_allowed", f"this operation is for: {', '.join(self.roles)}")
         if not self.any_mission and principal.mission != scope.mission:
             raise Forbidden("other_mission", f"roles hold here only for mission {scope.mission}")
-        if scope.checkpoint is not None and held == {Role.BORDER_OFFICER}:
+        if not self.any_mission and scope.checkpoint is not None and held == {Role.BORDER_OFFICER}:
             if principal.checkpoint != scope.checkpoint:
                 raise Forbidden("other_checkpoint", "a border officer acts only at their own checkpoint")
 
