@@ -46,6 +46,10 @@ def _print_services(stack: Stack) -> None:
         table.add_row(name, spec.url, spec.url + "/docs")
     console.print(table)
     console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
+    console.print(
+        "Every API but /health needs a token of the stack's issuer, e.g. "
+        f"[bold]python -m devkit token --role caseworker --stack {stack.workdir.name}[/] (README: HTTP authentication)"
+    )
 
 
 def _print_timeline(stream: StatusStream, case_id: object, title: str) -> None:
@@ -75,7 +79,10 @@ async def _demo(stack: Stack) -> None:
         async with httpx.AsyncClient(timeout=10.0) as client:
             family = await scenario.register(client, stack, scenario.family_of_three(travel))
             single = await scenario.register(client, stack, scenario.single_traveller(travel))
-            console.print(f"registered family case {family} and single traveller {single}")
+            console.print(
+                f"a caseworker registered family case {family} and single traveller {single} "
+                "(each action below in its own role: coordinator plans and boards, each post's officer clears)"
+            )
             await stream.wait_for([family, single], CaseStatus.ELIGIBLE, 60)
             console.print("both eligible; planning a movement on one 45-seat bus")
             await scenario.run_movement(
