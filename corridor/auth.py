@@ -118,6 +118,11 @@ class Unauthenticated(Exception):
         self.token_given = token_given
 
 
+class KeysUnavailable(Exception):
+    """The issuer's keys cannot be fetched (its JWKS URL does not answer): 503, retry; not the
+    caller's fault, so not a 401 that would make a client drop a good token."""
+
+
 class Forbidden(Exception):
     """A verified caller this route does not admit: 403, with a code and nothing about the data."""
 
@@ -241,6 +246,9 @@ class TokenVerifier:
                 return (
                     self._url_client.get_signing_key(kid) if kid else self._url_client.get_signing_keys()[0]
                 )
+            except jwt.PyJWKClientConnectionError as exc:
+                log.warning("the issuer's keys cannot be fetched: %s", exc)
+                raise KeysUnavailable from None
             except jwt.PyJWKClientError:
                 raise Unauthenticated("no key of the issuer signs this token") from None
         if kid not in self._file_keys and time.monotonic() - self._file_read_at > 5.0:
@@ -431,6 +439,10 @@ class AuthMiddleware:
             principal = await self._authenticate(scope)
         except Unauthenticated as exc:
             await send_json(send, 401, unauthenticated_body(exc), [(b"www-authenticate", challenge(exc))])
+            return
+        except KeysUnavailable:
+            body = {"code": "unavailable", "detail": "the identity provider's keys cannot be fetched; retry"}
+            await send_json(send, 503, body, [(b"retry-after", b"5")])
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,6 +125,28 @@ def test_an_rsa_key_verifies_when_configured(tmp_path: Path) -> None:
     token = jwt.encode({**claims, "roles": ["auditor"], "mission": "TJK"}, key, "RS256", {"kid": "r1"})
     verifier = TokenVerifier(issuer="https://idp", audience="c", jwks_file=tmp_path / "jwks.json")
     assert verifier.verify_sync(token).mission == "TJK"
+
+
+async def test_an_issuer_whose_keys_cannot_be_fetched_is_a_503_not_a_401(issuer: DevIssuer) -> None:
+    """A JWKS URL that does not answer: the caller's token may be good, so "retry", not "invalid"."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    verifier = TokenVerifier(
+        issuer=issuer.issuer,
+        audience=AUDIENCE,
+        algorithms=["ES256"],
+        jwks_url=f"http://127.0.0.1:{port}/jwks",
+    )
+    rt = ServiceRuntime("test", ServiceSettings(), migrations=Path("."), title="t")
+    rt._verifier = verifier
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rt.http), base_url="http://t") as client:
+        answer = await client.get("/stats", headers=bearer(issuer.token(Role.OPERATIONS_VIEWER, "KAZ")))
+    assert (answer.status_code, answer.json()["code"], answer.headers["retry-after"]) == (
+        503,
+        "unavailable",
+        "5",
+    )
 
 
 @pytest.mark.parametrize(
