@@ -21,6 +21,7 @@ import httpx
 
 from bench.stats import Run, Series
 from contracts.routes import RouteBook
+from corridor.auth import Role
 from devkit import scenario
 from devkit.devinfra import procs
 from devkit.devstack import service_specs
@@ -56,7 +57,7 @@ async def _load(
 
 
 async def _measure(
-    url: str, cfg: Any, base: Series, measured: Series, progress: Callable[[str], None]
+    url: str, cfg: Any, base: Series, measured: Series, progress: Callable[[str], None], token: str
 ) -> None:
     travel = date.today() + timedelta(days=30)
     warm = max(20, cfg.http_requests // 10)
@@ -66,7 +67,9 @@ async def _measure(
     limits = httpx.Limits(
         max_connections=cfg.http_concurrency, max_keepalive_connections=cfg.http_concurrency
     )
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+    # A caseworker's token, as every registration needs: its verification is part of the cost.
+    caseworker = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=caseworker) as client:
 
         def live(_i: int) -> Any:
             return client.get(url + "/health/live")
@@ -119,6 +122,7 @@ def run(cfg: Any, infra: Any, results: Any, progress: Callable[[str], None]) -> 
                 note="intake process; validation, duplicate check, case + outbox in 1 transaction",
             )
         )
-        asyncio.run(_measure(stack.url(SERVICE), cfg, base, measured, progress))
+        token = stack.token(Role.CASEWORKER, subject="bench")
+        asyncio.run(_measure(stack.url(SERVICE), cfg, base, measured, progress, token))
     finally:
         stack.stop_service(SERVICE)

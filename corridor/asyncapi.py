@@ -37,7 +37,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Response
+from fastapi import Depends, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -48,6 +48,7 @@ from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CONTENT_TYPE, SPECVERSION, mission_source
 from contracts.status import CaseStatusChanged
+from corridor import auth
 
 if TYPE_CHECKING:
     from corridor.consumer import EventConsumer
@@ -574,6 +575,10 @@ def mount_asyncapi(rt: ServiceRuntime) -> None:
             tags=["docs"],
             summary=f"AsyncAPI 3.0 document of this service's Kafka interface ({what})",
             response_class=JSONResponse if what == "JSON" else Response,
+            # Any authenticated caller, of any mission: it describes topics and event schemas (no
+            # data), and the missions' integration clients build their consumers from it; reading
+            # the topics needs Kafka credentials anyway.
+            dependencies=[Depends(auth.allow(*auth.ALL_ROLES, any_mission=True))],
             responses={
                 200: {
                     "description": f"The AsyncAPI {ASYNCAPI_VERSION} document",

@@ -21,7 +21,7 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import Event
 from contracts.envelope import CloudEvent, mission_source
-from corridor import db
+from corridor import auth, db
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.errors import DomainError, Invalid
@@ -79,6 +79,7 @@ class ServiceRuntime:
         migrations: Path,
         instance: str | None = None,
         title: str,
+        checkpoint: str | None = None,
     ) -> None:
         self.service = service
         self.instance = instance or service
@@ -105,8 +106,15 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.http = FastAPI(title=title, lifespan=self._lifespan)
         self.http.add_middleware(RedactedServerErrors)  # logs never quote what a request carried
+        # Health checks are public: orchestrators and load balancers probe them without a token,
+        # and they answer nothing but up/down.
         self.http.add_api_route(
-            "/health/live", self._live, methods=["GET"], tags=["health"], response_model=Liveness
+            "/health/live",
+            self._live,
+            methods=["GET"],
+            tags=["health"],
+            response_model=Liveness,
+            openapi_extra=auth.PUBLIC,
         )
         self.http.add_api_route(
             "/health/ready",
@@ -115,8 +123,17 @@ class ServiceRuntime:
             tags=["health"],
             response_model=Readiness,
             responses={503: {"model": Readiness, "description": "Not ready: the failing checks say why"}},
+            openapi_extra=auth.PUBLIC,
         )
-        self.http.add_api_route("/stats", self._stats, methods=["GET"], tags=["health"], response_model=Stats)
+        # Figures of the service's own machinery (no personal data), for whoever watches operations.
+        self.http.add_api_route(
+            "/stats",
+            self._stats,
+            methods=["GET"],
+            tags=["health"],
+            response_model=Stats,
+            dependencies=[Depends(auth.allow(auth.Role.OPERATIONS_VIEWER, auth.Role.SUPERVISOR))],
+        )
         mount_asyncapi(self)  # GET /asyncapi.json, /asyncapi.yaml
         for error in TRANSIENT_ERRORS:
             self.http.add_exception_handler(error, self._unavailable)
@@ -124,6 +141,28 @@ class ServiceRuntime:
         self.http.add_exception_handler(DomainError, _domain_error)
         self.http.add_exception_handler(asyncpg.DataError, _unstorable_value)
         self.http.add_exception_handler(asyncpg.ProgramLimitExceededError, _unstorable_value)
+        self.body_limits: dict[str, int] = {}
+        self.http.add_exception_handler(BodyTooLarge, _body_too_large)
+        self.http.add_middleware(BodyLimit, default=settings.http_body_limit_bytes, limits=self.body_limits)
+        self._verifier: auth.TokenVerifier | None = None
+        try:
+            self._verifier = auth.TokenVerifier.from_settings(settings)
+        except auth.AuthNotConfigured as exc:
+            # Built without an identity provider (the offline AsyncAPI export does): every route
+            # but the health checks answers 401, and start() refuses to run.
+            self._auth_problem: str | None = str(exc)
+        else:
+            self._auth_problem = None
+        # Added last, so outermost: a request is authenticated before anything reads it.
+        auth.install(
+            self.http,
+            scope=auth.ServiceScope(settings.mission, checkpoint),
+            verifier=lambda: self._verifier,
+        )
+
+    def allow_body(self, path: str, limit: int) -> None:
+        """Let ``path`` take bodies up to ``limit`` bytes (files), instead of the settings' limit."""
+        self.body_limits[path] = limit
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -205,6 +244,9 @@ class ServiceRuntime:
     async def start(self) -> None:
         s = self.settings
         dsn = s.database_dsn()
+        if self._verifier is None:
+            raise auth.AuthNotConfigured(f"{self.instance} will not start: {self._auth_problem}")
+        self._verifier.check()
         if s.create_database:
             await db.ensure_database(dsn)
         self._pool = await db.create_pool(dsn)
@@ -401,6 +443,73 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while a body is read past its limit: an HTTPException, so FastAPI's body parsing
+    passes it on (it turns other errors into a 400) to the handler that answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413)
+        self.limit = limit
+
+
+class BodyLimit:
+    """Every request body has a limit (``http_body_limit_bytes``; a route taking files has its own,
+    ``ServiceRuntime.allow_body``). A declared ``Content-Length`` over it is answered 413 before
+    anything is read; a body sent without one (chunked) is counted as it arrives and refused the
+    moment it passes the limit. Starlette itself has no limit."""
+
+    def __init__(self, app: Any, *, default: int, limits: Mapping[str, int]) -> None:
+        self.app = app
+        self.default = default
+        self.limits = limits
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.default)
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(send, limit)
+
+
+def _too_large_body(limit: int) -> dict[str, str]:
+    size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 1024} KB"
+    return {"code": "too_large", "detail": f"a request body here is at most {size}"}
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    await auth.send_json(send, 413, _too_large_body(limit))
+
+
+async def _body_too_large(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    return JSONResponse(_too_large_body(exc.limit), status_code=413)
 
 
 async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> None:

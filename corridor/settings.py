@@ -40,6 +40,19 @@ class ServiceSettings(BaseSettings):
     max_handler_attempts: int = 5
     log_level: str = "INFO"
     trace_console: bool = False
+    # --- who may call the HTTP API (corridor/auth.py). No defaults that would let a service run
+    # without its mission's identity provider: it refuses to start until these are set.
+    auth_issuer: str | None = Field(default=None, description="The identity provider's issuer (iss)")
+    auth_audience: str | None = Field(default=None, description="This deployment's audience (aud)")
+    auth_jwks_file: Path | None = Field(default=None, description="The issuer's public keys (JWKS file)")
+    auth_jwks_url: str | None = Field(default=None, description="Or the issuer's JWKS URL")
+    auth_algorithms: list[str] = Field(
+        default=["RS256", "ES256"], description="Signature algorithms accepted (asymmetric only)"
+    )
+    auth_leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="Clock skew tolerated")
+    # --- how much a request may send (a larger limit for the routes that take files: intake's
+    # /imports), refused with 413 before it is read whole.
+    http_body_limit_bytes: int = Field(default=1 << 20, ge=1024)
 
     @field_validator("database_url")
     @classmethod

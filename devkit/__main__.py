@@ -7,6 +7,7 @@ import signal
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import typer
@@ -15,8 +16,10 @@ from rich.table import Table
 
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus
+from corridor.auth import Role
 from corridor.settings import REPO_ROOT
 from devkit import scenario
+from devkit.devidp import DevIssuer
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 
@@ -43,6 +46,10 @@ def _print_services(stack: Stack) -> None:
         table.add_row(name, spec.url, spec.url + "/docs")
     console.print(table)
     console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
+    console.print(
+        "Every API but /health needs a token of the stack's issuer, e.g. "
+        f"[bold]python -m devkit token --role caseworker --stack {stack.workdir.name}[/] (README: HTTP authentication)"
+    )
 
 
 def _print_timeline(stream: StatusStream, case_id: object, title: str) -> None:
@@ -72,7 +79,10 @@ async def _demo(stack: Stack) -> None:
         async with httpx.AsyncClient(timeout=10.0) as client:
             family = await scenario.register(client, stack, scenario.family_of_three(travel))
             single = await scenario.register(client, stack, scenario.single_traveller(travel))
-            console.print(f"registered family case {family} and single traveller {single}")
+            console.print(
+                f"a caseworker registered family case {family} and single traveller {single} "
+                "(each action below in its own role: coordinator plans and boards, each post's officer clears)"
+            )
             await stream.wait_for([family, single], CaseStatus.ELIGIBLE, 60)
             console.print("both eligible; planning a movement on one 45-seat bus")
             await scenario.run_movement(
@@ -98,6 +108,27 @@ def demo() -> None:
         asyncio.run(_demo(stack))
         console.print("[bold green]Both cases arrived.[/] Stopping everything.")
     console.print(f"demo finished in {time.monotonic() - started:.1f}s")
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="The role the token grants")],
+    mission: Annotated[str, typer.Option(help="The mission the role holds in")] = "KAZ",
+    checkpoint: Annotated[str | None, typer.Option(help="A border officer's checkpoint")] = None,
+    subject: Annotated[str | None, typer.Option(help="Who (the actor in audit records)")] = None,
+    stack: Annotated[str, typer.Option(help="The stack under .run/ whose issuer signs (make up: up)")] = "up",
+    lifetime: Annotated[float, typer.Option(help="Seconds until it expires")] = 3600.0,
+) -> None:
+    """Print a development access token for a running local stack, e.g.
+    ``curl -H "Authorization: Bearer $(python -m devkit token --role caseworker)" ...``."""
+    directory = RUN_DIR / stack / "idp"
+    if not (directory / "issuer-key.pem").exists():
+        raise typer.BadParameter(
+            f"no issuer in {directory}: start the stack first (make up)", param_hint="--stack"
+        )
+    if role == Role.BORDER_OFFICER and checkpoint is None:
+        raise typer.BadParameter("a border officer's token names their checkpoint", param_hint="--checkpoint")
+    print(DevIssuer(directory).token(role, mission, checkpoint, subject, lifetime=lifetime))
 
 
 @app.command()

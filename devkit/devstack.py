@@ -17,7 +17,9 @@ from pathlib import Path
 import httpx
 
 from contracts.routes import RouteBook
+from corridor.auth import Role
 from corridor.settings import REPO_ROOT
+from devkit.devidp import DevIssuer, OperationRules, RoleAuth
 from devkit.devinfra import procs
 from devkit.devinfra.kafka import KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
@@ -83,6 +85,10 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.db_roles: dict[str, str] = {}
         """Each service's PostgreSQL role, by service name (its password: ``db_password_file``)."""
+        # The stack's own identity provider (devkit.devidp): its key stays in the working directory,
+        # where ``python -m devkit token`` finds it for a running ``make up``.
+        self.issuer = DevIssuer(workdir / "idp")
+        self._rules: dict[str, OperationRules] = {}
 
     # --- infrastructure -----------------------------------------------------------------
 
@@ -145,6 +151,7 @@ class Stack:
                 "CORRIDOR_LOG_LEVEL": self.log_level,
                 "CORRIDOR_TOPIC_REPLICATION": str(min(3, len(self.kafka.bootstrap_servers.split(",")))),
                 "PYTHONUNBUFFERED": "1",
+                **self.issuer.env(),
                 **spec.extra_env,
                 **self.extra_env,
             }
@@ -199,6 +206,52 @@ class Stack:
 
     def url(self, name: str) -> str:
         return self.specs[name].url
+
+    # --- identities ----------------------------------------------------------------------
+
+    @property
+    def host_mission(self) -> str:
+        return self.specs["intake"].mission if "intake" in self.specs else "KAZ"
+
+    def token(
+        self,
+        role: Role | str,
+        mission: str | None = None,
+        checkpoint: str | None = None,
+        subject: str | None = None,
+    ) -> str:
+        """A token of the stack's issuer for ``role`` in ``mission`` (default: the checkpoint's
+        country for a border officer, else the host mission)."""
+        if mission is None:
+            post = self.specs.get(f"border-{checkpoint}") if checkpoint else None
+            mission = post.mission if post else self.host_mission
+        if Role(role) == Role.BORDER_OFFICER and checkpoint is None:
+            raise ValueError("a border officer's token names their checkpoint")
+        return self.issuer.token(role, mission, checkpoint, subject)
+
+    def headers(
+        self,
+        role: Role | str,
+        mission: str | None = None,
+        checkpoint: str | None = None,
+        subject: str | None = None,
+    ) -> dict[str, str]:
+        """``Authorization: Bearer ...`` for ``token(...)``."""
+        return {"Authorization": f"Bearer {self.token(role, mission, checkpoint, subject)}"}
+
+    def rules_for(self, url: httpx.URL) -> OperationRules | None:
+        """The rules of the service at ``url``, read once from its OpenAPI document."""
+        spec = next((s for s in self.specs.values() if s.port == url.port), None)
+        if spec is None:
+            return None
+        if spec.name not in self._rules:
+            document = httpx.get(spec.url + "/openapi.json", timeout=10.0).raise_for_status().json()
+            self._rules[spec.name] = OperationRules(document)
+        return self._rules[spec.name]
+
+    def role_auth(self) -> RoleAuth:
+        """Acts, per request, in a role the target route admits (see ``RoleAuth``)."""
+        return RoleAuth(self.issuer, self.rules_for)
 
     def border_url(self, checkpoint_id: str) -> str:
         return self.specs[f"border-{checkpoint_id}"].url

@@ -1,4 +1,8 @@
-"""Operator actions over the services' HTTP APIs: what the demo does, and what tests reuse."""
+"""Operator actions over the services' HTTP APIs: what the demo does, and what tests reuse.
+
+Each action is taken in the role that takes it in the field, with a token of the stack's issuer
+(``Stack.token``): a caseworker registers and reads, the transport coordinator plans and boards,
+the border officer of each checkpoint clears at that checkpoint."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import httpx
 
 from contracts.routes import Route
 from contracts.status import CaseStatus
+from corridor.auth import Purpose, Role
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 
@@ -168,24 +173,43 @@ async def post(
         await asyncio.sleep(0.5)
 
 
+def caseworker(stack: Stack) -> dict[str, str]:
+    return stack.headers(Role.CASEWORKER, subject="caseworker@scenario")
+
+
+def coordinator(stack: Stack) -> dict[str, str]:
+    return stack.headers(Role.TRANSPORT_COORDINATOR, subject="coordinator@scenario")
+
+
+def officer(stack: Stack, checkpoint_id: str) -> dict[str, str]:
+    return stack.headers(Role.BORDER_OFFICER, checkpoint=checkpoint_id, subject=f"officer@{checkpoint_id}")
+
+
 async def register(client: httpx.AsyncClient, stack: Stack, body: dict[str, Any]) -> uuid.UUID:
     if body.get("registration_key") is None:
         body = {**body, "registration_key": f"scenario/{uuid.uuid4()}"}
-    response = await post(client, stack.url("intake") + "/cases", body)
+    response = await post(client, stack.url("intake") + "/cases", body, headers=caseworker(stack))
     if response.status_code not in (200, 201):
         raise RuntimeError(f"registration refused: {response.status_code} {response.text}")
     return uuid.UUID(response.json()["case_id"])
 
 
 async def _retry_until(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], done: Any, *, timeout: float, what: str
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    done: Any,
+    *,
+    timeout: float,
+    what: str,
+    headers: dict[str, str],
 ) -> list[dict[str, Any]]:
     """POST until ``done(results)``: other services' events reach a post asynchronously."""
     results: list[dict[str, Any]] = []
     deadline = asyncio.get_running_loop().time() + timeout
     last = ""
     while True:
-        response = await post(client, url, body, timeout=timeout)
+        response = await post(client, url, body, timeout=timeout, headers=headers)
         if response.status_code == 200:
             results.append(response.json())
             if done(results):
@@ -204,9 +228,15 @@ async def _retry_until(
 
 
 async def _progress(
-    client: httpx.AsyncClient, url: str, checkpoint_id: str, stage: str, timeout: float
+    client: httpx.AsyncClient,
+    url: str,
+    checkpoint_id: str,
+    stage: str,
+    timeout: float,
+    headers: dict[str, str],
 ) -> None:
-    r = await post(client, url, {"checkpoint_id": checkpoint_id, "stage": stage}, timeout=timeout)
+    body = {"checkpoint_id": checkpoint_id, "stage": stage}
+    r = await post(client, url, body, timeout=timeout, headers=headers)
     if r.status_code != 201:
         raise RuntimeError(f"progress {stage} at {checkpoint_id}: {r.status_code} {r.text}")
 
@@ -226,6 +256,7 @@ async def wait_ready_for_planning(
             response = await client.get(
                 stack.url("transport") + "/ready-cases",
                 params={"route_id": route.route_id, "departure_date": departure.isoformat()},
+                headers=coordinator(stack),
             )
             if response.status_code == 200 and wanted <= {c["case_id"] for c in response.json()["cases"]}:
                 return
@@ -263,9 +294,12 @@ async def plan_movement(
             "vehicles": [{"vehicle_id": v, "capacity": c} for v, c in vehicles],
         },
         timeout=timeout,
+        headers=coordinator(stack),
     )
     if response.status_code == 409:  # an earlier attempt was planned before its answer was lost
-        response = await client.get(f"{stack.url('transport')}/movements/{movement_id}")
+        response = await client.get(
+            f"{stack.url('transport')}/movements/{movement_id}", headers=coordinator(stack)
+        )
     elif response.status_code != 201:
         raise RuntimeError(f"planning failed: {response.status_code} {response.text}")
     movement: dict[str, Any] = response.json()
@@ -288,28 +322,31 @@ async def drive_vehicle(
 ) -> dict[str, Any]:
     """Board and depart a vehicle, then take it through every checkpoint of its route in order:
     arrive, clear (with the officer's refusals and document scans), leave."""
+    transport = coordinator(stack)
     r = await post(
         client,
         f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/departure",
         {"no_shows": [str(c) for c in no_shows]},
         timeout=timeout,
+        headers=transport,
     )
     if r.status_code not in (200, 409):  # 409: it had departed, the answer was lost
         raise RuntimeError(f"departure failed: {r.status_code} {r.text}")
     departure = r.json() if r.status_code == 200 else {"departed": []}
     remaining = set(departure["departed"])
     if r.status_code == 409:
-        found = (await client.get(f"{stack.url('transport')}/movements/{movement_id}")).json()
+        found = (
+            await client.get(f"{stack.url('transport')}/movements/{movement_id}", headers=transport)
+        ).json()
         vehicle = next(v for v in found["vehicles"] if v["vehicle_id"] == vehicle_id)
         remaining = {c["case_id"] for c in vehicle["cases"] if c["state"] in ("departed", "arrived")}
     progress = f"{stack.url('transport')}/movements/{movement_id}/vehicles/{vehicle_id}/progress"
     for cp in route.checkpoints:
         if not remaining:
             break
-        await _progress(client, progress, cp.checkpoint_id, "arrived", timeout)
+        await _progress(client, progress, cp.checkpoint_id, "arrived", timeout, transport)
         url = f"{stack.border_url(cp.checkpoint_id)}/movements/{movement_id}/vehicles/{vehicle_id}/clearance"
         body = {
-            "officer": f"officer@{cp.checkpoint_id}",
             "refusals": (refusals or {}).get(cp.checkpoint_id, []),
             "scans": (scans or {}).get(cp.checkpoint_id, []),
         }
@@ -328,10 +365,18 @@ async def drive_vehicle(
                 refused.update(res["refused"])
             return remaining <= decided
 
-        await _retry_until(client, url, body, done, timeout=timeout, what=f"clearance at {cp.checkpoint_id}")
+        await _retry_until(
+            client,
+            url,
+            body,
+            done,
+            timeout=timeout,
+            what=f"clearance at {cp.checkpoint_id}",
+            headers=officer(stack, cp.checkpoint_id),
+        )
         remaining -= refused
         if remaining:
-            await _progress(client, progress, cp.checkpoint_id, "departed", timeout)
+            await _progress(client, progress, cp.checkpoint_id, "departed", timeout, transport)
     return departure
 
 
@@ -370,12 +415,12 @@ async def run_movement(
 
 
 async def members_of(
-    client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID, purpose: str
+    client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID, purpose: Purpose
 ) -> list[dict[str, Any]]:
-    """Read a case's members (a recorded read of personal data)."""
+    """Read a case's members (a recorded read of personal data, by the scenario's caseworker)."""
     r = await client.get(
         f"{stack.url('intake')}/cases/{case_id}",
-        headers={"X-Actor": "caseworker@scenario", "X-Purpose": purpose},
+        headers={**caseworker(stack), "X-Purpose": purpose},
     )
     r.raise_for_status()
     members: list[dict[str, Any]] = r.json()["members"]
@@ -386,7 +431,7 @@ async def record_evidence(
     client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID, kind: str, result: str, taken_at: datetime
 ) -> None:
     """Record the same health result for every member of a case."""
-    for member in await members_of(client, stack, case_id, f"record {kind} results"):
+    for member in await members_of(client, stack, case_id, Purpose.HEALTH_FOLLOW_UP):
         r = await post(
             client,
             f"{stack.url('intake')}/cases/{case_id}/health-evidence",
@@ -396,7 +441,7 @@ async def record_evidence(
                 "result": result,
                 "taken_at": taken_at.isoformat(),
             },
-            headers={"X-Actor": "nurse@scenario"},
+            headers=stack.headers(Role.CASEWORKER, subject="nurse@scenario"),
         )
         if r.status_code != 201:
             raise RuntimeError(f"evidence refused: {r.status_code} {r.text}")

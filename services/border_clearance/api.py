@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.intake import EvidenceKind
 from contracts.routes import Checkpoint
+from corridor.auth import Principal, Role, allow
 from corridor.http import Timestamp
 from services.border_clearance import usecases
 from services.border_clearance.domain import Refusal, Scan
@@ -42,15 +44,14 @@ class ClearVehicle(BaseModel):
     officer, by a document that does not match the manifest, or by the post's hold list."""
 
     model_config = ConfigDict(extra="forbid")
-    officer: str = Field(min_length=1, max_length=100)
     refusals: list[RefusalIn] = Field(default_factory=list)
     scans: list[ScanIn] = Field(default_factory=list)
 
-    def command(self, movement_id: str, vehicle_id: str) -> usecases.ClearVehicle:
+    def command(self, movement_id: str, vehicle_id: str, officer: str) -> usecases.ClearVehicle:
         return usecases.ClearVehicle(
             movement_id=movement_id,
             vehicle_id=vehicle_id,
-            officer=self.officer,
+            officer=officer,
             refusals=tuple(Refusal(r.person_id, r.reason_code, r.reason) for r in self.refusals),
             scans=tuple(Scan(s.person_id, s.mrz) for s in self.scans),
         )
@@ -67,10 +68,9 @@ class PublishRequirement(BaseModel):
     evidence_kind: EvidenceKind
     valid_hours: int = Field(ge=1, le=24 * 60)
     effective_from: date
-    officer: str = Field(min_length=1, max_length=100)
 
-    def command(self) -> usecases.PublishRequirement:
-        return usecases.PublishRequirement(**self.model_dump())
+    def command(self, officer: str) -> usecases.PublishRequirement:
+        return usecases.PublishRequirement(**self.model_dump(), officer=officer)
 
 
 class HoldEntry(BaseModel):
@@ -78,10 +78,9 @@ class HoldEntry(BaseModel):
     document_number: str = Field(min_length=1, max_length=20, pattern=r"^[A-Z0-9]+$")
     reason_code: str = Field(pattern=r"^[a-z_]{3,40}$", examples=["court_order"])
     reason: str = Field(min_length=3, max_length=500)
-    officer: str = Field(min_length=1, max_length=100)
 
-    def command(self) -> usecases.HoldDocument:
-        return usecases.HoldDocument(**self.model_dump())
+    def command(self, officer: str) -> usecases.HoldDocument:
+        return usecases.HoldDocument(**self.model_dump(), officer=officer)
 
 
 # --- what goes out (read from the use cases' results) -------------------------------------------
@@ -162,50 +161,62 @@ class NobodyToDecide(BaseModel):
     detail: WaitingDetail | str
 
 
+# Who may do what here (corridor.auth): the post's own officers (their token names this checkpoint),
+# and for what carries no personal data, whoever watches operations in this mission.
+AT_THE_POST = allow(Role.BORDER_OFFICER)
+OVERVIEW = allow(Role.BORDER_OFFICER, Role.OPERATIONS_VIEWER)
+Officer = Annotated[Principal, Depends(AT_THE_POST)]
+
+
 def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]]) -> APIRouter:
-    """This post's routes; ``units()`` opens a unit of work (``ServiceRuntime.units``)."""
+    """This post's routes; ``units()`` opens a unit of work (``ServiceRuntime.units``). The officer
+    in every record is the token's subject."""
     api = APIRouter(tags=["clearance"])
 
-    @api.get("/checkpoint", response_model=Checkpoint)
+    @api.get("/checkpoint", response_model=Checkpoint, dependencies=[Depends(OVERVIEW)])
     async def describe_checkpoint() -> Checkpoint:
         return ctx.checkpoint
 
     @api.post("/requirements", status_code=201, response_model=RequirementPublishedOut)
-    async def publish_requirement(command: PublishRequirement) -> usecases.RequirementPublished:
+    async def publish_requirement(
+        command: PublishRequirement, officer: Officer
+    ) -> usecases.RequirementPublished:
         """Publish a requirement at short notice; every affected case is re-evaluated and sees why."""
         async with units() as uow:
-            return await usecases.publish_requirement(command.command(), uow, ctx)
+            return await usecases.publish_requirement(command.command(officer.subject), uow, ctx)
 
     @api.delete(
         "/requirements/{requirement_id}",
         response_model=RequirementLiftedOut,
         responses={404: {"model": Problem, "description": "No active requirement of that id"}},
+        dependencies=[Depends(AT_THE_POST)],
     )
     async def lift_requirement(requirement_id: uuid.UUID) -> usecases.RequirementLifted:
         async with units() as uow:
             return await usecases.lift_requirement(requirement_id, uow, ctx)
 
-    @api.get("/requirements", response_model=RequirementsOut)
+    @api.get("/requirements", response_model=RequirementsOut, dependencies=[Depends(OVERVIEW)])
     async def list_requirements() -> usecases.Requirements:
         async with units() as uow:
             return await usecases.requirements(uow, ctx)
 
     @api.put("/hold-list", status_code=201, response_model=HoldListOut)
-    async def add_to_hold_list(entry: HoldEntry) -> usecases.HoldListEntry:
+    async def add_to_hold_list(entry: HoldEntry, officer: Officer) -> usecases.HoldListEntry:
         """A person this post must not clear, matched on the travel document number."""
         async with units() as uow:
-            return await usecases.hold_document(entry.command(), uow)
+            return await usecases.hold_document(entry.command(officer.subject), uow)
 
     @api.delete(
         "/hold-list/{document_number}",
         response_model=HoldListOut,
         responses={404: {"model": Problem, "description": "Not on the hold list"}},
+        dependencies=[Depends(AT_THE_POST)],
     )
     async def remove_from_hold_list(document_number: str) -> usecases.HoldListEntry:
         async with units() as uow:
             return await usecases.release_document(document_number, uow)
 
-    @api.get("/expected-arrivals", response_model=ExpectedArrivalsOut)
+    @api.get("/expected-arrivals", response_model=ExpectedArrivalsOut, dependencies=[Depends(OVERVIEW)])
     async def expected_arrivals() -> usecases.ExpectedArrivals:
         async with units() as uow:
             return await usecases.expected_arrivals(uow, ctx)
@@ -218,8 +229,12 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
             409: {"model": NobodyToDecide, "description": "Nobody on the vehicle can be decided now"},
         },
     )
-    async def clear_vehicle(movement_id: str, vehicle_id: str, command: ClearVehicle) -> usecases.Clearance:
+    async def clear_vehicle(
+        movement_id: str, vehicle_id: str, command: ClearVehicle, officer: Officer
+    ) -> usecases.Clearance:
         async with units() as uow:
-            return await usecases.clear_vehicle(command.command(movement_id, vehicle_id), uow, ctx)
+            return await usecases.clear_vehicle(
+                command.command(movement_id, vehicle_id, officer.subject), uow, ctx
+            )
 
     return api

@@ -45,6 +45,7 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         migrations=MIGRATIONS,
         instance=f"border-clearance.{checkpoint.checkpoint_id}",
         title=f"Corridor border clearance at {checkpoint.post} ({checkpoint.country} {checkpoint.direction})",
+        checkpoint=checkpoint.checkpoint_id,  # a border officer's token must name this post
     )
     rt.produces(topics.STATUS, topics.BORDER_DECISIONS, topics.REQUIREMENTS)
     rt.subscribe(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.eligibility import Outcome, RuleResult
+from corridor.auth import Principal, Role, allow
 from corridor.http import Timestamp
 from services.eligibility import usecases
 from services.eligibility.domain import DecisionHistory, RecordedDecision
@@ -23,13 +24,14 @@ from services.eligibility.usecases import Context, Unit
 
 
 class OverrideDecision(BaseModel):
+    """The supervisor is the token's subject, not a field of the request."""
+
     model_config = ConfigDict(extra="forbid")
     outcome: Outcome
     reason: str = Field(min_length=10, max_length=1000, description="Why the rules are set aside")
-    supervisor: str = Field(min_length=1, max_length=100)
 
-    def command(self, case_id: uuid.UUID) -> usecases.OverrideDecision:
-        return usecases.OverrideDecision(case_id, self.outcome, self.reason, self.supervisor)
+    def command(self, case_id: uuid.UUID, supervisor: str) -> usecases.OverrideDecision:
+        return usecases.OverrideDecision(case_id, self.outcome, self.reason, supervisor)
 
 
 class DecisionOut(BaseModel):
@@ -90,11 +92,23 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 
 Units = Callable[[], AbstractAsyncContextManager[Unit]]
 
+# Who may do what here (corridor.auth): one rule per route, written into the OpenAPI document.
+READING = allow(Role.CASEWORKER, Role.SUPERVISOR)
+"""Decisions with their rules and overrides: the host mission's caseworkers."""
+OVERRIDING = allow(Role.SUPERVISOR)
+"""Setting the rules aside, and revoking that: supervisors only."""
+Supervisor = Annotated[Principal, Depends(OVERRIDING)]
+
 
 def router(units: Units, ctx: Context) -> APIRouter:
     api = APIRouter(tags=["decisions"])
 
-    @api.get("/cases/{case_id}/decisions", response_model=CaseDecisions, responses=NOT_FOUND)
+    @api.get(
+        "/cases/{case_id}/decisions",
+        response_model=CaseDecisions,
+        responses=NOT_FOUND,
+        dependencies=[Depends(READING)],
+    )
     async def case_decisions(case_id: uuid.UUID) -> CaseDecisions:
         """Every decision taken on the case, newest last, each with the rules it evaluated, and
         every supervisor override with its reason."""
@@ -108,18 +122,24 @@ def router(units: Units, ctx: Context) -> APIRouter:
         response_model=DecisionInForce,
         responses={**NOT_FOUND, **REFUSED},
     )
-    async def override_decision(case_id: uuid.UUID, command: OverrideDecision) -> DecisionInForce:
+    async def override_decision(
+        case_id: uuid.UUID, command: OverrideDecision, supervisor: Supervisor
+    ) -> DecisionInForce:
         """A supervisor decides over the rules, with a written reason. Audited, and shown in the
         decision beside the rules it overrides; re-evaluation keeps it until it is revoked."""
         async with units() as uow:
-            decision = await usecases.override_decision(command.command(case_id), uow, ctx)
+            decision = await usecases.override_decision(
+                command.command(case_id, supervisor.subject), uow, ctx
+            )
         return DecisionInForce.of(case_id, decision)
 
     @api.delete("/cases/{case_id}/override", response_model=DecisionInForce, responses=NOT_FOUND)
-    async def revoke_override(case_id: uuid.UUID, supervisor: str) -> DecisionInForce:
+    async def revoke_override(case_id: uuid.UUID, supervisor: Supervisor) -> DecisionInForce:
         """A supervisor revokes the override in force on the case: the rules decide again."""
         async with units() as uow:
-            decision = await usecases.revoke_override(usecases.RevokeOverride(case_id, supervisor), uow, ctx)
+            decision = await usecases.revoke_override(
+                usecases.RevokeOverride(case_id, supervisor.subject), uow, ctx
+            )
         return DecisionInForce.of(case_id, decision)
 
     return api

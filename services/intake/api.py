@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,7 @@ from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.intake import ErasureBasis
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
+from corridor.auth import Principal, Purpose, Role, allow
 from corridor.consumer import EventConsumer, Rejected, RetryLater
 from corridor.errors import invalid
 from corridor.http import Timestamp
@@ -47,7 +48,9 @@ class RegistrationOut(_Out):
     created: bool = Field(description="False: registered before under the same registration_key (200)")
     status: CaseStatus | None = Field(default=None, description="registered (only when created)")
     duplicate_flags: list[FlagRaisedOut] | None = Field(
-        default=None, description="Possible duplicates for a caseworker to review (only when created)"
+        default=None,
+        description="Possible duplicates for a caseworker to review (only when created, and only to "
+        "caseworkers and supervisors: to anyone else it would say who else is registered)",
     )
 
 
@@ -174,6 +177,26 @@ async def registration_rejected(request: Request, exc: Exception) -> Response:
     return response
 
 
+# Who may do what here (corridor.auth): one rule per route, written into the OpenAPI document.
+CASEWORK = allow(Role.CASEWORKER, Role.SUPERVISOR)
+"""Personal data and the commands that change a case: the host mission's caseworkers."""
+REGISTRATION = allow(Role.CASEWORKER, Role.SUPERVISOR, Role.INTEGRATION_CLIENT)
+"""Registration also by the host mission's own systems (an integration client)."""
+STATUS_ONLY = allow(Role.CASEWORKER, Role.SUPERVISOR, Role.OPERATIONS_VIEWER)
+"""What the public status stream shows of a case: no personal data."""
+AUDIT = allow(Role.AUDITOR)
+"""Who read whose data: auditors only."""
+ERASURE = allow(Role.SUPERVISOR)
+"""Erasing a person's data cannot be undone: a supervisor decides it, recorded as its requester."""
+REPORTING = allow(Role.INTEGRATION_CLIENT, any_mission=True)
+"""A mission's system reports its own mission's statuses (the route checks the event's source)."""
+
+Caller = Annotated[Principal, Depends(CASEWORK)]
+Registrar = Annotated[Principal, Depends(REGISTRATION)]
+Reporter = Annotated[Principal, Depends(REPORTING)]
+WhyHeader = Annotated[Purpose, Header(description="Why the personal data is read (a fixed list)")]
+
+
 def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRouter:
     units = rt.units(IntakeStore)
     api = APIRouter(tags=["cases"])
@@ -185,10 +208,13 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         response_model_exclude_none=True,
         responses={200: {"model": RegistrationOut, "description": "Registered before under this key"}},
     )
-    async def register_case(command: domain.RegisterCase, response: Response) -> RegistrationOut:
+    async def register_case(
+        command: domain.RegisterCase, response: Response, caller: Registrar
+    ) -> RegistrationOut:
         """Register one person or a family group. Personal data stays in the host mission. A case
         that may repeat another (same document, or same name and birth date in either script) is
-        registered and flagged for a caseworker to review."""
+        registered and flagged for a caseworker to review; the flags are answered to caseworkers
+        and supervisors only."""
         async with units() as uow:
             done = await usecases.register_case(command, uow, ctx)
         if not done.created:
@@ -198,17 +224,24 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             case_id=done.case_id,
             created=True,
             status=CaseStatus.REGISTERED,
-            duplicate_flags=[FlagRaisedOut.model_validate(f) for f in done.duplicate_flags],
+            duplicate_flags=[FlagRaisedOut.model_validate(f) for f in done.duplicate_flags]
+            if caller.has(Role.CASEWORKER, Role.SUPERVISOR)
+            else None,
         )
 
-    @api.put("/cases/{case_id}", response_model=UpdatedOut)
+    @api.put("/cases/{case_id}", response_model=UpdatedOut, dependencies=[Depends(CASEWORK)])
     async def update_case(case_id: uuid.UUID, command: domain.UpdateCase) -> UpdatedOut:
         """Change a case before departure; eligibility and transport receive the case as it stands."""
         async with units() as uow:
             updated = await usecases.update_case(domain.ChangeCase(case_id, command), uow, ctx)
         return UpdatedOut(case_id=case_id, updated_at=updated.updated_at, members=len(updated.members))
 
-    @api.get("/duplicate-flags", tags=["duplicates"], response_model=DuplicateFlagsOut)
+    @api.get(
+        "/duplicate-flags",
+        tags=["duplicates"],
+        response_model=DuplicateFlagsOut,
+        dependencies=[Depends(CASEWORK)],
+    )
     async def list_duplicate_flags(
         status: str | None = "open", case_id: uuid.UUID | None = None
     ) -> DuplicateFlagsOut:
@@ -217,13 +250,17 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         return DuplicateFlagsOut(flags=[DuplicateFlagOut.model_validate(f) for f in flags])
 
     @api.post("/duplicate-flags/{flag_id}/resolution", tags=["duplicates"], response_model=ResolutionOut)
-    async def resolve_duplicate_flag(flag_id: int, command: domain.ResolveDuplicate) -> ResolutionOut:
+    async def resolve_duplicate_flag(
+        flag_id: int, command: domain.ResolveDuplicate, caller: Caller
+    ) -> ResolutionOut:
         """A caseworker decides: the same person registered twice, or two different people."""
         async with units() as uow:
-            status = await usecases.resolve_duplicate_flag(domain.ResolveFlag(flag_id, command), uow)
+            status = await usecases.resolve_duplicate_flag(
+                domain.ResolveFlag(flag_id, command, caller.subject), uow
+            )
         return ResolutionOut(flag_id=flag_id, status=status)
 
-    @api.get("/access-log", tags=["audit"], response_model=AccessLogOut)
+    @api.get("/access-log", tags=["audit"], response_model=AccessLogOut, dependencies=[Depends(AUDIT)])
     async def query_access_log(
         actor: str | None = None, since: datetime | None = None, limit: int = Query(100, ge=1, le=1000)
     ) -> AccessLogOut:
@@ -232,7 +269,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             reads = await usecases.query_access_log(actor, since, limit, uow)
         return AccessLogOut(reads=[AccessOut.model_validate(r) for r in reads])
 
-    @api.get("/cases/{case_id}/timeline", response_model=TimelineOut)
+    @api.get("/cases/{case_id}/timeline", response_model=TimelineOut, dependencies=[Depends(STATUS_ONLY)])
     async def case_timeline(case_id: uuid.UUID) -> TimelineOut:
         """The case's status changes as read from the public status stream (no personal data)."""
         async with units() as uow:
@@ -240,26 +277,23 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         return TimelineOut(case_id=case_id, timeline=[TimelineEntryOut.model_validate(e) for e in timeline])
 
     @api.get("/cases/{case_id}", response_model=CaseDetails)
-    async def read_case(
-        case_id: uuid.UUID,
-        x_actor: Annotated[str, Header(min_length=1, description="Who reads")],
-        x_purpose: Annotated[str, Header(min_length=3, description="Why")],
-    ) -> CaseDetails:
-        """The case with personal data. Every read is recorded with who and why."""
+    async def read_case(case_id: uuid.UUID, caller: Caller, x_purpose: WhyHeader) -> CaseDetails:
+        """The case with personal data. Every read is recorded with who (the token's subject) and
+        why (``X-Purpose``)."""
         async with units() as uow:
-            return await usecases.read_case(domain.ReadCase(case_id, x_actor, x_purpose), uow)
+            return await usecases.read_case(domain.ReadCase(case_id, caller.subject, x_purpose), uow)
 
     @api.post("/cases/{case_id}/health-evidence", status_code=201, response_model=EvidenceOut)
     async def record_health_evidence(
         case_id: uuid.UUID,
         command: domain.RecordHealthEvidence,
-        x_actor: Annotated[str, Header(min_length=1, description="Who records it")],
+        caller: Caller,
     ) -> EvidenceOut:
         """A test result or fit-to-travel examination. Medical data: it goes only to eligibility,
         on the host mission's restricted topic, and never onto the status stream."""
         async with units() as uow:
             event = await usecases.record_health_evidence(
-                domain.AddHealthEvidence(case_id, command, x_actor), uow
+                domain.AddHealthEvidence(case_id, command, caller.subject), uow
             )
         return EvidenceOut(case_id=case_id, event_id=event.id)
 
@@ -279,7 +313,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
     async def withdraw_case(
         case_id: uuid.UUID,
         command: domain.WithdrawCase,
-        x_actor: Annotated[str, Header(min_length=1, description="Who records it")],
+        caller: Caller,
         response: Response,
     ) -> WithdrawalOut:
         """The person withdraws, at any time before departure; the whole case leaves together.
@@ -290,7 +324,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         the vehicle left first, 202 when neither is known within a few seconds (the withdrawal
         stands and is applied or refused as soon as transport reads it). Repeating it is safe."""
         answer = await usecases.withdraw_case(
-            domain.RequestWithdrawal(case_id, command.reason, x_actor), units, ctx
+            domain.RequestWithdrawal(case_id, command.reason, caller.subject), units, ctx
         )
         if answer.pending:
             response.status_code = 202
@@ -313,23 +347,28 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
     )
     async def erase_personal_data(
         case_id: uuid.UUID,
-        x_actor: Annotated[str, Header(min_length=1, description="Who records the request")],
+        caller: Annotated[Principal, Depends(ERASURE)],
         response: Response,
     ) -> ErasureOut:
         """The person asks for their personal data to be erased. Once the case has ended (arrived,
         closed, withdrawn, no-show or ineligible), their names, birth dates (the year stays),
         documents, contacts, health evidence and notes are erased here and, through an event, in
         every service that holds a copy; the case and its statuses stay for the statistics.
-        Repeating it is safe."""
+        Irreversible: a supervisor's decision, recorded with who made it. Repeating it is safe."""
         async with units() as uow:
             erasure, created = await usecases.erase_personal_data(
-                domain.EraseCase(case_id, ErasureBasis.DATA_SUBJECT_REQUEST, x_actor), uow
+                domain.EraseCase(case_id, ErasureBasis.DATA_SUBJECT_REQUEST, caller.subject), uow
             )
         if not created:
             response.status_code = 200
         return ErasureOut(case_id=case_id, basis=erasure.basis, erased_at=erasure.erased_at, created=created)
 
-    @api.get("/cases/{case_id}/access-log", response_model=CaseAccessLogOut)
+    @api.get(
+        "/cases/{case_id}/access-log",
+        tags=["audit"],
+        response_model=CaseAccessLogOut,
+        dependencies=[Depends(AUDIT)],
+    )
     async def case_access_log(case_id: uuid.UUID) -> CaseAccessLogOut:
         async with units() as uow:
             reads = await usecases.case_access_log(case_id, uow)
@@ -343,7 +382,11 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         responses={
             200: {"model": ReportRepeated, "description": "A repeat of a report applied before"},
             400: {"model": ReportRefused, "description": "Not a CloudEvent carrying CaseStatusReported"},
-            403: {"model": ReportRefused, "description": "The sender may not report this status"},
+            403: {
+                "model": ReportRefused,
+                "description": "The event's source is not the token's mission, or that mission may not "
+                "report this status",
+            },
             404: {"model": ReportRefused, "description": "No such case"},
             409: {"model": ReportRefused, "description": "The status cannot follow the case's"},
             422: {
@@ -353,10 +396,13 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             503: {"model": ReportDeferred, "description": "Not yet: send it again after Retry-After"},
         },
     )
-    async def report_status_change(request: Request) -> JSONResponse:
+    async def report_status_change(request: Request, reporter: Reporter) -> JSONResponse:
         """For mission systems that cannot speak Kafka: one structured-mode CloudEvent
         (``application/cloudevents+json``) carrying ``CaseStatusReported``. Answers 202 when
-        applied, 200 for a repeat of an event already applied, 4xx with a machine-readable code."""
+        applied, 200 for a repeat of an event already applied, 4xx with a machine-readable code.
+
+        The reporting mission is the token's (an integration client's): an event whose ``source``
+        names another mission is refused (403 ``source_not_token_mission``) and changes nothing."""
         try:
             event = CloudEvent.from_structured(await request.body())
         except EnvelopeError as exc:
@@ -368,6 +414,13 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             return _refused("malformed_json", "JSON nested too deeply", 400)
         if not isinstance(event.data, CaseStatusReported):
             return _refused("unexpected_type", f"{event.type} cannot be reported here", 400)
+        if domain.reporting_country(event.source) != reporter.mission:
+            # The source is what the sender writes; who is reporting is who the token says.
+            return _refused(
+                "source_not_token_mission",
+                f"a report of mission {reporter.mission} has the source /missions/{reporter.mission}/...",
+                403,
+            )
         try:
             async with units() as uow:
                 published = await usecases.receive_report(event, uow, ctx)
@@ -408,7 +461,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
                 description="The office or batch; a row is registered under bulk:<namespace>:<row_key>",
             ),
         ],
-        x_actor: Annotated[str, Header(min_length=1, max_length=200, description="Who imports")],
+        caller: Caller,
     ) -> Response:
         """Register many cases from a field office's file (``text/csv``, one row per person, or
         ``application/json``, a list of registrations), each with the office's ``row_key``. A row
@@ -424,7 +477,13 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         except bulk.FileRejected as exc:
             return _refused(exc.code, exc.detail, exc.status)
         report = await bulk.run_import(
-            rt.pool, rows, namespace=namespace, ctx=ctx, source=rt.source, actor=x_actor, slots=import_slots
+            rt.pool,
+            rows,
+            namespace=namespace,
+            ctx=ctx,
+            source=rt.source,
+            actor=caller.subject,
+            slots=import_slots,
         )
         return Response(bulk.report_json(report), media_type="application/json")
 

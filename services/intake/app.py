@@ -16,7 +16,7 @@ from contracts import topics
 from contracts.routes import RouteBook
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
-from services.intake import api, usecases
+from services.intake import api, bulk, usecases
 from services.intake.domain import RegistrationRejected
 from services.intake.store import IntakeStore
 
@@ -67,5 +67,6 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         partial(usecases.sweep_retention, rt.units(IntakeStore), ctx),
         name="retention sweep",
     )
+    rt.allow_body("/imports", bulk.MAX_BYTES)  # a field office's file; every other body: the default
     rt.http.add_exception_handler(RegistrationRejected, api.registration_rejected)
     return rt

@@ -216,7 +216,6 @@ class UpdateCase(RegisterCase):
 class ResolveDuplicate(_Command):
     decision: Literal["duplicate", "not_duplicate"]
     note: str = Field(min_length=3, max_length=500)
-    resolved_by: str = Field(min_length=1, max_length=100)
 
 
 class RecordHealthEvidence(_Command):
@@ -268,6 +267,8 @@ class ReadCase:
 class ResolveFlag:
     flag_id: int
     resolution: ResolveDuplicate
+    resolved_by: str
+    """The token's subject: who decided is who proved it, not a name typed in the request."""
 
 
 # --- intake's own errors (answered by the runtime: 404, 409, 422) --------------------------------

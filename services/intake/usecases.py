@@ -204,7 +204,7 @@ async def resolve_duplicate_flag(command: ResolveFlag, uow: Uow) -> FlagStatus:
     decision = FlagStatus(command.resolution.decision)
     assert decision in domain.FLAG_TRANSITIONS[FlagStatus.OPEN]
     resolution = command.resolution
-    if not await uow.store.resolve_flag(command.flag_id, decision, resolution.resolved_by, resolution.note):
+    if not await uow.store.resolve_flag(command.flag_id, decision, command.resolved_by, resolution.note):
         raise FlagNotOpen(command.flag_id)
     return decision
 

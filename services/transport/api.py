@@ -11,9 +11,10 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from corridor.auth import Principal, Purpose, Role, allow
 from corridor.http import Timestamp
 from services.transport import commands, usecases
 from services.transport.domain import (
@@ -201,11 +202,25 @@ def _file(media_type: str, what: str, **schema: str) -> dict[int | str, dict[str
 # --- routes --------------------------------------------------------------------------------------
 
 
+# Who may do what here (corridor.auth): one rule per route, written into the OpenAPI document.
+COORDINATION = allow(Role.TRANSPORT_COORDINATOR)
+"""Planning, boarding, progress and the manifests (personal data): the transport coordinators."""
+OVERVIEW = allow(Role.TRANSPORT_COORDINATOR, Role.OPERATIONS_VIEWER)
+"""Movements and seats by case id and count: no personal data."""
+AUDIT = allow(Role.AUDITOR)
+"""Who exported whose manifest: auditors only."""
+
+Coordinator = Annotated[Principal, Depends(COORDINATION)]
+WhyHeader = Annotated[Purpose, Header(description="Why the manifest is exported (a fixed list)")]
+
+
 def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context) -> APIRouter:
     """The API on units of work from ``units`` (``rt.units(TransportStore)``)."""
     api = APIRouter(tags=["movements"])
 
-    @api.post("/movements", status_code=201, response_model=PlannedMovementOut)
+    @api.post(
+        "/movements", status_code=201, response_model=PlannedMovementOut, dependencies=[Depends(COORDINATION)]
+    )
     async def plan_movement(command: PlanMovement) -> PlannedMovementOut:
         async with units() as uow:
             planned = await usecases.plan_movement(command.command(), uow, ctx)
@@ -213,7 +228,7 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
             planned.view, not_placed=[PlacementOut.of(p) for p in planned.not_placed]
         )
 
-    @api.get("/ready-cases", response_model=ReadyCasesOut)
+    @api.get("/ready-cases", response_model=ReadyCasesOut, dependencies=[Depends(OVERVIEW)])
     async def ready_cases(route_id: str, departure_date: date) -> ReadyCasesOut:
         """Eligible cases for that route and day that no movement has taken yet."""
         async with units() as uow:
@@ -226,12 +241,16 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
             ],
         )
 
-    @api.get("/movements/{movement_id}", response_model=MovementOut)
+    @api.get("/movements/{movement_id}", response_model=MovementOut, dependencies=[Depends(OVERVIEW)])
     async def get_movement(movement_id: str) -> MovementOut:
         async with units() as uow:
             return MovementOut.of(await usecases.movement(movement_id, uow))
 
-    @api.post("/movements/{movement_id}/vehicles/{vehicle_id}/departure", response_model=DepartureOut)
+    @api.post(
+        "/movements/{movement_id}/vehicles/{vehicle_id}/departure",
+        response_model=DepartureOut,
+        dependencies=[Depends(COORDINATION)],
+    )
     async def record_departure(movement_id: str, vehicle_id: str, command: RecordDeparture) -> DepartureOut:
         """Boarding against the manifest: no-shows leave it, their seats go to the next eligible
         cases waiting for that day, the posts get the amended manifest, and the vehicle leaves."""
@@ -246,7 +265,10 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
         )
 
     @api.post(
-        "/movements/{movement_id}/vehicles/{vehicle_id}/progress", status_code=201, response_model=ProgressOut
+        "/movements/{movement_id}/vehicles/{vehicle_id}/progress",
+        status_code=201,
+        response_model=ProgressOut,
+        dependencies=[Depends(COORDINATION)],
     )
     async def record_progress(movement_id: str, vehicle_id: str, command: RecordProgress) -> ProgressOut:
         """The vehicle reached or left a checkpoint on its route (reported by the escort or driver)."""
@@ -275,11 +297,12 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     async def manifest_as_csv(
         movement_id: str,
         vehicle_id: str,
-        x_actor: Annotated[str, Header(min_length=1)],
-        x_purpose: Annotated[str, Header(min_length=3)],
+        caller: Coordinator,
+        x_purpose: WhyHeader,
     ) -> Response:
-        """The current manifest with personal data; every export is recorded with who and why."""
-        return await export(movement_id, vehicle_id, x_actor, x_purpose, "csv")
+        """The current manifest with personal data; every export is recorded with who (the token's
+        subject) and why (``X-Purpose``)."""
+        return await export(movement_id, vehicle_id, caller.subject, x_purpose, "csv")
 
     @api.get(
         "/movements/{movement_id}/vehicles/{vehicle_id}/manifest.pdf",
@@ -289,12 +312,17 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     async def manifest_as_pdf(
         movement_id: str,
         vehicle_id: str,
-        x_actor: Annotated[str, Header(min_length=1)],
-        x_purpose: Annotated[str, Header(min_length=3)],
+        caller: Coordinator,
+        x_purpose: WhyHeader,
     ) -> Response:
-        return await export(movement_id, vehicle_id, x_actor, x_purpose, "pdf")
+        return await export(movement_id, vehicle_id, caller.subject, x_purpose, "pdf")
 
-    @api.get("/movements/{movement_id}/access-log", response_model=AccessLogOut)
+    @api.get(
+        "/movements/{movement_id}/access-log",
+        tags=["audit"],
+        response_model=AccessLogOut,
+        dependencies=[Depends(AUDIT)],
+    )
     async def movement_access_log(movement_id: str) -> AccessLogOut:
         async with units() as uow:
             exports = await usecases.access_log(movement_id, uow)

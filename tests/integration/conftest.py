@@ -119,8 +119,14 @@ async def illegal_changes_held_back(stack: Stack) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15.0) as c:
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's platform that acts, per request, in the first role the route
+    admits (read from the service's OpenAPI document: ``devkit.devidp.RoleAuth``), in that
+    service's mission and checkpoint. Functional tests prove what an allowed caller can do; that
+    every other caller is refused is proven once, for every route, by test_http_authorisation.
+    A request that sends its own ``Authorization`` header (a test that needs a particular actor
+    or role) is left as it is."""
+    async with httpx.AsyncClient(timeout=15.0, auth=stack.role_auth()) as c:
         yield c
 
 

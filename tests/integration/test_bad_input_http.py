@@ -6,6 +6,11 @@ requests that fit the schema ("valid"), requests it forbids ("invalid"), and val
 dates ahead) with hostile strings where the schema allows any (NUL, unpaired surrogates, 5 kB).
 No answer may be a 5xx, and every answer must match the response schema the service documents.
 
+Every operation is fuzzed authenticated, with a token of the first role its rule admits (read from
+the same document, ``x-corridor-roles``): without one, every request would stop at the 401 and the
+fuzzing would reach nothing behind it. The same generated requests are also sent with no token and
+with tokens that do not verify: every one of those must be a 401, whatever else is wrong with it.
+
 Bounded and repeatable: a fixed number of examples per operation and mode (the four border posts
 run the same code: the first gets the full budget, the others a smoke run), generated
 derandomized, without shrinking: every failing request is collected, with a curl command to
@@ -29,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -40,7 +46,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from contracts.missions import CaseStatusReported
+from corridor.auth import Role
 from devkit import scenario
+from devkit.devidp import DevIssuer, OperationRules
 from devkit.devstack import Stack
 from tests.conftest import report_figure
 from tests.integration.bad_input import FAR_FUTURE, RECEPTION, ROUTES
@@ -102,6 +110,9 @@ HOSTILE_TEXT = [
     "\U0001f600",
 ]
 HOSTILE_JSON = [*HOSTILE_TEXT, "\ud800", "a\udfffb"]  # only JSON can carry unpaired surrogates
+# In a path parameter, "../.." is resolved by the client (urllib3 removes dot segments): the request
+# goes to another route, and its answer would be checked against the wrong operation's schema.
+HOSTILE_SEGMENTS = [text for text in HOSTILE_TEXT if "/" not in text]
 ROUTE_IDS = [r.route_id for r in ROUTES.routes]
 # Dates steered into this range: no other test plans movements this far ahead.
 FAR_FUTURE_DATES = st.dates(min_value=date(2900, 1, 1), max_value=date(2999, 12, 31))
@@ -184,9 +195,19 @@ def _fuzz(
     session: requests.Session,
     figures: dict[str, Any],
     undo: list[str],
+    seen: Counter[int] | None = None,
+    authorization: str | None = None,
 ) -> list[str]:
     """Send up to ``examples`` generated requests; return the failures, each with a curl command.
-    Adds to ``undo`` what must be deleted afterwards."""
+    Adds to ``undo`` what must be deleted afterwards, and each answer's status to ``seen``.
+
+    ``authorization``: the ``Authorization`` header every request carries, in place of whatever
+    schemathesis generates for the bearer scheme (a random token); "" for none at all."""
+
+    def authorise(headers: dict[str, Any] | None) -> dict[str, Any]:
+        kept = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        return {**kept, "Authorization": authorization} if authorization else kept
+
     failures: list[str] = []
     generation = (
         schemathesis.GenerationMode.NEGATIVE if mode == "invalid" else schemathesis.GenerationMode.POSITIVE
@@ -207,15 +228,21 @@ def _fuzz(
             # cannot take the unpaired surrogates that JSON (and so this request) can carry.
             for key, value in list((case.path_parameters or {}).items()):
                 if isinstance(value, str) and data.draw(st.booleans()):
-                    case.path_parameters[key] = data.draw(st.sampled_from(HOSTILE_TEXT))
+                    case.path_parameters[key] = data.draw(st.sampled_from(HOSTILE_SEGMENTS))
             request = case.as_transport_kwargs(base_url=url)
+            if authorization is not None:
+                request["headers"] = authorise(request.get("headers"))
             _steer(request, data)
             response = session.request(**request, timeout=REQUEST_TIMEOUT)
         else:
             if isinstance(case.body, dict | list):
                 case.body = _contained(case.body)
+            if authorization is not None:
+                case.headers = authorise(case.headers)
             response = case.call(base_url=url, session=session, timeout=REQUEST_TIMEOUT)
         _record(figures, mode, response.status_code)
+        if seen is not None:
+            seen[response.status_code] += 1
         if response.status_code < 300 and operation.label in UNDO:
             undo.append(UNDO[operation.label](response.json()))
         try:
@@ -230,10 +257,20 @@ def _fuzz(
     return failures
 
 
+def _token_for(stack: Stack, rules: OperationRules, operation: Any) -> str | None:
+    """A token of the first role the operation's rule admits, where the service's roles hold."""
+    roles = rules.roles_for(operation.method.upper(), operation.path)
+    if not roles:
+        return None  # public (the health checks)
+    checkpoint = rules.checkpoint if roles[0] == Role.BORDER_OFFICER else None
+    return stack.issuer.token(roles[0], rules.mission, checkpoint, subject="fuzzer")
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_fuzzed_requests_get_no_5xx(name: str, stack: Stack) -> None:
     url = stack.url(name)
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    rules = OperationRules(httpx.get(f"{url}/openapi.json").json())
     figures = _counts()
     failures: list[str] = []
     undo: list[str] = []
@@ -244,16 +281,70 @@ def test_fuzzed_requests_get_no_5xx(name: str, stack: Stack) -> None:
             for result in schema.get_all_operations():
                 operation = result.ok()
                 figures["operations"] += 1
+                token = _token_for(stack, rules, operation)
+                authorization = f"Bearer {token}" if token else ""
                 for mode in MODES:
-                    failures += _fuzz(operation, mode, examples, url, session, figures, undo)
+                    failures += _fuzz(
+                        operation, mode, examples, url, session, figures, undo, authorization=authorization
+                    )
+        assert figures["status"][401] == 0, f"{figures['status'][401]} authenticated requests answered 401"
     finally:
         _report(name, figures)
-        with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT, auth=stack.role_auth()) as client:
             for action in undo:
                 method, path = action.split(" ", 1)
                 assert client.request(method, url + path).status_code in (200, 404), action
     assert figures["requests"] > 0
     assert not failures, f"{len(failures)} failing request(s) on {name}:\n" + "\n".join(failures[:8])
+
+
+UNAUTHENTICATED_EXAMPLES = 4  # per operation and mode, per kind of caller
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_fuzzed_requests_without_a_valid_token_are_all_401(name: str, stack: Stack, tmp_path: Path) -> None:
+    """The fuzzer's requests (valid and invalid alike) from callers who cannot prove who they are:
+    every one a 401, nothing read before it, so nothing generated reaches a route."""
+    url = stack.url(name)
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    rules = OperationRules(httpx.get(f"{url}/openapi.json").json())
+    stranger = DevIssuer(tmp_path / "stranger")
+    callers = {
+        "no token": None,
+        "expired": stack.issuer.token(None, rules.mission, roles=[r.value for r in Role], lifetime=-120),
+        "another issuer's": stranger.token(None, rules.mission, roles=[r.value for r in Role]),
+    }
+    figures = _counts()
+    answers: Counter[int] = Counter()
+    with requests.Session() as session:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if not rules.roles_for(operation.method.upper(), operation.path):
+                continue  # the public health checks
+            figures["operations"] += 1
+            for token in callers.values():
+                authorization = f"Bearer {token}" if token else ""
+                for mode in ("valid", "invalid"):
+                    seen = Counter[int]()
+                    _fuzz(
+                        operation,
+                        mode,
+                        UNAUTHENTICATED_EXAMPLES,
+                        url,
+                        session,
+                        figures,
+                        [],
+                        seen,
+                        authorization=authorization,
+                    )
+                    answers.update(seen)
+    report_figure(
+        "HTTP authorisation",
+        f"  unauthenticated fuzzing, {name}: {sum(answers.values())} requests on {figures['operations']} "
+        f"operations ({', '.join(callers)}): {dict(answers)}",
+    )
+    assert sum(answers.values()) > 0
+    assert set(answers) == {401}, dict(answers)
 
 
 def _inbound_corpus(case_id: str) -> list[tuple[str, bytes]]:
@@ -315,6 +406,7 @@ def _inbound_corpus(case_id: str) -> list[tuple[str, bytes]]:
         ("received before arrival", enc(_structured())),
         ("unauthorised source", enc(_structured(source="/missions/UZB/reception"))),
         ("oversized body (900 kB)", enc(_structured(padding="p" * 900_000))),
+        ("body over the limit (2 MB)", enc(_structured(padding="p" * 2_000_000))),
     ]
 
 
@@ -323,12 +415,18 @@ def test_structured_ingest_answers_every_bad_body_with_a_4xx_and_an_early_one_wi
     figures = _counts()
     figures["operations"] = 1
     answers: dict[str, int] = {}
+    # TJK's integration client: RECEPTION is TJK's, so the source is its own
+    tjk = stack.headers(Role.INTEGRATION_CLIENT, mission="TJK", subject="tjk-fuzzer")
     with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
-        registered = client.post(stack.url("intake") + "/cases", json=scenario.single_traveller(FAR_FUTURE))
+        registered = client.post(
+            stack.url("intake") + "/cases",
+            json=scenario.single_traveller(FAR_FUTURE),
+            headers=scenario.caseworker(stack),
+        )
         assert registered.status_code == 201, registered.text
         for what, body in _inbound_corpus(registered.json()["case_id"]):
             response = client.post(
-                url, content=body, headers={"content-type": "application/cloudevents+json"}
+                url, content=body, headers={"content-type": "application/cloudevents+json", **tjk}
             )
             _record(figures, "corpus", response.status_code)
             answers[what] = response.status_code
@@ -345,4 +443,6 @@ def test_structured_ingest_answers_every_bad_body_with_a_4xx_and_an_early_one_wi
         "oversized body (900 kB)",
     )
     assert {what: answers.pop(what) for what in early} == dict.fromkeys(early, 503)
+    assert answers.pop("body over the limit (2 MB)") == 413
+    assert answers.pop("unauthorised source") == 403  # UZB's name in TJK's token
     assert all(400 <= status < 500 for status in answers.values()), answers

@@ -14,6 +14,7 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import ManifestIssued
+from corridor.auth import Purpose
 from corridor.kafkatools import read_topic
 from corridor.mrz import check_digit
 from devkit import scenario
@@ -47,14 +48,13 @@ async def test_hold_list_and_document_scans_at_the_exit_post(
     mismatched = await scenario.register(client, stack, single())
     cases = [family, held_single, scanned, mismatched]
     await stream.wait_for(cases, CaseStatus.ELIGIBLE, 60)
-    people = {c: await scenario.members_of(client, stack, c, "border check test") for c in cases}
+    people = {c: await scenario.members_of(client, stack, c, Purpose.BORDER_CHECK) for c in cases}
 
     exit_post = stack.border_url("kaz-zhibek-zholy-exit")
     hold = {
         "document_number": people[held_single][0]["document"]["number"],
         "reason_code": "court_order",
         "reason": "Travel ban pending a hearing",
-        "officer": "kaz-duty-officer",
     }
     assert (await client.put(exit_post + "/hold-list", json=hold)).status_code == 201
 
@@ -93,7 +93,7 @@ async def test_hold_list_and_document_scans_at_the_exit_post(
     unreadable = good_zone[:-1] + str((int(good_zone[-1]) + 1) % 10)
     r = await client.post(
         f"{exit_post}/movements/{movement_id}/vehicles/BUS-B/clearance",
-        json={"officer": "o", "scans": [{"person_id": good["person_id"], "mrz": unreadable}]},
+        json={"scans": [{"person_id": good["person_id"], "mrz": unreadable}]},
     )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "composite", r.text
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from contracts import topics
+from corridor.auth import Purpose, Role
 from devkit.devstack import Stack
 from services.intake import bulk
 from tests.conftest import report_figure
@@ -190,7 +191,7 @@ def generate(path: Path, travel: date, rows: int = ROWS) -> dict[str, Expected]:
     return expected
 
 
-def _cli(path: Path, namespace: str, url: str, report: Path, *extra: str) -> list[str]:
+def _cli(path: Path, namespace: str, url: str, report: Path, token: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -202,15 +203,21 @@ def _cli(path: Path, namespace: str, url: str, report: Path, *extra: str) -> lis
         url,
         "--report",
         str(report),
-        "--actor",
-        "field-office@test",
+        "--token",
+        token,
         *extra,
     ]
 
 
 async def run_cli(path: Path, namespace: str, stack: Stack, report: Path) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
-        *_cli(path, namespace, stack.url("intake"), report),
+        *_cli(
+            path,
+            namespace,
+            stack.url("intake"),
+            report,
+            stack.token(Role.CASEWORKER, subject="field-office@test"),
+        ),
         cwd=repo_root(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -318,7 +325,7 @@ async def test_ten_thousand_rows_are_imported_once_with_a_report_on_every_row(
         family = next(e for e in registered if len(e["lines"]) == 3)
         read = await client.get(
             f"{stack.url('intake')}/cases/{family['case_id']}",
-            headers={"X-Actor": "caseworker@test", "X-Purpose": "check a bulk import"},
+            headers={"X-Purpose": Purpose.CASE_MANAGEMENT},
         )
         assert read.status_code == 200, read.text
         case = read.json()
@@ -395,7 +402,7 @@ async def test_imports_over_http_in_csv_and_json(stack: Stack, client: httpx.Asy
     url = stack.url("intake") + "/imports"
     namespace = f"sample-{uuid.uuid4().hex[:8]}"
     sample = (repo_root() / "docs" / "bulk-import-sample.csv").read_bytes()
-    headers = {"X-Actor": "clerk@karaganda", "Content-Type": "text/csv"}
+    headers = {**stack.headers(Role.CASEWORKER, subject="clerk@karaganda"), "Content-Type": "text/csv"}
 
     r = await client.post(url, params={"namespace": namespace}, content=sample, headers=headers)
     assert r.status_code == 200, r.text
@@ -425,7 +432,7 @@ async def test_imports_over_http_in_csv_and_json(stack: Stack, client: httpx.Asy
         "not an object",
         {**row, "row_key": "J-1"},
     ]
-    r = await client.post(url, params={"namespace": namespace}, json=items, headers={"X-Actor": "clerk"})
+    r = await client.post(url, params={"namespace": namespace}, json=items)
     assert r.status_code == 200, r.text
     entries = r.json()["entries"]
     assert [(e["row_key"], e["outcome"], e["item"]) for e in entries] == [
@@ -446,9 +453,10 @@ async def test_imports_over_http_in_csv_and_json(stack: Stack, client: httpx.Asy
     assert entries[4]["reasons"][0] == {"field": "row_key", "msg": "repeats the row_key of item 0"}
 
     # What cannot be imported at all.
+    anonymous = {"Authorization": "", "Content-Type": "text/csv"}
     assert (
-        await client.post(url, params={"namespace": namespace}, content=sample)
-    ).status_code == 422  # no X-Actor
+        await client.post(url, params={"namespace": namespace}, content=sample, headers=anonymous)
+    ).status_code == 401  # nobody to record as the importer
     r = await client.post(url, params={"namespace": "a:b"}, content=sample, headers=headers)
     assert r.status_code == 422
     r = await client.post(
@@ -468,7 +476,7 @@ async def test_imports_over_http_in_csv_and_json(stack: Stack, client: httpx.Asy
         url,
         params={"namespace": namespace},
         content=b"[" + b" " * (bulk.MAX_BYTES + 1) + b"]",
-        headers={"X-Actor": "clerk", "Content-Type": "application/json"},
+        headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 413 and r.json()["code"] == "too_large"
 

@@ -13,6 +13,7 @@ from contracts import reasons, topics
 from contracts.envelope import decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
+from corridor.auth import Purpose, Role
 from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
@@ -142,17 +143,17 @@ async def test_reading_personal_data_is_recorded(
     stack: Stack, client: httpx.AsyncClient, travel_date: date
 ) -> None:
     case_id = await scenario.register(client, stack, scenario.family_of_three(travel_date))
-    missing_purpose = await client.get(
-        f"{stack.url('intake')}/cases/{case_id}", headers={"X-Actor": "caseworker-1"}
-    )
+    caseworker = stack.headers(Role.CASEWORKER, subject="caseworker-1")
+    missing_purpose = await client.get(f"{stack.url('intake')}/cases/{case_id}", headers=caseworker)
     assert missing_purpose.status_code == 422
-    read = await client.get(
-        f"{stack.url('intake')}/cases/{case_id}",
-        headers={"X-Actor": "caseworker-1", "X-Purpose": "travel check"},
-    )
+    free_text = {**caseworker, "X-Purpose": "travel check"}  # not one of the fixed purposes
+    assert (await client.get(f"{stack.url('intake')}/cases/{case_id}", headers=free_text)).status_code == 422
+    # X-Actor names nobody any more: the actor recorded is the token's subject
+    headers = {**caseworker, "X-Actor": "somebody-else", "X-Purpose": Purpose.TRAVEL_PREPARATION}
+    read = await client.get(f"{stack.url('intake')}/cases/{case_id}", headers=headers)
     assert read.status_code == 200 and read.json()["members"][0]["surname"] == "Nazarov"
     log = (await client.get(f"{stack.url('intake')}/cases/{case_id}/access-log")).json()["reads"]
-    assert [(r["actor"], r["purpose"]) for r in log] == [("caseworker-1", "travel check")]
+    assert [(r["actor"], r["purpose"]) for r in log] == [("caseworker-1", "travel_preparation")]
 
 
 async def _records_for(

@@ -25,6 +25,7 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus, illegal_steps
 from contracts.transport import ManifestIssued
+from corridor.auth import Purpose, Role
 from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
@@ -68,7 +69,6 @@ async def _withdraw(client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID)
         client,
         f"{stack.url('intake')}/cases/{case_id}/withdrawal",
         {"reason": "Decided to stay"},
-        headers={"X-Actor": "caseworker@race"},
     )
     assert r.status_code in (201, 202, 409), r.text
     if r.status_code == 409:
@@ -83,8 +83,8 @@ async def _hold(client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID, out
         {
             "outcome": outcome,
             "reason": "Held by a supervisor pending a medical check",
-            "supervisor": "sup@race",
         },
+        headers=stack.headers(Role.SUPERVISOR, subject="sup@race"),
     )
     assert r.status_code == 201, r.text
     return outcome, r.status_code
@@ -424,7 +424,6 @@ async def test_withdrawals_and_holds_race_planning_and_departure_and_the_stream_
                     "evidence_kind": "covid19_test",
                     "valid_hours": 72,
                     "effective_from": day.isoformat(),
-                    "officer": "officer@race",
                 },
             )
             race = _race(client, stack, stream, route, game, rng)
@@ -472,9 +471,7 @@ async def test_mission_reports_and_border_decisions_race_the_journey(
         client, stack, stream, route, travel_date, vehicles=[("BUS-A", 20)], expect=ids
     )
     refused = ids[0]
-    refused_person = (await scenario.members_of(client, stack, refused, "refusal at the border"))[0][
-        "person_id"
-    ]
+    refused_person = (await scenario.members_of(client, stack, refused, Purpose.BORDER_CHECK))[0]["person_id"]
     second = route.checkpoints[1].checkpoint_id
     third = route.checkpoints[2].checkpoint_id
     origin = "/missions/TJK/reception"
@@ -499,7 +496,11 @@ async def test_mission_reports_and_border_decisions_race_the_journey(
             r = await client.post(
                 f"{stack.url('intake')}/inbound/status-changes",
                 json=event,
-                headers={"Content-Type": "application/cloudevents+json"},
+                headers={
+                    "Content-Type": "application/cloudevents+json",
+                    # the reporting mission's own integration client: the source names its mission
+                    **stack.headers(Role.INTEGRATION_CLIENT, mission=source.split("/")[2]),
+                },
             )
             answers[case_id].append(r.status_code)
             assert r.status_code in (202, 503, 409), r.text
@@ -514,7 +515,7 @@ async def test_mission_reports_and_border_decisions_race_the_journey(
             f"{stack.border_url(checkpoint_id)}/movements/{movement['movement_id']}/vehicles/BUS-A/clearance"
         )
         while not stop.is_set():
-            r = await client.post(url, json={"officer": f"officer@{checkpoint_id}"})
+            r = await client.post(url, json={})
             assert r.status_code in (200, 404, 409), r.text
             await asyncio.sleep(0.05)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from corridor.auth import Role
 from devkit import scenario
 from devkit.devstack import Stack
 from services.intake.duplicates import keys_for, lock_ids
@@ -72,7 +73,7 @@ async def _import(client: httpx.AsyncClient, stack: Stack, body: dict[str, Any])
         stack.url("intake") + "/imports",
         params={"namespace": f"race-{uuid.uuid4().hex[:8]}"},
         json=[{k: v for k, v in body.items() if k != "registration_key"} | {"row_key": "R-1"}],
-        headers={"X-Actor": "clerk@race"},
+        headers=stack.headers(Role.CASEWORKER, subject="clerk@race"),
     )
     assert r.status_code == 200, r.text
     (row,) = r.json()["entries"]

@@ -23,6 +23,7 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import ManifestIssued
+from corridor.auth import Purpose, Role
 from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
@@ -108,7 +109,7 @@ async def test_the_first_of_december_in_miniature(
     r = await client.post(
         f"{stack.url('intake')}/cases/{withdrawer}/withdrawal",
         json={"reason": "Found work again in Karaganda"},
-        headers={"X-Actor": "caseworker-3"},
+        headers=stack.headers(Role.CASEWORKER, subject="caseworker-3"),
     )
     assert r.status_code == 201, r.text
     await stream.wait_for([withdrawer], CaseStatus.WITHDRAWN, 30)
@@ -122,8 +123,10 @@ async def test_the_first_of_december_in_miniature(
             "evidence_kind": "covid19_test",
             "valid_hours": 72,
             "effective_from": travel.isoformat(),
-            "officer": "uzb-duty-officer",
         },
+        headers=stack.headers(
+            Role.BORDER_OFFICER, checkpoint="uzb-zhibek-zholy-entry", subject="uzb-duty-officer"
+        ),
     )
     assert r.status_code == 201, r.text
     try:
@@ -236,7 +239,10 @@ async def _with_the_requirement_in_force(
     assert final["uzb-zhibek-zholy-entry"] == expected_arrivals
 
     # The printable and CSV manifests, and the record of who took them.
-    headers = {"X-Actor": "escort-lead", "X-Purpose": "boarding list"}
+    headers = {
+        **stack.headers(Role.TRANSPORT_COORDINATOR, subject="escort-lead"),
+        "X-Purpose": Purpose.TRAVEL_PREPARATION,
+    }
     bus = found["vehicles"][0]["vehicle_id"]
     csv_export = await client.get(
         f"{stack.url('transport')}/movements/{movement_id}/vehicles/{bus}/manifest.csv", headers=headers

@@ -96,9 +96,14 @@ async def erased_everywhere(stack: Stack, case_id: uuid.UUID, posts: list[str], 
                 await conn.close()
 
 
+SUPERVISOR = "supervisor@erasure-test"
+
+
 async def erase(client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID) -> httpx.Response:
+    """The request as a supervisor of the host mission makes it (an erasure is theirs to decide)."""
     return await client.post(
-        f"{stack.url('intake')}/cases/{case_id}/erasure", headers={"X-Actor": "caseworker@erasure-test"}
+        f"{stack.url('intake')}/cases/{case_id}/erasure",
+        headers=stack.headers("supervisor", subject=SUPERVISOR),
     )
 
 
@@ -126,7 +131,7 @@ async def test_an_arrived_familys_personal_data_is_erased_in_every_service_and_s
     again = await erase(client, stack, case_id)
     assert (again.status_code, again.json()["created"]) == (200, False)
     read = await client.get(
-        f"{stack.url('intake')}/cases/{case_id}", headers={"X-Actor": "aida", "X-Purpose": "case review"}
+        f"{stack.url('intake')}/cases/{case_id}", headers={"X-Purpose": "case_management"}
     )
     assert read.status_code == 410 and not any(s in read.text for s in strings)
     # What statistics count stays: the case, its journey, its people's sex, nationality, birth year.
@@ -140,7 +145,7 @@ async def test_an_arrived_familys_personal_data_is_erased_in_every_service_and_s
         assert {p["nationality"] for p in people} == {"TJK"}
         assert await conn.fetchval("SELECT count(*) FROM health_evidence WHERE case_id = $1", case_id) == 0
         who = await conn.fetchval("SELECT requested_by FROM erasures WHERE case_id = $1", case_id)
-        assert who == "caseworker@erasure-test"
+        assert who == SUPERVISOR  # the token's subject, not a name the caller typed
     finally:
         await conn.close()
     assert stream.statuses(case_id)[-1] is CaseStatus.ARRIVED  # nothing on the stream for it
@@ -158,6 +163,11 @@ async def test_a_case_still_in_the_process_is_not_erased_and_an_ineligible_one_i
 
     answer = await erase(client, stack, waiting)
     assert answer.status_code == 409 and "withdraw it first" in answer.text
+    # Irreversible: not a caseworker's to decide.
+    refused_to_caseworker = await client.post(
+        f"{stack.url('intake')}/cases/{refused}/erasure", headers=stack.headers("caseworker")
+    )
+    assert refused_to_caseworker.status_code == 403
 
     assert (await erase(client, stack, refused)).status_code == 201
     # Transport withdraws it: a later decision can never seat a case whose data is gone.

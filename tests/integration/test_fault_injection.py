@@ -111,7 +111,7 @@ async def test_nothing_is_lost_or_duplicated_under_faults(
     people = sum(len(b["members"]) for b in bodies)
     limit = asyncio.Semaphore(12)
 
-    async with httpx.AsyncClient(timeout=20.0) as client:
+    async with httpx.AsyncClient(timeout=20.0, auth=stack.role_auth()) as client:
 
         async def register(body: dict) -> object:
             async with limit:

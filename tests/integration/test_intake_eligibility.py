@@ -12,6 +12,7 @@ import httpx
 from contracts.envelope import CloudEvent
 from contracts.routes import Route
 from contracts.status import CaseStatus
+from corridor.auth import Purpose, Role
 from corridor.mrz import check_digit
 from devkit import scenario
 from devkit.devstack import Stack
@@ -143,8 +144,8 @@ async def test_the_same_person_in_latin_and_cyrillic_is_flagged_and_resolved(
         json={
             "decision": "duplicate",
             "note": "Same man, registered in Pavlodar and in Karaganda",
-            "resolved_by": "cw-2",
         },
+        headers=stack.headers(Role.CASEWORKER, subject="cw-2"),
     )
     assert resolved.status_code == 200
     still_open = (
@@ -153,7 +154,7 @@ async def test_the_same_person_in_latin_and_cyrillic_is_flagged_and_resolved(
     assert still_open["flags"] == []
     again = await client.post(
         f"{stack.url('intake')}/duplicate-flags/{flags[0]['flag_id']}/resolution",
-        json={"decision": "not_duplicate", "note": "changed my mind", "resolved_by": "cw-3"},
+        json={"decision": "not_duplicate", "note": "changed my mind"},
     )
     assert again.status_code == 404
 
@@ -197,7 +198,7 @@ async def test_a_supervisor_override_is_reasoned_visible_and_revocable(
 
     too_short = await client.post(
         f"{stack.url('eligibility')}/cases/{case_id}/override",
-        json={"outcome": "eligible", "reason": "ok", "supervisor": "sup-1"},
+        json={"outcome": "eligible", "reason": "ok"},
     )
     assert too_short.status_code == 422
     r = await client.post(
@@ -205,8 +206,8 @@ async def test_a_supervisor_override_is_reasoned_visible_and_revocable(
         json={
             "outcome": "eligible",
             "reason": "Tajik embassy confirmed citizenship by letter of 2 December",
-            "supervisor": "sup-1",
         },
+        headers=stack.headers(Role.SUPERVISOR, subject="sup-1"),
     )
     assert r.status_code == 201 and r.json()["outcome"] == "eligible"
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 30)
@@ -221,7 +222,8 @@ async def test_a_supervisor_override_is_reasoned_visible_and_revocable(
     assert [o["supervisor"] for o in found["overrides"]] == ["sup-1"]
 
     revoked = await client.delete(
-        f"{stack.url('eligibility')}/cases/{case_id}/override", params={"supervisor": "sup-2"}
+        f"{stack.url('eligibility')}/cases/{case_id}/override",
+        headers=stack.headers(Role.SUPERVISOR, subject="sup-2"),
     )
     assert revoked.status_code == 200 and revoked.json()["outcome"] == "ineligible"
     found = await decisions(client, stack, case_id)
@@ -276,15 +278,16 @@ async def test_every_read_of_personal_data_can_be_queried(
 ) -> None:
     case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
     actor = f"auditor-test-{uuid.uuid4().hex[:6]}"
-    for purpose in ("eligibility review", "phone follow-up"):
+    for purpose in (Purpose.ELIGIBILITY_REVIEW, Purpose.CASE_MANAGEMENT):
         r = await client.get(
-            f"{stack.url('intake')}/cases/{case_id}", headers={"X-Actor": actor, "X-Purpose": purpose}
+            f"{stack.url('intake')}/cases/{case_id}",
+            headers={**stack.headers(Role.CASEWORKER, subject=actor), "X-Purpose": purpose},
         )
         assert r.status_code == 200
     reads = (await client.get(stack.url("intake") + "/access-log", params={"actor": actor})).json()["reads"]
     assert [(r["case_id"], r["purpose"]) for r in reads] == [
-        (str(case_id), "phone follow-up"),
-        (str(case_id), "eligibility review"),
+        (str(case_id), "case_management"),
+        (str(case_id), "eligibility_review"),
     ]
 
 
@@ -298,7 +301,7 @@ async def test_no_override_makes_a_case_travel_without_consent(
     await wait_versions(client, stack, case_id, 1)
     r = await client.post(
         f"{stack.url('eligibility')}/cases/{case_id}/override",
-        json={"outcome": "eligible", "reason": "The family asked us to hurry", "supervisor": "sup-9"},
+        json={"outcome": "eligible", "reason": "The family asked us to hurry"},
     )
     assert r.status_code == 409 and "consent cannot be overridden" in r.text
 

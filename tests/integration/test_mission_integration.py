@@ -22,6 +22,7 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus, Place
+from corridor.auth import Role
 from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
@@ -151,7 +152,11 @@ async def test_a_foreign_client_reports_a_status_change_that_appears_on_the_stre
         source=RECEPTION,
     ).structured()
     url = stack.url("intake") + "/inbound/status-changes"
-    headers = {"content-type": "application/cloudevents+json"}
+    # TJK's integration client: the token says which mission reports
+    headers = {
+        "content-type": "application/cloudevents+json",
+        **stack.headers(Role.INTEGRATION_CLIENT, mission="TJK", subject="tjk-reception-system"),
+    }
     first = await client.post(url, content=json.dumps(closing), headers=headers)
     assert first.status_code == 202, first.text
     again = await client.post(url, content=json.dumps(closing), headers=headers)
@@ -176,22 +181,28 @@ async def test_http_ingest_answers_each_kind_of_bad_input_with_a_code(
             "data": _report(case_id, **data),
         }
 
+    tjk = stack.headers(Role.INTEGRATION_CLIENT, mission="TJK")
+    uzb = stack.headers(Role.INTEGRATION_CLIENT, mission="UZB")
     cases = [
-        (b"{nope", 400, "malformed_json"),
-        (json.dumps({**event(), "type": "org.example.v9"}).encode(), 400, "unknown_type"),
-        (json.dumps({k: v for k, v in event().items() if k != "id"}).encode(), 400, "missing_header"),
-        (json.dumps(event(status="teleported")).encode(), 422, "schema_violation"),
-        (json.dumps(event(source="/missions/UZB/reception")).encode(), 403, "unauthorised_source"),
-        (json.dumps({**event(), "data": _report(uuid.uuid4())}).encode(), 404, "unknown_case"),
+        (b"{nope", tjk, 400, "malformed_json"),
+        (json.dumps({**event(), "type": "org.example.v9"}).encode(), tjk, 400, "unknown_type"),
+        (json.dumps({k: v for k, v in event().items() if k != "id"}).encode(), tjk, 400, "missing_header"),
+        (json.dumps(event(status="teleported")).encode(), tjk, 422, "schema_violation"),
+        # UZB reporting as UZB, a status only TJK may report
+        (json.dumps(event(source="/missions/UZB/reception")).encode(), uzb, 403, "unauthorised_source"),
+        # forged sources: a mission's client writing another mission's name
+        (json.dumps(event(source="/missions/UZB/reception")).encode(), tjk, 403, "source_not_token_mission"),
+        (json.dumps(event()).encode(), uzb, 403, "source_not_token_mission"),
+        (json.dumps({**event(), "data": _report(uuid.uuid4())}).encode(), tjk, 404, "unknown_case"),
     ]
-    for body, status, code in cases:
+    for body, who, status, code in cases:
         response = await client.post(
-            url, content=body, headers={"content-type": "application/cloudevents+json"}
+            url, content=body, headers={"content-type": "application/cloudevents+json", **who}
         )
         assert (response.status_code, response.json()["code"]) == (status, code), response.text
     # "received" for a case that has not even departed: may only be intake's view lagging the
     # stream, so not a final answer: 503 with Retry-After (a mission's client retries it).
-    response = await client.post(url, json=event())
+    response = await client.post(url, json=event(), headers=tjk)
     assert response.status_code == 503 and response.json()["code"] == "illegal_transition"
     assert response.headers["Retry-After"] and response.json()["retry"] is True
     assert "case is eligible" in response.json()["detail"]

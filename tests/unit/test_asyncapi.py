@@ -27,8 +27,10 @@ from contracts.base import all_event_types
 from contracts.routes import RouteBook
 from contracts.status import CaseStatusChanged
 from corridor import asyncapi
+from corridor.auth import Role
 from corridor.runtime import ServiceRuntime
 from corridor.settings import REPO_ROOT, ServiceSettings
+from devkit.devidp import DevIssuer
 from services import deployment
 
 DOCS = deployment.DOCS_DIR
@@ -323,15 +325,18 @@ def test_a_topic_without_declared_events_is_an_error() -> None:
         asyncapi.asyncapi_document(rt)
 
 
-async def test_a_running_service_serves_its_document() -> None:
+async def test_a_running_service_serves_its_document(issuer: DevIssuer) -> None:
     rt = next(rt for rt in deployment.service_runtimes() if rt.instance == "transport")
     if not any(getattr(r, "path", None) == "/asyncapi.json" for r in rt.http.routes):
         asyncapi.mount_asyncapi(rt)  # until ServiceRuntime mounts it itself
     # ASGITransport does not run the app's lifespan: nothing connects to Kafka or PostgreSQL.
     transport = httpx.ASGITransport(app=rt.http)
+    # Any authenticated caller of any mission may read it (a mission's integrators build on it).
+    reader = {"Authorization": f"Bearer {issuer.token(Role.INTEGRATION_CLIENT, 'TJK')}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://transport") as client:
-        as_json = await client.get("/asyncapi.json")
-        as_yaml = await client.get("/asyncapi.yaml")
+        assert (await client.get("/asyncapi.json")).status_code == 401
+        as_json = await client.get("/asyncapi.json", headers=reader)
+        as_yaml = await client.get("/asyncapi.yaml", headers=reader)
     assert as_json.status_code == 200
     assert as_json.headers["content-type"].startswith("application/json")
     assert as_json.json() == committed("transport")

@@ -32,9 +32,11 @@ from contracts.intake import (
 from contracts.routes import RouteBook
 from contracts.status import CaseStatusChanged
 from contracts.transport import MovementDeparted
+from corridor.auth import Role
 from corridor.errors import DomainError
 from corridor.runtime import ServiceRuntime
 from devkit import scenario
+from devkit.devidp import DevIssuer
 from services.eligibility import api, domain, usecases
 from services.eligibility.app import MIGRATIONS, EligibilitySettings
 from services.eligibility.domain import (
@@ -50,6 +52,7 @@ from services.eligibility.domain import (
 from services.eligibility.usecases import Context, OverrideDecision, RevokeOverride
 from tests.fakes import FakeUnitOfWork
 from tests.paths import CENTRAL_ASIA_ROUTES
+from tests.unit.conftest import role_auth
 
 ROUTES = RouteBook.load(CENTRAL_ASIA_ROUTES)
 CTX = Context(routes=ROUTES)
@@ -573,30 +576,35 @@ async def test_a_case_without_decisions_has_no_history() -> None:
 # --- the HTTP API on the fake unit (its shapes; errors answered by the runtime) --------------------
 
 
-def _client(store: FakeEligibilityStore) -> httpx.AsyncClient:
+def _client(store: FakeEligibilityStore, issuer: DevIssuer) -> httpx.AsyncClient:
     @asynccontextmanager
     async def units() -> AsyncIterator[FakeUnitOfWork[FakeEligibilityStore]]:
         yield unit(store)
 
     rt = ServiceRuntime("eligibility", EligibilitySettings(), migrations=MIGRATIONS, title="test")
     rt.http.include_router(api.router(units, CTX))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=rt.http), base_url="http://eligibility")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=rt.http),
+        base_url="http://eligibility",
+        auth=role_auth(issuer, rt.http),
+    )
 
 
-async def test_the_api_answers_as_it_always_has() -> None:
+def supervisor(issuer: DevIssuer, subject: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issuer.token(Role.SUPERVISOR, 'KAZ', subject=subject)}"}
+
+
+async def test_the_api_answers_as_it_always_has(issuer: DevIssuer) -> None:
     store = FakeEligibilityStore()
     body = scenario.single_traveller(TRAVEL)
     body["members"][0]["nationality"] = "UZB"
     case = await registered(store, body)
-    async with _client(store) as client:
+    async with _client(store, issuer) as client:
         url = f"/cases/{case.case_id}"
         r = await client.post(
             f"{url}/override",
-            json={
-                "outcome": "eligible",
-                "reason": "Embassy letter confirms citizenship",
-                "supervisor": "sup-1",
-            },
+            json={"outcome": "eligible", "reason": "Embassy letter confirms citizenship"},
+            headers=supervisor(issuer, "sup-1"),
         )
         assert r.status_code == 201
         assert r.json() == {"case_id": str(case.case_id), "version": 2, "outcome": "eligible"}
@@ -617,9 +625,10 @@ async def test_the_api_answers_as_it_always_has() -> None:
             }
         ]
 
-        r = await client.delete(f"{url}/override", params={"supervisor": "sup-2"})
+        r = await client.delete(f"{url}/override", headers=supervisor(issuer, "sup-2"))
         assert (r.status_code, r.json()["outcome"], r.json()["version"]) == (200, "ineligible", 3)
-        r = await client.delete(f"{url}/override", params={"supervisor": "sup-2"})
+        assert (await client.get(f"{url}/decisions")).json()["overrides"][0]["revoked_by"] == "sup-2"
+        r = await client.delete(f"{url}/override", headers=supervisor(issuer, "sup-2"))
         assert (r.status_code, r.json()) == (404, {"detail": f"no active override on case {case.case_id}"})
 
         other = uuid.uuid4()
@@ -627,20 +636,20 @@ async def test_the_api_answers_as_it_always_has() -> None:
         assert (r.status_code, r.json()) == (404, {"detail": f"no decision for case {other}"})
         r = await client.post(
             f"/cases/{other}/override",
-            json={"outcome": "pending", "reason": "Held pending a medical check", "supervisor": "sup-1"},
+            json={"outcome": "pending", "reason": "Held pending a medical check"},
         )
         assert (r.status_code, r.json()) == (404, {"detail": f"no case {other}"})
 
 
-async def test_the_api_refuses_an_override_of_consent_with_409() -> None:
+async def test_the_api_refuses_an_override_of_consent_with_409(issuer: DevIssuer) -> None:
     store = FakeEligibilityStore()
     body = scenario.single_traveller(TRAVEL)
     body["consent"]["scope"] = ["UZB"]
     case = await registered(store, body)
-    async with _client(store) as client:
+    async with _client(store, issuer) as client:
         r = await client.post(
             f"/cases/{case.case_id}/override",
-            json={"outcome": "eligible", "reason": "The family asked us to hurry", "supervisor": "sup-9"},
+            json={"outcome": "eligible", "reason": "The family asked us to hurry"},
         )
     assert r.status_code == 409
     assert r.json()["detail"].startswith("consent cannot be overridden: Consent does not cover")

@@ -16,12 +16,15 @@ import pytest
 from contracts.envelope import CloudEvent
 from contracts.missions import ReportableStatus
 from contracts.status import CaseStatus, CaseStatusChanged, Place
+from corridor.auth import Role
 from corridor.runtime import ServiceRuntime
+from devkit.devidp import DevIssuer
 from services.intake import domain, usecases
 from services.intake.app import IntakeSettings, create_service
+from tests.unit.conftest import role_auth
 from tests.unit.intake_doubles import FAMILY, NOW, TRAVEL, FakeIntakeStore, person, report, unit, units_for
 
-READER = {"X-Actor": "aida", "X-Purpose": "eligibility review"}
+READER = {"X-Purpose": "eligibility_review"}
 
 
 @pytest.fixture
@@ -35,13 +38,21 @@ def units(store: FakeIntakeStore) -> Any:
 
 
 @pytest.fixture
-async def client(units: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    units: Any, monkeypatch: pytest.MonkeyPatch, issuer: DevIssuer
+) -> AsyncIterator[httpx.AsyncClient]:
     monkeypatch.setattr(ServiceRuntime, "units", lambda self, _store: units)
     rt = create_service(IntakeSettings(withdrawal_wait_seconds=0))
-    # No lifespan: the runtime (database, Kafka) never starts.
+    # No lifespan: the runtime (database, Kafka) never starts. Each request acts in a role its
+    # route admits, unless it names its own token.
     transport = httpx.ASGITransport(app=rt.http)
-    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+    auth = role_auth(issuer, rt.http)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake", auth=auth) as client:
         yield client
+
+
+def as_(issuer: DevIssuer, role: Role, subject: str, mission: str = "KAZ") -> dict[str, str]:
+    return {"Authorization": f"Bearer {issuer.token(role, mission, subject=subject)}"}
 
 
 def body(*members: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -76,7 +87,7 @@ async def test_a_registration_answers_its_case_and_a_repeat_the_same_case(client
 
 
 async def test_a_possible_duplicate_is_named_in_the_answer(
-    client: httpx.AsyncClient, store: FakeIntakeStore
+    client: httpx.AsyncClient, store: FakeIntakeStore, issuer: DevIssuer
 ) -> None:
     first = await register(client)
     second = await client.post(
@@ -100,9 +111,13 @@ async def test_a_possible_duplicate_is_named_in_the_answer(
             "resolution_note": None,
         }
     ]
-    resolution = {"decision": "duplicate", "note": "same man", "resolved_by": "aida"}
-    resolved = await client.post("/duplicate-flags/1/resolution", json=resolution)
+    resolution = {"decision": "duplicate", "note": "same man"}
+    aida = as_(issuer, Role.CASEWORKER, "aida")
+    resolved = await client.post("/duplicate-flags/1/resolution", json=resolution, headers=aida)
     assert (resolved.status_code, resolved.json()) == (200, {"flag_id": 1, "status": "duplicate"})
+    assert store.flags[0].resolved_by == "aida"  # the token's subject, nothing the caller typed
+    typed = await client.post("/duplicate-flags/1/resolution", json={**resolution, "resolved_by": "x"})
+    assert typed.status_code == 422
     again = await client.post("/duplicate-flags/1/resolution", json=resolution)
     assert (again.status_code, again.json()) == (404, {"detail": "no open flag 1"})
 
@@ -138,10 +153,12 @@ async def test_an_update_answers_when_and_how_many(client: httpx.AsyncClient) ->
 
 
 async def test_a_case_is_read_with_its_personal_data_and_the_read_is_logged(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, issuer: DevIssuer
 ) -> None:
     case_id = await register(client)
-    response = await client.get(f"/cases/{case_id}", headers=READER)
+    response = await client.get(
+        f"/cases/{case_id}", headers={**READER, **as_(issuer, Role.CASEWORKER, "aida")}
+    )
     assert response.status_code == 200
     (member,) = response.json()["members"]
     assert response.json() == {
@@ -203,7 +220,7 @@ async def test_a_case_is_read_with_its_personal_data_and_the_read_is_logged(
     assert log == {
         "case_id": case_id,
         "reads": [
-            {"accessed_at": "2026-11-30T09:00:00+00:00", "actor": "aida", "purpose": "eligibility review"}
+            {"accessed_at": "2026-11-30T09:00:00+00:00", "actor": "aida", "purpose": "eligibility_review"}
         ],
     }
     everything = (await client.get("/access-log", params={"actor": "aida"})).json()
@@ -241,21 +258,16 @@ async def test_health_evidence_answers_its_event(client: httpx.AsyncClient, stor
     (person_id,) = [str(p) for p in store.persons]
     evidence = {"person_id": person_id, "kind": "covid19_test", "result": "negative"}
     taken = {**evidence, "taken_at": "2026-11-30T04:00:00+00:00"}
-    response = await client.post(
-        f"/cases/{case_id}/health-evidence", json=taken, headers={"X-Actor": "nurse"}
-    )
+    response = await client.post(f"/cases/{case_id}/health-evidence", json=taken)
     assert response.status_code == 201 and set(response.json()) == {"case_id", "event_id"}
     future = {**evidence, "taken_at": "2026-11-30T10:00:00+00:00"}
-    refused = await client.post(
-        f"/cases/{case_id}/health-evidence", json=future, headers={"X-Actor": "nurse"}
-    )
+    refused = await client.post(f"/cases/{case_id}/health-evidence", json=future)
     assert refused.json() == {
         "detail": [{"loc": ["body", "taken_at"], "msg": "is in the future", "type": "value_error"}]
     }
     stranger = await client.post(
         f"/cases/{case_id}/health-evidence",
         json={**taken, "person_id": str(uuid.uuid4())},
-        headers={"X-Actor": "n"},
     )
     assert stranger.status_code == 404
 
@@ -313,10 +325,13 @@ def structured(data: Any, source: str = "/missions/TJK/reception") -> bytes:
 
 
 async def test_a_missions_report_over_http(
-    client: httpx.AsyncClient, store: FakeIntakeStore, units: Any
+    client: httpx.AsyncClient, store: FakeIntakeStore, units: Any, issuer: DevIssuer
 ) -> None:
     case_id = await register(client)
-    headers = {"Content-Type": "application/cloudevents+json"}
+    headers = {
+        "Content-Type": "application/cloudevents+json",
+        **as_(issuer, Role.INTEGRATION_CLIENT, "tjk-reception-system", "TJK"),
+    }
     received = structured(report(uuid.UUID(case_id), ReportableStatus.RECEIVED))
     deferred = await client.post("/inbound/status-changes", content=received, headers=headers)
     assert deferred.status_code == 503 and deferred.headers["Retry-After"] == "2"
@@ -345,14 +360,81 @@ async def test_a_missions_report_over_http(
         headers=headers,
     )
     assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_case"
+    closed = report(uuid.UUID(case_id), ReportableStatus.CLOSED)
+    uzb = {**headers, **as_(issuer, Role.INTEGRATION_CLIENT, "uzb-desk", "UZB")}
     not_theirs = await client.post(
-        "/inbound/status-changes",
-        content=structured(report(uuid.UUID(case_id), ReportableStatus.CLOSED), "/missions/UZB/desk"),
-        headers=headers,
+        "/inbound/status-changes", content=structured(closed, "/missions/UZB/desk"), headers=uzb
     )
     assert not_theirs.status_code == 403 and not_theirs.json()["code"] == "unauthorised_source"
+    # UZB's client writing TJK's name as the source: the token says who reports, not the event.
+    before = store.cases[uuid.UUID(case_id)].status
+    forged = await client.post(
+        "/inbound/status-changes", content=structured(closed, "/missions/TJK/reception"), headers=uzb
+    )
+    assert (forged.status_code, forged.json()["code"]) == (403, "source_not_token_mission")
+    assert store.cases[uuid.UUID(case_id)].status == before
+    # Only an integration client reports; a caseworker of the host mission is no mission system.
+    caseworker = {**headers, **as_(issuer, Role.CASEWORKER, "aida")}
+    refused = await client.post(
+        "/inbound/status-changes", content=structured(closed, "/missions/KAZ/x"), headers=caseworker
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "role_not_allowed")
     nul = report(uuid.UUID(case_id), ReportableStatus.CLOSED).model_copy(update={"reason": "a\x00b"})
     refused = await client.post("/inbound/status-changes", content=structured(nul), headers=headers)
     assert (refused.status_code, refused.json()["code"]) == (422, "invalid_value")
     wrong = await client.post("/inbound/status-changes", content=b"{", headers=headers)
     assert wrong.status_code == 400 and set(wrong.json()) == {"code", "detail"}
+
+
+async def test_the_purpose_of_a_read_is_one_of_the_fixed_list(client: httpx.AsyncClient) -> None:
+    case_id = await register(client)
+    free = await client.get(f"/cases/{case_id}", headers={"X-Purpose": "just curious"})
+    assert free.status_code == 422 and free.json()["detail"][0]["loc"] == ["header", "x-purpose"]
+    assert (await client.get(f"/cases/{case_id}")).status_code == 422  # no purpose at all
+    assert (
+        await client.get(f"/cases/{case_id}", headers={"X-Purpose": "case_management"})
+    ).status_code == 200
+
+
+async def test_duplicate_flags_are_answered_to_caseworkers_only(
+    client: httpx.AsyncClient, issuer: DevIssuer
+) -> None:
+    """A registering system that is not a caseworker learns nothing of who else is registered."""
+    await register(client)
+    again = person("principal", "Bakhodur", "Saidov", "1990-02-02", "400765432")
+    system = as_(issuer, Role.INTEGRATION_CLIENT, "kaz-registry")
+    answered = await client.post("/cases", json=body(again), headers=system)
+    assert answered.status_code == 201 and "duplicate_flags" not in answered.json()
+    flags = (await client.get("/duplicate-flags")).json()["flags"]
+    assert [f["case_id"] for f in flags] == [answered.json()["case_id"]]  # flagged all the same
+
+
+async def test_access_logs_are_for_auditors_only(client: httpx.AsyncClient, issuer: DevIssuer) -> None:
+    case_id = await register(client)
+    for role in (Role.CASEWORKER, Role.SUPERVISOR, Role.OPERATIONS_VIEWER):
+        for url in ("/access-log", f"/cases/{case_id}/access-log"):
+            refused = await client.get(url, headers=as_(issuer, role, "someone"))
+            assert (refused.status_code, refused.json()["code"]) == (403, "role_not_allowed")
+    assert (await client.get("/access-log", headers=as_(issuer, Role.AUDITOR, "a"))).status_code == 200
+
+
+async def test_a_body_over_the_limit_is_413_and_an_import_has_its_larger_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    big = b'{"members": "' + b"x" * (1 << 20) + b'"}'
+    refused = await client.post("/cases", content=big, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 413
+    assert refused.json() == {"code": "too_large", "detail": "a request body here is at most 1 MB"}
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(20):
+            yield b"x" * 65536
+
+    streamed = await client.post("/cases", content=chunked(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["code"] == "too_large"
+    # 2 MB is a small import: it passes the limit and is read (and refused as a file, 400).
+    csv = b"row_key\n" + b"x" * (2 << 20)
+    imported = await client.post(
+        "/imports", params={"namespace": "office-1"}, content=csv, headers={"Content-Type": "text/csv"}
+    )
+    assert imported.status_code == 400, imported.text

@@ -159,7 +159,7 @@ async def test_a_shared_document_is_flagged_and_the_caseworker_resolves_it_once(
     (flag,) = done.duplicate_flags
     assert (flag.other_case_id, flag.basis) == (first, "document")
     resolve = domain.ResolveFlag(
-        flag.flag_id, domain.ResolveDuplicate(decision="not_duplicate", note="two people", resolved_by="aida")
+        flag.flag_id, domain.ResolveDuplicate(decision="not_duplicate", note="two people"), "aida"
     )
     assert await usecases.resolve_duplicate_flag(resolve, unit(store)) is FlagStatus.NOT_DUPLICATE
     assert await usecases.list_duplicate_flags("open", None, unit(store)) == []

@@ -13,9 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from corridor.auth import Role
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
+from devkit.devidp import DevIssuer
 from services.transport import api
+from tests.unit.conftest import role_auth
 from tests.unit.test_transport_usecases import CTX, DAY, ROUTE, World
 
 NOW = "2026-11-30T09:00:00+00:00"  # FakeUnitOfWork's clock
@@ -38,7 +41,7 @@ def world() -> Iterator[World]:
 
 
 @pytest.fixture
-async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
+async def client(world: World, issuer: DevIssuer) -> AsyncIterator[httpx.AsyncClient]:
     # The runtime is built, never started: its error handlers answer the routes' domain errors.
     rt = ServiceRuntime("transport", ServiceSettings(), migrations=Path("."), title="transport (test)")
 
@@ -48,7 +51,9 @@ async def client(world: World) -> AsyncIterator[httpx.AsyncClient]:
 
     rt.http.include_router(api.router(units, CTX))  # type: ignore[arg-type]
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=rt.http), base_url="http://transport"
+        transport=httpx.ASGITransport(app=rt.http),
+        base_url="http://transport",
+        auth=role_auth(issuer, rt.http),
     ) as c:
         yield c
 
@@ -175,24 +180,32 @@ async def test_ready_cases_and_progress(world: World, client: httpx.AsyncClient)
     )
 
 
-async def test_manifest_exports_record_who_and_why(world: World, client: httpx.AsyncClient) -> None:
+async def test_manifest_exports_record_who_and_why(
+    world: World, client: httpx.AsyncClient, issuer: DevIssuer
+) -> None:
     await world.ready()
     await client.post("/movements", json=plan_body(("BUS-1", 4)))
     url = "/movements/MOV-1/vehicles/BUS-1/manifest"
     missing = await client.get(f"{url}.csv")
     assert missing.status_code == 422
-    who = {"X-Actor": "officer@kaz", "X-Purpose": "border check"}
-    csv = await client.get(f"{url}.csv", headers=who)
+
+    def who(subject: str) -> dict[str, str]:
+        token = issuer.token(Role.TRANSPORT_COORDINATOR, "KAZ", subject=subject)
+        return {"Authorization": f"Bearer {token}", "X-Purpose": "travel_preparation"}
+
+    typed = await client.get(f"{url}.csv", headers={"X-Purpose": "whatever I like"})
+    assert typed.status_code == 422
+    csv = await client.get(f"{url}.csv", headers=who("coordinator@kaz"))
     assert csv.status_code == 200 and csv.headers["content-type"] == "text/csv; charset=utf-8"
     assert csv.headers["content-disposition"] == 'attachment; filename="MOV-1-BUS-1.csv"'
     assert csv.text.startswith("case_id,person_id,surname,given_names")
-    pdf = await client.get(f"{url}.pdf", headers={**who, "X-Actor": "driver@kaz"})
+    pdf = await client.get(f"{url}.pdf", headers={**who("escort@kaz"), "X-Actor": "someone else"})
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
     log = (await client.get("/movements/MOV-1/access-log")).json()
     assert list(log) == ["movement_id", "exports"] and log["movement_id"] == "MOV-1"
     assert [(e["actor"], e["purpose"], e["vehicle_id"], e["format"]) for e in log["exports"]] == [
-        ("officer@kaz", "border check", "BUS-1", "csv"),
-        ("driver@kaz", "border check", "BUS-1", "pdf"),
+        ("coordinator@kaz", "travel_preparation", "BUS-1", "csv"),
+        ("escort@kaz", "travel_preparation", "BUS-1", "pdf"),  # X-Actor means nothing any more
     ]
     assert list(log["exports"][0]) == ["accessed_at", "actor", "purpose", "vehicle_id", "format"]

@@ -3,10 +3,8 @@ intake in chunks and write the report of every row."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import re
-import socket
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,13 +27,6 @@ from services.intake.bulk.format import NAMESPACE_PATTERN, FileRejected, counts,
 from services.intake.bulk.parse import command_for, parse
 
 # --- CLI -----------------------------------------------------------------------------------------
-
-
-def _actor() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:
-        return "unknown"
 
 
 def _send(
@@ -62,7 +53,7 @@ def import_file(
     namespace: str,
     url: str,
     chunk: int,
-    actor: str,
+    token: str,
     fmt: Literal["csv", "json"],
     retry_seconds: float = 60.0,
     progress: Progress | None = None,
@@ -89,6 +80,8 @@ def import_file(
     endpoint = url.rstrip("/") + "/imports"
     error: str | None = None
 
+    actor: list[str] = []  # as intake recorded it: the token's subject
+
     def send_all(client: httpx.Client, batch: list[int], *, advance: bool) -> str | None:
         for start in range(0, len(batch), chunk):
             part = batch[start : start + chunk]
@@ -99,6 +92,7 @@ def import_file(
                 return f"intake unreachable at {url}: {exc}"
             if response.status_code != 200:
                 return f"intake answered {response.status_code}: {response.text[:500]}"
+            actor[:] = [response.json()["actor"]]
             for e in response.json()["entries"]:
                 i = part[e.pop("item")]
                 e["reasons"] = rows[i].annotate(e["reasons"])
@@ -107,7 +101,9 @@ def import_file(
                 progress.update(task, advance=len(part))
         return None
 
-    with httpx.Client(timeout=httpx.Timeout(600.0, connect=10.0), headers={"X-Actor": actor}) as client:
+    # Who imports is who the token says (intake records its subject); the CLI cannot name anyone.
+    bearer = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=httpx.Timeout(600.0, connect=10.0), headers=bearer) as client:
         error = send_all(client, to_send, advance=True)
         failed = [i for i in to_send if entries[i].get("outcome") == "failed"]
         if not error and failed:
@@ -120,7 +116,7 @@ def import_file(
     report = {
         "file": str(path),
         "namespace": namespace,
-        "actor": actor,
+        "actor": actor[0] if actor else None,
         "url": url,
         "rows": len(rows),
         "persons": sum(
@@ -159,7 +155,14 @@ def main(
     report: Annotated[
         Path | None, typer.Option("--report", help="Where to write the per-row report [FILE.report.json].")
     ] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="Who imports [user@host].")] = None,
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="CORRIDOR_TOKEN",
+            help="An access token of a caseworker or supervisor (e.g. python -m devkit token --role caseworker).",
+        ),
+    ] = "",
     fmt: Annotated[str | None, typer.Option("--format", help="csv or json [from the file name].")] = None,
     retry_for: Annotated[
         float,
@@ -173,6 +176,8 @@ def main(
     """
     err = Console(stderr=True, highlight=False)
     out = Console(width=None if Console().is_terminal else 160, highlight=False)
+    if not token:
+        raise typer.BadParameter("intake needs a caseworker's access token", param_hint="--token")
     if not re.match(NAMESPACE_PATTERN, namespace):
         raise typer.BadParameter("letters, digits, '.', '_' and '-', at most 64", param_hint="--namespace")
     kind = (fmt or file.suffix.lstrip(".")).lower()
@@ -195,7 +200,7 @@ def main(
                 namespace=namespace,
                 url=url,
                 chunk=chunk,
-                actor=actor or _actor(),
+                token=token,
                 fmt="csv" if kind == "csv" else "json",
                 retry_seconds=retry_for,
                 progress=progress,

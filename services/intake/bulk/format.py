@@ -78,8 +78,9 @@ proof_issuing_country       ``birth_certificate``), e.g. for a child on a certif
 ``docs/bulk-import-sample.csv`` is a sample: a family of three and two single travellers.
 
 Over HTTP: ``POST /imports?namespace=NS`` with ``Content-Type: text/csv`` or
-``application/json`` and ``X-Actor``. From a file: ``python -m services.intake.bulk FILE
---namespace NS --url http://intake:8001`` sends the file in chunks and writes the whole report.
+``application/json`` and a caseworker's bearer token. From a file: ``python -m services.intake.bulk
+FILE --namespace NS --url http://intake:8001 --token $TOKEN`` sends the file in chunks and writes
+the whole report.
 """
 
 from __future__ import annotations

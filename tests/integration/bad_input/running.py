@@ -112,7 +112,6 @@ async def prepare_cases(
     withdrawn = await client.post(
         f"{stack.url('intake')}/cases/{terminal}/withdrawal",
         json={"reason": "Withdrawn for the bad-input test"},
-        headers={"X-Actor": "bad-input-test"},
     )
     assert withdrawn.status_code == 201, withdrawn.text
     await scenario.run_movement(client, stack, stream, route, day, vehicles=[("BUS-FZ", 45)], expect=arrived)

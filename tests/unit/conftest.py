@@ -1,0 +1,27 @@
+"""Every unit test's services trust one development issuer (``devkit.devidp``), as the local stack's
+do: the API tests send real signed tokens through the same verification a running service does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from devkit.devidp import DevIssuer, OperationRules, RoleAuth
+
+
+@pytest.fixture(scope="session", autouse=True)
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevIssuer]:
+    dev = DevIssuer(Path(tmp_path_factory.mktemp("idp")))
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in dev.env().items():
+            env.setenv(name, value)
+        yield dev
+
+
+def role_auth(issuer: DevIssuer, app: FastAPI) -> httpx.Auth:
+    """Each request signed in the first role its route admits (as in the integration tests)."""
+    return RoleAuth(issuer, lambda _url: OperationRules(app.openapi()))
