@@ -26,6 +26,7 @@ from contracts.envelope import CloudEvent, decode_headers
 from contracts.missions import CaseStatusReported
 from contracts.routes import Route
 from contracts.status import CaseStatus
+from corridor.auth import Purpose
 from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
@@ -146,7 +147,7 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
     flagged = [case_body(travel_date, vulnerabilities=[v]) for v in SENSITIVE_FLAGS]
     day_cases = await register_all(client, stack, travelling + flagged)
     await stream.wait_for(day_cases, S.ELIGIBLE, 90)
-    people = {c: await scenario.members_of(client, stack, c, "privacy test") for c in day_cases}
+    people = {c: await scenario.members_of(client, stack, c, Purpose.CASE_MANAGEMENT) for c in day_cases}
 
     # Three documents on the exit post's hold list, with a court order and words naming the holder.
     held = day_cases[0:3]
@@ -156,9 +157,12 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
             "document_number": p["document"]["number"],
             "reason_code": "court_order",
             "reason": personal(f"Court order {token()} against {p['surname']}, born {p['birth_date']}"),
-            "officer": personal(f"duty-{token().lower()}"),
         }
-        r = await client.put(stack.border_url(EXIT_POST) + "/hold-list", json=entry)
+        # The officer is the token's subject: a name that must not reach the stream either.
+        officer = stack.headers(
+            "border_officer", checkpoint=EXIT_POST, subject=personal(f"duty-{token().lower()}")
+        )
+        r = await client.put(stack.border_url(EXIT_POST) + "/hold-list", json=entry, headers=officer)
         assert r.status_code == 201, r.text
 
     movement = await scenario.plan_movement(
@@ -173,7 +177,7 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
         r = await client.post(
             f"{intake}/cases/{case_id}/withdrawal",
             json={"reason": personal(f"WDR {token()}: {p['given_names']} {p['surname']} found work")},
-            headers={"X-Actor": "caseworker-privacy"},
+            headers=stack.headers("caseworker", subject=personal(f"caseworker-{token().lower()}")),
         )
         assert r.status_code == 201, r.text
     await stream.wait_for(withdrawn, S.WITHDRAWN, 60)
@@ -224,7 +228,10 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
                 client,
                 f"{intake}/inbound/status-changes",
                 body,
-                headers={"content-type": "application/cloudevents+json"},
+                headers={
+                    "content-type": "application/cloudevents+json",
+                    **stack.headers("integration_client", mission="TJK"),
+                },
             )
             assert r.status_code == 202, r.text
             await stream.wait_for([case_id], S.RECEIVED if status == "received" else S.CLOSED, 30)
@@ -245,7 +252,7 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
     await stream.wait_for(unfit_ids, S.INELIGIBLE, 60)
     await stream.wait_for(unchecked_ids + expired_ids, S.ON_HOLD, 60)
     await stream.wait_for(overruled_ids, S.ELIGIBLE, 60)
-    others = {c: await scenario.members_of(client, stack, c, "privacy test") for c in other}
+    others = {c: await scenario.members_of(client, stack, c, Purpose.CASE_MANAGEMENT) for c in other}
     for case_id, outcome in [
         *((c, "eligible") for c in expired_ids),
         *((c, "ineligible") for c in overruled_ids),
@@ -256,8 +263,8 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
             json={
                 "outcome": outcome,
                 "reason": personal(f"OVR {token()}: letter about {p['surname']}, born {p['birth_date']}"),
-                "supervisor": personal(f"Supervisor {token()} Zqxbekova"),
             },
+            headers=stack.headers("supervisor", subject=personal(f"Supervisor {token()} Zqxbekova")),
         )
         assert r.status_code == 201, r.text
     await stream.wait_for(expired_ids, S.ELIGIBLE, 60)
