@@ -3,6 +3,14 @@
 The broker comes from Maven Central (deploy/kafka/pom.xml) and runs on the system JVM.
 One node is a combined broker+controller formatted ``--standalone``; several nodes form
 a static controller quorum with replication factor min(nodes, 3).
+
+Security is on, as in production: clients authenticate with SASL/SCRAM-SHA-512, the
+``StandardAuthorizer`` refuses whatever no ACL allows, and no topic is created on first use.
+The super user ``admin`` gets its SCRAM credential when the storage is formatted; its password
+is random per cluster workdir and kept in ``admin.password`` (mode 600), never printed. Every
+other principal, its topics and its ACLs are the admin step's job (``opstools.kafkaadmin``).
+The controller listener uses SASL/PLAIN: SCRAM credentials live in the metadata log the
+controllers serve, so they cannot authenticate the controllers' own connections.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from corridor.kafkaclient import KafkaAccess
 from devkit.devinfra import procs
 
 KAFKA_VERSION = "4.4.0"
@@ -37,6 +47,26 @@ _log = logging.getLogger(__name__)
 _MAVEN_TIMEOUT_S = 900.0
 _FORMAT_TIMEOUT_S = 60.0
 _STOP_GRACE_S = 20.0
+
+ADMIN_USER = "admin"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a secret readable by its owner only (created 600, never world-readable in between)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    os.chmod(path, 0o600)
+
+
+def read_or_create_secret(path: Path) -> str:
+    if path.is_file():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(24)
+    write_secret(path, value)
+    return value
 
 
 def _pom_digest() -> str:
@@ -156,6 +186,8 @@ class KafkaCluster:
         self.quick_start = quick_start
         self._classpath: Path | None = None
         self._cds_recording: Path | None = None  # archive node 0 writes when it exits
+        self.admin_password = ""
+        self.format_seconds = 0.0
 
     # ------------------------------------------------------------------ layout
 
@@ -175,6 +207,20 @@ class KafkaCluster:
         return self.node_dir(index) / "stdout.log"
 
     @property
+    def admin_password_file(self) -> Path:
+        return self.workdir / "admin.password"
+
+    def admin_access(self) -> KafkaAccess:
+        """The super user's access: for the admin step (topics, ACLs, credentials) only."""
+        from pydantic import SecretStr
+
+        return KafkaAccess(
+            bootstrap=self.bootstrap_servers,
+            username=ADMIN_USER,
+            password=SecretStr(self.admin_password),
+        )
+
+    @property
     def pids(self) -> list[int | None]:
         """PID of each node's JVM while it runs, else None."""
         return [p.pid if p is not None and p.poll() is None else None for p in self._procs]
@@ -189,13 +235,30 @@ class KafkaCluster:
         props: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": str(node_id),
-            "listeners": f"PLAINTEXT://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": (f"PLAINTEXT://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}"),
-            "inter.broker.listener.name": "PLAINTEXT",
+            "listeners": f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}",
+            "inter.broker.listener.name": "BROKER",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.name.broker.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "listener.name.broker.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_USER}" password="{self.admin_password}";'
+            ),
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{ADMIN_USER}" password="{self.admin_password}" '
+                f'user_{ADMIN_USER}="{self.admin_password}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN_USER}",
+            "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self._data_dir(index)),
-            "auto.create.topics.enable": "true",
+            # Topics come from the admin step, with their ACLs and retention; a typo is an error.
+            "auto.create.topics.enable": "false",
             "num.partitions": "3",
             "default.replication.factor": str(rf),
             "min.insync.replicas": str(min_isr),
@@ -224,7 +287,7 @@ class KafkaCluster:
         self.node_dir(index).mkdir(parents=True, exist_ok=True)
         self._logs_dir(index).mkdir(parents=True, exist_ok=True)
         text = "".join(f"{k}={v}\n" for k, v in self._properties(index).items())
-        self._props_path(index).write_text(text)
+        write_secret(self._props_path(index), text)  # it holds the admin password
 
     def _jvm_cmd(self, index: int, main: str, record_cds: bool = False) -> list[str]:
         assert self._classpath is not None
@@ -308,6 +371,7 @@ class KafkaCluster:
     # ------------------------------------------------------------------ lifecycle
 
     def _format(self, indices: list[int]) -> None:
+        started = time.monotonic()
         pending: list[tuple[int, subprocess.Popen[bytes]]] = []
         for i in indices:
             if (self._data_dir(i) / "meta.properties").is_file():
@@ -316,10 +380,13 @@ class KafkaCluster:
             cmd += ["format", "-t", self.cluster_id, "-c", str(self._props_path(i))]
             if self.nodes == 1:
                 cmd.append("--standalone")
+            cmd += ["--add-scram", f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={self.admin_password}]"]
             cmd.append("--ignore-formatted")
             log = self.node_dir(i) / "format.log"
+            write_secret(log, "")  # created 600 before the tool writes salted keys into it
             pending.append((i, procs.spawn(cmd, log, cwd=self.node_dir(i))))
-        # All nodes format in parallel: each is a JVM start of about a second.
+        # All nodes format in parallel: each is a JVM start of about a second. The tool prints
+        # the salted SCRAM keys to stdout: its output goes to format.log (600) only.
         errors: list[str] = []
         for i, proc in pending:
             log = self.node_dir(i) / "format.log"
@@ -331,6 +398,8 @@ class KafkaCluster:
             procs.terminate(proc)  # unregister (it has exited, or is killed now)
             if code != 0:
                 errors.append(f"node {i + 1}: exit {code}\n{procs.tail(log)}")
+        if pending:
+            self.format_seconds = time.monotonic() - started
         if errors:
             raise RuntimeError("Kafka storage format failed:\n" + "\n".join(errors))
 
@@ -349,6 +418,11 @@ class KafkaCluster:
         self._classpath = ensure_kafka_classpath()
         deadline = time.monotonic() + timeout
         self._load_or_create_state()
+        if not self.admin_password_file.is_file():
+            # Data formatted without this password (or before security) would refuse the admin.
+            for i in range(self.nodes):
+                shutil.rmtree(self._data_dir(i), ignore_errors=True)
+        self.admin_password = read_or_create_secret(self.admin_password_file)
         for i in range(self.nodes):
             self._write_properties(i)
         self._format(list(range(self.nodes)))
@@ -442,6 +516,8 @@ class KafkaCluster:
                 time.sleep(0.1)
 
         bootstrap = ",".join(f"127.0.0.1:{self.broker_ports[i]}" for i in indices)
+        # The poll authenticates as the admin: a broker that refuses it is not ready for anyone.
+        access = self.admin_access().model_copy(update={"bootstrap": bootstrap})
 
         async def poll() -> str | None:
             from aiokafka.admin import AIOKafkaAdminClient
@@ -450,7 +526,7 @@ class KafkaCluster:
             while time.monotonic() < deadline:
                 if dead():
                     return f"Kafka node(s) exited during start ({last})"
-                admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+                admin = AIOKafkaAdminClient(**access.aiokafka(), request_timeout_ms=5000)
                 try:
                     await admin.start()
                     info = await admin.describe_cluster()

@@ -46,11 +46,17 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         instance=f"border-clearance.{checkpoint.checkpoint_id}",
         title=f"Corridor border clearance at {checkpoint.post} ({checkpoint.country} {checkpoint.direction})",
     )
-    rt.produces(topics.STATUS, topics.BORDER_DECISIONS, topics.REQUIREMENTS)
+    # Its own crossings and requirements topics only: the broker refuses it any other post's.
+    rt.produces(
+        topics.STATUS,
+        topics.crossings(checkpoint.checkpoint_id),
+        topics.requirements(checkpoint.checkpoint_id),
+    )
     rt.subscribe(
         topics.manifests(checkpoint.checkpoint_id),
         topics.MOVEMENTS,
-        topics.BORDER_DECISIONS,
+        # The decisions of the posts before it: a case cleared there reaches this post.
+        *(topics.crossings(c) for c in routes.checkpoints_before(checkpoint.checkpoint_id)),
         handlers=usecases.handlers(ctx),
         store=BorderStore,
     )

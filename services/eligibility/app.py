@@ -31,7 +31,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     rt.produces(topics.DECISIONS)
     rt.subscribe(
         topics.CASES,
-        topics.REQUIREMENTS,
+        *(topics.requirements(c) for c in ctx.routes.checkpoint_ids()),
         topics.MOVEMENTS,
         handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
         store=EligibilityStore,
