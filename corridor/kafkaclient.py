@@ -8,6 +8,8 @@ confluent-kafka/librdkafka, FastStream), so no call site spells out security set
 
 from __future__ import annotations
 
+import os
+import secrets
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -118,8 +120,6 @@ class KafkaAccess(BaseModel):
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> KafkaAccess:
         """For tools: the same ``CORRIDOR_KAFKA_*`` variables a service reads."""
-        import os
-
         env = os.environ if environ is None else environ
         password = env.get("CORRIDOR_KAFKA_PASSWORD")
         password_file = env.get("CORRIDOR_KAFKA_PASSWORD_FILE")
@@ -134,3 +134,21 @@ class KafkaAccess(BaseModel):
             password=SecretStr(password) if password is not None else None,
             ssl_cafile=Path(cafile) if cafile else None,
         )
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a secret readable by its owner only (created 600, never world-readable in between)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    os.chmod(path, 0o600)
+
+
+def read_or_create_secret(path: Path) -> str:
+    """The secret in ``path``; a new random one (written there, mode 600) if there is none."""
+    if path.is_file():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(24)
+    write_secret(path, value)
+    return value

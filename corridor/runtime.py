@@ -93,7 +93,8 @@ class ServiceRuntime:
         self.broker = KafkaBroker(
             # FastStream takes a list; a comma-separated string would be read as one host.
             self.kafka.servers,
-            security=self.kafka.faststream_security(),
+            # Without credentials (built offline for the AsyncAPI documents) start() refuses to run.
+            security=self.kafka.faststream_security() if self.kafka.username else None,
             client_id=self.instance,
             enable_idempotence=True,
             acks="all",
@@ -193,6 +194,11 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         s = self.settings
+        if self.kafka.uses_sasl and not (self.kafka.username and self.kafka.password):
+            raise RuntimeError(
+                f"{self.instance}: Kafka {self.kafka.security_protocol} needs CORRIDOR_KAFKA_USERNAME and "
+                "CORRIDOR_KAFKA_PASSWORD (or CORRIDOR_KAFKA_PASSWORD_FILE)"
+            )
         if s.create_database:
             await db.ensure_database(s.database_url)
         self._pool = await db.create_pool(s.database_url)

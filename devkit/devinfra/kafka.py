@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -32,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from corridor.kafkaclient import KafkaAccess
+from corridor.kafkaclient import KafkaAccess, read_or_create_secret, write_secret
 from devkit.devinfra import procs
 
 KAFKA_VERSION = "4.4.0"
@@ -50,23 +49,6 @@ _STOP_GRACE_S = 20.0
 
 ADMIN_USER = "admin"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
-
-
-def write_secret(path: Path, value: str) -> None:
-    """Write a secret readable by its owner only (created 600, never world-readable in between)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
-    os.chmod(path, 0o600)
-
-
-def read_or_create_secret(path: Path) -> str:
-    if path.is_file():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(24)
-    write_secret(path, value)
-    return value
 
 
 def _pom_digest() -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from contracts import topics
+from contracts.border import BorderCrossingCleared
 from contracts.routes import RouteBook
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
@@ -52,12 +53,16 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         topics.crossings(checkpoint.checkpoint_id),
         topics.requirements(checkpoint.checkpoint_id),
     )
+    # The decisions of the posts before it: a case cleared there reaches this post.
+    before = routes.checkpoints_before(checkpoint.checkpoint_id)
+    handlers = usecases.handlers(ctx)
+    if not before:  # the first post of its routes reads no other post's decisions
+        handlers.pop(BorderCrossingCleared)
     rt.subscribe(
         topics.manifests(checkpoint.checkpoint_id),
         topics.MOVEMENTS,
-        # The decisions of the posts before it: a case cleared there reaches this post.
-        *(topics.crossings(c) for c in routes.checkpoints_before(checkpoint.checkpoint_id)),
-        handlers=usecases.handlers(ctx),
+        *(topics.crossings(c) for c in before),
+        handlers=handlers,
         store=BorderStore,
     )
     rt.http.include_router(api.router(ctx, rt.units(BorderStore)))

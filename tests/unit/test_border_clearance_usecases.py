@@ -345,7 +345,7 @@ async def test_everyone_who_departed_is_cleared_at_the_first_post_status_first()
         for p in sorted([bus.mother, bus.father, bus.child], key=lambda p: p.person_id)
     ]
     topics = {p.topic for p in bus.uow.published}
-    assert topics == {"corridor.case-status", "border.crossings"}
+    assert topics == {"corridor.case-status", "border.crossings.kaz-zhibek-zholy-exit"}
     assert all(p.key == str(p.event.case_id) for p in bus.uow.published)  # type: ignore[attr-defined]
     assert len(bus.store.decisions) == 5
     assert all(
@@ -582,7 +582,7 @@ async def test_a_requirement_is_published_keyed_by_checkpoint_and_lifted_once() 
     published = await usecases.publish_requirement(command, uow, ctx)
     assert published.checkpoint_id == SECOND.checkpoint_id
     [record] = uow.published
-    assert (record.topic, record.key) == ("border.requirements", SECOND.checkpoint_id)
+    assert (record.topic, record.key) == (f"border.requirements.{SECOND.checkpoint_id}", SECOND.checkpoint_id)
     event = record.event
     assert isinstance(event, CrossingRequirementPublished)
     assert (event.requirement_id, event.country, event.post, event.published_at) == (

@@ -206,7 +206,7 @@ def test_every_event_transport_reads_has_its_use_case() -> None:
         BorderCrossingRefused,
     }
     for event in usecases.HANDLERS:
-        assert topics.topic_for(event).name in (topics.CASES, topics.DECISIONS, topics.BORDER_DECISIONS)
+        assert topics.topic_for(event).name in (topics.CASES, topics.DECISIONS, topics.crossings(""))
 
 
 def test_the_fake_store_answers_the_real_stores_methods() -> None:
