@@ -74,7 +74,10 @@ def test_a_mission_client_reads_the_status_stream_and_writes_only_its_own_inboun
         }
 
 
-def test_dead_letters_are_written_by_their_consumer_and_read_only_by_operators(plan: Plan) -> None:
+def test_dead_letters_are_written_by_their_consumer_and_read_only_by_operators(
+    plan: Plan, deployment: Deployment
+) -> None:
+    owner = {d: n.principal for n in kafkaadmin.needs_from_code(deployment.routes) for d in n.dead_letters}
     dead_letter_topics = [
         t.name for t in plan.topics if t.name.startswith("dlt.") and t.name != "dlt.replays"
     ]
@@ -83,9 +86,7 @@ def test_dead_letters_are_written_by_their_consumer_and_read_only_by_operators(p
         readers = {p for p in plan.principals if plan.allowed(p, "read", "topic", dlt)}
         writers = {p for p in plan.principals if plan.allowed(p, "write", "topic", dlt)}
         assert readers == {"operations"}, dlt
-        assert writers == {
-            dlt.removeprefix("dlt.").replace("intake-timeline", "intake").replace("intake-inbound", "intake")
-        }, dlt
+        assert writers == {owner[dlt]}, dlt
 
 
 def test_personal_data_and_dead_letters_get_a_retention_and_the_status_stream_does_not(
