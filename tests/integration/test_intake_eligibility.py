@@ -336,7 +336,9 @@ async def test_transport_sends_no_manifest_abroad_without_consent_whatever_it_is
         )
     finally:
         await producer.stop()
-    await wait_group_caught_up(stack.bootstrap, "transport", topics.DECISIONS)  # it has seen the forgery
+    await wait_group_caught_up(
+        stack.kafka_access("operations"), "transport", topics.DECISIONS
+    )  # it has seen the forgery
     ready = await client.get(
         stack.url("transport") + "/ready-cases",
         params={"route_id": route.route_id, "departure_date": travel_date.isoformat()},

@@ -108,7 +108,7 @@ async def test_two_relays_at_once_publish_each_event_once_in_order(
             await r.stop()
         for p in producers:
             await p.stop()
-    distinct, duplicates = _check(await read_topic(stack.bootstrap, topic), keys)
+    distinct, duplicates = _check(await read_topic(stack.kafka_access("operations"), topic), keys)
     assert (distinct, duplicates) == (KEYS * PER_KEY, 0)
     assert sum(r.published for r in relays) == KEYS * PER_KEY
 
@@ -144,7 +144,7 @@ async def test_when_the_active_relay_dies_another_takes_over(
     finally:
         await second.stop()
         await second_producer.stop()
-    distinct, duplicates = _check(await read_topic(stack.bootstrap, topic), keys)
+    distinct, duplicates = _check(await read_topic(stack.kafka_access("operations"), topic), keys)
     assert distinct == KEYS * PER_KEY
     report_figure(
         "outbox relay",

@@ -293,8 +293,7 @@ def test_border_posts_document_their_own_manifest_topic_and_publish_both_decisio
             sends = {
                 a
                 for a in addresses
-                if a.startswith(("border.crossings.", "border.requirements."))
-                and operations(doc, "send", a)
+                if a.startswith(("border.crossings.", "border.requirements.")) and operations(doc, "send", a)
             }
             assert sends == {
                 f"border.crossings.{checkpoint.checkpoint_id}",
