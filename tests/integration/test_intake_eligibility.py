@@ -328,7 +328,8 @@ async def test_transport_sends_no_manifest_abroad_without_consent_whatever_it_is
         ),
         source="/missions/KAZ/eligibility",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    # Written with eligibility's own credentials: the forger here holds the one writer's principal.
+    producer = AIOKafkaProducer(**stack.kafka_access("eligibility").aiokafka(), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(
