@@ -237,8 +237,8 @@ def origin_mismatch(
     record whose claims differ from the topic's owner is forged or misrouted.
     """
     found = family_member(topic_name)
-    if found is None:
-        return None
+    if found is None or type(event) not in found[0].events:
+        return None  # (an event the topic does not carry is no reader's: it is ignored)
     family, owner = found
     parts = source.split("/")
     source_mission = parts[2] if len(parts) > 3 and parts[1] == "missions" else None

@@ -43,6 +43,10 @@ def _print_services(stack: Stack) -> None:
         table.add_row(name, spec.url, spec.url + "/docs")
     console.print(table)
     console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
+    console.print(
+        f"Kafka principals' passwords (SASL/SCRAM-SHA-512): [bold]{stack.secrets_dir}/<principal>.password[/]; "
+        f"Kafka format {stack.kafka.format_seconds:.1f}s, admin step {stack.admin_seconds:.1f}s"
+    )
 
 
 def _print_timeline(stream: StatusStream, case_id: object, title: str) -> None:
@@ -66,7 +70,7 @@ def _print_timeline(stream: StatusStream, case_id: object, title: str) -> None:
 async def _demo(stack: Stack) -> None:
     route = RouteBook.load(stack.routes_file).routes[0]
     travel = date.today() + timedelta(days=1)
-    stream = StatusStream(stack.bootstrap)
+    stream = StatusStream(stack.kafka_access("operations"))
     await stream.start()
     try:
         async with httpx.AsyncClient(timeout=10.0) as client:

@@ -301,6 +301,7 @@ def apply(
         ResourceType,
         ScramCredentialInfo,
         ScramMechanism,
+        UserScramCredentialAlteration,
         UserScramCredentialUpsertion,
     )
 
@@ -309,7 +310,7 @@ def apply(
     brokers = len(client.list_topics(timeout=timeout).brokers)
     rf = replication or min(3, max(1, brokers))
 
-    upserts = [
+    upserts: list[UserScramCredentialAlteration] = [
         UserScramCredentialUpsertion(
             principal,
             ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),

@@ -57,10 +57,19 @@ async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applie
     await running.caught_up(stack.kafka_access("operations"), topology, 60)
     before = await running.dead_letter_counts(client, stack)
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, max_request_size=PRODUCER_MAX_REQUEST)
-        await producer.start()
+        # Each record from its topic's own writer (running.writer_of): the only ones the broker lets
+        # write there.
+        principals = {s.principal for s in stack.specs.values()} | {"mission-uzb", "mission-tjk"}
+        producers: dict[str, AIOKafkaProducer] = {}
         try:
             for record in everything:
+                writer = running.writer_of(record.topic, principals)
+                if writer not in producers:
+                    producers[writer] = AIOKafkaProducer(
+                        **stack.kafka_access(writer).aiokafka(), max_request_size=PRODUCER_MAX_REQUEST
+                    )
+                    await producers[writer].start()
+                producer = producers[writer]
                 await producer.send_and_wait(
                     record.topic,
                     value=record.value,
@@ -69,7 +78,8 @@ async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applie
                     partition=record.partition,
                 )
         finally:
-            await producer.stop()
+            for producer in producers.values():
+                await producer.stop()
         await accounting.wait_applied(stack, topology, sentinels, 120)
         await running.caught_up(stack.kafka_access("operations"), topology, 60)
         await accounting.check(stack, stream, client, topology, bad, sentinels, before, arrived)

@@ -137,7 +137,10 @@ async def test_the_first_of_december_in_miniature(
         )
         assert lifted.status_code == 200
         await wait_group_caught_up(
-            stack.kafka_access("operations"), "eligibility", topics.REQUIREMENTS, timeout=120
+            stack.kafka_access("operations"),
+            "eligibility",
+            topics.requirements("uzb-zhibek-zholy-entry"),
+            timeout=120,
         )
 
 
@@ -219,7 +222,7 @@ async def _with_the_requirement_in_force(
     latest: dict[tuple[str, str], ManifestIssued] = {}
     for record in await read_topic(
         stack.kafka_access("operations"), topics.manifests("tjk-oybek-entry")
-    ) + await read_topic(stack.bootstrap, topics.manifests("uzb-zhibek-zholy-entry")):
+    ) + await read_topic(stack.kafka_access("operations"), topics.manifests("uzb-zhibek-zholy-entry")):
         manifest = CloudEvent.from_record(decode_headers(record.headers), record.value).data
         assert isinstance(manifest, ManifestIssued)
         if manifest.movement_id != movement_id:
