@@ -137,12 +137,15 @@ class Stack:
     def bootstrap(self) -> str:
         return self.kafka.bootstrap_servers
 
-    def kafka_access(self, principal: str) -> KafkaAccess:
+    def kafka_access(self, principal: str, *, tls: bool = False) -> KafkaAccess:
         """A principal's access (its credentials from the stack's secrets): for tests and tools.
-        ``admin`` is the super user, for the admin step only."""
+        ``admin`` is the super user, for the admin step only. ``tls``: over the SASL_SSL listener,
+        trusting the cluster's own CA (the shape of a deployment across a network)."""
         if principal == ADMIN_USER:
-            return self.kafka.admin_access()
-        return principal_access(self.bootstrap, self.secrets_dir, principal)
+            access = self.kafka.admin_access()
+        else:
+            access = principal_access(self.bootstrap, self.secrets_dir, principal)
+        return self.kafka.tls_access(access) if tls else access
 
     # --- services -----------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from types import TracebackType
 
 from corridor.kafkaclient import KafkaAccess, read_or_create_secret, write_secret
 from devkit.devinfra import procs
+from devkit.devinfra.tls import DevCertificates
 
 KAFKA_VERSION = "4.4.0"
 
@@ -163,6 +164,9 @@ class KafkaCluster:
         self.bootstrap_servers: str = ""
         self.cluster_id: str = ""
         self.broker_ports: list[int] = []
+        self.tls_ports: list[int] = []
+        """SASL_SSL listener of each node: the production shape, with a CA of this cluster's own"""
+        self.tls_bootstrap_servers: str = ""
         self.controller_ports: list[int] = []
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
         self.quick_start = quick_start
@@ -170,6 +174,7 @@ class KafkaCluster:
         self._cds_recording: Path | None = None  # archive node 0 writes when it exits
         self.admin_password = ""
         self.format_seconds = 0.0
+        self._tls = DevCertificates(self.workdir / "tls")
 
     # ------------------------------------------------------------------ layout
 
@@ -187,6 +192,21 @@ class KafkaCluster:
 
     def _stdout_path(self, index: int) -> Path:
         return self.node_dir(index) / "stdout.log"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate a client of the SASL_SSL listener verifies the brokers with."""
+        return self._tls.ca_pem
+
+    def tls_access(self, access: KafkaAccess) -> KafkaAccess:
+        """The same principal over the SASL_SSL listener, verifying the brokers' certificates."""
+        return access.model_copy(
+            update={
+                "bootstrap": self.tls_bootstrap_servers,
+                "security_protocol": "SASL_SSL",
+                "ssl_cafile": self.ca_file,
+            }
+        )
 
     @property
     def admin_password_file(self) -> Path:
@@ -211,17 +231,31 @@ class KafkaCluster:
 
     def _properties(self, index: int) -> dict[str, str]:
         node_id = index + 1
-        bport, cport = self.broker_ports[index], self.controller_ports[index]
+        bport, cport, tport = self.broker_ports[index], self.controller_ports[index], self.tls_ports[index]
         rf = min(self.nodes, 3)
         min_isr = 2 if rf >= 3 else 1
         props: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": str(node_id),
-            "listeners": f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}",
+            "listeners": (
+                f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport},SECURE://127.0.0.1:{tport}"
+            ),
+            "advertised.listeners": (
+                f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport},SECURE://127.0.0.1:{tport}"
+            ),
             "inter.broker.listener.name": "BROKER",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.security.protocol.map": (
+                "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,SECURE:SASL_SSL"
+            ),
+            # SASL_SSL, as a deployment across a network runs: SCRAM over TLS, with a key and a
+            # certificate (PEM, PKCS#8) signed by the cluster's own CA (tls.py).
+            "listener.name.secure.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "listener.name.secure.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.secure.ssl.keystore.type": "PEM",
+            "listener.name.secure.ssl.keystore.location": str(self._tls.broker_pem),
             "listener.name.broker.sasl.enabled.mechanisms": SCRAM_MECHANISM,
             "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
             "listener.name.broker.scram-sha-512.sasl.jaas.config": (
@@ -321,22 +355,26 @@ class KafkaCluster:
             state = json.loads(self._state_path().read_text())
         bports = state.get("broker_ports")
         cports = state.get("controller_ports")
+        tports = state.get("tls_ports")
         cid = state.get("cluster_id")
         if (
             isinstance(cid, str)
             and isinstance(bports, list)
             and isinstance(cports, list)
-            and len(bports) == len(cports) == self.nodes
-            and all(procs.port_is_free(int(p)) for p in [*bports, *cports])
+            and isinstance(tports, list)
+            and len(bports) == len(cports) == len(tports) == self.nodes
+            and all(procs.port_is_free(int(p)) for p in [*bports, *cports, *tports])
         ):
             self.cluster_id = cid
             self.broker_ports = [int(p) for p in bports]
             self.controller_ports = [int(p) for p in cports]
+            self.tls_ports = [int(p) for p in tports]
             return
-        ports = procs.free_ports(2 * self.nodes)
+        ports = procs.free_ports(3 * self.nodes)
         self.cluster_id = _new_cluster_id()
         self.broker_ports = ports[: self.nodes]
-        self.controller_ports = ports[self.nodes :]
+        self.controller_ports = ports[self.nodes : 2 * self.nodes]
+        self.tls_ports = ports[2 * self.nodes :]
         for i in range(self.nodes):
             shutil.rmtree(self._data_dir(i), ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -346,6 +384,7 @@ class KafkaCluster:
                     "cluster_id": self.cluster_id,
                     "broker_ports": self.broker_ports,
                     "controller_ports": self.controller_ports,
+                    "tls_ports": self.tls_ports,
                 }
             )
         )
@@ -405,10 +444,12 @@ class KafkaCluster:
             for i in range(self.nodes):
                 shutil.rmtree(self._data_dir(i), ignore_errors=True)
         self.admin_password = read_or_create_secret(self.admin_password_file)
+        self._tls.ensure()
         for i in range(self.nodes):
             self._write_properties(i)
         self._format(list(range(self.nodes)))
         self.bootstrap_servers = ",".join(f"127.0.0.1:{p}" for p in self.broker_ports)
+        self.tls_bootstrap_servers = ",".join(f"127.0.0.1:{p}" for p in self.tls_ports)
         try:
             for i in range(self.nodes):
                 self._spawn_node(i)

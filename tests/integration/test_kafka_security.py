@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 from aiokafka.protocol.fetch import FetchRequest
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from contracts import topics
@@ -267,3 +268,30 @@ async def test_a_mission_reports_only_on_its_own_topic_and_only_what_its_role_on
         assert reasons == [expected]
     await asyncio.sleep(1)
     assert stream.statuses(case_id) == before
+
+
+async def test_the_tls_listener_serves_a_client_that_trusts_the_clusters_ca_and_no_other(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
+    await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
+    tls = stack.kafka_access("mission-tjk", tls=True)
+    assert tls.security_protocol == "SASL_SSL" and tls.ssl_cafile is not None
+    # aiokafka (the Python client for missions) and librdkafka, each verifying the certificate
+    records = await read_topic(tls, topics.STATUS)
+    assert {r.key for r in records} >= {str(case_id).encode()}
+    metadata = await asyncio.to_thread(lambda: AdminClient(tls.librdkafka()).list_topics(timeout=30))
+    assert topics.STATUS in metadata.topics and topics.CASES not in metadata.topics
+
+    untrusting = [
+        tls.model_copy(update={"ssl_cafile": None}),  # the system's CAs: not the cluster's
+        tls.model_copy(update={"security_protocol": "SASL_PLAINTEXT"}),  # no TLS on a TLS port
+    ]
+    for access in untrusting:
+        TRIED["TLS listener without the cluster's CA or without TLS"] += 1
+        try:
+            connected = await asyncio.wait_for(_can_connect(access), 20)
+        except Exception:  # a failed handshake is refused in more than one way
+            connected = False
+        GOT_THROUGH["TLS listener without the cluster's CA or without TLS"] += connected
+        assert not connected, access.security_protocol
