@@ -557,6 +557,19 @@ async def test_a_clearance_elsewhere_is_recorded_and_noted_and_this_posts_own_ig
     assert uow.published == []
 
 
+async def test_clearances_read_out_of_route_order_leave_the_furthest_one_noted() -> None:
+    # Each post writes its own topic: the last post may read the third post's clearance before the
+    # second's. The status it knows is the furthest one's, so its own decision may follow it.
+    ctx = post(3)
+    case = uuid.uuid4()
+    uow = unit()
+    await usecases.on_cleared_elsewhere(cleared_at(0, case), uow, ctx)  # kaz-zhibek-zholy-exit
+    await usecases.on_cleared_elsewhere(cleared_at(2, case), uow, ctx)  # uzb-oybek-exit
+    await usecases.on_cleared_elsewhere(cleared_at(1, case), uow, ctx)  # uzb-zhibek-zholy-entry, late
+    assert uow.statuses == {case: CaseStatus.EXIT_CLEARED}
+    assert {c for _, c in uow.store.upstream} == {cp.checkpoint_id for cp in ROUTE.checkpoints[:3]}
+
+
 async def test_the_handlers_table_gives_each_use_case_this_posts_context() -> None:
     assert set(usecases.HANDLERS) == {ManifestIssued, MovementDeparted, BorderCrossingCleared}
     ctx, store = post(0), FakeBorderStore()
