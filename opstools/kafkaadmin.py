@@ -273,6 +273,7 @@ class Applied:
     acls: int
     credentials: int
     seconds: float
+    removed_acls: list[str] = field(default_factory=list)
 
 
 def apply(
@@ -285,11 +286,14 @@ def apply(
 ) -> Applied:
     """Make the cluster hold the plan's topics, credentials and ACLs (idempotent).
 
-    Topics that exist keep their partitions and get the plan's configuration; ACLs that exist are
-    left as they are (an ACL that is no longer in the plan is not removed: see the README)."""
+    Topics that exist keep their partitions and get the plan's configuration. An ACL the plan does
+    not hold is removed, whoever added it (a principal keeps only what its purpose needs, also after
+    the deployment shrinks); the super user has none to remove. Topics and credentials the plan no
+    longer names are left: deleting data or locking out a client is an operator's decision."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import (
         AclBinding,
+        AclBindingFilter,
         AclOperation,
         AclPermissionType,
         AdminClient,
@@ -368,7 +372,44 @@ def apply(
     ]
     for future in client.create_acls(bindings, request_timeout=timeout).values():
         future.result()
-    return Applied(created, configured, len(bindings), len(upserts), time.monotonic() - started)
+
+    wanted = {(b.restype, b.name, b.resource_pattern_type, b.principal, b.operation) for b in bindings}
+    # None matches any name, principal and host (librdkafka's filter; the type stubs say str).
+    everything = AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]
+        ResourcePatternType.ANY,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    stale = [
+        b
+        for b in client.describe_acls(everything, request_timeout=timeout).result()
+        if (b.restype, b.name, b.resource_pattern_type, b.principal, b.operation) not in wanted
+        or b.permission_type != AclPermissionType.ALLOW
+        or b.host != "*"
+    ]
+    removed: list[str] = []
+    if stale:
+        filters = [
+            AclBindingFilter(
+                b.restype,
+                b.name,
+                b.resource_pattern_type,
+                b.principal,
+                b.host,
+                b.operation,
+                b.permission_type,
+            )
+            for b in stale
+        ]
+        for future in client.delete_acls(filters, request_timeout=timeout).values():
+            removed += [
+                f"{b.principal} {b.operation.name} {b.restype.name}:{b.name}" for b in future.result()
+            ]
+    return Applied(created, configured, len(bindings), len(upserts), time.monotonic() - started, removed)
 
 
 # --- CLI -----------------------------------------------------------------------------------------
@@ -411,8 +452,11 @@ def apply_command(
     done = apply(the_plan, admin, secrets_dir, replication=replication)
     typer.echo(
         f"{len(done.created_topics)} topic(s) created, {len(done.configured_topics)} reconfigured, "
-        f"{done.acls} ACLs, {done.credentials} credentials in {done.seconds:.1f} s"
+        f"{done.acls} ACLs ({len(done.removed_acls)} stale removed), {done.credentials} credentials "
+        f"in {done.seconds:.1f} s"
     )
+    for line in done.removed_acls:
+        typer.echo(f"  removed: {line}")
 
 
 def main(argv: list[str] | None = None) -> Any:

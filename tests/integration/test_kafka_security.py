@@ -16,7 +16,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 from aiokafka.protocol.fetch import FetchRequest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 from pydantic import SecretStr
 
 from contracts import topics
@@ -295,3 +302,30 @@ async def test_the_tls_listener_serves_a_client_that_trusts_the_clusters_ca_and_
             connected = False
         GOT_THROUGH["TLS listener without the cluster's CA or without TLS"] += connected
         assert not connected, access.security_protocol
+
+
+async def test_the_admin_step_removes_an_acl_the_deployment_does_not_need(stack: Stack) -> None:
+    """A grant added by hand (here: a mission client reading registrations) does not survive the
+    next admin step: only what the deployment description and the code derive stays."""
+    tjk = stack.kafka_access("mission-tjk")
+    grant = AclBinding(
+        ResourceType.TOPIC,
+        topics.CASES,
+        ResourcePatternType.LITERAL,
+        "User:mission-tjk",
+        "*",
+        AclOperation.READ,
+        AclPermissionType.ALLOW,
+    )
+    admin = AdminClient(stack.kafka_access("admin").librdkafka())
+    for future in (await asyncio.to_thread(admin.create_acls, [grant])).values():
+        await asyncio.to_thread(future.result)
+    async with asyncio.timeout(30):
+        while not await _can_fetch(tjk, topics.CASES):
+            await asyncio.sleep(0.5)  # the grant reached the broker: the probe can tell
+    await asyncio.to_thread(stack.kafka_admin)
+    async with asyncio.timeout(30):
+        while await _can_fetch(tjk, topics.CASES):
+            await asyncio.sleep(0.5)
+    assert "removed: User:mission-tjk READ TOPIC:intake.cases" in stack.log_path("kafka-admin").read_text()
+    assert await _can_fetch(tjk, topics.STATUS)
