@@ -64,8 +64,8 @@ def _rate(run: Run, unit: str) -> str:
 async def _publishing(cfg: Config, infra: Any, results: Results) -> None:
     from bench import publishing
 
-    raw = await publishing.new_producer(infra.bootstrap, "bench-raw")
-    relay_producer = await publishing.new_producer(infra.bootstrap, "bench-relay")
+    raw = await publishing.new_producer(infra.writer, "bench-raw")
+    relay_producer = await publishing.new_producer(infra.writer, "bench-relay")
     try:
         events = publishing.status_events(cfg.events)
         warm = publishing.status_events(min(2000, cfg.events))
@@ -163,14 +163,14 @@ async def _consuming(cfg: Config, infra: Any, results: Results) -> None:
     from bench import consuming, publishing
     from corridor import db
 
-    producer = await publishing.new_producer(infra.bootstrap, "bench-fill")
+    producer = await publishing.new_producer(infra.writer, "bench-fill")
     pool = await db.create_pool(infra.dsn)
     try:
         _progress("consuming: warm-up (not counted)")
-        warm = await consuming.fill(infra.bootstrap, producer, min(2000, cfg.events))
-        await consuming.plain_consume(infra.bootstrap, warm)
-        await consuming.handled_consume(infra.bootstrap, infra.dsn, pool, warm)
-        span = await consuming.fill(infra.bootstrap, producer, cfg.events)
+        warm = await consuming.fill(infra.reader, producer, min(2000, cfg.events))
+        await consuming.plain_consume(infra.reader, warm)
+        await consuming.handled_consume(infra.reader, infra.dsn, pool, warm)
+        span = await consuming.fill(infra.reader, producer, cfg.events)
 
         base = results.add(
             Series("Consuming", "plain consumer, does nothing (baseline)", "records/s", baseline=True)
@@ -184,9 +184,9 @@ async def _consuming(cfg: Config, infra: Any, results: Results) -> None:
             )
         )
         for rep in range(1, cfg.repeat + 1):
-            run = await consuming.plain_consume(infra.bootstrap, span)
+            run = await consuming.plain_consume(infra.reader, span)
             base.runs.append(run)
-            run2 = await consuming.handled_consume(infra.bootstrap, infra.dsn, pool, span)
+            run2 = await consuming.handled_consume(infra.reader, infra.dsn, pool, span)
             handled.runs.append(run2)
             _progress(
                 f"consuming {rep}/{cfg.repeat}: plain {_rate(run, 'records/s')}, "

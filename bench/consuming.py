@@ -22,6 +22,7 @@ from contracts import topics
 from contracts.envelope import CloudEvent
 from contracts.status import CaseStatusChanged
 from corridor.consumer import EventConsumer
+from corridor.kafkaclient import KafkaAccess
 
 CONSUMER = "bench-consumer"
 
@@ -38,8 +39,8 @@ class Span:
         return sum(self.end[tp] - self.start[tp] for tp in self.end)
 
 
-async def _offsets(bootstrap: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _offsets(access: KafkaAccess) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**access.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topics.STATUS, p) for p in range(PARTITIONS)]
@@ -48,9 +49,9 @@ async def _offsets(bootstrap: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def fill(bootstrap: str, producer: AIOKafkaProducer, count: int) -> Span:
+async def fill(access: KafkaAccess, producer: AIOKafkaProducer, count: int) -> Span:
     """Publish ``count`` status events (not timed) and return where they are."""
-    start = await _offsets(bootstrap)
+    start = await _offsets(access)
     for batch in chunks(status_events(count), 1000):
         futures = []
         for data in batch:
@@ -62,14 +63,12 @@ async def fill(bootstrap: str, producer: AIOKafkaProducer, count: int) -> Span:
             )
         for future in futures:
             await future
-    end = await _offsets(bootstrap)
+    end = await _offsets(access)
     return Span(start=start, end=end)
 
 
-async def _read(bootstrap: str, span: Span, on_batch: Any) -> Run:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+async def _read(access: KafkaAccess, span: Span, on_batch: Any) -> Run:
+    consumer = AIOKafkaConsumer(**access.aiokafka(), enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         tps = list(span.end)
@@ -97,7 +96,7 @@ async def _read(bootstrap: str, span: Span, on_batch: Any) -> Run:
     return Run(items=count, seconds=seconds)
 
 
-async def plain_consume(bootstrap: str, span: Span, min_seconds: float = 1.0) -> Run:
+async def plain_consume(access: KafkaAccess, span: Span, min_seconds: float = 1.0) -> Run:
     """Baseline: read the records and do nothing with them.
 
     Reading a few thousand records takes a few tens of milliseconds, too short to time reliably,
@@ -108,7 +107,7 @@ async def plain_consume(bootstrap: str, span: Span, min_seconds: float = 1.0) ->
 
     total = Run(items=0, seconds=0.0, extra={"passes": 0})
     while total.seconds < min_seconds:
-        run = await _read(bootstrap, span, nothing)
+        run = await _read(access, span, nothing)
         total.items += run.items
         total.seconds += run.seconds
         total.extra["passes"] += 1
@@ -126,7 +125,7 @@ async def _effect(conn: asyncpg.Connection, event: CloudEvent) -> None:
     )
 
 
-async def handled_consume(bootstrap: str, dsn: str, pool: asyncpg.Pool, span: Span) -> Run:
+async def handled_consume(access: KafkaAccess, dsn: str, pool: asyncpg.Pool, span: Span) -> Run:
     """Measured: the same records, each through EventConsumer.handle, one after another."""
     await truncate(dsn, "inbox", "bench_effect")
 
@@ -149,7 +148,7 @@ async def handled_consume(bootstrap: str, dsn: str, pool: asyncpg.Pool, span: Sp
             await consumer.handle(record)
             handling += time.perf_counter() - t
 
-    run = await _read(bootstrap, span, handle)
+    run = await _read(access, span, handle)
     if consumer.applied != span.count or consumer.duplicates or consumer.dead_lettered:
         raise RuntimeError(
             f"applied {consumer.applied}, duplicates {consumer.duplicates}, "

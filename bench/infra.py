@@ -11,11 +11,9 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
-from contracts import topics
 from corridor import db
+from corridor.kafkaclient import KafkaAccess
 from devkit.devinfra.kafka import KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
 from devkit.devstack import Stack
@@ -48,6 +46,16 @@ class Infra:
         return self.stack.bootstrap
 
     @property
+    def writer(self) -> KafkaAccess:
+        """A principal that may write the status stream (intake's), as the measured relay is."""
+        return self.stack.kafka_access("intake")
+
+    @property
+    def reader(self) -> KafkaAccess:
+        """A principal that may read the status stream without a consumer group (operations)."""
+        return self.stack.kafka_access("operations")
+
+    @property
     def dsn(self) -> str:
         return self.stack.postgres.dsn(DATABASE)
 
@@ -65,17 +73,8 @@ class Infra:
                 self.postgres_version = str(await conn.fetchval("SHOW server_version"))
         finally:
             await pool.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            # As the services create it (corridor.runtime.ensure_topics): 3 partitions, one replica.
-            await admin.create_topics(
-                [NewTopic(topics.STATUS, num_partitions=PARTITIONS, replication_factor=1)]
-            )
-        except TopicAlreadyExistsError:
-            pass
-        finally:
-            await admin.close()
+        # The status topic (3 partitions, one replica) comes from the stack's admin step, with the
+        # ACLs the benchmark's principals use: SASL/SCRAM costs are part of what is measured.
 
     def stop(self) -> None:
         self.stack.stop()

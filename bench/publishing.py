@@ -25,6 +25,7 @@ from bench.stats import Run
 from contracts import topics
 from contracts.envelope import CloudEvent
 from contracts.status import CaseStatus, CaseStatusChanged, Place
+from corridor.kafkaclient import KafkaAccess
 from corridor.outbox import OutboxRelay, enqueue, make_producer
 
 SOURCE = "/missions/KAZ/bench"
@@ -72,8 +73,8 @@ class AckClock:
         return future
 
 
-async def new_producer(bootstrap: str, name: str) -> AIOKafkaProducer:
-    producer = make_producer(bootstrap, client_id=name)
+async def new_producer(access: KafkaAccess, name: str) -> AIOKafkaProducer:
+    producer = make_producer(access, client_id=name)
     await producer.start()
     return producer
 

@@ -1,20 +1,26 @@
 """A small typed client for mission IT: follow the status stream, report status changes.
 
-    async with StatusStreamReader(bootstrap, group_id="tjk-reception") as reader:
+    access = KafkaAccess(bootstrap=..., username="mission-tjk", password=...)   # corridor.kafkaclient
+    async with StatusStreamReader(access, group_id="mission-tjk.reception") as reader:
         async for update in reader:
             print(update.data.case_id, update.data.status)
             await reader.commit()          # after your own system has stored it
 
-    async with StatusReporter(bootstrap, mission="TJK", system="reception") as reporter:
+    async with StatusReporter(access, mission="TJK", system="reception") as reporter:
         await reporter.report(CaseStatusReported(case_id=..., status="received", occurred_at=...))
 
 Delivery is at least once: deduplicate on ``update.source`` + ``update.id``.
+
+The brokers require SASL/SCRAM-SHA-512: pass a ``KafkaAccess`` (or anything with an ``aiokafka()``
+method giving aiokafka's connection keyword arguments) holding your mission client's principal. Its
+ACLs let it read ``corridor.case-status`` with consumer groups named ``<principal>.*`` and write
+only its own mission's inbound topic (``missions.case-status-reported.<MISSION>``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -24,13 +30,24 @@ from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatusChanged
 
 
+class Access(Protocol):
+    def aiokafka(self) -> dict[str, Any]: ...
+
+
+def _connection(access: Access | str) -> dict[str, Any]:
+    # A bare bootstrap string still works for a broker without SASL (and extra keyword arguments).
+    return {"bootstrap_servers": access} if isinstance(access, str) else access.aiokafka()
+
+
 class StatusStreamReader:
     """Reads ``corridor.case-status`` as a consumer group; you commit once you have stored."""
 
-    def __init__(self, bootstrap: str, *, group_id: str, from_beginning: bool = True, **kafka: Any) -> None:
+    def __init__(
+        self, access: Access | str, *, group_id: str, from_beginning: bool = True, **kafka: Any
+    ) -> None:
         self._consumer = AIOKafkaConsumer(
             topics.STATUS,
-            bootstrap_servers=bootstrap,
+            **_connection(access),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
@@ -64,13 +81,12 @@ class StatusStreamReader:
 
 
 class StatusReporter:
-    """Publishes status changes a mission owns to ``missions.case-status-reported``."""
+    """Publishes status changes a mission owns to its own ``missions.case-status-reported.<MISSION>``."""
 
-    def __init__(self, bootstrap: str, *, mission: str, system: str, **kafka: Any) -> None:
+    def __init__(self, access: Access | str, *, mission: str, system: str, **kafka: Any) -> None:
         self.source = mission_source(mission, system)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **kafka
-        )
+        self.topic = topics.inbound_status(mission)
+        self._producer = AIOKafkaProducer(**_connection(access), enable_idempotence=True, acks="all", **kafka)
 
     async def __aenter__(self) -> StatusReporter:
         await self._producer.start()
@@ -84,7 +100,7 @@ class StatusReporter:
         after a failure, and the platform applies it once."""
         event = CloudEvent.new(change, source=self.source, event_id=event_id)
         await self._producer.send_and_wait(
-            topics.INBOUND_STATUS,
+            self.topic,
             key=str(change.case_id).encode(),
             value=event.value(),
             headers=event.headers(),

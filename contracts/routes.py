@@ -81,3 +81,26 @@ class RouteBook(_Frozen):
             if cp is not None:
                 return route, cp
         return None
+
+    def checkpoint_ids(self) -> list[str]:
+        """Every checkpoint on the routes, once each, in route order."""
+        return list(dict.fromkeys(cp.checkpoint_id for r in self.routes for cp in r.checkpoints))
+
+    def countries(self) -> list[str]:
+        """Every country a route starts in, crosses or ends in, once each (sorted)."""
+        found = {r.origin_country for r in self.routes} | {r.destination_country for r in self.routes}
+        found |= {cp.country for r in self.routes for cp in r.checkpoints}
+        return sorted(found)
+
+    def checkpoints_before(self, checkpoint_id: str) -> list[str]:
+        """The checkpoints a case passes before this one, on any route through it."""
+        before: dict[str, None] = {}
+        for route in self.routes:
+            if route.checkpoint(checkpoint_id) is not None:
+                for cp in route.checkpoints[: route.index_of(checkpoint_id)]:
+                    before[cp.checkpoint_id] = None
+        return list(before)
+
+    def country_of(self, checkpoint_id: str) -> str | None:
+        found = self.checkpoint(checkpoint_id)
+        return found[1].country if found else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from contracts.base import Event
@@ -27,20 +27,36 @@ registrations because a Kafka ACL grants a topic, not an event type: transport r
 and must not receive medical records."""
 
 DECISIONS = "eligibility.decisions"
-BORDER_DECISIONS = "border.crossings"
-REQUIREMENTS = "border.requirements"
-"""Crossing requirements as each checkpoint publishes them; keyed by checkpoint id."""
 MOVEMENTS = "transport.movements"
 
-INBOUND_STATUS = "missions.case-status-reported"
-"""Country missions' systems publish the status changes they own here (CaseStatusReported)."""
-
+# Families: one topic per writer (a checkpoint's post, a country mission) or per reader (a post's
+# manifests). Kafka ACLs are per topic, so only a topic of its own lets the broker refuse a post
+# writing another post's decisions, and lets a consumer tell from the topic who wrote a record.
+_CROSSINGS_PREFIX = "border.crossings."
+_REQUIREMENTS_PREFIX = "border.requirements."
 _MANIFESTS_PREFIX = "transport.manifests."
+_INBOUND_PREFIX = "missions.case-status-reported."
+
+
+def crossings(checkpoint_id: str) -> str:
+    """The clearance decisions of one checkpoint's post: only that post may write here."""
+    return f"{_CROSSINGS_PREFIX}{checkpoint_id}"
+
+
+def requirements(checkpoint_id: str) -> str:
+    """The crossing requirements one checkpoint's post publishes: only that post may write here."""
+    return f"{_REQUIREMENTS_PREFIX}{checkpoint_id}"
 
 
 def manifests(checkpoint_id: str) -> str:
     """One topic per checkpoint so a border post's mission gets only its own manifests."""
     return f"{_MANIFESTS_PREFIX}{checkpoint_id}"
+
+
+def inbound_status(mission: str) -> str:
+    """Where one country mission's systems report the status changes it owns (CaseStatusReported);
+    only that mission's integration client may write here."""
+    return f"{_INBOUND_PREFIX}{mission}"
 
 
 def dead_letters(consumer: str) -> str:
@@ -61,7 +77,8 @@ def _by_checkpoint(event: Any) -> str:
 
 @dataclass(frozen=True)
 class Topic:
-    """A topic of the contract. ``name`` ends with ``.`` for a family of topics, one per checkpoint."""
+    """A topic of the contract. ``name`` ends with ``.`` for a family of topics, one per checkpoint
+    (``per="checkpoint"``) or per country mission (``per="mission"``)."""
 
     name: str
     events: tuple[type[Event], ...]
@@ -69,14 +86,31 @@ class Topic:
     """What the record key is, for readers: ordering holds per key."""
     key_of: Callable[[Any], str]
     description: str
+    per: Literal["checkpoint", "mission"] | None = None
+    written_by: str = ""
+    """Who may write it: a service of the host mission, or the owner of a family member."""
+    owner_writes: bool = False
+    """A family whose member is written by its owner (the checkpoint's post, the mission): the
+    owner's identity must match the topic a record arrives on (``origin_mismatch``)."""
+    personal_data: bool = False
+    """Carries personal data: the deployment gives it a retention period."""
 
     @property
     def family(self) -> bool:
         return self.name.endswith(".")
 
+    def member(self, owner: str) -> str:
+        if not self.family:
+            raise ValueError(f"{self.name} is not a family of topics")
+        return f"{self.name}{owner}"
+
     def address(self, event: Event) -> str:
         """The topic an event of this topic is written to (its checkpoint's, for a family)."""
-        return manifests(event.checkpoint_id) if self.family else self.name  # type: ignore[attr-defined]
+        if not self.family:
+            return self.name
+        if self.per != "checkpoint":
+            raise ValueError(f"an event on {self.name}* is addressed by its mission: use inbound_status()")
+        return self.member(event.checkpoint_id)  # type: ignore[attr-defined]
 
 
 @functools.cache
@@ -111,6 +145,7 @@ def table() -> tuple[Topic, ...]:
             "case id",
             _by_case,
             "Public: every status change of every case, keyed by case id, no personal data.",
+            written_by="intake, transport, every border post",
         ),
         Topic(
             CASES,
@@ -119,6 +154,8 @@ def table() -> tuple[Topic, ...]:
             _by_case,
             "Restricted to the host mission: registrations and withdrawals, with personal data, "
             "and the erasures of it, keyed by case id.",
+            written_by="intake",
+            personal_data=True,
         ),
         Topic(
             HEALTH_EVIDENCE,
@@ -128,6 +165,8 @@ def table() -> tuple[Topic, ...]:
             "Restricted to eligibility: health evidence (medical facts), keyed by case id. Its "
             "order with a case's registration is not kept (another topic): eligibility applies "
             "evidence that arrives first when the registration comes.",
+            written_by="intake",
+            personal_data=True,
         ),
         Topic(
             DECISIONS,
@@ -135,20 +174,27 @@ def table() -> tuple[Topic, ...]:
             "case id",
             _by_case,
             "Eligibility decisions with the rules evaluated, keyed by case id.",
+            written_by="eligibility",
         ),
         Topic(
-            BORDER_DECISIONS,
+            _CROSSINGS_PREFIX,
             (BorderCrossingCleared, BorderCrossingRefused),
             "case id",
             _by_case,
-            "Clearance decisions of every border post, per case, keyed by case id.",
+            "Clearance decisions of one checkpoint's post, per case, keyed by case id.",
+            per="checkpoint",
+            written_by="the checkpoint's border post only",
+            owner_writes=True,
         ),
         Topic(
-            REQUIREMENTS,
+            _REQUIREMENTS_PREFIX,
             (CrossingRequirementPublished, CrossingRequirementLifted),
             "checkpoint id",
             _by_checkpoint,
-            "Crossing requirements as each checkpoint publishes them, keyed by checkpoint id.",
+            "Crossing requirements one checkpoint's post publishes, keyed by checkpoint id.",
+            per="checkpoint",
+            written_by="the checkpoint's border post only",
+            owner_writes=True,
         ),
         Topic(
             MOVEMENTS,
@@ -156,13 +202,17 @@ def table() -> tuple[Topic, ...]:
             "movement/vehicle",
             _by_vehicle,
             "Vehicle departures and progress at checkpoints, keyed by movement/vehicle.",
+            written_by="transport",
         ),
         Topic(
-            INBOUND_STATUS,
+            _INBOUND_PREFIX,
             (CaseStatusReported,),
             "case id",
             _by_case,
-            "Status changes that country missions' systems report, keyed by case id.",
+            "Status changes one country mission's systems report, keyed by case id.",
+            per="mission",
+            written_by="the mission's integration client only",
+            owner_writes=True,
         ),
         Topic(
             _MANIFESTS_PREFIX,
@@ -171,6 +221,9 @@ def table() -> tuple[Topic, ...]:
             _by_vehicle,
             "Manifests for one checkpoint's post only (personal data a border post needs), and the "
             "erasures of their passengers' data, keyed by movement/vehicle.",
+            per="checkpoint",
+            written_by="transport",
+            personal_data=True,
         ),
     )
 
@@ -189,6 +242,53 @@ def topic_for(event_type: type[Event]) -> Topic:
         if event_type in t.events:
             return t
     raise LookupError(f"{event_type.__name__} belongs to no topic of the contract")
+
+
+def family_member(name: str) -> tuple[Topic, str] | None:
+    """The family a topic belongs to and its owner (checkpoint id or mission), or None."""
+    found = topic(name)
+    if found is None or not found.family:
+        return None
+    return found, name.removeprefix(found.name)
+
+
+def origin_mismatch(
+    topic_name: str, source: str, event: Event, checkpoint_country: Callable[[str], str | None]
+) -> str | None:
+    """Why an event may not stand on the topic it arrived on, or None when it may.
+
+    A member of a family is about one owner: a checkpoint (its ``checkpoint_id`` must be the
+    topic's; for a family the post writes, the writer's mission in ``source`` and the event's
+    ``country`` must be that checkpoint's country) or a mission (the ``source`` mission and any
+    ``country`` must be the topic's). Since only the owner's principal may write its topic, a
+    record whose claims differ from the topic's owner is forged or misrouted.
+    """
+    found = family_member(topic_name)
+    if found is None or type(event) not in found[0].events:
+        return None  # (an event the topic does not carry is no reader's: it is ignored)
+    family, owner = found
+    parts = source.split("/")
+    source_mission = parts[2] if len(parts) > 3 and parts[1] == "missions" else None
+    claimed_country = getattr(event, "country", None)
+    if family.per == "checkpoint":
+        claimed = getattr(event, "checkpoint_id", None)
+        if claimed != owner:
+            return f"checkpoint {claimed!r} on the topic of checkpoint {owner!r}"
+        if not family.owner_writes:
+            return None
+        country = checkpoint_country(owner)
+        if country is None:
+            return f"checkpoint {owner!r} is on no configured route"
+        if source_mission != country:
+            return f"source {source!r} is not checkpoint {owner}'s mission {country}"
+        if claimed_country is not None and claimed_country != country:
+            return f"country {claimed_country!r} is not checkpoint {owner}'s country {country}"
+        return None
+    if source_mission != owner:
+        return f"source {source!r} is not mission {owner}, whose topic this is"
+    if claimed_country is not None and claimed_country != owner:
+        return f"country {claimed_country!r} on mission {owner}'s topic"
+    return None
 
 
 def topic_events() -> dict[str, tuple[type[Event], ...]]:

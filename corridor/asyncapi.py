@@ -116,6 +116,10 @@ def topic_description(topic: str) -> str | None:
             f"Manifests for checkpoint {checkpoint} only (personal data its border post needs), "
             "keyed by movement/vehicle."
         )
+    member = topics.family_member(topic)
+    if member is not None:
+        family, owner = member
+        return f"{family.description} This one: {family.per} {owner}; written by {family.written_by}."
     if is_dead_letter_topic(topic):
         consumer = topic.removeprefix(_DEAD_LETTER_PREFIX)
         return (

@@ -103,7 +103,10 @@ class EventConsumer:
         producer: Callable[[], AIOKafkaProducer],
         backoff_max_seconds: float = 10.0,
         max_attempts: int = 5,
+        checkpoint_country: Callable[[str], str | None] = lambda _: None,
     ) -> None:
+        """``checkpoint_country`` (the routes' checkpoint -> country) lets the consumer check that a
+        record on a checkpoint's own topic comes from that checkpoint's mission."""
         self.name = name
         self.topics = topics
         self.handlers = handlers
@@ -111,11 +114,13 @@ class EventConsumer:
         self._producer = producer
         self._backoff_max = backoff_max_seconds
         self._max_attempts = max_attempts
+        self._checkpoint_country = checkpoint_country
         self._attempts: dict[tuple[str, int, int], int] = {}
         self.dead_letter_topic = topics_dead_letter(name)
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.source_mismatches = 0
 
     def register(self, broker: KafkaBroker) -> None:
         self.subscriber = broker.subscriber(
@@ -149,6 +154,14 @@ class EventConsumer:
             await self.dead_letter(
                 record, "undecodable", "".join(traceback.format_exception_only(exc)).strip()
             )
+            return
+        # Who wrote an event is part of its authority: only the owner's principal may write a
+        # checkpoint's or a mission's own topic, so claims that differ from the topic's owner are
+        # forged (or misrouted) and change nothing.
+        mismatch = topics.origin_mismatch(record.topic, event.source, event.data, self._checkpoint_country)
+        if mismatch is not None:
+            self.source_mismatches += 1
+            await self.dead_letter(record, "source_mismatch", mismatch)
             return
         handler = self.handlers.get(type(event.data))
         if handler is None:

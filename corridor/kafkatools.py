@@ -8,10 +8,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from corridor.kafkaclient import KafkaAccess
 
-async def partitions_of(bootstrap: str, topic: str, timeout: float = 30.0) -> list[TopicPartition]:
+
+async def partitions_of(access: KafkaAccess, topic: str, timeout: float = 30.0) -> list[TopicPartition]:
     """The topic's partitions, waiting for the topic to exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**access.aiokafka())
     await admin.start()
     try:
         async with asyncio.timeout(timeout):
@@ -25,10 +27,10 @@ async def partitions_of(bootstrap: str, topic: str, timeout: float = 30.0) -> li
         await admin.close()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
+async def read_topic(access: KafkaAccess, topic: str) -> list[ConsumerRecord[Any, Any]]:
     """Every record on ``topic`` up to its current end, in partition order."""
-    tps = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tps = await partitions_of(access, topic)
+    consumer = AIOKafkaConsumer(**access.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:

@@ -32,6 +32,7 @@ from contracts.base import Event
 from contracts.envelope import CloudEvent
 from contracts.status import CaseStatusChanged
 from corridor import statusguard
+from corridor.kafkaclient import KafkaAccess
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("corridor.outbox")
@@ -97,10 +98,10 @@ async def announce(
         return None
 
 
-def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+def make_producer(access: KafkaAccess, *, client_id: str) -> AIOKafkaProducer:
     """The producer for anything that must not be lost: idempotence forces acks=all."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **access.aiokafka(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

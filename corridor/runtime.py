@@ -31,10 +31,12 @@ from pydantic import BaseModel, Field
 
 from contracts.base import Event
 from contracts.envelope import CloudEvent, mission_source
+from contracts.routes import RouteBook
 from corridor import auth, db
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.errors import DomainError, Invalid
+from corridor.kafkaclient import KafkaAccess
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.redaction import RedactedServerErrors, described
 from corridor.settings import ServiceSettings
@@ -86,11 +88,15 @@ class ServiceRuntime:
         self.settings = settings
         self.migrations = migrations
         self.source = mission_source(settings.mission, service)
+        self.routes = RouteBook.load(settings.routes_file)
+        self.kafka = settings.kafka_access()
         setup_logging(settings.log_level)
         self.tracer_provider = setup_tracing(self.instance, console=settings.trace_console)
         self.broker = KafkaBroker(
             # FastStream takes a list; a comma-separated string would be read as one host.
-            [h.strip() for h in settings.kafka_bootstrap.split(",") if h.strip()],
+            self.kafka.servers,
+            # Without credentials (built offline for the AsyncAPI documents) start() refuses to run.
+            security=self.kafka.faststream_security() if self.kafka.username else None,
             client_id=self.instance,
             enable_idempotence=True,
             acks="all",
@@ -187,6 +193,7 @@ class ServiceRuntime:
             producer=lambda: self.producer,
             backoff_max_seconds=self.settings.retry_backoff_max_seconds,
             max_attempts=self.settings.max_handler_attempts,
+            checkpoint_country=self.routes.country_of,
         )
         consumer.register(self.broker)
         declare_publication(self.broker, consumer.dead_letter_topic)
@@ -247,13 +254,20 @@ class ServiceRuntime:
         if self._verifier is None:
             raise auth.AuthNotConfigured(f"{self.instance} will not start: {self._auth_problem}")
         self._verifier.check()
+        if self.kafka.uses_sasl and not (self.kafka.username and self.kafka.password):
+            raise RuntimeError(
+                f"{self.instance}: Kafka {self.kafka.security_protocol} needs CORRIDOR_KAFKA_USERNAME and "
+                "CORRIDOR_KAFKA_PASSWORD (or CORRIDOR_KAFKA_PASSWORD_FILE)"
+            )
         if s.create_database:
             await db.ensure_database(dsn)
         self._pool = await db.create_pool(dsn)
         await db.migrate(self._pool, "corridor", db.SHARED_MIGRATIONS)
         await db.migrate(self._pool, self.service, self.migrations)
-        await ensure_topics(s.kafka_bootstrap, self._all_topics(), s.topic_partitions, s.topic_replication)
-        self._producer = make_producer(s.kafka_bootstrap, client_id=f"{self.instance}-relay")
+        # Topics, with their ACLs and retention, are the admin step's (opstools.kafkaadmin): a
+        # service may not create any, and starting without one it needs would only fail later.
+        await verify_topics(self.kafka, self._all_topics())
+        self._producer = make_producer(self.kafka, client_id=f"{self.instance}-relay")
         await self._producer.start()
         self.relay = OutboxRelay(
             dsn,
@@ -512,9 +526,36 @@ async def _body_too_large(_: Request, exc: Exception) -> Response:
     return JSONResponse(_too_large_body(exc.limit), status_code=413)
 
 
-async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> None:
-    """Create the topics a service uses, so no consumer waits on auto-creation."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+class MissingTopics(RuntimeError):
+    """Topics a service needs that do not exist (or that its principal may not describe)."""
+
+
+async def verify_topics(access: KafkaAccess, names: Iterable[str], timeout: float = 30.0) -> None:
+    """Fail unless every topic exists and this principal may describe it.
+
+    Waits a little: the admin step may have created a topic that has not reached every broker's
+    metadata yet."""
+    admin = AIOKafkaAdminClient(**access.aiokafka())
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            missing = sorted(set(names) - set(await admin.list_topics()))
+            if not missing:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise MissingTopics(
+                    f"topics missing or not visible to principal {access.username!r}: {', '.join(missing)}; "
+                    "run the admin step (python -m opstools.kafkaadmin apply) first"
+                )
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(access: KafkaAccess, names: Iterable[str], partitions: int, replication: int) -> None:
+    """Create topics (needs a principal allowed to: the admin step, tests' scratch topics)."""
+    admin = AIOKafkaAdminClient(**access.aiokafka())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -8,6 +8,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from corridor.kafkaclient import KafkaAccess, SaslMechanism, SecurityProtocol
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -15,6 +17,14 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CORRIDOR_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: SecurityProtocol = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_username: str | None = Field(default=None, description="This instance's own Kafka principal")
+    kafka_password: SecretStr | None = None
+    kafka_password_file: Path | None = Field(
+        default=None, description="A file holding the Kafka password (read when kafka_password is unset)"
+    )
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for a SASL_SSL listener")
     database_url: str = Field(
         default="postgresql://corridor@127.0.0.1:5432/corridor",
         description="The service's own database and role, without a password (it goes in "
@@ -85,3 +95,16 @@ class ServiceSettings(BaseSettings):
         if parts.port is not None:
             netloc += f":{parts.port}"
         return urlunsplit(parts._replace(netloc=netloc))
+
+    def kafka_access(self) -> KafkaAccess:
+        password = self.kafka_password
+        if password is None and self.kafka_password_file is not None:
+            password = SecretStr(self.kafka_password_file.read_text().strip())
+        return KafkaAccess(
+            bootstrap=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=password,
+            ssl_cafile=self.kafka_ssl_cafile,
+        )

@@ -48,7 +48,9 @@ def _print_services(stack: Stack) -> None:
     console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
     console.print(
         "Every API but /health needs a token of the stack's issuer, e.g. "
-        f"[bold]python -m devkit token --role caseworker --stack {stack.workdir.name}[/] (README: HTTP authentication)"
+        f"[bold]python -m devkit token --role caseworker --stack {stack.workdir.name}[/] (README: HTTP authentication)\n"
+        f"Kafka principals' passwords (SASL/SCRAM-SHA-512): [bold]{stack.secrets_dir}/<principal>.password[/]; "
+        f"Kafka format {stack.kafka.format_seconds:.1f}s, admin step {stack.admin_seconds:.1f}s"
     )
 
 
@@ -73,7 +75,7 @@ def _print_timeline(stream: StatusStream, case_id: object, title: str) -> None:
 async def _demo(stack: Stack) -> None:
     route = RouteBook.load(stack.routes_file).routes[0]
     travel = date.today() + timedelta(days=1)
-    stream = StatusStream(stack.bootstrap)
+    stream = StatusStream(stack.kafka_access("operations"))
     await stream.start()
     try:
         async with httpx.AsyncClient(timeout=10.0) as client:

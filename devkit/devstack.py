@@ -18,11 +18,13 @@ import httpx
 
 from contracts.routes import RouteBook
 from corridor.auth import Role
+from corridor.kafkaclient import KafkaAccess
 from corridor.settings import REPO_ROOT
 from devkit.devidp import DevIssuer, OperationRules, RoleAuth
 from devkit.devinfra import procs
-from devkit.devinfra.kafka import KafkaCluster
+from devkit.devinfra.kafka import ADMIN_USER, KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
+from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, password_file, principal_access
 
 DEFAULT_ROUTES = REPO_ROOT / "deploy" / "routes" / "central-asia.json"
 
@@ -34,6 +36,8 @@ class ServiceSpec:
     database: str
     mission: str
     port: int
+    principal: str
+    """Its own Kafka principal (the instance name, as opstools.kafkaadmin derives it)"""
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -47,9 +51,11 @@ def service_specs(routes_file: Path, ports: list[int], host_mission: str = "KAZ"
     if len(ports) < 3 + len(checkpoints):
         raise ValueError("not enough ports")
     specs = [
-        ServiceSpec("intake", "services.intake", "intake", host_mission, ports[0]),
-        ServiceSpec("eligibility", "services.eligibility", "eligibility", host_mission, ports[1]),
-        ServiceSpec("transport", "services.transport", "transport", host_mission, ports[2]),
+        ServiceSpec("intake", "services.intake", "intake", host_mission, ports[0], "intake"),
+        ServiceSpec(
+            "eligibility", "services.eligibility", "eligibility", host_mission, ports[1], "eligibility"
+        ),
+        ServiceSpec("transport", "services.transport", "transport", host_mission, ports[2], "transport"),
     ]
     for i, cp in enumerate(checkpoints):
         specs.append(
@@ -59,6 +65,7 @@ def service_specs(routes_file: Path, ports: list[int], host_mission: str = "KAZ"
                 "border_" + cp.checkpoint_id.replace("-", "_"),
                 cp.country,
                 ports[3 + i],
+                f"border-clearance.{cp.checkpoint_id}",
                 {"CORRIDOR_CHECKPOINT": cp.checkpoint_id},
             )
         )
@@ -71,12 +78,16 @@ class Stack:
         workdir: Path,
         *,
         routes_file: Path = DEFAULT_ROUTES,
+        deployment_file: Path = DEFAULT_DEPLOYMENT,
         kafka_nodes: int = 1,
         log_level: str = "INFO",
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.routes_file = routes_file
+        self.deployment_file = deployment_file
+        self.secrets_dir = workdir / "secrets" / "kafka"
+        self.admin_seconds = 0.0
         self.kafka = KafkaCluster(workdir / "kafka", nodes=kafka_nodes)
         self.postgres = PostgresServer(workdir / "postgres")
         self.log_level = log_level
@@ -96,10 +107,53 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
         self.kafka.start()
+        self.kafka_admin()
+
+    def kafka_admin(self) -> None:
+        """The admin step, before any service starts: every principal with its own password (a file
+        of mode 600 under ``secrets/kafka``), every topic with its retention, every ACL."""
+        # A process of its own, as an operator runs it: deriving the plan builds every service
+        # instance offline, which sets up logging and tracing this process should keep as they are.
+        started = time.monotonic()
+        procs.run_checked(
+            [
+                sys.executable,
+                "-m",
+                "opstools.kafkaadmin",
+                "apply",
+                "--deployment",
+                str(self.deployment_file),
+                "--routes",
+                str(self.routes_file),
+                "--bootstrap",
+                self.bootstrap,
+                "--admin-user",
+                ADMIN_USER,
+                "--admin-password-file",
+                str(self.kafka.admin_password_file),
+                "--secrets-dir",
+                str(self.secrets_dir),
+            ],
+            self.log_path("kafka-admin"),
+            timeout=180.0,
+            what="Kafka admin step",
+            cwd=REPO_ROOT,
+        )
+        self.admin_seconds = time.monotonic() - started
 
     @property
     def bootstrap(self) -> str:
         return self.kafka.bootstrap_servers
+
+    def kafka_access(self, principal: str, *, tls: bool = False) -> KafkaAccess:
+        """A principal's access (its credentials from the stack's secrets): for tests and tools.
+        ``admin`` is the super user, for the admin step only. ``tls``: over the SASL_SSL listener,
+        trusting the cluster's own CA (the shape of a deployment across a network)."""
+        if principal == ADMIN_USER:
+            access = self.kafka.admin_access()
+        else:
+            access = principal_access(self.bootstrap, self.secrets_dir, principal)
+        return self.kafka.tls_access(access) if tls else access
 
     # --- services -----------------------------------------------------------------------
 
@@ -141,6 +195,9 @@ class Stack:
         env.update(
             {
                 "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
+                # Its own principal; the password stays in its file (not in the environment).
+                "CORRIDOR_KAFKA_USERNAME": spec.principal,
+                "CORRIDOR_KAFKA_PASSWORD_FILE": str(password_file(self.secrets_dir, spec.principal)),
                 "CORRIDOR_DATABASE_URL": self.db_url(spec.name),
                 "CORRIDOR_DATABASE_PASSWORD_FILE": str(self.db_password_file(spec.name)),
                 "CORRIDOR_CREATE_DATABASE": "false",  # created, with its role, by the stack

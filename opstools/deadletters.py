@@ -18,21 +18,23 @@ import asyncio
 import contextlib
 import getpass
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from contracts import topics
 from contracts.envelope import STRUCTURED_CONTENT_TYPE, decode_headers
+from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import partitions_of, read_topic
 
 DLT_PREFIX = topics.dead_letters("")
@@ -234,8 +236,8 @@ def _str_or_none(value: Any) -> str | None:
 # --- reading -------------------------------------------------------------------------------------
 
 
-async def _existing_topics(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _existing_topics(access: KafkaAccess) -> set[str]:
+    admin = AIOKafkaAdminClient(**access.aiokafka())
     await admin.start()
     try:
         return set(await admin.list_topics())
@@ -250,12 +252,12 @@ def dead_letter_topic(consumer: str) -> str:
     return topic
 
 
-async def replay_markers(bootstrap: str) -> list[ReplayMarker]:
+async def replay_markers(access: KafkaAccess) -> list[ReplayMarker]:
     """Every replay recorded on ``dlt.replays`` (none when the topic does not exist yet)."""
-    if REPLAYS_TOPIC not in await _existing_topics(bootstrap):
+    if REPLAYS_TOPIC not in await _existing_topics(access):
         return []
     markers = []
-    for record in await read_topic(bootstrap, REPLAYS_TOPIC):
+    for record in await read_topic(access, REPLAYS_TOPIC):
         if record.value is not None and (marker := ReplayMarker.from_json(record.value)):
             markers.append(marker)
     return markers
@@ -275,29 +277,29 @@ def _with_replays(letters: Iterable[DeadLetter], markers: Sequence[ReplayMarker]
     return out
 
 
-async def list_dead_letters(bootstrap: str, consumer: str | None = None) -> list[DeadLetter]:
+async def list_dead_letters(access: KafkaAccess, consumer: str | None = None) -> list[DeadLetter]:
     """Every dead letter of ``consumer`` (every ``dlt.*`` topic when None), oldest first per
     partition, each with the replays recorded for it."""
-    existing = await _existing_topics(bootstrap)
+    existing = await _existing_topics(access)
     if consumer is not None:
         wanted = [dead_letter_topic(consumer)]
     else:
         wanted = [t for t in existing if t.startswith(DLT_PREFIX) and t != REPLAYS_TOPIC]
     wanted = sorted(t for t in wanted if t in existing)
-    batches = await asyncio.gather(*(read_topic(bootstrap, t) for t in wanted))
+    batches = await asyncio.gather(*(read_topic(access, t) for t in wanted))
     letters = [parse_dead_letter(r) for batch in batches for r in batch]
-    markers = await replay_markers(bootstrap) if REPLAYS_TOPIC in existing else []
+    markers = await replay_markers(access) if REPLAYS_TOPIC in existing else []
     return _with_replays(letters, markers)
 
 
-async def get_dead_letter(bootstrap: str, topic: str, partition: int, offset: int) -> DeadLetter | None:
+async def get_dead_letter(access: KafkaAccess, topic: str, partition: int, offset: int) -> DeadLetter | None:
     """The dead letter at one position, or None when there is none (any more)."""
-    if topic not in await _existing_topics(bootstrap):
+    if topic not in await _existing_topics(access):
         return None
     tp = TopicPartition(topic, partition)
-    if tp not in await partitions_of(bootstrap, topic, timeout=10.0):
+    if tp not in await partitions_of(access, topic, timeout=10.0):
         return None
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     record: ConsumerRecord[Any, Any] | None = None
     try:
@@ -317,7 +319,7 @@ async def get_dead_letter(bootstrap: str, topic: str, partition: int, offset: in
         await consumer.stop()
     if record.offset != offset:
         return None  # a gap: a transaction marker or a compacted-away record
-    markers = await replay_markers(bootstrap)
+    markers = await replay_markers(access)
     return _with_replays([parse_dead_letter(record)], markers)[0]
 
 
@@ -353,26 +355,13 @@ def replay_headers(dl: DeadLetter, replay_count: int) -> list[tuple[str, bytes]]
     ]
 
 
-async def ensure_replays_topic(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        if REPLAYS_TOPIC in set(await admin.list_topics()):
-            return
-        brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        REPLAYS_TOPIC,
-                        num_partitions=1,
-                        replication_factor=min(3, brokers),
-                        topic_configs={"cleanup.policy": "compact"},
-                    )
-                ]
-            )
-    finally:
-        await admin.close()
+async def ensure_replays_topic(access: KafkaAccess) -> None:
+    """``dlt.replays`` is created, with its ACLs, by the admin step (opstools.kafkaadmin)."""
+    if REPLAYS_TOPIC not in await _existing_topics(access):
+        raise RuntimeError(
+            f"{REPLAYS_TOPIC} does not exist or principal {access.username!r} may not see it: "
+            "run python -m opstools.kafkaadmin apply"
+        )
 
 
 def _operator() -> str:
@@ -383,7 +372,7 @@ def _operator() -> str:
 
 
 async def replay(
-    bootstrap: str,
+    access: KafkaAccess,
     dead_letters: Sequence[DeadLetter],
     *,
     again: bool = False,
@@ -394,7 +383,7 @@ async def replay(
     Skips a dead letter already replayed (per ``dlt.replays``), or whose source record was already
     replayed from another dead letter or earlier in this batch, unless ``again``.
     """
-    markers = await replay_markers(bootstrap)
+    markers = await replay_markers(access)
     done_positions: dict[str, int] = {}
     done_sources: dict[str, str] = {}
     for m in markers:
@@ -429,9 +418,9 @@ async def replay(
     if dry_run or not plan:
         return [outcomes[i] for i in range(len(dead_letters))]
 
-    await ensure_replays_topic(bootstrap)
+    await ensure_replays_topic(access)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **access.aiokafka(),
         enable_idempotence=True,
         acks="all",
         client_id="corridor-deadletters",
@@ -510,6 +499,37 @@ Bootstrap = Annotated[
     ),
 ]
 
+Username = Annotated[
+    str | None,
+    typer.Option(
+        "--username",
+        envvar="CORRIDOR_KAFKA_USERNAME",
+        help="Your Kafka principal (the deployment's operations principal).",
+        show_envvar=True,
+    ),
+]
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        envvar="CORRIDOR_KAFKA_PASSWORD_FILE",
+        help="File holding the principal's password (or set CORRIDOR_KAFKA_PASSWORD).",
+        show_envvar=True,
+    ),
+]
+
+
+def _access(bootstrap: str, username: str | None, password_file: Path | None) -> KafkaAccess:
+    """Credentials as every other client takes them: CORRIDOR_KAFKA_* and the options above."""
+    env = dict(os.environ)
+    env["CORRIDOR_KAFKA_BOOTSTRAP"] = bootstrap
+    if username is not None:
+        env["CORRIDOR_KAFKA_USERNAME"] = username
+    if password_file is not None:
+        env["CORRIDOR_KAFKA_PASSWORD_FILE"] = str(password_file)
+        env.pop("CORRIDOR_KAFKA_PASSWORD", None)
+    return KafkaAccess.from_env(env)
+
 
 def _short(text: str, width: int) -> str:
     text = " ".join(text.split())
@@ -531,6 +551,8 @@ def _replayed_cell(dl: DeadLetter) -> str:
 @app.command("list")
 def list_command(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    username: Username = None,
+    password_file: PasswordFile = None,
     consumer: Annotated[
         str | None, typer.Option("--consumer", help="Only dlt.<consumer>; default every dlt.* topic.")
     ] = None,
@@ -541,7 +563,7 @@ def list_command(
     ] = False,
 ) -> None:
     """List dead letters, oldest first per partition; replayed ones are marked."""
-    letters = asyncio.run(list_dead_letters(bootstrap, consumer))
+    letters = asyncio.run(list_dead_letters(_access(bootstrap, username, password_file), consumer))
     if reason is not None:
         letters = [d for d in letters if d.reason == reason]
     if as_json:
@@ -576,13 +598,17 @@ def show(
     partition: int,
     offset: int,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    username: Username = None,
+    password_file: PasswordFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
 ) -> None:
     """Show one dead letter: why it failed, where from, its headers and its value.
 
     The value is printed as it is (UTF-8 text, else hex): a registration carries personal data.
     """
-    dl = asyncio.run(get_dead_letter(bootstrap, dlt_topic, partition, offset))
+    dl = asyncio.run(
+        get_dead_letter(_access(bootstrap, username, password_file), dlt_topic, partition, offset)
+    )
     if dl is None:
         console.print(f"[red]no dead letter at {escape(dlt_topic)}:{partition}:{offset}[/]")
         raise typer.Exit(1)
@@ -630,6 +656,8 @@ def _position(raw: str) -> tuple[int, int]:
 def replay_command(
     consumer: Annotated[str, typer.Option("--consumer", help="Replay from dlt.<consumer>.")],
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    username: Username = None,
+    password_file: PasswordFile = None,
     offset: Annotated[
         list[str] | None,
         typer.Option(
@@ -653,7 +681,7 @@ def replay_command(
     positions = [_position(o) for o in offset or []]
     if sum((bool(positions), reason is not None, everything)) != 1:
         raise typer.BadParameter("give exactly one of --offset (repeatable), --reason or --all")
-    letters = asyncio.run(list_dead_letters(bootstrap, consumer))
+    letters = asyncio.run(list_dead_letters(_access(bootstrap, username, password_file), consumer))
     chosen, missing = choose(letters, offsets=positions, reason=reason, everything=everything)
     if missing:
         gone = ", ".join(f"{p}:{o}" for p, o in missing)
@@ -665,7 +693,9 @@ def replay_command(
         else:
             console.print("nothing to replay")
         return
-    outcomes = asyncio.run(replay(bootstrap, chosen, again=again, dry_run=dry_run))
+    outcomes = asyncio.run(
+        replay(_access(bootstrap, username, password_file), chosen, again=again, dry_run=dry_run)
+    )
     if as_json:
         typer.echo(json.dumps([o.to_json() for o in outcomes], indent=2))
         return

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.status import CaseStatus, CaseStatusChanged, illegal_steps
+from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import partitions_of
 
 # The platform's own services; anything else on the stream (a test's or a fuzzer's records) is not
@@ -24,10 +25,10 @@ PLATFORM_SOURCE = re.compile(r"^/missions/[A-Z]{3}/(intake|eligibility|transport
 class StatusStream:
     """Follows ``corridor.case-status`` from the beginning, without a consumer group."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, access: KafkaAccess) -> None:
+        self._access = access
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            **access.aiokafka(), enable_auto_commit=False, auto_offset_reset="earliest"
         )
         self.timelines: dict[uuid.UUID, list[CloudEvent]] = defaultdict(list)
         self.raw_count = 0
@@ -37,7 +38,7 @@ class StatusStream:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        tps = await partitions_of(self._bootstrap, topics.STATUS)
+        tps = await partitions_of(self._access, topics.STATUS)
         await self._consumer.start()
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)

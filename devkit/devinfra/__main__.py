@@ -33,11 +33,19 @@ def main(
         postgres.start()
         kafka.start()
         typer.echo(f"Kafka {nodes} node(s) and PostgreSQL up in {time.monotonic() - started:.1f} s")
-        typer.echo(f"  bootstrap servers: {kafka.bootstrap_servers}")
+        typer.echo(f"  bootstrap servers: {kafka.bootstrap_servers} (SASL_PLAINTEXT, SCRAM-SHA-512)")
+        typer.echo(f"  TLS listener:      {kafka.tls_bootstrap_servers} (SASL_SSL, CA {kafka.ca_file})")
+        typer.echo(f"  super user:        admin, password in {kafka.admin_password_file}")
         typer.echo(f"  postgres DSN:      {postgres.dsn()}  (the superuser: administration only)")
         typer.echo(f"  data and logs:     {workdir}")
         typer.echo("For the services:")
         typer.echo(f"  export CORRIDOR_KAFKA_BOOTSTRAP={kafka.bootstrap_servers}")
+        typer.echo(
+            "  then create topics, principals and ACLs: python -m opstools.kafkaadmin apply "
+            f"--bootstrap {kafka.bootstrap_servers} --admin-password-file {kafka.admin_password_file} "
+            f"--secrets-dir {workdir / 'secrets' / 'kafka'}"
+        )
+        typer.echo("  and give each service CORRIDOR_KAFKA_USERNAME and CORRIDOR_KAFKA_PASSWORD_FILE")
         # A service connects as a role of its own, owning only its database (python -m devkit
         # up creates them); the URL carries no password.
         typer.echo(f"  export CORRIDOR_DATABASE_URL={postgres.url('<database>', '<role>')}")

@@ -3,6 +3,14 @@
 The broker comes from Maven Central (deploy/kafka/pom.xml) and runs on the system JVM.
 One node is a combined broker+controller formatted ``--standalone``; several nodes form
 a static controller quorum with replication factor min(nodes, 3).
+
+Security is on, as in production: clients authenticate with SASL/SCRAM-SHA-512, the
+``StandardAuthorizer`` refuses whatever no ACL allows, and no topic is created on first use.
+The super user ``admin`` gets its SCRAM credential when the storage is formatted; its password
+is random per cluster workdir and kept in ``admin.password`` (mode 600), never printed. Every
+other principal, its topics and its ACLs are the admin step's job (``opstools.kafkaadmin``).
+The controller listener uses SASL/PLAIN: SCRAM credentials live in the metadata log the
+controllers serve, so they cannot authenticate the controllers' own connections.
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from corridor.kafkaclient import KafkaAccess, read_or_create_secret, write_secret
 from devkit.devinfra import procs
+from devkit.devinfra.tls import DevCertificates
 
 KAFKA_VERSION = "4.4.0"
 
@@ -37,6 +47,9 @@ _log = logging.getLogger(__name__)
 _MAVEN_TIMEOUT_S = 900.0
 _FORMAT_TIMEOUT_S = 60.0
 _STOP_GRACE_S = 20.0
+
+ADMIN_USER = "admin"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 def _pom_digest() -> str:
@@ -151,11 +164,17 @@ class KafkaCluster:
         self.bootstrap_servers: str = ""
         self.cluster_id: str = ""
         self.broker_ports: list[int] = []
+        self.tls_ports: list[int] = []
+        """SASL_SSL listener of each node: the production shape, with a CA of this cluster's own"""
+        self.tls_bootstrap_servers: str = ""
         self.controller_ports: list[int] = []
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
         self.quick_start = quick_start
         self._classpath: Path | None = None
         self._cds_recording: Path | None = None  # archive node 0 writes when it exits
+        self.admin_password = ""
+        self.format_seconds = 0.0
+        self._tls = DevCertificates(self.workdir / "tls")
 
     # ------------------------------------------------------------------ layout
 
@@ -175,6 +194,35 @@ class KafkaCluster:
         return self.node_dir(index) / "stdout.log"
 
     @property
+    def ca_file(self) -> Path:
+        """The CA certificate a client of the SASL_SSL listener verifies the brokers with."""
+        return self._tls.ca_pem
+
+    def tls_access(self, access: KafkaAccess) -> KafkaAccess:
+        """The same principal over the SASL_SSL listener, verifying the brokers' certificates."""
+        return access.model_copy(
+            update={
+                "bootstrap": self.tls_bootstrap_servers,
+                "security_protocol": "SASL_SSL",
+                "ssl_cafile": self.ca_file,
+            }
+        )
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.workdir / "admin.password"
+
+    def admin_access(self) -> KafkaAccess:
+        """The super user's access: for the admin step (topics, ACLs, credentials) only."""
+        from pydantic import SecretStr
+
+        return KafkaAccess(
+            bootstrap=self.bootstrap_servers,
+            username=ADMIN_USER,
+            password=SecretStr(self.admin_password),
+        )
+
+    @property
     def pids(self) -> list[int | None]:
         """PID of each node's JVM while it runs, else None."""
         return [p.pid if p is not None and p.poll() is None else None for p in self._procs]
@@ -183,19 +231,50 @@ class KafkaCluster:
 
     def _properties(self, index: int) -> dict[str, str]:
         node_id = index + 1
-        bport, cport = self.broker_ports[index], self.controller_ports[index]
+        bport, cport, tport = self.broker_ports[index], self.controller_ports[index], self.tls_ports[index]
         rf = min(self.nodes, 3)
         min_isr = 2 if rf >= 3 else 1
         props: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": str(node_id),
-            "listeners": f"PLAINTEXT://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": (f"PLAINTEXT://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport}"),
-            "inter.broker.listener.name": "PLAINTEXT",
+            "listeners": (
+                f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport},SECURE://127.0.0.1:{tport}"
+            ),
+            "advertised.listeners": (
+                f"BROKER://127.0.0.1:{bport},CONTROLLER://127.0.0.1:{cport},SECURE://127.0.0.1:{tport}"
+            ),
+            "inter.broker.listener.name": "BROKER",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": (
+                "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,SECURE:SASL_SSL"
+            ),
+            # SASL_SSL, as a deployment across a network runs: SCRAM over TLS, with a key and a
+            # certificate (PEM, PKCS#8) signed by the cluster's own CA (tls.py).
+            "listener.name.secure.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "listener.name.secure.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.secure.ssl.keystore.type": "PEM",
+            "listener.name.secure.ssl.keystore.location": str(self._tls.broker_pem),
+            "listener.name.broker.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "listener.name.broker.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_USER}" password="{self.admin_password}";'
+            ),
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{ADMIN_USER}" password="{self.admin_password}" '
+                f'user_{ADMIN_USER}="{self.admin_password}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN_USER}",
+            "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self._data_dir(index)),
-            "auto.create.topics.enable": "true",
+            # Topics come from the admin step, with their ACLs and retention; a typo is an error.
+            "auto.create.topics.enable": "false",
             "num.partitions": "3",
             "default.replication.factor": str(rf),
             "min.insync.replicas": str(min_isr),
@@ -224,7 +303,7 @@ class KafkaCluster:
         self.node_dir(index).mkdir(parents=True, exist_ok=True)
         self._logs_dir(index).mkdir(parents=True, exist_ok=True)
         text = "".join(f"{k}={v}\n" for k, v in self._properties(index).items())
-        self._props_path(index).write_text(text)
+        write_secret(self._props_path(index), text)  # it holds the admin password
 
     def _jvm_cmd(self, index: int, main: str, record_cds: bool = False) -> list[str]:
         assert self._classpath is not None
@@ -276,22 +355,26 @@ class KafkaCluster:
             state = json.loads(self._state_path().read_text())
         bports = state.get("broker_ports")
         cports = state.get("controller_ports")
+        tports = state.get("tls_ports")
         cid = state.get("cluster_id")
         if (
             isinstance(cid, str)
             and isinstance(bports, list)
             and isinstance(cports, list)
-            and len(bports) == len(cports) == self.nodes
-            and all(procs.port_is_free(int(p)) for p in [*bports, *cports])
+            and isinstance(tports, list)
+            and len(bports) == len(cports) == len(tports) == self.nodes
+            and all(procs.port_is_free(int(p)) for p in [*bports, *cports, *tports])
         ):
             self.cluster_id = cid
             self.broker_ports = [int(p) for p in bports]
             self.controller_ports = [int(p) for p in cports]
+            self.tls_ports = [int(p) for p in tports]
             return
-        ports = procs.free_ports(2 * self.nodes)
+        ports = procs.free_ports(3 * self.nodes)
         self.cluster_id = _new_cluster_id()
         self.broker_ports = ports[: self.nodes]
-        self.controller_ports = ports[self.nodes :]
+        self.controller_ports = ports[self.nodes : 2 * self.nodes]
+        self.tls_ports = ports[2 * self.nodes :]
         for i in range(self.nodes):
             shutil.rmtree(self._data_dir(i), ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -301,6 +384,7 @@ class KafkaCluster:
                     "cluster_id": self.cluster_id,
                     "broker_ports": self.broker_ports,
                     "controller_ports": self.controller_ports,
+                    "tls_ports": self.tls_ports,
                 }
             )
         )
@@ -308,6 +392,7 @@ class KafkaCluster:
     # ------------------------------------------------------------------ lifecycle
 
     def _format(self, indices: list[int]) -> None:
+        started = time.monotonic()
         pending: list[tuple[int, subprocess.Popen[bytes]]] = []
         for i in indices:
             if (self._data_dir(i) / "meta.properties").is_file():
@@ -316,10 +401,13 @@ class KafkaCluster:
             cmd += ["format", "-t", self.cluster_id, "-c", str(self._props_path(i))]
             if self.nodes == 1:
                 cmd.append("--standalone")
+            cmd += ["--add-scram", f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={self.admin_password}]"]
             cmd.append("--ignore-formatted")
             log = self.node_dir(i) / "format.log"
+            write_secret(log, "")  # created 600 before the tool writes salted keys into it
             pending.append((i, procs.spawn(cmd, log, cwd=self.node_dir(i))))
-        # All nodes format in parallel: each is a JVM start of about a second.
+        # All nodes format in parallel: each is a JVM start of about a second. The tool prints
+        # the salted SCRAM keys to stdout: its output goes to format.log (600) only.
         errors: list[str] = []
         for i, proc in pending:
             log = self.node_dir(i) / "format.log"
@@ -331,6 +419,8 @@ class KafkaCluster:
             procs.terminate(proc)  # unregister (it has exited, or is killed now)
             if code != 0:
                 errors.append(f"node {i + 1}: exit {code}\n{procs.tail(log)}")
+        if pending:
+            self.format_seconds = time.monotonic() - started
         if errors:
             raise RuntimeError("Kafka storage format failed:\n" + "\n".join(errors))
 
@@ -349,10 +439,17 @@ class KafkaCluster:
         self._classpath = ensure_kafka_classpath()
         deadline = time.monotonic() + timeout
         self._load_or_create_state()
+        if not self.admin_password_file.is_file():
+            # Data formatted without this password (or before security) would refuse the admin.
+            for i in range(self.nodes):
+                shutil.rmtree(self._data_dir(i), ignore_errors=True)
+        self.admin_password = read_or_create_secret(self.admin_password_file)
+        self._tls.ensure()
         for i in range(self.nodes):
             self._write_properties(i)
         self._format(list(range(self.nodes)))
         self.bootstrap_servers = ",".join(f"127.0.0.1:{p}" for p in self.broker_ports)
+        self.tls_bootstrap_servers = ",".join(f"127.0.0.1:{p}" for p in self.tls_ports)
         try:
             for i in range(self.nodes):
                 self._spawn_node(i)
@@ -442,6 +539,8 @@ class KafkaCluster:
                 time.sleep(0.1)
 
         bootstrap = ",".join(f"127.0.0.1:{self.broker_ports[i]}" for i in indices)
+        # The poll authenticates as the admin: a broker that refuses it is not ready for anyone.
+        access = self.admin_access().model_copy(update={"bootstrap": bootstrap})
 
         async def poll() -> str | None:
             from aiokafka.admin import AIOKafkaAdminClient
@@ -450,7 +549,7 @@ class KafkaCluster:
             while time.monotonic() < deadline:
                 if dead():
                     return f"Kafka node(s) exited during start ({last})"
-                admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+                admin = AIOKafkaAdminClient(**access.aiokafka(), request_timeout_ms=5000)
                 try:
                     await admin.start()
                     info = await admin.describe_cluster()

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from contracts import topics
+from contracts.border import BorderCrossingCleared
 from contracts.routes import RouteBook
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
@@ -47,12 +48,22 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         title=f"Corridor border clearance at {checkpoint.post} ({checkpoint.country} {checkpoint.direction})",
         checkpoint=checkpoint.checkpoint_id,  # a border officer's token must name this post
     )
-    rt.produces(topics.STATUS, topics.BORDER_DECISIONS, topics.REQUIREMENTS)
+    # Its own crossings and requirements topics only: the broker refuses it any other post's.
+    rt.produces(
+        topics.STATUS,
+        topics.crossings(checkpoint.checkpoint_id),
+        topics.requirements(checkpoint.checkpoint_id),
+    )
+    # The decisions of the posts before it: a case cleared there reaches this post.
+    before = routes.checkpoints_before(checkpoint.checkpoint_id)
+    handlers = usecases.handlers(ctx)
+    if not before:  # the first post of its routes reads no other post's decisions
+        handlers.pop(BorderCrossingCleared)
     rt.subscribe(
         topics.manifests(checkpoint.checkpoint_id),
         topics.MOVEMENTS,
-        topics.BORDER_DECISIONS,
-        handlers=usecases.handlers(ctx),
+        *(topics.crossings(c) for c in before),
+        handlers=handlers,
         store=BorderStore,
     )
     rt.http.include_router(api.router(ctx, rt.units(BorderStore)))

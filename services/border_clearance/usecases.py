@@ -82,7 +82,10 @@ async def on_cleared_elsewhere(event: BorderCrossingCleared, uow: Unit, ctx: Con
     is noted so that this post's decision may follow it on the status stream."""
     if event.checkpoint_id != ctx.checkpoint_id:
         await uow.store.record_upstream_clearance(event.case_id, event.checkpoint_id)
-        await uow.note_status(event.case_id, domain.cleared_status(event.direction))
+        cleared_at = (await uow.store.progress(event.case_id)).cleared_at
+        # Read late (another post's topic): a clearance further on is already known and noted.
+        if domain.furthest_upstream(ctx.routes, ctx.checkpoint_id, cleared_at) == event.checkpoint_id:
+            await uow.note_status(event.case_id, domain.cleared_status(event.direction))
 
 
 async def on_passenger_data_erased(event: PassengerDataErased, uow: Unit, ctx: Context) -> None:

@@ -33,7 +33,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         topics.CASES,
         # Medical facts on their own topic, which only eligibility reads (transport must not).
         topics.HEALTH_EVIDENCE,
-        topics.REQUIREMENTS,
+        *(topics.requirements(c) for c in ctx.routes.checkpoint_ids()),
         topics.MOVEMENTS,
         handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
         store=EligibilityStore,

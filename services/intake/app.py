@@ -55,8 +55,9 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         store=IntakeStore,
         name="intake-timeline",
     )
+    # One inbound topic per country on the routes: each mission's client may write only its own.
     inbound = rt.subscribe(
-        topics.INBOUND_STATUS,
+        *(topics.inbound_status(country) for country in ctx.routes.countries()),
         handlers=usecases.bound(usecases.INBOUND_HANDLERS, ctx),
         store=IntakeStore,
         name=INBOUND,

@@ -426,6 +426,9 @@ async def apply_reported_status(
     route = ctx.routes.get(case.route_id)
     if route is None:
         raise Rejected("unknown_route", f"route {case.route_id} is not configured")
+    # The reporting mission is the source's: on Kafka the consumer has already checked it against
+    # the mission's own topic, which only that mission's principal may write (source_mismatch);
+    # over HTTP it is the caller's to prove.
     verdict = domain.judge_report(origin.source, report.status, case.status, route)
     if verdict.action is ReportAction.LATER:
         raise RetryLater(verdict.code or "illegal_transition", verdict.detail or "")

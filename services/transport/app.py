@@ -31,12 +31,12 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
     rt.produces(
         topics.STATUS,
         topics.MOVEMENTS,
-        *(topics.manifests(c.checkpoint_id) for r in routes.routes for c in r.checkpoints),
+        *(topics.manifests(c) for c in routes.checkpoint_ids()),
     )
     rt.subscribe(
         topics.CASES,
         topics.DECISIONS,
-        topics.BORDER_DECISIONS,
+        *(topics.crossings(c) for c in routes.checkpoint_ids()),
         handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
         store=TransportStore,
     )

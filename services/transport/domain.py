@@ -23,6 +23,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from contracts.eligibility import Outcome
+from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import ManifestPassenger
 from corridor.errors import Conflict, Invalid, NotFound
@@ -327,6 +328,15 @@ def seat_after_crossing(seat: SeatState | None, cleared: bool, last_checkpoint: 
     if not cleared:
         return SeatState.REFUSED
     return SeatState.ARRIVED if last_checkpoint else None
+
+
+def furthest_crossing(route: Route | None, crossed: frozenset[str]) -> str | None:
+    """Of the checkpoints whose decision on a case is recorded, the one furthest along its route
+    (None without a route: the case is not seated here)."""
+    if route is None:
+        return None
+    on_route = [cp.checkpoint_id for cp in route.checkpoints if cp.checkpoint_id in crossed]
+    return on_route[-1] if on_route else None
 
 
 def crossing_status(direction: str, cleared: bool) -> CaseStatus:

@@ -447,7 +447,8 @@ class TransportStore:
 
     async def record_crossing(
         self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime
-    ) -> None:
+    ) -> frozenset[str]:
+        """Record a post's decision; the checkpoints whose decision on the case is recorded now."""
         await self.conn.execute(
             """INSERT INTO crossings (case_id, checkpoint_id, cleared, decided_at) VALUES ($1, $2, $3, $4)
                ON CONFLICT (case_id, checkpoint_id) DO UPDATE SET cleared = EXCLUDED.cleared,
@@ -457,6 +458,8 @@ class TransportStore:
             cleared,
             at,
         )
+        rows = await self.conn.fetch("SELECT checkpoint_id FROM crossings WHERE case_id = $1", case_id)
+        return frozenset(r["checkpoint_id"] for r in rows)
 
     # --- manifests -----------------------------------------------------------------------------
 

@@ -355,13 +355,15 @@ async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> N
 async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow: Unit, ctx: Context) -> None:
     cleared = isinstance(event, BorderCrossingCleared)
     await uow.store.lock_case(event.case_id)  # a case never registered here: the crossing is recorded
-    await uow.store.record_crossing(event.case_id, event.checkpoint_id, cleared, event.decided_at)
-    # The post announced its decision before publishing it: transport's arrival follows it.
-    await uow.note_status(event.case_id, domain.crossing_status(event.direction, cleared))
+    crossed = await uow.store.record_crossing(event.case_id, event.checkpoint_id, cleared, event.decided_at)
     seat = await uow.store.assignment(event.case_id)
+    route = ctx.routes.get(seat.route_id) if seat is not None else None
+    # The post announced its decision before publishing it: transport's arrival follows it. Each
+    # post has its own topic, so a decision further on may have been read first: it stays noted.
+    if domain.furthest_crossing(route, crossed) in (None, event.checkpoint_id):
+        await uow.note_status(event.case_id, domain.crossing_status(event.direction, cleared))
     if seat is None:
         return
-    route = ctx.routes.get(seat.route_id)
     last = route is not None and route.checkpoints[-1].checkpoint_id == event.checkpoint_id
     after = domain.seat_after_crossing(seat.state, cleared, last)
     if after is SeatState.REFUSED:

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.routes import Route, RouteBook
+from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import partitions_of
 from devkit import scenario
 from devkit.devstack import DEFAULT_ROUTES, Stack
@@ -51,7 +52,7 @@ def running_platform(workdir: Path, **options: Any) -> Iterator[Stack]:
 @contextlib.asynccontextmanager
 async def following(stack: Stack) -> AsyncIterator[StatusStream]:
     """The platform's public status stream, read from the beginning."""
-    reader = StatusStream(stack.bootstrap)
+    reader = StatusStream(stack.kafka_access("operations"))
     await reader.start()
     try:
         yield reader
@@ -136,11 +137,12 @@ def travel_date() -> date:
     return date.today() + timedelta(days=next(_dates))
 
 
-async def wait_group_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 30.0) -> None:
-    """Wait until ``group`` has committed every record currently on ``topic``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    partitions = await partitions_of(bootstrap, topic)
+async def wait_group_caught_up(access: KafkaAccess, group: str, topic: str, timeout: float = 30.0) -> None:
+    """Wait until ``group`` has committed every record currently on ``topic`` (``access``: a principal
+    that may describe the group and the topic, e.g. operations)."""
+    admin = AIOKafkaAdminClient(**access.aiokafka())
+    probe = AIOKafkaConsumer(**access.aiokafka())
+    partitions = await partitions_of(access, topic)
     await admin.start()
     await probe.start()
     try:

@@ -43,7 +43,9 @@ async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applie
     stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
 ) -> None:
     topology = await running.read_topology(stack, client)
-    partitions = min([len(await partitions_of(stack.bootstrap, t)) for t in topology.readers])
+    partitions = min(
+        [len(await partitions_of(stack.kafka_access("operations"), t)) for t in topology.readers]
+    )
     terminal, arrived = await running.prepare_cases(client, stack, stream, route, travel_date, partitions)
     makers = valid_makers(topology.readers, terminal)
     bad = corpus.bad_records(topology, makers, terminal, arrived, partitions)
@@ -52,13 +54,22 @@ async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applie
     for record in everything:
         record.headers.append((MARKER, record.fuzz_id.encode()))
 
-    await running.caught_up(stack.bootstrap, topology, 60)
+    await running.caught_up(stack.kafka_access("operations"), topology, 60)
     before = await running.dead_letter_counts(client, stack)
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, max_request_size=PRODUCER_MAX_REQUEST)
-        await producer.start()
+        # Each record from its topic's own writer (running.writer_of): the only ones the broker lets
+        # write there.
+        principals = {s.principal for s in stack.specs.values()} | {"mission-uzb", "mission-tjk"}
+        producers: dict[str, AIOKafkaProducer] = {}
         try:
             for record in everything:
+                writer = running.writer_of(record.topic, principals)
+                if writer not in producers:
+                    producers[writer] = AIOKafkaProducer(
+                        **stack.kafka_access(writer).aiokafka(), max_request_size=PRODUCER_MAX_REQUEST
+                    )
+                    await producers[writer].start()
+                producer = producers[writer]
                 await producer.send_and_wait(
                     record.topic,
                     value=record.value,
@@ -67,12 +78,13 @@ async def test_every_bad_record_is_dead_lettered_and_valid_ones_behind_it_applie
                     partition=record.partition,
                 )
         finally:
-            await producer.stop()
+            for producer in producers.values():
+                await producer.stop()
         await accounting.wait_applied(stack, topology, sentinels, 120)
-        await running.caught_up(stack.bootstrap, topology, 60)
+        await running.caught_up(stack.kafka_access("operations"), topology, 60)
         await accounting.check(stack, stream, client, topology, bad, sentinels, before, arrived)
     finally:
         # Gone from the topics once read, so that readers of well-formed streams read them as before.
         with contextlib.suppress(TimeoutError):
-            await running.caught_up(stack.bootstrap, topology, 30)
-        await running.delete_records(stack.bootstrap, sorted(topology.readers))
+            await running.caught_up(stack.kafka_access("operations"), topology, 30)
+        await running.delete_records(stack.kafka_access("admin"), sorted(topology.readers))

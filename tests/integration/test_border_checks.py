@@ -124,7 +124,9 @@ async def test_hold_list_and_document_scans_at_the_exit_post(
     async with asyncio.timeout(30):
         while True:
             latest: ManifestIssued | None = None
-            for record in await read_topic(stack.bootstrap, topics.manifests("tjk-oybek-entry")):
+            for record in await read_topic(
+                stack.kafka_access("operations"), topics.manifests("tjk-oybek-entry")
+            ):
                 m = CloudEvent.from_record(decode_headers(record.headers), record.value).data
                 assert isinstance(m, ManifestIssued)
                 if m.movement_id == movement_id and (latest is None or m.revision > latest.revision):

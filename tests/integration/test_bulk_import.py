@@ -366,14 +366,14 @@ async def test_ten_thousand_rows_are_imported_once_with_a_report_on_every_row(
     # Every imported case goes on to eligibility (and transport) like any other. Wait until each
     # is decided, which also leaves the platform idle again for the tests after this one.
     started = time.monotonic()
-    await wait_group_caught_up(stack.bootstrap, "eligibility", topics.CASES, timeout=300)
+    await wait_group_caught_up(stack.kafka_access("operations"), "eligibility", topics.CASES, timeout=300)
     await wait_outbox_published(client, stack.url("eligibility"), timeout=120)
     for group, topic in (
         ("transport", topics.CASES),
         ("transport", topics.DECISIONS),
         ("intake-timeline", topics.STATUS),
     ):
-        await wait_group_caught_up(stack.bootstrap, group, topic, timeout=120)
+        await wait_group_caught_up(stack.kafka_access("operations"), group, topic, timeout=120)
     conn = await asyncpg.connect(stack.postgres.dsn("intake"))
     try:
         statuses = dict(

@@ -14,6 +14,7 @@ from contracts.envelope import decode_headers
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from corridor.auth import Purpose, Role
+from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
@@ -58,7 +59,8 @@ async def test_status_stream_carries_no_personal_data(
     case_id = await scenario.register(client, stack, body)
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
     raw = b"".join(
-        r.value + b"".join(v for _, v in r.headers) for r in await read_topic(stack.bootstrap, topics.STATUS)
+        r.value + b"".join(v for _, v in r.headers)
+        for r in await read_topic(stack.kafka_access("operations"), topics.STATUS)
     )
     assert str(case_id).encode() in raw
     secrets = [b"disability"]
@@ -157,10 +159,10 @@ async def test_reading_personal_data_is_recorded(
 
 
 async def _records_for(
-    bootstrap: str, topic: str, subject: str
+    access: KafkaAccess, topic: str, subject: str
 ) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
     found = []
-    for r in await read_topic(bootstrap, topic):
+    for r in await read_topic(access, topic):
         headers = decode_headers(r.headers)
         if dict(headers).get("ce_subject") == subject.encode():
             found.append((r.key, r.value, headers))
@@ -172,11 +174,12 @@ async def test_a_record_delivered_twice_changes_nothing_the_second_time(
 ) -> None:
     case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
-    [registered] = await _records_for(stack.bootstrap, topics.CASES, str(case_id))
-    status_records = await _records_for(stack.bootstrap, topics.STATUS, str(case_id))
+    [registered] = await _records_for(stack.kafka_access("operations"), topics.CASES, str(case_id))
+    status_records = await _records_for(stack.kafka_access("operations"), topics.STATUS, str(case_id))
     assert len(status_records) == 2
 
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    # Redelivered as intake, the one writer of both topics.
+    producer = AIOKafkaProducer(**stack.kafka_access("intake").aiokafka(), enable_idempotence=True)
     await producer.start()
     try:
         for _ in range(2):
@@ -193,7 +196,7 @@ async def test_a_record_delivered_twice_changes_nothing_the_second_time(
         ("transport", topics.CASES),
         ("intake-timeline", topics.STATUS),
     ):
-        await wait_group_caught_up(stack.bootstrap, group, topic)
+        await wait_group_caught_up(stack.kafka_access("operations"), group, topic)
     decisions = (await client.get(f"{stack.url('eligibility')}/cases/{case_id}/decisions")).json()[
         "decisions"
     ]
@@ -201,7 +204,7 @@ async def test_a_record_delivered_twice_changes_nothing_the_second_time(
     timeline = (await client.get(f"{stack.url('intake')}/cases/{case_id}/timeline")).json()["timeline"]
     assert [t["status"] for t in timeline] == ["registered", "eligible"]
     # The stream itself got no new status event from the duplicate deliveries.
-    again = await _records_for(stack.bootstrap, topics.STATUS, str(case_id))
+    again = await _records_for(stack.kafka_access("operations"), topics.STATUS, str(case_id))
     assert {dict(h)["ce_id"] for _, _, h in again} == {dict(h)["ce_id"] for _, _, h in status_records}
     stats = (await client.get(f"{stack.url('eligibility')}/stats")).json()
     assert stats["consumers"]["eligibility"]["duplicates"] >= 2
@@ -210,7 +213,7 @@ async def test_a_record_delivered_twice_changes_nothing_the_second_time(
 async def test_poison_records_are_dead_lettered_and_the_consumer_moves_on(
     stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**stack.kafka_access("intake").aiokafka(), enable_idempotence=True)
     await producer.start()
     bad_key = uuid.uuid4().hex.encode()
     try:
@@ -236,7 +239,7 @@ async def test_poison_records_are_dead_lettered_and_the_consumer_moves_on(
 
     consumer = AIOKafkaConsumer(
         topics.dead_letters("eligibility"),
-        bootstrap_servers=stack.bootstrap,
+        **stack.kafka_access("operations").aiokafka(),
         auto_offset_reset="earliest",
     )
     await consumer.start()

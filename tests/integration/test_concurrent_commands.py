@@ -167,7 +167,7 @@ async def _settle(stack: Stack, stream: StatusStream, cases: list[uuid.UUID]) ->
         ("transport", topics.DECISIONS),
         ("intake-timeline", topics.STATUS),
     ):
-        await wait_group_caught_up(stack.bootstrap, group, topic, timeout=60)
+        await wait_group_caught_up(stack.kafka_access("operations"), group, topic, timeout=60)
     seen = -1
     while True:
         now = sum(len(stream.timelines[c]) for c in cases)
@@ -186,7 +186,7 @@ async def _latest_manifests(
 ) -> dict[str, set[uuid.UUID]]:
     """The newest manifest revision each vehicle of these movements sent to a post: who it lists."""
     newest: dict[str, ManifestIssued] = {}
-    for record in await read_topic(stack.bootstrap, topics.manifests(checkpoint_id)):
+    for record in await read_topic(stack.kafka_access("operations"), topics.manifests(checkpoint_id)):
         event = CloudEvent.from_record(decode_headers(record.headers), record.value)
         m = event.data
         assert isinstance(m, ManifestIssued)

@@ -16,10 +16,12 @@ from aiokafka import AIOKafkaProducer
 from contracts import topics
 from contracts.envelope import CloudEvent, Headers
 from contracts.status import CaseStatus
+from corridor.kafkaclient import KafkaAccess
 from devkit import scenario
 from devkit.devstack import Stack
 from opstools import deadletters
 from opstools.deadletters import DeadLetter
+from opstools.kafkaadmin import password_file
 from opstools.statusreader import StatusStream
 from services.intake.domain import RegisterCase, build_case
 from tests.integration.conftest import repo_root, wait_group_caught_up
@@ -34,8 +36,8 @@ def registration(travel_date: date) -> CloudEvent:
     return CloudEvent.new(case, source=INTAKE_SOURCE)
 
 
-async def produce(bootstrap: str, topic: str, key: bytes, value: bytes, headers: Headers) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+async def produce(access: KafkaAccess, topic: str, key: bytes, value: bytes, headers: Headers) -> None:
+    producer = AIOKafkaProducer(**access.aiokafka(), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, key=key, value=value, headers=headers)
@@ -44,23 +46,24 @@ async def produce(bootstrap: str, topic: str, key: bytes, value: bytes, headers:
 
 
 async def wait_dead_letter(
-    bootstrap: str, consumer: str, found: Callable[[DeadLetter], bool], timeout: float = 20.0
+    access: KafkaAccess, consumer: str, found: Callable[[DeadLetter], bool], timeout: float = 20.0
 ) -> DeadLetter:
     async with asyncio.timeout(timeout):
         while True:
-            matches = [d for d in await deadletters.list_dead_letters(bootstrap, consumer) if found(d)]
+            matches = [d for d in await deadletters.list_dead_letters(access, consumer) if found(d)]
             if matches:
                 return matches[-1]
             await asyncio.sleep(0.3)
 
 
-async def dead_letters_of(bootstrap: str, consumer: str, ce_id: str) -> list[DeadLetter]:
-    return [d for d in await deadletters.list_dead_letters(bootstrap, consumer) if d.ce_id == ce_id]
+async def dead_letters_of(access: KafkaAccess, consumer: str, ce_id: str) -> list[DeadLetter]:
+    return [d for d in await deadletters.list_dead_letters(access, consumer) if d.ce_id == ce_id]
 
 
-async def park_as_dead_letter(bootstrap: str, event: CloudEvent, reason: str, error: str) -> DeadLetter:
+async def park_as_dead_letter(stack: Stack, event: CloudEvent, reason: str, error: str) -> DeadLetter:
     """Put a valid registration on dlt.eligibility as if eligibility had dead-lettered it earlier
-    for a cause since fixed. Its source offset is one no real record has, so it is its own."""
+    for a cause since fixed (written as eligibility, the topic's one writer). Its source offset is one
+    no real record has, so it is its own."""
     headers = [
         *event.headers(),
         ("dlt_reason", reason.encode()),
@@ -72,9 +75,15 @@ async def park_as_dead_letter(bootstrap: str, event: CloudEvent, reason: str, er
         ("dlt_failed_at", datetime.now(UTC).isoformat().encode()),
     ]
     await produce(
-        bootstrap, topics.dead_letters("eligibility"), event.subject.encode(), event.value(), headers
+        stack.kafka_access("eligibility"),
+        topics.dead_letters("eligibility"),
+        event.subject.encode(),
+        event.value(),
+        headers,
     )
-    return await wait_dead_letter(bootstrap, "eligibility", lambda d: d.ce_id == event.id, 10)
+    return await wait_dead_letter(
+        stack.kafka_access("operations"), "eligibility", lambda d: d.ce_id == event.id, 10
+    )
 
 
 async def decisions(client: httpx.AsyncClient, stack: Stack, case_id: uuid.UUID) -> list[dict[str, object]]:
@@ -91,6 +100,9 @@ async def duplicates_seen(client: httpx.AsyncClient, stack: Stack) -> int:
 async def cli(stack: Stack, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRIDOR_")}
     env["CORRIDOR_KAFKA_BOOTSTRAP"] = stack.bootstrap
+    # The operator's principal: the password stays in its file.
+    env["CORRIDOR_KAFKA_USERNAME"] = "operations"
+    env["CORRIDOR_KAFKA_PASSWORD_FILE"] = str(password_file(stack.secrets_dir, "operations"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -114,9 +126,11 @@ async def test_a_replayed_schema_violation_reenters_the_pipeline_and_is_dead_let
     value["members"][0]["nationality"] = "tjk"
     poison = json.dumps(value).encode()
     key = event.subject.encode()
-    await produce(stack.bootstrap, topics.CASES, key, poison, event.headers())
+    await produce(stack.kafka_access("intake"), topics.CASES, key, poison, event.headers())
 
-    first = await wait_dead_letter(stack.bootstrap, "eligibility", lambda d: d.ce_id == event.id)
+    first = await wait_dead_letter(
+        stack.kafka_access("operations"), "eligibility", lambda d: d.ce_id == event.id
+    )
     assert first.reason == "schema_violation"
     assert "nationality" in first.error
     assert (first.consumer, first.source_topic) == ("eligibility", topics.CASES)
@@ -124,14 +138,16 @@ async def test_a_replayed_schema_violation_reenters_the_pipeline_and_is_dead_let
     assert first.ce_type == event.type and first.replayed_from is None and not first.replayed
     assert (first.key, first.value, first.headers) == (key, poison, event.headers())
 
-    [outcome] = await deadletters.replay(stack.bootstrap, [first])
+    [outcome] = await deadletters.replay(stack.kafka_access("operations"), [first])
     assert outcome.action == "replayed" and outcome.replay_count == 1
     assert outcome.replayed_to is not None and outcome.replayed_to.startswith(topics.CASES + ":")
     _, partition, offset = outcome.replayed_to.rsplit(":", 2)
 
     # Back on intake.cases as it was, it fails the same way and is parked again, saying whence.
     second = await wait_dead_letter(
-        stack.bootstrap, "eligibility", lambda d: d.ce_id == event.id and d.replayed_from is not None
+        stack.kafka_access("operations"),
+        "eligibility",
+        lambda d: d.ce_id == event.id and d.replayed_from is not None,
     )
     assert second.replayed_from == first.position and second.replay_count == 1
     assert (second.source_topic, second.source_partition, second.source_offset) == (
@@ -142,7 +158,7 @@ async def test_a_replayed_schema_violation_reenters_the_pipeline_and_is_dead_let
     assert second.reason == "schema_violation"
     assert (second.key, second.value, second.headers) == (key, poison, event.headers())
 
-    parked = await dead_letters_of(stack.bootstrap, "eligibility", event.id)
+    parked = await dead_letters_of(stack.kafka_access("operations"), "eligibility", event.id)
     assert {d.position: d.replayed_from for d in parked} == {
         first.position: None,
         second.position: first.position,
@@ -159,34 +175,34 @@ async def test_b_c_a_fixed_dead_letter_replays_into_a_decision_taken_once(
     event = registration(travel_date)
     case_id = event.data.case_id  # type: ignore[attr-defined]
     parked = await park_as_dead_letter(
-        stack.bootstrap, event, "handler_error", "KeyError: 'kaz-uzb-tjk' (route book not loaded)"
+        stack, event, "handler_error", "KeyError: 'kaz-uzb-tjk' (route book not loaded)"
     )
     assert parked.reason == "handler_error" and parked.source_topic == topics.CASES
 
     # (b) the cause is gone: replayed, eligibility decides the case.
-    [outcome] = await deadletters.replay(stack.bootstrap, [parked])
+    [outcome] = await deadletters.replay(stack.kafka_access("operations"), [parked])
     assert outcome.action == "replayed" and outcome.replay_count == 1
     await stream.wait_for([case_id], {CaseStatus.ELIGIBLE, CaseStatus.INELIGIBLE}, 30)
     assert stream.statuses(case_id) == [CaseStatus.ELIGIBLE]
     assert [d["outcome"] for d in await decisions(client, stack, case_id)] == ["eligible"]
 
     # (c) not a second time by accident ...
-    [skipped] = await deadletters.replay(stack.bootstrap, [parked])
+    [skipped] = await deadletters.replay(stack.kafka_access("operations"), [parked])
     assert skipped.action == "skipped" and "already replayed" in skipped.detail
-    [dry] = await deadletters.replay(stack.bootstrap, [parked], again=True, dry_run=True)
+    [dry] = await deadletters.replay(stack.kafka_access("operations"), [parked], again=True, dry_run=True)
     assert dry.action == "would replay" and dry.replayed_to is None
 
     # ... and on purpose, it is delivered and deduplicated on ce_source + ce_id.
-    await wait_group_caught_up(stack.bootstrap, "eligibility", topics.CASES)
+    await wait_group_caught_up(stack.kafka_access("operations"), "eligibility", topics.CASES)
     duplicates_before = await duplicates_seen(client, stack)
-    [again] = await deadletters.replay(stack.bootstrap, [parked], again=True)
+    [again] = await deadletters.replay(stack.kafka_access("operations"), [parked], again=True)
     assert again.action == "replayed" and again.replay_count == 2
-    await wait_group_caught_up(stack.bootstrap, "eligibility", topics.CASES)
+    await wait_group_caught_up(stack.kafka_access("operations"), "eligibility", topics.CASES)
     assert await duplicates_seen(client, stack) > duplicates_before
     assert len(await decisions(client, stack, case_id)) == 1
     assert stream.statuses(case_id) == [CaseStatus.ELIGIBLE]
 
-    [listed] = await dead_letters_of(stack.bootstrap, "eligibility", event.id)
+    [listed] = await dead_letters_of(stack.kafka_access("operations"), "eligibility", event.id)
     assert [m.replay_count for m in listed.replays] == [1, 2]
 
 
@@ -195,7 +211,7 @@ async def test_d_the_cli_lists_shows_and_replays(
 ) -> None:
     event = registration(travel_date)
     case_id = event.data.case_id  # type: ignore[attr-defined]
-    parked = await park_as_dead_letter(stack.bootstrap, event, "handler_error", "RuntimeError: boom")
+    parked = await park_as_dead_letter(stack, event, "handler_error", "RuntimeError: boom")
 
     listing, shown = await asyncio.gather(
         cli(stack, "list", "--consumer", "eligibility", "--json"),
@@ -214,6 +230,6 @@ async def test_d_the_cli_lists_shows_and_replays(
     assert parked.position in replayed and "1 replayed, 0 skipped" in replayed
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 30)
     assert len(await decisions(client, stack, case_id)) == 1
-    [after] = await dead_letters_of(stack.bootstrap, "eligibility", event.id)
+    [after] = await dead_letters_of(stack.kafka_access("operations"), "eligibility", event.id)
     assert [m.replay_count for m in after.replays] == [1]
     assert after.replays[0].replayed_to.startswith(topics.CASES + ":")

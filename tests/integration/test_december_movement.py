@@ -139,7 +139,12 @@ async def test_the_first_of_december_in_miniature(
             stack.border_url("uzb-zhibek-zholy-entry") + f"/requirements/{r.json()['requirement_id']}"
         )
         assert lifted.status_code == 200
-        await wait_group_caught_up(stack.bootstrap, "eligibility", topics.REQUIREMENTS, timeout=120)
+        await wait_group_caught_up(
+            stack.kafka_access("operations"),
+            "eligibility",
+            topics.requirements("uzb-zhibek-zholy-entry"),
+            timeout=120,
+        )
 
 
 async def _with_the_requirement_in_force(
@@ -219,9 +224,9 @@ async def _with_the_requirement_in_force(
     # last one at the destination's post lists exactly the people who arrived.
     members = {ids[k]: len(b["members"]) for k, b in bodies.items()}
     latest: dict[tuple[str, str], ManifestIssued] = {}
-    for record in await read_topic(stack.bootstrap, topics.manifests("tjk-oybek-entry")) + await read_topic(
-        stack.bootstrap, topics.manifests("uzb-zhibek-zholy-entry")
-    ):
+    for record in await read_topic(
+        stack.kafka_access("operations"), topics.manifests("tjk-oybek-entry")
+    ) + await read_topic(stack.kafka_access("operations"), topics.manifests("uzb-zhibek-zholy-entry")):
         manifest = CloudEvent.from_record(decode_headers(record.headers), record.value).data
         assert isinstance(manifest, ManifestIssued)
         if manifest.movement_id != movement_id:

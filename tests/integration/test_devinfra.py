@@ -11,6 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from corridor.kafkaclient import KafkaAccess
+from corridor.runtime import ensure_topics
 from devkit.devinfra import KafkaCluster, PostgresServer
 
 
@@ -33,10 +35,10 @@ def _processes_under(path: Path) -> list[int]:
 
 
 async def _read_all(
-    bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 30.0
+    access: KafkaAccess, topic: str, partitions: int, expected: int, timeout: float = 30.0
 ) -> list[bytes]:
     """Every record of ``topic`` from the start, without a consumer group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -61,10 +63,14 @@ async def test_single_node_kafka_and_postgres(tmp_path: Path) -> None:
         postgres.start()
         await asyncio.to_thread(kafka.start)
         assert kafka.bootstrap_servers.startswith("127.0.0.1:")
+        admin_access = kafka.admin_access()
+        # The admin password is the cluster's own, readable by its owner only.
+        assert kafka.admin_password_file.stat().st_mode & 0o077 == 0
+        assert kafka.admin_password not in (kafka.node_dir(0) / "stdout.log").read_text()
+        # No topic appears on first use: the admin step creates them.
+        await ensure_topics(admin_access, ["devinfra.smoke"], partitions=1, replication=1)
 
-        producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
-        )
+        producer = AIOKafkaProducer(**admin_access.aiokafka(), acks="all", enable_idempotence=True)
         await producer.start()
         try:
             meta = await producer.send_and_wait("devinfra.smoke", b"hello", key=b"k")
@@ -73,7 +79,7 @@ async def test_single_node_kafka_and_postgres(tmp_path: Path) -> None:
         assert meta.offset == 0
         consumer = AIOKafkaConsumer(
             "devinfra.smoke",
-            bootstrap_servers=kafka.bootstrap_servers,
+            **admin_access.aiokafka(),
             group_id="devinfra-smoke",
             auto_offset_reset="earliest",
         )
@@ -127,16 +133,15 @@ async def test_three_node_cluster_loses_no_acked_record_when_a_node_dies(tmp_pat
     try:
         await asyncio.to_thread(cluster.start)
         assert len(cluster.bootstrap_servers.split(",")) == 3
-        admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+        access = cluster.admin_access()
+        admin = AIOKafkaAdminClient(**access.aiokafka())
         await admin.start()
         try:
             await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)])
         finally:
             await admin.close()
 
-        producer = AIOKafkaProducer(
-            bootstrap_servers=cluster.bootstrap_servers, acks="all", enable_idempotence=True
-        )
+        producer = AIOKafkaProducer(**access.aiokafka(), acks="all", enable_idempotence=True)
         await producer.start()
         acked: list[bytes] = []
         try:
@@ -157,7 +162,7 @@ async def test_three_node_cluster_loses_no_acked_record_when_a_node_dies(tmp_pat
         finally:
             await producer.stop()
 
-        values = await _read_all(cluster.bootstrap_servers, topic, 3, expected=len(acked))
+        values = await _read_all(access, topic, 3, expected=len(acked))
         assert sorted(values) == sorted(acked)
 
         await asyncio.to_thread(cluster.start_node, 0)

@@ -77,10 +77,11 @@ class Faults:
         self.note("PostgreSQL back")
 
 
-async def _redeliver(bootstrap: str, topic: str, every: int) -> int:
-    """Produce again every ``every``-th record of ``topic``, unchanged: a duplicate delivery."""
-    records = await read_topic(bootstrap, topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+async def _redeliver(stack: Stack, topic: str, writer: str, every: int) -> int:
+    """Produce again every ``every``-th record of ``topic``, unchanged: a duplicate delivery, as the
+    topic's own writer would send it (read as operations)."""
+    records = await read_topic(stack.kafka_access("operations"), topic)
+    producer = AIOKafkaProducer(**stack.kafka_access(writer).aiokafka(), enable_idempotence=True)
     await producer.start()
     try:
         batch = [
@@ -135,7 +136,7 @@ async def test_nothing_is_lost_or_duplicated_under_faults(
             f"{CASES} cases ({people} people) registered and eligible in {time.monotonic() - started:.0f}s",
         )
 
-        redelivered_cases = await _redeliver(stack.bootstrap, topics.CASES, every=7)
+        redelivered_cases = await _redeliver(stack, topics.CASES, "intake", every=7)
         redelivered = redelivered_cases
         faults.note(f"redelivered {redelivered_cases} intake.cases records")
 
@@ -162,7 +163,10 @@ async def test_nothing_is_lost_or_duplicated_under_faults(
             ),
             movement_faults(),
         )
-        redelivered += await _redeliver(stack.bootstrap, topics.BORDER_DECISIONS, every=5)
+        for cp in route.checkpoints:
+            redelivered += await _redeliver(
+                stack, topics.crossings(cp.checkpoint_id), f"border-clearance.{cp.checkpoint_id}", every=5
+            )
         await stream.wait_for(case_ids, CaseStatus.ARRIVED, 300)
         report_figure(
             "faults",

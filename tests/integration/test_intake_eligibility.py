@@ -331,7 +331,8 @@ async def test_transport_sends_no_manifest_abroad_without_consent_whatever_it_is
         ),
         source="/missions/KAZ/eligibility",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    # Written with eligibility's own credentials: the forger here holds the one writer's principal.
+    producer = AIOKafkaProducer(**stack.kafka_access("eligibility").aiokafka(), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -339,7 +340,9 @@ async def test_transport_sends_no_manifest_abroad_without_consent_whatever_it_is
         )
     finally:
         await producer.stop()
-    await wait_group_caught_up(stack.bootstrap, "transport", topics.DECISIONS)  # it has seen the forgery
+    await wait_group_caught_up(
+        stack.kafka_access("operations"), "transport", topics.DECISIONS
+    )  # it has seen the forgery
     ready = await client.get(
         stack.url("transport") + "/ready-cases",
         params={"route_id": route.route_id, "departure_date": travel_date.isoformat()},

@@ -1,12 +1,16 @@
-"""What a country mission's IT sees and does, with tools they already use: kcat, the CloudEvents
-SDK and confluent-kafka (librdkafka), none of them our code."""
+"""What a country mission's IT sees and does, with tools they already use: the CloudEvents SDK and
+confluent-kafka (librdkafka), none of them our code, each authenticated as the mission's own
+integration client (SASL/SCRAM-SHA-512).
+
+kcat was the third-party tool here, but Debian 12's kcat 1.7.1 (librdkafka 2.0.2) cannot do
+SCRAM-SHA-512 against Kafka 4.x (a nonce bug fixed in librdkafka 2.6.1): confluent-kafka's wheel
+bundles a current librdkafka, the same library a newer kcat is built on."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,7 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from contracts import topics
 from contracts.client import StatusReporter, StatusStreamReader
@@ -66,27 +70,56 @@ async def _arrived_case(
     return case_id
 
 
-async def test_kcat_reads_a_status_change_with_its_cloudevents_attributes(
+def _read_status_with_librdkafka(conf: dict[str, object], case_id: uuid.UUID) -> list[Message]:
+    """What ``kcat -C -t corridor.case-status -o beginning -e`` does, with librdkafka 2.16."""
+    consumer = Consumer(
+        {
+            **conf,
+            "group.id": f"mission-tjk.librdkafka-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    mine: list[Message] = []
+    try:
+        metadata = consumer.list_topics(topics.STATUS, timeout=30)
+        partitions = list(metadata.topics[topics.STATUS].partitions)
+        consumer.assign([TopicPartition(topics.STATUS, p, OFFSET_BEGINNING) for p in partitions])
+        at_end: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(at_end) < len(partitions) and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                    continue
+                raise RuntimeError(msg.error())
+            if msg.key() == str(case_id).encode():
+                mine.append(msg)
+    finally:
+        consumer.close()
+    return mine
+
+
+async def test_a_librdkafka_client_reads_a_status_change_with_its_cloudevents_attributes(
     stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
 ) -> None:
-    kcat = shutil.which("kcat")
-    assert kcat, "kcat is installed by `make setup` (Debian package kcat)"
     case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
-    out = (
-        await asyncio.to_thread(
-            subprocess.run,
-            [kcat, "-b", stack.bootstrap, "-C", "-t", topics.STATUS, "-o", "beginning", "-e", "-q", "-J"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-    ).stdout
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
-    mine = [r for r in records if r["key"] == str(case_id)]
+    conf = stack.kafka_access("mission-tjk").librdkafka()
+    mine = await asyncio.to_thread(_read_status_with_librdkafka, conf, case_id)
     assert len(mine) == 2, mine
-    first = mine[0] if json.loads(mine[0]["payload"])["status"] == "registered" else mine[1]
+    records = [
+        {
+            "payload": (m.value() or b"").decode(),
+            "headers": [x for k, v in (m.headers() or []) for x in (k, (v or b"").decode())],
+        }
+        for m in mine
+    ]
+    first = records[0] if json.loads(records[0]["payload"])["status"] == "registered" else records[1]  # type: ignore[arg-type]
     headers = dict(zip(first["headers"][::2], first["headers"][1::2], strict=True))
     assert headers["ce_type"] == "org.corridor.case.status-changed.v1"
     assert headers["ce_source"] == "/missions/KAZ/intake"
@@ -106,7 +139,7 @@ async def test_cloudevents_sdk_reads_a_status_change(
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
     record = next(
         r
-        for r in await read_topic(stack.bootstrap, topics.STATUS)
+        for r in await read_topic(stack.kafka_access("operations"), topics.STATUS)
         if r.key == str(case_id).encode() and b'"eligible"' in r.value
     )
     event = from_binary_event(
@@ -130,10 +163,10 @@ async def test_a_foreign_client_reports_a_status_change_that_appears_on_the_stre
 ) -> None:
     case_id = await _arrived_case(client, stack, stream, route, travel_date)
     event_id = str(uuid.uuid4())
-    producer = Producer({"bootstrap.servers": stack.bootstrap, "enable.idempotence": True})
+    producer = Producer({**stack.kafka_access("mission-tjk").librdkafka(), "enable.idempotence": True})
     delivered: list[object] = []
     producer.produce(
-        topics.INBOUND_STATUS,
+        topics.inbound_status("TJK"),
         key=str(case_id),
         value=json.dumps(_report(case_id)).encode(),
         headers=_headers(ce_id=event_id, ce_subject=str(case_id)),
@@ -226,19 +259,25 @@ async def test_invalid_inbound_records_are_dead_lettered_and_valid_ones_behind_t
         ),
         "schema_violation": (json.dumps(_report(arrived, status="teleported")).encode(), _headers()),
         "illegal_transition": (json.dumps(_report(ineligible)).encode(), _headers()),
-        "unauthorised_source": (
+        # Another mission's source on TJK's own topic: who wrote it (TJK's principal) is not who it says.
+        "source_mismatch": (
             json.dumps(_report(arrived)).encode(),
             _headers(source="/missions/UZB/reception"),
         ),
     }
     ids = {}
-    producer = Producer({"bootstrap.servers": stack.bootstrap, "enable.idempotence": True})
+    producer = Producer({**stack.kafka_access("mission-tjk").librdkafka(), "enable.idempotence": True})
     for code, (value, headers) in bad.items():
         ids[code] = str(uuid.uuid4())
         producer.produce(
-            topics.INBOUND_STATUS, key=key, value=value, headers=[*headers, ("test_case", ids[code].encode())]
+            topics.inbound_status("TJK"),
+            key=key,
+            value=value,
+            headers=[*headers, ("test_case", ids[code].encode())],
         )
-    async with StatusReporter(stack.bootstrap, mission="TJK", system="reception") as reporter:
+    async with StatusReporter(
+        stack.kafka_access("mission-tjk"), mission="TJK", system="reception"
+    ) as reporter:
         await asyncio.to_thread(producer.flush, 30)
         valid = await reporter.report(
             CaseStatusReported(
@@ -250,7 +289,9 @@ async def test_invalid_inbound_records_are_dead_lettered_and_valid_ones_behind_t
 
     reasons: dict[str, bytes] = {}
     consumer = AIOKafkaConsumer(
-        topics.dead_letters("intake-inbound"), bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest"
+        topics.dead_letters("intake-inbound"),
+        **stack.kafka_access("operations").aiokafka(),
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -262,7 +303,7 @@ async def test_invalid_inbound_records_are_dead_lettered_and_valid_ones_behind_t
                     if marker == marked:
                         reasons[code] = headers["dlt_reason"]
                         assert record.value == bad[code][0] and record.key == key
-                        assert headers["dlt_source_topic"] == topics.INBOUND_STATUS.encode()
+                        assert headers["dlt_source_topic"] == topics.inbound_status("TJK").encode()
                         assert headers["dlt_error"]
                 if len(reasons) == len(bad):
                     break
@@ -277,7 +318,9 @@ async def test_the_python_client_reads_typed_status_updates(
     case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
     seen: list[CaseStatus] = []
-    async with StatusStreamReader(stack.bootstrap, group_id=f"mission-it-{uuid.uuid4()}") as reader:
+    async with StatusStreamReader(
+        stack.kafka_access("mission-tjk"), group_id=f"mission-tjk.it-{uuid.uuid4()}"
+    ) as reader:
         async with asyncio.timeout(30):
             async for update in reader:
                 if update.subject == str(case_id):

@@ -34,8 +34,9 @@ async def outbox_db(stack: Stack) -> AsyncIterator[tuple[str, asyncpg.Pool, str]
     await db.ensure_database(dsn)
     pool = await db.create_pool(dsn)
     await db.migrate(pool, "corridor", db.SHARED_MIGRATIONS)
+    # A scratch topic outside the deployment: only the super user may create, write and read it.
     topic = f"test.relay.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(stack.bootstrap, [topic], partitions=3, replication=1)
+    await ensure_topics(stack.kafka_access("admin"), [topic], partitions=3, replication=1)
     yield dsn, pool, topic
     await pool.close()
 
@@ -92,7 +93,7 @@ async def test_two_relays_at_once_publish_each_event_once_in_order(
     stack: Stack, outbox_db: tuple[str, asyncpg.Pool, str]
 ) -> None:
     dsn, pool, topic = outbox_db
-    producers = [make_producer(stack.bootstrap, client_id=f"relay-{i}") for i in range(2)]
+    producers = [make_producer(stack.kafka_access("admin"), client_id=f"relay-{i}") for i in range(2)]
     for p in producers:
         await p.start()
     relays = [OutboxRelay(dsn, p, poll_seconds=0.2, batch_size=200) for p in producers]
@@ -108,7 +109,7 @@ async def test_two_relays_at_once_publish_each_event_once_in_order(
             await r.stop()
         for p in producers:
             await p.stop()
-    distinct, duplicates = _check(await read_topic(stack.bootstrap, topic), keys)
+    distinct, duplicates = _check(await read_topic(stack.kafka_access("admin"), topic), keys)
     assert (distinct, duplicates) == (KEYS * PER_KEY, 0)
     assert sum(r.published for r in relays) == KEYS * PER_KEY
 
@@ -120,7 +121,7 @@ async def test_when_the_active_relay_dies_another_takes_over(
     keys = [uuid.uuid4() for _ in range(KEYS)]
     await _write(pool, topic, keys)  # a backlog for the relays to work through
 
-    first_producer = make_producer(stack.bootstrap, client_id="relay-first")
+    first_producer = make_producer(stack.kafka_access("admin"), client_id="relay-first")
     await first_producer.start()
     first = OutboxRelay(dsn, first_producer, poll_seconds=0.2, batch_size=100)
     first.start()
@@ -135,7 +136,7 @@ async def test_when_the_active_relay_dies_another_takes_over(
     await first_producer.stop()
     published_by_first = first.published
 
-    second_producer = make_producer(stack.bootstrap, client_id="relay-second")
+    second_producer = make_producer(stack.kafka_access("admin"), client_id="relay-second")
     await second_producer.start()
     second = OutboxRelay(dsn, second_producer, poll_seconds=0.2, batch_size=100)
     second.start()
@@ -144,7 +145,7 @@ async def test_when_the_active_relay_dies_another_takes_over(
     finally:
         await second.stop()
         await second_producer.stop()
-    distinct, duplicates = _check(await read_topic(stack.bootstrap, topic), keys)
+    distinct, duplicates = _check(await read_topic(stack.kafka_access("admin"), topic), keys)
     assert distinct == KEYS * PER_KEY
     report_figure(
         "outbox relay",

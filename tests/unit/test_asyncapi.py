@@ -284,15 +284,24 @@ def test_border_posts_document_their_own_manifest_topic_and_publish_both_decisio
                 "ManifestIssued",
                 "PassengerDataErased",
             }
-            assert channel_events(doc, "send", "border.crossings") == {
+            assert channel_events(doc, "send", f"border.crossings.{checkpoint.checkpoint_id}") == {
                 "BorderCrossingCleared",
                 "BorderCrossingRefused",
             }
-            # No other post's manifests.
+            # No other post's manifests; it writes no other post's decisions or requirements.
             addresses = {c["address"] for c in doc["channels"].values()}
             assert [a for a in addresses if a.startswith("transport.manifests.")] == [
                 f"transport.manifests.{checkpoint.checkpoint_id}"
             ]
+            sends = {
+                a
+                for a in addresses
+                if a.startswith(("border.crossings.", "border.requirements.")) and operations(doc, "send", a)
+            }
+            assert sends == {
+                f"border.crossings.{checkpoint.checkpoint_id}",
+                f"border.requirements.{checkpoint.checkpoint_id}",
+            }
 
 
 def test_component_keys_follow_the_specification(documents: dict[str, dict[str, Any]]) -> None:

@@ -369,7 +369,7 @@ async def test_everyone_who_departed_is_cleared_at_the_first_post_status_first()
         for p in sorted([bus.mother, bus.father, bus.child], key=lambda p: p.person_id)
     ]
     topics = {p.topic for p in bus.uow.published}
-    assert topics == {"corridor.case-status", "border.crossings"}
+    assert topics == {"corridor.case-status", "border.crossings.kaz-zhibek-zholy-exit"}
     assert all(p.key == str(p.event.case_id) for p in bus.uow.published)  # type: ignore[attr-defined]
     assert len(bus.store.decisions) == 5
     assert all(
@@ -583,6 +583,19 @@ async def test_a_clearance_elsewhere_is_recorded_and_noted_and_this_posts_own_ig
     assert uow.published == []
 
 
+async def test_clearances_read_out_of_route_order_leave_the_furthest_one_noted() -> None:
+    # Each post writes its own topic: the last post may read the third post's clearance before the
+    # second's. The status it knows is the furthest one's, so its own decision may follow it.
+    ctx = post(3)
+    case = uuid.uuid4()
+    uow = unit()
+    await usecases.on_cleared_elsewhere(cleared_at(0, case), uow, ctx)  # kaz-zhibek-zholy-exit
+    await usecases.on_cleared_elsewhere(cleared_at(2, case), uow, ctx)  # uzb-oybek-exit
+    await usecases.on_cleared_elsewhere(cleared_at(1, case), uow, ctx)  # uzb-zhibek-zholy-entry, late
+    assert uow.statuses == {case: CaseStatus.EXIT_CLEARED}
+    assert {c for _, c in uow.store.upstream} == {cp.checkpoint_id for cp in ROUTE.checkpoints[:3]}
+
+
 async def test_the_handlers_table_gives_each_use_case_this_posts_context() -> None:
     assert set(usecases.HANDLERS) == {
         ManifestIssued,
@@ -613,7 +626,7 @@ async def test_a_requirement_is_published_keyed_by_checkpoint_and_lifted_once() 
     published = await usecases.publish_requirement(command, uow, ctx)
     assert published.checkpoint_id == SECOND.checkpoint_id
     [record] = uow.published
-    assert (record.topic, record.key) == ("border.requirements", SECOND.checkpoint_id)
+    assert (record.topic, record.key) == (f"border.requirements.{SECOND.checkpoint_id}", SECOND.checkpoint_id)
     event = record.event
     assert isinstance(event, CrossingRequirementPublished)
     assert (event.requirement_id, event.country, event.post, event.published_at) == (

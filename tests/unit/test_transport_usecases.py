@@ -31,7 +31,7 @@ from contracts.transport import ManifestIssued, MovementDeparted, PassengerDataE
 from corridor.consumer import Rejected
 from corridor.errors import Conflict, Invalid, NotFound
 from corridor.settings import ServiceSettings
-from services.transport import commands, usecases
+from services.transport import commands, domain, usecases
 from services.transport.domain import MovementStatus, SeatState
 from services.transport.store import TransportStore
 from tests.fakes import FakeUnitOfWork
@@ -218,7 +218,7 @@ def test_every_event_transport_reads_has_its_use_case() -> None:
         BorderCrossingRefused,
     }
     for event in usecases.HANDLERS:
-        assert topics.topic_for(event).name in (topics.CASES, topics.DECISIONS, topics.BORDER_DECISIONS)
+        assert topics.topic_for(event).name in (topics.CASES, topics.DECISIONS, topics.crossings(""))
 
 
 def test_the_fake_store_answers_the_real_stores_methods() -> None:
@@ -727,6 +727,19 @@ async def test_every_manifest_export_is_recorded_with_who_and_why(world: World) 
             commands.ExportManifest("MOV-1", "BUS-9", "officer@kaz", "border check", "csv"), world.uow
         )
     assert len(await usecases.access_log("MOV-1", world.uow)) == 2  # a refused export is not logged
+
+
+def test_the_furthest_crossing_of_a_case_is_the_one_furthest_along_its_route() -> None:
+    from contracts.routes import RouteBook
+    from corridor.settings import ServiceSettings
+
+    route = RouteBook.load(ServiceSettings.model_fields["routes_file"].default).routes[0]
+    ids = [cp.checkpoint_id for cp in route.checkpoints]
+    # Read out of order (one topic per post): the furthest is where the case is.
+    assert domain.furthest_crossing(route, frozenset({ids[2], ids[0]})) == ids[2]
+    assert domain.furthest_crossing(route, frozenset({ids[0]})) == ids[0]
+    assert domain.furthest_crossing(route, frozenset({"elsewhere"})) is None
+    assert domain.furthest_crossing(None, frozenset(ids)) is None
 
 
 # --- erasure of personal data ------------------------------------------------------------------

@@ -300,8 +300,9 @@ class FakeTransportStore:
 
     async def record_crossing(
         self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime
-    ) -> None:
+    ) -> frozenset[str]:
         self.crossings[(case_id, checkpoint_id)] = (cleared, at)
+        return frozenset(cp for c, cp in self.crossings if c == case_id)
 
     # --- manifests -----------------------------------------------------------------------------
 

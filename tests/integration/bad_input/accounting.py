@@ -16,6 +16,7 @@ from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.intake import CaseRegistered
 from contracts.status import CaseStatus
+from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import read_topic
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
@@ -36,9 +37,9 @@ ENVELOPE_REASONS = {
 }
 
 
-async def dead_letters(bootstrap: str, ids: set[str]) -> dict[tuple[str, str], dict[str, bytes]]:
+async def dead_letters(access: KafkaAccess, ids: set[str]) -> dict[tuple[str, str], dict[str, bytes]]:
     """(fuzz_id, consumer group) -> the dead letter's headers, from every dead-letter topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**access.aiokafka())
     await admin.start()
     try:
         names = sorted(t for t in await admin.list_topics() if t.startswith(topics.dead_letters("")))
@@ -46,7 +47,7 @@ async def dead_letters(bootstrap: str, ids: set[str]) -> dict[tuple[str, str], d
         await admin.close()
     found: dict[tuple[str, str], dict[str, bytes]] = {}
     for name in names:
-        for record in await read_topic(bootstrap, name):
+        for record in await read_topic(access, name):
             headers = dict(decode_headers(record.headers))
             marker = headers.get(MARKER, b"").decode(errors="replace")
             if marker in ids and "dlt_consumer" in headers:
@@ -125,7 +126,7 @@ async def check(
     arrived: list[uuid.UUID],
 ) -> None:
     everything = [*bad, *sentinels]
-    dead = await dead_letters(stack.bootstrap, {b.fuzz_id for b in everything})
+    dead = await dead_letters(stack.kafka_access("operations"), {b.fuzz_id for b in everything})
     events = {b.fuzz_id: e for b in everything if (e := decode(b)[1]) is not None}
     inbox = await inbox_entries(stack, list(events.values()))
     after = await dead_letter_counts(client, stack)

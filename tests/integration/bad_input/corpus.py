@@ -89,7 +89,12 @@ def fixed_corpus(topic: str, makers: dict[str, Maker], readers: dict[str, list[s
     if other is not None:
         other_value, other_headers = encoded(*makers[other]())
         corpus.append(
-            bad("event of another topic", other_value, headers_with(other_headers), {"ignored", "applied"})
+            bad(
+                "event of another topic",
+                other_value,
+                headers_with(other_headers),
+                {"ignored", "applied", "dlt:source_mismatch"},  # another member of the same family
+            )
         )
     if topic in FUZZED:
         padded = json.dumps({**json.loads(value), "case_id": None, "padding": "p" * 900_000}).encode()
@@ -138,7 +143,25 @@ def domain_corpus(topic: str, make: Maker, terminal: uuid.UUID, arrived: list[uu
                 {"applied", "dlt:invalid_value"},
             ),
         ]
-    if topic == topics.INBOUND_STATUS:
+    if topic == topics.inbound_status("KAZ"):
+        # The origin's mission may report an incident in transit, not after the case arrived.
+        return [
+            bad(
+                "illegal transition: incident after arrival",
+                {"case_id": str(arrived[0]), "status": "transit_incident"},
+                {"dlt:illegal_transition"},
+                ce_source=b"/missions/KAZ/operations",
+            )
+        ]
+    if topic == topics.inbound_status("UZB"):
+        # A transit mission may not report the destination's "received"; nor speak for another.
+        return [
+            bad("unauthorised source", {"case_id": str(arrived[0])}, {"dlt:unauthorised_source"}),
+            bad(
+                "another mission's source", {}, {"dlt:source_mismatch"}, ce_source=b"/missions/TJK/reception"
+            ),
+        ]
+    if topic == topics.inbound_status("TJK"):
         later = bad(
             "illegal transition: closed before received (retried)",
             {"case_id": str(arrived[0]), "status": "closed"},
@@ -149,19 +172,27 @@ def domain_corpus(topic: str, make: Maker, terminal: uuid.UUID, arrived: list[uu
         later.partition = 0
         return [
             bad("unknown case", {"case_id": str(uuid.uuid4())}, {"dlt:unknown_case"}),
-            bad("unauthorised source", {}, {"dlt:unauthorised_source"}, ce_source=b"/missions/UZB/reception"),
+            bad(
+                "another mission's source", {}, {"dlt:source_mismatch"}, ce_source=b"/missions/UZB/reception"
+            ),
             bad(
                 "illegal transition: case withdrawn",
                 {"case_id": str(terminal)},
                 {"dlt:illegal_transition"},
             ),
-            bad(
-                "illegal transition: incident after arrival",
-                {"case_id": str(arrived[0]), "status": "transit_incident"},
-                {"dlt:illegal_transition"},
-                ce_source=b"/missions/KAZ/operations",
-            ),
             later,
+        ]
+    member = topics.family_member(topic)
+    if member is not None and member[0].owner_writes and member[0].per == "checkpoint":
+        # A post's own topic carrying another's claims: forged or misrouted, refused by every reader.
+        return [
+            bad(
+                "another country's source",
+                {},
+                {"dlt:source_mismatch"},
+                ce_source=b"/missions/AFG/border_clearance",
+            ),
+            bad("another checkpoint", {"checkpoint_id": "fuzz-checkpoint"}, {"dlt:source_mismatch"}),
         ]
     return []
 
@@ -196,8 +227,10 @@ def sentinels(makers: dict[str, Maker], arrived: list[uuid.UUID], partitions: in
     for topic, make in makers.items():
         if type(make()[0]) not in topics.events_on(topic):
             continue
+        if topic in (topics.inbound_status("KAZ"), topics.inbound_status("UZB")):
+            continue  # the origin's and a transit mission's reports of this test's cases: all refused
         for p in range(partitions):
-            if topic == topics.INBOUND_STATUS:  # the reception of an arrived case: applied
+            if topic == topics.inbound_status("TJK"):  # the reception of an arrived case: applied
                 event: Event = CaseStatusReported.model_validate(
                     {"case_id": str(arrived[p]), "status": "received", "occurred_at": now().isoformat()}
                 )

@@ -88,11 +88,15 @@ def valid_makers(readers: dict[str, list[str]], terminal: uuid.UUID) -> dict[str
         )
         return change, SOURCE
 
-    def report() -> tuple[Event, str]:
-        # On a withdrawn case: whatever a mutation leaves valid is refused, never applied.
-        return CaseStatusReported.model_validate(
-            {"case_id": str(terminal), "status": "received", "occurred_at": now().isoformat()}
-        ), RECEPTION
+    def report(mission: str) -> Maker:
+        # On a withdrawn case: whatever a mutation leaves valid is refused, never applied. From the
+        # topic's own mission: anything else is refused before the domain sees it.
+        return lambda: (
+            CaseStatusReported.model_validate(
+                {"case_id": str(terminal), "status": "received", "occurred_at": now().isoformat()}
+            ),
+            RECEPTION if mission == "TJK" else f"/missions/{mission}/reception",
+        )
 
     def evidence() -> tuple[Event, str]:
         # For a case never registered: eligibility keeps it, and there is nothing to decide.
@@ -117,29 +121,40 @@ def valid_makers(readers: dict[str, list[str]], terminal: uuid.UUID) -> dict[str
             }
         ), SOURCE
 
-    def cleared() -> tuple[Event, str]:
-        return BorderCrossingCleared(
-            case_id=uuid.uuid4(),
-            checkpoint_id="fuzz-checkpoint",
-            country="KAZ",
-            crossing="Fuzz",
-            direction="exit",
-            movement_id=f"FUZZ-{run}",
-            vehicle_id="V1",
-            decisions=[],
-            decided_at=now(),
-        ), SOURCE
+    def post(checkpoint_id: str) -> str:
+        # A checkpoint's own topics carry only what its post writes, from its mission.
+        return f"/missions/{ROUTES.country_of(checkpoint_id)}/border_clearance"
+
+    def cleared(checkpoint_id: str) -> Maker:
+        # A case no one registered: the decision concerns nothing another test uses.
+        return lambda: (
+            BorderCrossingCleared(
+                case_id=uuid.uuid4(),
+                checkpoint_id=checkpoint_id,
+                country=ROUTES.country_of(checkpoint_id) or "KAZ",
+                crossing="Fuzz",
+                direction="exit",
+                movement_id=f"FUZZ-{run}",
+                vehicle_id="V1",
+                decisions=[],
+                decided_at=now(),
+            ),
+            post(checkpoint_id),
+        )
 
     def departed() -> tuple[Event, str]:
         return MovementDeparted(
             movement_id=f"FUZZ-{run}", vehicle_id="V1", case_ids=[uuid.uuid4()], departed_at=now()
         ), SOURCE
 
-    def lifted() -> tuple[Event, str]:
+    def lifted(checkpoint_id: str) -> Maker:
         # Lifting a requirement no checkpoint published: nothing is re-evaluated.
-        return CrossingRequirementLifted(
-            requirement_id=uuid.uuid4(), checkpoint_id="fuzz-checkpoint", lifted_at=now()
-        ), SOURCE
+        return lambda: (
+            CrossingRequirementLifted(
+                requirement_id=uuid.uuid4(), checkpoint_id=checkpoint_id, lifted_at=now()
+            ),
+            post(checkpoint_id),
+        )
 
     def manifest(checkpoint_id: str) -> Maker:
         return lambda: (
@@ -161,18 +176,23 @@ def valid_makers(readers: dict[str, list[str]], terminal: uuid.UUID) -> dict[str
         topics.CASES: lambda: (registration(), SOURCE),
         topics.HEALTH_EVIDENCE: evidence,
         topics.STATUS: status,
-        topics.INBOUND_STATUS: report,
         topics.DECISIONS: decided,
-        topics.BORDER_DECISIONS: cleared,
         topics.MOVEMENTS: departed,
-        topics.REQUIREMENTS: lifted,
     }
-    manifests = topics.manifests("")
-    return {
-        topic: known.get(topic)
-        or (manifest(topic.removeprefix(manifests)) if topic.startswith(manifests) else status)
-        for topic in readers
+    families: dict[str, Callable[[str], Maker]] = {
+        topics.inbound_status(""): report,
+        topics.crossings(""): cleared,
+        topics.requirements(""): lifted,
+        topics.manifests(""): manifest,
     }
+
+    def maker(topic: str) -> Maker:
+        member = topics.family_member(topic)
+        if member is not None and member[0].name in families:
+            return families[member[0].name](member[1])
+        return known.get(topic, status)
+
+    return {topic: maker(topic) for topic in readers}
 
 
 def encoded(event: Event, source: str) -> tuple[bytes, dict[str, bytes]]:
