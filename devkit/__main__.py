@@ -48,7 +48,7 @@ def _print_services(stack: Stack) -> None:
     console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
     console.print(
         "Every API but /health needs a token of the stack's issuer, e.g. "
-        f"[bold]python -m devkit token --role caseworker --stack {stack.workdir.name}[/] (README: HTTP authentication)\n"
+        f"[bold]python -m devkit token --role caseworker --stack {stack.workdir.name}[/] (README: Security)\n"
         f"Kafka principals' passwords (SASL/SCRAM-SHA-512): [bold]{stack.secrets_dir}/<principal>.password[/]; "
         f"Kafka format {stack.kafka.format_seconds:.1f}s, admin step {stack.admin_seconds:.1f}s"
     )
