@@ -833,7 +833,8 @@ def test_kafka_runs_the_start_script_with_the_properties_and_no_image_config(com
         source, _, rest = str(volume).partition(":")
         mounts[rest.split(":")[0]] = source
     entrypoint = argv(kafka.get("entrypoint"))
-    assert entrypoint and (ROOT / mounts[entrypoint[0]]).resolve() == KAFKA_START, entrypoint
+    assert entrypoint[:1] == ["bash"] and len(entrypoint) == 2, entrypoint  # no reliance on the x bit
+    assert (ROOT / mounts[entrypoint[1]]).resolve() == KAFKA_START, entrypoint
     assert (ROOT / mounts["/etc/corridor/kafka/server.properties"]).resolve() == KAFKA_PROPERTIES
     # The image's entrypoint is not run: KAFKA_* variables would configure nothing (and mislead).
     assert [k for k in environment(kafka) if k.startswith("KAFKA_")] == []
@@ -993,3 +994,40 @@ def test_make_secrets_writes_every_file_the_compose_file_reads(
     again = subprocess.run(["sh", str(MAKE_SECRETS), str(target)], capture_output=True, text=True, timeout=30)
     assert again.returncode == 0, describe(again)
     assert {s: (tmp_path / (secret_file(compose, s) or "")).read_text().strip() for s in values} == values
+
+
+def test_docker_broker_has_the_local_cluster_s_security(tmp_path: Path) -> None:
+    """The broker start.sh configures has the security settings of devkit's (the tests' and demo's)."""
+    from devkit.devinfra.kafka import KafkaCluster
+
+    password = "0123456789abcdef0123456789abcdef"
+    assert _run_start(tmp_path, password).returncode == 0
+    storage = (tmp_path / "kafka-storage.sh.args").read_text().splitlines()
+    docker = read_properties(Path(option(storage, "--config") or "").read_text())
+    local_cluster = KafkaCluster(tmp_path / "local")
+    local_cluster.broker_ports, local_cluster.controller_ports, local_cluster.tls_ports = [1], [2], [3]
+    local_cluster.admin_password = password
+    local = local_cluster._properties(0)
+    keys = {
+        k
+        for k in local
+        if k.startswith(("listener.name.broker.", "listener.name.controller.", "sasl.mechanism."))
+        or k
+        in {
+            "authorizer.class.name",
+            "super.users",
+            "allow.everyone.if.no.acl.found",
+            "auto.create.topics.enable",
+            "inter.broker.listener.name",
+            "controller.listener.names",
+        }
+    }
+    assert len(keys) >= 12
+    differ = {k: (docker.get(k), local[k]) for k in sorted(keys) if docker.get(k) != local[k]}
+    assert not differ, differ
+
+    def protocols(props: dict[str, str]) -> dict[str, str]:
+        pairs = (item.split(":", 1) for item in props["listener.security.protocol.map"].split(","))
+        return {name: protocol for name, protocol in pairs if name in {"BROKER", "CONTROLLER"}}
+
+    assert protocols(docker) == protocols(local)
