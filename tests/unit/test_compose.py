@@ -5,7 +5,12 @@ Compose Specification's JSON Schema as vendored by check-jsonschema (builtin
 ``vendor.compose-spec``, pinned by the check-jsonschema version in the dev
 group), then cross-checked against the repository: the modules the services
 run, the checkpoints in the routes file, the databases init.sql creates and
-the directories the Dockerfile copies into the image.
+the directories the Dockerfile copies into the image. Security: no password or
+default in the compose file (each a secret file under .secrets/), the broker's
+SASL/SCRAM, authoriser and no auto-creation (and deploy/kafka/start.sh, run
+against a stub Kafka), the kafka-admin step before every service, every
+principal of the admin plan (opstools.kafkaadmin) and every database role with
+its own credential file in the right containers, the Dockerfile's tools target.
 """
 
 from __future__ import annotations
