@@ -1,6 +1,11 @@
-# One image for all Corridor services; docker-compose.yml picks the service
-# with `command: python -m services.<name>`.
-FROM python:3.11-slim
+# Corridor's images, two targets of one file:
+#   service (the default, last stage): the runtime dependencies only; docker-compose.yml picks the
+#           service with `command: python -m services.<name>`.
+#   tools:  the runtime dependencies plus the `tools` group (typer, rich, confluent-kafka) and
+#           opstools: the Kafka admin step (`python -m opstools.kafkaadmin apply`, compose's
+#           kafka-admin service), the dead-letter CLI (`python -m opstools.deadletters`) and the
+#           bulk import CLI.
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -16,9 +21,38 @@ RUN pip install --no-cache-dir uv==0.13.9
 
 WORKDIR /app
 
-# Dependencies first, so this layer is rebuilt only when the lock changes. Runtime dependencies
-# only: neither the dev group nor the tools group (typer, rich; not a default group).
+# Run unprivileged: the code and the venv stay root-owned and read-only.
+RUN groupadd --system --gid 10001 corridor \
+    && useradd --system --uid 10001 --gid corridor --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin corridor
+
+# Dependencies first, so this layer is rebuilt only when the lock changes.
 COPY pyproject.toml uv.lock ./
+
+
+FROM base AS tools
+
+# Runtime dependencies and the tools group; not the dev group.
+RUN uv sync --frozen --no-dev --group tools --no-install-project
+
+COPY contracts ./contracts
+COPY corridor ./corridor
+COPY services ./services
+COPY deploy ./deploy
+COPY opstools ./opstools
+RUN uv sync --frozen --no-dev --group tools
+
+USER 10001:10001
+
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1
+
+CMD ["python", "-m", "opstools.kafkaadmin", "--help"]
+
+
+FROM base AS service
+
+# Runtime dependencies only: neither the dev group nor the tools group (not a default group).
 RUN uv sync --frozen --no-dev --no-install-project
 
 # Then the project itself (contracts, corridor, services are the wheel's
@@ -29,10 +63,6 @@ COPY services ./services
 COPY deploy ./deploy
 RUN uv sync --frozen --no-dev
 
-# Run unprivileged: the code and the venv stay root-owned and read-only.
-RUN groupadd --system --gid 10001 corridor \
-    && useradd --system --uid 10001 --gid corridor --home-dir /app --no-create-home \
-       --shell /usr/sbin/nologin corridor
 USER 10001:10001
 
 ENV PATH=/app/.venv/bin:$PATH \
