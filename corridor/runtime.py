@@ -101,6 +101,9 @@ class ServiceRuntime:
             enable_idempotence=True,
             acks="all",
             graceful_timeout=20.0,
+            # Topics are the admin step's (a service may not create them): without this, every
+            # subscriber tries at start and logs each refusal as a failure.
+            allow_auto_create_topics=False,
             middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
         )
         self.consumers: list[EventConsumer] = []

@@ -275,7 +275,7 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
     await asyncio.sleep(2)  # anything still in an outbox
 
     # --- every record of the public stream, value and headers --------------------------------------
-    records = await read_topic(stack.bootstrap, topics.STATUS)
+    records = await read_topic(stack.kafka_access("operations"), topics.STATUS)
     searched = sorted(PERSONAL) + list(FORBIDDEN_ON_STREAM)
     found: list[tuple[str, int, int]] = []
     codes: dict[str, int] = {}
@@ -325,7 +325,10 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
 async def _produce(
     stack: Stack, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True, acks="all")
+    # A legitimate writer that sends garbage: nobody else gets a record onto the topic.
+    producer = AIOKafkaProducer(
+        **stack.kafka_access("intake").aiokafka(), enable_idempotence=True, acks="all"
+    )
     await producer.start()
     try:
         for key, value, headers in records:
@@ -383,7 +386,7 @@ async def test_no_service_log_holds_a_personal_string_after_poison_records(
 
     await _produce(stack, topics.CASES, poison)
     for group in ("eligibility", "transport"):
-        await wait_group_caught_up(stack.bootstrap, group, topics.CASES, timeout=60)
+        await wait_group_caught_up(stack.kafka_access("operations"), group, topics.CASES, timeout=60)
     await asyncio.sleep(1)  # the last log lines written
 
     scanned = 0
