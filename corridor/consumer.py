@@ -120,6 +120,8 @@ class EventConsumer:
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.retried = 0
+        """Records sent back to be read again (a transient failure, or not applicable yet)."""
         self.source_mismatches = 0
 
     def register(self, broker: KafkaBroker) -> None:
@@ -183,6 +185,7 @@ class EventConsumer:
                 await self.dead_letter(record, exc.code, exc.detail)
                 return
             await asyncio.sleep(min(0.2 * 2**attempt, self._backoff_max))
+            self.retried += 1
             raise RetryRecord(f"{self.name}: {exc.code} at {position}, attempt {attempt}") from None
         except Rejected as exc:
             self._attempts.pop(position, None)
@@ -207,6 +210,7 @@ class EventConsumer:
             )
             await asyncio.sleep(delay)
             # NACK: FastStream seeks back to this offset.
+            self.retried += 1
             raise RetryRecord(f"{self.name}: transient {described(exc)} at {position}") from None
         except Exception as exc:
             attempt = self._attempts.get(position, 0) + 1
@@ -237,6 +241,7 @@ class EventConsumer:
                 fingerprint(str(exc)),
             )
             await asyncio.sleep(delay)
+            self.retried += 1
             raise RetryRecord(f"{self.name}: {described(exc)} at {position}, attempt {attempt}") from None
 
     async def dead_letter(self, record: ConsumerRecord[Any, Any], code: str, detail: str) -> None:

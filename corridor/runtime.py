@@ -37,6 +37,7 @@ from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.errors import DomainError, Invalid
 from corridor.kafkaclient import KafkaAccess
+from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.redaction import RedactedServerErrors, described
 from corridor.settings import ServiceSettings
@@ -143,6 +144,16 @@ class ServiceRuntime:
             response_model=Stats,
             dependencies=[Depends(auth.allow(auth.Role.OPERATIONS_VIEWER, auth.Role.SUPERVISOR))],
         )
+        self.metrics = ServiceMetrics(lambda: self.consumers)
+        self.http.add_api_route(
+            "/metrics",
+            self._metrics,
+            methods=["GET"],
+            tags=["health"],
+            response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus exposition format"}},
+            dependencies=[Depends(auth.allow(auth.Role.OPERATIONS_VIEWER, auth.Role.SUPERVISOR))],
+        )
         mount_asyncapi(self)  # GET /asyncapi.json, /asyncapi.yaml
         for error in TRANSIENT_ERRORS:
             self.http.add_exception_handler(error, self._unavailable)
@@ -168,6 +179,8 @@ class ServiceRuntime:
             scope=auth.ServiceScope(settings.mission, checkpoint),
             verifier=lambda: self._verifier,
         )
+        # Outermost of all: every answer is counted, refusals of the authentication included.
+        self.http.add_middleware(HttpMetrics, metrics=self.metrics, routes=lambda: self.http.routes)
 
     def allow_body(self, path: str, limit: int) -> None:
         """Let ``path`` take bodies up to ``limit`` bytes (files), instead of the settings' limit."""
@@ -345,6 +358,11 @@ class ServiceRuntime:
         ready = all(checks.values())
         body = Readiness(status="ready" if ready else "not_ready", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    async def _metrics(self) -> Response:
+        async with self.pool.acquire() as conn:
+            await self.metrics.refresh(conn, self.relay.published if self.relay else 0)
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def _stats(self) -> Stats:
         async with self.pool.acquire() as conn:
