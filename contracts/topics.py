@@ -173,8 +173,10 @@ def table() -> tuple[Topic, ...]:
             (EligibilityDecided,),
             "case id",
             _by_case,
-            "Eligibility decisions with the rules evaluated, keyed by case id.",
+            "Eligibility decisions with the rules evaluated, keyed by case id. Restricted: a rule's "
+            "text may say that a member needs a fit-to-travel check.",
             written_by="eligibility",
+            personal_data=True,
         ),
         Topic(
             _CROSSINGS_PREFIX,

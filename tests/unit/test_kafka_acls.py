@@ -97,6 +97,8 @@ def test_personal_data_and_dead_letters_get_a_retention_and_the_status_stream_do
     assert config[topics.manifests("uzb-oybek-exit")]["retention.ms"] == str(
         deployment.personal_data_retention_ms
     )
+    # The rules' texts may speak of a member's health: the decisions are kept no longer.
+    assert config[topics.DECISIONS]["retention.ms"] == str(deployment.personal_data_retention_ms)
     assert config["dlt.eligibility"]["retention.ms"] == str(deployment.dead_letter_retention_ms)
     assert "retention.ms" not in config[topics.STATUS]
     assert config["dlt.replays"] == {"cleanup.policy": "compact"}
