@@ -41,7 +41,7 @@ class ConsumerCounters(Collector):
         )
         for consumer in self._consumers():
             for outcome in self.OUTCOMES:
-                family.add_metric([consumer.name, outcome], getattr(consumer, outcome, 0))
+                family.add_metric([consumer.name, outcome], getattr(consumer, outcome))
         yield family
 
 

@@ -9,7 +9,8 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from corridor.metrics import UNMATCHED, HttpMetrics, ServiceMetrics
+from corridor.consumer import EventConsumer
+from corridor.metrics import UNMATCHED, ConsumerCounters, HttpMetrics, ServiceMetrics
 
 
 def families(metrics: ServiceMetrics) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -21,7 +22,9 @@ def families(metrics: ServiceMetrics) -> dict[str, list[tuple[dict[str, str], fl
 
 
 async def test_requests_are_counted_by_route_template_never_by_the_path_asked() -> None:
-    consumer = SimpleNamespace(name="intake-timeline", applied=3, duplicates=1, dead_lettered=2, retried=4)
+    consumer = SimpleNamespace(
+        name="intake-timeline", applied=3, duplicates=1, dead_lettered=2, retried=4, source_mismatches=0
+    )
     metrics = ServiceMetrics(lambda: [consumer])
     app = FastAPI()
     router = APIRouter()
@@ -57,6 +60,19 @@ async def test_requests_are_counted_by_route_template_never_by_the_path_asked() 
         "retried": 4,
         "source_mismatches": 0,
     }
+
+
+def test_every_outcome_is_a_counter_the_consumer_keeps() -> None:
+    # A name that is not one of the consumer's counters fails here rather than reporting 0 forever.
+    consumer = EventConsumer(
+        name="c",
+        topics=("t",),
+        handlers={},
+        pool=lambda: None,
+        producer=lambda: None,  # type: ignore[arg-type,return-value]
+    )
+    for outcome in ConsumerCounters.OUTCOMES:
+        assert isinstance(getattr(consumer, outcome), int), outcome
 
 
 def test_names_follow_the_prometheus_conventions() -> None:
