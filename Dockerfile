@@ -19,6 +19,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # Same uv version that wrote uv.lock.
 RUN pip install --no-cache-dir uv==0.13.9
 
+# Transport prints manifests with DejaVu Sans: names in every script intake accepts.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # Run unprivileged: the code and the venv stay root-owned and read-only.

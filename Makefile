@@ -25,11 +25,16 @@ $(UV):
 
 # kcat is what many mission IT teams use to look at topics; the tests prove our records read
 # correctly with it. Debian's package, installed when missing (needs root, as on CI).
+# Manifests print names in every script with DejaVu Sans (Debian's fonts-dejavu-core).
 .cache/tools.ready:
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq kcat || (apt-get update -qq && apt-get install -y -qq kcat)) >/dev/null; \
 	  else echo "kcat is missing: install Debian's package kcat" >&2; exit 1; fi; }
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq fonts-dejavu-core || (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)) >/dev/null; \
+	  else echo "DejaVu fonts are missing: install Debian's package fonts-dejavu-core" >&2; exit 1; fi; }
 	@mkdir -p .cache && touch $@
 
 # The official AsyncAPI parser validates the committed documents in the tests.

@@ -281,7 +281,7 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     ) -> Response:
         async with units() as uow:
             document = await usecases.export_manifest(
-                commands.ExportManifest(movement_id, vehicle_id, actor, purpose, fmt), uow
+                commands.ExportManifest(movement_id, vehicle_id, actor, purpose, fmt), uow, ctx
             )
         return Response(
             document.content,

@@ -14,6 +14,7 @@ from contracts.routes import RouteBook
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from services.transport import api, usecases
+from services.transport.pdf import DEBIAN_DEJAVU, ManifestFonts
 from services.transport.store import TransportStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,12 +22,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class TransportSettings(ServiceSettings):
     http_port: int = 8003
+    # Checked at start: a post must never receive a manifest that cannot print its names.
+    manifest_font_dir: Path = DEBIAN_DEJAVU
 
 
-def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
+def create_service(settings: TransportSettings | None = None) -> ServiceRuntime:
     settings = settings or TransportSettings()
     routes = RouteBook.load(settings.routes_file)
-    ctx = usecases.Context(routes=routes, mission=settings.mission)
+    fonts = ManifestFonts.dejavu(settings.manifest_font_dir)
+    ctx = usecases.Context(routes=routes, mission=settings.mission, fonts=fonts)
     rt = ServiceRuntime("transport", settings, migrations=MIGRATIONS, title="Corridor transport")
     rt.produces(
         topics.STATUS,

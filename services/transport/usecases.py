@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -54,7 +54,7 @@ from services.transport.domain import (
     SeatState,
     UnknownRoute,
 )
-from services.transport.pdf import manifest_pdf
+from services.transport.pdf import ManifestFonts, manifest_pdf
 from services.transport.store import TransportStore
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class Context:
 
     routes: RouteBook
     mission: str
+    fonts: ManifestFonts = field(default_factory=ManifestFonts.dejavu)
 
     def route(self, route_id: str) -> Route:
         route = self.routes.get(route_id)
@@ -618,7 +619,7 @@ async def record_progress(cmd: commands.RecordProgress, uow: Unit, ctx: Context)
     )
 
 
-async def export_manifest(cmd: commands.ExportManifest, uow: Unit) -> ManifestDocument:
+async def export_manifest(cmd: commands.ExportManifest, uow: Unit, ctx: Context) -> ManifestDocument:
     """The current manifest with personal data, as CSV or printable PDF; every export is recorded
     with who took it and why, in the same transaction as the read."""
     found, vehicle = await _vehicle_of(uow, cmd.movement_id, cmd.vehicle_id)
@@ -636,6 +637,7 @@ async def export_manifest(cmd: commands.ExportManifest, uow: Unit) -> ManifestDo
         passengers=passengers,
         printed_at=uow.now(),
         printed_by=cmd.actor,
+        fonts=ctx.fonts,
     )
     return ManifestDocument(filename, "application/pdf", document)
 

