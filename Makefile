@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi bench
+.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi asyncapi-viewer bench
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -73,6 +73,18 @@ contracts-check: .venv/.synced
 # AsyncAPI 3.0 documents generated from each service's code (docs/asyncapi/).
 asyncapi: .venv/.synced
 	$(PY) -m services.deployment asyncapi export
+
+# The AsyncAPI React component every service serves at /asyncapi (vendored: the page must work
+# offline; corridor/static/asyncapi/README.md). Not needed by the tests or the demo.
+VERSION ?= 2.6.5
+asyncapi-viewer:
+	rm -rf .cache/asyncapi-viewer && mkdir -p .cache/asyncapi-viewer
+	cd .cache/asyncapi-viewer && npm pack --silent @asyncapi/react-component@$(VERSION) && tar xzf asyncapi-react-component-$(VERSION).tgz
+	cp .cache/asyncapi-viewer/package/browser/standalone/index.js corridor/static/asyncapi/asyncapi-react.js
+	cp .cache/asyncapi-viewer/package/browser/standalone/index.js.LICENSE.txt corridor/static/asyncapi/asyncapi-react.js.LICENSE.txt
+	cp .cache/asyncapi-viewer/package/styles/default.min.css corridor/static/asyncapi/asyncapi-react.css
+	cp .cache/asyncapi-viewer/package/LICENSE corridor/static/asyncapi/LICENSE
+	sed -i 's/`@asyncapi\/react-component` \*\*[0-9.]*\*\*/`@asyncapi\/react-component` **$(VERSION)**/' corridor/static/asyncapi/README.md
 
 # Benchmarks (bench/README.md): start their own Kafka and PostgreSQL, print figures as ratios to
 # baselines measured in the same run. Options through BENCH_ARGS, e.g. BENCH_ARGS="--events 20000".

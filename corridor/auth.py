@@ -46,7 +46,7 @@ import jwt
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 log = logging.getLogger(__name__)
 
@@ -452,9 +452,13 @@ class AuthMiddleware:
         app = self.fastapi
         if path in {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}:
             return True
+        if path in getattr(app.state, "public_paths", frozenset()):
+            return True  # documentation pages: scripts and forms, no data
         for route in app.router.routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
+                if isinstance(route, Mount):
+                    return route.name in getattr(app.state, "public_mounts", frozenset())
                 return isinstance(route, APIRoute) and bool(
                     (route.openapi_extra or {}).get("x-corridor-public")
                 )

@@ -33,6 +33,7 @@ from contracts.base import Event
 from contracts.envelope import CloudEvent, mission_source
 from contracts.routes import RouteBook
 from corridor import auth, db
+from corridor.apidocs import offline_app
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.errors import DomainError, Invalid
@@ -114,7 +115,7 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
-        self.http = FastAPI(title=title, lifespan=self._lifespan)
+        self.http = offline_app(title=title, lifespan=self._lifespan)
         self.http.add_middleware(RedactedServerErrors)  # logs never quote what a request carried
         # Health checks are public: orchestrators and load balancers probe them without a token,
         # and they answer nothing but up/down.
