@@ -45,7 +45,7 @@ from faststream.specification.asyncapi.utils import clear_key, ref
 from pydantic.json_schema import models_json_schema
 
 from contracts import topics
-from contracts.base import Event
+from contracts.base import Event, EventJsonSchema
 from contracts.envelope import CONTENT_TYPE, SPECVERSION, mission_source
 from contracts.status import CaseStatusChanged
 from corridor import auth
@@ -333,6 +333,7 @@ def _payload_schemas(
     refs, top = models_json_schema(
         [(m, "serialization") for m in unique],
         ref_template="#/components/schemas/{model}",
+        schema_generator=EventJsonSchema,
     )
     payloads = {m: dict(refs[(m, "serialization")]) for m in unique}
     return payloads, dict(top.get("$defs", {}))

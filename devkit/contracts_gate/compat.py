@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import contracts
-from contracts.base import Event
+from contracts.base import Event, EventJsonSchema
 
 RULE = "BACKWARD_TRANSITIVE, and a required field is never removed, made optional or made nullable"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -70,6 +70,7 @@ REQUIRED_REMOVED = "required-removed"
 REQUIRED_WEAKENED = "required-weakened"
 TYPE_CHANGED = "type-changed"
 ENUM_NARROWED = "enum-narrowed"
+CLOSED_ENUM_WIDENED = "closed-enum-widened"
 CONSTRAINT_TIGHTENED = "constraint-tightened"
 CONTENT_MODEL_CLOSED = "content-model-closed"
 UNANALYSED = "unanalysed-keyword"
@@ -302,6 +303,11 @@ def _split_by_type(node: Schema) -> list[Schema]:
     return out
 
 
+def _open_string(variant: Schema) -> bool:
+    """Any string at all: the open alternative of an open enumeration."""
+    return variant.get("type") == "string" and not (set(variant) & (_ANALYSED - {"type"}))
+
+
 def _type_name(variant: Schema) -> str:
     return str(variant.get("type", "any"))
 
@@ -371,7 +377,9 @@ class _Checker:
 
     def _compare(self, old: Any, new: Any, path: str) -> None:
         new_variants = _variants(self.new_root, new)
-        for old_variant in _variants(self.old_root, old):
+        old_variants = _variants(self.old_root, old)
+        self._compare_enumeration(old_variants, new_variants, path)
+        for old_variant in old_variants:
             candidates = [n for n in new_variants if _accepts_type(n, old_variant)]
             if not candidates:
                 if old_variant.get("type") == "null":
@@ -395,6 +403,39 @@ class _Checker:
             assert best is not None
             self.breaking.extend(best.breaking)
             self.notes.extend(best.notes)
+
+    def _compare_enumeration(self, old: list[Schema], new: list[Schema], path: str) -> None:
+        """The values an enumeration lists, across its variants. A value removed breaks readers of
+        old records (our models validate the listed values, whatever the schema's open alternative
+        says). A value added breaks, the other way round, a reader generated from the earlier schema
+        (a mission's client) unless that schema already said the set is open (``contracts.base``)."""
+        before = [v for variant in old for v in variant.get("enum", ())]
+        after = [v for variant in new for v in variant.get("enum", ())]
+        if not before or not after:
+            return  # an enum added where there was none is the variants' business; one dropped loosens
+        before_keys, after_keys = {_key(v) for v in before}, {_key(v) for v in after}
+        removed = [v for v in dict.fromkeys(before) if _key(v) not in after_keys]
+        added = [v for v in dict.fromkeys(after) if _key(v) not in before_keys]
+        if removed:
+            shown = ", ".join(_show(v) for v in removed)
+            self._break(path, f"enum narrowed: {shown} no longer allowed", ENUM_NARROWED)
+        if not added:
+            return
+        shown = ", ".join(_show(v) for v in added)
+        if any(_open_string(v) for v in old):
+            self._note(
+                path,
+                f"enum widened with {shown}: our consumers must upgrade before producers send it; "
+                "readers generated from the earlier schema keep it as an unknown value",
+                ENUM_WIDENED,
+            )
+        else:
+            self._break(
+                path,
+                f"closed enum widened with {shown}: a reader generated from the earlier schema rejects "
+                "it (open the enumeration in one release, add values in a later one; or a new version)",
+                CLOSED_ENUM_WIDENED,
+            )
 
     def _compare_variant(self, old: Schema, new: Schema, path: str) -> None:
         if old.get("type") == "integer" and new.get("type") == "number":
@@ -420,28 +461,11 @@ class _Checker:
         self._compare_unanalysed(old, new, path)
 
     def _compare_values(self, old: Schema, new: Schema, path: str) -> None:
+        # Values removed or added are compared across all variants (_compare_enumeration).
         new_values = new.get("enum")
-        if new_values is None:
-            return
-        old_values = old.get("enum")
-        if old_values is None:
+        if new_values is not None and old.get("enum") is None:
             shown = ", ".join(_show(v) for v in new_values)
             self._break(path, f"enum added where there was none: only {shown} allowed now", ENUM_NARROWED)
-            return
-        new_keys = {_key(v) for v in new_values}
-        old_keys = {_key(v) for v in old_values}
-        removed = [v for v in old_values if _key(v) not in new_keys]
-        added = [v for v in new_values if _key(v) not in old_keys]
-        if removed:
-            shown = ", ".join(_show(v) for v in removed)
-            self._break(path, f"enum narrowed: {shown} no longer allowed", ENUM_NARROWED)
-        if added:
-            shown = ", ".join(_show(v) for v in added)
-            self._note(
-                path,
-                f"enum widened with {shown}: consumers must upgrade before producers send it",
-                ENUM_WIDENED,
-            )
 
     def _compare_limits(self, old: Schema, new: Schema, path: str) -> None:
         for key in _LOWER_LIMITS:
@@ -599,7 +623,7 @@ def schema_id(event_type: str) -> str:
 
 def schema_for(model: type[Event]) -> Schema:
     """The JSON Schema of an event as it travels: what the producer serialises."""
-    schema = model.model_json_schema(mode="serialization")
+    schema = model.model_json_schema(mode="serialization", schema_generator=EventJsonSchema)
     schema["$schema"] = SCHEMA_DIALECT
     schema["$id"] = schema_id(model.event_type)
     schema["x-cloudevents-type"] = model.event_type
@@ -757,6 +781,38 @@ def committed_file_names(repo_root: Path, rel_dir: str) -> set[str]:
     return names
 
 
+_PRE_OPEN_ENUMS = (
+    "widened on 2026-11-28, before named enumerations were open sets: a reader generated from this "
+    "first schema rejects internal passports and birth certificates (contracts/README.md)"
+)
+ACKNOWLEDGED: dict[tuple[str, str, str, str], str] = {
+    # (event type, earlier version's commit, path, kind): why it stands. Never for a new change:
+    # an acknowledged break is one that shipped before the gate could see it.
+    (
+        "org.corridor.intake.case-registered.v1",
+        "109372891b",
+        "members[].document.type",
+        CLOSED_ENUM_WIDENED,
+    ): _PRE_OPEN_ENUMS,
+    (
+        "org.corridor.intake.case-registered.v1",
+        "78fc0ffdd0",
+        "members[].document.type",
+        CLOSED_ENUM_WIDENED,
+    ): _PRE_OPEN_ENUMS,
+    (
+        "org.corridor.transport.manifest-issued.v1",
+        "78fc0ffdd0",
+        "passengers[].document_type",
+        CLOSED_ENUM_WIDENED,
+    ): _PRE_OPEN_ENUMS,
+}
+
+
+def _acknowledged(event_type: str, version: str, change: Change) -> str | None:
+    return ACKNOWLEDGED.get((event_type, version.split(" ")[0], change.path, change.kind))
+
+
 @dataclass
 class TypeReport:
     event_type: str
@@ -825,6 +881,16 @@ def check_history(
             except SchemaError as exc:
                 report.breaking.append((version.label, Change("", str(exc), UNREADABLE)))
                 continue
-            report.breaking.extend((version.label, c) for c in result.breaking)
+            for change in result.breaking:
+                reason = _acknowledged(event_type, version.label, change)
+                if reason is None:
+                    report.breaking.append((version.label, change))
+                else:
+                    report.notes.append(
+                        (
+                            version.label,
+                            Change(change.path, f"acknowledged: {change.message}; {reason}", change.kind),
+                        )
+                    )
             report.notes.extend((version.label, c) for c in result.notes)
     return reports

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 import contracts
+from contracts import base
 from contracts.status import CaseStatusChanged
 from devkit.contracts_gate import compat
 from devkit.contracts_gate.cli import app
@@ -194,10 +195,6 @@ def test_an_unanalysed_keyword_added_counts_as_breaking() -> None:
         pytest.param(lambda s: s["properties"].update(reason={"type": "string"}), id="optional field added"),
         pytest.param(lambda s: s["properties"].pop("note"), id="optional field removed"),
         pytest.param(
-            lambda s: s["$defs"]["Status"].update(enum=["registered", "eligible", "departed", "arrived"]),
-            id="enum widened",
-        ),
-        pytest.param(
             lambda s: s["properties"]["case_id"].update(description="Other words"), id="description"
         ),
         pytest.param(
@@ -231,11 +228,44 @@ def test_compatible_changes_pass(edit: Any) -> None:
     assert messages(BASE, changed(edit)) == []
 
 
-def test_widened_enum_is_noted_for_consumers() -> None:
+OPEN_BASE = changed(
+    lambda s: s["properties"].update(status={"anyOf": [{"$ref": "#/$defs/Status"}, {"type": "string"}]})
+)
+
+
+def test_a_closed_enum_widened_breaks_readers_generated_from_the_earlier_schema() -> None:
     new = changed(lambda s: s["$defs"]["Status"]["enum"].append("arrived"))
-    notes = compat.compare(BASE, new).notes
-    assert [n.kind for n in notes] == [compat.ENUM_WIDENED]
-    assert "consumers must upgrade" in str(notes[0])
+    assert kinds(BASE, new) == [compat.CLOSED_ENUM_WIDENED]
+    assert "a reader generated from the earlier schema rejects it" in messages(BASE, new)[0]
+
+
+def test_opening_an_enum_is_compatible_but_not_together_with_a_new_value() -> None:
+    assert messages(BASE, OPEN_BASE) == []
+    opened_and_widened = copy.deepcopy(OPEN_BASE)
+    opened_and_widened["$defs"]["Status"]["enum"].append("arrived")
+    assert kinds(BASE, opened_and_widened) == [compat.CLOSED_ENUM_WIDENED]
+
+
+def test_an_open_enum_widened_is_noted_for_consumers() -> None:
+    new = copy.deepcopy(OPEN_BASE)
+    new["$defs"]["Status"]["enum"].append("arrived")
+    comparison = compat.compare(OPEN_BASE, new)
+    assert comparison.breaking == []
+    assert [n.kind for n in comparison.notes] == [compat.ENUM_WIDENED]
+    assert "consumers must upgrade" in str(comparison.notes[0])
+
+
+def test_an_open_enum_narrowed_still_breaks_our_own_readers() -> None:
+    new = copy.deepcopy(OPEN_BASE)
+    new["$defs"]["Status"]["enum"].remove("departed")
+    assert messages(OPEN_BASE, new) == ['status: enum narrowed: "departed" no longer allowed']
+
+
+def test_named_enumerations_are_open_in_event_schemas_and_literals_closed() -> None:
+    generated = schema(V1)
+    assert generated["properties"]["colour"]["anyOf"] == [{"$ref": "#/$defs/Colour"}, base.OPEN_VALUE]
+    assert generated["properties"]["direction"]["enum"] == ["exit", "entry"]
+    assert "anyOf" not in generated["properties"]["direction"]
 
 
 def test_a_field_removed_then_readded_with_another_type_breaks_against_the_first() -> None:
@@ -303,6 +333,10 @@ class V2RequiredRemoved(BaseModel):
     note: str | None = None
 
 
+class V2LiteralWidened(V1):
+    direction: Literal["exit", "entry", "transit"]  # type: ignore[assignment]
+
+
 class V2TypeChanged(V1):
     case_id: int  # type: ignore[assignment]
 
@@ -360,7 +394,7 @@ class V2NestedTypeChanged(V1):
 
 
 def schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema(mode="serialization")
+    return model.model_json_schema(mode="serialization", schema_generator=base.EventJsonSchema)
 
 
 @pytest.mark.parametrize(
@@ -370,6 +404,14 @@ def schema(model: type[BaseModel]) -> dict[str, Any]:
         (V2TypeChanged, ["case_id: type changed from string to integer"]),
         (V2EnumNarrowed, ['colour: enum narrowed: "blue" no longer allowed']),
         (V2LiteralNarrowed, ['direction: enum narrowed: "entry" no longer allowed']),
+        (
+            V2LiteralWidened,
+            [
+                'direction: closed enum widened with "transit": a reader generated from the earlier '
+                "schema rejects it (open the enumeration in one release, add values in a later one; "
+                "or a new version)"
+            ],
+        ),
         (
             V2RequiredAdded,
             ["priority: required field added: data written under the earlier version lacks it"],
