@@ -49,7 +49,7 @@ class Faults:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.killed: list[str] = []
-        self.pending: dict[str, int] = {}
+        self.pending: list[tuple[str, int]] = []  # each fault, with the work unfinished when it struck
         self.log: list[str] = []
         self.started = time.monotonic()
 
@@ -60,7 +60,7 @@ class Faults:
         """``pending``: the work the stream showed unfinished at the kill (the premise)."""
         self.stack.kill_service(name)
         self.killed.append(name)
-        self.pending[name] = pending
+        self.pending.append((name, pending))
         self.note(f"SIGKILL {name} with {pending} pending")
         await asyncio.sleep(down_for)
         await asyncio.to_thread(self.stack.start_service, name)
@@ -69,7 +69,7 @@ class Faults:
     async def kill_broker(self, index: int, down_for: float, *, pending: int) -> None:
         self.stack.kafka.kill_node(index)
         self.killed.append(f"kafka-{index}")
-        self.pending[f"kafka-{index}"] = pending
+        self.pending.append((f"kafka-{index}", pending))
         self.note(f"SIGKILL kafka node {index} with {pending} pending")
         await asyncio.sleep(down_for)
         await asyncio.to_thread(self.stack.kafka.start_node, index)
@@ -77,7 +77,7 @@ class Faults:
 
     async def restart_postgres(self, *, pending: int) -> None:
         self.note(f"restarting PostgreSQL with {pending} pending")
-        self.pending["postgres"] = pending
+        self.pending.append(("postgres", pending))
         await asyncio.to_thread(self.stack.postgres.restart)
         self.killed.append("postgres (restart)")
         self.note("PostgreSQL back")
@@ -125,32 +125,40 @@ async def test_nothing_is_lost_or_duplicated_under_faults(
             async with limit:
                 return await scenario.register(client, stack, body)
 
-        def eligible() -> int:
-            # The module's cluster carries this test's cases only.
-            return sum(CaseStatus.ELIGIBLE in stream.statuses(c) for c in list(stream.timelines))
+        def eligible(ids: list[object]) -> int:
+            return sum(CaseStatus.ELIGIBLE in stream.statuses(c) for c in ids)  # type: ignore[arg-type]
 
-        async def registration_faults() -> None:
-            # Each fault once the stream shows more cases decided than at the one before, while
-            # registrations and decisions are still under way: the fault hits work in flight.
-            steps = [
-                ("kafka-1", lambda pending: faults.kill_broker(1, down_for=6, pending=pending)),
-                ("eligibility", lambda pending: faults.kill_service("eligibility", pending=pending)),
-                ("postgres", lambda pending: faults.restart_postgres(pending=pending)),
-                ("intake", lambda pending: faults.kill_service("intake", pending=pending)),
-                ("transport", lambda pending: faults.kill_service("transport", pending=pending)),
-            ]
-            for n, (what, inject) in enumerate(steps, start=1):
-                await when(
-                    lambda n=n: eligible() >= n * CASES // 10,
-                    f"{n * 10}% of the cases eligible before {what}",
-                )
-                await inject(CASES - eligible())
+        async def register_into(ids: list[object], body: dict) -> None:
+            ids.append(await register(body))
 
+        # The cases come in waves, one per fault, and each fault strikes once the stream shows half
+        # its wave decided: work is in flight at every fault however fast or slow the machine is.
+        steps = [
+            ("kafka-1", lambda pending: faults.kill_broker(1, down_for=6, pending=pending)),
+            ("eligibility", lambda pending: faults.kill_service("eligibility", pending=pending)),
+            ("postgres", lambda pending: faults.restart_postgres(pending=pending)),
+            ("intake", lambda pending: faults.kill_service("intake", pending=pending)),
+            ("transport", lambda pending: faults.kill_service("transport", pending=pending)),
+        ]
+        waves = [bodies[i :: len(steps)] for i in range(len(steps))]
         started = time.monotonic()
+        registering = []
+        per_wave: list[list[object]] = []
         with scenario.tolerating_faults():
-            case_ids, _ = await asyncio.gather(
-                asyncio.gather(*(register(b) for b in bodies)), registration_faults()
-            )
+            for wave, (what, inject) in zip(waves, steps, strict=True):
+                ids: list[object] = []
+                per_wave.append(ids)
+                registering.append(
+                    asyncio.ensure_future(asyncio.gather(*(register_into(ids, b) for b in wave)))
+                )
+                await when(
+                    lambda ids=ids, wave=wave: eligible(ids) >= len(wave) // 2,
+                    f"half of a wave of {len(wave)} cases decided, before the {what} fault",
+                )
+                await inject(len(wave) - eligible(ids))
+            await asyncio.gather(*registering)
+        case_ids = [c for ids in per_wave for c in ids]
+        assert len(case_ids) == CASES
         await stream.wait_for(case_ids, CaseStatus.ELIGIBLE, 300)
         report_figure(
             "faults",
@@ -267,7 +275,7 @@ async def test_nothing_is_lost_or_duplicated_under_faults(
         f"{repeats}), status changes lost {lost}, made twice {duplicated}, outboxes pending {sum(pending.values())}",
     )
     # The premise: every fault hit work in flight.
-    assert all(n > 0 for n in faults.pending.values()), f"a fault with nothing pending: {faults.pending}"
+    assert all(n > 0 for _, n in faults.pending), f"a fault with nothing pending: {faults.pending}"
     assert len(faults.pending) == 5 + len(route.checkpoints) + 2, faults.pending
     assert not wrong, f"{len(wrong)} cases with a wrong timeline, e.g. {list(wrong.items())[:3]}"
     assert lost == 0 and duplicated == 0
