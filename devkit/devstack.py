@@ -241,11 +241,22 @@ class Stack:
     def wait_ready(self, names: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = list(names)
+        rebinds = 0
         with httpx.Client(timeout=2.0) as client:
             while pending:
                 name = pending[0]
                 proc = self.processes[name]
                 if proc.poll() is not None:
+                    if (
+                        rebinds < 3
+                        and "address already in use" in procs.tail(self.log_path(name), 20).lower()
+                    ):
+                        # Its port was free when chosen and taken before it bound it (another
+                        # process on a shared machine): it starts again on a port chosen now.
+                        rebinds += 1
+                        self.specs[name].port = procs.free_port()
+                        self.start_service(name, wait=False)
+                        continue
                     raise RuntimeError(
                         f"{name} exited with {proc.returncode}:\n{procs.tail(self.log_path(name), 60)}"
                     )

@@ -7,8 +7,10 @@ the border officer of each checkpoint clears at that checkpoint."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -145,6 +147,22 @@ def single_traveller(
 
 RETRYABLE = {502, 503, 504}
 
+# How long a POST keeps retrying a 502/503/504 or a refused connection: 0 unless the caller injects
+# faults on purpose (``tolerating_faults``). Anywhere else a 5xx is the answer, and fails the test
+# or the demo that got it, so a transient server error is seen rather than hidden by a retry.
+_RETRY_UNAVAILABLE: contextvars.ContextVar[float] = contextvars.ContextVar("retry_unavailable", default=0.0)
+
+
+@contextlib.contextmanager
+def tolerating_faults(seconds: float = 60.0) -> Iterator[None]:
+    """Within it (and in every task started within it), POSTs retry for up to ``seconds`` while a
+    service is restarting or its database is unavailable: for tests that kill processes on purpose."""
+    token = _RETRY_UNAVAILABLE.set(seconds)
+    try:
+        yield
+    finally:
+        _RETRY_UNAVAILABLE.reset(token)
+
 
 async def post(
     client: httpx.AsyncClient,
@@ -154,12 +172,16 @@ async def post(
     timeout: float = 60.0,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """POST, retrying while the service is restarting or its database is unavailable.
+    """POST; within ``tolerating_faults``, retrying while the service is restarting or its
+    database is unavailable (for at most ``timeout`` seconds).
 
     Every command used here is idempotent (registration keys, movement ids, clearance of what
     is still undecided), so retrying after an unclear failure is safe.
     """
-    deadline = asyncio.get_running_loop().time() + timeout
+    retry_for = min(timeout, _RETRY_UNAVAILABLE.get())
+    if retry_for <= 0:
+        return await client.post(url, json=body, headers=headers)
+    deadline = asyncio.get_running_loop().time() + retry_for
     while True:
         try:
             response = await client.post(url, json=body, headers=headers)
@@ -169,7 +191,7 @@ async def post(
         except httpx.TransportError as exc:
             problem = repr(exc)
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"POST {url} kept failing for {timeout:.0f}s: {problem}")
+            raise TimeoutError(f"POST {url} kept failing for {retry_for:.0f}s: {problem}")
         await asyncio.sleep(0.5)
 
 
@@ -260,8 +282,11 @@ async def wait_ready_for_planning(
             )
             if response.status_code == 200 and wanted <= {c["case_id"] for c in response.json()["cases"]}:
                 return
+            if response.status_code >= 500 and not _RETRY_UNAVAILABLE.get():
+                raise RuntimeError(f"ready cases: {response.status_code} {response.text}")
         except httpx.TransportError:
-            pass
+            if not _RETRY_UNAVAILABLE.get():
+                raise
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"cases not ready for planning at transport within {timeout:.0f}s")
         await asyncio.sleep(0.2)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer
@@ -32,6 +32,9 @@ class StatusStream:
         )
         self.timelines: dict[uuid.UUID, list[CloudEvent]] = defaultdict(list)
         self.raw_count = 0
+        # Records of an event already read (same ce_source and ce_id): at-least-once delivery shows
+        # here, per case, before the timelines drop them (each timeline holds an event once).
+        self.repeats: Counter[uuid.UUID] = Counter()
         self.invalid: list[str] = []
         self._seen: set[tuple[str, str]] = set()
         self._reached: dict[uuid.UUID, set[CaseStatus]] = defaultdict(set)
@@ -59,11 +62,26 @@ class StatusStream:
             except Exception as exc:  # a reader of a shared stream must outlive any record on it
                 self.invalid.append(f"{record.partition}@{record.offset}: {exc!r}"[:500])
                 continue
-            if not isinstance(event.data, CaseStatusChanged) or event.dedup_key in self._seen:
+            if not isinstance(event.data, CaseStatusChanged):
+                continue
+            if event.dedup_key in self._seen:
+                self.repeats[event.data.case_id] += 1
                 continue
             self._seen.add(event.dedup_key)
             self.timelines[event.data.case_id].append(event)
             self._reached[event.data.case_id].add(event.data.status)
+
+    async def caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until every record on the stream now has been read: what was published before this
+        call is in the timelines (the positive signal behind "nothing else happened")."""
+        assigned = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(assigned)
+        async with asyncio.timeout(timeout):
+            for tp, end in ends.items():
+                while await self._consumer.position(tp) < end:
+                    if self._task is not None and self._task.done():
+                        self._task.result()  # the reader died: say why
+                    await asyncio.sleep(0.05)
 
     def illegal(self, registered: set[uuid.UUID] | None = None) -> dict[uuid.UUID, list[str]]:
         """Every case whose stream, as the platform published it, takes a step the legal

@@ -241,7 +241,7 @@ class PostgresServer:
         self._own(sock, account)
         return sock
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, _rebinds: int = 0) -> None:
         """initdb on first use, then start and wait until a real query succeeds."""
         if self.pid is not None:
             raise RuntimeError("PostgresServer is already running")
@@ -252,7 +252,8 @@ class PostgresServer:
             _ensure_traversable(self.workdir)
             _add_mode(self.workdir, stat.S_IXOTH)
         self._initdb(account, deadline)
-        if not self.port:
+        fresh = not self.port
+        if fresh:
             self.port = procs.free_port()  # then kept across stop/start and restart()
         self._socket_dir = self._prepare_socket_dir(account)
         cmd: list[str | os.PathLike[str]] = [
@@ -284,6 +285,15 @@ class PostgresServer:
         )
         try:
             self._wait_ready(deadline)
+        except RuntimeError:
+            self.stop()
+            if fresh and _rebinds < 3 and "address already in use" in procs.tail(self.log_path, 20).lower():
+                # The port was free when chosen and taken before postgres bound it (another
+                # process on a shared machine): start again on a port chosen now.
+                self.port = 0
+                self.start(max(1.0, deadline - time.monotonic()), _rebinds=_rebinds + 1)
+                return
+            raise
         except BaseException:
             self.stop()
             raise

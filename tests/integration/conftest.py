@@ -131,6 +131,15 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+# The days a health check taken now still counts for (72 h before the travel day starts): only
+# three, so each belongs to one test, said here, and no two tests plan on the same day.
+NEAR_DAYS = {"bulk import": 1, "december": 2, "personal data": 3}
+
+
+def near_day(owner: str) -> date:
+    return date.today() + timedelta(days=NEAR_DAYS[owner])
+
+
 @pytest.fixture
 def travel_date() -> date:
     """A travel date of this test's own: planning takes every ready case of a date."""
@@ -156,6 +165,16 @@ async def wait_group_caught_up(access: KafkaAccess, group: str, topic: str, time
     finally:
         await probe.stop()
         await admin.close()
+
+
+async def settled(stack: Stack, stream: StatusStream, client: httpx.AsyncClient, *services: str) -> None:
+    """The positive signal before asserting that something did not happen: each of ``services`` has
+    published everything it committed (its outbox is empty), and ``stream`` has read all of it."""
+    async with asyncio.timeout(30):
+        for name in services:
+            while (await client.get(stack.url(name) + "/stats")).json()["outbox_pending"]:
+                await asyncio.sleep(0.1)
+    await stream.caught_up()
 
 
 def repo_root() -> Path:

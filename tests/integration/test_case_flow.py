@@ -19,7 +19,7 @@ from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
-from tests.integration.conftest import JOURNEY, wait_group_caught_up
+from tests.integration.conftest import JOURNEY, settled, wait_group_caught_up
 
 
 async def test_family_reaches_arrived_with_its_full_ordered_timeline(
@@ -109,7 +109,7 @@ async def test_expired_document_stops_the_case_at_eligibility_with_its_reason(
     )
     assert planned.status_code == 201
     assert planned.json()["vehicles"][0]["cases"] == []
-    await asyncio.sleep(1)
+    await settled(stack, stream, client, "transport", "eligibility")
     assert stream.statuses(case_id) == [CaseStatus.REGISTERED, CaseStatus.ON_HOLD]
 
 

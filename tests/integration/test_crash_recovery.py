@@ -4,43 +4,100 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import uuid
 from collections import Counter
 from datetime import date
 
 import httpx
 
+from contracts import topics
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from devkit import scenario
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
+from tests.conftest import report_figure
+from tests.integration import faults
 
 
 async def test_services_killed_mid_flow_lose_nothing(
     stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
 ) -> None:
+    """Each kill comes when the status stream shows the victim in the middle of its work, and the
+    work it left behind is measured once it is dead, where it is durable: a kill with nothing
+    pending would prove nothing, and fails the test."""
+    operations = stack.kafka_access("operations")
     bodies = [
         scenario.family_of_three(travel_date) if i % 4 == 0 else scenario.single_traveller(travel_date)
         for i in range(40)
     ]
-    first = await asyncio.gather(*(scenario.register(client, stack, b) for b in bodies[:20]))
-    # Eligibility dies while it is working through the first registrations.
-    stack.kill_service("eligibility")
-    second = await asyncio.gather(*(scenario.register(client, stack, b) for b in bodies[20:]))
-    # Intake dies right after acknowledging registrations: its outbox may still hold them.
-    stack.kill_service("intake")
-    stack.start_service("intake")
-    stack.start_service("eligibility")
-    cases = [*first, *second]
-    await stream.wait_for(cases, CaseStatus.ELIGIBLE, 90)
+    with scenario.tolerating_faults():
+        first = await asyncio.gather(*(scenario.register(client, stack, b) for b in bodies[:20]))
+        # Eligibility dies while it is working through the first registrations: some decided, not all.
+        await faults.when(
+            lambda: 0 < sum(CaseStatus.ELIGIBLE in stream.statuses(c) for c in first) < len(first),
+            "eligibility between its first and its last decision",
+            every=0.005,
+        )
+        stack.kill_service("eligibility")
+        eligibility_left = await faults.group_lag(operations, "eligibility", [topics.CASES])
+        # Intake dies while registrations come in: some answered, some still to be answered.
+        in_flight = 0
 
-    await scenario.run_movement(
-        client, stack, stream, route, travel_date, vehicles=[("BUS-A", 45), ("BUS-B", 45)], expect=cases
+        async def register(body: dict) -> uuid.UUID:
+            nonlocal in_flight
+            in_flight += 1
+            try:
+                return await scenario.register(client, stack, body)
+            finally:
+                in_flight -= 1
+
+        registering = asyncio.gather(*(register(b) for b in bodies[20:]))
+        await faults.when(
+            lambda: 0 < in_flight < len(bodies) - 20, "intake answering registrations", every=0.005
+        )
+        stack.kill_service("intake")
+        unanswered = in_flight
+        intake_left = unanswered + await faults.outbox_unpublished(stack, "intake")
+        await asyncio.to_thread(stack.start_service, "intake")
+        await asyncio.to_thread(stack.start_service, "eligibility")
+        second = await registering
+        cases = [*first, *second]
+        await stream.wait_for(cases, CaseStatus.ELIGIBLE, 90)
+
+        # Transport dies while border decisions are turning into arrivals: some arrived, not all.
+        last = route.checkpoints[-1].checkpoint_id
+        movement = asyncio.create_task(
+            scenario.run_movement(
+                client,
+                stack,
+                stream,
+                route,
+                travel_date,
+                vehicles=[("BUS-A", 45), ("BUS-B", 45)],
+                expect=cases,
+            )
+        )
+        await faults.when(
+            lambda: 0 < sum(CaseStatus.ARRIVED in stream.statuses(c) for c in cases) < len(cases),
+            "transport between its first and its last arrival",
+        )
+        stack.kill_service("transport")
+        transport_left = await faults.group_lag(operations, "transport", [topics.crossings(last)])
+        transport_left += await faults.outbox_unpublished(stack, "transport")
+        await asyncio.to_thread(stack.start_service, "transport")
+        await movement
+        await stream.wait_for(cases, CaseStatus.ARRIVED, 90)
+
+    report_figure(
+        "crash recovery",
+        f"left behind by SIGKILL: eligibility {eligibility_left} unread registration records, intake "
+        f"{intake_left} registrations unanswered ({unanswered}) or unpublished, transport {transport_left} unread decisions or unpublished events",
     )
-    # Transport dies while border decisions are turning into arrivals.
-    stack.kill_service("transport")
-    stack.start_service("transport")
-    await stream.wait_for(cases, CaseStatus.ARRIVED, 90)
+    # The premise: each process died with work in flight.
+    assert eligibility_left > 0, "eligibility had read every registration when it was killed"
+    assert intake_left > 0, "intake had published everything when it was killed"
+    assert transport_left > 0, "transport had nothing left to do when it was killed"
 
     expected = Counter(scenario.journey(route))
     for case_id in cases:

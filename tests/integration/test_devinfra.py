@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import asyncpg
@@ -13,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from corridor.kafkaclient import KafkaAccess
 from corridor.runtime import ensure_topics
-from devkit.devinfra import KafkaCluster, PostgresServer
+from devkit.devinfra import KafkaCluster, PostgresServer, procs
 
 
 def _gone(pid: int) -> bool:
@@ -173,3 +174,30 @@ async def test_three_node_cluster_loses_no_acked_record_when_a_node_dies(tmp_pat
 
     assert all(_gone(pid) for pid in pids)
     assert _processes_under(tmp_path) == []
+
+
+@pytest.mark.integration
+async def test_postgres_chooses_another_port_when_its_port_is_taken_before_it_binds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A free port is found, then bound later by the server: on a shared machine another process
+    may take it in between. The server then starts on a port chosen again, not fails."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    stolen = taken.getsockname()[1]
+    choices = iter([stolen])
+    real = procs.free_port
+    monkeypatch.setattr(procs, "free_port", lambda host="127.0.0.1": next(choices, None) or real(host))
+    postgres = PostgresServer(tmp_path / "postgres")
+    try:
+        postgres.start()
+        assert postgres.port not in (0, stolen)
+        conn = await asyncpg.connect(postgres.dsn("postgres"))
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close()
+    finally:
+        postgres.stop()
+        taken.close()

@@ -38,7 +38,7 @@ from devkit import scenario
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
-from tests.integration.conftest import wait_group_caught_up
+from tests.integration.conftest import settled, wait_group_caught_up
 
 SECTION = "Kafka security"
 TRIED: Counter[str] = Counter()
@@ -235,7 +235,9 @@ async def test_a_forged_crossing_for_another_countrys_post_is_refused_or_dead_le
             GOT_THROUGH["forged origin on the writer's own topic"] += reasons != ["source_mismatch"]
             assert reasons == ["source_mismatch"], (consumer, reasons)
     await wait_group_caught_up(stack.kafka_access("operations"), "transport", own)
-    await asyncio.sleep(1)
+    await settled(
+        stack, stream, client, "transport", *(f"border-{cp.checkpoint_id}" for cp in route.checkpoints)
+    )
     assert stream.statuses(case_id) == before, "a forged crossing changed the case"
     movement_now = (await client.get(f"{stack.url('transport')}/movements/{movement['movement_id']}")).json()
     [vehicle] = movement_now["vehicles"]
@@ -273,7 +275,10 @@ async def test_a_mission_reports_only_on_its_own_topic_and_only_what_its_role_on
         reasons = await _dead_letter_reasons(stack, "intake-inbound", event.id)
         GOT_THROUGH["report beyond the mission's role"] += reasons != [expected]
         assert reasons == [expected]
-    await asyncio.sleep(1)
+    await wait_group_caught_up(
+        stack.kafka_access("operations"), "intake-inbound", topics.inbound_status("UZB")
+    )
+    await settled(stack, stream, client, "intake")
     assert stream.statuses(case_id) == before
 
 

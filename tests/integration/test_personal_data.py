@@ -33,7 +33,7 @@ from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 from services.intake.domain import RegisterCase, build_case
 from tests.conftest import report_figure
-from tests.integration.conftest import wait_group_caught_up
+from tests.integration.conftest import near_day, settled, wait_group_caught_up
 
 S = CaseStatus
 RECEPTION = "/missions/TJK/reception"
@@ -140,7 +140,7 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
     intake, eligibility = stack.url("intake"), stack.url("eligibility")
     # Health evidence cannot be from the future: the day with fit-to-travel checks is soon enough
     # for a check taken now to count (72 h before departure). Nobody plans a movement for it.
-    other_day = date.today() + timedelta(days=2)
+    other_day = near_day("personal data")
 
     # --- the day that travels: singles and families, two with sensitive flags -------------------
     travelling = [case_body(travel_date) for _ in range(24)] + [case_body(travel_date, 2) for _ in range(4)]
@@ -272,7 +272,8 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
 
     cases = day_cases + other
     assert len(cases) >= 40
-    await asyncio.sleep(2)  # anything still in an outbox
+    # Everything the services committed is on the stream before it is searched.
+    await settled(stack, stream, client, *stack.specs)
 
     # --- every record of the public stream, value and headers --------------------------------------
     records = await read_topic(stack.kafka_access("operations"), topics.STATUS)

@@ -87,13 +87,15 @@ def fixed_corpus(topic: str, makers: dict[str, Maker], readers: dict[str, list[s
     ]
     other = next((t for t in readers if set(readers[t]).isdisjoint(readers[topic])), None)
     if other is not None:
-        other_value, other_headers = encoded(*makers[other]())
+        foreign, foreign_source = makers[other]()
+        other_value, other_headers = encoded(foreign, foreign_source)
         corpus.append(
-            bad(
+            Bad(
                 "event of another topic",
+                topic,
                 other_value,
                 headers_with(other_headers),
-                {"ignored", "applied", "dlt:source_mismatch"},  # another member of the same family
+                foreign_type=type(foreign).__name__,
             )
         )
     if topic in FUZZED:

@@ -35,12 +35,14 @@ class Bad:
     topic: str
     value: bytes | None
     headers: Headers
-    # Acceptable outcomes per consumer group ("dlt:<reason>", "applied", "ignored"). None: the one
-    # the envelope decoder predicts, or, for a record that decodes, anything but an envelope reason.
+    # Acceptable outcomes per consumer group ("dlt:<reason>", "applied"), written where the record
+    # is made. None: the oracle's (tests/integration/bad_input/oracle.py) by its kind.
     expect: set[str] | None = None
     partition: int | None = None
     key: bytes | None = b"fuzz"
     sentinel: bool = False
+    # A valid event of this type on a topic that does not carry it (oracle.another_topics_event).
+    foreign_type: str | None = None
     fuzz_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

@@ -1,0 +1,60 @@
+"""What a fault test needs to prove its premise: a fault triggered on observed progress (not after a
+fixed sleep), and, once the process is dead, the work it left behind measured where it is durable
+(a consumer group's committed offsets, an outbox's unpublished rows)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from corridor.kafkaclient import KafkaAccess
+from corridor.kafkatools import partitions_of
+from devkit.devstack import Stack
+
+
+async def when(condition: Callable[[], bool], what: str, timeout: float = 120.0, every: float = 0.05) -> None:
+    """Return as soon as ``condition()`` holds (checked ``every`` seconds): the moment to inject a fault.
+    Never holding is a failed premise, said with ``what``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(every)
+    except TimeoutError:
+        raise AssertionError(f"never observed {what} within {timeout:.0f}s") from None
+
+
+async def group_lag(access: KafkaAccess, group: str, topic_names: Iterable[str]) -> int:
+    """Records on ``topic_names`` that ``group`` has not committed: what it still has to process.
+    A partition the group never committed on counts from its beginning."""
+    partitions: list[TopicPartition] = []
+    for name in topic_names:
+        partitions += await partitions_of(access, name)
+    admin = AIOKafkaAdminClient(**access.aiokafka())
+    probe = AIOKafkaConsumer(**access.aiokafka())
+    await admin.start()
+    await probe.start()
+    try:
+        ends = await probe.end_offsets(partitions)
+        starts = await probe.beginning_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await probe.stop()
+        await admin.close()
+    lag = 0
+    for tp, end in ends.items():
+        done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp]
+        lag += max(0, end - done)
+    return lag
+
+
+async def outbox_unpublished(stack: Stack, service: str) -> int:
+    """Rows of ``service``'s outbox not yet marked published (read straight from its database)."""
+    conn = await asyncpg.connect(stack.postgres.dsn(stack.specs[service].database))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+    finally:
+        await conn.close()
