@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -165,7 +166,7 @@ async def _paced(client: httpx.AsyncClient, stack: Any, drive: Drive, rate: floa
 
 
 async def _planner(
-    client: httpx.AsyncClient, stack: Any, drive: Drive, route: Any, every: float = 1.0
+    client: httpx.AsyncClient, stack: Any, stream: TimedStream, drive: Drive, route: Any, every: float = 1.0
 ) -> None:
     """Every ``every`` seconds, plan a movement of whatever is ready and send its vehicles off."""
     transport = scenario.coordinator(stack)
@@ -209,7 +210,9 @@ async def _planner(
                             asyncio.create_task(_drive_vehicle(client, stack, route, movement_id, vehicle))
                         )
         elif drive.registrations_done and (
-            len(drive.planned) >= len(drive.case_ids) or time.monotonic() - idle_since > 120
+            # A departure also seats cases that became ready after its movement was planned.
+            all(c in drive.planned or CaseStatus.MANIFESTED in stream._reached[c] for c in drive.case_ids)
+            or time.monotonic() - idle_since > 120
         ):
             return  # all planned (or some never became ready: the wait for arrivals says which)
         await asyncio.sleep(every)
@@ -221,6 +224,18 @@ async def _drive_vehicle(
     # Boarding needs the manifest to have reached the posts (the manifested status on the stream).
     await asyncio.sleep(0.5)
     await scenario.drive_vehicle(client, stack, route, movement_id, vehicle["vehicle_id"], timeout=600)
+
+
+def _start_replica(stack: Any, name: str) -> None:
+    """A second process of service ``name``: the same database, principal and consumer groups (the
+    group shares the partitions between the two), on a port of its own."""
+    from devkit.devinfra import procs
+
+    spec = stack.specs[name]
+    twin = dataclasses.replace(spec, name=f"{name}-2", port=procs.free_ports(1)[0])
+    stack.specs[twin.name] = twin
+    stack.db_roles[twin.name] = stack.db_roles[name]
+    stack.start_service(twin.name, timeout=300)
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -258,9 +273,11 @@ async def _consumed(client: httpx.AsyncClient, stack: Any) -> dict[str, int]:
     for name in stack.specs:
         r = await client.get(stack.url(name) + "/stats", headers=headers)
         if r.is_success:
-            for figures in r.json()["consumers"].values():
-                for outcome in found:
+            for consumer, figures in r.json()["consumers"].items():
+                for outcome in ("applied", "duplicates", "dead_lettered"):
                     found[outcome] += figures[outcome]
+                    key = f"{consumer}:{outcome}"
+                    found[key] = found.get(key, 0) + figures[outcome]
     return found
 
 
@@ -342,7 +359,7 @@ async def _measure(infra: Any, cfg: dict[str, Any]) -> Figures:
     async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
         consumed_before = await _consumed(client, stack)
         cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-        planner = asyncio.create_task(_planner(client, stack, drive, route))
+        planner = asyncio.create_task(_planner(client, stack, stream, drive, route))
         if cfg["rate"] > 0:
             mode = f"steady {cfg['rate']:g} cases/s for {cfg['seconds']:g} s"
             await _paced(client, stack, drive, cfg["rate"], cfg["seconds"])
@@ -359,7 +376,7 @@ async def _measure(infra: Any, cfg: dict[str, Any]) -> Figures:
         await asyncio.gather(*drive.vehicles)
         await stream.wait_for(drive.case_ids, {CaseStatus.ARRIVED}, timeout=900)
         await asyncio.sleep(1.0)  # the last consumers' stats settle
-        consumed = {k: v - consumed_before[k] for k, v in (await _consumed(client, stack)).items()}
+        consumed = {k: v - consumed_before.get(k, 0) for k, v in (await _consumed(client, stack)).items()}
         applied = consumed["applied"] + consumed["duplicates"]
         usage = Usage(
             cpu={name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()},
@@ -434,6 +451,10 @@ def e2e(
         int, typer.Option(min=0, help="Records through the naive pipeline (0 skips it).")
     ] = 2000,
     naive_stages: Annotated[int, typer.Option(min=1)] = 3,
+    replica: Annotated[
+        list[str] | None,
+        typer.Option(help="Run a second replica of this service (same consumer group), e.g. transport."),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures to this file.")
     ] = None,
@@ -456,6 +477,8 @@ def e2e(
         _progress(f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {workdir}")
         infra.start()
         infra.stack.start_services(timeout=300)
+        for name in replica or []:
+            _start_replica(infra.stack, name)
         load_before = os.getloadavg()
         figures = asyncio.run(_measure(infra, cfg))
         if naive_records:  # after the platform's run, on the same servers (now idle)
