@@ -403,4 +403,11 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    import sys
+
+    if sys.argv[1:2] == ["e2e"]:  # the end-to-end benchmark (bench/e2e.py), with options of its own
+        from bench.e2e import app as e2e
+
+        e2e(args=sys.argv[2:], prog_name="python -m bench e2e")
+    else:
+        app()

@@ -265,7 +265,7 @@ def _subscriber_of(broker: KafkaBroker, consumer: EventConsumer) -> Any:
         return declared
     for subscriber in broker.subscribers:
         for call in subscriber.calls:
-            if getattr(call.handler, "_original_call", None) == consumer._on_record:
+            if getattr(call.handler, "_original_call", None) == consumer._on_batch:
                 return subscriber
     raise DocumentationError(f"consumer {consumer.name} has no FastStream subscriber")
 

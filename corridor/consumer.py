@@ -6,6 +6,13 @@ is handled inside one database transaction that also records the event in the in
 redelivery has no second effect. What cannot be handled goes to a dead-letter topic with its
 original bytes and the reason; what failed for a passing reason (database or broker down) is
 retried with backoff from the same offset, so neither the record nor the partition's order is lost.
+
+Records come in batches (up to ``batch_size``, from every partition the consumer holds): the
+records of a batch are applied in one transaction with one inbox insert, and each partition's
+offset is committed once, after it. A batch with any record that must be dead-lettered or retried
+is handled again record by record (the rolled-back transaction left nothing), exactly as a batch of
+one is, so a bad record costs its batch the fast path and nothing else: the records before it are
+committed, the ones after it wait behind it in their partition's order.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ import asyncio
 import dataclasses
 import logging
 import traceback
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -29,7 +37,7 @@ from faststream.message import StreamMessage
 from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
-from corridor.inbox import first_delivery
+from corridor.inbox import first_deliveries, first_delivery
 from corridor.redaction import described, detail_ref, fingerprint, frames
 
 log = logging.getLogger(__name__)
@@ -72,24 +80,42 @@ class RetryLater(Rejected):
 
 
 async def _tolerant_parse(
-    record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[StreamMessage[Any]]]
+    batch: tuple[ConsumerRecord[Any, Any], ...], original: Callable[..., Awaitable[StreamMessage[Any]]]
 ) -> StreamMessage[Any]:
-    """FastStream's parser decodes every header as UTF-8 before any handler runs, and a record it
-    cannot decode was dropped: no handler, no dead letter. Parse a copy with decodable headers and
-    hand the handler the original record, so the envelope check dead-letters it (bad_header)."""
+    """FastStream's parser decodes every header as UTF-8 before any handler runs, and a batch it
+    cannot decode was dropped: no handler, no dead letter. Parse copies with decodable headers and
+    hand the handler the original records, so the envelope check dead-letters the bad one
+    (bad_header)."""
     try:
-        return await original(record)
+        return await original(batch)
     except (UnicodeDecodeError, AttributeError):
-        safe = [(k, (v or b"").decode(errors="replace").encode()) for k, v in record.headers or ()]
-        message = await original(dataclasses.replace(record, headers=safe))
-        message.raw_message = record
+        safe = tuple(
+            dataclasses.replace(
+                r, headers=[(k, (v or b"").decode(errors="replace").encode()) for k, v in r.headers or ()]
+            )
+            for r in batch
+        )
+        message = await original(safe)
+        message.raw_message = batch
         return message
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+async def _raw_body(msg: StreamMessage[Any]) -> list[bytes]:
     # The handler decodes the envelope itself, so that a malformed record becomes a dead letter
     # instead of a decoding error FastStream would nack forever.
-    return msg.body
+    return msg.body  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(slots=True)
+class _Applicable:
+    record: ConsumerRecord[Any, Any]
+    event: CloudEvent
+    handler: Handler
+
+
+class _HandleOneByOne(Exception):
+    """A batch holds a record the fast path does not take (a dead letter); the records are
+    handled one at a time instead."""
 
 
 class EventConsumer:
@@ -104,9 +130,14 @@ class EventConsumer:
         backoff_max_seconds: float = 10.0,
         max_attempts: int = 5,
         checkpoint_country: Callable[[str], str | None] = lambda _: None,
+        batch_size: int = 500,
+        batch_wait_ms: int = 50,
     ) -> None:
         """``checkpoint_country`` (the routes' checkpoint -> country) lets the consumer check that a
-        record on a checkpoint's own topic comes from that checkpoint's mission."""
+        record on a checkpoint's own topic comes from that checkpoint's mission. ``batch_size``:
+        the most records taken at once; ``batch_wait_ms``: how long a poll waits for the first
+        record (FastStream also sleeps that long after an empty poll: it bounds the added latency
+        of an idle consumer)."""
         self.name = name
         self.topics = topics
         self.handlers = handlers
@@ -115,6 +146,8 @@ class EventConsumer:
         self._backoff_max = backoff_max_seconds
         self._max_attempts = max_attempts
         self._checkpoint_country = checkpoint_country
+        self.batch_size = batch_size
+        self.batch_wait_ms = batch_wait_ms
         self._attempts: dict[tuple[str, int, int], int] = {}
         self.dead_letter_topic = topics_dead_letter(name)
         self.applied = 0
@@ -128,7 +161,13 @@ class EventConsumer:
         self.subscriber = broker.subscriber(
             *self.topics,
             group_id=self.name,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # The consumer commits each partition's offset itself, after the batch's transaction
+            # (or up to the record a retry must read again): FastStream's batch ack would commit
+            # every record fetched, its nack seek back over records already applied.
+            ack_policy=AckPolicy.MANUAL,
+            batch=True,
+            max_records=self.batch_size,
+            batch_timeout_ms=self.batch_wait_ms,
             auto_offset_reset="earliest",
             parser=_tolerant_parse,
             decoder=_raw_body,
@@ -137,11 +176,89 @@ class EventConsumer:
             # topic to the title of a subscriber with several).
             title=self.name if len(self.topics) > 1 else f"{self.name}:{self.topics[0]}",
         )
-        self.subscriber(self._on_record)
+        self.subscriber(self._on_batch)
 
-    async def _on_record(self, body: bytes, msg: KafkaMessage) -> None:
-        record: ConsumerRecord[Any, Any] = msg.raw_message  # type: ignore[assignment]
-        await self.handle(record)
+    async def _on_batch(self, body: list[bytes], msg: KafkaMessage) -> None:
+        batch: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message  # type: ignore[assignment]
+        consumer: AIOKafkaConsumer = self.subscriber.consumer
+        await self.consume_batch(batch, consumer)
+
+    async def consume_batch(
+        self, batch: tuple[ConsumerRecord[Any, Any], ...] | list[ConsumerRecord[Any, Any]], consumer: Any
+    ) -> None:
+        """Handle ``batch`` (records of any partitions, each partition's in offset order), then
+        commit each partition's offset past what was done and seek back to what must be read
+        again. ``consumer``: the AIOKafkaConsumer the records came from (commit, seek)."""
+        partitions: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = defaultdict(list)
+        for record in batch:
+            partitions[TopicPartition(record.topic, record.partition)].append(record)
+        resume: dict[TopicPartition, int] = {}
+        """Per partition, the offset of the first record not done (read again from there)."""
+        try:
+            if len(batch) == 1:
+                raise _HandleOneByOne  # exactly the path of a single record
+            await self._apply_together(batch)
+        except Exception as exc:
+            if not isinstance(exc, _HandleOneByOne):
+                log.debug("%s: batch of %d handled one by one (%s)", self.name, len(batch), described(exc))
+            for tp, records in partitions.items():
+                for record in records:
+                    try:
+                        await self.handle(record)
+                    except Exception:
+                        # RetryRecord (the backoff is behind it), or a dead letter that could not
+                        # be sent: this record and the rest of its partition are read again.
+                        resume[tp] = record.offset
+                        break
+        done = {
+            tp: resume.get(tp, records[-1].offset + 1)
+            for tp, records in partitions.items()
+            if resume.get(tp) != records[0].offset
+        }
+        if done:
+            try:
+                await consumer.commit(done)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                # A rebalance took the partition: its new owner reads from the last commit, and the
+                # inbox makes what this one applied a duplicate there.
+                log.warning("%s: offsets not committed (%s)", self.name, type(exc).__name__)
+        for tp, offset in resume.items():
+            try:
+                consumer.seek(tp, offset)
+            except IllegalStateError:
+                pass  # no longer assigned here: the new owner reads from the last commit
+
+    async def _apply_together(
+        self, batch: tuple[ConsumerRecord[Any, Any], ...] | list[ConsumerRecord[Any, Any]]
+    ) -> None:
+        """Apply every record of ``batch`` in one transaction, or raise (nothing applied)."""
+        applicable: list[_Applicable] = []
+        for record in batch:
+            event = CloudEvent.from_record(decode_headers(record.headers), record.value)
+            if topics.origin_mismatch(record.topic, event.source, event.data, self._checkpoint_country):
+                raise _HandleOneByOne
+            handler = self.handlers.get(type(event.data))
+            if handler is not None:
+                applicable.append(_Applicable(record, event, handler))
+        if not applicable:
+            return  # known events this consumer has no use for: no transaction
+        applied = duplicates = 0
+        async with self._pool().acquire() as conn, conn.transaction():
+            fresh = await first_deliveries(conn, self.name, [a.event for a in applicable])
+            for a in applicable:
+                identity = (a.event.source, a.event.id)
+                if identity not in fresh:
+                    duplicates += 1
+                    continue
+                fresh.discard(identity)  # the same event twice in one batch: the second is a duplicate
+                await a.handler(conn, a.event)
+                applied += 1
+        self.applied += applied
+        self.duplicates += duplicates
+        if self._attempts:
+            for a in applicable:
+                self._attempts.pop((a.record.topic, a.record.partition, a.record.offset), None)
+        log.debug("%s: applied %d, duplicates %d in one batch", self.name, applied, duplicates)
 
     async def handle(self, record: ConsumerRecord[Any, Any]) -> None:
         headers = decode_headers(record.headers)

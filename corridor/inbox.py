@@ -22,3 +22,23 @@ async def first_delivery(conn: asyncpg.Connection, consumer: str, event: CloudEv
         event.type,
     )
     return status.endswith(" 1")
+
+
+async def first_deliveries(
+    conn: asyncpg.Connection, consumer: str, events: list[CloudEvent]
+) -> set[tuple[str, str]]:
+    """``first_delivery`` for many events in one statement: the (source, id) of those not applied
+    before. The same rule: inside the transaction that applies their effects."""
+    if not events:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO inbox (consumer, event_source, event_id, event_type)
+           SELECT $1, s, i, t FROM unnest($2::text[], $3::text[], $4::text[]) AS u(s, i, t)
+           ON CONFLICT DO NOTHING
+           RETURNING event_source, event_id""",
+        consumer,
+        [e.source for e in events],
+        [e.id for e in events],
+        [e.type for e in events],
+    )
+    return {(r["event_source"], r["event_id"]) for r in rows}

@@ -211,6 +211,7 @@ class ServiceRuntime:
             backoff_max_seconds=self.settings.retry_backoff_max_seconds,
             max_attempts=self.settings.max_handler_attempts,
             checkpoint_country=self.routes.country_of,
+            batch_size=self.settings.consumer_batch_size,
         )
         consumer.register(self.broker)
         declare_publication(self.broker, consumer.dead_letter_topic)

@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
     outbox_retention_seconds: float = 3600.0
     retry_backoff_max_seconds: float = 10.0
     max_handler_attempts: int = 5
+    consumer_batch_size: int = Field(
+        default=500, ge=1, description="Most records a consumer applies in one transaction"
+    )
     log_level: str = "INFO"
     trace_console: bool = False
     # --- who may call the HTTP API (corridor/auth.py). No defaults that would let a service run

@@ -17,7 +17,7 @@ from contracts.border import BorderCrossingCleared
 from contracts.routes import RouteBook
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
-from services.border_clearance import api, usecases
+from services.border_clearance import api, domain, usecases
 from services.border_clearance.store import BorderStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,8 +54,17 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         topics.crossings(checkpoint.checkpoint_id),
         topics.requirements(checkpoint.checkpoint_id),
     )
-    # The decisions of the posts before it: a case cleared there reaches this post.
-    before = routes.checkpoints_before(checkpoint.checkpoint_id)
+    # The decisions of the post just before it (on each route through it): a case cleared there
+    # reaches this post. Posts further back say nothing this post acts on, and reading them cost
+    # a transaction per case and post.
+    before = list(
+        dict.fromkeys(
+            previous
+            for route in routes.routes
+            if route.checkpoint(checkpoint.checkpoint_id) is not None
+            and (previous := domain.previous_checkpoint(route, checkpoint.checkpoint_id)) is not None
+        )
+    )
     handlers = usecases.handlers(ctx)
     if not before:  # the first post of its routes reads no other post's decisions
         handlers.pop(BorderCrossingCleared)

@@ -1,0 +1,526 @@
+"""``python -m bench e2e``: the whole platform, end to end, beside a naive baseline.
+
+Starts its own stack (``devkit.devstack.Stack``: one Kafka node with SASL/SCRAM and ACLs, producers
+with acks=all and idempotence; PostgreSQL with fsync and synchronous commit on) and every service
+as a process, then drives cases from registration to arrival through every service and every post
+of the route, as operators do over HTTP: a caseworker bulk-imports most cases and registers the
+rest one by one, the coordinator plans a movement of what is ready every second, each vehicle is
+boarded, departs, and is cleared at each post in turn.
+
+Figures, all from the public status stream (read as the operations principal) and the services'
+own ``/stats``: cases/s and status events/s sustained, each stage's throughput, p50/p95/p99 from a
+status change (the event's time, set in the transaction) to its record on the stream, and from
+registration to arrival; CPU seconds and peak memory of each service. In the same command, on the
+same servers, the naive baseline (``bench.naive``) and the ratios to it.
+
+``--rate R`` (steady mode) registers R cases a second over HTTP for ``--seconds`` instead of the
+burst, and reports the same figures: at a rate below capacity, the latencies are what a case sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import psutil
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench import naive
+from bench.stats import machine, percentile
+from contracts.envelope import CloudEvent, decode_headers
+from contracts.routes import RouteBook
+from contracts.status import CaseStatus, CaseStatusChanged
+from corridor.auth import Role
+from devkit import scenario
+from opstools.statusreader import StatusStream
+
+app = typer.Typer(add_completion=False, help=__doc__)
+console = Console(width=max(150, Console().width))
+
+CAPACITY = 45
+"""Seats per vehicle (a coach)."""
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+
+
+# ------------------------------------------------------------------------------ the stream
+
+
+class TimedStream(StatusStream):
+    """The status stream, with the moment each status change was read."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list[tuple[uuid.UUID, CaseStatus, str, float, float]] = []
+        """(case, status, stage label, change time, read time) as epoch seconds, first copies only."""
+        self._occurrences: dict[tuple[uuid.UUID, CaseStatus], int] = defaultdict(int)
+
+    async def _follow(self) -> None:
+        async for record in self._consumer:
+            read_at = time.time()
+            self.raw_count += 1
+            try:
+                event = CloudEvent.from_record(decode_headers(record.headers), record.value)
+            except Exception as exc:
+                self.invalid.append(f"{record.partition}@{record.offset}: {exc!r}"[:500])
+                continue
+            if not isinstance(event.data, CaseStatusChanged) or event.dedup_key in self._seen:
+                continue
+            self._seen.add(event.dedup_key)
+            data = event.data
+            self.timelines[data.case_id].append(event)
+            self._reached[data.case_id].add(data.status)
+            n = self._occurrences[(data.case_id, data.status)] = (
+                self._occurrences[(data.case_id, data.status)] + 1
+            )
+            label = data.status.value if n == 1 else f"{data.status.value} #{n}"
+            self.seen.append((data.case_id, data.status, label, event.time.timestamp(), read_at))
+
+
+# ------------------------------------------------------------------------------ driving cases
+
+
+@dataclass
+class Drive:
+    travel: date
+    case_ids: list[uuid.UUID] = field(default_factory=list)
+    planned: set[uuid.UUID] = field(default_factory=set)
+    vehicles: list[asyncio.Task[Any]] = field(default_factory=list)
+    registrations_done: bool = False
+    http_registrations: list[float] = field(default_factory=list)
+    import_seconds: float = 0.0
+    imported: int = 0
+
+
+def _traveller(travel: date) -> dict[str, Any]:
+    return scenario.single_traveller(travel)
+
+
+async def _bulk_import(
+    client: httpx.AsyncClient, stack: Any, drive: Drive, count: int, chunk: int = 500
+) -> None:
+    url = stack.url("intake") + "/imports"
+    headers = {**stack.headers(Role.CASEWORKER, subject="clerk@bench"), "Content-Type": "application/json"}
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    for first in range(0, count, chunk):
+        rows = []
+        for i in range(first, min(count, first + chunk)):
+            body = _traveller(drive.travel)
+            body.pop("registration_key", None)
+            rows.append({"row_key": f"B-{i:07d}", **body})
+        r = await client.post(url, params={"namespace": namespace}, content=json.dumps(rows), headers=headers)
+        r.raise_for_status()
+        for entry in r.json()["entries"]:
+            if entry["outcome"] in ("created", "flagged"):
+                drive.case_ids.append(uuid.UUID(entry["case_id"]))
+                drive.imported += 1
+    drive.import_seconds = time.monotonic() - started
+
+
+async def _register_over_http(client: httpx.AsyncClient, stack: Any, drive: Drive) -> None:
+    started = time.monotonic()
+    drive.case_ids.append(await scenario.register(client, stack, _traveller(drive.travel)))
+    drive.http_registrations.append(time.monotonic() - started)
+
+
+async def _http_burst(
+    client: httpx.AsyncClient, stack: Any, drive: Drive, count: int, concurrency: int
+) -> None:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with slots:
+            await _register_over_http(client, stack, drive)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def _paced(client: httpx.AsyncClient, stack: Any, drive: Drive, rate: float, seconds: float) -> None:
+    tasks: list[asyncio.Task[None]] = []
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(_register_over_http(client, stack, drive)))
+    await asyncio.gather(*tasks)
+
+
+async def _planner(
+    client: httpx.AsyncClient, stack: Any, stream: TimedStream, drive: Drive, route: Any, every: float = 1.0
+) -> None:
+    """Every ``every`` seconds, plan a movement of whatever is ready and send its vehicles off."""
+    transport = scenario.coordinator(stack)
+    wave = 0
+    idle_since = time.monotonic()
+    while True:
+        r = await client.get(
+            stack.url("transport") + "/ready-cases",
+            params={"route_id": route.route_id, "departure_date": drive.travel.isoformat()},
+            headers=transport,
+        )
+        ready = (
+            [c for c in r.json()["cases"] if uuid.UUID(c["case_id"]) not in drive.planned]
+            if r.is_success
+            else []
+        )
+        if ready:
+            idle_since = time.monotonic()
+            wave += 1
+            movement_id = f"MOV-{drive.travel:%Y%m%d}-{uuid.uuid4().hex[:6]}"
+            vehicles = math.ceil(len(ready) / CAPACITY)
+            response = await scenario.post(
+                client,
+                stack.url("transport") + "/movements",
+                {
+                    "movement_id": movement_id,
+                    "route_id": route.route_id,
+                    "departure_date": drive.travel.isoformat(),
+                    "vehicles": [
+                        {"vehicle_id": f"BUS-{wave}-{v}", "capacity": CAPACITY} for v in range(vehicles)
+                    ],
+                },
+                headers=transport,
+            )
+            if response.status_code == 201:
+                movement = response.json()
+                for vehicle in movement["vehicles"]:
+                    if vehicle["cases"]:
+                        drive.planned.update(uuid.UUID(c["case_id"]) for c in vehicle["cases"])
+                        drive.vehicles.append(
+                            asyncio.create_task(_drive_vehicle(client, stack, route, movement_id, vehicle))
+                        )
+        elif drive.registrations_done and (
+            # A departure also seats cases that became ready after its movement was planned.
+            all(c in drive.planned or CaseStatus.MANIFESTED in stream._reached[c] for c in drive.case_ids)
+            or time.monotonic() - idle_since > 120
+        ):
+            return  # all planned (or some never became ready: the wait for arrivals says which)
+        await asyncio.sleep(every)
+
+
+async def _drive_vehicle(
+    client: httpx.AsyncClient, stack: Any, route: Any, movement_id: str, vehicle: dict[str, Any]
+) -> None:
+    # Boarding needs the manifest to have reached the posts (the manifested status on the stream).
+    await asyncio.sleep(0.5)
+    await scenario.drive_vehicle(client, stack, route, movement_id, vehicle["vehicle_id"], timeout=600)
+
+
+def _start_replica(stack: Any, name: str) -> None:
+    """A second process of service ``name``: the same database, principal and consumer groups (the
+    group shares the partitions between the two), on a port of its own."""
+    from devkit.devinfra import procs
+
+    spec = stack.specs[name]
+    twin = dataclasses.replace(spec, name=f"{name}-2", port=procs.free_ports(1)[0])
+    stack.specs[twin.name] = twin
+    stack.db_roles[twin.name] = stack.db_roles[name]
+    stack.start_service(twin.name, timeout=300)
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Usage:
+    cpu: dict[str, float]
+    peak_rss_mib: dict[str, float]
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+    except psutil.Error:
+        return 0.0
+
+
+def _peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def _consumed(client: httpx.AsyncClient, stack: Any) -> dict[str, int]:
+    """Records the consumers of every service applied, recognised as duplicates and dead-lettered
+    (their /stats)."""
+    headers = stack.headers(Role.OPERATIONS_VIEWER)
+    found = {"applied": 0, "duplicates": 0, "dead_lettered": 0}
+    for name in stack.specs:
+        r = await client.get(stack.url(name) + "/stats", headers=headers)
+        if r.is_success:
+            for consumer, figures in r.json()["consumers"].items():
+                for outcome in ("applied", "duplicates", "dead_lettered"):
+                    found[outcome] += figures[outcome]
+                    key = f"{consumer}:{outcome}"
+                    found[key] = found.get(key, 0) + figures[outcome]
+    return found
+
+
+def _pcts(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return (math.nan, math.nan, math.nan)
+    return (percentile(values, 50), percentile(values, 95), percentile(values, 99))
+
+
+@dataclass
+class Figures:
+    mode: str
+    cases: int
+    seconds: float
+    cases_per_second: float
+    events: int
+    events_per_second: float
+    records_applied: int
+    records_per_second: float
+    stages: list[dict[str, Any]]
+    change_to_stream_ms: tuple[float, float, float]
+    registration_to_arrival_s: tuple[float, float, float]
+    cpu_seconds: dict[str, float]
+    peak_rss_mib: dict[str, float]
+    import_rows_per_second: float
+    naive: dict[str, float] = field(default_factory=dict)
+    consumed: dict[str, int] = field(default_factory=dict)
+
+
+def _figures(mode: str, stream: TimedStream, drive: Drive, applied: int, usage: Usage, route: Any) -> Figures:
+    ours = set(drive.case_ids)
+    seen = [s for s in stream.seen if s[0] in ours]
+    registered = {c: changed for c, status, _, changed, _ in seen if status is CaseStatus.REGISTERED}
+    arrived = {c: read for c, status, _, _, read in seen if status is CaseStatus.ARRIVED}
+    start = min(registered.values()) if registered else 0.0
+    end = max(arrived.values()) if arrived else 0.0
+    seconds = max(end - start, 1e-9)
+    by_stage: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for _, _, label, changed, read in seen:
+        by_stage[label].append((changed, read))
+    stages = []
+    for label, points in sorted(by_stage.items(), key=lambda kv: min(p[1] for p in kv[1])):
+        reads = [p[1] for p in points]
+        span = max(reads) - min(reads)
+        stages.append(
+            {
+                "stage": label,
+                "events": len(points),
+                "per_second": (len(points) - 1) / span if span > 0 else math.nan,
+                "ms": _pcts([(r - c) * 1000 for c, r in points]),
+            }
+        )
+    return Figures(
+        mode=mode,
+        cases=len(arrived),
+        seconds=seconds,
+        cases_per_second=len(arrived) / seconds,
+        events=len(seen),
+        events_per_second=len(seen) / seconds,
+        records_applied=applied,
+        records_per_second=applied / seconds,
+        stages=stages,
+        change_to_stream_ms=_pcts([(r - c) * 1000 for _, _, _, c, r in seen]),
+        registration_to_arrival_s=_pcts([arrived[c] - registered[c] for c in arrived if c in registered]),
+        cpu_seconds=usage.cpu,
+        peak_rss_mib=usage.peak_rss_mib,
+        import_rows_per_second=drive.imported / drive.import_seconds if drive.import_seconds else math.nan,
+    )
+
+
+async def _measure(infra: Any, cfg: dict[str, Any]) -> Figures:
+    stack = infra.stack
+    route = RouteBook.load(stack.routes_file).routes[0]
+    stream = TimedStream(infra.reader)
+    await stream.start()
+    drive = Drive(travel=date.today() + timedelta(days=30))
+    pids = {name: proc.pid for name, proc in stack.processes.items()}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
+        consumed_before = await _consumed(client, stack)
+        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        planner = asyncio.create_task(_planner(client, stack, stream, drive, route))
+        if cfg["rate"] > 0:
+            mode = f"steady {cfg['rate']:g} cases/s for {cfg['seconds']:g} s"
+            await _paced(client, stack, drive, cfg["rate"], cfg["seconds"])
+        else:
+            mode = f"burst of {cfg['cases']} cases"
+            over_http = min(cfg["cases"], cfg["http_cases"])
+            await asyncio.gather(
+                _bulk_import(client, stack, drive, cfg["cases"] - over_http),
+                _http_burst(client, stack, drive, over_http, cfg["http_concurrency"]),
+            )
+            _progress(f"registered {len(drive.case_ids)} ({drive.imported} imported)")
+        drive.registrations_done = True
+        await planner
+        await asyncio.gather(*drive.vehicles)
+        await stream.wait_for(drive.case_ids, {CaseStatus.ARRIVED}, timeout=900)
+        await asyncio.sleep(1.0)  # the last consumers' stats settle
+        consumed = {k: v - consumed_before.get(k, 0) for k, v in (await _consumed(client, stack)).items()}
+        applied = consumed["applied"] + consumed["duplicates"]
+        usage = Usage(
+            cpu={name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()},
+            peak_rss_mib={name: _peak_rss_mib(pid) for name, pid in pids.items()},
+        )
+    await stream.stop()
+    figures = _figures(mode, stream, drive, applied, usage, route)
+    figures.consumed = consumed
+    return figures
+
+
+# ------------------------------------------------------------------------------ printing
+
+
+def _ms(values: tuple[float, float, float]) -> str:
+    return " / ".join(f"{v:,.0f}" for v in values)
+
+
+def _print(f: Figures) -> None:
+    console.rule(f"[bold]End to end: {f.mode}")
+    console.print(
+        f"{f.cases} cases to arrival in {f.seconds:.1f} s: [bold]{f.cases_per_second:.1f} cases/s[/], "
+        f"{f.events_per_second:.0f} status events/s, {f.records_per_second:.0f} consumer records/s "
+        f"({f.consumed.get('applied', 0)} applied, {f.consumed.get('duplicates', 0)} duplicates, {f.consumed.get('dead_lettered', 0)} dead-lettered); bulk import {f.import_rows_per_second:.0f} rows/s",
+        highlight=False,
+    )
+    console.print(
+        f"status change → record on the stream p50/p95/p99: {_ms(f.change_to_stream_ms)} ms; "
+        f"registration → arrival p50/p95/p99: "
+        + " / ".join(f"{v:.1f}" for v in f.registration_to_arrival_s)
+        + " s",
+        highlight=False,
+    )
+    table = Table("stage", "events", "events/s", "change→stream p50 / p95 / p99 ms", box=None)
+    for s in f.stages:
+        table.add_row(s["stage"], str(s["events"]), f"{s['per_second']:.1f}", _ms(s["ms"]))
+    console.print(table)
+    usage = Table("service", "CPU s", "CPU ms/case", "peak RSS MiB", box=None)
+    for name in sorted(f.cpu_seconds, key=lambda n: -f.cpu_seconds[n]):
+        cpu = f.cpu_seconds[name]
+        usage.add_row(
+            name, f"{cpu:.1f}", f"{cpu * 1000 / max(f.cases, 1):.1f}", f"{f.peak_rss_mib[name]:.0f}"
+        )
+    usage.add_row(
+        "all services",
+        f"{sum(f.cpu_seconds.values()):.1f}",
+        f"{sum(f.cpu_seconds.values()) * 1000 / max(f.cases, 1):.1f}",
+        "",
+    )
+    console.print(usage)
+    if f.naive:
+        n = f.naive
+        console.print(
+            f"naive baseline ({n['stages']:.0f} stages, one transaction and one awaited publish per record): "
+            f"{n['handled_per_second']:.0f} records handled/s ({n['records_per_second']:.1f} through every stage/s). "
+            f"Ratios: status events/s {f.events_per_second / n['records_per_second']:.1f}x a naive stage's records/s; "
+            f"consumer records/s {f.records_per_second / n['handled_per_second']:.1f}x the naive pipeline's",
+            highlight=False,
+        )
+
+
+@app.command()
+def e2e(
+    cases: Annotated[int, typer.Option("--cases", "-n", min=1, help="Cases of the burst.")] = 1000,
+    http_cases: Annotated[int, typer.Option(min=0, help="Of them, registered one by one over HTTP.")] = 100,
+    http_concurrency: Annotated[int, typer.Option(min=1)] = 8,
+    rate: Annotated[
+        float, typer.Option(min=0.0, help="Steady mode: cases/s over HTTP (0: the burst).")
+    ] = 0.0,
+    seconds: Annotated[float, typer.Option(min=1.0, help="Steady mode: for how long.")] = 60.0,
+    naive_records: Annotated[
+        int, typer.Option(min=0, help="Records through the naive pipeline (0 skips it).")
+    ] = 2000,
+    naive_stages: Annotated[int, typer.Option(min=1)] = 3,
+    replica: Annotated[
+        list[str] | None,
+        typer.Option(help="Run a second replica of this service (same consumer group), e.g. transport."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this file.")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary directory (server logs).")] = False,
+) -> None:
+    """Drive cases end to end through the whole platform; the naive baseline beside it."""
+    from bench.infra import Infra
+
+    workdir = Path(tempfile.mkdtemp(prefix="corridor-bench-e2e-"))
+    infra = Infra(workdir, durable=True)
+    info = machine()
+    cfg = {
+        "cases": cases,
+        "http_cases": http_cases,
+        "http_concurrency": http_concurrency,
+        "rate": rate,
+        "seconds": seconds,
+    }
+    try:
+        _progress(f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {workdir}")
+        infra.start()
+        infra.stack.start_services(timeout=300)
+        for name in replica or []:
+            _start_replica(infra.stack, name)
+        load_before = os.getloadavg()
+        figures = asyncio.run(_measure(infra, cfg))
+        if naive_records:  # after the platform's run, on the same servers (now idle)
+            _progress(f"naive baseline: {naive_records} records through {naive_stages} stages")
+            result = asyncio.run(
+                naive.run(
+                    infra.stack.kafka.admin_access(), infra.dsn, stages=naive_stages, records=naive_records
+                )
+            )
+            figures.naive = {
+                "stages": naive_stages,
+                "records": result.records,
+                "seconds": result.seconds,
+                "records_per_second": result.records_per_second,
+                "handled_per_second": result.handled_per_second,
+            }
+        _print(figures)
+        console.print(
+            f"Machine: {info.get('cpu', '?')}, {os.cpu_count()} cores; load average before "
+            f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+            "(other processes on the machine depress absolute figures; the ratios are measured in the same run).",
+            highlight=False,
+        )
+        if json_out is not None:
+            json_out.write_text(
+                json.dumps(
+                    {
+                        "machine": info,
+                        "config": cfg,
+                        "at": datetime.now(UTC).isoformat(),
+                        "figures": figures.__dict__,
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            infra.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    app()

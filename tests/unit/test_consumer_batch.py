@@ -1,0 +1,215 @@
+"""A consumer applies a batch in one transaction and commits each partition once after it; a record
+it must retry or dead-letter costs the batch its fast path, never the other records or the order."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+
+from contracts import topics
+from contracts.border import BorderCrossingCleared, PersonDecision
+from contracts.envelope import CloudEvent
+from corridor.consumer import EventConsumer, Rejected, RetryLater
+
+TOPIC = topics.crossings("uzb-oybek-exit")
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, bytes]]] = []
+
+    async def send_and_wait(self, topic: str, *, value: Any, key: Any, headers: Any) -> None:
+        self.sent.append((topic, dict(headers)))
+
+
+class Conn:
+    """Just enough of asyncpg for the consumer: an inbox, transactions that roll it back."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        self.db.transactions += 1
+        before = (set(self.db.inbox), list(self.db.effects))
+        try:
+            yield
+        except BaseException:
+            self.db.inbox, self.db.effects = before[0], before[1]
+            raise
+
+    async def execute(self, _sql: str, consumer: str, source: str, event_id: str, _type: str) -> str:
+        key = (consumer, source, event_id)
+        if key in self.db.inbox:
+            return "INSERT 0 0"
+        self.db.inbox.add(key)
+        return "INSERT 0 1"
+
+    async def fetch(self, _sql: str, consumer: str, sources: list[str], ids: list[str], _t: Any) -> list[Any]:
+        rows = []
+        for source, event_id in zip(sources, ids, strict=True):
+            if (consumer, source, event_id) not in self.db.inbox:
+                self.db.inbox.add((consumer, source, event_id))
+                rows.append({"event_source": source, "event_id": event_id})
+        return rows
+
+
+class Database:
+    def __init__(self) -> None:
+        self.inbox: set[tuple[str, str, str]] = set()
+        self.effects: list[str] = []
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Conn]:
+        yield Conn(self)
+
+
+class KafkaConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def crossing(vehicle: str, *, source_mission: str = "UZB") -> CloudEvent:
+    return CloudEvent.new(
+        BorderCrossingCleared(
+            case_id=uuid.uuid4(),
+            checkpoint_id="uzb-oybek-exit",
+            country="UZB",
+            crossing="Oybek",
+            direction="exit",
+            movement_id="M1",
+            vehicle_id=vehicle,
+            decisions=[PersonDecision(person_id=uuid.uuid4(), cleared=True)],
+            decided_at=datetime.now(UTC),
+        ),
+        source=f"/missions/{source_mission}/border_clearance",
+    )
+
+
+def record(partition: int, offset: int, event: CloudEvent) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=TOPIC,
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=event.subject.encode(),
+        value=event.value(),
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=0,
+        headers=event.headers(),
+    )
+
+
+def tp(partition: int) -> TopicPartition:
+    return TopicPartition(TOPIC, partition)
+
+
+def consumer(db: Database, producer: Producer, refuse: dict[str, type[Exception]]) -> EventConsumer:
+    """Applies a crossing by noting its vehicle; a vehicle named in ``refuse`` raises that."""
+
+    async def handler(_conn: Any, event: CloudEvent) -> None:
+        assert isinstance(event.data, BorderCrossingCleared)
+        failure = refuse.get(event.data.vehicle_id)
+        if failure is RetryLater or failure is Rejected:
+            raise failure("not_yet", "a status before its predecessor")
+        if failure is not None:
+            raise failure("boom")
+        db.effects.append(event.data.vehicle_id)
+
+    return EventConsumer(
+        name="transport",
+        topics=(TOPIC,),
+        handlers={BorderCrossingCleared: handler},
+        pool=lambda: db,  # type: ignore[arg-type,return-value]
+        producer=lambda: producer,  # type: ignore[arg-type,return-value]
+        backoff_max_seconds=0.0,
+        max_attempts=2,
+        checkpoint_country={"uzb-oybek-exit": "UZB"}.get,
+    )
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def instant(_seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr("corridor.consumer.asyncio.sleep", instant)
+
+
+async def test_a_clean_batch_is_one_transaction_and_one_commit_per_partition() -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {})
+    repeated = crossing("V3")
+    batch = [record(0, 10, crossing("V1")), record(1, 4, crossing("V2")), record(0, 11, repeated)]
+    batch.append(record(0, 12, repeated))  # the same event delivered twice in one batch
+    await c.consume_batch(batch, kafka)
+    assert db.effects == ["V1", "V2", "V3"]
+    assert db.transactions == 1
+    assert kafka.commits == [{tp(0): 13, tp(1): 5}] and kafka.seeks == []
+    assert (c.applied, c.duplicates, c.dead_lettered) == (3, 1, 0)
+    # Delivered again (a rebalance before the commit): nothing applied twice.
+    await c.consume_batch(batch, kafka)
+    assert db.effects == ["V1", "V2", "V3"] and c.duplicates == 5
+
+
+async def test_a_retried_record_holds_back_only_its_own_partition(no_sleep: None) -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {"V2": RetryLater})
+    batch = [
+        record(0, 0, crossing("V1")),
+        record(0, 1, crossing("V2")),
+        record(1, 0, crossing("V4")),
+        record(0, 2, crossing("V3")),
+    ]
+    await c.consume_batch(batch, kafka)
+    # V1 applied and committed, V2 read again and V3 after it (its partition's order); V4 goes on.
+    assert db.effects == ["V1", "V4"]
+    assert kafka.commits == [{tp(0): 1, tp(1): 1}]
+    assert kafka.seeks == [(tp(0), 1)]
+    assert (c.applied, c.retried, c.dead_lettered) == (2, 1, 0)
+    # Redelivered from the retried record: its attempts used up, it is dead-lettered, V3 applied.
+    await c.consume_batch(batch[1:2] + batch[3:], kafka)
+    assert db.effects == ["V1", "V4", "V3"]
+    assert kafka.commits[-1] == {tp(0): 3} and len(kafka.seeks) == 1
+    assert [h["dlt_reason"] for _, h in producer.sent] == [b"not_yet"]
+
+
+async def test_dead_letters_in_a_batch_keep_the_rest_applied() -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {"V2": Rejected})
+    forged = crossing("V5", source_mission="TJK")
+    batch = [record(0, 0, crossing("V1")), record(0, 1, crossing("V2")), record(0, 2, forged)]
+    batch += [record(0, 3, crossing("V3"))]
+    undecodable = record(0, 4, crossing("V6"))
+    batch.append(dataclasses.replace(undecodable, value=b"{not json", headers=[("ce_id", b"\xff")]))
+    batch.append(record(0, 5, crossing("V4")))
+    await c.consume_batch(batch, kafka)
+    assert db.effects == ["V1", "V3", "V4"]
+    assert [h["dlt_reason"] for _, h in producer.sent] == [b"not_yet", b"source_mismatch", b"bad_header"]
+    assert kafka.commits == [{tp(0): 6}] and kafka.seeks == []
+    assert (c.applied, c.dead_lettered, c.source_mismatches) == (3, 3, 1)
+
+
+async def test_a_record_with_no_handler_opens_no_transaction() -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {})
+    c.handlers = {}
+    await c.consume_batch([record(0, 0, crossing("V1")), record(0, 1, crossing("V2"))], kafka)
+    assert db.transactions == 0 and kafka.commits == [{tp(0): 2}]
