@@ -328,6 +328,11 @@ class Stack:
                 )
             time.sleep(0.2)
 
+    def stop_operations_page(self) -> None:
+        if self.operations_page is not None:
+            procs.terminate(self.operations_page, signal.SIGTERM, grace=10.0)
+            self.operations_page = None
+
     # --- identities ----------------------------------------------------------------------
 
     @property
@@ -380,8 +385,7 @@ class Stack:
     # --- lifecycle ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        if self.operations_page is not None:
-            procs.terminate(self.operations_page, signal.SIGTERM, grace=10.0)
+        self.stop_operations_page()
         for proc in list(self.processes.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -182,6 +182,8 @@ class ServicePoller:
         self.seconds = seconds
         self._task: asyncio.Task[None] | None = None
         self._client = httpx.AsyncClient(timeout=min(5.0, seconds))
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
 
     def _token(self, mission: str) -> str | None:
         # Read at every poll: the deployment rotates the page's tokens by replacing the files.
@@ -194,6 +196,11 @@ class ServicePoller:
             return None
 
     async def start(self) -> None:
+        # Kept for the process's life: a SASL handshake every few seconds would load the brokers.
+        self._admin = AIOKafkaAdminClient(**self.access.aiokafka())
+        self._offsets = AIOKafkaConsumer(**self.access.aiokafka(), enable_auto_commit=False)
+        await self._admin.start()
+        await self._offsets.start()
         self._task = asyncio.create_task(self._loop(), name="operations-poll")
 
     async def stop(self) -> None:
@@ -202,6 +209,10 @@ class ServicePoller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._client.aclose()
+        if self._offsets is not None:
+            await self._offsets.stop()
+        if self._admin is not None:
+            await self._admin.close()
 
     async def _loop(self) -> None:
         while True:
@@ -246,33 +257,29 @@ class ServicePoller:
         self.board.set_health(health)
 
     async def _poll_lag(self) -> None:
-        admin = AIOKafkaAdminClient(**self.access.aiokafka())
-        consumer = AIOKafkaConsumer(**self.access.aiokafka(), enable_auto_commit=False)
+        admin, consumer = self._admin, self._offsets
+        if admin is None or consumer is None:
+            return
         try:
-            await admin.start()
-            await consumer.start()
-            # Only the groups this principal may describe: the services' (opstools.kafkaadmin).
-            groups = sorted(g[0] for g in await admin.list_consumer_groups())
-            committed: dict[str, dict[TopicPartition, int]] = {}
-            for group in groups:
-                offsets = await admin.list_consumer_group_offsets(group)
-                committed[group] = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-            all_tps = {tp for offsets in committed.values() for tp in offsets}
-            ends = await consumer.end_offsets(list(all_tps)) if all_tps else {}
-            lag = []
-            for group, offsets in committed.items():
-                by_topic: dict[str, list[int]] = {}
-                for tp, offset in offsets.items():
-                    by_topic.setdefault(tp.topic, []).append(max(0, ends.get(tp, offset) - offset))
-                lag += [GroupLag(group, t, sum(v), len(v)) for t, v in by_topic.items()]
-            self.board.set_lag(lag)
+            async with asyncio.timeout(max(self.seconds, 5.0)):
+                # Only the groups this principal may describe: the services' (opstools.kafkaadmin).
+                groups = sorted(g[0] for g in await admin.list_consumer_groups())
+                committed: dict[str, dict[TopicPartition, int]] = {}
+                for group in groups:
+                    offsets = await admin.list_consumer_group_offsets(group)
+                    committed[group] = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+                all_tps = {tp for offsets in committed.values() for tp in offsets}
+                ends = await consumer.end_offsets(list(all_tps)) if all_tps else {}
         except Exception as exc:
             self.board.set_lag(self.board.lag, f"lag unreadable ({type(exc).__name__})")
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            with contextlib.suppress(Exception):
-                await admin.close()
+            return
+        lag = []
+        for group, offsets in committed.items():
+            by_topic: dict[str, list[int]] = {}
+            for tp, offset in offsets.items():
+                by_topic.setdefault(tp.topic, []).append(max(0, ends.get(tp, offset) - offset))
+            lag += [GroupLag(group, t, sum(v), len(v)) for t, v in by_topic.items()]
+        self.board.set_lag(lag)
 
 
 def parse_case_id(raw: str) -> uuid.UUID | None:

@@ -79,6 +79,17 @@ return {
 
 
 @pytest.fixture
+def page_url(stack: Stack) -> Iterator[str]:
+    """The stack's operations page, for this test only: the rest of the session does without its
+    polling."""
+    started = time.monotonic()
+    url = stack.start_operations_page(stuck_after_seconds=STUCK_AFTER)
+    print(f"\noperations page ready in {time.monotonic() - started:.1f}s")
+    yield url
+    stack.stop_operations_page()
+
+
+@pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
         "Debian's chromium and chromium-driver are needed: make setup installs them (as root)"
@@ -89,8 +100,10 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         options.add_argument(flag)
     # The system's driver, named: Selenium then fetches nothing (no Selenium Manager download).
     service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log"))
+    started = time.monotonic()
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
+    print(f"\nChromium started in {time.monotonic() - started:.1f}s")
     try:
         yield driver
     finally:
@@ -170,11 +183,12 @@ async def test_the_operations_page_follows_a_movement_live_in_chromium(
     client: httpx.AsyncClient,
     travel_date: date,
     browser: webdriver.Chrome,
+    page_url: str,
     tmp_path: Path,
 ) -> None:
     started = time.monotonic()
     screens = Screens(tmp_path)
-    url = await asyncio.to_thread(stack.start_operations_page, stuck_after_seconds=STUCK_AFTER)
+    url = page_url
 
     # Behind the operations-viewer role: no data without a token, and a caseworker's is refused.
     async with httpx.AsyncClient(base_url=url, timeout=10) as raw:
