@@ -128,19 +128,34 @@ async def events(request: Request) -> StreamingResponse:
     passing, with no record arriving)."""
     state = request.app.state
     return StreamingResponse(
-        _board_events(request, board_of(request), state.push_seconds, state.refresh_seconds),
+        _board_events(
+            request, board_of(request), state.push_seconds, state.refresh_seconds, _expiry(request)
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
+def _expiry(request: Request) -> float:
+    """When the token this request was admitted with expires (it was verified, exp included, by
+    the authentication before the route ran)."""
+    header = request.headers.get("authorization", "")
+    try:
+        claims = jwt.decode(header.partition(" ")[2], options={"verify_signature": False})
+        return float(claims["exp"])
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return 0.0
+
+
 async def _board_events(
-    request: Request, board: Board, push_seconds: float, refresh_seconds: float
+    request: Request, board: Board, push_seconds: float, refresh_seconds: float, expires_at: float
 ) -> AsyncIterator[str]:
+    """Ends when the viewer's token expires: the browser reconnects, is refused, and the page asks
+    for a new token (a connection must not outlive the permission it was opened with)."""
     sent = -1
     sent_at = 0.0
     yield f"retry: {int(max(push_seconds, 1.0) * 1000)}\n\n"
-    while not await request.is_disconnected():
+    while time.time() < expires_at and not await request.is_disconnected():
         now = time.monotonic()
         if board.version != sent or now - sent_at >= refresh_seconds:
             sent, sent_at = board.version, now

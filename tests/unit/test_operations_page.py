@@ -180,3 +180,36 @@ def test_a_bearer_header_works_as_for_any_service(page: TestClient, issuer: DevI
     assert page.get("/api/board", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     page.cookies.set("corridor_ops_session", token[:-4] + "AAAA")
     assert page.get("/api/board").status_code == 401
+
+
+class _Client:
+    """A request whose client goes away after ``polls`` looks."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls = polls
+
+    async def is_disconnected(self) -> bool:
+        self.polls -= 1
+        return self.polls < 0
+
+
+async def test_the_event_stream_pushes_the_board_when_it_changes_and_ends_with_the_token() -> None:
+    import json
+    import time
+
+    from services.operations.api import _board_events
+
+    board, (a, _, _) = board_with_a_movement()
+    events: list[str] = []
+    stream = _board_events(_Client(6), board, 0.01, 60.0, time.time() + 60)  # type: ignore[arg-type]
+    async for chunk in stream:
+        events.append(chunk)
+        if len(events) == 2:
+            board.apply_status(change(a, CaseStatus.ARRIVED, 40, members=3))
+    assert events[0].startswith("retry: ")
+    boards = [json.loads(e.split("data: ", 1)[1]) for e in events[1:]]
+    assert len(boards) == 2, "one push per change, none while nothing changes"
+    assert {r["status"]: r["cases"] for r in boards[1]["funnel"]}["arrived"] == 1
+
+    expired = [c async for c in _board_events(_Client(100), board, 0.01, 60.0, time.time() - 1)]  # type: ignore[arg-type]
+    assert expired == [expired[0]] and expired[0].startswith("retry: ")

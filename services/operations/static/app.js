@@ -92,7 +92,7 @@ function render(b) {
     groups.set(g.group, e);
   }
   fill("lag", [...groups].map(([group, e]) => row([el("td", group), num(e.lag, e.lag > 0 ? "warn" : ""), el("td", e.behind.join(", ") || "–")],
-    { "data-group": group })), "no consumer group visible");
+    { "data-group": group })), "no consumer group has committed offsets yet");
 }
 
 function setLive(on, text) {
