@@ -115,6 +115,8 @@ def run(settings: OperationsSettings | None = None) -> None:
         port=settings.http_port,
         log_level=settings.log_level.lower(),
         access_log=False,
-        timeout_graceful_shutdown=5,
+        # Its only long requests are event streams, which browsers reopen by themselves: no point
+        # holding a stop for them.
+        timeout_graceful_shutdown=1,
     )
     asyncio.run(uvicorn.Server(config).serve())

@@ -21,10 +21,11 @@ from contracts.transport import MovementDeparted, VehicleProgressRecorded
 _S = CaseStatus
 
 IN_MOTION = frozenset({_S.MANIFESTED, _S.DEPARTED, _S.EXIT_CLEARED, _S.ENTRY_CLEARED, _S.TRANSIT_INCIDENT})
-"""Statuses of a case between its vehicle being planned and its arrival: where a case that stops
-changing is stuck somewhere (at a post, on the road, at boarding)."""
+"""Statuses of a case between its vehicle being planned and its arrival: the posts on its route
+expect it (they have its manifest)."""
 
 ON_THE_ROAD = frozenset({_S.DEPARTED, _S.EXIT_CLEARED, _S.ENTRY_CLEARED, _S.TRANSIT_INCIDENT})
+"""Departed and not arrived: a case that stops changing here is stuck, at a post or on the way."""
 
 HELD_CODES = frozenset({"held_at_border", "document_mismatch"})
 """A border post's public reasons for keeping a family back (hold list, documents), as against an
@@ -326,7 +327,8 @@ class Board:
         for case in self.cases.values():
             last = case.last
             waited = (now - last.at).total_seconds()
-            if last.status in IN_MOTION and waited > self.stuck_after_seconds:
+            # On the road only: a manifested case may wait days for its departure date.
+            if last.status in ON_THE_ROAD and waited > self.stuck_after_seconds:
                 found.append(
                     {
                         "case_id": str(case.case_id),

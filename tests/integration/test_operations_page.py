@@ -52,6 +52,7 @@ FLAGS = [
     "--window-size=1400,1700",
 ]
 STUCK_AFTER = 12.0
+DECISIONS = {CaseStatus.EXIT_CLEARED, CaseStatus.ENTRY_CLEARED, CaseStatus.REFUSED_AT_BORDER}
 T = TypeVar("T")
 
 # One DOM read per call, as plain data: the page re-renders while we look.
@@ -157,7 +158,7 @@ def stream_crossings(stream: StatusStream, route: Route) -> dict[str, tuple[int,
         decided: dict[str, CaseStatus] = {}
         for e in events:
             place = e.data.place  # type: ignore[attr-defined]
-            if place and place.checkpoint_id in out:
+            if place and place.checkpoint_id in out and e.data.status in DECISIONS:  # type: ignore[attr-defined]
                 decided[place.checkpoint_id] = e.data.status  # type: ignore[attr-defined]
         for cp, status in decided.items():
             if status in (CaseStatus.EXIT_CLEARED, CaseStatus.ENTRY_CLEARED):
@@ -182,8 +183,8 @@ async def test_the_operations_page_follows_a_movement_live_in_chromium(
     route: Route,
     client: httpx.AsyncClient,
     travel_date: date,
-    browser: webdriver.Chrome,
     page_url: str,
+    browser: webdriver.Chrome,  # after the page: the browser goes first, the page has no client left
     tmp_path: Path,
 ) -> None:
     started = time.monotonic()

@@ -106,10 +106,15 @@ def test_a_vehicle_is_shown_where_it_was_last_and_stuck_after_the_threshold() ->
     [bus] = board.vehicles_on_road(T0 + timedelta(minutes=30))
     assert bus["stuck"]
     count, stuck = board.stuck(T0 + timedelta(minutes=30))
-    assert count == 1 and stuck[0]["case_id"] == str(a)  # refused and held cases are not in motion
+    assert count == 1 and stuck[0]["case_id"] == str(a)  # refused and held cases are not on the road
     board.apply_status(change(a, CaseStatus.ARRIVED, 31, members=3))
     assert board.vehicles_on_road(T0 + timedelta(minutes=40)) == []
     assert board.stuck(T0 + timedelta(minutes=60)) == (0, [])
+    # A case manifested for a later day waits for its departure: not stuck.
+    later = uuid.uuid4()
+    for i, status in enumerate((CaseStatus.REGISTERED, CaseStatus.ELIGIBLE, CaseStatus.MANIFESTED)):
+        board.apply_status(change(later, status, i))
+    assert board.stuck(T0 + timedelta(days=3)) == (0, [])
 
 
 def test_dead_letters_are_counted_by_consumer_and_reason_and_quiet_consumers_show_zero() -> None:
