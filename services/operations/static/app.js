@@ -45,7 +45,7 @@ function render(b) {
     const d = el("div", null, "stage" + (s.cases ? "" : " zero") + (s.cases && ALERT_STATUSES.has(s.status) ? " alert" : ""));
     d.dataset.status = s.status;
     const c = el("div", s.cases, "count"); c.dataset.testid = "funnel-" + s.status;
-    d.append(c, el("div", s.status.replaceAll("_", " "), "label"), el("div", `${s.people} people`, "label"));
+    d.append(c, el("div", s.status.replaceAll("_", " "), "label"), el("div", `${s.people} ${s.people === 1 ? "person" : "people"}`, "label"));
     return d;
   }));
 
