@@ -37,6 +37,16 @@ $(UV):
 	  else echo "DejaVu fonts are missing: install Debian's package fonts-dejavu-core" >&2; exit 1; fi; }
 	@mkdir -p .cache && touch $@
 
+# The operations page is tested in a real browser: Debian's Chromium and its chromedriver (never a
+# downloaded browser build), installed when missing (needs root, as on CI).
+.cache/browser.ready:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq chromium chromium-driver || \
+	      (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)) >/dev/null; \
+	  else echo "chromium is missing: install Debian's packages chromium and chromium-driver" >&2; exit 1; fi; }
+	@mkdir -p .cache && touch $@
+
 # The official AsyncAPI parser validates the committed documents in the tests.
 ASYNCAPI_TOOLS := tools/asyncapi/node_modules/.installed
 
@@ -44,7 +54,7 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package.json tools/asyncapi/package-lock.json
 	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: .venv/.synced .cache/kafka.ready .cache/tools.ready $(ASYNCAPI_TOOLS)
+setup: .venv/.synced .cache/kafka.ready .cache/tools.ready .cache/browser.ready $(ASYNCAPI_TOOLS)
 
 demo: setup
 	$(PY) -m devkit demo

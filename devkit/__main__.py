@@ -139,7 +139,12 @@ def up() -> None:
     with Stack(_fresh("up")) as stack:
         stack.start_infra()
         stack.start_services()
+        stack.start_operations_page()
         _print_services(stack)
+        console.print(
+            f"Operations page: [bold]{stack.operations_page_url}[/] (sign in with "
+            f"[bold]python -m devkit token --role operations_viewer --stack {stack.workdir.name}[/])"
+        )
         console.print("Running. Press Ctrl-C to stop.")
         stop = False
 
@@ -154,6 +159,9 @@ def up() -> None:
                     if proc.poll() is not None:
                         console.print(f"[red]{name} exited with {proc.returncode}; restarting[/]")
                         stack.start_service(name)
+                if stack.operations_page is not None and stack.operations_page.poll() is not None:
+                    console.print("[red]the operations page exited; restarting[/]")
+                    stack.start_operations_page()
                 time.sleep(1)
         except KeyboardInterrupt:
             pass

@@ -6,6 +6,7 @@ a newcomer runs. Border clearance runs once per checkpoint on the configured rou
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from devkit.devidp import DevIssuer, OperationRules, RoleAuth
 from devkit.devinfra import procs
 from devkit.devinfra.kafka import ADMIN_USER, KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
-from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, password_file, principal_access
+from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, Deployment, password_file, principal_access
 
 DEFAULT_ROUTES = REPO_ROOT / "deploy" / "routes" / "central-asia.json"
 
@@ -100,6 +101,8 @@ class Stack:
         # where ``python -m devkit token`` finds it for a running ``make up``.
         self.issuer = DevIssuer(workdir / "idp")
         self._rules: dict[str, OperationRules] = {}
+        self.operations_page: subprocess.Popen[bytes] | None = None
+        self.operations_page_url = ""
 
     # --- infrastructure -----------------------------------------------------------------
 
@@ -275,6 +278,72 @@ class Stack:
     def url(self, name: str) -> str:
         return self.specs[name].url
 
+    def start_operations_page(self, *, stuck_after_seconds: float = 1800.0, timeout: float = 60.0) -> str:
+        """The live operations page (services.operations) watching every service, as its own
+        process and Kafka principal; its URL. Once: a second call answers the running one's."""
+        if self.operations_page is not None and self.operations_page.poll() is None:
+            return self.operations_page_url
+        principal = Deployment.load(self.deployment_file).operations_pages[0]
+        # It reads each service's /metrics with an operations-viewer token of that service's mission.
+        tokens = self.workdir / "secrets" / "operations-page"
+        tokens.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for mission in sorted({s.mission for s in self.specs.values()}):
+            path = tokens / f"{mission}.token"
+            path.touch(mode=0o600)
+            token = self.issuer.token(Role.OPERATIONS_VIEWER, mission, None, principal, lifetime=30 * 86400)
+            path.write_text(token + "\n")
+        port = procs.free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CORRIDOR_")}
+        env.update(
+            {
+                "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
+                "CORRIDOR_KAFKA_USERNAME": principal,
+                "CORRIDOR_KAFKA_PASSWORD_FILE": str(password_file(self.secrets_dir, principal)),
+                "CORRIDOR_MISSION": self.host_mission,
+                "CORRIDOR_HTTP_HOST": "127.0.0.1",
+                "CORRIDOR_HTTP_PORT": str(port),
+                "CORRIDOR_ROUTES_FILE": str(self.routes_file),
+                "CORRIDOR_LOG_LEVEL": self.log_level,
+                "CORRIDOR_OPERATIONS_SERVICES": json.dumps(
+                    {n: {"url": s.url, "mission": s.mission} for n, s in self.specs.items()}
+                ),
+                "CORRIDOR_OPERATIONS_TOKENS_DIR": str(tokens),
+                "CORRIDOR_OPERATIONS_STUCK_AFTER_SECONDS": str(stuck_after_seconds),
+                "CORRIDOR_OPERATIONS_POLL_SECONDS": "2",
+                "PYTHONUNBUFFERED": "1",
+                **self.issuer.env(),
+                **self.extra_env,
+            }
+        )
+        log = self.log_path("operations-page")
+        self.operations_page = procs.spawn(
+            [sys.executable, "-m", "services.operations"],
+            log,
+            cwd=REPO_ROOT,
+            env=env,
+            stop_signal=signal.SIGTERM,
+        )
+        self.operations_page_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.operations_page.poll() is not None:
+                raise RuntimeError(f"the operations page exited:\n{procs.tail(log, 60)}")
+            try:
+                if httpx.get(self.operations_page_url + "/health/ready", timeout=2.0).status_code == 200:
+                    return self.operations_page_url
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the operations page is not ready after {timeout:.0f}s:\n{procs.tail(log, 60)}"
+                )
+            time.sleep(0.2)
+
+    def stop_operations_page(self) -> None:
+        if self.operations_page is not None:
+            procs.terminate(self.operations_page, signal.SIGTERM, grace=10.0)
+            self.operations_page = None
+
     # --- identities ----------------------------------------------------------------------
 
     @property
@@ -327,6 +396,7 @@ class Stack:
     # --- lifecycle ----------------------------------------------------------------------
 
     def stop(self) -> None:
+        self.stop_operations_page()
         for proc in list(self.processes.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

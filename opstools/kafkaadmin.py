@@ -67,6 +67,11 @@ class Deployment(BaseModel):
         default_factory=list,
         description="Operations principals: read every topic, replay dead letters, watch consumer lag",
     )
+    operations_pages: list[str] = Field(
+        default_factory=list,
+        description="Operations page principals (services.operations): read the public status stream, "
+        "vehicle movements and dead letters; describe the services' consumer groups and topics (lag)",
+    )
 
     @classmethod
     def load(cls, path: Path) -> Deployment:
@@ -180,7 +185,10 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
     - a dead-letter topic is written by its consumer and read by operators only: it copies records
       of its sources (personal data among them), so it is never readable by more than they are;
     - operators read every topic, write the topics consumers read (to replay dead letters) and the
-      replay markers, and describe the services' consumer groups (lag).
+      replay markers, and describe the services' consumer groups (lag);
+    - an operations page reads the public status stream, the vehicle movements and the dead-letter
+      topics (it keeps only their dlt_* headers), writes nothing, joins no group, and may describe
+      the services' groups and the topics they read, to compute lag without reading them.
     """
     acls: set[Acl] = set()
     principals: list[str] = []
@@ -219,6 +227,15 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
         acls |= _topic_acls(operator, consumed | {REPLAYS_TOPIC}, "write")
         acls.add(Acl(operator, "group", f"{operator}.", "read", "prefixed"))
         acls |= {Acl(operator, "group", g, "describe") for g in groups}
+
+    dead_letter_topics = {t for inst in instances for t in inst.dead_letters}
+    for page in deployment.operations_pages:
+        if page in principals:
+            raise PlanError(f"principal {page} is used twice")
+        principals.append(page)
+        acls |= _topic_acls(page, {topics.STATUS, topics.MOVEMENTS} | dead_letter_topics, "read")
+        acls |= {Acl(page, "topic", t, "describe") for t in consumed}
+        acls |= {Acl(page, "group", g, "describe") for g in groups}
 
     specs = []
     for name in sorted(all_topics):

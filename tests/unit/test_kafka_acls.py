@@ -74,7 +74,7 @@ def test_a_mission_client_reads_the_status_stream_and_writes_only_its_own_inboun
         }
 
 
-def test_dead_letters_are_written_by_their_consumer_and_read_only_by_operators(
+def test_dead_letters_are_written_by_their_consumer_and_read_only_by_operators_and_the_page(
     plan: Plan, deployment: Deployment
 ) -> None:
     owner = {d: n.principal for n in kafkaadmin.needs_from_code(deployment.routes) for d in n.dead_letters}
@@ -85,8 +85,24 @@ def test_dead_letters_are_written_by_their_consumer_and_read_only_by_operators(
     for dlt in dead_letter_topics:
         readers = {p for p in plan.principals if plan.allowed(p, "read", "topic", dlt)}
         writers = {p for p in plan.principals if plan.allowed(p, "write", "topic", dlt)}
-        assert readers == {"operations"}, dlt
+        # The operations page reads them for their dlt_* headers (reasons, counts), never shows a body.
+        assert readers == {"operations", "operations-page"}, dlt
         assert writers == {owner[dlt]}, dlt
+
+
+def test_the_operations_page_reads_public_and_dead_letter_topics_writes_nothing_and_only_describes_groups(
+    plan: Plan,
+) -> None:
+    me = "operations-page"
+    dead_letters = {t.name for t in plan.topics if t.name.startswith("dlt.") and t.name != "dlt.replays"}
+    assert readable(plan, me) == {topics.STATUS, topics.MOVEMENTS} | dead_letters
+    assert writable(plan, me) == set()
+    # lag: committed offsets of the services' groups and end offsets of what they read, not their data
+    assert plan.allowed(me, "describe", "group", "intake-timeline")
+    assert plan.allowed(me, "describe", "topic", topics.CASES)
+    assert not plan.allowed(me, "read", "topic", topics.CASES)
+    assert not plan.allowed(me, "read", "group", "intake-timeline")
+    assert not any(a.principal == me and a.resource == "group" and a.operation == "read" for a in plan.acls)
 
 
 def test_personal_data_and_dead_letters_get_a_retention_and_the_status_stream_does_not(
@@ -113,7 +129,7 @@ def test_no_principal_gets_a_wildcard_and_prefixes_name_only_its_own_groups(plan
 
 
 def test_only_intake_writes_registrations_and_only_eligibility_and_transport_read_them(plan: Plan) -> None:
-    services = [p for p in plan.principals if p != "operations"]
+    services = [p for p in plan.principals if p not in ("operations", "operations-page")]
     assert {p for p in services if plan.allowed(p, "write", "topic", topics.CASES)} == {"intake"}
     assert {p for p in services if plan.allowed(p, "read", "topic", topics.CASES)} == {
         "eligibility",
