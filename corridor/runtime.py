@@ -35,6 +35,7 @@ from contracts.routes import RouteBook
 from corridor import auth, db
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
+from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
 from corridor.kafkaclient import KafkaAccess
 from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
@@ -145,6 +146,8 @@ class ServiceRuntime:
             dependencies=[Depends(auth.allow(auth.Role.OPERATIONS_VIEWER, auth.Role.SUPERVISOR))],
         )
         self.metrics = ServiceMetrics(lambda: self.consumers)
+        self.lag = ConsumerLag(self.kafka, lambda: self.consumers, self.metrics.registry)
+        self.every(settings.lag_refresh_seconds, self.lag.refresh, name="consumer lag")
         self.http.add_api_route(
             "/metrics",
             self._metrics,
@@ -291,6 +294,7 @@ class ServiceRuntime:
             poll_seconds=s.outbox_poll_seconds,
             retention_seconds=s.outbox_retention_seconds,
             backoff_max_seconds=s.retry_backoff_max_seconds,
+            observe=self.metrics.relay_published,
         )
         self.relay.start()
         await self.broker.start()
@@ -306,6 +310,7 @@ class ServiceRuntime:
         for task in self._periodic_tasks:
             task.cancel()
         await asyncio.gather(*self._periodic_tasks, return_exceptions=True)
+        await self.lag.close()
         await self.broker.stop()
         if self.relay is not None:
             await self.relay.stop()
