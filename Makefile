@@ -24,12 +24,18 @@ $(UV):
 	touch $@
 
 # kcat is what many mission IT teams use to look at topics; the tests prove our records read
-# correctly with it. Debian's package, installed when missing (needs root, as on CI).
+# correctly with it. Prometheus (server and promtool) scrapes the local stack and tests the alert
+# rules. Debian's packages, installed when missing (needs root, as on CI).
 .cache/tools.ready:
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq kcat || (apt-get update -qq && apt-get install -y -qq kcat)) >/dev/null; \
 	  else echo "kcat is missing: install Debian's package kcat" >&2; exit 1; fi; }
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq --no-install-recommends prometheus \
+	      || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)) >/dev/null; \
+	  else echo "prometheus is missing: install Debian's package prometheus" >&2; exit 1; fi; }
 	@mkdir -p .cache && touch $@
 
 # The official AsyncAPI parser validates the committed documents in the tests.

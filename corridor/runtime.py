@@ -38,11 +38,12 @@ from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
 from corridor.kafkaclient import KafkaAccess
+from corridor.logs import about_case, setup_logging
 from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.redaction import RedactedServerErrors, described
 from corridor.settings import ServiceSettings
-from corridor.telemetry import setup_logging, setup_tracing
+from corridor.telemetry import setup_tracing
 from corridor.uow import StoreT, UnitOfWork, unit_of_work_factory
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class ServiceRuntime:
         self.source = mission_source(settings.mission, service)
         self.routes = RouteBook.load(settings.routes_file)
         self.kafka = settings.kafka_access()
-        setup_logging(settings.log_level)
+        setup_logging(settings.log_level, service=service, instance=self.instance)
         self.tracer_provider = setup_tracing(self.instance, console=settings.trace_console)
         self.broker = KafkaBroker(
             # FastStream takes a list; a comma-separated string would be read as one host.
@@ -107,6 +108,8 @@ class ServiceRuntime:
             # subscriber tries at start and logs each refusal as a failure.
             allow_auto_create_topics=False,
             middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
+            # Ours, not the one FastStream would make (its own handler, with colour codes).
+            logger=logging.getLogger("corridor.broker"),
         )
         self.consumers: list[EventConsumer] = []
         self.produced_topics: set[str] = set()
@@ -236,9 +239,10 @@ class ServiceRuntime:
 
         def adapt(use_case: UseCase[StoreT]) -> Handler:
             async def handle(conn: asyncpg.Connection, envelope: CloudEvent) -> None:
-                await use_case(
-                    envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
-                )
+                with about_case(getattr(envelope.data, "case_id", None)):
+                    await use_case(
+                        envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
+                    )
 
             return handle
 
@@ -391,6 +395,7 @@ class ServiceRuntime:
             host=self.settings.http_host,
             port=self.settings.http_port,
             log_level=self.settings.log_level.lower(),
+            log_config=None,  # uvicorn's records go through the process's JSON lines
             access_log=False,
             timeout_graceful_shutdown=25,
         )

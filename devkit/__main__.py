@@ -136,10 +136,15 @@ def token(
 @app.command()
 def up() -> None:
     """Start everything and keep it running until Ctrl-C."""
-    with Stack(_fresh("up")) as stack:
+    with Stack(_fresh("up"), prometheus=True) as stack:
         stack.start_infra()
         stack.start_services()
         _print_services(stack)
+        if stack.prometheus is not None:
+            console.print(
+                f"Prometheus: [bold]{stack.prometheus.url}[/] (alerts: {stack.prometheus.url}/alerts; "
+                f"rules in deploy/prometheus)"
+            )
         console.print("Running. Press Ctrl-C to stop.")
         stop = False
 
