@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 _case_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("corridor_log_case_id", default=None)
@@ -39,7 +40,10 @@ class JsonLines(JsonFormatter):
 
     def __init__(self, *, service: str, instance: str) -> None:
         super().__init__(
-            json_ensure_ascii=False, rename_fields={"exc_info": "exception", "stack_info": "stack"}
+            json_ensure_ascii=False,
+            rename_fields={"exc_info": "exception", "stack_info": "stack"},
+            # uvicorn adds its message again with colour codes.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
         )
         self.service = service
         self.instance = instance

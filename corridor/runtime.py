@@ -237,12 +237,17 @@ class ServiceRuntime:
         """Consume ``topics`` and hand each event's data, typed, to its use case with a unit of
         work in the consumer's transaction (the one that records the event in the inbox)."""
 
+        consumer_name = name or self.instance
+
         def adapt(use_case: UseCase[StoreT]) -> Handler:
             async def handle(conn: asyncpg.Connection, envelope: CloudEvent) -> None:
                 with about_case(getattr(envelope.data, "case_id", None)):
                     await use_case(
                         envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
                     )
+                    # One line per event applied, in its trace and naming its case: what a case's
+                    # journey through the services looks like when searched for in the logs.
+                    log.info("%s applied %s %s", consumer_name, envelope.type, envelope.id)
 
             return handle
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,9 +20,10 @@ from contracts.routes import RouteBook
 from contracts.status import CaseStatus
 from corridor.auth import Role
 from corridor.settings import REPO_ROOT
-from devkit import scenario
+from devkit import kafkatool, scenario
 from devkit.devidp import DevIssuer
 from devkit.devstack import Stack
+from opstools.kafkaadmin import principal_access
 from opstools.statusreader import StatusStream
 
 app = typer.Typer(add_completion=False, help="Run Corridor locally on real Kafka and PostgreSQL.")
@@ -131,6 +134,36 @@ def token(
     if role == Role.BORDER_OFFICER and checkpoint is None:
         raise typer.BadParameter("a border officer's token names their checkpoint", param_hint="--checkpoint")
     print(DevIssuer(directory).token(role, mission, checkpoint, subject, lifetime=lifetime))
+
+
+@app.command(
+    "kafka-tool",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def kafka_tool(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="consumer-groups, console-consumer, topics or acls")],
+    stack: Annotated[str, typer.Option(help="The stack under .run/ (make up: up)")] = "up",
+    principal: Annotated[
+        str, typer.Option(help="Whose Kafka credentials (from the stack's secrets)")
+    ] = "operations",
+) -> None:
+    """Run one of Kafka's own tools against a running local stack, e.g.
+    ``python -m devkit kafka-tool consumer-groups --describe --all-groups``; the arguments after the
+    tool's name are the tool's (see docs/operations.md)."""
+    workdir = RUN_DIR / stack
+    cluster = workdir / "kafka" / "cluster.json"
+    if not cluster.is_file():
+        raise typer.BadParameter(
+            f"no Kafka in {workdir}: start the stack first (make up)", param_hint="--stack"
+        )
+    ports = json.loads(cluster.read_text())["broker_ports"]
+    bootstrap = ",".join(f"127.0.0.1:{p}" for p in ports)
+    access = principal_access(bootstrap, workdir / "secrets" / "kafka", principal)
+    config = kafkatool.write_client_properties(
+        access, workdir / "secrets" / "kafka" / f"{principal}.client.properties"
+    )
+    raise typer.Exit(subprocess.call(kafkatool.command(tool, access, config, ctx.args)))
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """A real Prometheus scraping the session's platform: what it reports after a movement is what the
 test did (requests, status changes consumed, each post's queue, requirement holds, lag, outbox).
+And the services' log files: JSON lines, with the trace, span and case of what was being done.
 
 Prometheus joins the session's platform for this module only (a second platform would cost a
 minute of CI); figures are compared as differences from before the test's own actions, since
@@ -9,6 +10,7 @@ other tests' cases live on the same platform.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -75,7 +77,7 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp() + float("0." + (fraction or "0"))
 
 
-async def test_prometheus_reports_what_the_movement_did(
+async def test_operations_see_the_movement_in_prometheus_and_in_the_logs(
     stack: Stack, stream: StatusStream, route: Route, travel_date: date, prometheus: PrometheusServer
 ) -> None:
     instances = {s.principal for s in stack.specs.values()}
@@ -167,6 +169,20 @@ async def test_prometheus_reports_what_the_movement_did(
         held = await _held_by_requirement(client, stack, stream, prometheus, later)
         assert held == 1
 
+    # Each service's log names the cases it applied events of, in the trace of the record.
+    for name in ("intake", "eligibility", "transport", f"border-{checkpoints[0]}"):
+        about = _lines_about(stack, name, cases[1])
+        assert about, f"{name} logged nothing about the case"
+        for line in about:
+            assert len(str(line["trace_id"])) == 32 and len(str(line["span_id"])) == 16, line
+    for name in stack.specs:
+        lines = _json_lines(stack, name)
+        assert lines, name
+        assert member["surname"] not in stack.log_path(name).read_text(), f"{name} logged a name"
+        for line in lines:
+            assert {"time", "level", "service", "instance", "message"} <= set(line), (name, line)
+            assert line["instance"] == stack.specs[name].principal, (name, line)
+
 
 async def _held_by_requirement(
     client: httpx.AsyncClient, stack: Stack, stream: StatusStream, prometheus: PrometheusServer, day: date
@@ -198,6 +214,17 @@ async def _held_by_requirement(
         )
         assert lifted.status_code == 200
         await settled(lambda: _true(not prometheus.query(query)), "the lifted requirement's figure gone")
+
+
+def _json_lines(stack: Stack, name: str) -> list[dict[str, object]]:
+    """Every line of the service's log file, each of which must be a JSON object without colour."""
+    text = stack.log_path(name).read_text()
+    assert "\x1b" not in text, f"{name}: colour codes in its log file"
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def _lines_about(stack: Stack, name: str, case_id: object) -> list[dict[str, object]]:
+    return [line for line in _json_lines(stack, name) if line.get("case_id") == str(case_id)]
 
 
 async def _true(condition: bool) -> bool:

@@ -57,3 +57,8 @@ def test_extras_and_exceptions_are_fields_of_the_line() -> None:
     found = line(r)
     assert found["case_id"] == str(case_id) and found["topic"] == "cases"
     assert "ValueError: broken" in str(found["exception"])
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    found = line(record("Started server process [%d]", 7, color_message="Started [\x1b[36m%d\x1b[0m]"))
+    assert found["message"] == "Started server process [7]" and "color_message" not in found
