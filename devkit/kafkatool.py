@@ -43,8 +43,9 @@ def client_properties(access: KafkaAccess) -> str:
     """A Java client's configuration for ``access`` (SASL/SCRAM, and TLS trust if it uses TLS)."""
     lines = [f"security.protocol={access.security_protocol}"]
     if access.uses_sasl:
-        kwargs = access.aiokafka()
-        user, password = kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]
+        if access.username is None or access.password is None:
+            raise ValueError(f"{access.security_protocol} needs the principal's name and password")
+        user, password = access.username, access.password.get_secret_value()
         for value in (user, password):
             if '"' in value or "\\" in value:  # JAAS quoting has no escape for these
                 raise ValueError("a SCRAM user or password with a quote or backslash cannot go in JAAS")

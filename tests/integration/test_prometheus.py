@@ -170,7 +170,9 @@ async def test_operations_see_the_movement_in_prometheus_and_in_the_logs(
         assert held == 1
 
     # Each service's log names the cases it applied events of, in the trace of the record.
-    for name in ("intake", "eligibility", "transport", f"border-{checkpoints[0]}"):
+    # (the first post applies manifests and departures, of whole vehicles: the second, the case's
+    # clearance at the first)
+    for name in ("intake", "eligibility", "transport", f"border-{checkpoints[1]}"):
         about = _lines_about(stack, name, cases[1])
         assert about, f"{name} logged nothing about the case"
         for line in about:
