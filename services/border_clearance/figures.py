@@ -14,8 +14,33 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Gauge
 
 from contracts.routes import RouteBook
-from services.border_clearance.domain import AtPost, QueuedCase, previous_checkpoint, stage
-from services.border_clearance.store import BorderStore
+from services.border_clearance.domain import AtPost, CaseProgress, QueuedCase, previous_checkpoint, stage
+
+
+async def queue(conn: asyncpg.Connection) -> list[QueuedCase]:
+    """Every case on a manifest to this post with what the post recorded about it (one statement;
+    nothing about the people)."""
+    rows = await conn.fetch(
+        """SELECT c.case_id, c.route_id,
+                  (SELECT bool_and(cleared) FROM decisions d WHERE d.case_id = c.case_id) AS decision,
+                  (SELECT noted_at FROM departures d WHERE d.case_id = c.case_id) AS departed_at,
+                  ARRAY(SELECT checkpoint_id FROM upstream_clearances u WHERE u.case_id = c.case_id
+                        ORDER BY checkpoint_id) AS cleared_at,
+                  ARRAY(SELECT noted_at FROM upstream_clearances u WHERE u.case_id = c.case_id
+                        ORDER BY checkpoint_id) AS cleared_noted
+           FROM (SELECT DISTINCT ON (p.case_id) p.case_id, m.route_id
+                 FROM expected_passengers p JOIN manifests m USING (movement_id, vehicle_id)
+                 ORDER BY p.case_id, m.received_at DESC) c"""
+    )
+    return [
+        QueuedCase(
+            r["route_id"],
+            CaseProgress(r["decision"], r["departed_at"] is not None, frozenset(r["cleared_at"])),
+            r["departed_at"],
+            dict(zip(r["cleared_at"], r["cleared_noted"], strict=True)),
+        )
+        for r in rows
+    ]
 
 
 def tally(
@@ -56,7 +81,7 @@ def crossing_figures(
 
     async def read(conn: asyncpg.Connection) -> None:
         now = await conn.fetchval("SELECT clock_timestamp()")
-        counts, longest = tally(await BorderStore(conn).queue(), routes, checkpoint_id, now)
+        counts, longest = tally(await queue(conn), routes, checkpoint_id, now)
         for at in AtPost:
             cases.labels(checkpoint_id, at.value).set(counts[at])
         waiting.labels(checkpoint_id).set(longest)

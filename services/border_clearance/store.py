@@ -21,7 +21,6 @@ from services.border_clearance.domain import (
     Hold,
     Manifest,
     Passenger,
-    QueuedCase,
     Requirement,
 )
 
@@ -147,31 +146,6 @@ class BorderStore:
         )
         assert row is not None
         return CaseProgress(row["decision"], row["departed"], frozenset(row["cleared_at"]))
-
-    async def queue(self) -> list[QueuedCase]:
-        """Every case on a manifest to this post with what the post recorded about it, for the
-        post's figures (counts and waiting times; nothing about the people)."""
-        rows = await self.conn.fetch(
-            """SELECT c.case_id, c.route_id,
-                      (SELECT bool_and(cleared) FROM decisions d WHERE d.case_id = c.case_id) AS decision,
-                      (SELECT noted_at FROM departures d WHERE d.case_id = c.case_id) AS departed_at,
-                      ARRAY(SELECT checkpoint_id FROM upstream_clearances u WHERE u.case_id = c.case_id
-                            ORDER BY checkpoint_id) AS cleared_at,
-                      ARRAY(SELECT noted_at FROM upstream_clearances u WHERE u.case_id = c.case_id
-                            ORDER BY checkpoint_id) AS cleared_noted
-               FROM (SELECT DISTINCT ON (p.case_id) p.case_id, m.route_id
-                     FROM expected_passengers p JOIN manifests m USING (movement_id, vehicle_id)
-                     ORDER BY p.case_id, m.received_at DESC) c"""
-        )
-        return [
-            QueuedCase(
-                r["route_id"],
-                CaseProgress(r["decision"], r["departed_at"] is not None, frozenset(r["cleared_at"])),
-                r["departed_at"],
-                dict(zip(r["cleared_at"], r["cleared_noted"], strict=True)),
-            )
-            for r in rows
-        ]
 
     async def save_decision(
         self, decision: CaseDecision, *, movement_id: str, vehicle_id: str, officer: str, at: datetime

@@ -18,6 +18,19 @@ from services.eligibility.domain import Requirement
 from services.eligibility.store import EligibilityStore
 
 
+async def held_by_requirements(conn: asyncpg.Connection) -> list[tuple[str, date]]:
+    """(route, travel date) of each case not departed nor withdrawn whose latest decision is
+    pending on the crossing requirements rule."""
+    rows = await conn.fetch(
+        """SELECT c.route_id, c.planned_travel_date FROM cases c
+           JOIN LATERAL (SELECT outcome, rules FROM decisions d WHERE d.case_id = c.case_id
+                         ORDER BY version DESC LIMIT 1) d ON true
+           WHERE c.departed_at IS NULL AND c.withdrawn_at IS NULL AND d.outcome = 'pending'
+             AND d.rules @> '[{"rule": "crossing_requirements_met", "outcome": "pending"}]'::jsonb"""
+    )
+    return [(r["route_id"], r["planned_travel_date"]) for r in rows]
+
+
 def held_by_checkpoint(
     held: Iterable[tuple[str, date]], requirements: Iterable[Requirement], routes: RouteBook
 ) -> Counter[str]:
@@ -50,10 +63,8 @@ def requirement_figures(
     )
 
     async def read(conn: asyncpg.Connection) -> None:
-        store = EligibilityStore(conn)
-        counts = held_by_checkpoint(
-            await store.held_by_requirements(), await store.active_requirements(), routes
-        )
+        requirements = await EligibilityStore(conn).active_requirements()
+        counts = held_by_checkpoint(await held_by_requirements(conn), requirements, routes)
         held.clear()  # a lifted requirement's checkpoint goes
         for checkpoint, n in counts.items():
             held.labels(checkpoint).set(n)

@@ -176,18 +176,6 @@ class EligibilityStore:
         rows = await self.conn.fetch("SELECT * FROM requirements WHERE lifted_at IS NULL")
         return [_requirement(r) for r in rows]
 
-    async def held_by_requirements(self) -> list[tuple[str, date]]:
-        """(route, travel date) of each case not departed nor withdrawn whose latest decision is
-        pending on the crossing requirements rule."""
-        rows = await self.conn.fetch(
-            """SELECT c.route_id, c.planned_travel_date FROM cases c
-               JOIN LATERAL (SELECT outcome, rules FROM decisions d WHERE d.case_id = c.case_id
-                             ORDER BY version DESC LIMIT 1) d ON true
-               WHERE c.departed_at IS NULL AND c.withdrawn_at IS NULL AND d.outcome = 'pending'
-                 AND d.rules @> '[{"rule": "crossing_requirements_met", "outcome": "pending"}]'::jsonb"""
-        )
-        return [(r["route_id"], r["planned_travel_date"]) for r in rows]
-
     async def save_requirement(self, r: Requirement) -> None:
         await self.conn.execute(
             """INSERT INTO requirements (requirement_id, checkpoint_id, country, post, code, description,
