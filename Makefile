@@ -25,8 +25,9 @@ $(UV):
 
 # kcat is what many mission IT teams use to look at topics; the tests prove our records read
 # correctly with it. Prometheus (server and promtool) scrapes the local stack and tests the alert
-# rules. Debian's packages, installed when missing (needs root, as on CI).
-.cache/tools.ready:
+# rules. Debian's packages, installed when missing (needs root, as on CI); checked again whenever
+# this file changes, so a tool added here reaches machines that set up before it.
+.cache/tools.ready: Makefile
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq kcat || (apt-get update -qq && apt-get install -y -qq kcat)) >/dev/null; \
