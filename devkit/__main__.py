@@ -13,15 +13,18 @@ from typing import Annotated
 
 import httpx
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus
 from corridor.auth import Role
+from corridor.kafkaclient import KafkaAccess
 from corridor.settings import REPO_ROOT
 from devkit import kafkatool, scenario
 from devkit.devidp import DevIssuer
+from devkit.devinfra.kafka import ADMIN_USER
 from devkit.devstack import Stack
 from opstools.kafkaadmin import principal_access
 from opstools.statusreader import StatusStream
@@ -144,13 +147,19 @@ def kafka_tool(
     ctx: typer.Context,
     tool: Annotated[str, typer.Argument(help="consumer-groups, console-consumer, topics or acls")],
     stack: Annotated[str, typer.Option(help="The stack under .run/ (make up: up)")] = "up",
+    # Not --principal: the ACL tool has an option of that name.
     principal: Annotated[
-        str, typer.Option(help="Whose Kafka credentials (from the stack's secrets)")
+        str,
+        typer.Option(
+            "--as-principal",
+            help="Whose Kafka credentials, from the stack's secrets (admin: the super user, for "
+            "what operations may not do, e.g. topics --describe or acls --list)",
+        ),
     ] = "operations",
 ) -> None:
     """Run one of Kafka's own tools against a running local stack, e.g.
     ``python -m devkit kafka-tool consumer-groups --describe --all-groups``; the arguments after the
-    tool's name are the tool's (see docs/operations.md)."""
+    tool's name are the tool's (see docs/monitoring.md)."""
     workdir = RUN_DIR / stack
     cluster = workdir / "kafka" / "cluster.json"
     if not cluster.is_file():
@@ -159,7 +168,11 @@ def kafka_tool(
         )
     ports = json.loads(cluster.read_text())["broker_ports"]
     bootstrap = ",".join(f"127.0.0.1:{p}" for p in ports)
-    access = principal_access(bootstrap, workdir / "secrets" / "kafka", principal)
+    if principal == ADMIN_USER:
+        password = (workdir / "kafka" / "admin.password").read_text().strip()
+        access = KafkaAccess(bootstrap=bootstrap, username=ADMIN_USER, password=SecretStr(password))
+    else:
+        access = principal_access(bootstrap, workdir / "secrets" / "kafka", principal)
     config = kafkatool.write_client_properties(
         access, workdir / "secrets" / "kafka" / f"{principal}.client.properties"
     )
