@@ -24,9 +24,11 @@ $(UV):
 	touch $@
 
 # kcat is what many mission IT teams use to look at topics; the tests prove our records read
-# correctly with it. Debian's package, installed when missing (needs root, as on CI).
-# Manifests print names in every script with DejaVu Sans (Debian's fonts-dejavu-core).
-.cache/tools.ready:
+# correctly with it. Prometheus (server and promtool) scrapes the local stack and tests the alert
+# rules. Manifests print names in every script with DejaVu Sans (fonts-dejavu-core).
+# Debian's packages, installed when missing (needs root, as on CI); checked again whenever
+# this file changes, so a tool added here reaches machines that set up before it.
+.cache/tools.ready: Makefile
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq kcat || (apt-get update -qq && apt-get install -y -qq kcat)) >/dev/null; \
@@ -35,6 +37,11 @@ $(UV):
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq fonts-dejavu-core || (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)) >/dev/null; \
 	  else echo "DejaVu fonts are missing: install Debian's package fonts-dejavu-core" >&2; exit 1; fi; }
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq --no-install-recommends prometheus \
+	      || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)) >/dev/null; \
+	  else echo "prometheus is missing: install Debian's package prometheus" >&2; exit 1; fi; }
 	@mkdir -p .cache && touch $@
 
 # The operations page is tested in a real browser: Debian's Chromium and its chromedriver (never a

@@ -18,8 +18,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -120,8 +121,12 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         retention_seconds: float = 3600.0,
         backoff_max_seconds: float = 10.0,
+        observe: Callable[[Sequence[float], float], None] | None = None,
     ) -> None:
+        """``observe(delays, seconds)``, after each acknowledged batch: each row's time from its
+        creation to the broker's acknowledgement, and how long the batch took to publish."""
         self._dsn = dsn
+        self._observe = observe
         self._producer = producer
         self._batch_size = batch_size
         self._poll = poll_seconds
@@ -215,13 +220,21 @@ class OutboxRelay:
         """Publish one batch of unpublished rows; return how many were published."""
         async with conn.transaction():
             rows = await conn.fetch(
-                """SELECT id, topic, key, headers, payload FROM outbox
+                # Each row's age by the database's clock, so the delay does not depend on the
+                # relay's clock agreeing with the one that stamped created_at.
+                """SELECT id, topic, key, headers, payload,
+                          extract(epoch FROM clock_timestamp() - created_at)::float8 AS age
+                   FROM outbox
                    WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
             )
             if not rows:
                 return 0
+            started = time.monotonic()
             await self._publish(rows)
+            if self._observe is not None:
+                took = time.monotonic() - started
+                self._observe([max(0.0, r["age"]) + took for r in rows], took)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                 [r["id"] for r in rows],

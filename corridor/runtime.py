@@ -36,13 +36,15 @@ from corridor import auth, db
 from corridor.apidocs import offline_app
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
+from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
 from corridor.kafkaclient import KafkaAccess
+from corridor.logs import about_case, setup_logging
 from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.redaction import RedactedServerErrors, described
 from corridor.settings import ServiceSettings
-from corridor.telemetry import setup_logging, setup_tracing
+from corridor.telemetry import setup_tracing
 from corridor.uow import StoreT, UnitOfWork, unit_of_work_factory
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ class ServiceRuntime:
         self.source = mission_source(settings.mission, service)
         self.routes = RouteBook.load(settings.routes_file)
         self.kafka = settings.kafka_access()
-        setup_logging(settings.log_level)
+        setup_logging(settings.log_level, service=service, instance=self.instance)
         self.tracer_provider = setup_tracing(self.instance, console=settings.trace_console)
         self.broker = KafkaBroker(
             # FastStream takes a list; a comma-separated string would be read as one host.
@@ -107,6 +109,8 @@ class ServiceRuntime:
             # subscriber tries at start and logs each refusal as a failure.
             allow_auto_create_topics=False,
             middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
+            # Ours, not the one FastStream would make (its own handler, with colour codes).
+            logger=logging.getLogger("corridor.broker"),
         )
         self.consumers: list[EventConsumer] = []
         self.produced_topics: set[str] = set()
@@ -146,6 +150,8 @@ class ServiceRuntime:
             dependencies=[Depends(auth.allow(auth.Role.OPERATIONS_VIEWER, auth.Role.SUPERVISOR))],
         )
         self.metrics = ServiceMetrics(lambda: self.consumers)
+        self.lag = ConsumerLag(self.kafka, lambda: self.consumers, self.metrics.registry)
+        self.every(settings.lag_refresh_seconds, self.lag.refresh, name="consumer lag")
         self.http.add_api_route(
             "/metrics",
             self._metrics,
@@ -233,11 +239,17 @@ class ServiceRuntime:
         """Consume ``topics`` and hand each event's data, typed, to its use case with a unit of
         work in the consumer's transaction (the one that records the event in the inbox)."""
 
+        consumer_name = name or self.instance
+
         def adapt(use_case: UseCase[StoreT]) -> Handler:
             async def handle(conn: asyncpg.Connection, envelope: CloudEvent) -> None:
-                await use_case(
-                    envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
-                )
+                with about_case(getattr(envelope.data, "case_id", None)):
+                    await use_case(
+                        envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
+                    )
+                    # One line per event applied, in its trace and naming its case: what a case's
+                    # journey through the services looks like when searched for in the logs.
+                    log.info("%s applied %s %s", consumer_name, envelope.type, envelope.id)
 
             return handle
 
@@ -293,6 +305,7 @@ class ServiceRuntime:
             poll_seconds=s.outbox_poll_seconds,
             retention_seconds=s.outbox_retention_seconds,
             backoff_max_seconds=s.retry_backoff_max_seconds,
+            observe=self.metrics.relay_published,
         )
         self.relay.start()
         await self.broker.start()
@@ -308,6 +321,7 @@ class ServiceRuntime:
         for task in self._periodic_tasks:
             task.cancel()
         await asyncio.gather(*self._periodic_tasks, return_exceptions=True)
+        await self.lag.close()
         await self.broker.stop()
         if self.relay is not None:
             await self.relay.stop()
@@ -388,6 +402,7 @@ class ServiceRuntime:
             host=self.settings.http_host,
             port=self.settings.http_port,
             log_level=self.settings.log_level.lower(),
+            log_config=None,  # uvicorn's records go through the process's JSON lines
             access_log=False,
             timeout_graceful_shutdown=25,
         )

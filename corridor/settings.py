@@ -52,6 +52,7 @@ class ServiceSettings(BaseSettings):
         default=500, ge=1, description="Most records a consumer applies in one transaction"
     )
     log_level: str = "INFO"
+    lag_refresh_seconds: float = Field(default=5.0, gt=0, description="How often consumer lag is read")
     trace_console: bool = False
     # --- who may call the HTTP API (corridor/auth.py). No defaults that would let a service run
     # without its mission's identity provider: it refuses to start until these are set.

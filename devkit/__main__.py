@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,16 +13,20 @@ from typing import Annotated
 
 import httpx
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus
 from corridor.auth import Role
+from corridor.kafkaclient import KafkaAccess
 from corridor.settings import REPO_ROOT
-from devkit import scenario
+from devkit import kafkatool, scenario
 from devkit.devidp import DevIssuer
+from devkit.devinfra.kafka import ADMIN_USER
 from devkit.devstack import Stack
+from opstools.kafkaadmin import principal_access
 from opstools.statusreader import StatusStream
 
 app = typer.Typer(add_completion=False, help="Run Corridor locally on real Kafka and PostgreSQL.")
@@ -133,10 +139,50 @@ def token(
     print(DevIssuer(directory).token(role, mission, checkpoint, subject, lifetime=lifetime))
 
 
+@app.command(
+    "kafka-tool",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def kafka_tool(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="consumer-groups, console-consumer, topics or acls")],
+    stack: Annotated[str, typer.Option(help="The stack under .run/ (make up: up)")] = "up",
+    # Not --principal: the ACL tool has an option of that name.
+    principal: Annotated[
+        str,
+        typer.Option(
+            "--as-principal",
+            help="Whose Kafka credentials, from the stack's secrets (admin: the super user, for "
+            "what operations may not do, e.g. topics --describe or acls --list)",
+        ),
+    ] = "operations",
+) -> None:
+    """Run one of Kafka's own tools against a running local stack, e.g.
+    ``python -m devkit kafka-tool consumer-groups --describe --all-groups``; the arguments after the
+    tool's name are the tool's (see docs/monitoring.md)."""
+    workdir = RUN_DIR / stack
+    cluster = workdir / "kafka" / "cluster.json"
+    if not cluster.is_file():
+        raise typer.BadParameter(
+            f"no Kafka in {workdir}: start the stack first (make up)", param_hint="--stack"
+        )
+    ports = json.loads(cluster.read_text())["broker_ports"]
+    bootstrap = ",".join(f"127.0.0.1:{p}" for p in ports)
+    if principal == ADMIN_USER:
+        password = (workdir / "kafka" / "admin.password").read_text().strip()
+        access = KafkaAccess(bootstrap=bootstrap, username=ADMIN_USER, password=SecretStr(password))
+    else:
+        access = principal_access(bootstrap, workdir / "secrets" / "kafka", principal)
+    config = kafkatool.write_client_properties(
+        access, workdir / "secrets" / "kafka" / f"{principal}.client.properties"
+    )
+    raise typer.Exit(subprocess.call(kafkatool.command(tool, access, config, ctx.args)))
+
+
 @app.command()
 def up() -> None:
     """Start everything and keep it running until Ctrl-C."""
-    with Stack(_fresh("up")) as stack:
+    with Stack(_fresh("up"), prometheus=True) as stack:
         stack.start_infra()
         stack.start_services()
         stack.start_operations_page()
@@ -145,6 +191,11 @@ def up() -> None:
             f"Operations page: [bold]{stack.operations_page_url}[/] (sign in with "
             f"[bold]python -m devkit token --role operations_viewer --stack {stack.workdir.name}[/])"
         )
+        if stack.prometheus is not None:
+            console.print(
+                f"Prometheus: [bold]{stack.prometheus.url}[/] (alerts: {stack.prometheus.url}/alerts; "
+                f"rules in deploy/prometheus)"
+            )
         console.print("Running. Press Ctrl-C to stop.")
         stop = False
 

@@ -25,6 +25,7 @@ from devkit.devidp import DevIssuer, OperationRules, RoleAuth
 from devkit.devinfra import procs
 from devkit.devinfra.kafka import ADMIN_USER, KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
+from devkit.devinfra.prometheus import PrometheusServer, Target, rule_files
 from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, Deployment, password_file, principal_access
 
 DEFAULT_ROUTES = REPO_ROOT / "deploy" / "routes" / "central-asia.json"
@@ -83,7 +84,11 @@ class Stack:
         kafka_nodes: int = 1,
         log_level: str = "INFO",
         extra_env: dict[str, str] | None = None,
+        prometheus: bool = False,
+        scrape_seconds: float = 5.0,
     ) -> None:
+        """``prometheus``: also run Prometheus scraping every service (``start_services`` starts
+        it), every ``scrape_seconds``."""
         self.workdir = workdir
         self.routes_file = routes_file
         self.deployment_file = deployment_file
@@ -103,6 +108,9 @@ class Stack:
         self._rules: dict[str, OperationRules] = {}
         self.operations_page: subprocess.Popen[bytes] | None = None
         self.operations_page_url = ""
+        self.prometheus = (
+            PrometheusServer(workdir / "prometheus", interval=scrape_seconds) if prometheus else None
+        )
 
     # --- infrastructure -----------------------------------------------------------------
 
@@ -170,6 +178,34 @@ class Stack:
         for name in self.specs:
             self.start_service(name, wait=False)
         self.wait_ready(list(self.specs), timeout)
+        if self.prometheus is not None and self.prometheus.process is None:
+            self.start_prometheus()
+
+    def start_prometheus(self, scrape_seconds: float | None = None) -> PrometheusServer:
+        """Prometheus scraping every service with an operations viewer's token of its mission
+        (valid as long as a local stack may run), and the deployment's alert rules; also on a
+        stack made without it (a test module of its own brings it to the session's platform)."""
+        if self.prometheus is None:
+            self.prometheus = PrometheusServer(self.workdir / "prometheus", interval=scrape_seconds or 5.0)
+        specs = list(self.specs.values())
+        self.prometheus.write_config(
+            [
+                Target(s.module.removeprefix("services."), s.principal, s.mission, f"127.0.0.1:{s.port}")
+                for s in specs
+            ],
+            {
+                m: self.issuer.token(Role.OPERATIONS_VIEWER, m, subject="prometheus", lifetime=30 * 86400)
+                for m in {s.mission for s in specs}
+            },
+            rule_files(),
+        )
+        self.prometheus.start()
+        return self.prometheus
+
+    def stop_prometheus(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
 
     def create_database_roles(self) -> None:
         """Each service's own role (a new random password every start) and its database, which
@@ -403,6 +439,7 @@ class Stack:
         for name, proc in list(self.processes.items()):
             procs.terminate(proc, signal.SIGTERM, grace=30.0)
             del self.processes[name]
+        self.stop_prometheus()
         self.kafka.stop()
         self.postgres.stop()
 

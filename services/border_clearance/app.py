@@ -18,6 +18,7 @@ from contracts.routes import RouteBook
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from services.border_clearance import api, domain, usecases
+from services.border_clearance.figures import crossing_figures
 from services.border_clearance.store import BorderStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -76,4 +77,5 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         store=BorderStore,
     )
     rt.http.include_router(api.router(ctx, rt.units(BorderStore)))
+    rt.metrics.read(crossing_figures(rt.metrics.registry, routes, checkpoint.checkpoint_id))
     return rt

@@ -76,6 +76,20 @@ def stage(progress: CaseProgress, previous: str | None) -> AtPost:
     return AtPost.ARRIVED if reached else AtPost.EXPECTED
 
 
+@dataclass(frozen=True)
+class QueuedCase:
+    """A case on a manifest to this post, with when it reached the post (when it did)."""
+
+    route_id: str
+    progress: CaseProgress
+    departed_at: datetime | None
+    cleared_noted: Mapping[str, datetime]
+    """When each other post's clearance of it was noted here."""
+
+    def reached_at(self, previous: str | None) -> datetime | None:
+        return self.departed_at if previous is None else self.cleared_noted.get(previous)
+
+
 def why_waiting(progress: CaseProgress, previous: str | None) -> str | None:
     """None if this post may decide the case now; otherwise why not, as the officer reads it."""
     match stage(progress, previous):

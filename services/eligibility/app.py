@@ -15,6 +15,7 @@ from contracts.routes import RouteBook
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from services.eligibility import api, usecases
+from services.eligibility.figures import requirement_figures
 from services.eligibility.store import EligibilityStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -39,6 +40,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         store=EligibilityStore,
     )
     rt.http.include_router(api.router(rt.units(EligibilityStore), ctx))
+    rt.metrics.read(requirement_figures(rt.metrics.registry, ctx.routes))
     return rt
 
 
