@@ -75,14 +75,15 @@ Key = Annotated[
 """The header as a route parameter; documents it (and its expiry) in the OpenAPI document."""
 
 
-def keyed(note: str = "") -> dict[str, Any]:
-    """``openapi_extra`` of a command that honours the header (beside the ``Key`` parameter)."""
+def keyed(natural: str = "") -> dict[str, Any]:
+    """``openapi_extra`` of a command that honours the header (beside the ``Key`` parameter);
+    ``natural``: what makes a repeat safe without it, when the request may carry a natural key."""
     return {
         "x-idempotency": {
             "kind": "key",
             "header": HEADER,
             "expires_after_seconds": int(EXPIRY.total_seconds()),
-            **({"note": note} if note else {}),
+            **({"natural": natural} if natural else {}),
         }
     }
 
@@ -109,11 +110,10 @@ class Answer:
     exclude_none: bool = False
 
     def render(self) -> bytes:
-        if isinstance(self.body, BaseModel):
-            data = self.body.model_dump(mode="json", exclude_none=self.exclude_none)
-        else:
-            data = self.body
-        return JSONResponse(data).body
+        data: Any = self.body
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", exclude_none=self.exclude_none)
+        return bytes(JSONResponse(data).body)
 
 
 U = TypeVar("U")
@@ -159,7 +159,7 @@ async def run(
         if not isinstance(uow, UnitOfWork):
             raise TypeError("an Idempotency-Key is kept in the database: it needs a database unit of work")
         conn = uow.conn
-        earlier = await _claim(conn, owner, key, digest, wait_seconds)
+        earlier = await claim(conn, owner, key, digest, wait_seconds)
         if earlier is not None:
             return earlier
         answer = await command(uow)
@@ -176,7 +176,7 @@ async def run(
     return Response(body, status_code=answer.status_code, media_type="application/json")
 
 
-async def _claim(
+async def claim(
     conn: asyncpg.Connection, owner: str, key: str, digest: str, wait_seconds: float
 ) -> Response | None:
     """Take the key for this transaction (None), or the answer to give instead of running it."""

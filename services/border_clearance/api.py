@@ -202,12 +202,9 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
             200: {"model": RequirementPublishedOut, "description": "Published before under this reference"},
             409: {"description": "Another requirement was published under this reference (reference_reused)"},
         },
-        openapi_extra=idempotency.merged(
-            idempotency.natural(
-                "With a reference: publishing it again creates nothing and answers 200 with the "
-                "requirement published first. Without one, send an Idempotency-Key."
-            ),
-            idempotency.keyed(),
+        openapi_extra=idempotency.keyed(
+            natural="With a reference: publishing it again creates nothing and answers 200 with the "
+            "requirement published first. Without one, send an Idempotency-Key."
         ),
     )
     async def publish_requirement(
@@ -296,13 +293,10 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
             404: {"model": Problem, "description": "No manifest received for this vehicle"},
             409: {"model": NobodyToDecide, "description": "Nobody on the vehicle can be decided now"},
         },
-        openapi_extra=idempotency.merged(
-            idempotency.natural(
-                "The movement, vehicle and case: a case is decided once at this post, so a repeat decides "
-                "nobody again (409, each case 'already decided'). With an Idempotency-Key a repeat is "
-                "answered the first clearance itself."
-            ),
-            idempotency.keyed(),
+        openapi_extra=idempotency.keyed(
+            natural="The movement, vehicle and case: a case is decided once at this post, so a repeat decides "
+            "nobody again (409, each case 'already decided'). With an Idempotency-Key a repeat is "
+            "answered the first clearance itself."
         ),
     )
     async def clear_vehicle(

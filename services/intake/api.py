@@ -225,12 +225,9 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         response_model=RegistrationOut,
         response_model_exclude_none=True,
         responses={200: {"model": RegistrationOut, "description": "Registered before under this key"}},
-        openapi_extra=idempotency.merged(
-            idempotency.natural(
-                "With a registration_key: registering the same key again creates nothing and answers "
-                "200 with the case (created false). Without one, send an Idempotency-Key."
-            ),
-            idempotency.keyed(),
+        openapi_extra=idempotency.keyed(
+            natural="With a registration_key: registering the same key again creates nothing and answers "
+            "200 with the case (created false). Without one, send an Idempotency-Key."
         ),
     )
     async def register_case(

@@ -242,13 +242,10 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
             200: {"model": PlannedMovementOut, "description": "Planned before under this movement_id"},
             409: {"description": "Another plan exists under this movement_id"},
         },
-        openapi_extra=idempotency.merged(
-            idempotency.natural(
-                "With a movement_id: the same plan sent again creates nothing and answers 200 with the "
-                "movement (created false); a different plan under that id is 409. Without one, send "
-                "an Idempotency-Key."
-            ),
-            idempotency.keyed(),
+        openapi_extra=idempotency.keyed(
+            natural="With a movement_id: the same plan sent again creates nothing and answers 200 with the "
+            "movement (created false); a different plan under that id is 409. Without one, send "
+            "an Idempotency-Key."
         ),
     )
     async def plan_movement(
