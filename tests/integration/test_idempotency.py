@@ -220,7 +220,9 @@ async def test_a_duplicate_flag_resolved_with_a_lost_answer_is_answered_the_reso
     headers = _keyed(caseworker)
 
     def status() -> Awaitable[Any]:
-        return _rows(stack, "intake", "SELECT status FROM duplicate_flags WHERE id = $1", flag["flag_id"])
+        return _rows(
+            stack, "intake", "SELECT status FROM duplicate_flags WHERE flag_id = $1", flag["flag_id"]
+        )
 
     await _lost("POST", url, json=body, headers=headers)
     await _until(status, "duplicate")

@@ -1,0 +1,97 @@
+"""The integration guide's retry recipe (docs/integration.md, ``curl-retry``), run as written
+through a link that loses the first answer: the registration is made once, and curl's retry with
+the same ``Idempotency-Key`` is answered the first registration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from corridor.auth import Role
+from devkit import scenario
+from devkit.devstack import Stack
+from tests.integration.test_integration_guide import recipe
+
+
+class LosesTheFirstAnswer:
+    """A TCP relay to a service that, on its first connection, passes the request on, waits until
+    the service starts answering (it has committed) and then drops the connection: the answer is
+    lost as on a mobile link. Later connections are relayed as they are."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        up_r, up_w = await asyncio.open_connection(self.host, self.port)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except ConnectionError:
+                pass
+            finally:
+                w.close()
+
+        if first:
+            to_service = asyncio.create_task(pipe(client_r, up_w))
+            await up_r.read(1)  # the service answers: the command has taken effect
+            to_service.cancel()
+            for w in (client_w, up_w):
+                w.transport.abort()
+            return
+        await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
+
+
+async def test_the_guides_retry_recipe_registers_once_through_a_link_that_loses_the_answer(
+    stack: Stack, tmp_path: Path
+) -> None:
+    body = scenario.single_traveller(date.today() + timedelta(days=200))
+    given = body["members"][0]["given_names"]
+    (tmp_path / "registration.json").write_text(json.dumps(body))
+    token = stack.token(Role.INTEGRATION_CLIENT, subject="kaz-registry")
+    relay = LosesTheFirstAnswer(stack.url("intake"))
+    async with relay as url:
+        env = {**os.environ, "INTAKE_URL": url, "TOKEN": token}
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["bash", "-euo", "pipefail", "-c", recipe("curl-retry")],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert relay.connections >= 2, "the first answer was not lost: nothing was retried"
+    answer = json.loads((tmp_path / "answer.json").read_text())
+    headers = (tmp_path / "answer-headers.txt").read_text().lower()
+    assert answer["created"] is True and "idempotent-replayed: true" in headers, (answer, headers)
+    conn = await asyncpg.connect(stack.postgres.dsn(stack.specs["intake"].database))
+    try:
+        rows = await conn.fetch("SELECT case_id FROM persons WHERE given_names = $1", given)
+    finally:
+        await conn.close()
+    assert [str(r["case_id"]) for r in rows] == [answer["case_id"]]
