@@ -8,7 +8,8 @@ and only if the command's effect is. Then:
 
 - the same key with the same request (method, path, query, canonical JSON body) is answered the
   stored status and body, with ``Idempotent-Replayed: true``, and changes nothing;
-- the same key with a different request is refused: 422 ``idempotency_key_reused``;
+- the same key with a different request is refused: 422 with ``code`` ``idempotency_key_reused``
+  (and FastAPI's ``detail`` list, naming the header);
 - a repeat sent while the first is still running waits for it (up to ``WAIT_SECONDS``) and is then
   answered as above; the unique key row is the lock (PostgreSQL makes the second insert wait for the
   first transaction). Past the wait: 409 ``idempotency_key_in_use`` with ``Retry-After``;
@@ -215,9 +216,14 @@ async def claim(
     )
     assert row is not None and row["status"] is not None  # committed with its answer, never without
     if row["fingerprint"] != digest:
-        return _refused(
-            422, KEY_REUSED, "this Idempotency-Key was used for a different request: use a new key"
-        )
+        # FastAPI's 422 shape (as every other 422 here, and as the OpenAPI documents say), with
+        # the code beside it.
+        problem = {
+            "loc": ["header", HEADER],
+            "msg": "this Idempotency-Key was used for a different request: use a new key",
+            "type": KEY_REUSED,
+        }
+        return JSONResponse({"code": KEY_REUSED, "detail": [problem]}, status_code=422)
     return Response(
         bytes(row["body"]),
         status_code=row["status"],

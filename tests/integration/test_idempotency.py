@@ -11,6 +11,7 @@ second answer is the first one: the ids it carries are the ones committed.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -233,7 +234,8 @@ async def test_a_duplicate_flag_resolved_with_a_lost_answer_is_answered_the_reso
         {"flag_id": flag["flag_id"], "status": "duplicate"},
     )
     unkeyed = await _again("POST", url, json=body, headers=caseworker)
-    assert unkeyed.status_code == 409  # without the key a repeat cannot be told from a second decision
+    # Without the key a repeat cannot be told from a second decision: the flag is no longer open.
+    assert unkeyed.status_code == 404, unkeyed.text
 
 
 # --- eligibility ---------------------------------------------------------------------------------
@@ -532,3 +534,56 @@ async def test_a_repeat_waits_for_the_first_request_and_past_the_wait_is_told_to
         await first.execute("DELETE FROM idempotency_keys WHERE owner = $1", owner)
         await first.close()
         await repeat.close()
+
+
+async def test_the_same_plan_and_the_same_departure_sent_at_once_take_effect_once(
+    stack: Stack, stream: StatusStream, route: Route, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    """Natural keys under concurrency: four coordinators' copies of one plan (one movement id),
+    then of one departure. Each is decided under the locks of what it changes; the copies that
+    come second are answered what the first did."""
+    cases = [await scenario.register(client, stack, scenario.single_traveller(travel_date)) for _ in range(2)]
+    await stream.wait_for(cases, CaseStatus.ELIGIBLE, 90)
+    await scenario.wait_ready_for_planning(client, stack, route, travel_date, cases, 60)
+    transport = stack.url("transport")
+    movement_id = f"MOV-RACE-{uuid.uuid4().hex[:6]}"
+    plan = {
+        "movement_id": movement_id,
+        "route_id": route.route_id,
+        "departure_date": travel_date.isoformat(),
+        "vehicles": [{"vehicle_id": "BUS-R", "capacity": 4}],
+    }
+    coordinators = [stack.headers(Role.TRANSPORT_COORDINATOR, subject=f"coordinator-{n}") for n in range(4)]
+    async with httpx.AsyncClient(timeout=60.0) as c:
+        plans = await asyncio.gather(
+            *(c.post(f"{transport}/movements", json=plan, headers=h) for h in coordinators)
+        )
+        assert sorted(p.status_code for p in plans) == [200, 200, 200, 201], [p.text for p in plans]
+        assert len({json_of(p.json()["vehicles"]) for p in plans}) == 1
+        placed = {c["case_id"] for c in plans[0].json()["vehicles"][0]["cases"]}
+        assert placed == {str(x) for x in cases}
+        await stream.wait_for(cases, CaseStatus.MANIFESTED, 30)
+
+        url = f"{transport}/movements/{movement_id}/vehicles/BUS-R/departure"
+        departures = await asyncio.gather(*(c.post(url, json={}, headers=h) for h in coordinators))
+    assert {d.status_code for d in departures} == {200}, [d.text for d in departures]
+    assert sum(d.headers.get(REPLAYED) == "true" for d in departures) == 3
+    assert len({d.text for d in departures}) == 1
+    assert (
+        await _rows(
+            stack,
+            "transport",
+            "SELECT count(*) FROM outbox WHERE key LIKE $1 || '%' AND event_type = $2",
+            movement_id,
+            MovementDeparted.event_type,
+        )
+        == 1
+    )
+    assert (
+        await _rows(stack, "transport", "SELECT count(*) FROM movements WHERE movement_id = $1", movement_id)
+        == 1
+    )
+
+
+def json_of(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
