@@ -68,8 +68,8 @@ Key = Annotated[
         alias=HEADER,
         min_length=1,
         max_length=255,
-        # Printable ASCII: the draft's sf-string, without the quotes.
-        pattern=r"^[\x20-\x7e]+$",
+        # Visible ASCII (a UUID fits): the draft's sf-string, without quotes or spaces.
+        pattern=r"^[\x21-\x7e]+$",
         description=_DOC,
     ),
 ]
