@@ -22,10 +22,10 @@ import httpx
 import pytest
 
 from contracts.border import CrossingRequirementLifted
-from contracts.intake import CaseUpdated
+from contracts.intake import CaseUpdated, CaseWithdrawn
 from contracts.routes import Route
 from contracts.status import CaseStatus
-from contracts.transport import MovementDeparted
+from contracts.transport import MovementDeparted, VehicleProgressRecorded
 from corridor import idempotency
 from corridor.auth import Purpose, Role
 from devkit import scenario
@@ -57,6 +57,28 @@ async def _until(probe: Callable[[], Awaitable[Any]], want: Any, timeout: float 
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"still {got!r}, waiting for {want!r}")
         await asyncio.sleep(0.1)
+
+
+async def _lost_until_done(
+    method: str,
+    url: str,
+    probe: Callable[[], Awaitable[Any]],
+    *,
+    json: Any = None,
+    headers: dict[str, str],
+    timeout: float = 60.0,
+) -> None:
+    """Lose answers until the command has taken effect: what it depends on reaches the service
+    asynchronously, and until then it is refused, which stores nothing (so the same key may be
+    sent again)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await _lost(method, url, json=json, headers=headers)
+        try:
+            await _until(probe, 1, 3)
+            return
+        except TimeoutError:
+            assert asyncio.get_running_loop().time() < deadline, f"{method} {url} never took effect"
 
 
 async def _again(method: str, url: str, *, json: Any = None, headers: dict[str, str]) -> httpx.Response:
@@ -236,6 +258,45 @@ async def test_a_duplicate_flag_resolved_with_a_lost_answer_is_answered_the_reso
     unkeyed = await _again("POST", url, json=body, headers=caseworker)
     # Without the key a repeat cannot be told from a second decision: the flag is no longer open.
     assert unkeyed.status_code == 404, unkeyed.text
+
+
+async def test_a_withdrawal_and_an_erasure_with_lost_answers_happen_once(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    """Idempotent by nature (a case withdraws once, is erased once): the repeat, with no key,
+    records nothing more and answers the withdrawal and the erasure as they stand."""
+    case_id = await scenario.register(client, stack, scenario.single_traveller(travel_date))
+    await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 60)
+    caseworker = stack.headers(Role.CASEWORKER, subject="caseworker-idem")
+    url = f"{stack.url('intake')}/cases/{case_id}"
+
+    def withdrawn() -> Awaitable[Any]:
+        return _rows(
+            stack,
+            "intake",
+            "SELECT count(*) FROM outbox WHERE key = $1 AND event_type = $2",
+            str(case_id),
+            CaseWithdrawn.event_type,
+        )
+
+    await _lost("POST", f"{url}/withdrawal", json={"reason": "found work here"}, headers=caseworker)
+    await _until(withdrawn, 1)
+    r = await _again("POST", f"{url}/withdrawal", json={"reason": "found work here"}, headers=caseworker)
+    assert r.status_code in (201, 202) and r.json()["created"] is False, r.text
+    assert await withdrawn() == 1
+    await stream.wait_for([case_id], CaseStatus.WITHDRAWN, 30)
+
+    supervisor = stack.headers(Role.SUPERVISOR, subject="sup-idem")
+
+    def erased() -> Awaitable[Any]:
+        return _rows(stack, "intake", "SELECT count(*) FROM erasures WHERE case_id = $1", case_id)
+
+    await _lost_until_done("POST", f"{url}/erasure", erased, headers=supervisor)
+    r = await _again("POST", f"{url}/erasure", headers=supervisor)
+    erased_at = await _rows(stack, "intake", "SELECT erased_at FROM erasures WHERE case_id = $1", case_id)
+    assert (r.status_code, r.json()["created"]) == (200, False), r.text
+    assert datetime.fromisoformat(r.json()["erased_at"]) == erased_at
+    assert await erased() == 1
 
 
 # --- eligibility ---------------------------------------------------------------------------------
@@ -463,10 +524,25 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     # Clearance at the first post, answer lost: each case decided once, the repeat answered it.
     first_post = route.checkpoints[0].checkpoint_id
     progress = f"{transport}/movements/{movement_id}/vehicles/BUS-A/progress"
-    arrived = await scenario.post(
-        client, progress, {"checkpoint_id": first_post, "stage": "arrived"}, headers=coordinator
+    report = {"checkpoint_id": first_post, "stage": "arrived"}
+
+    def reported() -> Awaitable[Any]:
+        return _rows(
+            stack,
+            "transport",
+            "SELECT count(*) FROM outbox WHERE key LIKE $1 || '%' AND event_type = $2",
+            movement_id,
+            VehicleProgressRecorded.event_type,
+        )
+
+    await _lost("POST", progress, json=report, headers=coordinator)
+    await _until(reported, 1)
+    arrived = await _again("POST", progress, json=report, headers=coordinator)
+    assert (arrived.status_code, arrived.json()) == (
+        201,
+        {"movement_id": movement_id, "vehicle_id": "BUS-A", **report},
     )
-    assert arrived.status_code == 201, arrived.text
+    assert await reported() == 1
     clearance = f"{stack.border_url(first_post)}/movements/{movement_id}/vehicles/BUS-A/clearance"
     officer = stack.headers(Role.BORDER_OFFICER, checkpoint=first_post, subject="officer-idem")
     db = f"border-{first_post}"
@@ -475,16 +551,9 @@ async def test_planning_departure_and_clearance_with_lost_answers(
         return _rows(stack, db, "SELECT count(*) FROM decisions WHERE movement_id = $1", movement_id)
 
     # The manifest and the vehicle's arrival reach the post asynchronously: until they have, a
-    # clearance is refused (stored nothing) and is sent again, each time under a new key.
-    deadline = asyncio.get_running_loop().time() + 60
-    while True:
-        headers = _keyed(officer)
-        await _lost("POST", clearance, json={}, headers=headers)
-        try:
-            await _until(decided, 1, 3)
-            break
-        except TimeoutError:
-            assert asyncio.get_running_loop().time() < deadline, "the post never decided the vehicle"
+    # clearance is refused, which stores nothing under its key.
+    headers = _keyed(officer)
+    await _lost_until_done("POST", clearance, decided, json={}, headers=headers)
     r = await _again("POST", clearance, json={}, headers=headers)
     assert (r.status_code, r.headers.get(REPLAYED)) == (200, "true"), r.text
     [cleared] = r.json()["cleared"]
