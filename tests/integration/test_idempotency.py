@@ -1,7 +1,8 @@
 """Every command safe to retry (issue 17), on the real platform.
 
-The answer is lost the way a border post's link loses it: the client sends the whole request and
-gives up waiting (a read timeout of a millisecond) while the service goes on and commits. The test
+The answer is lost the way a border post's link loses it: the client sends the whole request
+through a relay that drops the connection as the service starts to answer, after it committed
+(``tests.integration.lossy``). The test
 waits until the effect is in the service's database, then sends the same request again with the
 same ``Idempotency-Key`` (or, for a command with a natural key, just again) and checks that the
 effect happened exactly once (rows, and events in the outbox on their way to Kafka) and that the
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -31,6 +33,7 @@ from corridor.auth import Purpose, Role
 from devkit import scenario
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
+from tests.integration.lossy import LosesTheFirstAnswer
 
 KEY, REPLAYED = idempotency.HEADER, idempotency.REPLAYED
 FAR = "2990-01-01"  # a requirement effective then holds no traveller of any test
@@ -45,10 +48,14 @@ async def _rows(stack: Stack, database_of: str, sql: str, *args: Any) -> Any:
 
 
 async def _lost(method: str, url: str, *, json: Any = None, headers: dict[str, str]) -> None:
-    """Send the whole request and give up before the answer (the service carries on)."""
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=0.001)) as c:
-        with pytest.raises(httpx.ReadTimeout):
-            await c.request(method, url, json=json, headers=headers)
+    """Send the whole request through a link that drops as the service starts to answer (it has
+    committed): the client gets no answer."""
+    parts = urlsplit(url)
+    async with LosesTheFirstAnswer(f"{parts.scheme}://{parts.netloc}") as base:
+        target = base + parts.path + (f"?{parts.query}" if parts.query else "")
+        async with httpx.AsyncClient(timeout=30.0) as c:
+            with pytest.raises(httpx.TransportError):
+                await c.request(method, target, json=json, headers=headers)
 
 
 async def _until(probe: Callable[[], Awaitable[Any]], want: Any, timeout: float = 20.0) -> None:
