@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from contracts.base import Event
 from contracts.envelope import CloudEvent, mission_source
 from contracts.routes import RouteBook
-from corridor import auth, db
+from corridor import auth, db, idempotency
 from corridor.apidocs import offline_app
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
@@ -162,6 +162,8 @@ class ServiceRuntime:
             dependencies=[Depends(auth.allow(auth.Role.OPERATIONS_VIEWER, auth.Role.SUPERVISOR))],
         )
         mount_asyncapi(self)  # GET /asyncapi.json, /asyncapi.yaml
+        # Answers kept for Idempotency-Key repeats (corridor.idempotency) are dropped once expired.
+        self.every(idempotency.SWEEP_SECONDS, lambda: idempotency.sweep(self.pool), name="idempotency-sweep")
         for error in TRANSIENT_ERRORS:
             self.http.add_exception_handler(error, self._unavailable)
         self.http.add_exception_handler(RequestValidationError, _invalid_request)

@@ -175,9 +175,10 @@ async def post(
     """POST; within ``tolerating_faults``, retrying while the service is restarting or its
     database is unavailable (for at most ``timeout`` seconds).
 
-    Every command used here is idempotent (registration keys, movement ids, clearance of what
-    is still undecided), so retrying after an unclear failure is safe.
+    Every attempt carries the same ``Idempotency-Key`` (corridor.idempotency), so retrying after an
+    unclear failure (an answer lost) is safe for every command, natural key or not.
     """
+    headers = {"Idempotency-Key": str(uuid.uuid4()), **(headers or {})}
     retry_for = min(timeout, _RETRY_UNAVAILABLE.get())
     if retry_for <= 0:
         return await client.post(url, json=body, headers=headers)
@@ -321,11 +322,7 @@ async def plan_movement(
         timeout=timeout,
         headers=coordinator(stack),
     )
-    if response.status_code == 409:  # an earlier attempt was planned before its answer was lost
-        response = await client.get(
-            f"{stack.url('transport')}/movements/{movement_id}", headers=coordinator(stack)
-        )
-    elif response.status_code != 201:
+    if response.status_code not in (200, 201):  # 200: planned by an attempt whose answer was lost
         raise RuntimeError(f"planning failed: {response.status_code} {response.text}")
     movement: dict[str, Any] = response.json()
     placed = [uuid.UUID(c["case_id"]) for v in movement["vehicles"] for c in v["cases"]]

@@ -10,11 +10,12 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.intake import EvidenceKind
 from contracts.routes import Checkpoint
+from corridor import idempotency
 from corridor.auth import Principal, Role, allow
 from corridor.http import Timestamp
 from services.border_clearance import usecases
@@ -57,6 +58,9 @@ class ClearVehicle(BaseModel):
         )
 
 
+REFERENCE = r"^[A-Za-z0-9._:-]+$"
+
+
 class PublishRequirement(BaseModel):
     """A new requirement at this post, for crossings from ``effective_from`` on."""
 
@@ -68,6 +72,16 @@ class PublishRequirement(BaseModel):
     evidence_kind: EvidenceKind
     valid_hours: int = Field(ge=1, le=24 * 60)
     effective_from: date
+    reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=REFERENCE,
+        description="The post's own reference (a circular's number): publishing the same reference "
+        "again creates nothing and answers the requirement published first (200); read it back with "
+        "GET /requirements?reference=...",
+        examples=["circular-2026-118"],
+    )
 
     def command(self, officer: str) -> usecases.PublishRequirement:
         return usecases.PublishRequirement(**self.model_dump(), officer=officer)
@@ -93,6 +107,8 @@ class _Out(BaseModel):
 class RequirementPublishedOut(_Out):
     requirement_id: uuid.UUID
     checkpoint_id: str
+    reference: str | None
+    created: bool = Field(description="False: published before under this reference (200)")
 
 
 class RequirementLiftedOut(_Out):
@@ -110,6 +126,7 @@ class RequirementOut(_Out):
     published_by: str
     published_at: Timestamp
     lifted_at: Timestamp | None = Field(description="When it was lifted; null while it applies")
+    reference: str | None = Field(description="The post's own reference, when it gave one")
 
 
 class RequirementsOut(_Out):
@@ -177,30 +194,70 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
     async def describe_checkpoint() -> Checkpoint:
         return ctx.checkpoint
 
-    @api.post("/requirements", status_code=201, response_model=RequirementPublishedOut)
+    @api.post(
+        "/requirements",
+        status_code=201,
+        response_model=RequirementPublishedOut,
+        responses={
+            200: {"model": RequirementPublishedOut, "description": "Published before under this reference"},
+            409: {"description": "Another requirement was published under this reference (reference_reused)"},
+        },
+        openapi_extra=idempotency.keyed(
+            natural="With a reference: publishing it again creates nothing and answers 200 with the "
+            "requirement published first. Without one, send an Idempotency-Key."
+        ),
+    )
     async def publish_requirement(
-        command: PublishRequirement, officer: Officer
-    ) -> usecases.RequirementPublished:
+        command: PublishRequirement,
+        request: Request,
+        officer: Officer,
+        idempotency_key: idempotency.Key = None,
+    ) -> Response:
         """Publish a requirement at short notice; every affected case is re-evaluated and sees why."""
-        async with units() as uow:
-            return await usecases.publish_requirement(command.command(officer.subject), uow, ctx)
+
+        async def publish(uow: Unit) -> idempotency.Answer:
+            done = await usecases.publish_requirement(command.command(officer.subject), uow, ctx)
+            return idempotency.Answer(
+                RequirementPublishedOut.model_validate(done), 201 if done.created else 200
+            )
+
+        return await idempotency.run(request, idempotency_key, officer, units, publish)
 
     @api.delete(
         "/requirements/{requirement_id}",
         response_model=RequirementLiftedOut,
         responses={404: {"model": Problem, "description": "No active requirement of that id"}},
-        dependencies=[Depends(AT_THE_POST)],
+        openapi_extra=idempotency.keyed(),
     )
-    async def lift_requirement(requirement_id: uuid.UUID) -> usecases.RequirementLifted:
-        async with units() as uow:
-            return await usecases.lift_requirement(requirement_id, uow, ctx)
+    async def lift_requirement(
+        requirement_id: uuid.UUID, request: Request, officer: Officer, idempotency_key: idempotency.Key = None
+    ) -> Response:
+        """Lift a requirement. Once lifted a repeat is 404: with an Idempotency-Key it is answered
+        the lifting (or read the requirement's ``lifted_at`` with GET /requirements)."""
+
+        async def lift(uow: Unit) -> idempotency.Answer:
+            lifted = await usecases.lift_requirement(requirement_id, uow, ctx)
+            return idempotency.Answer(RequirementLiftedOut.model_validate(lifted))
+
+        return await idempotency.run(request, idempotency_key, officer, units, lift)
 
     @api.get("/requirements", response_model=RequirementsOut, dependencies=[Depends(OVERVIEW)])
-    async def list_requirements() -> usecases.Requirements:
+    async def list_requirements(
+        reference: Annotated[
+            str | None, Query(max_length=100, pattern=REFERENCE, description="Only the one of this reference")
+        ] = None,
+    ) -> usecases.Requirements:
         async with units() as uow:
-            return await usecases.requirements(uow, ctx)
+            return await usecases.requirements(uow, ctx, reference)
 
-    @api.put("/hold-list", status_code=201, response_model=HoldListOut)
+    @api.put(
+        "/hold-list",
+        status_code=201,
+        response_model=HoldListOut,
+        openapi_extra=idempotency.natural(
+            "The document number: a repeat replaces the entry with the same one and answers the same."
+        ),
+    )
     async def add_to_hold_list(entry: HoldEntry, officer: Officer) -> usecases.HoldListEntry:
         """A person this post must not clear, matched on the travel document number."""
         async with units() as uow:
@@ -210,11 +267,19 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
         "/hold-list/{document_number}",
         response_model=HoldListOut,
         responses={404: {"model": Problem, "description": "Not on the hold list"}},
-        dependencies=[Depends(AT_THE_POST)],
+        openapi_extra=idempotency.keyed(),
     )
-    async def remove_from_hold_list(document_number: str) -> usecases.HoldListEntry:
-        async with units() as uow:
-            return await usecases.release_document(document_number, uow)
+    async def remove_from_hold_list(
+        document_number: str, request: Request, officer: Officer, idempotency_key: idempotency.Key = None
+    ) -> Response:
+        """Take a document off the hold list. Once off, a repeat is 404: with an Idempotency-Key it
+        is answered the removal."""
+
+        async def release(uow: Unit) -> idempotency.Answer:
+            released = await usecases.release_document(document_number, uow)
+            return idempotency.Answer(HoldListOut.model_validate(released))
+
+        return await idempotency.run(request, idempotency_key, officer, units, release)
 
     @api.get("/expected-arrivals", response_model=ExpectedArrivalsOut, dependencies=[Depends(OVERVIEW)])
     async def expected_arrivals() -> usecases.ExpectedArrivals:
@@ -228,13 +293,26 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
             404: {"model": Problem, "description": "No manifest received for this vehicle"},
             409: {"model": NobodyToDecide, "description": "Nobody on the vehicle can be decided now"},
         },
+        openapi_extra=idempotency.keyed(
+            natural="The movement, vehicle and case: a case is decided once at this post, so a repeat decides "
+            "nobody again (409, each case 'already decided'). With an Idempotency-Key a repeat is "
+            "answered the first clearance itself."
+        ),
     )
     async def clear_vehicle(
-        movement_id: str, vehicle_id: str, command: ClearVehicle, officer: Officer
-    ) -> usecases.Clearance:
-        async with units() as uow:
-            return await usecases.clear_vehicle(
+        movement_id: str,
+        vehicle_id: str,
+        command: ClearVehicle,
+        request: Request,
+        officer: Officer,
+        idempotency_key: idempotency.Key = None,
+    ) -> Response:
+        async def clear(uow: Unit) -> idempotency.Answer:
+            done = await usecases.clear_vehicle(
                 command.command(movement_id, vehicle_id, officer.subject), uow, ctx
             )
+            return idempotency.Answer(ClearanceOut.model_validate(done))
+
+        return await idempotency.run(request, idempotency_key, officer, units, clear)
 
     return api

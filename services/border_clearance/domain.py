@@ -419,6 +419,19 @@ class Requirement:
     published_by: str
     published_at: datetime
     lifted_at: datetime | None
+    reference: str | None = None
+
+
+class ReferenceReused(Conflict):
+    """A different requirement was published under this reference."""
+
+    def __init__(self, reference: str | None) -> None:
+        super().__init__(
+            {
+                "code": "reference_reused",
+                "message": f"requirement reference {reference!r} was published before with other content",
+            }
+        )
 
 
 class NoActiveRequirement(NotFound):

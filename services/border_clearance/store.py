@@ -187,11 +187,16 @@ class BorderStore:
 
     # --- requirements ------------------------------------------------------------------------
 
-    async def add_requirement(self, req: CrossingRequirementPublished, published_by: str) -> None:
-        await self.conn.execute(
+    async def add_requirement(
+        self, req: CrossingRequirementPublished, published_by: str, reference: str | None = None
+    ) -> bool:
+        """False, adding nothing, when a requirement has this reference (one being added
+        concurrently is waited for: the unique index decides)."""
+        status = await self.conn.execute(
             """INSERT INTO requirements (requirement_id, code, description, evidence_kind, valid_hours,
-                                         effective_from, published_by, published_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                                         effective_from, published_by, published_at, reference)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING""",
             req.requirement_id,
             req.code,
             req.description,
@@ -200,7 +205,9 @@ class BorderStore:
             req.effective_from,
             published_by,
             req.published_at,
+            reference,
         )
+        return status.endswith(" 1")
 
     async def lift_requirement(self, requirement_id: uuid.UUID, at: datetime) -> bool:
         """True if the requirement was active and is lifted now."""
@@ -211,11 +218,12 @@ class BorderStore:
         )
         return status.endswith(" 1")
 
-    async def requirements(self) -> list[Requirement]:
+    async def requirements(self, reference: str | None = None) -> list[Requirement]:
         rows = await self.conn.fetch(
             """SELECT requirement_id, code, description, evidence_kind, valid_hours, effective_from,
-                      published_by, published_at, lifted_at
-               FROM requirements ORDER BY published_at"""
+                      published_by, published_at, lifted_at, reference
+               FROM requirements WHERE $1::text IS NULL OR reference = $1 ORDER BY published_at""",
+            reference,
         )
         return [Requirement(**{**dict(r), "evidence_kind": EvidenceKind(r["evidence_kind"])}) for r in rows]
 

@@ -227,12 +227,25 @@ class PublishRequirement:
     valid_hours: int
     effective_from: date
     officer: str
+    reference: str | None = None
+
+    def same_as(self, r: Requirement) -> bool:
+        """Whether ``r`` is what this command publishes (who published it aside)."""
+        return (self.code, self.description, self.evidence_kind, self.valid_hours, self.effective_from) == (
+            r.code,
+            r.description,
+            r.evidence_kind,
+            r.valid_hours,
+            r.effective_from,
+        )
 
 
 @dataclass(frozen=True)
 class RequirementPublished:
     requirement_id: uuid.UUID
     checkpoint_id: str
+    reference: str | None = None
+    created: bool = True
 
 
 async def publish_requirement(cmd: PublishRequirement, uow: Unit, ctx: Context) -> RequirementPublished:
@@ -249,9 +262,15 @@ async def publish_requirement(cmd: PublishRequirement, uow: Unit, ctx: Context) 
         effective_from=cmd.effective_from,
         published_at=uow.now(),
     )
-    await uow.store.add_requirement(requirement, cmd.officer)
+    if not await uow.store.add_requirement(requirement, cmd.officer, cmd.reference):
+        # Published before under this reference (perhaps a moment ago, by a retry of this very
+        # request): answer that one, or refuse a different requirement under the same reference.
+        [earlier] = await uow.store.requirements(cmd.reference)
+        if not cmd.same_as(earlier):
+            raise domain.ReferenceReused(cmd.reference)
+        return RequirementPublished(earlier.requirement_id, ctx.checkpoint_id, cmd.reference, created=False)
     await uow.publish(requirement)
-    return RequirementPublished(requirement.requirement_id, ctx.checkpoint_id)
+    return RequirementPublished(requirement.requirement_id, ctx.checkpoint_id, cmd.reference)
 
 
 @dataclass(frozen=True)
@@ -279,9 +298,10 @@ class Requirements:
     requirements: list[Requirement]
 
 
-async def requirements(uow: Unit, ctx: Context) -> Requirements:
-    """Every requirement this post published, lifted ones included, oldest first."""
-    return Requirements(ctx.checkpoint_id, await uow.store.requirements())
+async def requirements(uow: Unit, ctx: Context, reference: str | None = None) -> Requirements:
+    """Every requirement this post published (with ``reference``: the one of that reference),
+    lifted ones included, oldest first."""
+    return Requirements(ctx.checkpoint_id, await uow.store.requirements(reference))
 
 
 # --- the hold list ------------------------------------------------------------------------------

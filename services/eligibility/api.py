@@ -12,10 +12,11 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.eligibility import Outcome, RuleResult
+from corridor import idempotency
 from corridor.auth import Principal, Role, allow
 from corridor.http import Timestamp
 from services.eligibility import usecases
@@ -121,25 +122,45 @@ def router(units: Units, ctx: Context) -> APIRouter:
         status_code=201,
         response_model=DecisionInForce,
         responses={**NOT_FOUND, **REFUSED},
+        openapi_extra=idempotency.keyed(),
     )
     async def override_decision(
-        case_id: uuid.UUID, command: OverrideDecision, supervisor: Supervisor
-    ) -> DecisionInForce:
+        case_id: uuid.UUID,
+        command: OverrideDecision,
+        request: Request,
+        supervisor: Supervisor,
+        idempotency_key: idempotency.Key = None,
+    ) -> Response:
         """A supervisor decides over the rules, with a written reason. Audited, and shown in the
-        decision beside the rules it overrides; re-evaluation keeps it until it is revoked."""
-        async with units() as uow:
+        decision beside the rules it overrides; re-evaluation keeps it until it is revoked. Each
+        override is a new decision version: retry with an Idempotency-Key."""
+
+        async def override(uow: Unit) -> idempotency.Answer:
             decision = await usecases.override_decision(
                 command.command(case_id, supervisor.subject), uow, ctx
             )
-        return DecisionInForce.of(case_id, decision)
+            return idempotency.Answer(DecisionInForce.of(case_id, decision), 201)
 
-    @api.delete("/cases/{case_id}/override", response_model=DecisionInForce, responses=NOT_FOUND)
-    async def revoke_override(case_id: uuid.UUID, supervisor: Supervisor) -> DecisionInForce:
-        """A supervisor revokes the override in force on the case: the rules decide again."""
-        async with units() as uow:
+        return await idempotency.run(request, idempotency_key, supervisor, units, override)
+
+    @api.delete(
+        "/cases/{case_id}/override",
+        response_model=DecisionInForce,
+        responses=NOT_FOUND,
+        openapi_extra=idempotency.keyed(),
+    )
+    async def revoke_override(
+        case_id: uuid.UUID, request: Request, supervisor: Supervisor, idempotency_key: idempotency.Key = None
+    ) -> Response:
+        """A supervisor revokes the override in force on the case: the rules decide again. Once
+        revoked, a repeat is 404: with an Idempotency-Key it is answered the revocation."""
+
+        async def revoke(uow: Unit) -> idempotency.Answer:
             decision = await usecases.revoke_override(
                 usecases.RevokeOverride(case_id, supervisor.subject), uow, ctx
             )
-        return DecisionInForce.of(case_id, decision)
+            return idempotency.Answer(DecisionInForce.of(case_id, decision))
+
+        return await idempotency.run(request, idempotency_key, supervisor, units, revoke)
 
     return api

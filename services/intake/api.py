@@ -18,10 +18,12 @@ from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.intake import ErasureBasis
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
+from corridor import idempotency
 from corridor.auth import Principal, Purpose, Role, allow
 from corridor.consumer import EventConsumer, Rejected, RetryLater
 from corridor.errors import invalid
 from corridor.http import Timestamp
+from corridor.idempotency import Answer
 from corridor.runtime import ServiceRuntime
 from services.intake import bulk, domain, usecases
 from services.intake.domain import FlagStatus, RegistrationRejected
@@ -136,6 +138,22 @@ class EvidenceOut(_Out):
     event_id: str = Field(description="The HealthEvidenceRecorded event's id")
 
 
+class HealthEvidenceOut(_Out):
+    evidence_id: int
+    person_id: uuid.UUID
+    kind: str
+    result: str
+    taken_at: Timestamp
+    recorded_at: Timestamp
+    recorded_by: str = Field(description="The token subject that recorded it")
+    event_id: str | None = Field(description="The HealthEvidenceRecorded event's id (as answered)")
+
+
+class HealthEvidenceListOut(_Out):
+    case_id: uuid.UUID
+    evidence: list[HealthEvidenceOut] = Field(description="Oldest first")
+
+
 class WithdrawalOut(_Out):
     case_id: uuid.UUID
     status: str = Field(description="withdrawn (201), or withdrawal_requested (202)")
@@ -207,34 +225,57 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         response_model=RegistrationOut,
         response_model_exclude_none=True,
         responses={200: {"model": RegistrationOut, "description": "Registered before under this key"}},
+        openapi_extra=idempotency.keyed(
+            natural="With a registration_key: registering the same key again creates nothing and answers "
+            "200 with the case (created false). Without one, send an Idempotency-Key."
+        ),
     )
     async def register_case(
-        command: domain.RegisterCase, response: Response, caller: Registrar
-    ) -> RegistrationOut:
+        command: domain.RegisterCase,
+        request: Request,
+        caller: Registrar,
+        idempotency_key: idempotency.Key = None,
+    ) -> Response:
         """Register one person or a family group. Personal data stays in the host mission. A case
         that may repeat another (same document, or same name and birth date in either script) is
         registered and flagged for a caseworker to review; the flags are answered to caseworkers
         and supervisors only."""
-        async with units() as uow:
-            done = await usecases.register_case(command, uow, ctx)
-        if not done.created:
-            response.status_code = 200
-            return RegistrationOut(case_id=done.case_id, created=False)
-        return RegistrationOut(
-            case_id=done.case_id,
-            created=True,
-            status=CaseStatus.REGISTERED,
-            duplicate_flags=[FlagRaisedOut.model_validate(f) for f in done.duplicate_flags]
-            if caller.has(Role.CASEWORKER, Role.SUPERVISOR)
-            else None,
-        )
 
-    @api.put("/cases/{case_id}", response_model=UpdatedOut, dependencies=[Depends(CASEWORK)])
-    async def update_case(case_id: uuid.UUID, command: domain.UpdateCase) -> UpdatedOut:
-        """Change a case before departure; eligibility and transport receive the case as it stands."""
-        async with units() as uow:
+        async def register(uow: usecases.Uow) -> Answer:
+            done = await usecases.register_case(command, uow, ctx)
+            if not done.created:
+                return Answer(RegistrationOut(case_id=done.case_id, created=False), 200, exclude_none=True)
+            out = RegistrationOut(
+                case_id=done.case_id,
+                created=True,
+                status=CaseStatus.REGISTERED,
+                duplicate_flags=[FlagRaisedOut.model_validate(f) for f in done.duplicate_flags]
+                if caller.has(Role.CASEWORKER, Role.SUPERVISOR)
+                else None,
+            )
+            return Answer(out, 201, exclude_none=True)
+
+        return await idempotency.run(request, idempotency_key, caller, units, register)
+
+    @api.put("/cases/{case_id}", response_model=UpdatedOut, openapi_extra=idempotency.keyed())
+    async def update_case(
+        case_id: uuid.UUID,
+        command: domain.UpdateCase,
+        request: Request,
+        caller: Caller,
+        idempotency_key: idempotency.Key = None,
+    ) -> Response:
+        """Change a case before departure; eligibility and transport receive the case as it stands.
+        The case ends up the same when repeated, but each update is published again: send an
+        Idempotency-Key to make a repeat answer the first update and publish nothing."""
+
+        async def update(uow: usecases.Uow) -> Answer:
             updated = await usecases.update_case(domain.ChangeCase(case_id, command), uow, ctx)
-        return UpdatedOut(case_id=case_id, updated_at=updated.updated_at, members=len(updated.members))
+            return Answer(
+                UpdatedOut(case_id=case_id, updated_at=updated.updated_at, members=len(updated.members))
+            )
+
+        return await idempotency.run(request, idempotency_key, caller, units, update)
 
     @api.get(
         "/duplicate-flags",
@@ -249,16 +290,30 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             flags = await usecases.list_duplicate_flags(status, case_id, uow)
         return DuplicateFlagsOut(flags=[DuplicateFlagOut.model_validate(f) for f in flags])
 
-    @api.post("/duplicate-flags/{flag_id}/resolution", tags=["duplicates"], response_model=ResolutionOut)
+    @api.post(
+        "/duplicate-flags/{flag_id}/resolution",
+        tags=["duplicates"],
+        response_model=ResolutionOut,
+        openapi_extra=idempotency.keyed(),
+    )
     async def resolve_duplicate_flag(
-        flag_id: int, command: domain.ResolveDuplicate, caller: Caller
-    ) -> ResolutionOut:
-        """A caseworker decides: the same person registered twice, or two different people."""
-        async with units() as uow:
+        flag_id: int,
+        command: domain.ResolveDuplicate,
+        request: Request,
+        caller: Caller,
+        idempotency_key: idempotency.Key = None,
+    ) -> Response:
+        """A caseworker decides: the same person registered twice, or two different people. A flag
+        is resolved once (409 after): send an Idempotency-Key to have a repeat answered the first
+        resolution."""
+
+        async def resolve(uow: usecases.Uow) -> Answer:
             status = await usecases.resolve_duplicate_flag(
                 domain.ResolveFlag(flag_id, command, caller.subject), uow
             )
-        return ResolutionOut(flag_id=flag_id, status=status)
+            return Answer(ResolutionOut(flag_id=flag_id, status=status))
+
+        return await idempotency.run(request, idempotency_key, caller, units, resolve)
 
     @api.get("/access-log", tags=["audit"], response_model=AccessLogOut, dependencies=[Depends(AUDIT)])
     async def query_access_log(
@@ -283,19 +338,45 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         async with units() as uow:
             return await usecases.read_case(domain.ReadCase(case_id, caller.subject, x_purpose), uow)
 
-    @api.post("/cases/{case_id}/health-evidence", status_code=201, response_model=EvidenceOut)
+    @api.post(
+        "/cases/{case_id}/health-evidence",
+        status_code=201,
+        response_model=EvidenceOut,
+        openapi_extra=idempotency.keyed(),
+    )
     async def record_health_evidence(
         case_id: uuid.UUID,
         command: domain.RecordHealthEvidence,
+        request: Request,
         caller: Caller,
-    ) -> EvidenceOut:
+        idempotency_key: idempotency.Key = None,
+    ) -> Response:
         """A test result or fit-to-travel examination. Medical data: it goes only to eligibility,
-        on the host mission's restricted topic, and never onto the status stream."""
-        async with units() as uow:
+        on the host mission's restricted topic, and never onto the status stream. Each request
+        records one more result: send an Idempotency-Key to retry safely, and read what was
+        recorded with ``GET /cases/{case_id}/health-evidence``."""
+
+        async def record(uow: usecases.Uow) -> Answer:
             event = await usecases.record_health_evidence(
                 domain.AddHealthEvidence(case_id, command, caller.subject), uow
             )
-        return EvidenceOut(case_id=case_id, event_id=event.id)
+            return Answer(EvidenceOut(case_id=case_id, event_id=event.id), 201)
+
+        return await idempotency.run(request, idempotency_key, caller, units, record)
+
+    @api.get("/cases/{case_id}/health-evidence", response_model=HealthEvidenceListOut)
+    async def read_health_evidence(
+        case_id: uuid.UUID, caller: Caller, x_purpose: WhyHeader
+    ) -> HealthEvidenceListOut:
+        """The health evidence recorded for the case (medical data: caseworkers and supervisors
+        only). Like every read of personal data, recorded with who and why (``X-Purpose``)."""
+        async with units() as uow:
+            recorded = await usecases.read_health_evidence(
+                domain.ReadCase(case_id, caller.subject, x_purpose), uow
+            )
+        return HealthEvidenceListOut(
+            case_id=case_id, evidence=[HealthEvidenceOut.model_validate(e) for e in recorded]
+        )
 
     @api.post(
         "/cases/{case_id}/withdrawal",
@@ -309,6 +390,10 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             },
             409: {"description": "The case's vehicle left before the withdrawal took effect"},
         },
+        openapi_extra=idempotency.natural(
+            "A case is withdrawn once: a repeat records nothing and answers the withdrawal as it "
+            "stands (created false)."
+        ),
     )
     async def withdraw_case(
         case_id: uuid.UUID,
@@ -344,6 +429,9 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             200: {"model": ErasureOut, "description": "Erased before: nothing changed"},
             409: {"description": "The case has not ended: withdraw it first"},
         },
+        openapi_extra=idempotency.natural(
+            "A case's data is erased once: a repeat changes nothing and answers 200 with the erasure."
+        ),
     )
     async def erase_personal_data(
         case_id: uuid.UUID,
@@ -395,6 +483,10 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             },
             503: {"model": ReportDeferred, "description": "Not yet: send it again after Retry-After"},
         },
+        openapi_extra=idempotency.natural(
+            "The CloudEvent's source and id: a report applied before answers 200 duplicate and changes "
+            "nothing."
+        ),
     )
     async def report_status_change(request: Request, reporter: Reporter) -> JSONResponse:
         """For mission systems that cannot speak Kafka: one structured-mode CloudEvent
@@ -443,7 +535,13 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
     @api.post(
         "/imports",
         tags=["imports"],
-        openapi_extra=bulk.OPENAPI_BODY,
+        openapi_extra=idempotency.merged(
+            bulk.OPENAPI_BODY,
+            idempotency.natural(
+                "Each row's namespace and row_key: a row imported before is reported exists and creates "
+                "nothing, so a whole file may be sent again."
+            ),
+        ),
         response_model=bulk.ImportReport,
         responses={
             200: {"model": bulk.ImportReport, "description": "The outcome of every row"},

@@ -48,6 +48,18 @@ class LockedCase:
 
 
 @dataclass(frozen=True)
+class HealthEvidence:
+    evidence_id: int
+    person_id: uuid.UUID
+    kind: str
+    result: str
+    taken_at: datetime
+    recorded_at: datetime
+    recorded_by: str
+    event_id: str | None
+
+
+@dataclass(frozen=True)
 class KnownPerson:
     person_id: uuid.UUID
     surname: str
@@ -436,10 +448,13 @@ class IntakeStore:
 
     # --- health evidence and withdrawals -------------------------------------------------------
 
-    async def save_health_evidence(self, event: HealthEvidenceRecorded, recorded_by: str) -> None:
+    async def save_health_evidence(
+        self, event: HealthEvidenceRecorded, recorded_by: str, event_id: str | None = None
+    ) -> None:
         await self.conn.execute(
-            """INSERT INTO health_evidence (case_id, person_id, kind, result, taken_at, recorded_by, recorded_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            """INSERT INTO health_evidence
+                   (case_id, person_id, kind, result, taken_at, recorded_by, recorded_at, event_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
             event.case_id,
             event.person_id,
             event.kind.value,
@@ -447,7 +462,28 @@ class IntakeStore:
             event.taken_at,
             recorded_by,
             event.recorded_at,
+            event_id,
         )
+
+    async def health_evidence(self, case_id: uuid.UUID) -> list[HealthEvidence]:
+        rows = await self.conn.fetch(
+            """SELECT id, person_id, kind, result, taken_at, recorded_at, recorded_by, event_id
+               FROM health_evidence WHERE case_id = $1 ORDER BY id""",
+            case_id,
+        )
+        return [
+            HealthEvidence(
+                r["id"],
+                r["person_id"],
+                r["kind"],
+                r["result"],
+                r["taken_at"],
+                r["recorded_at"],
+                r["recorded_by"],
+                r["event_id"],
+            )
+            for r in rows
+        ]
 
     async def save_withdrawal(self, event: CaseWithdrawn, recorded_by: str) -> None:
         await self.conn.execute(

@@ -63,6 +63,7 @@ from services.intake.store import (
     CaseDetails,
     DuplicateFlag,
     Erasure,
+    HealthEvidence,
     IntakeStore,
     RaisedFlag,
     TimelineEntry,
@@ -229,8 +230,19 @@ async def record_health_evidence(command: AddHealthEvidence, uow: Uow) -> CloudE
         taken_at=evidence.taken_at,
         recorded_at=now,
     )
-    await uow.store.save_health_evidence(recorded, command.recorded_by)
-    return await uow.publish(recorded)
+    event = await uow.publish(recorded)
+    await uow.store.save_health_evidence(recorded, command.recorded_by, event.id)
+    return event
+
+
+async def read_health_evidence(command: ReadCase, uow: Uow) -> list[HealthEvidence]:
+    """What was recorded for the case (how a client learns whether a result it sent was taken);
+    medical data, so the read is recorded with who and why, like ``read_case``."""
+    await _not_erased(uow, command.case_id)
+    if not await uow.store.case_exists(command.case_id):
+        raise CaseNotFound(command.case_id)
+    await uow.store.record_access(command.case_id, command.actor, command.purpose)
+    return await uow.store.health_evidence(command.case_id)
 
 
 # --- withdrawal --------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from corridor import idempotency
 from corridor.auth import Principal, Purpose, Role, allow
 from corridor.http import Timestamp
 from services.transport import commands, usecases
@@ -142,6 +143,11 @@ class PlacementOut(BaseModel):
 
 class PlannedMovementOut(MovementOut):
     not_placed: list[PlacementOut] = Field(description="Cases ready that day that did not fit, and why")
+    created: bool = Field(
+        default=True,
+        description="False: planned before under this movement_id (200); the movement as it stands, and "
+        "not_placed the cases of that day no movement has taken",
+    )
 
 
 class ReadyCaseOut(BaseModel):
@@ -162,6 +168,16 @@ class DepartureOut(BaseModel):
     departed: list[uuid.UUID] = Field(description="Cases on board as the vehicle left")
     no_shows: list[uuid.UUID]
     seats_offered: list[PlacementOut] = Field(description="Cases given a seat freed at boarding")
+
+    @classmethod
+    def of(cls, d: usecases.Departure) -> DepartureOut:
+        return cls(
+            movement_id=d.movement_id,
+            vehicle_id=d.vehicle_id,
+            departed=d.departed,
+            no_shows=d.no_shows,
+            seats_offered=[PlacementOut.of(p) for p in d.seats_offered],
+        )
 
 
 class ProgressOut(BaseModel):
@@ -219,14 +235,32 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     api = APIRouter(tags=["movements"])
 
     @api.post(
-        "/movements", status_code=201, response_model=PlannedMovementOut, dependencies=[Depends(COORDINATION)]
+        "/movements",
+        status_code=201,
+        response_model=PlannedMovementOut,
+        responses={
+            200: {"model": PlannedMovementOut, "description": "Planned before under this movement_id"},
+            409: {"description": "Another plan exists under this movement_id"},
+        },
+        openapi_extra=idempotency.keyed(
+            natural="With a movement_id: the same plan sent again creates nothing and answers 200 with the "
+            "movement (created false); a different plan under that id is 409. Without one, send "
+            "an Idempotency-Key."
+        ),
     )
-    async def plan_movement(command: PlanMovement) -> PlannedMovementOut:
-        async with units() as uow:
+    async def plan_movement(
+        command: PlanMovement, request: Request, caller: Coordinator, idempotency_key: idempotency.Key = None
+    ) -> Response:
+        async def plan(uow: Unit) -> idempotency.Answer:
             planned = await usecases.plan_movement(command.command(), uow, ctx)
-        return PlannedMovementOut.of(
-            planned.view, not_placed=[PlacementOut.of(p) for p in planned.not_placed]
-        )
+            out = PlannedMovementOut.of(
+                planned.view,
+                not_placed=[PlacementOut.of(p) for p in planned.not_placed],
+                created=planned.created,
+            )
+            return idempotency.Answer(out, 201 if planned.created else 200)
+
+        return await idempotency.run(request, idempotency_key, caller, units, plan)
 
     @api.get("/ready-cases", response_model=ReadyCasesOut, dependencies=[Depends(OVERVIEW)])
     async def ready_cases(route_id: str, departure_date: date) -> ReadyCasesOut:
@@ -249,26 +283,45 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     @api.post(
         "/movements/{movement_id}/vehicles/{vehicle_id}/departure",
         response_model=DepartureOut,
+        responses={409: {"description": "Departed before with other no-shows: detail.departure says how"}},
         dependencies=[Depends(COORDINATION)],
+        openapi_extra=idempotency.natural(
+            "The movement and vehicle: a vehicle departs once. The same departure sent again changes "
+            f"nothing and is answered what the first decided (with {idempotency.REPLAYED}: true); "
+            "one with other no-shows is 409 with that outcome. Read it with GET .../departure."
+        ),
     )
-    async def record_departure(movement_id: str, vehicle_id: str, command: RecordDeparture) -> DepartureOut:
+    async def record_departure(
+        movement_id: str, vehicle_id: str, command: RecordDeparture, response: Response
+    ) -> DepartureOut:
         """Boarding against the manifest: no-shows leave it, their seats go to the next eligible
         cases waiting for that day, the posts get the amended manifest, and the vehicle leaves."""
         async with units() as uow:
             d = await usecases.record_departure(command.command(movement_id, vehicle_id), uow, ctx)
-        return DepartureOut(
-            movement_id=d.movement_id,
-            vehicle_id=d.vehicle_id,
-            departed=d.departed,
-            no_shows=d.no_shows,
-            seats_offered=[PlacementOut.of(p) for p in d.seats_offered],
-        )
+        if d.replayed:
+            response.headers[idempotency.REPLAYED] = "true"
+        return DepartureOut.of(d)
+
+    @api.get(
+        "/movements/{movement_id}/vehicles/{vehicle_id}/departure",
+        response_model=DepartureOut,
+        responses={404: {"description": "No such movement or vehicle, or it has not departed"}},
+        dependencies=[Depends(OVERVIEW)],
+    )
+    async def read_departure(movement_id: str, vehicle_id: str) -> DepartureOut:
+        """What the vehicle's departure decided: who left, who did not show, who got a freed seat."""
+        async with units() as uow:
+            return DepartureOut.of(await usecases.departure(movement_id, vehicle_id, uow))
 
     @api.post(
         "/movements/{movement_id}/vehicles/{vehicle_id}/progress",
         status_code=201,
         response_model=ProgressOut,
         dependencies=[Depends(COORDINATION)],
+        openapi_extra=idempotency.natural(
+            "The movement, vehicle, checkpoint and stage: a report repeated changes nothing and is "
+            "answered the same."
+        ),
     )
     async def record_progress(movement_id: str, vehicle_id: str, command: RecordProgress) -> ProgressOut:
         """The vehicle reached or left a checkpoint on its route (reported by the escort or driver)."""

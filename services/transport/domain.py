@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from contracts.eligibility import Outcome
 from contracts.routes import Route
@@ -242,10 +243,15 @@ class NoSuchVehicle(NotFound):
 
 
 class AlreadyDeparted(Conflict):
-    """A vehicle departs once: a second departure (a retry, a second coordinator) is refused."""
+    """A vehicle departs once: a second departure that asks something else (other no-shows) is
+    refused, with what the first one decided when it is known (``departure``, JSON-ready)."""
 
-    def __init__(self, vehicle_id: str, departed_at: datetime) -> None:
-        super().__init__(f"{vehicle_id} departed at {departed_at.isoformat()}")
+    def __init__(self, vehicle_id: str, departed_at: datetime, departure: Any = None) -> None:
+        message = f"{vehicle_id} departed at {departed_at.isoformat()}"
+        if departure is None:
+            super().__init__(message)
+        else:
+            super().__init__({"code": "departed", "message": message, "departure": departure})
 
 
 class NotDeparted(Conflict):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import asyncpg
@@ -496,3 +497,51 @@ class TransportStore:
             ManifestExport(r["accessed_at"], r["actor"], r["purpose"], r["vehicle_id"], r["format"])
             for r in rows
         ]
+
+    # --- departures, as decided (for repeats and reads) -----------------------------------------
+
+    async def save_departure(self, d: RecordedDeparture) -> None:
+        await self.conn.execute(
+            """INSERT INTO departure_outcomes
+                   (movement_id, vehicle_id, departed, no_shows, seats_offered, fill_freed_seats, departed_at)
+               VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)""",
+            d.movement_id,
+            d.vehicle_id,
+            d.departed,
+            d.no_shows,
+            json.dumps([{"case_id": str(c), "explanation": why} for c, why in d.seats_offered]),
+            d.fill_freed_seats,
+            d.departed_at,
+        )
+
+    async def departure(self, movement_id: str, vehicle_id: str) -> RecordedDeparture | None:
+        r = await self.conn.fetchrow(
+            """SELECT departed, no_shows, seats_offered, fill_freed_seats, departed_at
+               FROM departure_outcomes WHERE movement_id = $1 AND vehicle_id = $2""",
+            movement_id,
+            vehicle_id,
+        )
+        if r is None:
+            return None
+        return RecordedDeparture(
+            movement_id,
+            vehicle_id,
+            list(r["departed"]),
+            list(r["no_shows"]),
+            [(uuid.UUID(o["case_id"]), o["explanation"]) for o in json.loads(r["seats_offered"])],
+            r["fill_freed_seats"],
+            r["departed_at"],
+        )
+
+
+@dataclass(frozen=True)
+class RecordedDeparture:
+    """What a departure decided: case ids only."""
+
+    movement_id: str
+    vehicle_id: str
+    departed: list[uuid.UUID]
+    no_shows: list[uuid.UUID]
+    seats_offered: list[tuple[uuid.UUID, str]]
+    fill_freed_seats: bool
+    departed_at: datetime

@@ -35,6 +35,7 @@ from contracts.transport import (
     VehicleProgressRecorded,
 )
 from corridor.consumer import Rejected
+from corridor.errors import NotFound
 from corridor.uow import Publisher
 from services.transport import commands, domain
 from services.transport.domain import (
@@ -55,7 +56,7 @@ from services.transport.domain import (
     UnknownRoute,
 )
 from services.transport.pdf import ManifestFonts, manifest_pdf
-from services.transport.store import TransportStore
+from services.transport.store import RecordedDeparture, TransportStore
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +414,8 @@ HANDLERS: Mapping[type[Event], EventUseCase] = {
 class PlannedMovement:
     view: MovementView
     not_placed: list[Placement]
+    created: bool = True
+    """False: planned before under this movement id; the movement as it stands is answered."""
 
 
 @dataclass(frozen=True)
@@ -422,6 +425,19 @@ class Departure:
     departed: list[uuid.UUID]
     no_shows: list[uuid.UUID]
     seats_offered: list[Placement]
+    replayed: bool = False
+    """The vehicle had departed: this is what its departure decided then."""
+
+    @classmethod
+    def recorded(cls, d: RecordedDeparture) -> Departure:
+        return cls(
+            d.movement_id,
+            d.vehicle_id,
+            d.departed,
+            d.no_shows,
+            [Placement(c, d.vehicle_id, why) for c, why in d.seats_offered],
+            replayed=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -462,8 +478,8 @@ async def plan_movement(cmd: commands.PlanMovement, uow: Unit, ctx: Context) -> 
     route = ctx.route(cmd.route_id)
     movement_id = cmd.movement_id or domain.new_movement_id(cmd.departure_date)
     store = uow.store
-    if await store.movement(movement_id) is not None:
-        raise domain.MovementExists(movement_id)
+    if (earlier := await store.movement(movement_id)) is not None:
+        return await _planned_before(uow, cmd, earlier, ctx)
     # Every case of the day is locked first, then read again: a withdrawal, a decision or another
     # planning run on one of them is applied wholly before this plan or after it.
     locked = await store.lock_cases_for_day(route.route_id, cmd.departure_date)
@@ -475,7 +491,10 @@ async def plan_movement(cmd: commands.PlanMovement, uow: Unit, ctx: Context) -> 
         cmd.departure_date,
         [(v.vehicle_id, v.capacity, uuid.uuid4()) for v in cmd.vehicles],
     ):
-        raise domain.MovementExists(movement_id)  # planned by a concurrent request
+        # Planned by a concurrent request (this one waited for it): a retry, or another plan.
+        earlier = await store.movement(movement_id)
+        assert earlier is not None
+        return await _planned_before(uow, cmd, earlier, ctx)
     size = {c.case_id: c.members for c in cases}
     for p in placements.placed():
         assert p.vehicle_id is not None
@@ -495,6 +514,36 @@ async def plan_movement(cmd: commands.PlanMovement, uow: Unit, ctx: Context) -> 
     movement = await store.movement(movement_id)
     assert movement is not None
     return PlannedMovement(await _view(uow, movement), placements.not_placed())
+
+
+async def _planned_before(
+    uow: Unit, cmd: commands.PlanMovement, earlier: Movement, ctx: Context
+) -> PlannedMovement:
+    """A plan repeated under its movement id (a retry after a lost answer) is answered the movement
+    as it stands, and the cases of that day no movement has taken; a different plan under that id
+    is refused."""
+    view = await _view(uow, earlier)
+    asked = (cmd.route_id, cmd.departure_date, sorted((v.vehicle_id, v.capacity) for v in cmd.vehicles))
+    has = (
+        earlier.route_id,
+        earlier.departure_date,
+        sorted((v.vehicle_id, v.capacity) for v in view.vehicles),
+    )
+    if asked != has:
+        raise domain.MovementExists(earlier.movement_id)
+    route = ctx.route(earlier.route_id)
+    waiting = await uow.store.ready_cases(earlier.route_id, earlier.departure_date, ctx.abroad(route))
+    not_placed = [Placement(c.case_id, None, "not on any movement of that day yet") for c in waiting]
+    return PlannedMovement(view, not_placed, created=False)
+
+
+async def departure(movement_id: str, vehicle_id: str, uow: Unit) -> Departure:
+    """What the vehicle's departure decided (404 before it departed)."""
+    await _vehicle_of(uow, movement_id, vehicle_id)
+    recorded = await uow.store.departure(movement_id, vehicle_id)
+    if recorded is None:
+        raise NotFound(f"{vehicle_id} has not departed")
+    return Departure.recorded(recorded)
 
 
 async def ready_cases(route_id: str, departure_date: date, uow: Unit, ctx: Context) -> ReadyCases:
@@ -525,7 +574,15 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
     if vehicle is None:
         raise NoSuchVehicle(movement_id, vehicle_id)
     if vehicle.departed_at is not None:
-        raise AlreadyDeparted(vehicle_id, vehicle.departed_at)
+        # A repeat (a retry after a lost answer, a second coordinator): answered what the
+        # departure decided, unless it asks something else.
+        earlier = await store.departure(movement_id, vehicle_id)
+        if earlier is None:  # departed before outcomes were kept
+            raise AlreadyDeparted(vehicle_id, vehicle.departed_at)
+        answer = Departure.recorded(earlier)
+        if set(earlier.no_shows) != set(cmd.no_shows) or earlier.fill_freed_seats != cmd.fill_freed_seats:
+            raise AlreadyDeparted(vehicle_id, vehicle.departed_at, departure=_json(answer))
+        return answer
     on_board = [
         s
         for s in await store.assignments(movement_id)
@@ -581,6 +638,17 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
         # The border posts must expect exactly who is on board.
         await amend_manifests(uow, ctx, movement_id, vehicle_id)
     await store.mark_departed(movement_id, vehicle_id, uow.now())
+    await store.save_departure(
+        RecordedDeparture(
+            movement_id,
+            vehicle_id,
+            departed,
+            list(cmd.no_shows),
+            [(p.case_id, p.explanation) for p in offered],
+            cmd.fill_freed_seats,
+            uow.now(),
+        )
+    )
     await uow.publish(
         MovementDeparted(
             movement_id=movement_id, vehicle_id=vehicle_id, case_ids=departed, departed_at=uow.now()
@@ -645,3 +713,14 @@ async def export_manifest(cmd: commands.ExportManifest, uow: Unit, ctx: Context)
 async def access_log(movement_id: str, uow: Unit) -> list[ManifestExport]:
     """Every export of the movement's manifests, oldest first."""
     return await uow.store.access_log(movement_id)
+
+
+def _json(d: Departure) -> dict[str, Any]:
+    """A departure as ``DepartureOut`` writes it (for a refusal's detail)."""
+    return {
+        "movement_id": d.movement_id,
+        "vehicle_id": d.vehicle_id,
+        "departed": [str(c) for c in d.departed],
+        "no_shows": [str(c) for c in d.no_shows],
+        "seats_offered": [{"case_id": str(p.case_id), "explanation": p.explanation} for p in d.seats_offered],
+    }

@@ -33,6 +33,7 @@ from services.intake.store import (
     DuplicateFlag,
     Erasure,
     EventRef,
+    HealthEvidence,
     KnownPerson,
     LockedCase,
     PersonRef,
@@ -256,8 +257,17 @@ class FakeIntakeStore:
         self.inbox.add(seen)
         return True
 
-    async def save_health_evidence(self, event: HealthEvidenceRecorded, recorded_by: str) -> None:
+    async def save_health_evidence(
+        self, event: HealthEvidenceRecorded, recorded_by: str, event_id: str | None = None
+    ) -> None:
         self.evidence.append((event, recorded_by))
+
+    async def health_evidence(self, case_id: uuid.UUID) -> list[HealthEvidence]:
+        return [
+            HealthEvidence(i, e.person_id, e.kind.value, e.result.value, e.taken_at, e.recorded_at, by, None)
+            for i, (e, by) in enumerate(self.evidence, start=1)
+            if e.case_id == case_id
+        ]
 
     async def save_withdrawal(self, event: CaseWithdrawn, recorded_by: str) -> None:
         self.withdrawals[event.case_id] = (event, recorded_by)

@@ -163,7 +163,11 @@ class FakeBorderStore:
             for key, m in sorted(self.manifests.items(), key=lambda kv: (kv[1].departure_date, kv[0]))
         ]
 
-    async def add_requirement(self, req: CrossingRequirementPublished, published_by: str) -> None:
+    async def add_requirement(
+        self, req: CrossingRequirementPublished, published_by: str, reference: str | None = None
+    ) -> bool:
+        if reference is not None and any(r.reference == reference for r in self.reqs.values()):
+            return False
         self.reqs[req.requirement_id] = Requirement(
             req.requirement_id,
             req.code,
@@ -174,7 +178,9 @@ class FakeBorderStore:
             published_by,
             req.published_at,
             None,
+            reference,
         )
+        return True
 
     async def lift_requirement(self, requirement_id: uuid.UUID, at: datetime) -> bool:
         found = self.reqs.get(requirement_id)
@@ -183,8 +189,9 @@ class FakeBorderStore:
         self.reqs[requirement_id] = Requirement(**{**found.__dict__, "lifted_at": at})
         return True
 
-    async def requirements(self) -> list[Requirement]:
-        return sorted(self.reqs.values(), key=lambda r: r.published_at)
+    async def requirements(self, reference: str | None = None) -> list[Requirement]:
+        found = [r for r in self.reqs.values() if reference is None or r.reference == reference]
+        return sorted(found, key=lambda r: r.published_at)
 
     async def hold(self, document_number: str, reason_code: str, reason: str, by: str) -> None:
         self.hold_list[document_number] = Hold(document_number, reason_code, reason)

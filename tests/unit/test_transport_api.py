@@ -75,7 +75,16 @@ async def test_a_planned_movement_answers_in_its_documented_shape(
     r = await client.post("/movements", json=plan_body(("BUS-1", 2), ("BUS-2", 1)))
     assert r.status_code == 201, r.text
     body = r.json()
-    assert list(body) == ["movement_id", "route_id", "departure_date", "status", "vehicles", "not_placed"]
+    assert list(body) == [
+        "movement_id",
+        "route_id",
+        "departure_date",
+        "status",
+        "vehicles",
+        "not_placed",
+        "created",
+    ]
+    assert body["created"] is True
     assert (body["movement_id"], body["route_id"], body["departure_date"], body["status"]) == (
         "MOV-1",
         ROUTE.route_id,
@@ -120,8 +129,18 @@ async def test_a_departure_answers_what_happened_and_the_movement_shows_it(
     assert sorted(body["departed"]) == sorted([str(present), str(waiting)])
     assert body["no_shows"] == [str(absent)]
     assert [o["case_id"] for o in body["seats_offered"]] == [str(waiting)]
-    again = await client.post(url, json={})
-    assert (again.status_code, again.json()) == (409, {"detail": f"BUS-1 departed at {NOW}"})
+    # A repeat (the answer was lost) is answered what the departure decided, and changes nothing.
+    again = await client.post(url, json={"no_shows": [str(absent)]})
+    assert (again.status_code, again.json(), again.headers["Idempotent-Replayed"]) == (200, body, "true")
+    read = await client.get(f"{url}")
+    assert (read.status_code, read.json()) == (200, body)
+    other = await client.post(url, json={})
+    assert other.status_code == 409
+    assert other.json()["detail"] == {
+        "code": "departed",
+        "message": f"BUS-1 departed at {NOW}",
+        "departure": body,
+    }
     movement = (await client.get("/movements/MOV-1")).json()
     assert movement["status"] == "departed"
     (bus,) = movement["vehicles"]
@@ -137,8 +156,11 @@ async def test_domain_errors_answer_as_fastapi_would(world: World, client: httpx
     assert (r.status_code, r.json()) == (422, {"detail": [unknown_route]})
     r = await client.get("/movements/MOV-9")
     assert (r.status_code, r.json()) == (404, {"detail": "no movement MOV-9"})
-    await client.post("/movements", json=plan_body(("BUS-1", 4)))
+    first = await client.post("/movements", json=plan_body(("BUS-1", 4)))
     r = await client.post("/movements", json=plan_body(("BUS-1", 4)))
+    assert (r.status_code, r.json()["created"]) == (200, False)
+    assert r.json()["vehicles"] == first.json()["vehicles"]
+    r = await client.post("/movements", json=plan_body(("BUS-1", 5)))
     assert (r.status_code, r.json()) == (409, {"detail": "movement MOV-1 exists"})
     r = await client.post("/movements", json=plan_body(("B", 1), ("B", 2), movement_id="MOV-2"))
     assert r.status_code == 422

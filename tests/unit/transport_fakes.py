@@ -30,6 +30,7 @@ from services.transport.domain import (
     Vehicle,
     reached_from,
 )
+from services.transport.store import RecordedDeparture
 
 
 @dataclass
@@ -57,6 +58,7 @@ class FakeTransportStore:
         self.crossings: dict[tuple[uuid.UUID, str], tuple[bool, datetime]] = {}
         self.exports: list[tuple[str, ManifestExport]] = []
         self.locks: list[tuple[str, object]] = []
+        self.departures: dict[tuple[str, str], RecordedDeparture] = {}
 
     # --- locks ---------------------------------------------------------------------------------
 
@@ -235,6 +237,12 @@ class FakeTransportStore:
         self.fleet[(movement_id, vehicle_id)] = replace(self.fleet[(movement_id, vehicle_id)], departed_at=at)
         if all(v.departed_at is not None for v in await self.vehicles(movement_id)):
             self.movements[movement_id] = replace(self.movements[movement_id], status=MovementStatus.DEPARTED)
+
+    async def save_departure(self, d: RecordedDeparture) -> None:
+        self.departures[(d.movement_id, d.vehicle_id)] = d
+
+    async def departure(self, movement_id: str, vehicle_id: str) -> RecordedDeparture | None:
+        return self.departures.get((movement_id, vehicle_id))
 
     async def close_movement_if_done(self, movement_id: str) -> bool:
         m = self.movements[movement_id]

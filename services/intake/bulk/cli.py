@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from contracts.httpclient import RetryableAnswer, RetryPolicy, retryable
 from services.intake.bulk.format import NAMESPACE_PATTERN, FileRejected, counts, entry, reason
 from services.intake.bulk.parse import command_for, parse
 
@@ -32,19 +33,20 @@ from services.intake.bulk.parse import command_for, parse
 def _send(
     client: httpx.Client, url: str, items: list[dict[str, Any]], params: dict[str, str], retry_seconds: float
 ) -> httpx.Response:
-    """POST a chunk, retrying while the service restarts: rows are keyed, a repeat creates nothing."""
-    deadline = time.monotonic() + retry_seconds
-    while True:
-        try:
-            response = client.post(url, json=items, params=params)
-            if response.status_code not in (502, 503, 504):
-                return response
-            problem = f"{response.status_code} {response.text[:300]}"
-        except httpx.TransportError as exc:
-            problem = repr(exc)
-        if time.monotonic() > deadline:
-            raise ConnectionError(problem)
-        time.sleep(1.0)
+    """POST a chunk, retrying (backoff with jitter, ``contracts.httpclient``) while the service
+    restarts or the link drops: rows are keyed (row_key), so a repeat creates nothing."""
+    policy = RetryPolicy(attempts=1_000, timeout=retry_seconds, wait_initial=0.5, wait_max=5.0)
+    try:
+        for attempt in policy.attempts_of():
+            with attempt:
+                response = client.post(url, json=items, params=params)
+                if retryable(response):
+                    raise RetryableAnswer(response)
+    except RetryableAnswer as exc:
+        raise ConnectionError(f"{exc.response.status_code} {exc.response.text[:300]}") from None
+    except httpx.TransportError as exc:
+        raise ConnectionError(repr(exc)) from exc
+    return response
 
 
 def import_file(
