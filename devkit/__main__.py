@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import time
@@ -21,17 +22,18 @@ from contracts.routes import RouteBook
 from contracts.status import CaseStatus
 from corridor.auth import Role
 from corridor.kafkaclient import KafkaAccess
-from corridor.settings import REPO_ROOT
-from devkit import kafkatool, scenario
+from devkit import kafkatool, scenario, stackinfo
 from devkit.devidp import DevIssuer
 from devkit.devinfra.kafka import ADMIN_USER
 from devkit.devstack import Stack
 from opstools.kafkaadmin import principal_access
 from opstools.statusreader import StatusStream
 
-app = typer.Typer(add_completion=False, help="Run Corridor locally on real Kafka and PostgreSQL.")
+app = typer.Typer(
+    rich_markup_mode=None, add_completion=False, help="Run Corridor locally on real Kafka and PostgreSQL."
+)
 console = Console(width=max(130, Console().width))
-RUN_DIR = REPO_ROOT / ".run"
+RUN_DIR = stackinfo.RUN_DIR
 
 
 def _fresh(name: str) -> Path:
@@ -179,14 +181,51 @@ def kafka_tool(
     raise typer.Exit(subprocess.call(kafkatool.command(tool, access, config, ctx.args)))
 
 
+def _stack_info(stack: Stack) -> stackinfo.StackInfo:
+    return stackinfo.StackInfo(
+        name=stack.workdir.name,
+        pid=os.getpid(),
+        workdir=stack.workdir,
+        logs=stack.workdir / "logs",
+        services={name: spec.url for name, spec in stack.specs.items()},
+        kafka_bootstrap=stack.bootstrap,
+        kafka_secrets=stack.secrets_dir,
+        issuer=stack.issuer.directory,
+        operations_page=stack.operations_page_url or None,
+        prometheus=stack.prometheus.url if stack.prometheus is not None else None,
+    )
+
+
 @app.command()
-def up() -> None:
-    """Start everything and keep it running until Ctrl-C."""
+def up(
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the stack's addresses as one JSON object on stdout (progress goes to stderr).",
+        ),
+    ] = False,
+) -> None:
+    """Start everything and keep it running until Ctrl-C.
+
+    The addresses are also written to .run/up/stack.json, where every other `corridor` command finds
+    them; logs are in .run/up/logs/ (one JSON line per entry).
+    """
+    global console
+    if as_json:
+        console = Console(stderr=True, width=max(130, Console().width))
     with Stack(_fresh("up"), prometheus=True) as stack:
         stack.start_infra()
         stack.start_services()
         stack.start_operations_page()
+        info = _stack_info(stack)
+        stackinfo.write(info)
+        if as_json:
+            print(info.model_dump_json(indent=2), flush=True)
         _print_services(stack)
+        console.print(
+            f"Logs: [bold]{info.logs}[/]   Addresses (JSON): [bold]{stackinfo.path_of(info.name)}[/]"
+        )
         console.print(
             f"Operations page: [bold]{stack.operations_page_url}[/] (sign in with "
             f"[bold]python -m devkit token --role operations_viewer --stack {stack.workdir.name}[/])"
@@ -216,6 +255,8 @@ def up() -> None:
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+        finally:
+            stackinfo.remove(info.name)
         console.print("Stopping...")
 
 

@@ -19,7 +19,7 @@ import contextlib
 import getpass
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -485,6 +485,7 @@ def choose(
 # --- CLI -----------------------------------------------------------------------------------------
 
 app = typer.Typer(
+    rich_markup_mode=None,
     add_completion=False,
     no_args_is_help=True,
     help="List dead letters (dlt.<consumer>), show one, replay chosen ones after a fix.",
@@ -519,8 +520,16 @@ PasswordFile = Annotated[
 ]
 
 
+local_stack: Callable[[], KafkaAccess] | None = None
+"""Where to go when neither options nor CORRIDOR_KAFKA_* say: the `corridor` command sets it to
+the running local stack's broker and operations principal (nothing assumes a fixed port)."""
+
+
 def _access(bootstrap: str, username: str | None, password_file: Path | None) -> KafkaAccess:
     """Credentials as every other client takes them: CORRIDOR_KAFKA_* and the options above."""
+    told = bootstrap != DEFAULT_BOOTSTRAP or username is not None or password_file is not None
+    if local_stack is not None and not told and "CORRIDOR_KAFKA_BOOTSTRAP" not in os.environ:
+        return local_stack()
     env = dict(os.environ)
     env["CORRIDOR_KAFKA_BOOTSTRAP"] = bootstrap
     if username is not None:
@@ -594,9 +603,7 @@ def list_command(
 
 @app.command()
 def show(
-    dlt_topic: Annotated[str, typer.Argument(help="e.g. dlt.eligibility")],
-    partition: int,
-    offset: int,
+    address: Annotated[str, typer.Argument(help="dlt.<consumer>:<partition>:<offset>, as `list` prints it")],
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     username: Username = None,
     password_file: PasswordFile = None,
@@ -606,11 +613,12 @@ def show(
 
     The value is printed as it is (UTF-8 text, else hex): a registration carries personal data.
     """
+    dlt_topic, partition, offset = _address(address)
     dl = asyncio.run(
         get_dead_letter(_access(bootstrap, username, password_file), dlt_topic, partition, offset)
     )
     if dl is None:
-        console.print(f"[red]no dead letter at {escape(dlt_topic)}:{partition}:{offset}[/]")
+        console.print(f"[red]no dead letter at {escape(address)}[/]")
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(dl.to_json(include_value=True), indent=2))
@@ -644,30 +652,38 @@ def show(
     console.print(table)
 
 
-def _position(raw: str) -> tuple[int, int]:
+def parse_address(raw: str) -> tuple[str, int, int]:
+    """``dlt.<consumer>:<partition>:<offset>``: the one way every command names a dead letter."""
+    topic, _, rest = raw.partition(":")
+    partition, _, offset = rest.partition(":")
+    if not topic.startswith(DLT_PREFIX) or not partition.isdigit() or not offset.isdigit():
+        raise ValueError(f"{raw!r} is not dlt.<consumer>:<partition>:<offset> (as `list` prints it)")
+    return topic, int(partition), int(offset)
+
+
+def _address(raw: str) -> tuple[str, int, int]:
     try:
-        p, o = raw.split(":")
-        return int(p), int(o)
-    except ValueError:
-        raise typer.BadParameter(f"{raw!r} is not PARTITION:OFFSET") from None
+        return parse_address(raw)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("replay")
 def replay_command(
-    consumer: Annotated[str, typer.Option("--consumer", help="Replay from dlt.<consumer>.")],
+    addresses: Annotated[
+        list[str] | None,
+        typer.Argument(help="dlt.<consumer>:<partition>:<offset> of each dead letter, as `list` prints it"),
+    ] = None,
+    consumer: Annotated[
+        str | None, typer.Option("--consumer", help="With --reason or --all: replay from dlt.<consumer>.")
+    ] = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     username: Username = None,
     password_file: PasswordFile = None,
-    offset: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--offset", metavar="P:O", help="PARTITION:OFFSET in dlt.<consumer>; repeat for several."
-        ),
-    ] = None,
     reason: Annotated[
-        str | None, typer.Option("--reason", help="Every dead letter with this reason.")
+        str | None, typer.Option("--reason", help="Every dead letter of --consumer with this reason.")
     ] = None,
-    everything: Annotated[bool, typer.Option("--all", help="Every dead letter of the consumer.")] = False,
+    everything: Annotated[bool, typer.Option("--all", help="Every dead letter of --consumer.")] = False,
     again: Annotated[bool, typer.Option("--again", help="Replay even if replayed before.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be replayed.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.")] = False,
@@ -678,14 +694,28 @@ def replay_command(
 
     Safe to repeat: consumers deduplicate on ce_source + ce_id, so a record that was in fact applied since is not applied twice. Every consumer of the source topic sees the replay: one that applied the event already skips it, one that still cannot handle it dead-letters it again.
     """
-    positions = [_position(o) for o in offset or []]
-    if sum((bool(positions), reason is not None, everything)) != 1:
-        raise typer.BadParameter("give exactly one of --offset (repeatable), --reason or --all")
-    letters = asyncio.run(list_dead_letters(_access(bootstrap, username, password_file), consumer))
-    chosen, missing = choose(letters, offsets=positions, reason=reason, everything=everything)
+    wanted = [_address(a) for a in addresses or []]
+    if sum((bool(wanted), reason is not None, everything)) != 1:
+        raise typer.BadParameter("give dead letters' addresses, or --consumer with --reason or --all")
+    if (reason is not None or everything) and consumer is None:
+        raise typer.BadParameter("--reason and --all choose among one consumer's: give --consumer")
+    access = _access(bootstrap, username, password_file)
+    chosen: list[DeadLetter] = []
+    missing: list[str] = []
+    if wanted:
+        topics_asked = dict.fromkeys(t for t, _, _ in wanted)
+        for topic in topics_asked:
+            letters = asyncio.run(list_dead_letters(access, topic.removeprefix(DLT_PREFIX)))
+            offsets = [(p, o) for t, p, o in wanted if t == topic]
+            found, gone = choose(letters, offsets=offsets)
+            chosen += found
+            missing += [f"{topic}:{p}:{o}" for p, o in gone]
+    else:
+        assert consumer is not None
+        letters = asyncio.run(list_dead_letters(access, consumer))
+        chosen, _ = choose(letters, reason=reason, everything=everything)
     if missing:
-        gone = ", ".join(f"{p}:{o}" for p, o in missing)
-        console.print(f"[red]no dead letter at {escape(gone)} in {escape(dead_letter_topic(consumer))}[/]")
+        console.print(f"[red]no dead letter at {escape(', '.join(missing))}[/]")
         raise typer.Exit(1)
     if not chosen:
         if as_json:
@@ -693,9 +723,7 @@ def replay_command(
         else:
             console.print("nothing to replay")
         return
-    outcomes = asyncio.run(
-        replay(_access(bootstrap, username, password_file), chosen, again=again, dry_run=dry_run)
-    )
+    outcomes = asyncio.run(replay(access, chosen, again=again, dry_run=dry_run))
     if as_json:
         typer.echo(json.dumps([o.to_json() for o in outcomes], indent=2))
         return

@@ -431,7 +431,9 @@ def apply(
 
 # --- CLI -----------------------------------------------------------------------------------------
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+app = typer.Typer(
+    rich_markup_mode=None, add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0]
+)
 
 DeploymentOption = Annotated[
     Path, typer.Option("--deployment", help="The deployment description.", exists=True, dir_okay=False)

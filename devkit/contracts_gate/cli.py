@@ -19,6 +19,7 @@ import contracts  # imports every contracts module, so every event type is regis
 from devkit.contracts_gate import compat
 
 app = typer.Typer(
+    rich_markup_mode=None,
     add_completion=False,
     no_args_is_help=True,
     help="Corridor event schemas: export, check they are up to date, gate compatibility.",

@@ -14,7 +14,7 @@ from devkit.devinfra.postgres import PostgresServer
 
 DEFAULT_WORKDIR = REPO_ROOT / ".run" / "devinfra"
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(rich_markup_mode=None, add_completion=False, help=__doc__)
 
 
 @app.command()

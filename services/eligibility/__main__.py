@@ -1,4 +1,14 @@
-from services.eligibility.app import create_service
+import sys
+
+from corridor.entrypoint import main
+from services.eligibility import app
 
 if __name__ == "__main__":
-    create_service().run()
+    sys.exit(
+        main(
+            "services.eligibility",
+            app.__doc__ or "",
+            app.EligibilitySettings,
+            lambda: app.create_service().run(),
+        )
+    )

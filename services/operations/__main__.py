@@ -1,4 +1,7 @@
-from services.operations.app import run
+import sys
+
+from corridor.entrypoint import main
+from services.operations import app
 
 if __name__ == "__main__":
-    run()
+    sys.exit(main("services.operations", app.__doc__ or "", app.OperationsSettings, app.run))

@@ -215,7 +215,7 @@ async def test_d_the_cli_lists_shows_and_replays(
 
     listing, shown = await asyncio.gather(
         cli(stack, "list", "--consumer", "eligibility", "--json"),
-        cli(stack, "show", parked.topic, str(parked.partition), str(parked.offset)),
+        cli(stack, "show", parked.position),  # the address `list` prints, the one format everywhere
     )
     [mine] = [d for d in json.loads(listing) if d["ce_id"] == event.id]
     assert mine["dead_letter"] == parked.position and mine["reason"] == "handler_error"
@@ -225,8 +225,7 @@ async def test_d_the_cli_lists_shows_and_replays(
 
     assert "RuntimeError: boom" in shown and "Rahimov" in shown and "value (utf-8)" in shown
 
-    where = f"{parked.partition}:{parked.offset}"
-    replayed = await cli(stack, "replay", "--consumer", "eligibility", "--offset", where)
+    replayed = await cli(stack, "replay", mine["dead_letter"])
     assert parked.position in replayed and "1 replayed, 0 skipped" in replayed
     await stream.wait_for([case_id], CaseStatus.ELIGIBLE, 30)
     assert len(await decisions(client, stack, case_id)) == 1

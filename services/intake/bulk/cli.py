@@ -141,7 +141,11 @@ class Incomplete(ConnectionError):
         self.report = report
 
 
-app = typer.Typer(add_completion=False, help="Import registrations from a CSV or JSON file into intake.")
+app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
+    help="Import registrations from a CSV or JSON file into intake.",
+)
 
 
 @app.command()
