@@ -42,9 +42,7 @@ def test_the_command_offers_what_a_person_runs() -> None:
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) or "corridor" for p, _ in COMMANDS])
-def test_every_help_shows_every_option_s_words_as_written(
-    path: tuple[str, ...], command: Any
-) -> None:
+def test_every_help_shows_every_option_s_words_as_written(path: tuple[str, ...], command: Any) -> None:
     result = runner.invoke(cli.app, [*path, "--help"], terminal_width=10_000, env={"COLUMNS": "10000"})
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())
