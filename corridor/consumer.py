@@ -200,7 +200,7 @@ class EventConsumer:
             await self._apply_together(batch)
         except Exception as exc:
             if not isinstance(exc, _HandleOneByOne):
-                log.debug("%s: batch of %d handled one by one (%s)", self.name, len(batch), described(exc))
+                log.info("%s: batch of %d handled one by one (%s)", self.name, len(batch), described(exc))
             for tp, records in partitions.items():
                 for record in records:
                     try:
