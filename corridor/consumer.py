@@ -210,6 +210,13 @@ class EventConsumer:
                         # be sent: this record and the rest of its partition are read again.
                         resume[tp] = record.offset
                         break
+        # Seek first: whatever happens to the commit, a record to be read again is read again
+        # (skipped, it would be lost once a later offset of its partition is committed).
+        for tp, offset in resume.items():
+            try:
+                consumer.seek(tp, offset)
+            except IllegalStateError:
+                pass  # no longer assigned here: the new owner reads from the last commit
         done = {
             tp: resume.get(tp, records[-1].offset + 1)
             for tp, records in partitions.items()
@@ -218,15 +225,10 @@ class EventConsumer:
         if done:
             try:
                 await consumer.commit(done)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                # A rebalance took the partition: its new owner reads from the last commit, and the
-                # inbox makes what this one applied a duplicate there.
+            except (CommitFailedError, IllegalStateError, KafkaError, OSError) as exc:
+                # A rebalance took the partition (or the broker is away): whoever reads it next
+                # starts from the last commit, and the inbox makes what was applied a duplicate.
                 log.warning("%s: offsets not committed (%s)", self.name, type(exc).__name__)
-        for tp, offset in resume.items():
-            try:
-                consumer.seek(tp, offset)
-            except IllegalStateError:
-                pass  # no longer assigned here: the new owner reads from the last commit
 
     async def _apply_together(
         self, batch: tuple[ConsumerRecord[Any, Any], ...] | list[ConsumerRecord[Any, Any]]
