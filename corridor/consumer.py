@@ -217,14 +217,14 @@ class EventConsumer:
                 consumer.seek(tp, offset)
             except IllegalStateError:
                 pass  # no longer assigned here: the new owner reads from the last commit
-        done = {
-            tp: resume.get(tp, records[-1].offset + 1)
-            for tp, records in partitions.items()
-            if resume.get(tp) != records[0].offset
-        }
+        # Nothing done (a batch of one read again): no commit, as FastStream's nack made none.
+        done = any(resume.get(tp) != records[0].offset for tp, records in partitions.items())
         if done:
             try:
-                await consumer.commit(done)
+                # Every assigned partition's position, as FastStream's ack did: past each record
+                # handled, at each record to be read again (the seeks above), and where it stood
+                # for a partition without records in this batch.
+                await consumer.commit()
             except (CommitFailedError, IllegalStateError, KafkaError, OSError) as exc:
                 # A rebalance took the partition (or the broker is away): whoever reads it next
                 # starts from the last commit, and the inbox makes what was applied a duplicate.
