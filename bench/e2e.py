@@ -268,10 +268,12 @@ def _peak_rss_mib(pid: int) -> float:
 async def _consumed(client: httpx.AsyncClient, stack: Any) -> dict[str, int]:
     """Records the consumers of every service applied, recognised as duplicates and dead-lettered
     (their /stats)."""
-    headers = stack.headers(Role.OPERATIONS_VIEWER)
     found = {"applied": 0, "duplicates": 0, "dead_lettered": 0}
-    for name in stack.specs:
+    for name, spec in stack.specs.items():
+        # A viewer of the service's own mission: a post in UZB answers only UZB's staff.
+        headers = stack.headers(Role.OPERATIONS_VIEWER, mission=spec.mission)
         r = await client.get(stack.url(name) + "/stats", headers=headers)
+        r.raise_for_status()
         if r.is_success:
             for consumer, figures in r.json()["consumers"].items():
                 for outcome in ("applied", "duplicates", "dead_lettered"):
