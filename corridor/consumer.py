@@ -200,7 +200,7 @@ class EventConsumer:
             await self._apply_together(batch)
         except Exception as exc:
             if not isinstance(exc, _HandleOneByOne):
-                log.debug("%s: batch of %d handled one by one (%s)", self.name, len(batch), described(exc))
+                log.info("%s: batch of %d handled one by one (%s)", self.name, len(batch), described(exc))
             for tp, records in partitions.items():
                 for record in records:
                     try:
@@ -210,23 +210,25 @@ class EventConsumer:
                         # be sent: this record and the rest of its partition are read again.
                         resume[tp] = record.offset
                         break
-        done = {
-            tp: resume.get(tp, records[-1].offset + 1)
-            for tp, records in partitions.items()
-            if resume.get(tp) != records[0].offset
-        }
-        if done:
-            try:
-                await consumer.commit(done)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                # A rebalance took the partition: its new owner reads from the last commit, and the
-                # inbox makes what this one applied a duplicate there.
-                log.warning("%s: offsets not committed (%s)", self.name, type(exc).__name__)
+        # Seek first: whatever happens to the commit, a record to be read again is read again
+        # (skipped, it would be lost once a later offset of its partition is committed).
         for tp, offset in resume.items():
             try:
                 consumer.seek(tp, offset)
             except IllegalStateError:
                 pass  # no longer assigned here: the new owner reads from the last commit
+        # Nothing done (a batch of one read again): no commit, as FastStream's nack made none.
+        done = any(resume.get(tp) != records[0].offset for tp, records in partitions.items())
+        if done:
+            try:
+                # Every assigned partition's position, as FastStream's ack did: past each record
+                # handled, at each record to be read again (the seeks above), and where it stood
+                # for a partition without records in this batch.
+                await consumer.commit()
+            except (CommitFailedError, IllegalStateError, KafkaError, OSError) as exc:
+                # A rebalance took the partition (or the broker is away): whoever reads it next
+                # starts from the last commit, and the inbox makes what was applied a duplicate.
+                log.warning("%s: offsets not committed (%s)", self.name, type(exc).__name__)
 
     async def _apply_together(
         self, batch: tuple[ConsumerRecord[Any, Any], ...] | list[ConsumerRecord[Any, Any]]

@@ -73,15 +73,25 @@ class Database:
 
 
 class KafkaConsumer:
+    """Positions as aiokafka keeps them: past every record handed out, moved back by a seek; a
+    commit without offsets commits every position."""
+
     def __init__(self) -> None:
+        self.positions: dict[TopicPartition, int] = {}
         self.commits: list[dict[TopicPartition, int]] = []
         self.seeks: list[tuple[TopicPartition, int]] = []
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(dict(offsets))
+    def deliver(self, batch: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+        for r in batch:
+            self.positions[TopicPartition(r.topic, r.partition)] = r.offset + 1
+        return batch
+
+    async def commit(self) -> None:
+        self.commits.append(dict(self.positions))
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks.append((tp, offset))
+        self.positions[tp] = offset
 
 
 def crossing(vehicle: str, *, source_mission: str = "UZB") -> CloudEvent:
@@ -159,13 +169,13 @@ async def test_a_clean_batch_is_one_transaction_and_one_commit_per_partition() -
     repeated = crossing("V3")
     batch = [record(0, 10, crossing("V1")), record(1, 4, crossing("V2")), record(0, 11, repeated)]
     batch.append(record(0, 12, repeated))  # the same event delivered twice in one batch
-    await c.consume_batch(batch, kafka)
+    await c.consume_batch(kafka.deliver(batch), kafka)
     assert db.effects == ["V1", "V2", "V3"]
     assert db.transactions == 1
     assert kafka.commits == [{tp(0): 13, tp(1): 5}] and kafka.seeks == []
     assert (c.applied, c.duplicates, c.dead_lettered) == (3, 1, 0)
     # Delivered again (a rebalance before the commit): nothing applied twice.
-    await c.consume_batch(batch, kafka)
+    await c.consume_batch(kafka.deliver(batch), kafka)
     assert db.effects == ["V1", "V2", "V3"] and c.duplicates == 5
 
 
@@ -178,16 +188,16 @@ async def test_a_retried_record_holds_back_only_its_own_partition(no_sleep: None
         record(1, 0, crossing("V4")),
         record(0, 2, crossing("V3")),
     ]
-    await c.consume_batch(batch, kafka)
+    await c.consume_batch(kafka.deliver(batch), kafka)
     # V1 applied and committed, V2 read again and V3 after it (its partition's order); V4 goes on.
     assert db.effects == ["V1", "V4"]
     assert kafka.commits == [{tp(0): 1, tp(1): 1}]
     assert kafka.seeks == [(tp(0), 1)]
     assert (c.applied, c.retried, c.dead_lettered) == (2, 1, 0)
     # Redelivered from the retried record: its attempts used up, it is dead-lettered, V3 applied.
-    await c.consume_batch(batch[1:2] + batch[3:], kafka)
+    await c.consume_batch(kafka.deliver(batch[1:2] + batch[3:]), kafka)
     assert db.effects == ["V1", "V4", "V3"]
-    assert kafka.commits[-1] == {tp(0): 3} and len(kafka.seeks) == 1
+    assert kafka.commits[-1] == {tp(0): 3, tp(1): 1} and len(kafka.seeks) == 1
     assert [h["dlt_reason"] for _, h in producer.sent] == [b"not_yet"]
 
 
@@ -200,7 +210,7 @@ async def test_dead_letters_in_a_batch_keep_the_rest_applied() -> None:
     undecodable = record(0, 4, crossing("V6"))
     batch.append(dataclasses.replace(undecodable, value=b"{not json", headers=[("ce_id", b"\xff")]))
     batch.append(record(0, 5, crossing("V4")))
-    await c.consume_batch(batch, kafka)
+    await c.consume_batch(kafka.deliver(batch), kafka)
     assert db.effects == ["V1", "V3", "V4"]
     assert [h["dlt_reason"] for _, h in producer.sent] == [b"not_yet", b"source_mismatch", b"bad_header"]
     assert kafka.commits == [{tp(0): 6}] and kafka.seeks == []
@@ -211,5 +221,5 @@ async def test_a_record_with_no_handler_opens_no_transaction() -> None:
     db, producer, kafka = Database(), Producer(), KafkaConsumer()
     c = consumer(db, producer, {})
     c.handlers = {}
-    await c.consume_batch([record(0, 0, crossing("V1")), record(0, 1, crossing("V2"))], kafka)
+    await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1")), record(0, 1, crossing("V2"))]), kafka)
     assert db.transactions == 0 and kafka.commits == [{tp(0): 2}]
