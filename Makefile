@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi asyncapi-viewer bench
+.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi asyncapi-viewer bench mutation
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -108,6 +108,14 @@ asyncapi-viewer:
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
+# Mutation score of the domain rules against the unit tests (docs/mutation-report.md): slow (tens of
+# minutes on two cores), so not part of `make test`. mutmut is the `mutation` dependency group.
+mutation: .venv/.synced
+	$(UV) sync --frozen --inexact --quiet --group mutation
+	mkdir -p .cache/mutation-tmp
+	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.cache/mutation-tmp nice -n 10 .venv/bin/mutmut run $(MUTATION_ARGS)
+	$(PY) tests/mutation_report.py
+
 lint: .venv/.synced
 	.venv/bin/ruff check .
 	.venv/bin/mypy contracts corridor services opstools devkit bench
@@ -117,4 +125,4 @@ format: .venv/.synced
 	.venv/bin/ruff check --fix .
 
 clean:
-	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache mutants

@@ -5,6 +5,8 @@ fixed sleep), and, once the process is dead, the work it left behind measured wh
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Callable, Iterable
 
 import asyncpg
@@ -27,20 +29,31 @@ async def when(condition: Callable[[], bool], what: str, timeout: float = 120.0,
         raise AssertionError(f"never observed {what} within {timeout:.0f}s") from None
 
 
-async def group_lag(access: KafkaAccess, group: str, topic_names: Iterable[str]) -> int:
-    """Records on ``topic_names`` that ``group`` has not committed: what it still has to process.
-    A partition the group never committed on counts from its beginning."""
+async def end_offsets(access: KafkaAccess, topic_names: Iterable[str]) -> dict[TopicPartition, int]:
+    """Where ``topic_names`` end now: taken before a kill, what was there to do at the kill is at
+    least what the group had not committed of it (records written later do not count)."""
     partitions: list[TopicPartition] = []
     for name in topic_names:
         partitions += await partitions_of(access, name)
+    probe = AIOKafkaConsumer(**access.aiokafka())
+    await probe.start()
+    try:
+        return await probe.end_offsets(partitions)
+    finally:
+        await probe.stop()
+
+
+async def group_lag(access: KafkaAccess, group: str, ends: dict[TopicPartition, int]) -> int:
+    """Records before ``ends`` that ``group`` has not committed: what it still had to process. Read
+    once its process is dead, the committed offsets can no longer move. A partition the group never
+    committed on counts from its beginning."""
     admin = AIOKafkaAdminClient(**access.aiokafka())
     probe = AIOKafkaConsumer(**access.aiokafka())
     await admin.start()
     await probe.start()
     try:
-        ends = await probe.end_offsets(partitions)
-        starts = await probe.beginning_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        starts = await probe.beginning_offsets(list(ends))
+        committed = await admin.list_consumer_group_offsets(group, partitions=list(ends))
     finally:
         await probe.stop()
         await admin.close()
@@ -58,3 +71,9 @@ async def outbox_unpublished(stack: Stack, service: str) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
     finally:
         await conn.close()
+
+
+def freeze(stack: Stack, service: str) -> None:
+    """SIGSTOP: the process stays as it is at this instant (its offsets, its outbox), so what it
+    had pending can be measured before the SIGKILL that follows, as if both came at once."""
+    os.kill(stack.processes[service].pid, signal.SIGSTOP)

@@ -120,3 +120,43 @@ def test_changing_one_digit_changes_the_check_digit(data: str, index: int, digit
 @given(st.text(alphabet=ALPHABET, min_size=0, max_size=30))
 def test_filler_at_the_end_does_not_change_the_check_digit(data: str) -> None:
     assert check_digit(data + "<<<") == check_digit(data)
+
+
+# Which field each position of line two belongs to (its check digit included): an officer is told
+# the field at fault, so each detected corruption must name the field it is in.
+OWNER = {
+    **dict.fromkeys(range(0, 10), "document_number"),
+    **dict.fromkeys(NATIONALITY, "nationality"),
+    **dict.fromkeys(range(13, 20), "birth_date"),
+    SEX: "sex",
+    **dict.fromkeys(range(21, 28), "expiry_date"),
+    **dict.fromkeys(range(28, 43), "optional_data"),
+    43: "composite",
+}
+
+
+def test_every_detected_corruption_of_line_two_names_the_field_it_is_in() -> None:
+    wrong = []
+    for i in range(44):
+        for ch in ALPHABET:
+            if ch == LINE2[i] or _undetectable(i, ch):
+                continue
+            try:
+                parse(_corrupt(i, ch), today=TODAY)
+            except MRZError as error:
+                if error.field != OWNER[i]:
+                    wrong.append(f"{i}:{LINE2[i]}->{ch} named {error.field}")
+    assert not wrong, wrong[:20]
+
+
+def test_line_one_names_the_document_type_and_the_issuing_country_at_fault() -> None:
+    with pytest.raises(MRZError) as caught:
+        parse("V" + SPECIMEN[1:], today=TODAY)
+    assert caught.value.field == "document_type" and caught.value.reason.startswith("'V'")
+    for i in range(2, 5):
+        for ch in "0<":
+            if ch == "<" and i == 4:
+                continue  # a two-letter code padded with a filler is a code
+            with pytest.raises(MRZError) as caught:
+                parse(SPECIMEN[:i] + ch + SPECIMEN[i + 1 :], today=TODAY)
+            assert caught.value.field == "issuing_country", (i, ch)

@@ -1,9 +1,18 @@
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 
-from contracts.missions import ReportableStatus
+from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, Place
-from services.intake.domain import countries_that_may_report, judge_report, public_place, reporting_country
+from services.intake.domain import (
+    countries_that_may_report,
+    judge_report,
+    public_place,
+    reporting_country,
+    unusable_report,
+)
 from tests.paths import CENTRAL_ASIA_ROUTES
 
 ROUTE = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
@@ -78,3 +87,38 @@ def test_a_reported_place_reaches_the_stream_as_a_place_of_the_route(
 ) -> None:
     # A mission types the place's name: free text, which may name a person or a hospital.
     assert public_place(reported, ROUTE) == public
+
+
+def _report(**fields: object) -> CaseStatusReported:
+    values: dict[str, object] = {
+        "case_id": uuid.uuid4(),
+        "status": ReportableStatus.RECEIVED,
+        "occurred_at": datetime(2026, 12, 3, 9, 0, tzinfo=UTC),
+    }
+    return CaseStatusReported.model_validate({**values, **fields})
+
+
+def test_a_report_that_could_never_be_stored_names_the_field_at_fault() -> None:
+    assert unusable_report(_report()) is None
+    assert unusable_report(_report(reason="a\x00b")) == "reason contains a NUL character"
+    # The contract's pattern refuses it on the way in; the rule holds for whatever gets past.
+    nul_code = _report().model_copy(update={"reason_code": "a\x00b"})
+    assert unusable_report(nul_code) == "reason_code contains a NUL character"
+    place = {"country": "TJK", "name": "Khu\x00jand"}
+    assert unusable_report(_report(place=place)) == "place.name contains a NUL character"
+
+
+def test_a_report_from_1900_is_usable_and_one_from_1899_is_not() -> None:
+    assert unusable_report(_report(occurred_at=datetime(1900, 1, 1, tzinfo=UTC))) is None
+    before = _report(occurred_at=datetime(1899, 12, 31, 23, 59, tzinfo=UTC))
+    assert unusable_report(before) == "occurred_at is out of range"
+
+
+def test_a_refused_report_says_who_may_report_it_and_after_what() -> None:
+    refused = judge_report(UZB, ReportableStatus.RECEIVED, CaseStatus.ARRIVED, ROUTE)
+    assert refused.detail == (
+        f"source {UZB!r} may not report received; on route {ROUTE.route_id} only /missions/TJK/... may"
+    )
+    early = judge_report(TJK, ReportableStatus.CLOSED, CaseStatus.ARRIVED, ROUTE)
+    assert (early.action, early.code) == ("later", "illegal_transition")
+    assert early.detail == "case is arrived; closed may follow only received"

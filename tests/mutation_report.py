@@ -1,0 +1,143 @@
+"""The mutation score of the domain rules, from the results of ``mutmut run`` (``make mutation``).
+
+Reads mutmut's per-file results under ``mutants/`` and writes ``docs/mutation-report.md``: per
+module, how many mutants were killed by the unit tests, which survived (with the change), and
+which are equivalent (listed in ``EQUIVALENT`` with the reason no test can tell them apart).
+The score is killed / (mutants - equivalent). ``--save-before`` keeps the figures as the "before"
+column of later reports (``docs/mutation-before.json``). Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+from mutmut.stats import status_by_exit_code
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = REPO / "docs" / "mutation-report.md"
+BEFORE = REPO / "docs" / "mutation-before.json"
+TARGET = 90.0
+
+# Mutants no test can kill because the mutated program behaves the same; each with the reason.
+EQUIVALENT: dict[str, str] = {
+    "services.border_clearance.domain.x_furthest_upstream__mutmut_11": (
+        "`index >= best[0]` for `index > best[0]`: on one route two cleared posts never share an index, "
+        "and the same post on two routes is the same answer; only a tie between different posts of two "
+        "routes could tell, and then both are equally far (cleared_at is a set, with no order to keep)"
+    ),
+}
+
+
+def modules() -> list[Path]:
+    found = sorted(REPO.glob("services/*/domain.py"))
+    return [
+        *found,
+        Path("services/intake/duplicates.py"),
+        Path("corridor/mrz.py"),
+        Path("contracts/status.py"),
+    ]
+
+
+def results(path: Path) -> dict[str, str]:
+    meta = REPO / "mutants" / (str(path) + ".meta")
+    if not meta.is_file():
+        raise SystemExit(f"no results for {path}: run `make mutation` first")
+    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: status_by_exit_code[code] for name, code in codes.items()}
+
+
+def main(argv: list[str]) -> int:
+    rows: dict[str, dict[str, float | int | None]] = {}
+    survivors: dict[str, list[str]] = {}
+    for module in modules():
+        relative = Path(module).relative_to(REPO) if Path(module).is_absolute() else Path(module)
+        status = results(relative)
+        counts = Counter(status.values())
+        checked = {n: s for n, s in status.items() if s != "not checked"}
+        equivalent = [n for n, s in checked.items() if s not in ("killed", "timeout") and n in EQUIVALENT]
+        alive = sorted(
+            n for n, s in checked.items() if s not in ("killed", "timeout") and n not in EQUIVALENT
+        )
+        judged = len(checked) - len(equivalent)
+        killed = counts["killed"] + counts["timeout"]
+        rows[str(relative)] = {
+            "mutants": len(status),
+            "checked": len(checked),
+            "killed": killed,
+            "timeout": counts["timeout"],
+            "no tests": counts["no tests"],
+            "equivalent": len(equivalent),
+            "survived": len(alive),
+            "score": round(100.0 * killed / judged, 1) if judged else None,
+        }
+        survivors[str(relative)] = alive
+    if "--save-before" in argv:
+        BEFORE.write_text(json.dumps(rows, indent=2) + "\n")
+    before = json.loads(BEFORE.read_text()) if BEFORE.is_file() else {}
+    REPORT.write_text(render(rows, before, survivors))
+    total_killed = sum(int(r["killed"]) for r in rows.values())
+    total_judged = sum(int(r["checked"]) - int(r["equivalent"]) for r in rows.values())
+    below = []
+    for name, row in rows.items():
+        judged = int(row["checked"]) - int(row["equivalent"])
+        print(
+            f"{name}: {row['score']} % ({row['killed']}/{judged} killed; {row['checked']}/{row['mutants']} checked)"
+        )
+        if row["score"] is None or float(row["score"]) < TARGET or row["checked"] != row["mutants"]:
+            below.append(name)
+    print(
+        f"domain rules: {100.0 * total_killed / max(1, total_judged):.1f} % of the checked non-equivalent mutants killed"
+    )
+    print(f"report: {REPORT}")
+    if below:
+        print(f"below the {TARGET:.0f} % target or not fully checked: {', '.join(below)}")
+        return 1
+    return 0
+
+
+def render(
+    rows: dict[str, dict[str, float | int | None]],
+    before: dict[str, dict[str, float | int | None]],
+    survivors: dict[str, list[str]],
+) -> str:
+    lines = [
+        "# Mutation score of the domain rules",
+        "",
+        f"Written by `make mutation` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC): mutmut mutates each rule module one",
+        "change at a time and runs the unit tests that reach the mutated function (`tests/unit`, no",
+        "servers). Score: mutants killed (a test failed, or the run timed out) / (mutants checked -",
+        f"equivalent). Target: at least {TARGET:.0f} % per module. A mutant in code no unit test reaches",
+        '("no tests") counts as survived.',
+        "",
+        "| module | mutants | checked | killed (of which timeout) | no tests | equivalent | survived | score "
+        "| before the new tests |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in rows.items():
+        was = f"{before[name]['score']} %" if before.get(name, {}).get("score") is not None else "-"
+        lines.append(
+            f"| `{name}` | {r['mutants']} | {r['checked']} | {r['killed']} ({r['timeout']}) | {r['no tests']} "
+            f"| {r['equivalent']} | {r['survived']} | {r['score']} % | {was} |"
+        )
+    lines += ["", "## Equivalent mutants", ""]
+    if not EQUIVALENT:
+        lines.append("None listed.")
+    for name, why in sorted(EQUIVALENT.items()):
+        lines.append(f"- `{name}`: {why}")
+    lines += ["", "## Surviving mutants", ""]
+    for module, names in survivors.items():
+        if not names:
+            continue
+        lines += [f"### `{module}` ({len(names)})", ""]
+        for name in names:
+            lines += [f"`{name}`", "", "```diff", get_diff_for_mutant(name, path=module), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
