@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi bench
+.PHONY: setup jaeger demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi bench
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -39,7 +39,20 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package.json tools/asyncapi/package-lock.json
 	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: .venv/.synced .cache/kafka.ready .cache/tools.ready $(ASYNCAPI_TOOLS)
+# Jaeger (the local stack's trace backend) built from its Go module with the machine's Go: the
+# version and every dependency's checksum are pinned in tools/jaeger/go.mod and go.sum. Go's module
+# and build caches stay under .cache (deletable: -modcacherw), so a clean clone builds it once and
+# nothing outside the work tree changes.
+JAEGER := .cache/jaeger-1.76.0/jaeger
+GO_ENV := GOPATH=$(CURDIR)/.cache/go GOMODCACHE=$(CURDIR)/.cache/go/mod GOCACHE=$(CURDIR)/.cache/go/build \
+	GOTOOLCHAIN=local GOFLAGS="-mod=readonly -modcacherw"
+
+$(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
+	cd tools/jaeger && $(GO_ENV) nice -n 10 go build -trimpath -o $(CURDIR)/$@ github.com/jaegertracing/jaeger/cmd/jaeger
+
+jaeger: $(JAEGER)
+
+setup: .venv/.synced .cache/kafka.ready .cache/tools.ready $(ASYNCAPI_TOOLS) $(JAEGER)
 
 demo: setup
 	$(PY) -m devkit demo

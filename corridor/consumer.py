@@ -31,6 +31,7 @@ from contracts.base import Event
 from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
 from corridor.inbox import first_delivery
 from corridor.redaction import described, detail_ref, fingerprint, frames
+from corridor.tracing import handling
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ class EventConsumer:
                 if not await first_delivery(conn, self.name, event):
                     self.duplicates += 1
                     return
-                await handler(conn, event)
+                async with handling(conn, record, event, self.name):
+                    await handler(conn, event)
             self.applied += 1
             self._attempts.pop(position, None)
         except RetryLater as exc:

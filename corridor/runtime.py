@@ -41,7 +41,7 @@ from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.redaction import RedactedServerErrors, described
 from corridor.settings import ServiceSettings
-from corridor.telemetry import setup_logging, setup_tracing
+from corridor.telemetry import instrument_http, setup_logging, setup_tracing
 from corridor.uow import StoreT, UnitOfWork, unit_of_work_factory
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,9 @@ class ServiceRuntime:
         self.routes = RouteBook.load(settings.routes_file)
         self.kafka = settings.kafka_access()
         setup_logging(settings.log_level)
-        self.tracer_provider = setup_tracing(self.instance, console=settings.trace_console)
+        self.tracer_provider = setup_tracing(
+            self.instance, console=settings.trace_console, otlp_endpoint=settings.otlp_endpoint
+        )
         self.broker = KafkaBroker(
             # FastStream takes a list; a comma-separated string would be read as one host.
             self.kafka.servers,
@@ -181,6 +183,7 @@ class ServiceRuntime:
         )
         # Outermost of all: every answer is counted, refusals of the authentication included.
         self.http.add_middleware(HttpMetrics, metrics=self.metrics, routes=lambda: self.http.routes)
+        instrument_http(self.http, self.tracer_provider)  # a server span around all of the above
 
     def allow_body(self, path: str, limit: int) -> None:
         """Let ``path`` take bodies up to ``limit`` bytes (files), instead of the settings' limit."""

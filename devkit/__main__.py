@@ -136,10 +136,15 @@ def token(
 @app.command()
 def up() -> None:
     """Start everything and keep it running until Ctrl-C."""
-    with Stack(_fresh("up")) as stack:
+    with Stack(_fresh("up"), tracing=True) as stack:
         stack.start_infra()
         stack.start_services()
         _print_services(stack)
+        if stack.jaeger is not None:
+            console.print(
+                f"Traces (Jaeger): [bold]{stack.jaeger.url}[/]; one case's journey: search the tag "
+                "corridor.case_id=<case id> (docs/tracing.md)"
+            )
         console.print("Running. Press Ctrl-C to stop.")
         stop = False
 

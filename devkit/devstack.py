@@ -22,6 +22,7 @@ from corridor.kafkaclient import KafkaAccess
 from corridor.settings import REPO_ROOT
 from devkit.devidp import DevIssuer, OperationRules, RoleAuth
 from devkit.devinfra import procs
+from devkit.devinfra.jaeger import JaegerServer
 from devkit.devinfra.kafka import ADMIN_USER, KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
 from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, password_file, principal_access
@@ -82,7 +83,9 @@ class Stack:
         kafka_nodes: int = 1,
         log_level: str = "INFO",
         extra_env: dict[str, str] | None = None,
+        tracing: bool = False,
     ) -> None:
+        """``tracing``: also run Jaeger, and have every service send its spans there."""
         self.workdir = workdir
         self.routes_file = routes_file
         self.deployment_file = deployment_file
@@ -100,12 +103,15 @@ class Stack:
         # where ``python -m devkit token`` finds it for a running ``make up``.
         self.issuer = DevIssuer(workdir / "idp")
         self._rules: dict[str, OperationRules] = {}
+        self.jaeger = JaegerServer(workdir / "jaeger") if tracing else None
 
     # --- infrastructure -----------------------------------------------------------------
 
     def start_infra(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
+        if self.jaeger is not None:
+            self.jaeger.start()
         self.kafka.start()
         self.kafka_admin()
 
@@ -209,11 +215,18 @@ class Stack:
                 "CORRIDOR_TOPIC_REPLICATION": str(min(3, len(self.kafka.bootstrap_servers.split(",")))),
                 "PYTHONUNBUFFERED": "1",
                 **self.issuer.env(),
+                **self._tracing_env(),
                 **spec.extra_env,
                 **self.extra_env,
             }
         )
         return env
+
+    def _tracing_env(self) -> dict[str, str]:
+        if self.jaeger is None:
+            return {}
+        # Spans leave every half second rather than every five: a test asks for them right after.
+        return {"CORRIDOR_OTLP_ENDPOINT": self.jaeger.otlp_endpoint, "OTEL_BSP_SCHEDULE_DELAY": "500"}
 
     def log_path(self, name: str) -> Path:
         return self.workdir / "logs" / f"{name}.log"
@@ -324,6 +337,8 @@ class Stack:
             del self.processes[name]
         self.kafka.stop()
         self.postgres.stop()
+        if self.jaeger is not None:
+            self.jaeger.stop()
 
     def __enter__(self) -> Stack:
         return self
