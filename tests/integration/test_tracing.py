@@ -17,11 +17,12 @@ import pytest
 
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus
-from devkit import scenario
+from devkit import journey, scenario
 from devkit.devstack import Stack
+from devkit.journey import service_of, tags
 from tests.integration.conftest import following, running_platform
 
-CASE_TAG = "corridor.case_id"
+CASE_TAG = journey.CASE_TAG
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +55,6 @@ async def case_spans(jaeger: str, service: str, case_id: uuid.UUID) -> list[dict
     r.raise_for_status()
     traces: list[dict[str, Any]] = r.json()["data"] or []
     return traces
-
-
-def tags(span: dict[str, Any]) -> dict[str, Any]:
-    return {t["key"]: t["value"] for t in span.get("tags", [])}
-
-
-def service_of(trace: dict[str, Any], span: dict[str, Any]) -> str:
-    return str(trace["processes"][span["processID"]]["serviceName"])
 
 
 @pytest.mark.timeout(900)
@@ -158,3 +151,8 @@ async def test_one_case_journey_is_found_in_jaeger_across_every_service(
         texts += [str(tag["value"]) for tag in t["processes"][s["processID"]].get("tags", [])]
         leaks += [(service_of(t, s), s["operationName"], p) for p in personal for text in texts if p in text]
     assert not leaks, f"personal data in spans: {leaks[:5]}"
+
+    # What `python -m devkit journey` prints: the same spans, from every service, registration first.
+    trail = journey.steps(await asyncio.to_thread(journey.case_traces, traced.jaeger.url, case), case)
+    assert trail[0].service == "intake" and set(services) <= {step.service for step in trail}
+    assert [step.start_us for step in trail] == sorted(step.start_us for step in trail)
