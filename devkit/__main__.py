@@ -171,6 +171,7 @@ def journey(
     stack: Annotated[
         str, typer.Option(help="The stack under .run/ whose Jaeger to ask (make up: up)")
     ] = "up",
+    queries: Annotated[bool, typer.Option(help="Also list each database query")] = False,
 ) -> None:
     """One case's spans from every service, oldest first, read from the stack's Jaeger."""
     from datetime import UTC, datetime
@@ -186,7 +187,7 @@ def journey(
     table = Table(title=f"Case {case_id}: {len(traces)} traces")
     for column in ("time (UTC)", "service", "span", "trace", "links to"):
         table.add_column(column)
-    for step in trail.steps(traces, case_id):
+    for step in trail.steps(traces, case_id, queries=queries):
         at = datetime.fromtimestamp(step.start_us / 1e6, UTC).strftime("%H:%M:%S.%f")[:-3]
         table.add_row(
             at, step.service, step.operation, step.trace_id[:12], " ".join(t[:12] for t in step.links)

@@ -64,8 +64,9 @@ class Step:
     """Other traces this span links to (FOLLOWS_FROM references)."""
 
 
-def steps(traces: dict[str, dict[str, Any]], case_id: uuid.UUID | str) -> list[Step]:
-    """The spans tagged with the case, oldest first."""
+def steps(traces: dict[str, dict[str, Any]], case_id: uuid.UUID | str, *, queries: bool = True) -> list[Step]:
+    """The spans tagged with the case, oldest first (without its database queries, unless
+    ``queries``: a whole journey has hundreds)."""
     found = [
         Step(
             start_us=int(s["startTime"]),
@@ -76,6 +77,6 @@ def steps(traces: dict[str, dict[str, Any]], case_id: uuid.UUID | str) -> list[S
         )
         for t in traces.values()
         for s in t["spans"]
-        if tags(s).get(CASE_TAG) == str(case_id)
+        if tags(s).get(CASE_TAG) == str(case_id) and (queries or "db.system" not in tags(s))
     ]
     return sorted(found, key=lambda step: step.start_us)
