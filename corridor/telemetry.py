@@ -52,7 +52,8 @@ def setup_tracing(service: str, *, console: bool, otlp_endpoint: str | None = No
     if console:
         provider.add_span_processor(BatchSpanProcessor(tracing.RedactingExporter(ConsoleSpanExporter())))
     trace.set_tracer_provider(provider)
-    _instrument_queries(provider)
+    if otlp or console:  # with tracing off, no query pays for a wrapper
+        _instrument_queries(provider)
     return provider
 
 
@@ -69,6 +70,8 @@ def instrument_http(app: Any, provider: TracerProvider) -> None:
     with the route template in place of the URL (``tracing.http_request_hook``)."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    if provider.sampler is ALWAYS_OFF:
+        return  # tracing off: no middleware to pay for
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,
