@@ -44,11 +44,12 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package.json tools/asyncapi/package-lock.json
 # and build caches stay under .cache (deletable: -modcacherw), so a clean clone builds it once and
 # nothing outside the work tree changes.
 JAEGER := .cache/jaeger-1.76.0/jaeger
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GO_ENV := GOPATH=$(CURDIR)/.cache/go GOMODCACHE=$(CURDIR)/.cache/go/mod GOCACHE=$(CURDIR)/.cache/go/build \
 	GOTOOLCHAIN=local GOFLAGS="-mod=readonly -modcacherw"
 
 $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
-	cd tools/jaeger && $(GO_ENV) nice -n 10 go build -trimpath -o $(CURDIR)/$@ github.com/jaegertracing/jaeger/cmd/jaeger
+	cd tools/jaeger && $(GO_ENV) nice -n 10 $(GO) build -trimpath -o $(CURDIR)/$@ github.com/jaegertracing/jaeger/cmd/jaeger
 
 jaeger: $(JAEGER)
 
