@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi asyncapi-viewer bench mutation
+.PHONY: setup jaeger demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi asyncapi-viewer bench mutation
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -61,21 +61,36 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package.json tools/asyncapi/package-lock.json
 	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Jaeger (the local stack's trace backend) built from its Go module with the machine's Go: the
+# version and every dependency's checksum are pinned in tools/jaeger/go.mod and go.sum. Go's module
+# and build caches stay under .cache (deletable: -modcacherw), so a clean clone builds it once and
+# nothing outside the work tree changes.
+JAEGER := .cache/jaeger-1.76.0/jaeger
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+GO_ENV := GOPATH=$(CURDIR)/.cache/go GOMODCACHE=$(CURDIR)/.cache/go/mod GOCACHE=$(CURDIR)/.cache/go/build \
+	GOTOOLCHAIN=local GOFLAGS="-mod=readonly -modcacherw"
+
+$(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
+	cd tools/jaeger && $(GO_ENV) nice -n 10 $(GO) build -trimpath -o $(CURDIR)/$@ github.com/jaegertracing/jaeger/cmd/jaeger
+
+jaeger: $(JAEGER)
+
+# Not part of setup: `make demo` runs without traces; `make up` and the tests need it.
 setup: .venv/.synced .cache/kafka.ready .cache/tools.ready .cache/browser.ready $(ASYNCAPI_TOOLS)
 
 demo: setup
 	$(PY) -m devkit demo
 
-up: setup
+up: setup $(JAEGER)
 	$(PY) -m devkit up
 
-test: setup lint contracts-check
+test: setup $(JAEGER) lint contracts-check
 	$(PY) -m pytest
 
 test-unit: setup
 	$(PY) -m pytest tests/unit
 
-test-integration: setup
+test-integration: setup $(JAEGER)
 	$(PY) -m pytest tests/integration
 
 # Event contracts: regenerate the committed JSON Schemas, and check them against every earlier

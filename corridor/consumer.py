@@ -39,6 +39,7 @@ from contracts.base import Event
 from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
 from corridor.inbox import first_deliveries, first_delivery
 from corridor.redaction import described, detail_ref, fingerprint, frames
+from corridor.tracing import handling
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,8 @@ class EventConsumer:
                     duplicates += 1
                     continue
                 fresh.discard(identity)  # the same event twice in one batch: the second is a duplicate
-                await a.handler(conn, a.event)
+                async with handling(conn, a.record, a.event, self.name):
+                    await a.handler(conn, a.event)
                 applied += 1
         self.applied += applied
         self.duplicates += duplicates
@@ -293,7 +295,8 @@ class EventConsumer:
                 if not await first_delivery(conn, self.name, event):
                     self.duplicates += 1
                     return
-                await handler(conn, event)
+                async with handling(conn, record, event, self.name):
+                    await handler(conn, event)
             self.applied += 1
             self._attempts.pop(position, None)
         except RetryLater as exc:

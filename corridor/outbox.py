@@ -34,6 +34,7 @@ from contracts.envelope import CloudEvent
 from contracts.status import CaseStatusChanged
 from corridor import statusguard
 from corridor.kafkaclient import KafkaAccess
+from corridor.tracing import relay_attributes, writing
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("corridor.outbox")
@@ -62,23 +63,24 @@ async def enqueue(
     if extensions:
         event = dataclasses.replace(event, extensions=extensions)
     headers: dict[str, str] = {k: v.decode() for k, v in event.headers()}
-    # The trace context of the request or record that caused this event travels with it, so one
-    # case's trace spans every service even though the relay publishes later.
-    propagate.inject(headers)
-    await conn.execute(
-        # One round trip: the row and the wake-up call (delivered at commit, collapsed per transaction).
-        """WITH row AS (
-               INSERT INTO outbox (topic, key, event_id, event_type, headers, payload)
-               VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING 1)
-           SELECT pg_notify($7, '') FROM row""",
-        topic,
-        key if key is not None else event.subject,
-        event.id,
-        event.type,
-        json.dumps(headers),
-        event.value(),
-        _CHANNEL,
-    )
+    async with writing(conn, data, topic):
+        # The trace context of the request or record that caused this event travels with it, so one
+        # case's trace spans every service even though the relay publishes later.
+        propagate.inject(headers)
+        await conn.execute(
+            # One round trip: the row and the wake-up call (delivered at commit, collapsed per transaction).
+            """WITH row AS (
+                   INSERT INTO outbox (topic, key, event_id, event_type, headers, payload)
+                   VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING 1)
+               SELECT pg_notify($7, '') FROM row""",
+            topic,
+            key if key is not None else event.subject,
+            event.id,
+            event.type,
+            json.dumps(headers),
+            event.value(),
+            _CHANNEL,
+        )
     return event
 
 
@@ -270,6 +272,7 @@ class OutboxRelay:
                 "messaging.destination.name": row["topic"],
                 "messaging.kafka.message.key": row["key"],
                 "messaging.message.id": headers.get("ce_id", ""),
+                **relay_attributes(row["key"]),
             },
         ):
             propagate.inject(headers)

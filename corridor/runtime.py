@@ -44,7 +44,7 @@ from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.redaction import RedactedServerErrors, described
 from corridor.settings import ServiceSettings
-from corridor.telemetry import setup_tracing
+from corridor.telemetry import instrument_http, setup_tracing
 from corridor.uow import StoreT, UnitOfWork, unit_of_work_factory
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ class ServiceRuntime:
         self.routes = RouteBook.load(settings.routes_file)
         self.kafka = settings.kafka_access()
         setup_logging(settings.log_level, service=service, instance=self.instance)
-        self.tracer_provider = setup_tracing(self.instance, console=settings.trace_console)
+        self.tracer_provider = setup_tracing(
+            self.instance, console=settings.trace_console, otlp_endpoint=settings.otlp_endpoint
+        )
         self.broker = KafkaBroker(
             # FastStream takes a list; a comma-separated string would be read as one host.
             self.kafka.servers,
@@ -190,6 +192,7 @@ class ServiceRuntime:
         )
         # Outermost of all: every answer is counted, refusals of the authentication included.
         self.http.add_middleware(HttpMetrics, metrics=self.metrics, routes=lambda: self.http.routes)
+        instrument_http(self.http, self.tracer_provider)  # a server span around all of the above
 
     def allow_body(self, path: str, limit: int) -> None:
         """Let ``path`` take bodies up to ``limit`` bytes (files), instead of the settings' limit."""

@@ -54,6 +54,11 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     lag_refresh_seconds: float = Field(default=5.0, gt=0, description="How often consumer lag is read")
     trace_console: bool = False
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Send spans to this OTLP collector (protobuf over HTTP, its base URL such as "
+        "http://127.0.0.1:4318); OpenTelemetry's OTEL_EXPORTER_OTLP_ENDPOINT works too",
+    )
     # --- who may call the HTTP API (corridor/auth.py). No defaults that would let a service run
     # without its mission's identity provider: it refuses to start until these are set.
     auth_issuer: str | None = Field(default=None, description="The identity provider's issuer (iss)")

@@ -214,7 +214,7 @@ def up(
     global console
     if as_json:
         console = Console(stderr=True, width=max(130, Console().width))
-    with Stack(_fresh("up"), prometheus=True) as stack:
+    with Stack(_fresh("up"), prometheus=True, tracing=True) as stack:
         stack.start_infra()
         stack.start_services()
         stack.start_operations_page()
@@ -234,6 +234,11 @@ def up(
             console.print(
                 f"Prometheus: [bold]{stack.prometheus.url}[/] (alerts: {stack.prometheus.url}/alerts; "
                 f"rules in deploy/prometheus)"
+            )
+        if stack.jaeger is not None:
+            console.print(
+                f"Traces (Jaeger): [bold]{stack.jaeger.url}[/]; one case's journey: search the tag "
+                "corridor.case_id=<case id> (docs/tracing.md)"
             )
         console.print("Running. Press Ctrl-C to stop.")
         stop = False
@@ -258,6 +263,36 @@ def up(
         finally:
             stackinfo.remove(info.name)
         console.print("Stopping...")
+
+
+@app.command()
+def journey(
+    case_id: Annotated[str, typer.Argument(help="The case's id (intake returned it)")],
+    stack: Annotated[
+        str, typer.Option(help="The stack under .run/ whose Jaeger to ask (make up: up)")
+    ] = "up",
+    queries: Annotated[bool, typer.Option(help="Also list each database query")] = False,
+) -> None:
+    """One case's spans from every service, oldest first, read from the stack's Jaeger."""
+    from datetime import UTC, datetime
+
+    from devkit import journey as trail
+
+    workdir = RUN_DIR / stack
+    if not (workdir / "jaeger" / "jaeger.json").is_file():
+        raise typer.BadParameter(
+            f"no Jaeger in {workdir}: start the stack first (make up)", param_hint="--stack"
+        )
+    traces = trail.case_traces(trail.query_url(workdir), case_id)
+    table = Table(title=f"Case {case_id}: {len(traces)} traces")
+    for column in ("time (UTC)", "service", "span", "trace", "links to"):
+        table.add_column(column)
+    for step in trail.steps(traces, case_id, queries=queries):
+        at = datetime.fromtimestamp(step.start_us / 1e6, UTC).strftime("%H:%M:%S.%f")[:-3]
+        table.add_row(
+            at, step.service, step.operation, step.trace_id[:12], " ".join(t[:12] for t in step.links)
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from corridor.kafkaclient import KafkaAccess
 from corridor.settings import REPO_ROOT
 from devkit.devidp import DevIssuer, OperationRules, RoleAuth
 from devkit.devinfra import procs
+from devkit.devinfra.jaeger import JaegerServer
 from devkit.devinfra.kafka import ADMIN_USER, KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
 from devkit.devinfra.prometheus import PrometheusServer, Target, rule_files
@@ -86,9 +87,11 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         prometheus: bool = False,
         scrape_seconds: float = 5.0,
+        tracing: bool = False,
     ) -> None:
         """``prometheus``: also run Prometheus scraping every service (``start_services`` starts
-        it), every ``scrape_seconds``."""
+        it), every ``scrape_seconds``. ``tracing``: also run Jaeger, and have every service send
+        its spans there."""
         self.workdir = workdir
         self.routes_file = routes_file
         self.deployment_file = deployment_file
@@ -111,12 +114,15 @@ class Stack:
         self.prometheus = (
             PrometheusServer(workdir / "prometheus", interval=scrape_seconds) if prometheus else None
         )
+        self.jaeger = JaegerServer(workdir / "jaeger") if tracing else None
 
     # --- infrastructure -----------------------------------------------------------------
 
     def start_infra(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
+        if self.jaeger is not None:
+            self.jaeger.start()
         self.kafka.start()
         self.kafka_admin()
 
@@ -248,11 +254,18 @@ class Stack:
                 "CORRIDOR_TOPIC_REPLICATION": str(min(3, len(self.kafka.bootstrap_servers.split(",")))),
                 "PYTHONUNBUFFERED": "1",
                 **self.issuer.env(),
+                **self._tracing_env(),
                 **spec.extra_env,
                 **self.extra_env,
             }
         )
         return env
+
+    def _tracing_env(self) -> dict[str, str]:
+        if self.jaeger is None:
+            return {}
+        # Spans leave every half second rather than every five: a test asks for them right after.
+        return {"CORRIDOR_OTLP_ENDPOINT": self.jaeger.otlp_endpoint, "OTEL_BSP_SCHEDULE_DELAY": "500"}
 
     def log_path(self, name: str) -> Path:
         return self.workdir / "logs" / f"{name}.log"
@@ -442,6 +455,8 @@ class Stack:
         self.stop_prometheus()
         self.kafka.stop()
         self.postgres.stop()
+        if self.jaeger is not None:
+            self.jaeger.stop()
 
     def __enter__(self) -> Stack:
         return self
