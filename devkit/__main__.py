@@ -193,6 +193,7 @@ def _stack_info(stack: Stack) -> stackinfo.StackInfo:
         issuer=stack.issuer.directory,
         operations_page=stack.operations_page_url or None,
         prometheus=stack.prometheus.url if stack.prometheus is not None else None,
+        traces=stack.jaeger.url if stack.jaeger is not None else None,
     )
 
 
