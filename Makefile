@@ -30,6 +30,11 @@ $(UV):
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq kcat || (apt-get update -qq && apt-get install -y -qq kcat)) >/dev/null; \
 	  else echo "kcat is missing: install Debian's package kcat" >&2; exit 1; fi; }
+	@# pdftoppm renders a situation report's page to an image the reporting test keeps.
+	@command -v pdftoppm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq poppler-utils || (apt-get update -qq && apt-get install -y -qq poppler-utils)) >/dev/null; \
+	  else echo "pdftoppm is missing: install Debian's package poppler-utils" >&2; exit 1; fi; }
 	@mkdir -p .cache && touch $@
 
 # The official AsyncAPI parser validates the committed documents in the tests.
