@@ -63,7 +63,7 @@ def charts(report: SituationReport) -> Charts:
     positions = range(len(names))
     cleared = [_value(c.cleared) for c in report.crossings]
     refused = [_value(c.refused) for c in report.crossings]
-    bars = ax.barh([p + 0.2 for p in positions], cleared, height=0.4, label="cleared", color="#1f77b4")
+    bars = ax.barh([p - 0.2 for p in positions], cleared, height=0.4, label="cleared", color="#1f77b4")
     bars_refused = ax.barh(
         [p - 0.2 for p in positions], refused, height=0.4, label="refused", color="#d62728"
     )
@@ -89,7 +89,7 @@ def charts(report: SituationReport) -> Charts:
     ax.invert_yaxis()  # the route's order, top down
     ax.set_xlabel("people")
     ax.set_title(f"Through each crossing, {report.day:%d %B %Y}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
     ax.margins(x=0.15)
 
     returns, ax2 = _chart()
@@ -134,7 +134,7 @@ def _returned_line(report: SituationReport) -> str:
 
 def _change_line(c: RequirementChange) -> str:
     if c.change == "published":
-        since = f", from {c.effective_from:%d %B}" if c.effective_from else ""
+        since = f", for travel from {c.effective_from:%d %B %Y}" if c.effective_from else ""
         return f"{c.checkpoint_id}: requirement {c.code} published{since} — {c.description}"
     return f"{c.checkpoint_id}: requirement {c.code or c.requirement_id} lifted"
 
