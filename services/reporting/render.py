@@ -65,7 +65,7 @@ def charts(report: SituationReport) -> Charts:
     refused = [_value(c.refused) for c in report.crossings]
     bars = ax.barh([p - 0.2 for p in positions], cleared, height=0.4, label="cleared", color="#1f77b4")
     bars_refused = ax.barh(
-        [p - 0.2 for p in positions], refused, height=0.4, label="refused", color="#d62728"
+        [p + 0.2 for p in positions], refused, height=0.4, label="refused", color="#d62728"
     )
     for bar, shown in zip(bars, (c.cleared for c in report.crossings), strict=True):
         ax.annotate(
