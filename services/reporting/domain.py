@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, tzinfo
 from enum import StrEnum
 
@@ -180,6 +180,24 @@ def facts(records: Iterable[StatusRecord], profiles: dict[uuid.UUID, Profile], t
             )
         )
     return found
+
+
+OTHER_ORIGINS = "other"
+
+
+def pooled_origins(found: list[Fact], threshold: int) -> list[Fact]:
+    """Cities fewer than ``threshold`` people come from are pooled as ``other``: the name of a
+    small place, even with its numbers suppressed, would say that someone from there returned."""
+    people: dict[str, int] = {}
+    counted: set[uuid.UUID] = set()
+    for f in found:
+        if f.figure is Figure.REGISTERED and f.case_id not in counted:
+            counted.add(f.case_id)
+            people[f.origin] = people.get(f.origin, 0) + f.people
+    return [
+        f if f.origin == UNKNOWN or people.get(f.origin, 0) >= threshold else replace(f, origin=OTHER_ORIGINS)
+        for f in found
+    ]
 
 
 # --- tables ----------------------------------------------------------------------------------------

@@ -138,6 +138,8 @@ async def hxl_report(
     if name == "daily" and day is None:
         raise Invalid(("query", "date"), "the daily report is of one day: give ?date=YYYY-MM-DD")
     found = domain.facts(await uow.store.status_records(), await uow.store.profiles(), ctx.tz)
+    # Over the whole operation, whatever the report selects: a city is named or pooled everywhere.
+    found = domain.pooled_origins(found, ctx.threshold)
     return hxl.to_csv(report, hxl.select(found, day=day, movement_id=movement_id), ctx.threshold)
 
 

@@ -177,9 +177,7 @@ def test_per_origin_and_per_crossing_exports() -> None:
     found = domain.facts(records, profiles, UTC)
     origins = list(csv.reader(io.StringIO(hxl_export.to_csv(hxl_export.REPORTS["origins"], found, 5))))
     assert origins[1][0] == "#loc+origin+name"
-    assert {(r[0], r[1]) for r in origins[2:]} >= {("Pavlodar", "registered"), ("Karaganda", "arrived")} - {
-        ("Karaganda", "arrived")
-    }
+    assert {(r[0], r[1]) for r in origins[2:]} >= {("Pavlodar", "registered"), ("Karaganda", "departed")}
     crossings = list(csv.reader(io.StringIO(hxl_export.to_csv(hxl_export.REPORTS["crossings"], found, 5))))
     assert {r[2] for r in crossings[2:]} == {"cleared"}
     assert {r[4] for r in crossings[2:]} == {EXIT.checkpoint_id}
@@ -258,3 +256,15 @@ def test_names_in_any_script_reach_the_pdf() -> None:
     report = sitrep.SituationReport(**{**report.__dict__, "changes": (cyrillic,)})
     text = PdfReader(io.BytesIO(render.to_pdf(report, render.charts(report)))).pages[0].extract_text()
     assert CYRILLIC in text
+
+
+def test_a_city_few_people_come_from_is_pooled_as_other() -> None:
+    records, profiles = movement(6)  # six from Pavlodar, a family of three from Karaganda
+    found = domain.pooled_origins(domain.facts(records, profiles, UTC), 5)
+    assert {f.origin for f in found} == {"Pavlodar", domain.OTHER_ORIGINS}
+    text = hxl_export.to_csv(hxl_export.REPORTS["origins"], found, 5)
+    assert "Karaganda" not in text
+    assert {f.origin for f in domain.pooled_origins(domain.facts(records, profiles, UTC), 3)} == {
+        "Pavlodar",
+        "Karaganda",
+    }
