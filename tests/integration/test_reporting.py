@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import shutil
 import subprocess
 import uuid
@@ -18,6 +19,7 @@ from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import hxl
 import pytest
@@ -304,3 +306,41 @@ def _render_page(pdf: Path, artefacts: Path) -> None:
     image = artefacts / "situation-page.png"
     assert image.stat().st_size > 10_000, "the page rendered empty"
     print(f"situation report page: {image}")
+
+
+async def _profile_in_reporting(stack: Stack, case_id: uuid.UUID, *, erased: bool) -> Any:
+    conn = await asyncpg.connect(stack.postgres.dsn(stack.specs["reporting"].database))
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                row = await conn.fetchrow("SELECT * FROM profiles WHERE case_id = $1", case_id)
+                if row is not None and row["erased"] is erased:
+                    return row
+                await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def test_after_an_erasure_reporting_keeps_only_sex_and_age_band(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    body = scenario.single_traveller(travel_date)
+    person = body["members"][0]
+    person.update(nationality="UZB", current_city="Taraz", vulnerabilities=["disability"])  # ineligible
+    case_id = await scenario.register(client, stack, body)
+    before = await _profile_in_reporting(stack, case_id, erased=False)
+    assert before["origin_city"] == "Taraz"
+    assert json.loads(before["members"]) == [["M", "18-59", ["disability"]]]
+    await stream.wait_for([case_id], CaseStatus.INELIGIBLE, 60)
+
+    supervisor = stack.headers(Role.SUPERVISOR, subject="supervisor@reporting-test")
+    async with asyncio.timeout(60):  # intake learns "ineligible" from the stream a moment later
+        while (
+            r := await client.post(f"{stack.url('intake')}/cases/{case_id}/erasure", headers=supervisor)
+        ).status_code == 409:
+            await asyncio.sleep(0.3)
+    assert r.status_code == 201, r.text
+
+    after = await _profile_in_reporting(stack, case_id, erased=True)
+    assert after["origin_city"] is None
+    assert json.loads(after["members"]) == [["M", "18-59", []]]  # the exact band, read before truncation
