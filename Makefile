@@ -42,6 +42,11 @@ $(UV):
 	    (apt-get install -y -qq --no-install-recommends prometheus \
 	      || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)) >/dev/null; \
 	  else echo "prometheus is missing: install Debian's package prometheus" >&2; exit 1; fi; }
+	@# pdftoppm renders a situation report's page to an image the reporting test keeps.
+	@command -v pdftoppm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq poppler-utils || (apt-get update -qq && apt-get install -y -qq poppler-utils)) >/dev/null; \
+	  else echo "pdftoppm is missing: install Debian's package poppler-utils" >&2; exit 1; fi; }
 	@mkdir -p .cache && touch $@
 
 # The operations page is tested in a real browser: Debian's Chromium and its chromedriver (never a

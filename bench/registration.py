@@ -96,7 +96,7 @@ async def _measure(
 def run(cfg: Any, infra: Any, results: Any, progress: Callable[[str], None]) -> None:
     stack = infra.stack
     routes = RouteBook.load(stack.routes_file)
-    ports = 3 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
+    ports = 4 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
     specs = service_specs(stack.routes_file, procs.free_ports(ports))
     stack.specs = {s.name: s for s in specs if s.name == SERVICE}
     started = time.monotonic()

@@ -191,3 +191,59 @@ class PersonalDataErased(Event):
     case_id: uuid.UUID
     basis: ErasureBasis
     erased_at: AwareDatetime
+
+
+class AgeBand(StrEnum):
+    """Age on the planned travel date, in the bands humanitarian reporting uses. Readers must
+    tolerate bands added later."""
+
+    UNDER_5 = "0-4"
+    CHILD = "5-17"
+    ADULT = "18-59"
+    OLDER = "60+"
+
+
+def age_band(birth_date: date, on: date) -> AgeBand:
+    """The band of someone born on ``birth_date``, on the day ``on`` (full years)."""
+    years = on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+    if years < 5:
+        return AgeBand.UNDER_5
+    if years < 18:
+        return AgeBand.CHILD
+    if years < 60:
+        return AgeBand.ADULT
+    return AgeBand.OLDER
+
+
+class ProfiledMember(_Part):
+    """One person of a case as statistics may see them: no name, date or document."""
+
+    sex: str = Field(pattern=r"^[MFX]$")
+    age_band: AgeBand = Field(description="Age on the planned travel date")
+    vulnerabilities: list[VulnerabilityFlag] = Field(
+        default_factory=list, description="Categories only; emptied when the case's data is erased"
+    )
+
+
+class CaseProfiled(Event):
+    """What reporting may aggregate about a case, as it stands now: sex and age band of each
+    member, vulnerability categories, where they return from, the route and the dates. Sent on
+    registration, on every update and on erasure (``erased``: the categories and the origin are
+    gone; sex and age band stay, as for every statistic). Pseudonymous, never identifying alone:
+    no name, birth date, document number, contact or free text."""
+
+    event_type: ClassVar[str] = "org.corridor.intake.case-profiled.v1"
+
+    case_id: uuid.UUID
+    profiled_at: AwareDatetime
+    route_id: str
+    registered_on: date = Field(description="The day the case was registered (UTC)")
+    planned_travel_date: date
+    origin_city: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The city the case returns from (the principal's current city at registration)",
+        examples=["Karaganda"],
+    )
+    members: list[ProfiledMember] = Field(min_length=1)
+    erased: bool = Field(default=False, description="The case's personal data was erased at intake")

@@ -26,6 +26,10 @@ HEALTH_EVIDENCE = "intake.health-evidence"
 registrations because a Kafka ACL grants a topic, not an event type: transport reads registrations
 and must not receive medical records."""
 
+PROFILES = "intake.case-profiles"
+"""Restricted to reporting: per case, the attributes statistics may aggregate (no name, birth date,
+document or free text), keyed by case id."""
+
 DECISIONS = "eligibility.decisions"
 MOVEMENTS = "transport.movements"
 
@@ -123,6 +127,7 @@ def table() -> tuple[Topic, ...]:
     )
     from contracts.eligibility import EligibilityDecided
     from contracts.intake import (
+        CaseProfiled,
         CaseRegistered,
         CaseUpdated,
         CaseWithdrawn,
@@ -165,6 +170,18 @@ def table() -> tuple[Topic, ...]:
             "Restricted to eligibility: health evidence (medical facts), keyed by case id. Its "
             "order with a case's registration is not kept (another topic): eligibility applies "
             "evidence that arrives first when the registration comes.",
+            written_by="intake",
+            personal_data=True,
+        ),
+        Topic(
+            PROFILES,
+            (CaseProfiled,),
+            "case id",
+            _by_case,
+            "Restricted to reporting: per case, the attributes statistics may aggregate (sex and age "
+            "band of each member, vulnerability categories, origin city, route, dates), never a "
+            "name, birth date, document or free text, keyed by case id. Pseudonymous, still about "
+            "people: kept no longer than personal data.",
             written_by="intake",
             personal_data=True,
         ),

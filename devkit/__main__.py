@@ -54,6 +54,12 @@ def _print_services(stack: Stack) -> None:
         table.add_row(name, spec.url, spec.url + "/docs")
     console.print(table)
     console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
+    if "reporting" in stack.specs:
+        reports = stack.url("reporting") + "/reports"
+        console.print(
+            f"Reports (role operations_viewer, docs/reporting.md): [bold]{reports}/situation/<YYYY-MM-DD>.pdf[/], "
+            f"[bold]{reports}/hxl/daily.csv?date=<YYYY-MM-DD>[/]"
+        )
     console.print(
         "Every API but /health needs a token of the stack's issuer, e.g. "
         f"[bold]python -m devkit token --role caseworker --stack {stack.workdir.name}[/] (README: Security)\n"
@@ -101,8 +107,34 @@ async def _demo(stack: Stack) -> None:
             await stream.wait_for([family, single], CaseStatus.ARRIVED, 60)
         _print_timeline(stream, family, "Family of three")
         _print_timeline(stream, single, "Single traveller")
+        await _save_reports(stack, RUN_DIR / "demo-reports")
     finally:
         await stream.stop()
+
+
+def _write_files(directory: Path, files: dict[str, bytes]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+
+
+async def _save_reports(stack: Stack, directory: Path) -> None:
+    """Today's situation report (PDF) and HXL figures, as a coordinator downloads them."""
+    reports, today = stack.url("reporting") + "/reports", date.today().isoformat()
+    headers = stack.headers(Role.OPERATIONS_VIEWER, subject="coordinator@demo")
+    async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
+        for _ in range(100):  # reporting reads the stream a moment after the arrivals
+            daily = await client.get(f"{reports}/hxl/daily.csv", params={"date": today})
+            if daily.status_code == 200 and f"\n{today},arrived," in daily.text:
+                break
+            await asyncio.sleep(0.3)
+        pdf = await client.get(f"{reports}/situation/{today}.pdf")
+    files = {f"daily-{today}.csv": daily.content, f"situation-{today}.pdf": pdf.content}
+    await asyncio.to_thread(_write_files, directory, files)
+    console.print(
+        f"Reports (operations viewer): [bold]{reports}/situation/{today}.pdf[/] and "
+        f"[bold]{reports}/hxl/daily.csv?date={today}[/], saved in {directory}"
+    )
 
 
 @app.command()

@@ -51,7 +51,7 @@ class ServiceSpec:
 def service_specs(routes_file: Path, ports: list[int], host_mission: str = "KAZ") -> list[ServiceSpec]:
     routes = RouteBook.load(routes_file)
     checkpoints = list({cp.checkpoint_id: cp for r in routes.routes for cp in r.checkpoints}.values())
-    if len(ports) < 3 + len(checkpoints):
+    if len(ports) < 4 + len(checkpoints):
         raise ValueError("not enough ports")
     specs = [
         ServiceSpec("intake", "services.intake", "intake", host_mission, ports[0], "intake"),
@@ -72,6 +72,10 @@ def service_specs(routes_file: Path, ports: list[int], host_mission: str = "KAZ"
                 {"CORRIDOR_CHECKPOINT": cp.checkpoint_id},
             )
         )
+    n = 3 + len(checkpoints)
+    specs.append(
+        ServiceSpec("reporting", "services.reporting", "reporting", host_mission, ports[n], "reporting")
+    )
     return specs
 
 
@@ -177,7 +181,7 @@ class Stack:
     def start_services(self, timeout: float = 120.0) -> None:
         if not self.specs:
             routes = RouteBook.load(self.routes_file)
-            count = 3 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
+            count = 4 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
             self.specs = {s.name: s for s in service_specs(self.routes_file, procs.free_ports(count))}
         if not self.db_roles:  # once: a running service's pool keeps the password it started with
             self.create_database_roles()

@@ -1,6 +1,6 @@
 """The deployment: every service instance it runs, and the AsyncAPI documents of all of them.
 
-A deployment runs intake, eligibility and transport for the host mission, and one border
+A deployment runs intake, eligibility, transport and reporting for the host mission, and one border
 clearance per checkpoint on its routes. This is the one module that imports every service: the
 runtime library (``corridor``) imports none.
 
@@ -26,6 +26,8 @@ from services.eligibility.app import EligibilitySettings
 from services.eligibility.app import create_service as eligibility
 from services.intake.app import IntakeSettings
 from services.intake.app import create_service as intake
+from services.reporting.app import ReportingSettings
+from services.reporting.app import create_service as reporting
 from services.transport.app import TransportSettings
 from services.transport.app import create_service as transport
 
@@ -33,8 +35,8 @@ DOCS_DIR = REPO_ROOT / "docs" / "asyncapi"
 
 
 def service_runtimes(routes_file: Path | None = None) -> Iterator[ServiceRuntime]:
-    """Every service instance of a deployment, built offline: intake, eligibility, transport and
-    one border clearance per checkpoint on the routes.
+    """Every service instance of a deployment, built offline: intake, eligibility, transport,
+    reporting and one border clearance per checkpoint on the routes.
 
     Settings that reach the document are given explicitly (the defaults, not the environment), so
     the committed documents do not depend on who generates them.
@@ -49,6 +51,7 @@ def service_runtimes(routes_file: Path | None = None) -> Iterator[ServiceRuntime
     yield intake(IntakeSettings(mission=host, **common))
     yield eligibility(EligibilitySettings(mission=host, **common))
     yield transport(TransportSettings(mission=host, **common))
+    yield reporting(ReportingSettings(mission=host, **common))
     for route in RouteBook.load(routes).routes:
         for checkpoint in route.checkpoints:
             yield border(

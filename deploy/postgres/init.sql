@@ -33,6 +33,11 @@ SELECT pg_temp.create_login_role('transport');
 CREATE DATABASE transport OWNER transport;
 REVOKE ALL ON DATABASE transport FROM PUBLIC;
 
+-- CREATE ROLE reporting LOGIN (password from /run/secrets/reporting.password)
+SELECT pg_temp.create_login_role('reporting');
+CREATE DATABASE reporting OWNER reporting;
+REVOKE ALL ON DATABASE reporting FROM PUBLIC;
+
 -- CREATE ROLE border_kaz_zhibek_zholy_exit LOGIN (password from /run/secrets/border_kaz_zhibek_zholy_exit.password)
 SELECT pg_temp.create_login_role('border_kaz_zhibek_zholy_exit');
 CREATE DATABASE border_kaz_zhibek_zholy_exit OWNER border_kaz_zhibek_zholy_exit;

@@ -48,7 +48,7 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         retention=timedelta(days=settings.personal_data_retention_days),
     )
     rt = ServiceRuntime("intake", settings, migrations=MIGRATIONS, title="Corridor intake")
-    rt.produces(topics.CASES, topics.HEALTH_EVIDENCE, topics.STATUS)
+    rt.produces(topics.CASES, topics.HEALTH_EVIDENCE, topics.PROFILES, topics.STATUS)
     rt.subscribe(
         topics.STATUS,
         handlers=usecases.bound(usecases.TIMELINE_HANDLERS, ctx),

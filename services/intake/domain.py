@@ -26,7 +26,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from contracts.intake import (
     CITIZENSHIP_PROOFS,
     TRAVEL_DOCUMENTS,
+    CaseProfiled,
     CaseRegistered,
+    CaseUpdated,
     CitizenshipProof,
     Consent,
     DocumentType,
@@ -34,9 +36,11 @@ from contracts.intake import (
     EvidenceKind,
     EvidenceResult,
     Person,
+    ProfiledMember,
     Relationship,
     TravelDocument,
     VulnerabilityFlag,
+    age_band,
 )
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route, RouteBook
@@ -487,6 +491,61 @@ def build_case(command: RegisterCase, *, case_id: uuid.UUID, now: datetime) -> C
             )
             for m in command.members
         ],
+    )
+
+
+# --- what reporting may aggregate ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseStatistics:
+    """What statistics keep of a case's people after an erasure: sex and birth date (read before
+    the erasure truncates it to the year) of each, and the case's route and dates."""
+
+    route_id: str
+    registered_at: datetime
+    planned_travel_date: date
+    people: tuple[tuple[str, date], ...]
+
+
+def profile(case: CaseRegistered | CaseUpdated, at: datetime) -> CaseProfiled:
+    """The case as reporting may see it: each member's sex, age band on the planned travel date and
+    vulnerability categories, the city the case returns from; no name, date of birth or document."""
+    principal = next((m for m in case.members if m.role == Relationship.PRINCIPAL), case.members[0])
+    origin = principal.current_city or next((m.current_city for m in case.members if m.current_city), None)
+    return CaseProfiled(
+        case_id=case.case_id,
+        profiled_at=at,
+        route_id=case.route_id,
+        registered_on=case.registered_at.astimezone(UTC).date(),
+        planned_travel_date=case.planned_travel_date,
+        origin_city=origin,
+        members=[
+            ProfiledMember(
+                sex=m.sex,
+                age_band=age_band(m.birth_date, case.planned_travel_date),
+                vulnerabilities=list(m.vulnerabilities),
+            )
+            for m in case.members
+        ],
+    )
+
+
+def erased_profile(case_id: uuid.UUID, stats: CaseStatistics, at: datetime) -> CaseProfiled:
+    """After an erasure: sex and age band stay (as every statistic keeps them); the vulnerability
+    categories and the origin city go with the rest of the personal data."""
+    return CaseProfiled(
+        case_id=case_id,
+        profiled_at=at,
+        route_id=stats.route_id,
+        registered_on=stats.registered_at.astimezone(UTC).date(),
+        planned_travel_date=stats.planned_travel_date,
+        origin_city=None,
+        members=[
+            ProfiledMember(sex=sex, age_band=age_band(born, stats.planned_travel_date))
+            for sex, born in stats.people
+        ],
+        erased=True,
     )
 
 

@@ -31,7 +31,7 @@ from contracts.intake import (
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from corridor import inbox
-from services.intake.domain import FlagStatus
+from services.intake.domain import CaseStatistics, FlagStatus
 
 # --- what the store gives back -------------------------------------------------------------------
 
@@ -326,6 +326,23 @@ class IntakeStore:
     async def set_status(self, case_id: uuid.UUID, status: CaseStatus) -> None:
         await self.conn.execute(
             "UPDATE cases SET status = $2, updated_at = now() WHERE case_id = $1", case_id, status.value
+        )
+
+    async def statistics_of(self, case_id: uuid.UUID) -> CaseStatistics | None:
+        """Sex and birth date of the case's people, its route and dates: what reporting keeps."""
+        case = await self.conn.fetchrow(
+            "SELECT route_id, registered_at, planned_travel_date FROM cases WHERE case_id = $1", case_id
+        )
+        if case is None:
+            return None
+        people = await self.conn.fetch(
+            "SELECT sex, birth_date FROM persons WHERE case_id = $1 ORDER BY person_id", case_id
+        )
+        return CaseStatistics(
+            case["route_id"],
+            case["registered_at"],
+            case["planned_travel_date"],
+            tuple((p["sex"], p["birth_date"]) for p in people),
         )
 
     async def people_of(self, case_id: uuid.UUID) -> list[KnownPerson]:

@@ -134,6 +134,7 @@ async def register_case(
         )
     )
     await uow.publish(case)
+    await uow.publish(domain.profile(case, now))
     return Registration(case.case_id, created=True, duplicate_flags=flags)
 
 
@@ -169,6 +170,7 @@ async def update_case(command: ChangeCase, uow: Uow, ctx: Context) -> CaseUpdate
     await uow.store.replace_case(updated)
     await _record_keys(uow, case_id, members)
     await uow.publish(updated)
+    await uow.publish(domain.profile(updated, now))
     return updated
 
 
@@ -383,9 +385,13 @@ async def erase_personal_data(command: EraseCase, uow: Uow) -> tuple[Erasure, bo
 
 async def _erase(uow: Uow, case_id: uuid.UUID, basis: ErasureBasis, requested_by: str) -> Erasure:
     erasure = Erasure(case_id=case_id, basis=basis, requested_by=requested_by, erased_at=uow.now())
+    # Read before the erasure truncates birth dates: the age bands reporting keeps stay exact.
+    stats = await uow.store.statistics_of(case_id)
     await uow.store.erase_case(erasure)
     await uow.forget_published(str(case_id))  # the registrations and updates it sent
     await uow.publish(PersonalDataErased(case_id=case_id, basis=basis, erased_at=erasure.erased_at))
+    if stats is not None:
+        await uow.publish(domain.erased_profile(case_id, stats, erasure.erased_at))
     return erasure
 
 

@@ -47,6 +47,7 @@ WRITTEN_BY_REQUESTS = {
     "eligibility": ["overrides"],
     "transport": ["pii_access_log", "movements", "vehicle_progress"],
     "border": ["hold_list", "requirements", "decisions"],
+    "reporting": ["situation_reports"],
 }
 HOLD_DOCUMENT = "AUTHZ0000001"
 
@@ -112,6 +113,8 @@ def request_for(method: str, path: str, target: Target, route: Route) -> dict[st
         .replace("{vehicle_id}", target.vehicle_id)
         .replace("{requirement_id}", str(uuid.uuid4()))
         .replace("{document_number}", HOLD_DOCUMENT)
+        .replace("{day}", "2000-01-01")  # reporting: a situation report's day
+        .replace("{name}", "movements")  # reporting: an HXL export
     )
     far = "2990-01-01"
     bodies: dict[tuple[str, str], Any] = {

@@ -157,6 +157,7 @@ async def test_each_principal_reads_only_what_its_purpose_needs(stack: Stack) ->
     assert await _can_read(tjk, topics.STATUS, group="mission-tjk.security-test")
     post = stack.kafka_access("border-clearance.uzb-oybek-exit")
     assert await _can_read(post, topics.manifests("uzb-oybek-exit"))
+    assert await _can_read(stack.kafka_access("reporting"), topics.PROFILES)
     refused = [
         (tjk, topics.CASES, None),
         (tjk, topics.manifests("tjk-oybek-entry"), None),
@@ -168,6 +169,11 @@ async def test_each_principal_reads_only_what_its_purpose_needs(stack: Stack) ->
         (post, topics.CASES, None),
         (post, topics.dead_letters("transport"), None),
         (stack.kafka_access("transport"), topics.dead_letters("eligibility"), None),
+        # Reporting counts from the status stream and the profiles: never a registration.
+        (stack.kafka_access("reporting"), topics.CASES, None),
+        (stack.kafka_access("reporting"), topics.HEALTH_EVIDENCE, None),
+        (stack.kafka_access("reporting"), topics.DECISIONS, None),
+        (stack.kafka_access("mission-tjk"), topics.PROFILES, None),
     ]
     for access, topic, group in refused:
         TRIED["read beyond purpose"] += 1

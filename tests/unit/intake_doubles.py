@@ -26,7 +26,7 @@ from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place, is_legal
 from corridor.statusguard import IllegalStatusChange
 from services.intake import domain, usecases
-from services.intake.domain import FlagStatus
+from services.intake.domain import CaseStatistics, FlagStatus
 from services.intake.store import (
     AccessRecord,
     CaseDetails,
@@ -164,6 +164,13 @@ class FakeIntakeStore:
 
     async def set_status(self, case_id: uuid.UUID, status: CaseStatus) -> None:
         self.cases[case_id].status = status
+
+    async def statistics_of(self, case_id: uuid.UUID) -> CaseStatistics | None:
+        case = self.cases.get(case_id)
+        if case is None:
+            return None
+        people = tuple((p.sex, p.birth_date) for c, p in self.persons.values() if c == case_id)
+        return CaseStatistics(case.route_id, case.registered_at, case.planned_travel_date, people)
 
     async def people_of(self, case_id: uuid.UUID) -> list[KnownPerson]:
         return [

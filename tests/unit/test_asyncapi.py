@@ -1,8 +1,8 @@
 """The AsyncAPI documents: generated from the code, committed, and valid for the official parser.
 
-Every service instance (intake, eligibility, transport, one border clearance per checkpoint) has a
-committed ``docs/asyncapi/<instance>.json``. They must equal what ``python -m services.deployment
-asyncapi export`` generates now, and the official AsyncAPI parser (``@asyncapi/parser``, pinned in
+Every service instance (intake, eligibility, transport, reporting, one border clearance per
+checkpoint) has a committed ``docs/asyncapi/<instance>.json``. They must equal what
+``python -m services.deployment asyncapi export`` generates now, and the official AsyncAPI parser (``@asyncapi/parser``, pinned in
 ``tools/asyncapi/package-lock.json`` and installed by ``make setup``) must report no error on any
 of them. No Kafka is needed: services are built, never started.
 """
@@ -142,7 +142,13 @@ def channel_events(doc: dict[str, Any], action: str, address: str) -> set[str]:
 
 def test_every_instance_has_a_document(runtimes: dict[str, ServiceRuntime]) -> None:
     checkpoints = [c.checkpoint_id for r in RouteBook.load(ROUTES).routes for c in r.checkpoints]
-    expected = {"intake", "eligibility", "transport", *(f"border-clearance.{c}" for c in checkpoints)}
+    expected = {
+        "intake",
+        "eligibility",
+        "transport",
+        "reporting",
+        *(f"border-clearance.{c}" for c in checkpoints),
+    }
     assert set(runtimes) == expected
     assert {p.stem for p in DOCS.glob("*.json")} == expected
 

@@ -12,6 +12,8 @@ import pytest
 
 from contracts import reasons, topics
 from contracts.intake import (
+    AgeBand,
+    CaseProfiled,
     CaseRegistered,
     CaseWithdrawn,
     ErasureBasis,
@@ -63,14 +65,23 @@ async def test_a_registration_announces_registered_before_the_case() -> None:
     uow = unit(store)
     done = await usecases.register_case(registration(*FAMILY), uow, CTX)
     assert done.created and done.duplicate_flags == []
-    assert [type(p.event) for p in uow.published] == [CaseStatusChanged, CaseRegistered]
-    status, case = uow.published
+    assert [type(p.event) for p in uow.published] == [CaseStatusChanged, CaseRegistered, CaseProfiled]
+    status, case, profiled = uow.published
     assert (status.topic, status.key) == ("corridor.case-status", str(done.case_id))
     assert status.event == CaseStatusChanged(
         case_id=done.case_id, status=CaseStatus.REGISTERED, occurred_at=NOW, members=3
     )
     assert case.topic == "intake.cases" and case.event.registered_at == NOW
     assert store.cases[done.case_id].status is CaseStatus.REGISTERED
+    # What reporting may count, and nothing that names anyone.
+    assert profiled.topic == topics.PROFILES
+    assert [(m.sex, m.age_band) for m in profiled.event.members] == [
+        ("M", AgeBand.ADULT),
+        ("F", AgeBand.ADULT),
+        ("M", AgeBand.CHILD),
+    ]
+    text = profiled.event.model_dump_json()
+    assert not any(word in text for word in ("Farrukh", "Nazarov", "1985", "401000001"))
 
 
 async def test_a_registration_takes_its_duplicate_key_locks_before_it_writes() -> None:
@@ -184,7 +195,9 @@ async def test_a_change_keeps_the_ids_of_the_people_it_keeps() -> None:
     after = {m.given_names: m.person_id for m in updated.members}
     assert after["Farrukh"] == before["Farrukh"] and after["Malika"] == before["Malika"]
     assert after["Aziz"] != before["Aziz"]  # a corrected birth date: a new member record
-    assert [p.event for p in uow.published] == [updated]
+    assert [p.event for p in uow.published][:1] == [updated]
+    [profiled] = [p.event for p in uow.published][1:]
+    assert isinstance(profiled, CaseProfiled) and len(profiled.members) == len(updated.members)
     assert uow.published[0].topic == "intake.cases" and updated.updated_at == NOW
     # The key locks first, then the case row: the order registrations take them.
     assert store.calls == [
@@ -516,11 +529,19 @@ async def test_an_ended_case_is_erased_here_and_everywhere_once(status: CaseStat
         NOW,
     )
     assert store.calls[-2:] == [f"lock case {case_id}", f"erase {case_id}"]
-    [sent] = uow.published
+    sent, profiled = uow.published
     assert (sent.topic, sent.event) == (
         "intake.cases",
         PersonalDataErased(case_id=case_id, basis=ErasureBasis.DATA_SUBJECT_REQUEST, erased_at=NOW),
     )
+    # Statistics keep sex and the exact age band (read before birth dates are truncated), no more.
+    assert profiled.topic == topics.PROFILES and profiled.event.erased
+    assert profiled.event.origin_city is None
+    assert sorted((m.sex, m.age_band, tuple(m.vulnerabilities)) for m in profiled.event.members) == [
+        ("F", AgeBand.ADULT, ()),
+        ("M", AgeBand.ADULT, ()),
+        ("M", AgeBand.CHILD, ()),
+    ]
     assert all(p.surname == p.given_names == "" for c, p in store.persons.values() if c == case_id)
     assert uow.forgotten == [str(case_id)]  # no copy left in the outbox's published history
     again, created = await usecases.erase_personal_data(erase(case_id, "someone else"), unit(store))
@@ -583,5 +604,5 @@ async def test_the_retention_sweep_erases_cases_ended_longer_ago_than_the_period
     assert set(store.erasures) == {old}
     assert store.erasures[old].basis is ErasureBasis.RETENTION_EXPIRED
     assert store.erasures[old].requested_by == usecases.RETENTION_SWEEPER
-    assert [type(p.event) for p in uow.published] == [PersonalDataErased]
+    assert [type(p.event) for p in uow.published] == [PersonalDataErased, CaseProfiled]
     assert await usecases.expire_personal_data(unit(store), ctx) == []  # done once

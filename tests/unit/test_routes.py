@@ -60,7 +60,7 @@ def test_a_second_route_adds_its_border_posts_and_nothing_else(tmp_path: Path) -
     routes = RouteBook.load(routes_file)
     assert [r.route_id for r in routes.routes] == ["kaz-uzb-tjk", "kaz-kgz-tjk"]
     assert routes.get("kaz-kgz-tjk").transit_countries == ["KGZ", "TJK"]  # type: ignore[union-attr]
-    specs = service_specs(routes_file, list(range(9000, 9011)))
+    specs = service_specs(routes_file, list(range(9000, 9012)))
     border = {
         s.extra_env["CORRIDOR_CHECKPOINT"]: s.mission
         for s in specs
