@@ -27,8 +27,10 @@ without the header; their routes say so in the OpenAPI document (``natural``), a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import random
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -150,7 +152,40 @@ async def run(
     *,
     wait_seconds: float = WAIT_SECONDS,
 ) -> Response:
-    """Run ``command`` in a unit of work; with a key, once per key (see the module's doc)."""
+    """Run ``command`` in a unit of work; with a key, once per key (see the module's doc).
+
+    A transaction PostgreSQL chose as a deadlock's victim (or a serialisation failure) was rolled
+    back whole, so it runs again, a few times, before the caller is told 503: a command that locks
+    many cases (planning, departure, a vehicle's clearance) meets the consumers' batches, which
+    lock in record order."""
+    return await retrying_conflicts(lambda: _run_once(request, key, caller, units, command, wait_seconds))
+
+
+CONFLICT_ATTEMPTS = 4
+T = TypeVar("T")
+
+
+async def retrying_conflicts(attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt`` (one whole transaction) again when PostgreSQL rolled it back as a deadlock's
+    victim or a serialisation failure, a few times, before the error reaches the caller (503)."""
+    for n in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+            if n == CONFLICT_ATTEMPTS:
+                raise
+            await asyncio.sleep(random.uniform(0.01, 0.05) * n)
+    raise AssertionError("unreachable")
+
+
+async def _run_once(
+    request: Request,
+    key: str | None,
+    caller: Principal,
+    units: Callable[[], AbstractAsyncContextManager[U]],
+    command: Callable[[U], Awaitable[Answer]],
+    wait_seconds: float,
+) -> Response:
     if key is None:
         async with units() as uow:
             answer = await command(uow)

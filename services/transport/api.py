@@ -296,8 +296,12 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     ) -> DepartureOut:
         """Boarding against the manifest: no-shows leave it, their seats go to the next eligible
         cases waiting for that day, the posts get the amended manifest, and the vehicle leaves."""
-        async with units() as uow:
-            d = await usecases.record_departure(command.command(movement_id, vehicle_id), uow, ctx)
+
+        async def depart() -> Any:
+            async with units() as uow:
+                return await usecases.record_departure(command.command(movement_id, vehicle_id), uow, ctx)
+
+        d = await idempotency.retrying_conflicts(depart)
         if d.replayed:
             response.headers[idempotency.REPLAYED] = "true"
         return DepartureOut.of(d)
@@ -325,8 +329,12 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     )
     async def record_progress(movement_id: str, vehicle_id: str, command: RecordProgress) -> ProgressOut:
         """The vehicle reached or left a checkpoint on its route (reported by the escort or driver)."""
-        async with units() as uow:
-            await usecases.record_progress(command.command(movement_id, vehicle_id), uow, ctx)
+
+        async def progress() -> None:
+            async with units() as uow:
+                await usecases.record_progress(command.command(movement_id, vehicle_id), uow, ctx)
+
+        await idempotency.retrying_conflicts(progress)
         return ProgressOut(movement_id=movement_id, vehicle_id=vehicle_id, **command.model_dump())
 
     async def export(

@@ -37,8 +37,12 @@ async def test_every_record_of_a_journey_reads_with_models_generated_from_the_co
     names += [topics.crossings(cp.checkpoint_id) for cp in route.checkpoints]
     read: Counter[str] = Counter()
     access = stack.kafka_access("operations")  # break-glass: the one principal that reads every topic
+    mine = str(family).encode()
     for name in names:
         for record in await read_topic(access, name):
+            # This journey's records (the platform is shared: bad-input tests write junk on purpose).
+            if record.value is None or mine not in record.value:
+                continue
             event_type = dict(decode_headers(record.headers))["ce_type"].decode()
             schema = compat.schema_file(compat.SCHEMA_DIR, event_type).read_text(encoding="utf-8")
             reader_for(schema).model_validate(json.loads(record.value))
