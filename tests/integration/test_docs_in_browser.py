@@ -45,34 +45,42 @@ def wait_until(driver: webdriver.Chrome, ok: Callable[[], bool], what: str, time
         time.sleep(0.3)
 
 
-@pytest.mark.parametrize("service", ["intake", "border-clearance.uzb-oybek-exit"])
+@pytest.mark.parametrize("service", ["intake", "uzb-oybek-exit"])
 def test_swagger_redoc_and_asyncapi_pages_render_offline(
     stack: Stack, offline_browser: webdriver.Chrome, service: str, tmp_path: Path
 ) -> None:
-    base = stack.url(service)
+    base = stack.url(service) if service == "intake" else stack.border_url(service)
     openapi = httpx.get(f"{base}/openapi.json", timeout=10).json()
-    operations = sum(
-        1
-        for methods in openapi["paths"].values()
-        for m in methods
-        if m in {"get", "post", "put", "patch", "delete"}
-    )
+    operations = {
+        (method, path)
+        for path, methods in openapi["paths"].items()
+        for method in methods
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
     driver = offline_browser
 
+    def swagger_operations() -> set[tuple[str, str]]:
+        # An operation with several tags is listed under each: compare what is listed, not how often.
+        found = set()
+        for block in driver.find_elements(By.CSS_SELECTOR, ".opblock"):
+            method = block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.lower()
+            path = block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path")
+            found.add((method, path))
+        return found
+
     driver.get(f"{base}/docs")
-    blocks = lambda: driver.find_elements(By.CSS_SELECTOR, ".opblock")  # noqa: E731
-    wait_until(driver, lambda: len(blocks()) == operations, f"{operations} operations in Swagger UI")
-    shown = {
-        b.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path") for b in blocks()
-    }
-    assert shown == set(openapi["paths"])
+    wait_until(
+        driver, lambda: swagger_operations() == operations, f"the {len(operations)} operations in Swagger UI"
+    )
     assert driver.save_screenshot(str(tmp_path / f"{service}-docs.png"))
 
     driver.get(f"{base}/redoc")
     wait_until(
         driver,
-        lambda: len(driver.find_elements(By.CSS_SELECTOR, "[data-section-id^='operation/']")) == operations,
-        f"{operations} operations in ReDoc",
+        lambda: (
+            len(driver.find_elements(By.CSS_SELECTOR, "[data-section-id*='operation/']")) >= len(operations)
+        ),
+        f"the {len(operations)} operations in ReDoc",
     )
 
     driver.get(f"{base}/asyncapi")
