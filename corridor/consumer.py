@@ -54,6 +54,9 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+    # A connection left mid-operation when PostgreSQL went away ("cannot switch to state"): the
+    # pool replaces it; the work is tried again on another.
+    asyncpg.InternalClientError,
 )
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from corridor import idempotency
 from corridor.auth import Role, allow
 from corridor.http import Timestamp
 from services.reporting import usecases
@@ -96,7 +97,15 @@ def router(units: Units, ctx: Context) -> APIRouter:
             report = await usecases.situation_report(day, uow, ctx)
         return HTMLResponse(report.html)
 
-    @api.post("/reports/situation/{day}", response_model=StoredReportOut, status_code=201)
+    @api.post(
+        "/reports/situation/{day}",
+        response_model=StoredReportOut,
+        status_code=201,
+        openapi_extra=idempotency.natural(
+            "The day: generating its report again replaces the stored one with the figures as they "
+            "stand; a repeat after a lost answer does the same, nothing else."
+        ),
+    )
     async def regenerate(day: date) -> StoredReportOut:
         """Generate the day's report again from the figures as they stand now (e.g. after late
         changes reached the stream); it replaces the one stored."""

@@ -33,7 +33,7 @@ COMMANDS_FOUND = _commands()
 
 def test_the_walk_finds_the_commands_of_every_service() -> None:
     services = {s for s, *_ in COMMANDS_FOUND}
-    assert services == {"intake", "eligibility", "transport", "border_clearance"}, services
+    assert services == {"intake", "eligibility", "transport", "border_clearance", "reporting"}, services
     assert ("intake", "POST", "/cases/{case_id}/health-evidence") in {
         (s, m, p) for s, m, p, _ in COMMANDS_FOUND
     }

@@ -124,7 +124,9 @@ def domain_corpus(topic: str, make: Maker, terminal: uuid.UUID, arrived: list[uu
 
     if topic == topics.STATUS:
         return [
-            bad("NUL in reason", {"reason": "a\x00b"}, {"dlt:invalid_value"}),
+            # A reader that keeps the text refuses it (PostgreSQL text holds no NUL); reporting keeps
+            # only the reason code and applies it.
+            bad("NUL in reason", {"reason": "a\x00b"}, {"applied", "dlt:invalid_value"}),
             bad(
                 "occurred_at out of range",
                 {"occurred_at": "0001-01-01T00:00:00+14:00"},

@@ -74,6 +74,12 @@ USES: dict[str, set[str]] = {
         "PersonalDataErased",
     },
     "intake-timeline": {"CaseStatusChanged"},
+    "reporting": {
+        "CaseStatusChanged",
+        "CaseProfiled",
+        "CrossingRequirementPublished",
+        "CrossingRequirementLifted",
+    },
     "intake-inbound": {"CaseStatusReported"},
     "border-clearance.kaz-zhibek-zholy-exit": _POST,
     "border-clearance.uzb-zhibek-zholy-entry": _POST | {"BorderCrossingCleared"},

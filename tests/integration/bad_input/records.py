@@ -13,7 +13,13 @@ from contracts.base import Event
 from contracts.border import BorderCrossingCleared, CrossingRequirementLifted
 from contracts.eligibility import EligibilityDecided
 from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
-from contracts.intake import CaseRegistered, EvidenceKind, EvidenceResult, HealthEvidenceRecorded
+from contracts.intake import (
+    CaseProfiled,
+    CaseRegistered,
+    EvidenceKind,
+    EvidenceResult,
+    HealthEvidenceRecorded,
+)
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import ManifestIssued, MovementDeparted
@@ -176,6 +182,20 @@ def valid_makers(readers: dict[str, list[str]], terminal: uuid.UUID) -> dict[str
 
     known: dict[str, Maker] = {
         topics.CASES: lambda: (registration(), SOURCE),
+        topics.PROFILES: lambda: (
+            CaseProfiled.model_validate(
+                {
+                    "case_id": str(uuid.uuid4()),
+                    "profiled_at": now().isoformat(),
+                    "route_id": ROUTE.route_id,
+                    "registered_on": now().date().isoformat(),
+                    "planned_travel_date": now().date().isoformat(),
+                    "origin_city": "Karaganda",
+                    "members": [{"sex": "F", "age_band": "18-59", "vulnerabilities": []}],
+                }
+            ),
+            SOURCE,
+        ),
         topics.HEALTH_EVIDENCE: evidence,
         topics.STATUS: status,
         topics.DECISIONS: decided,

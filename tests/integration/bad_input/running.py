@@ -109,6 +109,7 @@ def writer_of(topic: str, principals: set[str]) -> str:
         return client if client in principals else "operations"
     return {
         topics.CASES: "intake",
+        topics.PROFILES: "intake",
         topics.HEALTH_EVIDENCE: "intake",
         topics.STATUS: "intake",
         topics.DECISIONS: "eligibility",
