@@ -241,6 +241,10 @@ async def test_a_movement_s_reports_match_the_status_stream(
 
     # --- the day: every case of every test, against the whole stream ----------------------------
     today = max(e.data.occurred_at.astimezone(UTC).date() for c in arrived for e in mine[c])
+    # Both sides read the same records: reporting has committed every status change on the stream
+    # now, and the test's reader has read them all (other tests' cases may still be moving).
+    await wait_group_caught_up(stack.kafka_access("operations"), "reporting", topics.STATUS, 60)
+    await stream.caught_up(60)
     all_events = [e for events in list(stream.timelines.values()) for e in events]
     daily_text = (await _get(client, f"{reports}/hxl/daily.csv", date=today.isoformat())).text
     (artefacts / f"daily-{today}.csv").write_text(daily_text)
