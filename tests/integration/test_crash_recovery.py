@@ -32,14 +32,26 @@ async def test_services_killed_mid_flow_lose_nothing(
         for i in range(40)
     ]
     with scenario.tolerating_faults():
-        first = await asyncio.gather(*(scenario.register(client, stack, b) for b in bodies[:20]))
-        # Eligibility dies while it is working through the first registrations: some decided, not all.
+        # Registrations one after another, so eligibility (which takes records in batches) always
+        # has more coming: it dies once it has decided some and while the rest are still arriving.
+        registered: list[uuid.UUID] = []
+
+        async def one_by_one() -> list[uuid.UUID]:
+            for body in bodies[:20]:
+                registered.append(await scenario.register(client, stack, body))
+            return list(registered)
+
+        registering_first = asyncio.create_task(one_by_one())
         await faults.when(
-            lambda: 0 < sum(CaseStatus.ELIGIBLE in stream.statuses(c) for c in first) < len(first),
+            lambda: (
+                0 < sum(CaseStatus.ELIGIBLE in stream.statuses(c) for c in registered)
+                and not registering_first.done()
+            ),
             "eligibility between its first and its last decision",
             every=0.005,
         )
         faults.freeze(stack, "eligibility")
+        first = await registering_first
         there = await faults.end_offsets(operations, [topics.CASES])
         eligibility_left = await faults.group_lag(operations, "eligibility", there)
         eligibility_left += await faults.outbox_unpublished(stack, "eligibility")
