@@ -77,3 +77,8 @@ def freeze(stack: Stack, service: str) -> None:
     """SIGSTOP: the process stays as it is at this instant (its offsets, its outbox), so what it
     had pending can be measured before the SIGKILL that follows, as if both came at once."""
     os.kill(stack.processes[service].pid, signal.SIGSTOP)
+
+
+def thaw(stack: Stack, service: str) -> None:
+    """SIGCONT: a frozen process goes on as if nothing happened (a premise not met, a moment missed)."""
+    os.kill(stack.processes[service].pid, signal.SIGCONT)
