@@ -86,8 +86,9 @@ setup: .venv/.synced .cache/kafka.ready .cache/tools.ready .cache/browser.ready 
 demo: setup
 	$(PY) -m devkit demo
 
+# DEPLOYMENT=per-mission: a Kafka cluster and a PostgreSQL server per mission, linked by MirrorMaker 2.
 up: setup $(JAEGER)
-	$(PY) -m devkit up
+	$(PY) -m devkit up $(if $(DEPLOYMENT),--deployment $(DEPLOYMENT))
 
 test: setup $(JAEGER) lint contracts-check
 	$(PY) -m pytest
