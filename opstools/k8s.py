@@ -186,24 +186,20 @@ def cluster_values(
 ) -> dict[str, Any]:
     """Everything the chart renders in one cluster's namespace."""
     the_plan: Plan = plan(cluster_view(description, cluster), needs)
-    receiving = {mirror_principal(m) for m in description.missions_on(cluster)}
-    sources_of: dict[str, set[str]] = defaultdict(set)
+    # receiving mission's MirrorMaker -> sending cluster -> the topics it pulls from there
     topics_from: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for share in description.shares_into(cluster):
-        principal = mirror_principal(share.target)
-        source = description.cluster_of(share.source)
-        sources_of[principal].add(source)
-        topics_from[principal][source] |= set(share.topics)
+        topics_from[mirror_principal(share.target)][description.cluster_of(share.source)] |= set(share.topics)
 
     acls_of: dict[str, list[Acl]] = defaultdict(list)
     for acl in the_plan.acls:
         acls_of[acl.principal].append(acl)
-    for principal in receiving & set(sources_of):
-        acls_of[principal] += connect_acls(principal, sorted(sources_of[principal]))
+    for principal, sources in topics_from.items():
+        acls_of[principal] += connect_acls(principal, sorted(sources))
 
     topic_specs = [_topic(t.name, t.partitions, t.config) for t in the_plan.topics]
-    for principal in sorted(receiving & set(sources_of)):
-        topic_specs += _connect_topic_specs(principal, sorted(sources_of[principal]))
+    for principal, sources in sorted(topics_from.items()):
+        topic_specs += _connect_topic_specs(principal, sorted(sources))
 
     return {
         "name": cluster,
@@ -226,10 +222,10 @@ def cluster_values(
                         "topics": sorted(topics_from[principal][source]),
                         "topicsPattern": _pattern(sorted(topics_from[principal][source])),
                     }
-                    for source in sorted(sources_of[principal])
+                    for source in sorted(topics_from[principal])
                 ],
             }
-            for principal in sorted(receiving & set(sources_of))
+            for principal in sorted(topics_from)
         ],
         "services": _services(description, cluster),
     }
