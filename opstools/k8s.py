@@ -205,6 +205,11 @@ def cluster_values(
         "name": cluster,
         "namespace": namespace(cluster),
         "missions": description.missions_on(cluster),
+        # the other missions' MirrorMakers that pull from this cluster (the only peers from outside)
+        "mirroredBy": [
+            {"namespace": namespace(description.cluster_of(target)), "name": mirror_principal(target)}
+            for target in sorted({s.target for s in description.shares_from(cluster)})
+        ],
         "topics": topic_specs,
         "users": [
             {"name": p, "resource": k8s_name(p), "acls": strimzi_acls(acls_of[p])}

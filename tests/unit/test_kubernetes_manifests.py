@@ -246,6 +246,36 @@ def test_each_cluster_is_kraft_with_scram_over_tls_acls_and_no_auto_created_topi
         assert set(pool["spec"]["roles"]) == {"controller", "broker"}
 
 
+def selects(selector: Obj, labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_only_its_own_pods_and_the_receiving_missions_mirrormakers_reach_a_cluster(
+    rendered: dict[str, list[Obj]], descriptions: dict[str, DeploymentDescription], shape: str
+) -> None:
+    description = descriptions[shape]
+    for kafka in of_kind(rendered[shape], "Kafka"):
+        cluster, ns = kafka["metadata"]["name"], kafka["metadata"]["namespace"]
+        (listener,) = kafka["spec"]["kafka"]["listeners"]
+        peers = listener["networkPolicyPeers"]
+        local = [p for p in peers if "namespaceSelector" not in p]
+        remote = {
+            (
+                p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                p["podSelector"]["matchLabels"]["strimzi.io/cluster"],
+            )
+            for p in peers
+            if "namespaceSelector" in p
+        }
+        receivers = {s.target for s in description.shares_from(cluster)}
+        assert remote == {(k8s.namespace(description.cluster_of(m)), mirror_principal(m)) for m in receivers}
+        for deployment in of_kind(rendered[shape], "Deployment", ns):
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            assert any(selects(p["podSelector"], labels) for p in local), deployment["metadata"]["name"]
+        assert not any(selects(p["podSelector"], {"app.kubernetes.io/name": "other"}) for p in local)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_topics_and_users_are_exactly_the_plans(
     rendered: dict[str, list[Obj]],
