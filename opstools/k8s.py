@@ -27,7 +27,8 @@ import json
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,24 @@ DESCRIPTIONS = REPO_ROOT / "deploy" / "deployments"
 ROUTES_IN_IMAGE = "/app/deploy/routes"  # the Dockerfile copies deploy/ to /app/deploy
 IDENTITY_POLICY = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
 
-STRIMZI_OPERATION = {"read": "Read", "write": "Write", "describe": "Describe"}
 STRIMZI_PATTERN = {"literal": "literal", "prefixed": "prefix"}
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    """One ACL in Strimzi's terms (``KafkaUser`` ``spec.authorization.acls``)."""
+
+    resource: str
+    """topic, group or transactionalId"""
+    name: str
+    pattern: str
+    """literal or prefix"""
+    operation: str
+    """Read, Write, Describe"""
+
+
+def rule(acl: Acl) -> Rule:
+    return Rule(acl.resource, acl.name, STRIMZI_PATTERN[acl.pattern], acl.operation.capitalize())
 
 
 def namespace(cluster: str) -> str:
@@ -57,13 +74,11 @@ def k8s_name(name: str) -> str:
     return re.sub(r"[^a-z0-9.-]", "-", name.lower()).strip(".-")
 
 
-def strimzi_acls(acls: Sequence[Acl]) -> list[dict[str, Any]]:
-    """The plan's ACLs as Strimzi's ``simple`` authorization rules, one rule per resource."""
+def strimzi_acls(rules: Iterable[Rule]) -> list[dict[str, Any]]:
+    """ACLs as Strimzi's ``simple`` authorization rules, one rule per resource."""
     by_resource: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for acl in acls:
-        by_resource[(acl.resource, acl.name, STRIMZI_PATTERN[acl.pattern])].add(
-            STRIMZI_OPERATION[acl.operation]
-        )
+    for r in rules:
+        by_resource[(r.resource, r.name, r.pattern)].add(r.operation)
     return [
         {
             "resource": {"type": kind, "name": name, "patternType": pattern},
@@ -82,32 +97,31 @@ def connect_topics(principal: str) -> dict[str, str]:
     return {kind: f"{principal}.{kind}" for kind in ("configs", "offsets", "status")}
 
 
-def offset_syncs_topic(source_cluster: str) -> str:
-    """Where MirrorMaker keeps its offset syncs of one source: on the target (the source stays
-    read-only for it), named by the source's alias, as Kafka's MirrorSourceConfig names it."""
-    return f"mm2-offset-syncs.{source_cluster}.internal"
-
-
-def connect_acls(principal: str, sources: Sequence[str]) -> list[Acl]:
+def connect_rules(principal: str) -> list[Rule]:
     """What Strimzi's MirrorMaker 2 needs on its own cluster beyond what the plan gives it (writing
     the mirrored topics): it runs on Kafka Connect, which keeps its connectors' configuration,
-    positions and status in topics of its own, in a consumer group of its own, and the source
-    connector's offset syncs. All of them are created here as ``KafkaTopic`` s (it creates none)."""
-    names = [*connect_topics(principal).values(), *(offset_syncs_topic(s) for s in sources)]
-    acls = [Acl(principal, "group", principal, "read")]
-    for name in names:
-        acls += [Acl(principal, "topic", name, op) for op in ("read", "write", "describe")]
-    return acls
+    positions and status in topics of its own (created here as ``KafkaTopic`` s: it creates none)
+    in a group of its own (the principal's name), and copies exactly once, in transactions of the
+    Connect leader (``connect-cluster-<group>``) and of each task (``<group>-<connector>-<task>``),
+    as the local MirrorMaker does (devkit), whose ACLs were found with the authoriser on. No offset
+    syncs, heartbeats or checkpoints: each cluster's services have their own consumer groups, never
+    failed over between clusters."""
+    rules = [Rule("group", principal, "literal", "Read")]
+    for name in connect_topics(principal).values():
+        rules += [Rule("topic", name, "literal", op) for op in ("Describe", "Read", "Write")]
+    rules += [
+        Rule("transactionalId", f"connect-cluster-{principal}", "literal", "Write"),
+        Rule("transactionalId", f"{principal}-", "prefix", "Write"),
+    ]
+    return rules
 
 
-def _connect_topic_specs(principal: str, sources: Sequence[str]) -> list[dict[str, Any]]:
+def _connect_topic_specs(principal: str) -> list[dict[str, Any]]:
     partitions = {"configs": 1, "offsets": 5, "status": 3}
-    found = [
+    return [
         _topic(name, partitions[kind], {"cleanup.policy": "compact"})
         for kind, name in connect_topics(principal).items()
     ]
-    found += [_topic(offset_syncs_topic(s), 1, {"cleanup.policy": "compact"}) for s in sources]
-    return found
 
 
 def _topic(name: str, partitions: int, config: dict[str, str]) -> dict[str, Any]:
@@ -191,15 +205,15 @@ def cluster_values(
     for share in description.shares_into(cluster):
         topics_from[mirror_principal(share.target)][description.cluster_of(share.source)] |= set(share.topics)
 
-    acls_of: dict[str, list[Acl]] = defaultdict(list)
+    rules_of: dict[str, list[Rule]] = defaultdict(list)
     for acl in the_plan.acls:
-        acls_of[acl.principal].append(acl)
-    for principal, sources in topics_from.items():
-        acls_of[principal] += connect_acls(principal, sorted(sources))
+        rules_of[acl.principal].append(rule(acl))
+    for principal in topics_from:
+        rules_of[principal] += connect_rules(principal)
 
     topic_specs = [_topic(t.name, t.partitions, t.config) for t in the_plan.topics]
-    for principal, sources in sorted(topics_from.items()):
-        topic_specs += _connect_topic_specs(principal, sorted(sources))
+    for principal in sorted(topics_from):
+        topic_specs += _connect_topic_specs(principal)
 
     return {
         "name": cluster,
@@ -212,7 +226,7 @@ def cluster_values(
         ],
         "topics": topic_specs,
         "users": [
-            {"name": p, "resource": k8s_name(p), "acls": strimzi_acls(acls_of[p])}
+            {"name": p, "resource": k8s_name(p), "acls": strimzi_acls(rules_of[p])}
             for p in the_plan.principals
         ],
         "mirrors": [

@@ -287,16 +287,9 @@ def test_topics_and_users_are_exactly_the_plans(
     for cluster in description.clusters:
         ns = k8s.namespace(cluster)
         the_plan = kafkaadmin.plan(kafkaadmin.cluster_view(description, cluster), needs)
-        sources: dict[str, set[str]] = defaultdict(set)
-        for share in description.shares_into(cluster):
-            sources[mirror_principal(share.target)].add(description.cluster_of(share.source))
-        extra_acls = [a for p, srcs in sources.items() for a in k8s.connect_acls(p, sorted(srcs))]
-        connect_topics = {
-            t
-            for p, srcs in sources.items()
-            for t in [*k8s.connect_topics(p).values(), *(k8s.offset_syncs_topic(s) for s in srcs)]
-        }
-        assert bool(sources) == (shape == "per-mission")
+        receivers = {mirror_principal(s.target) for s in description.shares_into(cluster)}
+        connect_topics = {t for p in receivers for t in k8s.connect_topics(p).values()}
+        assert bool(receivers) == (shape == "per-mission")
 
         kafka_topics = {t["spec"]["topicName"]: t for t in of_kind(rendered[shape], "KafkaTopic", ns)}
         assert set(kafka_topics) == {t.name for t in the_plan.topics} | connect_topics
@@ -308,15 +301,13 @@ def test_topics_and_users_are_exactly_the_plans(
         users = {u["metadata"]["name"]: u for u in of_kind(rendered[shape], "KafkaUser", ns)}
         assert set(users) == set(the_plan.principals)
         expected: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
-        for acl in [*the_plan.acls, *extra_acls]:
-            expected[acl.principal].add(
-                (
-                    acl.resource,
-                    acl.name,
-                    "prefix" if acl.pattern == "prefixed" else "literal",
-                    acl.operation.capitalize(),
-                )
-            )
+        for acl in the_plan.acls:
+            pattern = "prefix" if acl.pattern == "prefixed" else "literal"
+            expected[acl.principal].add((acl.resource, acl.name, pattern, acl.operation.capitalize()))
+        for principal in receivers:
+            expected[principal] |= {
+                (r.resource, r.name, r.pattern, r.operation) for r in k8s.connect_rules(principal)
+            }
         for name, user in users.items():
             assert user["spec"]["authentication"]["type"] == "scram-sha-512"
             assert granted(user) == expected[name], name
@@ -381,7 +372,8 @@ def test_mirrormaker_copies_exactly_the_shares_under_the_same_names(
             assert {t for t in known if pattern.fullmatch(t)} == shared
             config = mirror["sourceConnector"]["config"]
             assert config["replication.policy.class"] == k8s.IDENTITY_POLICY
-            assert config["offset-syncs.topic.location"] == "target"
+            assert config["emit.offset-syncs.enabled"] == "false"
+            assert mm2["spec"]["target"]["config"]["exactly.once.source.support"] == "enabled"
             assert mirror["source"]["authentication"]["username"] == principal
             # On the sender it may only read what is shared with its mission.
             (on_source,) = [
