@@ -257,7 +257,7 @@ def test_only_its_own_pods_and_the_receiving_missions_mirrormakers_reach_a_clust
     description = descriptions[shape]
     for kafka in of_kind(rendered[shape], "Kafka"):
         cluster, ns = kafka["metadata"]["name"], kafka["metadata"]["namespace"]
-        (listener,) = kafka["spec"]["kafka"]["listeners"]
+        (listener,) = [lst for lst in kafka["spec"]["kafka"]["listeners"] if lst["name"] == "tls"]
         peers = listener["networkPolicyPeers"]
         local = [p for p in peers if "namespaceSelector" not in p]
         remote = {
@@ -465,3 +465,21 @@ def test_operator_choices_reach_the_objects() -> None:
     (container,) = intake["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.mission.example/corridor:2026.11.30"
     assert container["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_missions_on_separate_kubernetes_clusters_reach_each_other_through_an_external_listener() -> None:
+    objects = render(
+        "per-mission",
+        "kafka.externalListener.enabled=true",
+        "kafka.bootstrap.kaz=kafka.kaz.mission.example:9094",
+    )
+    for kafka in of_kind(objects, "Kafka"):
+        strimzi_validator("Kafka").validate(kafka)
+        external = [lst for lst in kafka["spec"]["kafka"]["listeners"] if lst["name"] == "external"]
+        assert external and external[0]["tls"] and external[0]["authentication"]["type"] == "scram-sha-512"
+    for mm2 in of_kind(objects, "KafkaMirrorMaker2"):
+        for mirror in mm2["spec"]["mirrors"]:
+            if mirror["source"]["alias"] == "kaz":
+                assert mirror["source"]["bootstrapServers"] == "kafka.kaz.mission.example:9094"
+            else:
+                assert mirror["source"]["bootstrapServers"].endswith(".svc:9093")
