@@ -858,7 +858,9 @@ def test_kafka_admin_runs_before_every_service(compose: dict[str, Any]) -> None:
     assert option(args, "--bootstrap") == "kafka:9092"
     assert option(args, "--admin-user") == ADMIN_USER
     deployment = option(args, "--deployment")
-    assert deployment is not None and host_path(deployment).resolve() == (ROOT / "deploy" / "deployments" / "shared.yaml")
+    assert deployment is not None and host_path(deployment).resolve() == (
+        ROOT / "deploy" / "deployments" / "shared.yaml"
+    )
     # Every option given is one the CLI has.
     import typer.main
 
