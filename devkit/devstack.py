@@ -492,29 +492,20 @@ class Stack:
                 **self.extra_env,
             }
         )
-        log = self.log_path("operations-page")
-        self.operations_page = procs.spawn(
+        url = f"http://127.0.0.1:{port}"
+        self.operations_page = procs.spawn_ready(
             [sys.executable, "-m", "services.operations"],
-            log,
+            self.log_path("operations-page"),
+            ready_url=url + "/health/ready",
+            what="the operations page",
+            timeout=timeout,
+            tail_lines=60,
             cwd=REPO_ROOT,
             env=env,
             stop_signal=signal.SIGTERM,
         )
-        self.operations_page_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.operations_page.poll() is not None:
-                raise RuntimeError(f"the operations page exited:\n{procs.tail(log, 60)}")
-            try:
-                if httpx.get(self.operations_page_url + "/health/ready", timeout=2.0).status_code == 200:
-                    return self.operations_page_url
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the operations page is not ready after {timeout:.0f}s:\n{procs.tail(log, 60)}"
-                )
-            time.sleep(0.2)
+        self.operations_page_url = url
+        return self.operations_page_url
 
     def stop_operations_page(self) -> None:
         if self.operations_page is not None:
