@@ -29,7 +29,7 @@ from pathlib import Path
 from corridor.kafkaclient import KafkaAccess, write_secret
 from devkit.devinfra import jvm, procs
 from devkit.kafkatool import client_properties
-from opstools.kafkaadmin import Acl
+from opstools.kafkaadmin import Acl, PatternKind
 
 MIRRORMAKER_VERSION = "4.3.1"
 
@@ -39,6 +39,10 @@ LOG4J2_CONFIG = REPO_ROOT / "deploy" / "mirrormaker" / "log4j2.yaml"
 CACHE_DIR = REPO_ROOT / ".cache" / f"mirrormaker-{MIRRORMAKER_VERSION}"
 
 MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
+_REPLICATING = re.compile(
+    r"replicating \d+ topic-partitions (?P<source>[a-z0-9]+)->(?P<target>[a-z0-9]+): \[(?P<partitions>[^\]]*)\]"
+)
+"""MirrorSourceTask's line once its consumer is assigned and positioned"""
 _STOP_GRACE_S = 30.0
 
 
@@ -96,6 +100,15 @@ def internal_topics(source: str) -> list[str]:
     return [f"mm2-{kind}.{source}.internal" for kind in ("configs", "offsets", "status")]
 
 
+def transactional_ids(source: str) -> list[tuple[str, PatternKind]]:
+    """The transactional ids the herder for ``source`` uses on the target (exactly-once): its
+    leader's, which writes the config topic, and one per MirrorSourceConnector task."""
+    return [
+        (f"connect-cluster-{connect_group(source)}", "literal"),
+        (f"{connect_group(source)}-MirrorSourceConnector-", "prefixed"),
+    ]
+
+
 def mirror_acls(principal: str, flows: Sequence[MirrorFlow]) -> dict[str, list[Acl]]:
     """The ACLs the MM2 principal needs, per cluster alias, for ``flows`` (least privilege, found
     with the authoriser on: tests/integration/test_mirrormaker.py)."""
@@ -111,6 +124,8 @@ def mirror_acls(principal: str, flows: Sequence[MirrorFlow]) -> dict[str, list[A
             for operation in ("create", "read", "write"):
                 target.add(Acl(principal, "topic", topic, operation))
         target.add(Acl(principal, "group", connect_group(flow.source), "read"))
+        for txn, pattern in transactional_ids(flow.source):
+            target.add(Acl(principal, "transactional_id", txn, "write", pattern))
     return {alias: sorted(found) for alias, found in sorted(acls.items())}
 
 
@@ -183,9 +198,14 @@ def mm2_properties(
         # Topics are exact names made by the admin step: a new one is picked up within seconds.
         "refresh.topics.interval.seconds=5",
         "refresh.groups.interval.seconds=600",
-        # Source positions committed every second (at-least-once: after a crash at most that much
-        # is copied again; the services' inboxes drop the copies by CloudEvent id).
-        "offset.flush.interval.ms=1000",
+        # Exactly once into the target (KIP-618): each batch MM2 reads is written in a transaction
+        # together with its source position, so a crash or kill copies nothing twice for a
+        # read_committed consumer (an aborted batch stays in the log, invisible to it). Needs
+        # Write on the herder's transactional ids (``transactional_ids``).
+        f"{target}.exactly.once.source.support=enabled",
+        # One partition for positions and statuses: a few flows, on clusters of one to three nodes.
+        f"{target}.offset.storage.partitions=1",
+        f"{target}.status.storage.partitions=1",
         # Scanning the classpath for plugins costs 3-4 s at every start; the jars declare theirs.
         # Read by MM2's driver at the top level and by each herder's worker from its target's keys.
         "plugin.discovery=service_load",
@@ -290,19 +310,31 @@ class MirrorMaker:
         self._proc = procs.spawn(
             self._command(lib), self.stdout_path, cwd=self.workdir, stop_signal=signal.SIGTERM
         )
-        pending = {"Kafka MirrorMaker started"} | {
-            f"topic-partitions {s}->{self.target}" for s in {f.source for f in self.flows}
+        # What each source's task must say it replicates: every partition of exactly that flow's
+        # topics (a task of an earlier configuration, still in the config topic, may speak first).
+        wanted = {
+            source: {t for f in self.flows if f.source == source for t in f.topics}
+            for source in {f.source for f in self.flows}
         }
+        started_line = False
         deadline = started + timeout
-        while pending:
+        while not started_line or wanted:
             if self._proc.poll() is not None:
                 raise self._failure(f"MirrorMaker exited during start (exit {self._proc.returncode})")
             if time.monotonic() > deadline:
+                waiting = [f"{s}->{self.target} {sorted(t)}" for s, t in wanted.items()]
+                if not started_line:
+                    waiting.insert(0, "'Kafka MirrorMaker started'")
                 raise self._failure(
-                    f"MirrorMaker not replicating after {timeout:.0f} s: waiting for {pending}"
+                    f"MirrorMaker not replicating after {timeout:.0f} s: waiting for {waiting}"
                 )
             for line in self._new_lines(offset):
-                pending -= {p for p in pending if p in line}
+                started_line = started_line or "Kafka MirrorMaker started" in line
+                found = _REPLICATING.search(line)
+                if found and found["target"] == self.target:
+                    partitions = [p.strip() for p in found["partitions"].split(",") if p.strip()]
+                    if {p.rsplit("-", 1)[0] for p in partitions} == wanted.get(found["source"]):
+                        del wanted[found["source"]]
             time.sleep(0.25)
         self.start_seconds = time.monotonic() - started
 
