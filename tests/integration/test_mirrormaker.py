@@ -8,7 +8,10 @@ kaz -> uzb, another uzb -> kaz, each pulled by the MM2 of the mission that recei
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -19,11 +22,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry
 
-from corridor.kafkaclient import KafkaAccess
+from corridor.kafkaclient import KafkaAccess, write_secret
 from devkit.devinfra.kafka import KafkaCluster
 from devkit.devinfra.mirrormaker import MirrorFlow, MirrorMaker, mirror_acls
 from opstools.kafkaadmin import Acl, Plan, TopicSpec, apply, principal_access
+from opstools.mirrorlag import MirrorLagCollector, PartitionLag, mirror_lag
 from tests.conftest import report_figure
 from tests.integration.test_kafka_security import _can_fetch
 
@@ -333,6 +338,90 @@ async def test_replication_latency(
         f"50 ms: min {ms[0]:.0f} ms, median {statistics.median(ms):.0f} ms, p90 {p90:.0f} ms, max {ms[-1]:.0f} ms",
     )
     assert statistics.median(ms) < 2000, "replication should take well under a second on loopback"
+
+
+async def _lag(link: Link, flow: MirrorFlow) -> list[PartitionLag]:
+    """As the receiving mission can measure it: with its MM2 principal on both clusters."""
+    mission = flow.target
+    return await mirror_lag(
+        flow.source,
+        flow.target,
+        flow.topics,
+        link.mm2_access[(mission, flow.source)],
+        link.mm2_access[(mission, flow.target)],
+    )
+
+
+async def test_lag_is_visible_with_the_mm2_credentials(
+    link: Link, producer: dict[str, AIOKafkaProducer]
+) -> None:
+    flow, mirror = FLOWS["uzb"], link.mirrors["uzb"]
+    start = await _end_offsets(link.admins["uzb"], KAZ_OUT)
+    await producer["kaz"].send_and_wait(KAZ_OUT, value=b"before the outage", partition=1)
+    await _read_from(link.admins["uzb"], KAZ_OUT, start, 1)
+    caught_up = await _lag(link, flow)
+    assert {(x.topic, x.partition) for x in caught_up} == {(KAZ_OUT, p) for p in range(PARTITIONS)}
+    assert [(x.records_behind, x.oldest_pending_seconds) for x in caught_up] == [(0, 0.0)] * PARTITIONS
+
+    await asyncio.to_thread(mirror.stop)
+    try:
+        for i in range(5):
+            await producer["kaz"].send_and_wait(KAZ_OUT, value=f"during the outage {i}".encode(), partition=1)
+        await asyncio.sleep(1.0)
+        behind = {x.partition: x for x in await _lag(link, flow)}
+        assert [behind[p].records_behind for p in range(PARTITIONS)] == [0, 5, 0]
+        assert behind[1].oldest_pending_seconds >= 1.0
+        assert behind[0].oldest_pending_seconds == behind[2].oldest_pending_seconds == 0.0
+
+        gauges = MirrorLagCollector()
+        gauges.update(list(behind.values()))
+        registry = CollectorRegistry()
+        registry.register(gauges)
+        labels = {"source": "kaz", "target": "uzb", "topic": KAZ_OUT}
+        assert registry.get_sample_value("corridor_mirror_records_behind", labels) == 5
+        assert (registry.get_sample_value("corridor_mirror_oldest_pending_seconds", labels) or 0) >= 1.0
+
+        # The command line a mission's operator runs, with the MM2 principal's password file.
+        access = link.mm2_access[("uzb", "kaz")]
+        assert access.password is not None and access.username is not None
+        password_file = mirror.workdir / "lag-check.password"
+        write_secret(password_file, access.password.get_secret_value())
+        cli = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "opstools.mirrorlag",
+                "--source",
+                "kaz",
+                "--target",
+                "uzb",
+                "--topic",
+                KAZ_OUT,
+                "--source-bootstrap",
+                access.bootstrap,
+                "--target-bootstrap",
+                link.mm2_access[("uzb", "uzb")].bootstrap,
+                "--user",
+                access.username,
+                "--password-file",
+                str(password_file),
+                "--max-behind",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 1, cli.stderr
+        rows = [json.loads(line) for line in cli.stdout.splitlines()]
+        assert sorted(r["records_behind"] for r in rows) == [0, 0, 5]
+    finally:
+        await asyncio.to_thread(mirror.start)
+    deadline = time.monotonic() + 30
+    while any(x.records_behind for x in await _lag(link, flow)):
+        assert time.monotonic() < deadline, "MM2 did not catch up after its restart"
+        await asyncio.sleep(0.5)
 
 
 def test_workdir_keeps_credentials_off_the_command_line(link: Link) -> None:
