@@ -14,7 +14,7 @@ Comparing end offsets of source and target would not do: MM2 does not keep offse
 transaction adds a marker to the target's log.
 
     python -m opstools.mirrorlag --source kaz --target uzb --topic transport.manifests.KAZ-UZB-1 \\
-        --source-bootstrap 127.0.0.1:9092 --target-bootstrap 127.0.0.1:9192 \\
+        --source-bootstrap kaz-kafka:9093 --source-cafile kaz-ca.pem --target-bootstrap 127.0.0.1:9192 \\
         --user uzb-mm2 --password-file secrets/uzb-mm2.password
 """
 
@@ -178,14 +178,28 @@ def main(
     target_bootstrap: Annotated[str, typer.Option("--target-bootstrap")],
     user: Annotated[str, typer.Option("--user", help="The MM2 principal (on both clusters)")],
     password_file: Annotated[Path, typer.Option("--password-file", exists=True, dir_okay=False)],
+    source_cafile: Annotated[
+        Path | None, typer.Option("--source-cafile", help="CA of the source's SASL_SSL listener", exists=True)
+    ] = None,
+    target_cafile: Annotated[
+        Path | None, typer.Option("--target-cafile", help="CA of the target's SASL_SSL listener", exists=True)
+    ] = None,
     max_behind: Annotated[
         int | None, typer.Option("--max-behind", help="Exit 1 if a partition is further behind")
     ] = None,
 ) -> None:
     """Print each mirrored partition's lag as JSON lines."""
     password = SecretStr(password_file.read_text().strip())
-    source_access = KafkaAccess(bootstrap=source_bootstrap, username=user, password=password)
-    target_access = KafkaAccess(bootstrap=target_bootstrap, username=user, password=password)
+    source_access, target_access = (
+        KafkaAccess(
+            bootstrap=bootstrap,
+            username=user,
+            password=password,
+            security_protocol="SASL_SSL" if cafile else "SASL_PLAINTEXT",
+            ssl_cafile=cafile,
+        )
+        for bootstrap, cafile in ((source_bootstrap, source_cafile), (target_bootstrap, target_cafile))
+    )
     lags = asyncio.run(mirror_lag(source, target, topics, source_access, target_access))
     for lag in lags:
         typer.echo(json.dumps({**lag.__dict__, "records_behind": lag.records_behind}))
