@@ -1,8 +1,9 @@
-"""MirrorMaker 2 between two missions' clusters, secured as in production: SASL/SCRAM and the
-authoriser on both clusters, each mission's MM2 principal holding only ``mirror_acls``.
+"""MirrorMaker 2 between missions' clusters, secured as in production: SASL/SCRAM and the
+authoriser on every cluster, each mission's MM2 principal holding only ``mirror_acls``.
 
-``kaz`` and ``uzb`` are clusters of their own (not the session's platform); one topic goes
-kaz -> uzb, another uzb -> kaz, each pulled by the MM2 of the mission that receives it.
+``kaz``, ``uzb`` and ``tjk`` are clusters of their own (not the session's platform). One topic
+goes kaz -> uzb and another tjk -> uzb, both pulled by UZB's one MM2; a third goes uzb -> kaz,
+pulled by KAZ's MM2.
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ SECTION = "MirrorMaker 2"
 PARTITIONS = 3
 KAZ_OUT = "corridor.test.kaz-to-uzb"
 UZB_OUT = "corridor.test.uzb-to-kaz"
+TJK_OUT = "corridor.test.tjk-to-uzb"
 KAZ_PRIVATE = "corridor.test.kaz-only"
 FLOWS = {
-    "uzb": MirrorFlow("kaz", "uzb", (KAZ_OUT,)),
-    "kaz": MirrorFlow("uzb", "kaz", (UZB_OUT,)),
+    "uzb": [MirrorFlow("kaz", "uzb", (KAZ_OUT,)), MirrorFlow("tjk", "uzb", (TJK_OUT,))],
+    "kaz": [MirrorFlow("uzb", "kaz", (UZB_OUT,))],
 }
-"""Each target mission's flow into its cluster"""
-DIRECTIONS = [("kaz", "uzb", KAZ_OUT), ("uzb", "kaz", UZB_OUT)]
+"""Each target mission's flows into its cluster"""
+DIRECTIONS = [(f.source, f.target, f.topics[0]) for flows in FLOWS.values() for f in flows]
+ALIASES = ("kaz", "uzb", "tjk")
 
 
 def mm2_principal(mission: str) -> str:
@@ -63,29 +66,32 @@ class Link:
 
 def _plans() -> dict[str, Plan]:
     """Each cluster's topics and ACLs: both missions' MM2 principals, as mirror_acls says."""
-    acls: dict[str, list[Acl]] = {"kaz": [], "uzb": []}
-    for target, flow in FLOWS.items():
-        for alias, found in mirror_acls(mm2_principal(target), [flow]).items():
-            acls[alias] += found
-    topics = {
-        # The admin step makes the mirrored topics on both sides: MM2 needs no Create on them.
-        "kaz": [TopicSpec(KAZ_OUT, PARTITIONS, {}), TopicSpec(UZB_OUT, PARTITIONS, {})],
-        "uzb": [TopicSpec(KAZ_OUT, PARTITIONS, {}), TopicSpec(UZB_OUT, PARTITIONS, {})],
+    acls: dict[str, list[Acl]] = {alias: [] for alias in ALIASES}
+    topics: dict[str, list[TopicSpec]] = {
+        "kaz": [TopicSpec(KAZ_PRIVATE, PARTITIONS, {})],
+        "uzb": [],
+        "tjk": [],
     }
-    topics["kaz"].append(TopicSpec(KAZ_PRIVATE, PARTITIONS, {}))
+    for target, flows in FLOWS.items():
+        for alias, found in mirror_acls(mm2_principal(target), flows).items():
+            acls[alias] += found
+        for flow in flows:
+            # The admin step makes the mirrored topics on both sides: MM2 needs no Create on them.
+            topics[flow.source] += [TopicSpec(t, PARTITIONS, {}) for t in flow.topics]
+            topics[flow.target] += [TopicSpec(t, PARTITIONS, {}) for t in flow.topics]
     principals = [mm2_principal(m) for m in FLOWS]
-    return {alias: Plan(principals, topics[alias], acls[alias]) for alias in ("kaz", "uzb")}
+    return {alias: Plan(principals, topics[alias], acls[alias]) for alias in ALIASES}
 
 
 @pytest.fixture(scope="module")
 def link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Link]:
     started = time.monotonic()
     base = tmp_path_factory.mktemp("mirrormaker")
-    clusters = {alias: KafkaCluster(base / alias, heap_mb=320) for alias in ("kaz", "uzb")}
+    clusters = {alias: KafkaCluster(base / alias, heap_mb=320) for alias in ALIASES}
     secrets = base / "secrets"
     mirrors: dict[str, MirrorMaker] = {}
     try:
-        with ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(len(clusters)) as pool:
             list(pool.map(lambda c: c.start(), clusters.values()))
         admins = {alias: c.admin_access() for alias, c in clusters.items()}
         for alias, plan in _plans().items():
@@ -102,12 +108,12 @@ def link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Link]:
             for (mission, alias), a in access.items()
             if mission != alias
         }
-        for target, flow in FLOWS.items():
+        for target, flows in FLOWS.items():
             mirrors[target] = MirrorMaker(
                 base / f"mm2-{target}",
                 target,
                 {alias: access[(target, alias)] for alias in clusters},
-                [flow],
+                flows,
             )
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda m: m.start(), mirrors.values()))
@@ -117,7 +123,7 @@ def link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Link]:
                 f"MM2 into {target}: launch to replicating {mirror.start_seconds:.1f} s, "
                 f"RSS {mirror.rss_bytes() / 2**20:.0f} MiB (-Xmx{mirror.heap_mb}m)",
             )
-        report_figure(SECTION, f"two clusters and two MM2 ready in {time.monotonic() - started:.1f} s")
+        report_figure(SECTION, f"three clusters and two MM2 ready in {time.monotonic() - started:.1f} s")
         yield Link(clusters, mirrors, admins, access)
         for target, mirror in mirrors.items():
             report_figure(SECTION, f"MM2 into {target}: RSS at the end {mirror.rss_bytes() / 2**20:.0f} MiB")
@@ -362,7 +368,7 @@ async def _lag(link: Link, flow: MirrorFlow) -> list[PartitionLag]:
 async def test_lag_is_visible_with_the_mm2_credentials(
     link: Link, producer: dict[str, AIOKafkaProducer]
 ) -> None:
-    flow, mirror = FLOWS["uzb"], link.mirrors["uzb"]
+    flow, mirror = FLOWS["uzb"][0], link.mirrors["uzb"]
     start = await _end_offsets(link.admins["uzb"], KAZ_OUT)
     await producer["kaz"].send_and_wait(KAZ_OUT, value=b"before the outage", partition=1)
     await _read_from(link.admins["uzb"], KAZ_OUT, start, 1)
