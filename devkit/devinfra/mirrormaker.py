@@ -3,13 +3,15 @@
 One ``MirrorMaker`` runs the dedicated MM2 driver (``org.apache.kafka.connect.mirror.MirrorMaker
 --clusters <target>``) for one TARGET cluster, as the mission that owns it would: it pulls every
 flow ``source -> target`` into that cluster and writes nothing anywhere else. Topic names are kept
-(``IdentityReplicationPolicy``); a topic is never mirrored both ways (no cycle detection then), which
-``MirrorFlow`` checks across the flows it is given.
+(``IdentityReplicationPolicy``); with no cycle detection then, ``check_flows`` refuses a topic
+mirrored around a loop of clusters. Records are copied exactly once into the target (transactions
+that carry MM2's source position), for consumers that read committed records.
 
-On each source cluster MM2 only reads (its principal there holds Read/Describe on the mirrored
-topics, nothing else: ``mirror_acls``). On the target it keeps Connect's three internal topics per
-source (``mm2-{configs,offsets,status}.<source>.internal``), joins its Connect group
-(``<source>-mm2``) and writes the mirrored topics, which the admin step creates beforehand.
+On each source cluster MM2 only reads (its principal there holds Read on the mirrored topics,
+nothing else). On the target it keeps Connect's three internal topics per source
+(``mm2-{configs,offsets,status}.<source>.internal``), joins its Connect group (``<source>-mm2``),
+uses its transactional ids and writes the mirrored topics, which the admin step creates
+beforehand. ``mirror_acls`` lists exactly that; docs/mirrormaker.md says what each is for.
 
 MM2's jars come from Maven Central (deploy/mirrormaker/pom.xml). ``connect-mirror`` 4.4.0, the
 brokers' version, is not published: MM2 runs 4.3.1 on a classpath of its own.
@@ -110,8 +112,9 @@ def transactional_ids(source: str) -> list[tuple[str, PatternKind]]:
 
 
 def mirror_acls(principal: str, flows: Sequence[MirrorFlow]) -> dict[str, list[Acl]]:
-    """The ACLs the MM2 principal needs, per cluster alias, for ``flows`` (least privilege, found
-    with the authoriser on: tests/integration/test_mirrormaker.py)."""
+    """The ACLs the MM2 principal needs, per cluster alias, for ``flows``: least privilege, found
+    with the authoriser on by taking each one away (docs/mirrormaker.md), and used by
+    tests/integration/test_mirrormaker.py."""
     check_flows(flows)
     acls: dict[str, set[Acl]] = {}
     for flow in flows:
