@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from corridor.kafkaclient import KafkaAccess, write_secret
 from devkit.devinfra.kafka import KafkaCluster
 from devkit.devinfra.mirrormaker import MirrorFlow, MirrorMaker, mirror_acls
-from opstools.kafkaadmin import Acl, Plan, TopicSpec, apply, principal_access
+from opstools.kafkaadmin import CLUSTER, Acl, Plan, TopicSpec, apply, principal_access
 from opstools.mirrorlag import MirrorLagCollector, PartitionLag, mirror_lag
 from tests.conftest import report_figure
 from tests.integration.test_kafka_security import _can_fetch
@@ -437,6 +437,57 @@ async def test_lag_is_visible_with_the_mm2_credentials(
     while any(x.records_behind for x in await _lag(link, flow)):
         assert time.monotonic() < deadline, "MM2 did not catch up after its restart"
         await asyncio.sleep(0.5)
+
+
+def test_the_admin_step_applies_and_removes_every_acl_kind(link: Link, tmp_path: Path) -> None:
+    """kafkaadmin.apply with the resource kinds and operations MM2 brought (cluster, transactional
+    ids; create, describe_configs, idempotent_write...), on a cluster no MM2 writes to."""
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    admin = link.admins["tjk"]
+    wanted = [
+        Acl("probe", "cluster", CLUSTER, "idempotent_write"),
+        Acl("probe", "cluster", CLUSTER, "describe_configs"),
+        Acl("probe", "topic", "probe.", "create", "prefixed"),
+        Acl("probe", "topic", TJK_OUT, "alter_configs"),
+        Acl("probe", "transactional_id", "probe-", "write", "prefixed"),
+        Acl("probe", "transactional_id", "probe-txn", "describe"),
+    ]
+    current = _plans()["tjk"]
+    apply(Plan([*current.principals, "probe"], current.topics, [*current.acls, *wanted]), admin, tmp_path)
+    # None matches any name and host (librdkafka's filter; the type stubs say str).
+    probe_only = AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]
+        ResourcePatternType.ANY,
+        "User:probe",
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    client = AdminClient(admin.librdkafka())
+    found = {
+        (b.restype.name, b.name, b.operation.name, b.resource_pattern_type.name)
+        for b in client.describe_acls(probe_only, request_timeout=10).result()
+    }
+    assert found == {
+        ("BROKER", "kafka-cluster", "IDEMPOTENT_WRITE", "LITERAL"),
+        ("BROKER", "kafka-cluster", "DESCRIBE_CONFIGS", "LITERAL"),
+        ("TOPIC", "probe.", "CREATE", "PREFIXED"),
+        ("TOPIC", TJK_OUT, "ALTER_CONFIGS", "LITERAL"),
+        ("TRANSACTIONAL_ID", "probe-", "WRITE", "PREFIXED"),
+        ("TRANSACTIONAL_ID", "probe-txn", "DESCRIBE", "LITERAL"),
+    }
+    done = apply(current, admin, tmp_path)  # back to MM2's own: the probe's are stale
+    assert len(done.removed_acls) == len(wanted)
+    assert not client.describe_acls(probe_only, request_timeout=10).result()
 
 
 def test_workdir_keeps_credentials_off_the_command_line(link: Link) -> None:
