@@ -294,10 +294,12 @@ class MirrorMaker:
     def start(self, timeout: float = 180.0) -> None:
         """Start MM2 and return once it replicates every flow.
 
-        Waits for MM2's own log to say both "Kafka MirrorMaker started" (every herder joined its
-        Connect group) and, for each source, that its MirrorSourceTask is "replicating N
-        topic-partitions <source>-><target>" with N the partitions of that flow's topics: the
-        task has assigned and positioned its consumer, so a record written from then on is copied.
+        Waits for MM2's own log to say "Kafka MirrorMaker started" (it has launched its herders:
+        not yet enough) and, for each source, that its MirrorSourceTask is "replicating N
+        topic-partitions <source>-><target>: [...]" listing exactly that flow's topics: the task
+        has joined, assigned and positioned its consumer, so a record written from then on is
+        copied. Most of the 7-30 s goes to each herder reading Connect's three internal topics
+        and joining its group, one after the other.
         """
         if self.pid is not None:
             raise RuntimeError("MirrorMaker is already running")
