@@ -23,6 +23,12 @@ $(UV):
 	$(PY) -c "from devkit.devinfra.kafka import ensure_kafka_classpath as e; print('Kafka classpath:', e())"
 	touch $@
 
+# MirrorMaker 2 (the cluster-per-mission shape): its own classpath, since connect-mirror is
+# published only up to 4.3.1 (deploy/mirrormaker/pom.xml).
+.cache/mirrormaker.ready: .venv/.synced deploy/mirrormaker/pom.xml
+	$(PY) -c "from devkit.devinfra.mirrormaker import ensure_mirrormaker_classpath as e; print('MirrorMaker classpath:', e())"
+	touch $@
+
 # kcat is what many mission IT teams use to look at topics; the tests prove our records read
 # correctly with it. Prometheus (server and promtool) scrapes the local stack and tests the alert
 # rules. Manifests print names in every script with DejaVu Sans (fonts-dejavu-core).
@@ -90,7 +96,7 @@ $(HELM): tools/helm/go.mod tools/helm/go.sum
 helm: $(HELM)
 
 # Not part of setup: `make demo` runs without traces; `make up` and the tests need it.
-setup: .venv/.synced .cache/kafka.ready .cache/tools.ready .cache/browser.ready $(ASYNCAPI_TOOLS)
+setup: .venv/.synced .cache/kafka.ready .cache/mirrormaker.ready .cache/tools.ready .cache/browser.ready $(ASYNCAPI_TOOLS)
 
 demo: setup
 	$(PY) -m devkit demo

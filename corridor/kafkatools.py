@@ -27,10 +27,15 @@ async def partitions_of(access: KafkaAccess, topic: str, timeout: float = 30.0) 
         await admin.close()
 
 
-async def read_topic(access: KafkaAccess, topic: str) -> list[ConsumerRecord[Any, Any]]:
-    """Every record on ``topic`` up to its current end, in partition order."""
+async def read_topic(
+    access: KafkaAccess, topic: str, *, isolation_level: str = "read_uncommitted"
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record on ``topic`` up to its current end, in partition order (``read_committed``:
+    without those of aborted transactions, up to the last stable offset)."""
     tps = await partitions_of(access, topic)
-    consumer = AIOKafkaConsumer(**access.aiokafka(), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **access.aiokafka(), enable_auto_commit=False, isolation_level=isolation_level
+    )
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:

@@ -44,9 +44,13 @@ from opstools.deployments import (
 DEFAULT_DEPLOYMENT = REPO_ROOT / "deploy" / "deployments" / "shared.yaml"
 REPLAYS_TOPIC = "dlt.replays"  # opstools.deadletters' replay markers
 
-ResourceKind = Literal["topic", "group"]
+ResourceKind = Literal["topic", "group", "cluster", "transactional_id"]
 PatternKind = Literal["literal", "prefixed"]
-Operation = Literal["read", "write", "describe"]
+Operation = Literal[
+    "read", "write", "describe", "create", "describe_configs", "alter_configs", "idempotent_write"
+]
+CLUSTER = "kafka-cluster"
+"""The one name of the cluster resource (ACLs on the cluster itself: ``Acl(p, "cluster", CLUSTER, ...)``)"""
 
 
 # --- the description ---------------------------------------------------------------------------
@@ -197,6 +201,14 @@ class Acl:
         return f"User:{self.principal} {self.operation.upper()} {self.resource}:{self.name}{pattern}"
 
 
+_IMPLIED: dict[Operation, tuple[Operation, ...]] = {
+    "read": ("describe",),
+    "write": ("describe",),
+    "alter_configs": ("describe_configs",),
+}
+"""What the authoriser allows along with an operation (Kafka's AclAuthorizer rules)."""
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -216,9 +228,7 @@ class Plan:
             if acl.principal != principal or acl.resource != resource:
                 continue
             matches = name.startswith(acl.name) if acl.pattern == "prefixed" else name == acl.name
-            if matches and (
-                acl.operation == operation or (operation == "describe" and acl.operation != "describe")
-            ):
+            if matches and (acl.operation == operation or operation in _IMPLIED.get(acl.operation, ())):
                 return True
         return False
 
@@ -480,10 +490,24 @@ def apply(
             future.result()
             configured.append(resource.name)
 
-    operations = {"read": AclOperation.READ, "write": AclOperation.WRITE, "describe": AclOperation.DESCRIBE}
+    operations = {
+        "read": AclOperation.READ,
+        "write": AclOperation.WRITE,
+        "describe": AclOperation.DESCRIBE,
+        "create": AclOperation.CREATE,
+        "describe_configs": AclOperation.DESCRIBE_CONFIGS,
+        "alter_configs": AclOperation.ALTER_CONFIGS,
+        "idempotent_write": AclOperation.IDEMPOTENT_WRITE,
+    }
+    resources = {
+        "topic": ResourceType.TOPIC,
+        "group": ResourceType.GROUP,
+        "cluster": ResourceType.BROKER,  # librdkafka's name for Kafka's CLUSTER resource
+        "transactional_id": ResourceType.TRANSACTIONAL_ID,
+    }
     bindings = [
         AclBinding(
-            ResourceType.TOPIC if a.resource == "topic" else ResourceType.GROUP,
+            resources[a.resource],
             a.name,
             ResourcePatternType.PREFIXED if a.pattern == "prefixed" else ResourcePatternType.LITERAL,
             f"User:{a.principal}",
@@ -493,7 +517,8 @@ def apply(
         )
         for a in the_plan.acls
     ]
-    for future in client.create_acls(bindings, request_timeout=timeout).values():
+    # librdkafka refuses an empty list (a cluster whose principals need nothing, yet)
+    for future in (client.create_acls(bindings, request_timeout=timeout) if bindings else {}).values():
         future.result()
 
     wanted = {(b.restype, b.name, b.resource_pattern_type, b.principal, b.operation) for b in bindings}

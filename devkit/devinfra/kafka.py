@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 
 from corridor.kafkaclient import KafkaAccess, read_or_create_secret, write_secret
-from devkit.devinfra import procs
+from devkit.devinfra import jvm, procs
 from devkit.devinfra.tls import DevCertificates
 
 KAFKA_VERSION = "4.4.0"
@@ -44,7 +43,6 @@ CACHE_DIR = REPO_ROOT / ".cache" / f"kafka-{KAFKA_VERSION}"
 
 _log = logging.getLogger(__name__)
 
-_MAVEN_TIMEOUT_S = 900.0
 _FORMAT_TIMEOUT_S = 60.0
 _STOP_GRACE_S = 20.0
 
@@ -53,65 +51,17 @@ SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 def _pom_digest() -> str:
-    return hashlib.sha256(POM_PATH.read_bytes()).hexdigest()
+    return jvm.pom_digest(POM_PATH)
 
 
 def ensure_kafka_classpath() -> Path:
-    """Directory of the broker's runtime jars (``-cp '<dir>/*'``), fetched once by Maven.
-
-    The marker file holds the POM's digest and is written only after Maven succeeded,
-    so an interrupted download (or an edited POM) is redone from scratch. Concurrent
-    callers (pytest-xdist workers, the demo) are serialised by a file lock.
-    """
-    lib = CACHE_DIR / "lib"
-    marker = CACHE_DIR / ".complete"
-    digest = _pom_digest()
-    if marker.is_file() and marker.read_text().strip() == digest:
-        return lib
-    with procs.file_lock(CACHE_DIR.parent / f"kafka-{KAFKA_VERSION}.lock"):
-        if marker.is_file() and marker.read_text().strip() == digest:
-            return lib  # another process finished it while we waited
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(lib, ignore_errors=True)
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise RuntimeError("Maven (mvn) is not on PATH; it is needed once to fetch the Kafka broker jars")
-        log_path = CACHE_DIR / "mvn.log"
-        log_path.unlink(missing_ok=True)
-        started = time.monotonic()
-        procs.run_checked(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                POM_PATH,
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={lib}",
-            ],
-            log_path,
-            timeout=_MAVEN_TIMEOUT_S,
-            what="Maven fetch of the Kafka broker",
-            cwd=REPO_ROOT,
-        )
-        if not any(lib.glob("kafka_2.13-*.jar")):
-            raise RuntimeError(f"Maven finished but {lib} holds no kafka_2.13 jar")
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(digest + "\n")
-        tmp.replace(marker)
-        _log.info("fetched Kafka %s jars in %.1f s", KAFKA_VERSION, time.monotonic() - started)
-    return lib
+    """Directory of the broker's runtime jars (``-cp '<dir>/*'``), fetched once by Maven."""
+    return jvm.ensure_maven_classpath(
+        POM_PATH, CACHE_DIR, expect="kafka_2.13-*.jar", what=f"the Kafka {KAFKA_VERSION} broker"
+    )
 
 
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    java = shutil.which("java")
-    if java is None:
-        raise RuntimeError("no java on PATH (Kafka needs Java 17+)")
-    return java
+_java = jvm.java
 
 
 def _cds_archive() -> Path:
@@ -320,16 +270,7 @@ class KafkaCluster:
         return [
             _java(),
             *fast,
-            f"-Xms{self.heap_mb}m",
-            f"-Xmx{self.heap_mb}m",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
-            "-XX:+ExitOnOutOfMemoryError",
-            # No /tmp/hsperfdata_* files (they also outlive SIGKILLed JVMs).
-            "-XX:-UsePerfData",
-            "-Djava.awt.headless=true",
-            # Kafka runs its own shutdown hook; log4j's would stop logging halfway through it.
-            "-Dlog4j2.shutdownHookEnabled=false",
+            *jvm.server_options(self.heap_mb),
             f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
             f"-Dkafka.logs.dir={self._logs_dir(index)}",
             "-cp",
