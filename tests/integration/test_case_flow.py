@@ -39,8 +39,11 @@ async def test_family_reaches_arrived_with_its_full_ordered_timeline(
     assert all(e.data.members == 3 for e in events)  # type: ignore[attr-defined]
     times = [e.data.occurred_at for e in events]  # type: ignore[attr-defined]
     assert times == sorted(times)
-    sources = {e.source for e in events}
-    assert "/missions/UZB/border_clearance" in sources and "/missions/TJK/border_clearance" in sources
+    # The stream has one home, the host mission: transport announced each post's decision, at the
+    # post's place (its country, its checkpoint).
+    assert {e.source for e in events} == {"/missions/KAZ/intake", "/missions/KAZ/transport"}
+    crossings = [e.data.place for e in events if e.data.place and e.data.place.checkpoint_id]  # type: ignore[attr-defined]
+    assert [(p.country, p.name) for p in crossings] == [(cp.country, cp.post) for cp in route.checkpoints]
 
     # Intake's timeline API is the same stream, read back in the same order.
     async with asyncio.timeout(30):
