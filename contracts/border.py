@@ -30,6 +30,17 @@ class _CrossingDecision(Event):
     vehicle_id: str
     decisions: list[PersonDecision]
     decided_at: AwareDatetime
+    # Transport announces the post's decision on the public stream (the stream's single home is
+    # the host mission), so the post passes on what the stream may say of a refusal. Optional: a
+    # post of an earlier release does not send it, and the stream then gives no reason.
+    public_reason_code: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_]{3,60}$",
+        description="For a refusal, where it came from as a public reason code (contracts/reasons.py: "
+        "an officer, a document check, the hold list); the officer's own code and words stay in "
+        "``decisions`` and the post's records. None when cleared.",
+        examples=["refused_by_officer"],
+    )
 
 
 class BorderCrossingCleared(_CrossingDecision):

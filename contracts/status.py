@@ -102,8 +102,9 @@ class CaseStatusChanged(Event):
 # The legal order of a case's public statuses, as data: every writer checks its change against the
 # case's last status before publishing, and every test checks whole streams against it. One
 # service writes each phase of a case's life (intake: registered and mission reports; transport:
-# every status up to departure, and arrival; each border post: its own crossing), and each phase
-# begins only after an event from the phase before, so the stream is legal by construction.
+# every status from eligibility's decisions on, the posts' crossings, which it announces in route
+# order whatever order it reads the posts' topics in, and arrival), and each phase begins only after
+# an event from the phase before, so the stream is legal by construction.
 _S = CaseStatus
 LEGAL_TRANSITIONS: dict[CaseStatus | None, frozenset[CaseStatus]] = {
     None: frozenset({_S.REGISTERED}),

@@ -150,7 +150,8 @@ def table() -> tuple[Topic, ...]:
             "case id",
             _by_case,
             "Public: every status change of every case, keyed by case id, no personal data.",
-            written_by="intake, transport, every border post",
+            # One home, the host mission: a border post's decisions are announced by transport.
+            written_by="intake, transport",
         ),
         Topic(
             CASES,

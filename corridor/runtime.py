@@ -20,7 +20,7 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -579,13 +579,21 @@ async def verify_topics(access: KafkaAccess, names: Iterable[str], timeout: floa
     """Fail unless every topic exists and this principal may describe it.
 
     Waits a little: the admin step may have created a topic that has not reached every broker's
-    metadata yet."""
+    metadata yet, or a broker of several may be down (a service restarted during a broker's
+    restart): the request went to it, and the next goes to a broker picked again."""
     admin = AIOKafkaAdminClient(**access.aiokafka())
     await admin.start()
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            missing = sorted(set(names) - set(await admin.list_topics()))
+            try:
+                visible = set(await admin.list_topics())
+            except KafkaError as exc:
+                if not exc.retriable or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            missing = sorted(set(names) - visible)
             if not missing:
                 return
             if asyncio.get_running_loop().time() > deadline:

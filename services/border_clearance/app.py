@@ -50,8 +50,10 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
         checkpoint=checkpoint.checkpoint_id,  # a border officer's token must name this post
     )
     # Its own crossings and requirements topics only: the broker refuses it any other post's.
+    # No status: the public stream is written by the host mission's services only (transport
+    # announces this post's decisions), so no country's post can write another country's statuses
+    # and a mirrored cluster never receives the stream from two directions.
     rt.produces(
-        topics.STATUS,
         topics.crossings(checkpoint.checkpoint_id),
         topics.requirements(checkpoint.checkpoint_id),
     )

@@ -13,11 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
 
 from contracts.intake import EvidenceKind
-from contracts.routes import Route, RouteBook
-from contracts.status import CaseStatus
+from contracts.routes import Route
 from corridor.errors import Conflict, Invalid, NotFound
 from corridor.mrz import MachineReadableZone, MRZError
 from corridor.mrz import parse as parse_mrz
@@ -330,34 +328,6 @@ def decide(
             for m in members
         ),
     )
-
-
-def furthest_upstream(routes: RouteBook, here: str, cleared_at: frozenset[str]) -> str | None:
-    """Of the posts before this one that cleared a case, the one furthest along its route.
-
-    Each post writes its decisions on a topic of its own, so a post reading several of them may
-    read a later post's clearance before an earlier one's: only the furthest says where the case
-    is (and which status the stream shows last)."""
-    best: tuple[int, str] | None = None
-    for route in routes.routes:
-        if route.checkpoint(here) is None:
-            continue
-        for checkpoint_id in cleared_at:
-            if route.checkpoint(checkpoint_id) is not None:
-                index = route.index_of(checkpoint_id)
-                if best is None or index > best[0]:
-                    best = (index, checkpoint_id)
-    return best[1] if best else None
-
-
-def cleared_status(direction: Literal["exit", "entry"]) -> CaseStatus:
-    return CaseStatus.EXIT_CLEARED if direction == "exit" else CaseStatus.ENTRY_CLEARED
-
-
-def notes_departure(known: CaseStatus | None) -> bool:
-    """Transport announced a departure before publishing it; this post's decision follows it, unless
-    a crossing further on was read first (on another topic) and the post already knows better."""
-    return known in (None, CaseStatus.MANIFESTED)
 
 
 class NothingToDecide(Conflict):

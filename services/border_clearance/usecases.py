@@ -24,7 +24,6 @@ from contracts.border import (
 )
 from contracts.intake import EvidenceKind
 from contracts.routes import Checkpoint, RouteBook
-from contracts.status import CaseStatus, CaseStatusChanged, Place
 from contracts.transport import ManifestIssued, MovementDeparted, PassengerDataErased
 from corridor.uow import Publisher
 from services.border_clearance import domain
@@ -45,15 +44,10 @@ class Context:
 
     checkpoint: Checkpoint
     routes: RouteBook
-    place: Place
 
     @classmethod
     def of(cls, checkpoint: Checkpoint, routes: RouteBook) -> Context:
-        return cls(
-            checkpoint,
-            routes,
-            Place(country=checkpoint.country, name=checkpoint.post, checkpoint_id=checkpoint.checkpoint_id),
-        )
+        return cls(checkpoint, routes)
 
     @property
     def checkpoint_id(self) -> str:
@@ -73,19 +67,12 @@ async def on_departed(event: MovementDeparted, uow: Unit, ctx: Context) -> None:
     """The vehicle left the gathering point: its cases reach the route's first post."""
     for case_id in event.case_ids:
         await uow.store.record_departure(case_id, event.movement_id, event.vehicle_id)
-        if domain.notes_departure(await uow.known_status(case_id)):
-            await uow.note_status(case_id, CaseStatus.DEPARTED)
 
 
 async def on_cleared_elsewhere(event: BorderCrossingCleared, uow: Unit, ctx: Context) -> None:
-    """Another post cleared a case: if it is the post before, the case reaches this one. The status
-    is noted so that this post's decision may follow it on the status stream."""
+    """Another post cleared a case: if it is the post before, the case reaches this one."""
     if event.checkpoint_id != ctx.checkpoint_id:
         await uow.store.record_upstream_clearance(event.case_id, event.checkpoint_id)
-        cleared_at = (await uow.store.progress(event.case_id)).cleared_at
-        # Read late (another post's topic): a clearance further on is already known and noted.
-        if domain.furthest_upstream(ctx.routes, ctx.checkpoint_id, cleared_at) == event.checkpoint_id:
-            await uow.note_status(event.case_id, domain.cleared_status(event.direction))
 
 
 async def on_passenger_data_erased(event: PassengerDataErased, uow: Unit, ctx: Context) -> None:
@@ -162,32 +149,13 @@ async def clear_vehicle(cmd: ClearVehicle, uow: Unit, ctx: Context) -> Clearance
             officer=cmd.officer,
             at=uow.now(),
         )
-        # The status first, then the decision that moves the case on (transport's arrival, the next
-        # post): the outbox keeps this order per case, so the stream stays causal.
-        await uow.announce(_status_change(decision, cmd.movement_id, uow.now(), ctx))
+        # The post writes no status: transport announces the decision on the public stream (its one
+        # home is the host mission, docs/consistency.md), from this event.
         await uow.publish(_crossing_decision(decision, cmd, uow.now(), ctx.checkpoint))
         (result.cleared if decision.cleared else result.refused).append(case_id)
     if not result.cleared and not result.refused:
         raise domain.NothingToDecide(result.waiting)
     return result
-
-
-def _status_change(
-    decision: domain.CaseDecision, movement_id: str, at: datetime, ctx: Context
-) -> CaseStatusChanged:
-    return CaseStatusChanged(
-        case_id=decision.case_id,
-        status=domain.cleared_status(ctx.checkpoint.direction)
-        if decision.cleared
-        else CaseStatus.REFUSED_AT_BORDER,
-        occurred_at=at,
-        members=len(decision.people),
-        place=ctx.place,
-        movement_id=movement_id,
-        # The officer's code and words, and a hold's, stay in this post's records: they may name a
-        # person or a court order. The stream says only where the refusal came from.
-        reason_code=decision.public_reason_code,
-    )
 
 
 def _crossing_decision(
@@ -211,6 +179,10 @@ def _crossing_decision(
             for p in decision.people
         ],
         decided_at=at,
+        # The officer's code and words, and a hold's, stay in this post's records and in the
+        # person decisions above: they may name a person or a court order. The stream is told only
+        # where the refusal came from.
+        public_reason_code=decision.public_reason_code,
     )
 
 

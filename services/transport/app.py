@@ -1,5 +1,6 @@
-"""Transport: plans movements, issues manifests to the crossing points, records departures and
-arrival. A case is "arrived" once it is cleared at the last checkpoint of its route.
+"""Transport: plans movements, issues manifests to the crossing points, records departures,
+announces the border posts' decisions on the public stream, and the arrival. A case is "arrived"
+once it is cleared at the last checkpoint of its route.
 
 Wiring only: the rules are in ``domain``, what the service does in ``usecases``, the HTTP API in
 ``api``, persistence in ``store``."""

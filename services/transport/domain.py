@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from contracts.eligibility import Outcome
-from contracts.routes import Route
+from contracts.routes import Checkpoint, Route
 from contracts.status import CaseStatus
 from contracts.transport import ManifestPassenger
 from corridor.errors import Conflict, Invalid, NotFound
@@ -326,27 +326,69 @@ def reason_to_take_off(
     return None
 
 
-def seat_after_crossing(seat: SeatState | None, cleared: bool, last_checkpoint: bool) -> SeatState | None:
-    """A border decision moves a seat on the road: refused at any post, arrived when cleared at the
-    route's last; otherwise (not departed, or a post on the way) the seat stays as it is (None)."""
-    if seat is not SeatState.DEPARTED:
-        return None
-    if not cleared:
-        return SeatState.REFUSED
-    return SeatState.ARRIVED if last_checkpoint else None
+def seat_after_refusal(seat: SeatState | None, cleared: bool) -> SeatState | None:
+    """A refusal at any post moves a seat on the road to refused, at once: the posts ahead must stop
+    expecting the family. Anything else leaves the seat as it is (None); the arrival waits until the
+    stream has shown every crossing (``crossing_news``)."""
+    return SeatState.REFUSED if seat is SeatState.DEPARTED and not cleared else None
 
 
-def furthest_crossing(route: Route | None, crossed: frozenset[str]) -> str | None:
-    """Of the checkpoints whose decision on a case is recorded, the one furthest along its route
-    (None without a route: the case is not seated here)."""
-    if route is None:
-        return None
-    on_route = [cp.checkpoint_id for cp in route.checkpoints if cp.checkpoint_id in crossed]
-    return on_route[-1] if on_route else None
+@dataclass(frozen=True)
+class RecordedCrossing:
+    """A post's decision on a case, as transport keeps it (``crossings``)."""
+
+    checkpoint_id: str
+    cleared: bool
+    decided_at: datetime
+    reason_code: str | None
+    """The public reason code the post gave a refusal (None: cleared, or a post that sent none)."""
+    announced: bool
+    """Transport has put it on the public stream."""
+
+
+ON_THE_ROAD_OR_AFTER = frozenset({SeatState.DEPARTED, SeatState.REFUSED, SeatState.ARRIVED})
+"""Seats whose case left: only their crossings can follow the departure on the stream."""
+
+
+@dataclass(frozen=True)
+class CrossingNews:
+    """What the public stream can say now of a case's crossings."""
+
+    crossings: list[tuple[Checkpoint, RecordedCrossing]]
+    """The crossings to announce, in route order."""
+    arrives: bool = False
+    """The last of them is the route's last post clearing the case: its arrival follows."""
+
+
+def crossing_news(
+    route: Route | None, seat: SeatState | None, recorded: Mapping[str, RecordedCrossing]
+) -> CrossingNews:
+    """The crossings transport announces now: in route order, every recorded one not announced yet,
+    up to the first post whose decision is not recorded, and none after a refusal.
+
+    Transport reads each post's topic on its own, so a post's decision may be read before the one of
+    the post before it: it waits, recorded, and is announced right after that one. So the stream
+    shows a case's crossings in route order and each once, as the legal transitions require. A case
+    transport never seated (no route), or whose seat has not left, has no crossing the stream may
+    show after its last status: nothing."""
+    if route is None or seat not in ON_THE_ROAD_OR_AFTER:
+        return CrossingNews([])
+    news: list[tuple[Checkpoint, RecordedCrossing]] = []
+    for cp in route.checkpoints:
+        crossing = recorded.get(cp.checkpoint_id)
+        if crossing is None:
+            break
+        if not crossing.announced:
+            news.append((cp, crossing))
+        if not crossing.cleared:
+            break
+    last = route.checkpoints[-1].checkpoint_id
+    arrives = bool(news) and news[-1][0].checkpoint_id == last and news[-1][1].cleared
+    return CrossingNews(news, arrives)
 
 
 def crossing_status(direction: str, cleared: bool) -> CaseStatus:
-    """What the post announced for its decision (transport notes it: its arrival follows it)."""
+    """What the stream says of a post's decision."""
     if not cleared:
         return CaseStatus.REFUSED_AT_BORDER
     return CaseStatus.EXIT_CLEARED if direction == "exit" else CaseStatus.ENTRY_CLEARED

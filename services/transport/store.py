@@ -39,6 +39,7 @@ from services.transport.domain import (
     MovementStatus,
     MovementVehicle,
     ReadyCase,
+    RecordedCrossing,
     Seat,
     SeatState,
     Vehicle,
@@ -447,20 +448,38 @@ class TransportStore:
         return status.endswith(" 1")
 
     async def record_crossing(
-        self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime
-    ) -> frozenset[str]:
-        """Record a post's decision; the checkpoints whose decision on the case is recorded now."""
+        self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime, reason_code: str | None
+    ) -> dict[str, RecordedCrossing]:
+        """Record a post's decision (again: unchanged once announced, the stream said it); every
+        decision on the case recorded now, by checkpoint."""
         await self.conn.execute(
-            """INSERT INTO crossings (case_id, checkpoint_id, cleared, decided_at) VALUES ($1, $2, $3, $4)
+            """INSERT INTO crossings (case_id, checkpoint_id, cleared, decided_at, reason_code)
+               VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (case_id, checkpoint_id) DO UPDATE SET cleared = EXCLUDED.cleared,
-                   decided_at = EXCLUDED.decided_at""",
+                   decided_at = EXCLUDED.decided_at, reason_code = EXCLUDED.reason_code
+               WHERE NOT crossings.announced""",
             case_id,
             checkpoint_id,
             cleared,
             at,
+            reason_code,
         )
-        rows = await self.conn.fetch("SELECT checkpoint_id FROM crossings WHERE case_id = $1", case_id)
-        return frozenset(r["checkpoint_id"] for r in rows)
+        rows = await self.conn.fetch(
+            """SELECT checkpoint_id, cleared, decided_at, reason_code, announced
+               FROM crossings WHERE case_id = $1""",
+            case_id,
+        )
+        return {r["checkpoint_id"]: RecordedCrossing(**r) for r in rows}
+
+    async def mark_announced(self, case_id: uuid.UUID, checkpoint_ids: Iterable[str]) -> None:
+        """The stream now shows these decisions on the case."""
+        ids = list(checkpoint_ids)
+        if ids:
+            await self.conn.execute(
+                "UPDATE crossings SET announced = true WHERE case_id = $1 AND checkpoint_id = ANY($2::text[])",
+                case_id,
+                ids,
+            )
 
     # --- manifests -----------------------------------------------------------------------------
 

@@ -96,6 +96,10 @@ def _reception(route: Route) -> Place:
     return Place(country=route.reception_point.country, name=route.reception_point.name)
 
 
+def _post(cp: Checkpoint) -> Place:
+    return Place(country=cp.country, name=cp.post, checkpoint_id=cp.checkpoint_id)
+
+
 async def _announce(
     uow: Unit,
     case_id: uuid.UUID,
@@ -355,27 +359,45 @@ async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> N
 
 
 async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow: Unit, ctx: Context) -> None:
+    """Apply a post's decision: record it, announce on the public stream what can be announced now
+    (``domain.crossing_news``), free the seat ahead of a refusal, and announce the arrival after the
+    route's last crossing, all in one unit of work: the crossing's status precedes the arrival."""
     cleared = isinstance(event, BorderCrossingCleared)
     await uow.store.lock_case(event.case_id)  # a case never registered here: the crossing is recorded
-    crossed = await uow.store.record_crossing(event.case_id, event.checkpoint_id, cleared, event.decided_at)
+    crossed = await uow.store.record_crossing(
+        event.case_id, event.checkpoint_id, cleared, event.decided_at, event.public_reason_code
+    )
     seat = await uow.store.assignment(event.case_id)
-    route = ctx.routes.get(seat.route_id) if seat is not None else None
-    # The post announced its decision before publishing it: transport's arrival follows it. Each
-    # post has its own topic, so a decision further on may have been read first: it stays noted.
-    if domain.furthest_crossing(route, crossed) in (None, event.checkpoint_id):
-        await uow.note_status(event.case_id, domain.crossing_status(event.direction, cleared))
     if seat is None:
+        # Never seated here (a post cannot decide a case transport did not send it): kept for
+        # diagnosis; without a route the stream could not place it, nor follow its last status.
         return
-    last = route is not None and route.checkpoints[-1].checkpoint_id == event.checkpoint_id
-    after = domain.seat_after_crossing(seat.state, cleared, last)
-    if after is SeatState.REFUSED:
-        await uow.store.set_assignment_state(event.case_id, after, was=after.reached_from)
+    route = ctx.routes.get(seat.route_id)
+    news = domain.crossing_news(route, seat.state, crossed)
+    for cp, crossing in news.crossings:
+        await _announce(
+            uow,
+            event.case_id,
+            domain.crossing_status(cp.direction, crossing.cleared),
+            seat.members,
+            place=_post(cp),
+            movement_id=seat.movement_id,
+            at=crossing.decided_at,
+            # Where a refusal came from (an officer, a document check, the hold list), never the
+            # officer's code or words; a code this release does not know: the generic one.
+            reason_code=reasons.public_or(crossing.reason_code, "held_at_border"),
+        )
+    await uow.store.mark_announced(event.case_id, [cp.checkpoint_id for cp, _ in news.crossings])
+    refused = domain.seat_after_refusal(seat.state, cleared)
+    if refused is not None:
+        await uow.store.set_assignment_state(event.case_id, refused, was=refused.reached_from)
         # The family stays at this post; the posts ahead must not expect it.
         await amend_manifests(
             uow, ctx, seat.movement_id, seat.vehicle_id, after_checkpoint=event.checkpoint_id
         )
-    elif after is SeatState.ARRIVED and route is not None:
-        await uow.store.set_assignment_state(event.case_id, after, was=after.reached_from)
+    if news.arrives and route is not None:
+        arrived = SeatState.ARRIVED
+        await uow.store.set_assignment_state(event.case_id, arrived, was=arrived.reached_from)
         await _announce(
             uow,
             event.case_id,
@@ -383,7 +405,7 @@ async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow:
             seat.members,
             place=_reception(route),
             movement_id=seat.movement_id,
-            at=event.decided_at,
+            at=news.crossings[-1][1].decided_at,
         )
         await uow.store.close_movement_if_done(seat.movement_id)
 

@@ -5,9 +5,10 @@ fixed sleep), and, once the process is dead, the work it left behind measured wh
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,12 +19,20 @@ from corridor.kafkatools import partitions_of
 from devkit.devstack import Stack
 
 
-async def when(condition: Callable[[], bool], what: str, timeout: float = 120.0, every: float = 0.05) -> None:
-    """Return as soon as ``condition()`` holds (checked ``every`` seconds): the moment to inject a fault.
-    Never holding is a failed premise, said with ``what``."""
+async def when(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 120.0, every: float = 0.05
+) -> None:
+    """Return as soon as ``condition()`` holds (checked ``every`` seconds; it may be a coroutine, to
+    read a database): the moment to inject a fault. Never holding is a failed premise, said with
+    ``what``."""
+
+    async def holds() -> bool:
+        held = condition()
+        return await held if inspect.isawaitable(held) else held
+
     try:
         async with asyncio.timeout(timeout):
-            while not condition():
+            while not await holds():
                 await asyncio.sleep(every)
     except TimeoutError:
         raise AssertionError(f"never observed {what} within {timeout:.0f}s") from None

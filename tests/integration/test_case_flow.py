@@ -19,6 +19,7 @@ from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
+from tests.conftest import report_figure
 from tests.integration.conftest import JOURNEY, settled, wait_group_caught_up
 
 
@@ -39,8 +40,24 @@ async def test_family_reaches_arrived_with_its_full_ordered_timeline(
     assert all(e.data.members == 3 for e in events)  # type: ignore[attr-defined]
     times = [e.data.occurred_at for e in events]  # type: ignore[attr-defined]
     assert times == sorted(times)
-    sources = {e.source for e in events}
-    assert "/missions/UZB/border_clearance" in sources and "/missions/TJK/border_clearance" in sources
+    # The stream has one home, the host mission: transport announced each post's decision, at the
+    # post's place (its country, its checkpoint).
+    assert {e.source for e in events} == {"/missions/KAZ/intake", "/missions/KAZ/transport"}
+    crossings = [e.data.place for e in events if e.data.place and e.data.place.checkpoint_id]  # type: ignore[attr-defined]
+    assert [(p.country, p.name) for p in crossings] == [(cp.country, cp.post) for cp in route.checkpoints]
+    # The cost of the single home: the officer's decision reaches transport's transaction one hop
+    # later (the post's outbox, Kafka, transport's consumer).
+    hops = [
+        (e.time - e.data.occurred_at).total_seconds()  # type: ignore[attr-defined]
+        for e in events
+        if e.data.place and e.data.place.checkpoint_id  # type: ignore[attr-defined]
+    ]
+    assert all(h >= 0 for h in hops), hops
+    report_figure(
+        "status stream",
+        f"a post's decision announced by transport {min(hops) * 1000:.0f}-{max(hops) * 1000:.0f} ms after "
+        f"the officer's decision ({len(hops)} crossings of one family, one cluster)",
+    )
 
     # Intake's timeline API is the same stream, read back in the same order.
     async with asyncio.timeout(30):

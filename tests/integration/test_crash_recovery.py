@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from datetime import date
 
+import asyncpg
 import httpx
 
 from contracts import topics
@@ -81,7 +82,6 @@ async def test_services_killed_mid_flow_lose_nothing(
         cases = [*first, *second]
         await stream.wait_for(cases, CaseStatus.ELIGIBLE, 90)
 
-        # Transport dies while border decisions are turning into arrivals: some arrived, not all.
         movement = asyncio.create_task(
             scenario.run_movement(
                 client,
@@ -93,31 +93,54 @@ async def test_services_killed_mid_flow_lose_nothing(
                 expect=cases,
             )
         )
-        # Cases the last post has cleared and transport has not yet announced arrived: the kill
-        # comes the moment one shows in the stream. Transport takes a vehicle's clearances as one
-        # batch, so it can be quicker than the freeze; then it is thawed and waits for the next
-        # vehicle (two buses: two chances).
-        crossings = len(route.checkpoints)
+        # Transport dies while posts' decisions wait for it. The stream cannot show that moment:
+        # transport announces a post's decision (and the arrival after the last) in one transaction,
+        # and the posts write no status. So the moment is taken from the posts' own databases (a
+        # post answered a clearance: more decisions there than crossings on the stream), and what
+        # transport left behind is read where it is durable: the crossing records its group had not
+        # committed, and its outbox. Transport may apply a clearance before the freeze; then it is
+        # thawed and waits for the next post's (four posts, two buses: eight chances).
+        crossing_topics = [topics.crossings(cp.checkpoint_id) for cp in route.checkpoints]
+        shown_statuses = (CaseStatus.EXIT_CLEARED, CaseStatus.ENTRY_CLEARED, CaseStatus.REFUSED_AT_BORDER)
 
-        def awaiting() -> int:
-            return sum(
-                sum(s in (CaseStatus.EXIT_CLEARED, CaseStatus.ENTRY_CLEARED) for s in stream.statuses(c))
-                == crossings
-                and CaseStatus.ARRIVED not in stream.statuses(c)
-                for c in cases
-            )
+        def shown() -> int:
+            return sum(s in shown_statuses for c in cases for s in stream.statuses(c))
+
+        posts = [
+            await asyncpg.connect(stack.postgres.dsn(stack.specs[f"border-{cp.checkpoint_id}"].database))
+            for cp in route.checkpoints
+        ]
+
+        async def decided() -> int:
+            n = 0
+            for post in posts:
+                n += await post.fetchval(
+                    "SELECT count(DISTINCT case_id) FROM decisions WHERE case_id = ANY($1::uuid[])", cases
+                )
+            return n
+
+        async def waiting_for_transport() -> bool:
+            return await decided() > shown()
+
+        async def caught_up() -> bool:
+            return not await waiting_for_transport()
 
         transport_left = 0
-        while not transport_left:
-            await faults.when(
-                lambda: awaiting() > 0, "a case cleared at its last crossing, not yet arrived", every=0.005
-            )
-            faults.freeze(stack, "transport")
-            # Frozen, transport can neither announce arrivals nor publish what it committed.
-            transport_left = awaiting() + await faults.outbox_unpublished(stack, "transport")
-            if not transport_left:
-                faults.thaw(stack, "transport")
-                await faults.when(lambda: awaiting() == 0, "transport announcing the vehicle's arrivals")
+        try:
+            while not transport_left:
+                await faults.when(
+                    waiting_for_transport, "a post's decisions not yet on the stream", every=0.005
+                )
+                faults.freeze(stack, "transport")
+                there = await faults.end_offsets(operations, crossing_topics)
+                transport_left = await faults.group_lag(operations, "transport", there)
+                transport_left += await faults.outbox_unpublished(stack, "transport")
+                if not transport_left:
+                    faults.thaw(stack, "transport")
+                    await faults.when(caught_up, "transport announcing the post's decisions")
+        finally:
+            for post in posts:
+                await post.close()
         stack.kill_service("transport")
         await asyncio.to_thread(stack.start_service, "transport")
         await movement
@@ -130,7 +153,7 @@ async def test_services_killed_mid_flow_lose_nothing(
     report_figure(
         "crash recovery",
         f"left behind by SIGKILL: eligibility {eligibility_left} unread registration records or unpublished decisions, intake "
-        f"{intake_left} registrations unanswered ({unanswered}) or unpublished, transport {transport_left} crossings not yet turned into arrivals or unpublished events",
+        f"{intake_left} registrations unanswered ({unanswered}) or unpublished, transport {transport_left} posts' decisions unread or events unpublished",
     )
     expected = Counter(scenario.journey(route))
     for case_id in cases:

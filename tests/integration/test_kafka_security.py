@@ -31,7 +31,7 @@ from contracts.border import BorderCrossingCleared, PersonDecision
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
-from contracts.status import CaseStatus
+from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import read_topic
 from devkit import scenario
@@ -224,6 +224,20 @@ async def test_a_forged_crossing_for_another_countrys_post_is_refused_or_dead_le
     TRIED["write to a foreign topic"] += 1
     wrote = await _can_write(uzb_post, topics.crossings(last), forged, str(case_id))
     GOT_THROUGH["write to a foreign topic"] += wrote
+    assert not wrote
+    # Nor may a post write the public stream, whose one home is the host mission: "arrived" forged
+    # by UZB's post is refused by the broker (transport announces every post's decision).
+    arrived = CaseStatusChanged(
+        case_id=case_id, status=CaseStatus.ARRIVED, occurred_at=datetime.now(UTC), members=1
+    )
+    TRIED["write to the status stream"] += 1
+    wrote = await _can_write(
+        uzb_post,
+        topics.STATUS,
+        CloudEvent.new(arrived, source="/missions/UZB/border_clearance"),
+        str(case_id),
+    )
+    GOT_THROUGH["write to the status stream"] += wrote
     assert not wrote
 
     own = topics.crossings("uzb-oybek-exit")

@@ -9,7 +9,6 @@ from datetime import date
 import pytest
 
 from contracts.routes import RouteBook
-from contracts.status import CaseStatus
 from corridor.mrz import check_digit
 from corridor.settings import ServiceSettings
 from services.border_clearance import domain
@@ -241,11 +240,6 @@ def test_families_keep_the_manifest_order() -> None:
 # --- what the status stream says ---------------------------------------------------------------
 
 
-def test_the_cleared_status_follows_the_direction() -> None:
-    assert domain.cleared_status("exit") is CaseStatus.EXIT_CLEARED
-    assert domain.cleared_status("entry") is CaseStatus.ENTRY_CLEARED
-
-
 def test_a_case_s_public_reason_is_where_its_first_refusal_came_from() -> None:
     a = passenger()
     b = passenger(a.case_id, "409999999")
@@ -256,19 +250,3 @@ def test_a_case_s_public_reason_is_where_its_first_refusal_came_from() -> None:
     decision = domain.decide([a, b], refused)
     assert (decision.reason_code, decision.public_reason_code) == ("no_visa", "refused_by_officer")
     assert domain.decide([a, b], {}).public_reason_code is None
-
-
-@pytest.mark.parametrize(
-    "known, noted",
-    [
-        (None, True),
-        (CaseStatus.MANIFESTED, True),
-        (CaseStatus.DEPARTED, False),
-        (CaseStatus.EXIT_CLEARED, False),  # a crossing further on was read first
-        (CaseStatus.ENTRY_CLEARED, False),
-    ],
-)
-def test_a_departure_is_noted_unless_the_post_knows_a_later_status(
-    known: CaseStatus | None, noted: bool
-) -> None:
-    assert domain.notes_departure(known) is noted

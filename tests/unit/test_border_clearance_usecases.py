@@ -22,7 +22,7 @@ from contracts.border import (
 )
 from contracts.intake import DocumentType, EvidenceKind
 from contracts.routes import RouteBook
-from contracts.status import CaseStatus, CaseStatusChanged
+from contracts.status import CaseStatusChanged
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, PassengerDataErased
 from corridor.mrz import check_digit
 from corridor.settings import ServiceSettings
@@ -296,8 +296,6 @@ class Bus:
         self.stranger = person(self.other, 5)
         self.ctx = post(checkpoint_index)
         self.store = FakeBorderStore()
-        self.statuses: dict[uuid.UUID, CaseStatus] = {}
-        """What the post's status guard knows, carried from one unit of work to the next."""
 
     @property
     def passengers(self) -> list[ManifestPassenger]:
@@ -320,11 +318,9 @@ class Bus:
             await usecases.on_departed(departed(*reached), uow, self.ctx)
         for case_id in reached if index else ():
             await usecases.on_cleared_elsewhere(cleared_at(index - 1, case_id), uow, self.ctx)
-        self.statuses = uow.statuses
 
     def unit(self) -> FakeUnitOfWork[FakeBorderStore]:
         self.uow = unit(self.store)
-        self.uow.statuses = dict(self.statuses)
         return self.uow
 
     async def clear(self, **command: object) -> usecases.Clearance:
@@ -333,7 +329,6 @@ class Bus:
             self.unit(),
             self.ctx,
         )
-        self.statuses = self.uow.statuses
         return result
 
 
@@ -350,33 +345,27 @@ def order_of(uow: FakeUnitOfWork[FakeBorderStore]) -> list[tuple[str, uuid.UUID]
 # --- clearing a vehicle -------------------------------------------------------------------------
 
 
-async def test_everyone_who_departed_is_cleared_at_the_first_post_status_first() -> None:
+async def test_everyone_who_departed_is_cleared_at_the_first_post_and_no_status_is_written() -> None:
     bus = await arrived_bus()
     result = await bus.clear()
     assert result == usecases.Clearance(FIRST.checkpoint_id, sorted(bus.cases), [], {})
     assert bus.store.locks == [(MOVEMENT, VEHICLE)]
-    # Per case, the status change before the decision that moves the case on (transport, next post).
-    assert order_of(bus.uow) == [
-        (kind, case) for case in sorted(bus.cases) for kind in ("CaseStatusChanged", "BorderCrossingCleared")
-    ]
-    assert bus.uow.illegal == []
-    for case_id in bus.cases:
-        assert bus.uow.statuses_of(case_id) == [CaseStatus.EXIT_CLEARED]
-    family = next(e for e in bus.uow.events(CaseStatusChanged) if e.case_id == bus.family)
-    assert (family.members, family.place, family.movement_id) == (3, bus.ctx.place, MOVEMENT)
-    assert family.reason is None and family.reason_code is None and family.occurred_at == NOW
+    # One decision per case, and no status: transport announces the decision on the public stream.
+    assert order_of(bus.uow) == [("BorderCrossingCleared", case) for case in sorted(bus.cases)]
+    assert bus.uow.events(CaseStatusChanged) == []
     decision = next(e for e in bus.uow.events(BorderCrossingCleared) if e.case_id == bus.family)
     assert (decision.checkpoint_id, decision.country, decision.direction) == (
         FIRST.checkpoint_id,
         "KAZ",
         "exit",
     )
+    assert (decision.movement_id, decision.decided_at, decision.public_reason_code) == (MOVEMENT, NOW, None)
     assert decision.decisions == [
         PersonDecision(person_id=p.person_id, cleared=True)
         for p in sorted([bus.mother, bus.father, bus.child], key=lambda p: p.person_id)
     ]
     topics = {p.topic for p in bus.uow.published}
-    assert topics == {"corridor.case-status", "border.crossings.kaz-zhibek-zholy-exit"}
+    assert topics == {"border.crossings.kaz-zhibek-zholy-exit"}
     assert all(p.key == str(p.event.case_id) for p in bus.uow.published)  # type: ignore[attr-defined]
     assert len(bus.store.decisions) == 5
     assert all(
@@ -415,8 +404,8 @@ async def test_further_on_a_case_is_decided_only_once_the_post_before_cleared_it
     result = await bus.clear()
     assert result.cleared == [bus.family]
     assert result.waiting == {c: f"not yet cleared at {FIRST.checkpoint_id}" for c in (bus.single, bus.other)}
-    assert bus.uow.statuses_of(bus.family) == [CaseStatus.ENTRY_CLEARED] and bus.uow.illegal == []
     assert bus.uow.events(BorderCrossingCleared)[0].direction == "entry"
+    assert bus.uow.events(CaseStatusChanged) == []
 
 
 async def test_a_case_is_decided_once_two_clearances_one_after_the_other() -> None:
@@ -437,11 +426,11 @@ async def test_a_refused_child_holds_the_whole_family_and_the_officers_words_sta
     refusal = Refusal(bus.child.person_id, "document_damaged", "Certificate torn")
     result = await bus.clear(refusals=(refusal,))
     assert result.refused == [bus.family] and set(result.cleared) == {bus.single, bus.other}
-    status = next(e for e in bus.uow.events(CaseStatusChanged) if e.case_id == bus.family)
-    # The officer's code and words stay at this post and on the restricted crossing topic.
-    assert status.status is CaseStatus.REFUSED_AT_BORDER and status.reason_code == "refused_by_officer"
-    assert status.reason == "Refused by the border post's officer; the family is held together"
     [event] = bus.uow.events(BorderCrossingRefused)
+    # The officer's code and words stay at this post and on the restricted crossing topic; what
+    # transport may announce on the public stream is only where the refusal came from.
+    assert event.public_reason_code == "refused_by_officer"
+    assert "Certificate torn" not in event.model_dump_json()
     assert {d.person_id: d.reason_code for d in event.decisions} == {
         bus.mother.person_id: None,
         bus.father.person_id: None,
@@ -452,9 +441,7 @@ async def test_a_refused_child_holds_the_whole_family_and_the_officers_words_sta
     assert recorded[bus.child.person_id]["reason"] == "Certificate torn"
     assert recorded[bus.mother.person_id]["reason_code"] == "family_member_refused"
     assert recorded[bus.mother.person_id]["reason"] is None
-    assert order_of(bus.uow).index(("CaseStatusChanged", bus.family)) < order_of(bus.uow).index(
-        ("BorderCrossingRefused", bus.family)
-    )
+    assert bus.uow.events(CaseStatusChanged) == []
 
 
 async def test_a_document_on_the_hold_list_refuses_its_holder_unless_the_officer_gave_a_reason() -> None:
@@ -470,12 +457,11 @@ async def test_a_document_on_the_hold_list_refuses_its_holder_unless_the_officer
     own = Refusal(bus.stranger.person_id, "no_visa", "no visa")
     result = await bus.clear(refusals=(own,))
     assert set(result.refused) == {bus.single, bus.other} and result.cleared == [bus.family]
-    # A court order, an alert: the public stream says only that the holder is held at the border.
-    codes = {e.case_id: e.reason_code for e in bus.uow.events(CaseStatusChanged)}
-    assert codes[bus.single] == "held_at_border" and codes[bus.other] == "refused_by_officer"
-    assert "Travel ban" not in (
-        next(e for e in bus.uow.events(CaseStatusChanged) if e.case_id == bus.single).reason or ""
-    )
+    # A court order, an alert: the public stream will say only that the holder is held at the border.
+    refusals = {e.case_id: e for e in bus.uow.events(BorderCrossingRefused)}
+    assert refusals[bus.single].public_reason_code == "held_at_border"
+    assert refusals[bus.other].public_reason_code == "refused_by_officer"
+    assert "Travel ban" not in refusals[bus.single].model_dump_json()
 
 
 async def test_a_released_document_is_cleared_and_releasing_twice_is_a_404() -> None:
@@ -561,46 +547,26 @@ async def test_a_manifest_is_kept_for_this_post_only_and_a_later_revision_replac
     assert [(v.manifest_revision, v.people, v.cases, v.decided) for v in arrivals.vehicles] == [(2, 2, 1, 0)]
 
 
-async def test_a_departure_is_noted_for_the_status_guard_unless_a_later_status_is_known() -> None:
+async def test_a_departure_is_recorded_and_nothing_written() -> None:
     ctx = post(0)
-    fresh, manifested, ahead = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first, second = uuid.uuid4(), uuid.uuid4()
     uow = unit()
-    uow.statuses = {manifested: CaseStatus.MANIFESTED, ahead: CaseStatus.ENTRY_CLEARED}
-    await usecases.on_departed(departed(fresh, manifested, ahead), uow, ctx)
-    assert set(uow.store.departures) == {fresh, manifested, ahead}
-    assert uow.statuses == {
-        fresh: CaseStatus.DEPARTED,
-        manifested: CaseStatus.DEPARTED,
-        ahead: CaseStatus.ENTRY_CLEARED,
-    }
-    assert uow.published == []
+    await usecases.on_departed(departed(first, second), uow, ctx)
+    assert set(uow.store.departures) == {first, second}
+    # The post writes no status, so it keeps none for a status guard either.
+    assert uow.published == [] and uow.statuses == {}
 
 
-async def test_a_clearance_elsewhere_is_recorded_and_noted_and_this_posts_own_ignored() -> None:
+async def test_a_clearance_elsewhere_is_recorded_and_this_posts_own_ignored() -> None:
     ctx = post(1)
     case = uuid.uuid4()
     uow = unit()
     await usecases.on_cleared_elsewhere(cleared_at(1, case), uow, ctx)  # this post's own decision
-    assert uow.store.upstream == set() and uow.statuses == {}
+    assert uow.store.upstream == set()
     await usecases.on_cleared_elsewhere(cleared_at(0, case), uow, ctx)
-    assert uow.store.upstream == {(case, FIRST.checkpoint_id)}
-    assert uow.statuses == {case: CaseStatus.EXIT_CLEARED}
     await usecases.on_cleared_elsewhere(cleared_at(2, case), uow, ctx)  # read before this post decided
-    assert uow.statuses == {case: CaseStatus.EXIT_CLEARED}  # uzb-oybek-exit: an exit too
-    assert uow.published == []
-
-
-async def test_clearances_read_out_of_route_order_leave_the_furthest_one_noted() -> None:
-    # Each post writes its own topic: the last post may read the third post's clearance before the
-    # second's. The status it knows is the furthest one's, so its own decision may follow it.
-    ctx = post(3)
-    case = uuid.uuid4()
-    uow = unit()
-    await usecases.on_cleared_elsewhere(cleared_at(0, case), uow, ctx)  # kaz-zhibek-zholy-exit
-    await usecases.on_cleared_elsewhere(cleared_at(2, case), uow, ctx)  # uzb-oybek-exit
-    await usecases.on_cleared_elsewhere(cleared_at(1, case), uow, ctx)  # uzb-zhibek-zholy-entry, late
-    assert uow.statuses == {case: CaseStatus.EXIT_CLEARED}
-    assert {c for _, c in uow.store.upstream} == {cp.checkpoint_id for cp in ROUTE.checkpoints[:3]}
+    assert uow.store.upstream == {(case, FIRST.checkpoint_id), (case, ROUTE.checkpoints[2].checkpoint_id)}
+    assert uow.published == [] and uow.statuses == {}
 
 
 async def test_the_handlers_table_gives_each_use_case_this_posts_context() -> None:

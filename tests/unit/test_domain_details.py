@@ -14,7 +14,6 @@ from contracts.intake import EvidenceKind, EvidenceResult
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus
 from devkit import scenario
-from services.border_clearance.domain import furthest_upstream
 from services.eligibility.domain import (
     CaseFacts,
     Evidence,
@@ -31,23 +30,6 @@ from tests.paths import CENTRAL_ASIA_ROUTES
 ROUTE = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
 CP = [c.checkpoint_id for c in ROUTE.checkpoints]
 TRAVEL = date(2026, 12, 1)
-
-
-def test_the_furthest_upstream_post_is_found_on_any_route_through_this_post() -> None:
-    # A first route that does not pass this post must not stop the search.
-    elsewhere = ROUTE.model_copy(
-        update={"route_id": "elsewhere", "destination_country": "UZB", "checkpoints": ROUTE.checkpoints[:2]}
-    )
-    book = RouteBook(routes=[elsewhere, ROUTE])
-    assert furthest_upstream(book, CP[3], frozenset({CP[0], CP[2], CP[1]})) == CP[2]
-    assert furthest_upstream(book, CP[3], frozenset({CP[0]})) == CP[0]
-
-
-def test_no_post_upstream_cleared_the_case() -> None:
-    book = RouteBook(routes=[ROUTE])
-    assert furthest_upstream(book, CP[1], frozenset()) is None
-    # A checkpoint on no route through this post says nothing about where the case is.
-    assert furthest_upstream(book, "nowhere", frozenset({CP[0]})) is None
 
 
 def test_only_certificates_of_return_are_counted_as_certificates() -> None:

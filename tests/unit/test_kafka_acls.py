@@ -50,13 +50,22 @@ def test_a_border_post_reads_only_its_own_manifests_and_the_crossings_of_the_pos
         before = {topics.crossings(c.checkpoint_id) for c in route.checkpoints[max(0, i - 1) : i]}
         assert readable(plan, me) == {topics.manifests(cp.checkpoint_id), topics.MOVEMENTS} | before
         assert writable(plan, me) == {
-            topics.STATUS,
             topics.crossings(cp.checkpoint_id),
             topics.requirements(cp.checkpoint_id),
             topics.dead_letters(me),
         }
         assert plan.allowed(me, "read", "group", me)
         assert not plan.allowed(me, "read", "group", "eligibility")
+
+
+def test_the_status_stream_is_written_by_the_host_missions_services_only(
+    plan: Plan, deployment: Deployment
+) -> None:
+    # One home for the public stream: mirrored between clusters one way only, and no country's
+    # post can write another country's statuses (transport announces the posts' decisions).
+    # Operators write every topic a consumer reads, to replay its dead letters.
+    writers = {p for p in plan.principals if plan.allowed(p, "write", "topic", topics.STATUS)}
+    assert writers - set(deployment.operators) == {"intake", "transport"}
 
 
 def test_a_mission_client_reads_the_status_stream_and_writes_only_its_own_inbound_topic(plan: Plan) -> None:

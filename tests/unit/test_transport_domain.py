@@ -1,26 +1,31 @@
 """Transport's rules without I/O: the seat states and their transitions, and what a decision, a
-withdrawal, a change of the case and a border crossing do to a seat."""
+withdrawal, a change of the case and a border crossing do to a seat, and which posts' decisions the
+public stream shows when (transport announces them, in route order, whatever order it reads them in)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from itertools import permutations
 
 import pytest
 
 from contracts.eligibility import Outcome
-from contracts.status import LEGAL_TRANSITIONS, CaseStatus
+from contracts.routes import RouteBook
+from contracts.status import LEGAL_TRANSITIONS, CaseStatus, illegal_steps
 from corridor.errors import Invalid
 from services.transport import domain
 from services.transport.domain import (
     SEAT_TRANSITIONS,
     TAKEN_OFF,
     DecisionEffect,
+    RecordedCrossing,
     Seat,
     SeatState,
     may_move,
     reached_from,
 )
+from tests.paths import CENTRAL_ASIA_ROUTES
 
 M, N, D, R, A = (
     SeatState.MANIFESTED,
@@ -135,29 +140,130 @@ def test_a_changed_case_leaves_its_vehicle_for_another_day_route_or_party_size()
 
 
 @pytest.mark.parametrize(
-    ("state", "cleared", "last", "after"),
+    ("state", "cleared", "after"),
     [
-        (D, True, False, None),
-        (D, True, True, A),
-        (D, False, False, R),
-        (D, False, True, R),
-        (M, True, True, None),
-        (R, True, True, None),
-        (None, True, True, None),
+        (D, True, None),  # on the way, or the last post: the arrival waits for the stream
+        (D, False, R),
+        (M, False, None),
+        (R, False, None),
+        (A, False, None),
+        (None, False, None),
     ],
 )
-def test_a_border_decision_moves_only_a_seat_on_the_road(
-    state: SeatState | None, cleared: bool, last: bool, after: SeatState | None
+def test_a_refusal_moves_only_a_seat_on_the_road(
+    state: SeatState | None, cleared: bool, after: SeatState | None
 ) -> None:
-    assert domain.seat_after_crossing(state, cleared, last) is after
+    assert domain.seat_after_refusal(state, cleared) is after
     if after is not None:
         assert may_move(state, after)
 
 
-def test_the_status_a_post_announced() -> None:
+def test_the_status_of_a_posts_decision() -> None:
     assert domain.crossing_status("exit", True) is CaseStatus.EXIT_CLEARED
     assert domain.crossing_status("entry", True) is CaseStatus.ENTRY_CLEARED
     assert domain.crossing_status("entry", False) is CaseStatus.REFUSED_AT_BORDER
+    assert domain.crossing_status("exit", False) is CaseStatus.REFUSED_AT_BORDER
+
+
+# --- which crossings the stream shows, and when ---------------------------------------------------
+
+ROUTE = RouteBook.load(CENTRAL_ASIA_ROUTES).routes[0]
+CP = [c.checkpoint_id for c in ROUTE.checkpoints]
+T = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def crossed(*decisions: tuple[int, bool], announced: tuple[int, ...] = ()) -> dict[str, RecordedCrossing]:
+    """Recorded decisions by (checkpoint index, cleared); those in ``announced`` on the stream."""
+    return {
+        CP[i]: RecordedCrossing(CP[i], ok, T, None if ok else "refused_by_officer", announced=i in announced)
+        for i, ok in decisions
+    }
+
+
+def news_of(recorded: dict[str, RecordedCrossing], seat: SeatState | None = D) -> tuple[list[str], bool]:
+    news = domain.crossing_news(ROUTE, seat, recorded)
+    assert all(cp.checkpoint_id == c.checkpoint_id for cp, c in news.crossings)
+    return [c.checkpoint_id for _, c in news.crossings], news.arrives
+
+
+def test_a_crossing_read_in_route_order_is_announced_at_once() -> None:
+    assert news_of(crossed((0, True))) == ([CP[0]], False)
+    assert news_of(crossed((0, True), (1, True), announced=(0,))) == ([CP[1]], False)
+
+
+def test_a_later_posts_decision_read_first_waits_for_the_one_before() -> None:
+    # One topic per post: the third post's clearance may be read before the second's.
+    assert news_of(crossed((0, True), (2, True), announced=(0,))) == ([], False)
+    assert news_of(crossed((0, True), (2, True), (1, True), announced=(0,))) == ([CP[1], CP[2]], False)
+    assert news_of(crossed((1, True), (2, True))) == ([], False)  # not even the first one yet
+
+
+def test_the_arrival_follows_the_last_crossing_once_every_one_before_is_shown() -> None:
+    everything = [(i, True) for i in range(len(CP))]
+    assert news_of(crossed(*everything, announced=tuple(range(len(CP) - 1)))) == ([CP[-1]], True)
+    # The last post read before the one before it: both at once, then the arrival.
+    early = crossed(*everything, announced=tuple(range(len(CP) - 2)))
+    assert news_of(early) == (CP[-2:], True)
+    assert news_of(crossed(*everything[:-1])) == (CP[:-1], False)
+
+
+def test_each_crossing_is_announced_once() -> None:
+    everything = [(i, True) for i in range(len(CP))]
+    assert news_of(crossed(*everything, announced=tuple(range(len(CP))))) == ([], False)
+    assert news_of(crossed((0, True), (1, True), announced=(0, 1))) == ([], False)
+
+
+def test_a_refusal_is_the_last_crossing_the_stream_shows() -> None:
+    assert news_of(crossed((0, True), (1, False), announced=(0,))) == ([CP[1]], False)
+    # Nothing after a refusal, even a decision recorded for a post further on.
+    assert news_of(crossed((0, False), (1, True))) == ([CP[0]], False)
+    assert news_of(crossed((0, False), (1, True), announced=(0,))) == ([], False)
+    # A refusal at the last post is no arrival.
+    last = [(i, True) for i in range(len(CP) - 1)] + [(len(CP) - 1, False)]
+    assert news_of(crossed(*last, announced=tuple(range(len(CP) - 1)))) == ([CP[-1]], False)
+
+
+def test_a_refusal_read_before_the_clearance_before_it_is_shown_after_it() -> None:
+    # The seat moved to refused when the refusal was read; the clearance before it comes later.
+    assert news_of(crossed((1, False)), seat=R) == ([], False)
+    assert news_of(crossed((1, False), (0, True)), seat=R) == ([CP[0], CP[1]], False)
+
+
+@pytest.mark.parametrize("seat", [None, M, N])
+def test_a_case_that_has_not_left_has_no_crossing_to_show(seat: SeatState | None) -> None:
+    assert news_of(crossed((0, True)), seat=seat) == ([], False)
+
+
+def test_a_case_without_a_route_has_no_crossing_to_show() -> None:
+    assert domain.crossing_news(None, D, crossed((0, True))) == domain.CrossingNews([])
+
+
+def test_a_decision_of_a_post_off_the_route_says_nothing() -> None:
+    elsewhere = RecordedCrossing("tjk-elsewhere", True, T, None, announced=False)
+    assert news_of({"tjk-elsewhere": elsewhere}) == ([], False)
+    assert news_of({**crossed((0, True)), "tjk-elsewhere": elsewhere}) == ([CP[0]], False)
+
+
+def test_every_sequence_the_stream_shows_is_legal() -> None:
+    """Whatever order the decisions of a whole route are read in, the statuses announced after the
+    departure follow the legal transitions."""
+    for refused_at in [None, *range(len(CP))]:
+        decisions = [(i, i != refused_at) for i in range(len(CP) if refused_at is None else refused_at + 1)]
+        for order in permutations(decisions):
+            recorded: dict[str, RecordedCrossing] = {}
+            stream = [CaseStatus.REGISTERED, CaseStatus.ELIGIBLE, CaseStatus.MANIFESTED, CaseStatus.DEPARTED]
+            seat: SeatState = D
+            for i, ok in order:
+                recorded[CP[i]] = RecordedCrossing(CP[i], ok, T, None, announced=False)
+                news = domain.crossing_news(ROUTE, seat, recorded)
+                for cp, c in news.crossings:
+                    stream.append(domain.crossing_status(cp.direction, c.cleared))
+                    recorded[cp.checkpoint_id] = RecordedCrossing(cp.checkpoint_id, c.cleared, T, None, True)
+                if news.arrives:
+                    stream.append(CaseStatus.ARRIVED)
+                seat = domain.seat_after_refusal(seat, ok) or seat
+            assert illegal_steps(stream) == [], (order, stream)
+            assert len(stream) == 4 + len(decisions) + (refused_at is None)
 
 
 def test_no_shows_must_be_on_the_manifest() -> None:

@@ -31,7 +31,7 @@ from contracts.transport import ManifestIssued, MovementDeparted, PassengerDataE
 from corridor.consumer import Rejected
 from corridor.errors import Conflict, Invalid, NotFound
 from corridor.settings import ServiceSettings
-from services.transport import commands, domain, usecases
+from services.transport import commands, usecases
 from services.transport.domain import MovementStatus, SeatState
 from services.transport.store import TransportStore
 from tests.fakes import FakeUnitOfWork
@@ -126,7 +126,14 @@ class World:
             CaseWithdrawn(case_id=case_id, reason="Decided to stay", withdrawn_at=self.tick()), self.uow, CTX
         )
 
-    async def cross(self, case_id: uuid.UUID, checkpoint_id: str, *, cleared: bool = True) -> None:
+    async def cross(
+        self,
+        case_id: uuid.UUID,
+        checkpoint_id: str,
+        *,
+        cleared: bool = True,
+        public_code: str | None = "refused_by_officer",
+    ) -> BorderCrossingCleared | BorderCrossingRefused:
         route_cp = ROUTE.checkpoint(checkpoint_id)
         assert route_cp is not None
         seat = self.store.seats[case_id]
@@ -139,10 +146,12 @@ class World:
             direction=route_cp.direction,
             movement_id=seat.movement_id,
             vehicle_id=seat.vehicle_id,
-            decisions=[PersonDecision(person_id=uuid.uuid4(), cleared=cleared)],
+            decisions=[PersonDecision(person_id=uuid.uuid4(), cleared=cleared, reason_code="no_visa")],
             decided_at=self.tick(),
+            public_reason_code=None if cleared else public_code,
         )
         await usecases.on_crossing(event, self.uow, CTX)
+        return event
 
     # --- commands --------------------------------------------------------------------------------
 
@@ -606,21 +615,90 @@ async def test_an_update_after_departure_or_withdrawal_moves_nothing(world: Worl
 # --- the road ------------------------------------------------------------------------------------
 
 
-async def test_a_case_cleared_at_the_last_post_arrives_and_the_movement_closes(world: World) -> None:
-    case_id = await world.ready(2)
+ROAD = [S.EXIT_CLEARED, S.ENTRY_CLEARED] * (len(CHECKPOINTS) // 2)
+"""What the stream shows of a whole route's crossings."""
+
+
+async def on_the_road(world: World, members: int = 1) -> uuid.UUID:
+    case_id = await world.ready(members)
     await world.plan(("BUS-1", 4))
     await world.depart()
+    return case_id
+
+
+def crossings_announced(world: World, case_id: uuid.UUID) -> list[CaseStatusChanged]:
+    return [
+        e
+        for e in world.uow.events(CaseStatusChanged)
+        if e.case_id == case_id and e.place is not None and e.place.checkpoint_id is not None
+    ]
+
+
+async def test_a_case_cleared_at_the_last_post_arrives_and_the_movement_closes(world: World) -> None:
+    case_id = await on_the_road(world, 2)
     for cp in CHECKPOINTS[:-1]:
         await world.cross(case_id, cp)
         assert world.store.seats[case_id].state is SeatState.DEPARTED
-    await world.cross(case_id, CHECKPOINTS[-1])
+    last = await world.cross(case_id, CHECKPOINTS[-1])
     arrived = world.last_change(case_id)
     assert (arrived.status, arrived.members, arrived.movement_id) == (S.ARRIVED, 2, "MOV-1")
     assert arrived.place is not None and arrived.place.name == ROUTE.reception_point.name
+    assert arrived.occurred_at == last.decided_at
     assert world.store.seats[case_id].state is SeatState.ARRIVED
     assert world.store.movements["MOV-1"].status is MovementStatus.CLOSED
-    # The posts announce the crossings; transport only noted them, so that its arrival follows.
-    assert world.statuses(case_id) == [S.ELIGIBLE, S.MANIFESTED, S.DEPARTED, S.ARRIVED]
+    # The posts write no status: transport announces each post's decision, then the arrival.
+    assert world.statuses(case_id) == [S.ELIGIBLE, S.MANIFESTED, S.DEPARTED, *ROAD, S.ARRIVED]
+
+
+async def test_each_posts_decision_is_announced_with_the_posts_place_and_time(world: World) -> None:
+    case_id = await on_the_road(world, 3)
+    decided = [await world.cross(case_id, cp) for cp in CHECKPOINTS]
+    shown = crossings_announced(world, case_id)
+    assert [e.status for e in shown] == ROAD
+    for event, d, cp in zip(shown, decided, ROUTE.checkpoints, strict=True):
+        assert event.place is not None
+        assert (event.place.country, event.place.name, event.place.checkpoint_id) == (
+            cp.country,
+            cp.post,
+            cp.checkpoint_id,
+        )
+        assert (event.occurred_at, event.members, event.movement_id) == (d.decided_at, 3, "MOV-1")
+        assert event.reason_code is None and event.reason is None
+    # The crossing's status precedes the arrival it allows, in one unit of work.
+    kinds = [(p.event.status, p.topic) for p in world.uow.published if isinstance(p.event, CaseStatusChanged)]
+    assert kinds[-2:] == [(S.ENTRY_CLEARED, topics.STATUS), (S.ARRIVED, topics.STATUS)]
+
+
+async def test_decisions_read_out_of_route_order_are_announced_in_route_order(world: World) -> None:
+    case_id = await on_the_road(world)
+    # Each post has its own topic: transport may read the second post's decision first.
+    await world.cross(case_id, CHECKPOINTS[1])
+    assert world.statuses(case_id)[-1] is S.DEPARTED  # waits for the first post's
+    await world.cross(case_id, CHECKPOINTS[3])
+    assert world.statuses(case_id)[-1] is S.DEPARTED
+    assert world.store.seats[case_id].state is SeatState.DEPARTED  # not arrived before the stream says so
+    await world.cross(case_id, CHECKPOINTS[0])
+    assert world.statuses(case_id)[-2:] == [S.EXIT_CLEARED, S.ENTRY_CLEARED]
+    await world.cross(case_id, CHECKPOINTS[2])
+    assert world.statuses(case_id) == [S.ELIGIBLE, S.MANIFESTED, S.DEPARTED, *ROAD, S.ARRIVED]
+    shown = crossings_announced(world, case_id)
+    assert [e.place.checkpoint_id for e in shown if e.place] == CHECKPOINTS
+    # Each at the time its post decided, whenever transport read it.
+    assert [e.occurred_at for e in shown] == [
+        world.store.crossings[(case_id, cp)].decided_at for cp in CHECKPOINTS
+    ]
+    assert world.store.seats[case_id].state is SeatState.ARRIVED
+
+
+async def test_a_decision_read_again_is_not_announced_again(world: World) -> None:
+    case_id = await on_the_road(world)
+    decided = [await world.cross(case_id, cp) for cp in CHECKPOINTS]
+    published = len(world.uow.published)
+    for event in (decided[0], decided[-1], decided[1]):
+        await usecases.on_crossing(event, world.uow, CTX)
+    assert len(world.uow.published) == published
+    assert world.statuses(case_id).count(S.ARRIVED) == 1
+    assert all(world.store.crossings[(case_id, cp)].announced for cp in CHECKPOINTS)
 
 
 async def test_a_family_refused_at_a_post_is_off_the_manifests_ahead(world: World) -> None:
@@ -628,20 +706,56 @@ async def test_a_family_refused_at_a_post_is_off_the_manifests_ahead(world: Worl
     await world.plan(("BUS-1", 6))
     await world.depart()
     await world.cross(refused, CHECKPOINTS[0])
-    await world.cross(refused, CHECKPOINTS[1], cleared=False)
+    await world.cross(refused, CHECKPOINTS[1], cleared=False, public_code="held_at_border")
     assert world.store.seats[refused].state is SeatState.REFUSED
-    assert world.uow.statuses[refused] is S.REFUSED_AT_BORDER
-    assert world.statuses(refused)[-1] is S.DEPARTED  # the post announced the refusal, not transport
+    assert world.statuses(refused)[-2:] == [S.EXIT_CLEARED, S.REFUSED_AT_BORDER]
+    refusal = world.last_change(refused)
+    # Where the refusal came from, never the officer's or the hold's own code.
+    assert (refusal.reason_code, refusal.reason) == ("held_at_border", reasons.text_of("held_at_border"))
+    assert refusal.place is not None and refusal.place.checkpoint_id == CHECKPOINTS[1]
+    assert "no_visa" not in refusal.model_dump_json()
     amended = [m for m in world.manifests() if m.revision == 2]
     assert [m.checkpoint_id for m in amended] == CHECKPOINTS[2:]
     assert all(world.aboard(m) == {other} for m in amended)
     assert world.store.movements["MOV-1"].status is MovementStatus.DEPARTED
 
 
+async def test_a_refusal_read_before_the_clearance_before_it_frees_the_seat_and_waits(world: World) -> None:
+    case_id = await on_the_road(world)
+    await world.cross(case_id, CHECKPOINTS[1], cleared=False)
+    # The posts ahead stop expecting the family at once; the stream waits for the first post.
+    assert world.store.seats[case_id].state is SeatState.REFUSED
+    assert [m.checkpoint_id for m in world.manifests() if m.revision == 2] == CHECKPOINTS[2:]
+    assert world.statuses(case_id)[-1] is S.DEPARTED
+    await world.cross(case_id, CHECKPOINTS[0])
+    assert world.statuses(case_id)[-3:] == [S.DEPARTED, S.EXIT_CLEARED, S.REFUSED_AT_BORDER]
+    assert world.last_change(case_id).reason_code == "refused_by_officer"
+
+
+@pytest.mark.parametrize(
+    ("public_code", "shown"),
+    [
+        (None, None),
+        ("refused_by_officer", "refused_by_officer"),
+        ("a_code_of_a_newer_post", "held_at_border"),
+    ],
+)
+async def test_a_refusals_public_reason_is_the_posts_or_none_or_the_generic_one(
+    world: World, public_code: str | None, shown: str | None
+) -> None:
+    case_id = await on_the_road(world)
+    await world.cross(case_id, CHECKPOINTS[0], cleared=False, public_code=public_code)
+    assert (world.last_change(case_id).status, world.last_change(case_id).reason_code) == (
+        S.REFUSED_AT_BORDER,
+        shown,
+    )
+
+
 async def test_a_crossing_for_a_case_not_on_the_road_only_records_it(world: World) -> None:
     case_id = await world.ready()
     await world.plan(("BUS-1", 4))
     published = len(world.uow.published)
+    await world.cross(case_id, CHECKPOINTS[0])
     await world.cross(case_id, CHECKPOINTS[-1])
     assert world.store.seats[case_id].state is SeatState.MANIFESTED
     assert len(world.uow.published) == published
@@ -662,7 +776,9 @@ async def test_a_crossing_of_a_case_never_registered_here_is_recorded_not_retrie
         decided_at=T0,
     )
     await usecases.on_crossing(event, world.uow, CTX)
-    assert world.store.crossings[(stranger, cp.checkpoint_id)] == (True, T0)
+    recorded = world.store.crossings[(stranger, cp.checkpoint_id)]
+    assert (recorded.cleared, recorded.decided_at, recorded.announced) == (True, T0, False)
+    # Transport never seated it: it cannot place the crossing on a route, nor after a status.
     assert world.uow.published == []
 
 
@@ -729,19 +845,6 @@ async def test_every_manifest_export_is_recorded_with_who_and_why(world: World) 
             commands.ExportManifest("MOV-1", "BUS-9", "officer@kaz", "border check", "csv"), world.uow, CTX
         )
     assert len(await usecases.access_log("MOV-1", world.uow)) == 2  # a refused export is not logged
-
-
-def test_the_furthest_crossing_of_a_case_is_the_one_furthest_along_its_route() -> None:
-    from contracts.routes import RouteBook
-    from corridor.settings import ServiceSettings
-
-    route = RouteBook.load(ServiceSettings.model_fields["routes_file"].default).routes[0]
-    ids = [cp.checkpoint_id for cp in route.checkpoints]
-    # Read out of order (one topic per post): the furthest is where the case is.
-    assert domain.furthest_crossing(route, frozenset({ids[2], ids[0]})) == ids[2]
-    assert domain.furthest_crossing(route, frozenset({ids[0]})) == ids[0]
-    assert domain.furthest_crossing(route, frozenset({"elsewhere"})) is None
-    assert domain.furthest_crossing(None, frozenset(ids)) is None
 
 
 # --- erasure of personal data ------------------------------------------------------------------

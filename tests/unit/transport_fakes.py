@@ -25,6 +25,7 @@ from services.transport.domain import (
     MovementStatus,
     MovementVehicle,
     ReadyCase,
+    RecordedCrossing,
     Seat,
     SeatState,
     Vehicle,
@@ -55,7 +56,7 @@ class FakeTransportStore:
         self.fleet: dict[tuple[str, str], MovementVehicle] = {}
         self.seats: dict[uuid.UUID, Seat] = {}
         self.progress: set[tuple[str, str, str, str]] = set()
-        self.crossings: dict[tuple[uuid.UUID, str], tuple[bool, datetime]] = {}
+        self.crossings: dict[tuple[uuid.UUID, str], RecordedCrossing] = {}
         self.exports: list[tuple[str, ManifestExport]] = []
         self.locks: list[tuple[str, object]] = []
         self.departures: dict[tuple[str, str], RecordedDeparture] = {}
@@ -307,10 +308,18 @@ class FakeTransportStore:
         return True
 
     async def record_crossing(
-        self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime
-    ) -> frozenset[str]:
-        self.crossings[(case_id, checkpoint_id)] = (cleared, at)
-        return frozenset(cp for c, cp in self.crossings if c == case_id)
+        self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime, reason_code: str | None
+    ) -> dict[str, RecordedCrossing]:
+        known = self.crossings.get((case_id, checkpoint_id))
+        if known is None or not known.announced:
+            self.crossings[(case_id, checkpoint_id)] = RecordedCrossing(
+                checkpoint_id, cleared, at, reason_code, announced=False
+            )
+        return {cp: c for (case, cp), c in self.crossings.items() if case == case_id}
+
+    async def mark_announced(self, case_id: uuid.UUID, checkpoint_ids: Iterable[str]) -> None:
+        for cp in checkpoint_ids:
+            self.crossings[(case_id, cp)] = replace(self.crossings[(case_id, cp)], announced=True)
 
     # --- manifests -----------------------------------------------------------------------------
 
