@@ -200,6 +200,26 @@ class Instance:
     checkpoint: str | None
 
 
+def connect_group(source: str) -> str:
+    """The Connect group a MirrorMaker's herder for ``source -> target`` joins on the target."""
+    return f"{source}-mm2"
+
+
+def connect_topics(source: str) -> list[str]:
+    """Connect's internal topics on the target for the flow from ``source`` (MirrorMaker creates
+    them: Connect insists on their configuration)."""
+    return [f"mm2-{kind}.{source}.internal" for kind in ("configs", "offsets", "status")]
+
+
+def transactional_ids(source: str) -> list[tuple[str, Literal["literal", "prefixed"]]]:
+    """The transactional ids the herder for ``source`` uses on the target (exactly once): its
+    leader's, which writes the config topic, and one per MirrorSourceConnector task."""
+    return [
+        (f"connect-cluster-{connect_group(source)}", "literal"),
+        (f"{connect_group(source)}-MirrorSourceConnector-", "prefixed"),
+    ]
+
+
 def mirror_principal(mission: Mission) -> str:
     """The principal a mission's MirrorMaker uses: on each source it reads only what the mission
     receives; on its own cluster it writes what it mirrors in."""

@@ -199,7 +199,7 @@ def cluster_values(
     description: DeploymentDescription, cluster: str, needs: Sequence[InstanceNeeds]
 ) -> dict[str, Any]:
     """Everything the chart renders in one cluster's namespace."""
-    the_plan: Plan = plan(cluster_view(description, cluster), needs)
+    the_plan: Plan = plan(cluster_view(description, cluster), needs, connect=False)
     # receiving mission's MirrorMaker -> sending cluster -> the topics it pulls from there
     topics_from: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for share in description.shares_into(cluster):

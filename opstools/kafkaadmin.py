@@ -38,7 +38,10 @@ from opstools.deployments import (
     Needs,
     check_shares,
     checkpoints_match_routes,
+    connect_group,
+    connect_topics,
     mirror_principal,
+    transactional_ids,
 )
 
 DEFAULT_DEPLOYMENT = REPO_ROOT / "deploy" / "deployments" / "shared.yaml"
@@ -70,6 +73,8 @@ class MirrorAccess(BaseModel):
     principal: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,60}$")
     reads: list[str] = []
     writes: list[str] = []
+    sources: list[str] = []
+    """The clusters it pulls ``writes`` from (each has its own Connect group here)"""
 
 
 class Deployment(BaseModel):
@@ -132,7 +137,12 @@ def cluster_view(description: DeploymentDescription, cluster: str | None = None)
     for share in description.shares_into(cluster):
         principal = mirror_principal(share.target)
         found = mirrors.get(principal, MirrorAccess(principal=principal))
-        mirrors[principal] = found.model_copy(update={"writes": sorted({*found.writes, *share.topics})})
+        mirrors[principal] = found.model_copy(
+            update={
+                "writes": sorted({*found.writes, *share.topics}),
+                "sources": sorted({*found.sources, description.cluster_of(share.source)}),
+            }
+        )
     single = description.shape == "shared"
     return Deployment(
         cluster=cluster,
@@ -255,7 +265,22 @@ def _topic_acls(principal: str, names: Iterable[str], operation: Operation) -> s
     return acls
 
 
-def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
+def mirror_target_acls(principal: str, sources: Iterable[str], mirrored: Iterable[str]) -> set[Acl]:
+    """What a mission's MirrorMaker needs on its own cluster, found with the authoriser on
+    (docs/mirrormaker.md): write the topics it mirrors in (created by the admin step), and per
+    source cluster its Connect worker's group, internal topics and transactional ids (it copies
+    exactly once)."""
+    acls = {Acl(principal, "topic", t, "write") for t in mirrored}  # Write implies Describe
+    for source in sources:
+        for topic in connect_topics(source):
+            acls |= {Acl(principal, "topic", topic, op) for op in ("create", "read", "write")}
+        acls.add(Acl(principal, "group", connect_group(source), "read"))
+        for txn, pattern in transactional_ids(source):
+            acls.add(Acl(principal, "transactional_id", txn, "write", pattern))
+    return acls
+
+
+def plan(deployment: Deployment, instances: Sequence[InstanceNeeds], *, connect: bool = True) -> Plan:
     """The topics and ACLs the deployment needs; nothing more.
 
     - a service instance reads the topics its consumers read (with their consumer groups) and writes
@@ -312,7 +337,10 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
             raise PlanError(f"principal {mirror.principal} is used twice")
         principals.append(mirror.principal)
         acls |= _topic_acls(mirror.principal, mirror.reads, "read")
-        acls |= _topic_acls(mirror.principal, mirror.writes, "write")
+        if connect:
+            acls |= mirror_target_acls(mirror.principal, mirror.sources, mirror.writes)
+        else:  # Strimzi runs MirrorMaker's Connect under names of its own (opstools.k8s grants them)
+            acls |= _topic_acls(mirror.principal, mirror.writes, "write")
         all_topics |= set(mirror.reads) | set(mirror.writes)
 
     groups = sorted({g for inst in instances for g in inst.groups})

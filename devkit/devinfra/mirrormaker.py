@@ -31,7 +31,7 @@ from pathlib import Path
 from corridor.kafkaclient import KafkaAccess, write_secret
 from devkit.devinfra import jvm, procs
 from devkit.kafkatool import client_properties
-from opstools.kafkaadmin import Acl, PatternKind
+from opstools.kafkaadmin import Acl, mirror_target_acls
 
 MIRRORMAKER_VERSION = "4.3.1"
 
@@ -92,43 +92,16 @@ def check_flows(flows: Iterable[MirrorFlow]) -> None:
             raise ValueError(f"topic {topic} is mirrored in a loop between {sorted(left)}")
 
 
-def connect_group(source: str) -> str:
-    """The Connect group the herder for ``source -> target`` joins on the target cluster."""
-    return f"{source}-mm2"
-
-
-def internal_topics(source: str) -> list[str]:
-    """Connect's internal topics on the target for the flow from ``source``."""
-    return [f"mm2-{kind}.{source}.internal" for kind in ("configs", "offsets", "status")]
-
-
-def transactional_ids(source: str) -> list[tuple[str, PatternKind]]:
-    """The transactional ids the herder for ``source`` uses on the target (exactly-once): its
-    leader's, which writes the config topic, and one per MirrorSourceConnector task."""
-    return [
-        (f"connect-cluster-{connect_group(source)}", "literal"),
-        (f"{connect_group(source)}-MirrorSourceConnector-", "prefixed"),
-    ]
-
-
 def mirror_acls(principal: str, flows: Sequence[MirrorFlow]) -> dict[str, list[Acl]]:
-    """The ACLs the MM2 principal needs, per cluster alias, for ``flows``: least privilege, found
-    with the authoriser on by taking each one away (docs/mirrormaker.md), and used by
+    """The ACLs the MM2 principal needs, per cluster alias, for ``flows``: on each source, read the
+    flows' topics; on the target, what ``opstools.kafkaadmin.mirror_target_acls`` derives (the
+    admin step grants the same from a deployment description). Used by
     tests/integration/test_mirrormaker.py."""
     check_flows(flows)
     acls: dict[str, set[Acl]] = {}
     for flow in flows:
-        source = acls.setdefault(flow.source, set())
-        target = acls.setdefault(flow.target, set())
-        for topic in flow.topics:
-            source.add(Acl(principal, "topic", topic, "read"))
-            target.add(Acl(principal, "topic", topic, "write"))
-        for topic in internal_topics(flow.source):
-            for operation in ("create", "read", "write"):
-                target.add(Acl(principal, "topic", topic, operation))
-        target.add(Acl(principal, "group", connect_group(flow.source), "read"))
-        for txn, pattern in transactional_ids(flow.source):
-            target.add(Acl(principal, "transactional_id", txn, "write", pattern))
+        acls.setdefault(flow.source, set()).update(Acl(principal, "topic", t, "read") for t in flow.topics)
+        acls.setdefault(flow.target, set()).update(mirror_target_acls(principal, [flow.source], flow.topics))
     return {alias: sorted(found) for alias, found in sorted(acls.items())}
 
 

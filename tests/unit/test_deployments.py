@@ -205,3 +205,19 @@ def test_only_the_host_mission_runs_the_host_services() -> None:
     }
     with pytest.raises(ValueError, match="only the host mission runs those services"):
         DeploymentDescription.model_validate(raw)
+
+
+def test_a_missions_mirror_runs_its_connect_worker_on_its_own_cluster_only(
+    per_mission: DeploymentDescription, needs: list[kafkaadmin.InstanceNeeds]
+) -> None:
+    """Per source cluster, its Connect group, internal topics and transactional ids (it copies
+    exactly once), on the receiving cluster and nowhere else."""
+    tjk = cluster_plan(per_mission, "tjk", needs)
+    me = mirror_principal("TJK")
+    for source in ("kaz", "uzb"):
+        assert tjk.allowed(me, "read", "group", f"{source}-mm2")
+        assert tjk.allowed(me, "write", "topic", f"mm2-offsets.{source}.internal")
+    assert not tjk.allowed(me, "read", "group", "tjk-mm2")
+    kaz = cluster_plan(per_mission, "kaz", needs)
+    assert not [a for a in kaz.acls if a.principal == me and a.resource != "topic"]
+    assert not kaz.allowed(me, "write", "topic", "mm2-offsets.kaz.internal")
