@@ -206,6 +206,10 @@ def mm2_properties(
         # read_committed consumer (an aborted batch stays in the log, invisible to it). Needs
         # Write on the herder's transactional ids (``transactional_ids``).
         f"{target}.exactly.once.source.support=enabled",
+        # A killed MM2 leaves its last transaction open, and its restart reads its positions
+        # read_committed: it waits until the broker aborts that transaction, after this timeout
+        # (default 60 s; the broker looks every 10 s). Batches commit in milliseconds here.
+        f"{target}.producer.transaction.timeout.ms=10000",
         # One partition for positions and statuses: a few flows, on clusters of one to three nodes.
         f"{target}.offset.storage.partitions=1",
         f"{target}.status.storage.partitions=1",
