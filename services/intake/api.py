@@ -18,7 +18,7 @@ from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.intake import ErasureBasis
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
-from corridor import idempotency
+from corridor import idempotency, tracing
 from corridor.auth import Principal, Purpose, Role, allow
 from corridor.consumer import EventConsumer, Rejected, RetryLater
 from corridor.errors import invalid
@@ -243,6 +243,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
 
         async def register(uow: usecases.Uow) -> Answer:
             done = await usecases.register_case(command, uow, ctx)
+            tracing.found_case(tracing.CaseRef(case_id=str(done.case_id)))  # the request's span and log line
             if not done.created:
                 return Answer(RegistrationOut(case_id=done.case_id, created=False), 200, exclude_none=True)
             out = RegistrationOut(
@@ -506,6 +507,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             return _refused("malformed_json", "JSON nested too deeply", 400)
         if not isinstance(event.data, CaseStatusReported):
             return _refused("unexpected_type", f"{event.type} cannot be reported here", 400)
+        tracing.found_case(tracing.ref_of(event.data))
         if domain.reporting_country(event.source) != reporter.mission:
             # The source is what the sender writes; who is reporting is who the token says.
             return _refused(
