@@ -25,13 +25,31 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from corridor.kafkaclient import KafkaAccess, write_secret
 from devkit.devinfra import jvm, procs
 from devkit.kafkatool import client_properties
-from opstools.kafkaadmin import Acl, mirror_target_acls
+from opstools.mirroring import (  # re-exported: what a stack that runs MM2 names flows with
+    MirrorFlow,
+    check_flows,
+    connect_group,
+    connect_topics,
+    mirror_acls,
+    transactional_ids,
+)
+
+__all__ = [
+    "MirrorFlow",
+    "MirrorMaker",
+    "check_flows",
+    "connect_group",
+    "connect_topics",
+    "ensure_mirrormaker_classpath",
+    "mirror_acls",
+    "mm2_properties",
+    "transactional_ids",
+]
 
 MIRRORMAKER_VERSION = "4.3.1"
 
@@ -53,56 +71,6 @@ def ensure_mirrormaker_classpath() -> Path:
     return jvm.ensure_maven_classpath(
         POM_PATH, CACHE_DIR, expect="connect-mirror-*.jar", what=f"MirrorMaker {MIRRORMAKER_VERSION}"
     )
-
-
-@dataclass(frozen=True)
-class MirrorFlow:
-    """Topics copied from one cluster to another under the same names."""
-
-    source: str
-    """cluster alias, e.g. "kaz" """
-    target: str
-    topics: tuple[str, ...]
-    """exact names, mirrored under the same names (IdentityReplicationPolicy)"""
-
-    def __post_init__(self) -> None:
-        for alias in (self.source, self.target):
-            if not re.fullmatch(r"[a-z][a-z0-9]{0,19}", alias):
-                raise ValueError(f"cluster alias {alias!r}: lower-case letters and digits only")
-        if self.source == self.target:
-            raise ValueError(f"a flow from {self.source} to itself")
-        if not self.topics:
-            raise ValueError(f"flow {self.source}->{self.target} names no topic")
-
-
-def check_flows(flows: Iterable[MirrorFlow]) -> None:
-    """Refuse flows that would loop: with identity names MM2 cannot tell a record it copied from
-    one written locally, so a topic mirrored around a cycle of clusters would echo forever."""
-    edges: dict[str, dict[str, set[str]]] = {}  # topic -> source -> targets
-    for flow in flows:
-        for topic in flow.topics:
-            edges.setdefault(topic, {}).setdefault(flow.source, set()).add(flow.target)
-    for topic, graph in edges.items():
-        # Peel off clusters the topic goes nowhere from; whatever is left lies on a cycle.
-        left = {cluster: set(targets) for cluster, targets in graph.items()}
-        while sinks := [c for c, targets in left.items() if not targets & left.keys()]:
-            for cluster in sinks:
-                del left[cluster]
-        if left:
-            raise ValueError(f"topic {topic} is mirrored in a loop between {sorted(left)}")
-
-
-def mirror_acls(principal: str, flows: Sequence[MirrorFlow]) -> dict[str, list[Acl]]:
-    """The ACLs the MM2 principal needs, per cluster alias, for ``flows``: on each source, read the
-    flows' topics; on the target, what ``opstools.kafkaadmin.mirror_target_acls`` derives (the
-    admin step grants the same from a deployment description). Used by
-    tests/integration/test_mirrormaker.py."""
-    check_flows(flows)
-    acls: dict[str, set[Acl]] = {}
-    for flow in flows:
-        acls.setdefault(flow.source, set()).update(Acl(principal, "topic", t, "read") for t in flow.topics)
-        acls.setdefault(flow.target, set()).update(mirror_target_acls(principal, [flow.source], flow.topics))
-    return {alias: sorted(found) for alias, found in sorted(acls.items())}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -179,6 +147,10 @@ def mm2_properties(
         # read_committed consumer (an aborted batch stays in the log, invisible to it). Needs
         # Write on the herder's transactional ids (``transactional_ids``).
         f"{target}.exactly.once.source.support=enabled",
+        # A killed MM2 leaves its last transaction open, and its restart reads its positions
+        # read_committed: it waits until the broker aborts that transaction, after this timeout
+        # (default 60 s; the broker looks every 10 s). Batches commit in milliseconds here.
+        f"{target}.producer.transaction.timeout.ms=10000",
         # One partition for positions and statuses: a few flows, on clusters of one to three nodes.
         f"{target}.offset.storage.partitions=1",
         f"{target}.status.storage.partitions=1",

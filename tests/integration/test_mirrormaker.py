@@ -27,8 +27,9 @@ from prometheus_client import CollectorRegistry
 
 from corridor.kafkaclient import KafkaAccess, write_secret
 from devkit.devinfra.kafka import KafkaCluster
-from devkit.devinfra.mirrormaker import MirrorFlow, MirrorMaker, mirror_acls
+from devkit.devinfra.mirrormaker import MirrorMaker
 from opstools.kafkaadmin import CLUSTER, Acl, Plan, TopicSpec, apply, principal_access
+from opstools.mirroring import MirrorFlow, mirror_acls
 from opstools.mirrorlag import MirrorLagCollector, PartitionLag, mirror_lag
 from tests.conftest import report_figure
 from tests.integration.test_kafka_security import _can_fetch

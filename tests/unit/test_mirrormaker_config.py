@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from corridor.kafkaclient import KafkaAccess
-from devkit.devinfra.mirrormaker import MirrorFlow, check_flows, mirror_acls, mm2_properties
+from devkit.devinfra.mirrormaker import mm2_properties
 from opstools.kafkaadmin import CLUSTER, Acl, Plan
+from opstools.mirroring import MirrorFlow, check_flows, mirror_acls
 from opstools.mirrorlag import MirrorLagCollector, PartitionLag
 
 
