@@ -28,6 +28,8 @@ from corridor.settings import REPO_ROOT
 from devkit import scenario
 from devkit.devinfra.kafka import ADMIN_USER
 from devkit.devstack import Stack
+from opstools.deployments import mirror_principal
+from opstools.mirrorlag import PartitionLag, mirror_lag
 from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
 from tests.integration.conftest import running_platform
@@ -236,9 +238,11 @@ async def test_a_link_and_a_cluster_that_go_away_lose_nothing_and_duplicate_noth
         # KAZ has seen nothing the posts in UZB and TJK decided; UZB has the stream as KAZ has it.
         await kaz.wait_for(cases, CaseStatus.EXIT_CLEARED, 60)
         assert not any(CaseStatus.ENTRY_CLEARED in kaz.statuses(c) for c in cases)
-        assert await unpublished(stack, tjk_post) > 0, (
-            "premise: the Tajik post's decisions wait for its cluster"
-        )
+        assert await unpublished(stack, tjk_post) >= len(cases), "the Tajik decisions wait in its outbox"
+        # KAZ sees how far behind its link from UZB is, with its MirrorMaker's own credentials.
+        behind = await uzb_link_lag(stack)
+        assert sum(lag.records_behind for lag in behind) >= 2 * len(cases), behind
+        assert max(lag.oldest_pending_seconds for lag in behind) > 0
         tjk_cluster.start()
         await asyncio.to_thread(stack.mirrors["KAZ"].start)
         await kaz.wait_for(cases, CaseStatus.ARRIVED, 180)
@@ -248,10 +252,24 @@ async def test_a_link_and_a_cluster_that_go_away_lose_nothing_and_duplicate_noth
         for case in cases:
             assert Counter(kaz.statuses(case)) == journey, kaz.statuses(case)
             assert uzb.statuses(case) == kaz.statuses(case)
+        assert not [lag for lag in await uzb_link_lag(stack) if lag.records_behind], "the link caught up"
     report_figure(
         "cluster per mission",
         f"KAZ's MirrorMaker and TJK's cluster down mid-movement: every status on every cluster once, "
         f"{restored:.0f} s after the outage began",
+    )
+
+
+async def uzb_link_lag(stack: Stack) -> list[PartitionLag]:
+    """The lag of what KAZ's MirrorMaker copies from UZB (the Uzbek posts' decisions)."""
+    share = next(s for s in stack.description.shares if (s.source, s.target) == ("UZB", "KAZ"))
+    me = mirror_principal("KAZ")
+    return await mirror_lag(
+        "uzb",
+        "kaz",
+        [t for t in share.topics if t.startswith("border.crossings.")],
+        stack.kafka_access(me, cluster="uzb"),
+        stack.kafka_access(me, cluster="kaz"),
     )
 
 
