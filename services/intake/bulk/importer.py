@@ -175,21 +175,24 @@ async def run_import(
                 entries[i] = _failed(rows[i], exc)
         return ready
 
+    async def one_by_one(conn: asyncpg.Connection, ready: list[tuple[int, usecases.NewCase]]) -> bool:
+        for n, (i, _) in enumerate(ready):
+            entries[i], fit = await register_one(conn, i)
+            if not fit:  # the rest wait for the next import (the CLI sends failed rows again)
+                for j, _ in ready[n + 1 :]:
+                    entries[j] = _failed(rows[j], ConnectionError("the connection failed"))
+                return False
+        return True
+
     async def register_chunk(conn: asyncpg.Connection, ready: list[tuple[int, usecases.NewCase]]) -> bool:
         """Register the chunk in one unit of work; whether the connection is still fit. A value the
-        database cannot store fails the whole statement: the chunk is then registered row by row,
-        so that row alone is rejected, as it always was."""
+        database cannot take fails the whole chunk's statement: the chunk is then registered row by
+        row, so that row alone is answered (rejected or failed) as it always was."""
         for attempt in range(1, CHUNK_ATTEMPTS + 1):
             try:
                 async with conn.transaction():
                     uow = UnitOfWork(conn, IntakeStore(conn), source=source)
                     done = await usecases.register_cases([n for _, n in ready], uow, now=now)
-            except (asyncpg.DataError, asyncpg.ProgramLimitExceededError):
-                for i, _ in ready:
-                    entries[i], fit = await register_one(conn, i)
-                    if not fit:
-                        return False
-                return True
             except asyncpg.TransactionRollbackError as exc:  # a deadlock victim: nothing was written
                 if attempt < CHUNK_ATTEMPTS:
                     continue
@@ -197,34 +200,47 @@ async def run_import(
                     entries[i] = _failed(rows[i], exc)
                 return True
             except Exception as exc:
-                for i, _ in ready:
-                    entries[i] = _failed(rows[i], exc)
-                return False
+                if conn.is_closed():
+                    for i, _ in ready:
+                        entries[i] = _failed(rows[i], exc)
+                    return False
+                log.info("bulk import %s: a chunk failed (%s): row by row", namespace, type(exc).__name__)
+                return await one_by_one(conn, ready)
             for (i, _), registration in zip(ready, done, strict=True):
                 entries[i] = _entry(rows[i], registration)
             return True
         return True
 
+    async def write(ready: list[tuple[int, usecases.NewCase]]) -> None:
+        # A connection a chunk: its reset on release is one round trip for thousands of rows.
+        connected = False
+        try:
+            async with slots, pool.acquire() as conn:
+                connected = True
+                await register_chunk(conn, ready)  # a broken connection: the pool replaces it
+        except Exception as exc:
+            if connected:  # the connection failed on its way back to the pool: rows are done
+                log.warning("bulk import %s: releasing a connection: %r", namespace, exc)
+            else:  # no connection to be had: the database is unavailable
+                for i, _ in ready:
+                    entries[i] = _failed(rows[i], exc)
+
     async def chunks() -> None:
         todo = [i for i, _ in pending]
-        start = 0
-        while start < len(todo):
-            connected = False
-            try:
-                async with slots, pool.acquire() as conn:
-                    connected = True
-                    while start < len(todo):
-                        ready = prepared(todo[start : start + chunk_rows])
-                        start += chunk_rows
-                        if ready and not await register_chunk(conn, ready):
-                            break  # back to the pool, which replaces a broken connection
-            except Exception as exc:
-                if connected:
-                    log.warning("bulk import %s: releasing a connection: %r", namespace, exc)
-                else:  # no connection to be had: the database is unavailable
-                    for i in todo[start : start + chunk_rows]:
-                        entries[i] = _failed(rows[i], exc)
-                    start += chunk_rows
+        parts = [todo[k : k + chunk_rows] for k in range(0, len(todo), chunk_rows)]
+        # The next chunk is checked and built in a thread while this one is written, so that the
+        # database's work and this process's overlap (the thread runs while this one waits).
+        upcoming = asyncio.ensure_future(asyncio.to_thread(prepared, parts[0])) if parts else None
+        for n in range(len(parts)):
+            assert upcoming is not None
+            ready = await upcoming
+            upcoming = (
+                asyncio.ensure_future(asyncio.to_thread(prepared, parts[n + 1]))
+                if n + 1 < len(parts)
+                else None
+            )
+            if ready:
+                await write(ready)
 
     if chunk_rows > 0:
         await chunks()
