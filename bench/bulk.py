@@ -160,8 +160,10 @@ def generate(path: Path, rows: int, *, travel: date, salt: int) -> int:
         if i % 100 == 11:  # invalid: rejected with its reason
             members[0]["nationality"] = "TJ"
         # The same man twice: in Latin script, then (the next row, or ``far`` rows on) in Cyrillic.
-        if i % 500 in (41, 42) or (i % 500 == 61 and i >= far):
-            first = i - 1 if i % 500 == 42 else (i - far if i % 500 == 61 else i)
+        if i % 500 in (41, 42, 61):
+            # 42 repeats 41; 61 repeats the 61 ``far`` rows before (only within the first two
+            # stretches of ``far``: a repeat of a repeat would carry another name).
+            first = i - 1 if i % 500 == 42 else (i - far if i % 500 == 61 and far <= i < 2 * far else i)
             pair = _surname(10**9 + salt * 10_000_000 + first)
             members[0] |= {
                 "surname": f"Dzhuraev{pair.lower()}",
