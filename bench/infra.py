@@ -37,8 +37,15 @@ class Infra:
         self.workdir = workdir
         self.durable = durable
         self.stack = Stack(workdir, log_level="WARNING")
-        self.stack.kafka = KafkaCluster(workdir / "kafka", nodes=1, heap_mb=kafka_heap_mb, quick_start=False)
-        self.stack.postgres = PostgresServer(workdir / "postgres", durable=durable)
+        # The stack starts the servers of its deployment description (the shared shape: one of each):
+        # these replace them there, not only under the names the benchmarks read.
+        host = self.stack.description.missions[self.stack.description.host_mission]
+        self.stack.kafka = self.stack.clusters[host.cluster] = KafkaCluster(
+            workdir / "kafka", nodes=1, heap_mb=kafka_heap_mb, quick_start=False
+        )
+        self.stack.postgres = self.stack.databases[host.database] = PostgresServer(
+            workdir / "postgres", durable=durable
+        )
         self.postgres_version = ""
 
     @property

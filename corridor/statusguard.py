@@ -11,6 +11,7 @@ logged loudly, recorded in ``illegal_status_changes`` and never published (``ann
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -57,6 +58,42 @@ async def admit(conn: asyncpg.Connection, change: CaseStatusChanged) -> None:
     if not is_legal(previous, change.status):
         raise IllegalStatusChange(change, previous)
     await note(conn, change.case_id, change.status)
+
+
+async def admit_many(
+    conn: asyncpg.Connection, changes: Sequence[CaseStatusChanged]
+) -> list[IllegalStatusChange | None]:
+    """``admit`` for many changes in two statements: for each, None if it may follow its case's
+    last known status (the changes before it in ``changes`` included), else why not (nothing is
+    raised: the caller decides); the admitted ones are remembered. The
+    cases' rows are locked in case-id order, so two such calls cannot deadlock each other."""
+    if not changes:
+        return []
+    rows = await conn.fetch(
+        """SELECT case_id, status FROM case_status_known WHERE case_id = ANY($1::uuid[])
+           ORDER BY case_id FOR UPDATE""",
+        list({c.case_id for c in changes}),
+    )
+    last: dict[object, CaseStatus | None] = {r["case_id"]: CaseStatus(r["status"]) for r in rows}
+    verdicts: list[IllegalStatusChange | None] = []
+    noted: dict[object, CaseStatus] = {}
+    for change in changes:
+        previous = last.get(change.case_id)
+        if not is_legal(previous, change.status):
+            verdicts.append(IllegalStatusChange(change, previous))
+            continue
+        verdicts.append(None)
+        if change.status not in ANNOTATIONS:
+            last[change.case_id] = noted[change.case_id] = change.status
+    if noted:
+        await conn.execute(
+            """INSERT INTO case_status_known (case_id, status)
+               SELECT * FROM unnest($1::uuid[], $2::text[])
+               ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()""",
+            list(noted),
+            [s.value for s in noted.values()],
+        )
+    return verdicts
 
 
 async def record_refusal(conn: asyncpg.Connection, exc: IllegalStatusChange, source: str) -> None:

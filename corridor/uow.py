@@ -9,7 +9,7 @@ after the commit. ``FakeUnitOfWork`` (``corridor.testing``) runs the same use ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -73,6 +73,15 @@ class UnitOfWork(Generic[StoreT]):
             key=topic.key_of(event),
             extensions=extensions,
         )
+
+    async def publish_many(self, events: Sequence[Event]) -> list[CloudEvent | None]:
+        """``publish`` (and, for status changes on the public stream, ``announce``) for many events
+        in a few statements, in this order (``outbox.enqueue_many``)."""
+        items = []
+        for event in events:
+            topic = topics.topic_for(type(event))
+            items.append(outbox.Outgoing(event, topic.address(event), topic.key_of(event)))
+        return await outbox.enqueue_many(self.conn, items, source=self.source)
 
     async def announce(
         self, change: CaseStatusChanged, *, extensions: dict[str, str] | None = None

@@ -9,6 +9,7 @@ integration tests are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -65,6 +66,13 @@ class FakeUnitOfWork(Generic[StoreT]):
             return None
         await self.note_status(change.case_id, change.status)
         return await self.publish(change, extensions=extensions)
+
+    async def publish_many(self, events: Sequence[Event]) -> list[CloudEvent | None]:
+        """As the real unit's: status changes announced, the rest published, in this order."""
+        return [
+            await self.announce(e) if isinstance(e, CaseStatusChanged) else await self.publish(e)
+            for e in events
+        ]
 
     async def known_status(self, case_id: Any) -> CaseStatus | None:
         return self.statuses.get(case_id)

@@ -35,6 +35,12 @@ class IntakeSettings(ServiceSettings):
         description="How long after a case ended (arrived, closed, withdrawn, no-show, ineligible) "
         "its people's personal data is kept before it is erased",
     )
+    import_chunk_rows: int = Field(
+        default=2_000,
+        ge=0,
+        le=10_000,
+        description="Rows of a bulk import registered in one transaction (0: one transaction a row)",
+    )
     retention_sweep_seconds: float = Field(
         default=600.0, gt=0, description="How often intake looks for cases past the retention period"
     )
@@ -46,6 +52,7 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         routes=RouteBook.load(settings.routes_file),
         withdrawal_wait_seconds=settings.withdrawal_wait_seconds,
         retention=timedelta(days=settings.personal_data_retention_days),
+        import_chunk_rows=settings.import_chunk_rows,
     )
     rt = ServiceRuntime("intake", settings, migrations=MIGRATIONS, title="Corridor intake")
     rt.produces(topics.CASES, topics.HEALTH_EVIDENCE, topics.PROFILES, topics.STATUS)

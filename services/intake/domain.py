@@ -50,6 +50,9 @@ from corridor.mrz import MRZError
 from corridor.mrz import parse as parse_mrz
 from services.intake.duplicates import normalise_name
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""Characters below 32 but tab, line feed and carriage return."""
+
 
 class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -59,7 +62,7 @@ class _Command(BaseModel):
     def _no_control_characters(cls, value: object) -> object:
         # A NUL or other control character is never part of a name or a number, and PostgreSQL
         # and the border posts' systems refuse it: refuse it here, with the field named.
-        if isinstance(value, str) and any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value):
+        if isinstance(value, str) and _CONTROL.search(value):
             raise ValueError("contains a control character")
         return value
 

@@ -9,9 +9,11 @@ Matches are flagged for a caseworker, never merged automatically.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import unicodedata
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -86,6 +88,7 @@ def transliterate(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=65_536)  # an import repeats the same given names thousands of times
 def normalise_name(text: str) -> str:
     """Lower case, Latin letters only, variants folded, doubled letters collapsed."""
     ascii_text = unicodedata.normalize("NFKD", transliterate(text)).encode("ascii", "ignore").decode()
@@ -178,3 +181,57 @@ def lock_ids(people: Iterable[PersonKeys]) -> list[int]:
             digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
             ids.add(int.from_bytes(digest, "big", signed=True))
     return sorted(ids)
+
+
+KeyPair = tuple[str, str]
+"""A duplicate key with its kind: ("document", ...) or ("name", ...)."""
+
+CANDIDATES_PER_KEY = 10
+"""A handful of candidates is enough for a caseworker to act on; a name shared by hundreds of
+registrations must not turn one registration into hundreds of flags."""
+
+
+def key_pairs(keys: PersonKeys) -> list[KeyPair]:
+    """A person's keys in the order a registration records and looks them up: document first."""
+    return [("document", keys.document)] + [("name", k) for k in sorted(keys.names)]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A person holding a key, in their case."""
+
+    person_id: uuid.UUID
+    case_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Match:
+    """A person who may be a person of another case, and the kind of key they share."""
+
+    person: Holder
+    other: Holder
+    basis: str
+
+
+def matches_in_order(
+    people: Sequence[tuple[Holder, PersonKeys]], recorded: Mapping[KeyPair, Sequence[Holder]]
+) -> list[Match]:
+    """What registering ``people`` one after the other, in this order, would flag: each person
+    against the holders of each of their keys recorded before (``recorded``, at most
+    ``CANDIDATES_PER_KEY`` a key) and the people before them in the sequence, never their own
+    case's, at most ``CANDIDATES_PER_KEY`` candidates a key, and a pair once (on the first kind of
+    key that matched, document before name)."""
+    seen: dict[KeyPair, list[Holder]] = {}
+    found: list[Match] = []
+    for person, keys in people:
+        paired: set[uuid.UUID] = set()
+        for pair in key_pairs(keys):
+            candidates = [
+                h for h in (*recorded.get(pair, ()), *seen.get(pair, ())) if h.case_id != person.case_id
+            ]
+            for other in list(dict.fromkeys(candidates))[:CANDIDATES_PER_KEY]:
+                if other.person_id not in paired:
+                    paired.add(other.person_id)
+                    found.append(Match(person, other, pair[0]))
+            seen.setdefault(pair, []).append(person)
+    return found

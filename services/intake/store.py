@@ -32,6 +32,7 @@ from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, CaseStatusChanged, Place
 from corridor import inbox
 from services.intake.domain import CaseStatistics, FlagStatus
+from services.intake.duplicates import CANDIDATES_PER_KEY, Holder, KeyPair, Match
 
 # --- what the store gives back -------------------------------------------------------------------
 
@@ -159,6 +160,29 @@ class AccessRecord:
 DUPLICATE_KEY_LOCKS = 7_241_101
 """Class id of the duplicate-key advisory locks (the two-int form, a key space apart from the single
 bigint locks of corridor.db and corridor.outbox)."""
+IMPORT_LOCK = (7_241_102, 0)
+"""The lock a chunk of a bulk import holds exclusively, and every other registration or update
+shared before its key locks: a chunk's thousands of keys would not fit PostgreSQL's lock table
+one lock each, so it excludes the others as a whole, for the second or so it takes."""
+
+_PERSON_COLUMNS = (
+    "person_id",
+    "case_id",
+    "role",
+    "given_names",
+    "surname",
+    "birth_date",
+    "sex",
+    "nationality",
+    "document",
+    "vulnerabilities",
+    "needs_escort",
+    "current_city",
+    "given_names_cyrillic",
+    "surname_cyrillic",
+    "phone",
+    "proof_of_citizenship",
+)
 
 _UPSERT_PERSON = """
     INSERT INTO persons (person_id, case_id, role, given_names, surname, birth_date, sex, nationality, document,
@@ -172,6 +196,27 @@ _UPSERT_PERSON = """
         current_city = EXCLUDED.current_city, given_names_cyrillic = EXCLUDED.given_names_cyrillic,
         surname_cyrillic = EXCLUDED.surname_cyrillic, phone = EXCLUDED.phone,
         proof_of_citizenship = EXCLUDED.proof_of_citizenship"""
+
+
+def _person_record(case_id: uuid.UUID, p: Person) -> tuple[object, ...]:
+    return (
+        p.person_id,
+        case_id,
+        p.role,
+        p.given_names,
+        p.surname,
+        p.birth_date,
+        p.sex,
+        p.nationality,
+        p.document.model_dump_json(),
+        [str(v) for v in p.vulnerabilities],
+        p.needs_escort,
+        p.current_city,
+        p.given_names_cyrillic,
+        p.surname_cyrillic,
+        p.phone,
+        p.proof_of_citizenship.model_dump_json() if p.proof_of_citizenship else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -206,12 +251,24 @@ class IntakeStore:
         if not lock_ids:
             return
         await self.conn.execute(
-            # ORDER BY in a subquery: it is sorted before the outer query takes the locks row by row.
-            """SELECT pg_advisory_xact_lock($1::int4, k)
-               FROM (SELECT DISTINCT k FROM unnest($2::int4[]) AS k ORDER BY k) AS ordered""",
+            # ORDER BY in a subquery: it is sorted before the outer query takes the locks row by row,
+            # the import lock (the NULL row) first, as a chunk of an import takes it.
+            """SELECT CASE WHEN k IS NULL THEN pg_advisory_xact_lock_shared($3::int4, $4::int4)
+                           ELSE pg_advisory_xact_lock($1::int4, k) END
+               FROM (SELECT k FROM (SELECT DISTINCT k FROM unnest($2::int4[]) AS k
+                                    UNION ALL SELECT NULL) AS ks
+                     ORDER BY k NULLS FIRST) AS ordered""",
             DUPLICATE_KEY_LOCKS,
             lock_ids,
+            *IMPORT_LOCK,
         )
+
+    async def lock_for_import(self) -> None:
+        """Wait for every registration and update in flight, and hold off the next ones, until the
+        transaction ends (``IMPORT_LOCK``): a chunk's lookups then see every case that may share a
+        key with it, and the next registration sees the chunk's."""
+        assert self.conn.is_in_transaction()
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1::int4, $2::int4)", *IMPORT_LOCK)
 
     async def case_for_update(self, case_id: uuid.UUID) -> LockedCase | None:
         """The case, its row locked until the transaction ends; None if there is no such case."""
@@ -273,6 +330,39 @@ class IntakeStore:
         await self._upsert_persons(case.case_id, case.members)
         return True
 
+    async def insert_cases(
+        self, cases: Sequence[tuple[CaseRegistered, str | None]], *, status: CaseStatus
+    ) -> set[uuid.UUID]:
+        """Write new cases (each with its registration key) and their people in two statements;
+        the cases written: not those whose key is already taken (nor their people)."""
+        if not cases:
+            return set()
+        rows = await self.conn.fetch(
+            """INSERT INTO cases (case_id, registration_key, route_id, planned_travel_date, consent,
+                                  status, registered_at)
+               SELECT c, k, r, d, j::jsonb, $6, t
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $7::timestamptz[])
+                    AS u(c, k, r, d, j, t)
+               ON CONFLICT (registration_key) DO NOTHING
+               RETURNING case_id""",
+            [c.case_id for c, _ in cases],
+            [k for _, k in cases],
+            [c.route_id for c, _ in cases],
+            [c.planned_travel_date for c, _ in cases],
+            [c.consent.model_dump_json() for c, _ in cases],
+            status.value,
+            [c.registered_at for c, _ in cases],
+        )
+        written = {r["case_id"] for r in rows}
+        await self.conn.copy_records_to_table(
+            "persons",
+            records=[
+                _person_record(c.case_id, p) for c, _ in cases if c.case_id in written for p in c.members
+            ],
+            columns=_PERSON_COLUMNS,
+        )
+        return written
+
     async def replace_case(self, case: CaseUpdated) -> None:
         """The case's details as they now stand; its duplicate keys are dropped, to be recorded again."""
         await self.conn.execute(
@@ -292,30 +382,7 @@ class IntakeStore:
         await self._upsert_persons(case.case_id, case.members)
 
     async def _upsert_persons(self, case_id: uuid.UUID, members: list[Person]) -> None:
-        await self.conn.executemany(
-            _UPSERT_PERSON,
-            [
-                (
-                    p.person_id,
-                    case_id,
-                    p.role,
-                    p.given_names,
-                    p.surname,
-                    p.birth_date,
-                    p.sex,
-                    p.nationality,
-                    p.document.model_dump_json(),
-                    [str(v) for v in p.vulnerabilities],
-                    p.needs_escort,
-                    p.current_city,
-                    p.given_names_cyrillic,
-                    p.surname_cyrillic,
-                    p.phone,
-                    p.proof_of_citizenship.model_dump_json() if p.proof_of_citizenship else None,
-                )
-                for p in members
-            ],
-        )
+        await self.conn.executemany(_UPSERT_PERSON, [_person_record(case_id, p) for p in members])
 
     async def case_exists(self, case_id: uuid.UUID) -> bool:
         return bool(await self.conn.fetchval("SELECT 1 FROM cases WHERE case_id = $1", case_id))
@@ -587,6 +654,56 @@ class IntakeStore:
             case_id,
             kind,
             key,
+        )
+
+    async def add_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
+        """Record many people's keys in one statement (new people: none is recorded yet)."""
+        await self.conn.copy_records_to_table(
+            "person_keys",
+            records=[(h.person_id, h.case_id, kind, key) for h, (kind, key) in keys],
+            columns=("person_id", "case_id", "kind", "key"),
+        )
+
+    async def key_holders(self, pairs: Collection[KeyPair]) -> dict[KeyPair, list[Holder]]:
+        """Who holds each of these keys: one lookup for a whole chunk of an import, at most
+        ``CANDIDATES_PER_KEY`` people a key (as ``matching_people`` answers)."""
+        if not pairs:
+            return {}
+        kinds, keys = zip(*pairs, strict=True)
+        rows = await self.conn.fetch(
+            """SELECT kind, key, person_id, case_id
+               FROM (SELECT k.kind, k.key, k.person_id, k.case_id,
+                            row_number() OVER (PARTITION BY k.kind, k.key) AS n
+                     FROM person_keys k
+                     JOIN unnest($1::text[], $2::text[]) AS wanted(kind, key) USING (kind, key)) AS found
+               WHERE n <= $3""",
+            list(kinds),
+            list(keys),
+            CANDIDATES_PER_KEY,
+        )
+        holders: dict[KeyPair, list[Holder]] = {}
+        for r in rows:
+            holders.setdefault((r["kind"], r["key"]), []).append(Holder(r["person_id"], r["case_id"]))
+        return holders
+
+    async def flag_matches(self, matches: Sequence[Match]) -> list[RaisedFlag]:
+        """Flag many pairs in one statement; the flags raised (not those of pairs flagged before)."""
+        if not matches:
+            return []
+        rows = await self.conn.fetch(
+            """INSERT INTO duplicate_flags (case_id, person_id, other_case_id, other_person_id, basis)
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[])
+               ON CONFLICT (person_id, other_person_id) DO NOTHING
+               RETURNING flag_id, person_id, other_case_id, basis""",
+            [m.person.case_id for m in matches],
+            [m.person.person_id for m in matches],
+            [m.other.case_id for m in matches],
+            [m.other.person_id for m in matches],
+            [m.basis for m in matches],
+        )
+        return sorted(
+            (RaisedFlag(r["flag_id"], r["person_id"], r["other_case_id"], r["basis"]) for r in rows),
+            key=lambda f: f.flag_id,
         )
 
     async def matching_people(self, kind: str, key: str, *, exclude_case: uuid.UUID) -> list[PersonRef]:

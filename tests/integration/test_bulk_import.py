@@ -22,15 +22,18 @@ import httpx
 import pytest
 
 from contracts import topics
+from contracts.routes import RouteBook
 from corridor.auth import Purpose, Role
 from devkit.devstack import Stack
-from services.intake import bulk
+from services.intake import bulk, usecases
+from services.intake.store import IntakeStore
 from tests.conftest import report_figure
 from tests.integration.conftest import near_day, repo_root, wait_group_caught_up
 
 ROWS = 10_000
 FAR = 5_000  # rows between the two registrations of a person, for some of the pairs
 SECTION = "bulk import"
+SOURCE = "/missions/KAZ/intake"
 
 # Consonant-vowel syllables with one Cyrillic letter per Latin one: names made of them are distinct
 # after duplicate detection's normalisation (no folded spellings, no doubled letters) in both scripts.
@@ -548,3 +551,133 @@ def test_csv_rows_are_grouped_into_cases_and_problems_name_line_and_column() -> 
         with pytest.raises(bulk.FileRejected) as caught:
             bulk.parse_csv(bad)
         assert caught.value.code == code
+
+
+def _items(sample: bytes, travel: date, salt: str) -> list[dict[str, Any]]:
+    """Seven rows for chunks of three: a man, then (in the next chunk) the same man in Cyrillic; a
+    row the checks reject amid the first chunk; Sharip..., whose chunk the test makes the database
+    refuse. Other people for another ``salt``."""
+    base = bulk.parse_csv(sample)[1].as_item()
+    base |= {"planned_travel_date": travel.isoformat()}
+    name = token(int(salt, 16) % 10**6).capitalize()
+
+    def row(key: str, surname: str, number: str, **member: Any) -> dict[str, Any]:
+        principal = {
+            k: v
+            for k, v in base["members"][0].items()
+            if k not in ("surname_cyrillic", "given_names_cyrillic")
+        }
+        document = {k: v for k, v in principal["document"].items() if k != "mrz"} | {
+            "number": f"{salt.upper()}{number}"
+        }
+        return {
+            **base,
+            "row_key": key,
+            "members": [principal | {"surname": surname, "document": document} | member],
+        }
+
+    return [
+        row("C-0", f"Dzhuraev{name}", "01", given_names="Bakhodur"),
+        row("C-1", f"Nazar{name}", "02"),
+        {**row("C-2", f"Karim{name}", "03"), "route_id": "kaz-nowhere"},
+        row(
+            "C-3",
+            f"Djuraev{name}x",
+            "04",
+            given_names="Bakhodur",
+            surname_cyrillic="Джураев" + cyrillic(name).lower(),
+            given_names_cyrillic="Баходур",
+        ),
+        row("C-4", f"Sharip{name}", "05"),
+        row("C-5", f"Rahim{name}", "06"),
+        row("C-6", f"Aziz{name}", "07"),
+    ]
+
+
+def _outcomes(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Each row's outcome, reasons, and the rows its flags point to (case ids differ by run)."""
+    row_of = {e["case_id"]: e["row_key"] for e in report["entries"] if e["case_id"]}
+    return [
+        (
+            e["row_key"],
+            e["outcome"],
+            e["reasons"],
+            [(row_of[f["other_case_id"]], f["basis"]) for f in e["flags"]],
+        )
+        for e in report["entries"]
+    ]
+
+
+async def test_chunks_answer_every_row_as_the_row_by_row_import_did(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the platform's database: chunks of three, against the row-by-row import of the same rows
+    (other people), and a re-import of the chunked file, which creates nothing. The database
+    refuses one chunk's statement once (as it would a value it cannot store): that chunk is
+    registered row by row, with the same outcome."""
+    refused: list[int] = []
+    insert_cases = IntakeStore.insert_cases
+
+    async def refusing(self: IntakeStore, cases: Any, *, status: Any) -> Any:
+        if not refused and any(c.members[0].surname.startswith("Sharip") for c, _ in cases):
+            refused.append(len(cases))
+            raise asyncpg.DataError("a value the database cannot take")
+        return await insert_cases(self, cases, status=status)
+
+    monkeypatch.setattr(IntakeStore, "insert_cases", refusing)
+    sample = (repo_root() / "docs" / "bulk-import-sample.csv").read_bytes()
+    travel = near_day("bulk import")
+    ctx = usecases.Context(routes=RouteBook.load(stack.routes_file))
+    pool = await asyncpg.create_pool(stack.postgres.dsn("intake"), min_size=1, max_size=2)
+    assert pool is not None
+    try:
+
+        async def run(items: list[dict[str, Any]], namespace: str, chunk_rows: int) -> dict[str, Any]:
+            rows = bulk.parse_json(json.dumps(items).encode())
+            return await bulk.run_import(
+                pool,
+                rows,
+                namespace=namespace,
+                ctx=ctx,
+                source=SOURCE,
+                actor="chunks@test",
+                chunk_rows=chunk_rows,
+            )
+
+        namespace = f"chunks-{uuid.uuid4().hex[:8]}"
+        chunked = await run(_items(sample, travel, uuid.uuid4().hex[:6]), namespace, 3)
+        one_by_one = await run(
+            _items(sample, travel, uuid.uuid4().hex[:6]), f"rows-{uuid.uuid4().hex[:8]}", 0
+        )
+        assert _outcomes(chunked) == _outcomes(one_by_one)
+        outcomes = _outcomes(chunked)
+        assert [o[:2] for o in outcomes] == [
+            ("C-0", "created"),
+            ("C-1", "created"),
+            ("C-2", "rejected"),  # amid its chunk: the rows around it are registered
+            ("C-3", "flagged"),  # against C-0, a chunk before
+            ("C-4", "created"),  # its chunk, refused once, went row by row
+            ("C-5", "created"),
+            ("C-6", "created"),
+        ]
+        assert outcomes[3][3] == [("C-0", "name")]
+        assert refused == [3]
+
+        async with pool.acquire() as conn:
+            before = await stored(conn, namespace)
+            events = await conn.fetchval(
+                """SELECT count(*) FROM outbox o JOIN cases c ON o.key = c.case_id::text
+                   WHERE c.registration_key LIKE $1""",
+                f"bulk:{namespace}:%",
+            )
+        assert (before["cases"], before["persons"], before["flags"]) == (6, 6, 1)
+        assert events == 18  # status, registration and profile of each case (kept an hour once published)
+        again = await run(_items(sample, travel, "000000"), namespace, 3)  # the same row keys, other people
+        outcomes_again = [e["outcome"] for e in again["entries"]]
+        assert outcomes_again == ["exists", "exists", "rejected", "exists", "exists", "exists", "exists"]
+        mine = ("cases", "persons", "person_keys", "flags")
+        async with pool.acquire() as conn:
+            after = await stored(conn, namespace)
+        assert {k: after[k] for k in mine} == {k: before[k] for k in mine}
+    finally:
+        await pool.close()

@@ -13,7 +13,7 @@ import pytest
 from contracts import topics
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.db import SHARED_MIGRATIONS, create_pool, ensure_database, migrate
-from corridor.outbox import announce, enqueue
+from corridor.outbox import Outgoing, announce, enqueue, enqueue_many
 from corridor.statusguard import IllegalStatusChange
 from devkit.devstack import Stack
 
@@ -51,6 +51,44 @@ async def test_an_illegal_change_is_refused_recorded_and_never_outboxed(pool: as
         "SELECT from_status, to_status FROM illegal_status_changes WHERE case_id = $1", case_id
     )
     assert [(r["from_status"], r["to_status"]) for r in recorded] == [("withdrawn", "manifested")]
+
+
+async def test_many_changes_at_once_are_judged_in_order_as_announce_judges_each(pool: asyncpg.Pool) -> None:
+    """``enqueue_many`` (a bulk import's chunk): each change against the case's last status, the
+    changes before it in the same call included; a refused one is recorded and left out."""
+    known, fresh = uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, change(known, CaseStatus.REGISTERED), topic=topics.STATUS, source=SOURCE)
+    items = [
+        Outgoing(change(known, CaseStatus.ELIGIBLE), topics.STATUS),
+        Outgoing(change(fresh, CaseStatus.ELIGIBLE), topics.STATUS),  # before "registered": refused
+        Outgoing(change(fresh, CaseStatus.REGISTERED), topics.STATUS),
+        Outgoing(change(known, CaseStatus.REGISTERED), topics.STATUS),  # back from eligible: refused
+        Outgoing(change(fresh, CaseStatus.WITHDRAWN), topics.STATUS),
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        written = await enqueue_many(conn, items, source=SOURCE)
+    assert [e is not None for e in written] == [True, False, True, False, True]
+    assert await outboxed(pool, known) == 2 and await outboxed(pool, fresh) == 2
+    ids = [
+        r["event_id"]
+        for r in await pool.fetch("SELECT event_id FROM outbox WHERE key = $1 ORDER BY id", str(fresh))
+    ]
+    assert ids == [written[2].id, written[4].id]  # type: ignore[union-attr]
+    recorded = await pool.fetch(
+        "SELECT case_id, from_status, to_status FROM illegal_status_changes WHERE case_id = ANY($1) ORDER BY id",
+        [known, fresh],
+    )
+    assert [(r["case_id"], r["from_status"], r["to_status"]) for r in recorded] == [
+        (fresh, None, "eligible"),
+        (known, "eligible", "registered"),
+    ]
+    statuses = dict(
+        await pool.fetch(
+            "SELECT case_id, status FROM case_status_known WHERE case_id = ANY($1)", [known, fresh]
+        )
+    )
+    assert statuses == {known: "eligible", fresh: "withdrawn"}
 
 
 async def test_two_transactions_changing_one_case_are_judged_one_after_the_other(pool: asyncpg.Pool) -> None:

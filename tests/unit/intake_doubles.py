@@ -27,6 +27,7 @@ from contracts.status import CaseStatus, CaseStatusChanged, Place, is_legal
 from corridor.statusguard import IllegalStatusChange
 from services.intake import domain, usecases
 from services.intake.domain import CaseStatistics, FlagStatus
+from services.intake.duplicates import CANDIDATES_PER_KEY, Holder, KeyPair, Match
 from services.intake.store import (
     AccessRecord,
     CaseDetails,
@@ -88,6 +89,9 @@ class FakeIntakeStore:
     async def lock_duplicate_keys(self, lock_ids: list[int]) -> None:
         self.calls.append(f"lock keys {lock_ids}")
 
+    async def lock_for_import(self) -> None:
+        self.calls.append("lock for import")
+
     async def case_for_update(self, case_id: uuid.UUID) -> LockedCase | None:
         self.calls.append(f"lock case {case_id}")
         case = self.cases.get(case_id)
@@ -119,6 +123,15 @@ class FakeIntakeStore:
         )
         self.persons.update({p.person_id: (case.case_id, p) for p in case.members})
         return True
+
+    async def insert_cases(
+        self, cases: Sequence[tuple[CaseRegistered, str | None]], *, status: CaseStatus
+    ) -> set[uuid.UUID]:
+        return {
+            case.case_id
+            for case, key in cases
+            if await self.insert_case(case, registration_key=key, status=status)
+        }
 
     async def replace_case(self, case: CaseUpdated) -> None:
         stored = self.cases[case.case_id]
@@ -284,6 +297,26 @@ class FakeIntakeStore:
 
     async def add_person_key(self, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str) -> None:
         self.keys.add((person_id, case_id, kind, key))
+
+    async def add_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
+        self.keys.update((h.person_id, h.case_id, kind, key) for h, (kind, key) in keys)
+
+    async def key_holders(self, pairs: Collection[KeyPair]) -> dict[KeyPair, list[Holder]]:
+        found: dict[KeyPair, list[Holder]] = {}
+        for p, c, kind, key in sorted(self.keys, key=str):
+            if (kind, key) in pairs and len(found.setdefault((kind, key), [])) < CANDIDATES_PER_KEY:
+                found[(kind, key)].append(Holder(p, c))
+        return found
+
+    async def flag_matches(self, matches: Sequence[Match]) -> list[RaisedFlag]:
+        raised = []
+        for m in matches:
+            flag = await self.flag_duplicate(
+                m.person.case_id, m.person.person_id, m.other.case_id, m.other.person_id, m.basis
+            )
+            if flag is not None:
+                raised.append(flag)
+        return raised
 
     async def matching_people(self, kind: str, key: str, *, exclude_case: uuid.UUID) -> list[PersonRef]:
         found = {PersonRef(c, p) for p, c, k, v in self.keys if (k, v) == (kind, key) and c != exclude_case}

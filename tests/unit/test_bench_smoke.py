@@ -43,3 +43,30 @@ def test_python_dash_m_bench_help() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--events" in result.stdout
+
+
+def test_python_dash_m_bench_bulk_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "bulk", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for option in ("--rows", "--baseline-rows", "--request-rows", "--chunk-rows"):
+        assert option in result.stdout
+
+
+def test_the_bulk_benchmark_generates_what_the_import_reads(tmp_path: Path) -> None:
+    from datetime import date, timedelta
+
+    from bench.bulk import generate
+    from services.intake import bulk
+
+    path = tmp_path / "rows.csv"
+    persons = generate(path, 1_000, travel=date.today() + timedelta(days=60), salt=1)
+    rows = bulk.parse_csv(path.read_bytes())
+    assert len(rows) == 1_000 and sum(len(r.lines) for r in rows) == persons
+    reasons = [bulk.command_for(r, "bench")[1] for r in rows]
+    assert sum(1 for r in reasons if r) == 10  # the 1% invalid rows, and only those

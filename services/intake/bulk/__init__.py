@@ -1,8 +1,8 @@
 """Bulk import: the registration forms field offices collect offline, thousands at a time.
 
 One room per concern: ``format`` (the file format, documented there, and the report's rows),
-``parse`` (a file into rows, a row into a registration), ``importer`` (every row through the
-registration use case), ``models`` (what ``POST /imports`` answers) and ``cli``
+``parse`` (a file into rows, a row into a registration), ``importer`` (the rows through the
+registration use cases, in chunks), ``models`` (what ``POST /imports`` answers) and ``cli``
 (``python -m services.intake.bulk FILE --namespace NS --url URL``). The names below are the ones
 the service and the tests use.
 """

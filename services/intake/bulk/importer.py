@@ -1,5 +1,7 @@
-"""Importing rows: every valid row registered by the registration use case, one unit of work (one
-transaction) each, several at once; a report on every row, in file order."""
+"""Importing rows: every valid row registered in chunks of ``CHUNK_ROWS`` (``usecases.register_cases``,
+one unit of work each, a handful of set-based statements), or row by row (``usecases.register_case``,
+one unit of work each, several at once: ``chunk_rows=0``, the earlier way, kept for comparison);
+a report on every row, in file order, the same either way."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 CONCURRENCY = 4
 """Rows registered at once (each on its own pool connection), over all imports of the service."""
 ROWS_PER_CONNECTION = 100
+CHUNK_ATTEMPTS = 3
 
 
 def _groups(commands: list[tuple[int, RegisterCase]]) -> list[list[int]]:
@@ -78,9 +81,12 @@ async def run_import(
     now: datetime | None = None,
     concurrency: int = CONCURRENCY,
     slots: asyncio.Semaphore | None = None,
+    chunk_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Register every valid row (``usecases.register_case``, one unit of work each) and report on
-    every row, in file order. ``now`` is the registration time of every row."""
+    """Register every valid row and report on every row, in file order: ``chunk_rows`` rows a
+    unit of work (``usecases.register_cases``), or each row alone when ``chunk_rows`` is 0
+    (``usecases.register_case``, ``concurrency`` at once); ``ctx.import_chunk_rows`` unless
+    given. ``now`` is the registration time of every row."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     entries: list[dict[str, Any] | None] = [None] * len(rows)
@@ -102,8 +108,11 @@ async def run_import(
         else:
             pending.append((i, command))
     by_index = dict(pending)
-    groups = deque(_groups(pending))
+    chunk_rows = ctx.import_chunk_rows if chunk_rows is None else chunk_rows
     slots = slots or asyncio.Semaphore(concurrency)
+    groups: deque[list[int]] = deque()
+    if chunk_rows <= 0:
+        groups.extend(_groups(pending))
 
     async def register_one(conn: asyncpg.Connection, i: int) -> tuple[dict[str, Any], bool]:
         """The row's entry, and whether the connection is still fit for the next row."""
@@ -120,10 +129,7 @@ async def run_import(
             return entry(row, "rejected", reasons=row.annotate([problem])), True
         except Exception as exc:
             return _failed(row, exc), False
-        if not done.created:  # the same key, imported by a concurrent import of the same file
-            return entry(row, "exists", case_id=str(done.case_id)), True
-        flags = [_flag(f) for f in done.duplicate_flags]
-        return entry(row, "flagged" if flags else "created", case_id=str(done.case_id), flags=flags), True
+        return _entry(row, done), True
 
     def _failed(row: Row, exc: Exception) -> dict[str, Any]:
         # The exception's message may quote the row's values: its type only.
@@ -156,7 +162,90 @@ async def run_import(
                     for i in groups.popleft():
                         entries[i] = _failed(rows[i], exc)
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(groups)))))
+    def prepared(chunk: list[int]) -> list[tuple[int, usecases.NewCase]]:
+        """The chunk's rows checked and built; the rows the checks reject are reported here."""
+        ready = []
+        for i in chunk:
+            try:
+                ready.append((i, usecases.prepare_registration(by_index[i], ctx, now)))
+            except RegistrationRejected as exc:
+                reasons = [reason(p.loc, p.msg) for p in exc.problems]
+                entries[i] = entry(rows[i], "rejected", reasons=rows[i].annotate(reasons))
+            except Exception as exc:
+                entries[i] = _failed(rows[i], exc)
+        return ready
+
+    async def one_by_one(conn: asyncpg.Connection, ready: list[tuple[int, usecases.NewCase]]) -> bool:
+        for n, (i, _) in enumerate(ready):
+            entries[i], fit = await register_one(conn, i)
+            if not fit:  # the rest wait for the next import (the CLI sends failed rows again)
+                for j, _ in ready[n + 1 :]:
+                    entries[j] = _failed(rows[j], ConnectionError("the connection failed"))
+                return False
+        return True
+
+    async def register_chunk(conn: asyncpg.Connection, ready: list[tuple[int, usecases.NewCase]]) -> bool:
+        """Register the chunk in one unit of work; whether the connection is still fit. A value the
+        database cannot take fails the whole chunk's statement: the chunk is then registered row by
+        row, so that row alone is answered (rejected or failed) as it always was."""
+        for attempt in range(1, CHUNK_ATTEMPTS + 1):
+            try:
+                async with conn.transaction():
+                    uow = UnitOfWork(conn, IntakeStore(conn), source=source)
+                    done = await usecases.register_cases([n for _, n in ready], uow, now=now)
+            except asyncpg.TransactionRollbackError as exc:  # a deadlock victim: nothing was written
+                if attempt < CHUNK_ATTEMPTS:
+                    continue
+                for i, _ in ready:
+                    entries[i] = _failed(rows[i], exc)
+                return True
+            except Exception as exc:
+                if conn.is_closed():
+                    for i, _ in ready:
+                        entries[i] = _failed(rows[i], exc)
+                    return False
+                log.info("bulk import %s: a chunk failed (%s): row by row", namespace, type(exc).__name__)
+                return await one_by_one(conn, ready)
+            for (i, _), registration in zip(ready, done, strict=True):
+                entries[i] = _entry(rows[i], registration)
+            return True
+        return True
+
+    async def write(ready: list[tuple[int, usecases.NewCase]]) -> None:
+        # A connection a chunk: its reset on release is one round trip for thousands of rows.
+        connected = False
+        try:
+            async with slots, pool.acquire() as conn:
+                connected = True
+                await register_chunk(conn, ready)  # a broken connection: the pool replaces it
+        except Exception as exc:
+            if connected:  # the connection failed on its way back to the pool: rows are done
+                log.warning("bulk import %s: releasing a connection: %r", namespace, exc)
+            else:  # no connection to be had: the database is unavailable
+                for i, _ in ready:
+                    entries[i] = _failed(rows[i], exc)
+
+    async def chunks() -> None:
+        todo = [i for i, _ in pending]
+        parts = [todo[k : k + chunk_rows] for k in range(0, len(todo), chunk_rows)]
+        # The next chunk is checked and built in a thread while this one is written, so that the
+        # database's work and this process's overlap (the thread runs while this one waits).
+        upcoming = asyncio.ensure_future(asyncio.to_thread(prepared, parts[0])) if parts else None
+        for n in range(len(parts)):
+            assert upcoming is not None
+            ready = await upcoming
+            upcoming = (
+                asyncio.ensure_future(asyncio.to_thread(prepared, parts[n + 1]))
+                if n + 1 < len(parts)
+                else None
+            )
+            if ready:
+                await write(ready)
+
+    if chunk_rows > 0:
+        await chunks()
+    else:
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(groups)))))
     seconds = time.perf_counter() - started
     final = [e for e in entries if e is not None]
     assert len(final) == len(rows)
@@ -179,6 +268,13 @@ async def run_import(
         "rows_per_second": round(len(rows) / seconds, 1) if seconds else None,
         "entries": final,
     }
+
+
+def _entry(row: Row, done: usecases.Registration) -> dict[str, Any]:
+    if not done.created:  # the same key, imported by a concurrent import of the same file
+        return entry(row, "exists", case_id=str(done.case_id))
+    flags = [_flag(f) for f in done.duplicate_flags]
+    return entry(row, "flagged" if flags else "created", case_id=str(done.case_id), flags=flags)
 
 
 def _flag(flag: RaisedFlag) -> dict[str, Any]:
