@@ -74,7 +74,10 @@ class RetryPolicy:
 def retryable(response: httpx.Response) -> bool:
     if response.status_code in RETRY_STATUSES:
         return True
-    if response.status_code == 409 and "application/json" in response.headers.get("content-type", ""):
+    # Corridor's refusals are problem details (application/problem+json) with a machine-readable code.
+    if response.status_code == 409 and response.headers.get("content-type", "").split(";")[0].endswith(
+        "json"
+    ):
         body = response.json()
         return isinstance(body, dict) and body.get("code") == KEY_IN_USE
     return False

@@ -13,8 +13,9 @@ import hashlib
 import logging
 import traceback
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corridor import problems
 
 log = logging.getLogger(__name__)
 
@@ -68,5 +69,4 @@ class RedactedServerErrors:
             )
             if started:  # too late for a 500: the connection is dropped, without the message
                 raise RuntimeError(f"unhandled {described(exc)}") from None
-            response = JSONResponse({"code": "internal_error", "detail": "internal error"}, status_code=500)
-            await response(scope, receive, send)
+            await problems.send(scope, send, 500, "internal_error", "internal error")

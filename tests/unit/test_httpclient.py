@@ -3,6 +3,8 @@ lost answer and on "not now", never on a final answer, and never for ever."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -27,7 +29,11 @@ async def test_a_lost_answer_and_a_busy_service_are_retried_with_the_same_key() 
     answers: list[httpx.Response | Exception] = [
         httpx.ReadTimeout("answer lost"),
         httpx.Response(503, headers={"Retry-After": "0"}, json={"code": "unavailable"}),
-        httpx.Response(409, json={"code": "idempotency_key_in_use", "detail": "still running"}),
+        httpx.Response(
+            409,
+            content=json.dumps({"code": "idempotency_key_in_use", "detail": "still running"}).encode(),
+            headers={"Content-Type": "application/problem+json"},
+        ),
         httpx.Response(201, json={"event_id": "e-1"}, headers={"Idempotent-Replayed": "true"}),
     ]
     async with client(answers, seen) as corridor:
