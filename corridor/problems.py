@@ -10,7 +10,8 @@ contract: a client branches on it, never on ``detail`` (words for a person) or `
 
 The OpenAPI document says so route by route (``document``): every operation lists every status it
 can answer, derived from what the route is made of (a rule: 401, 403; parameters or a body: 422; a
-body: 413; an ``Idempotency-Key``: 409; every route behind the token: 500, 503) plus the statuses
+body: 400, 413; an ``Idempotency-Key``: 409; every route behind the token: 503; every route:
+500) plus the statuses
 the route declares itself (``responses={404: {"description": ...}}``), each with this schema.
 ``tests/unit/test_problem_answers.py`` walks every route and fails on an answer it does not list.
 """
@@ -281,7 +282,7 @@ def install(app: FastAPI, *, body_limit: bool = False) -> None:
 # --- the OpenAPI document ------------------------------------------------------------------------
 
 _WHY: dict[int, str] = {
-    400: "Not readable as this request",
+    400: "The body cannot be read (bad_request: e.g. not UTF-8), or is not what the route reads",
     401: "No bearer token, or one that does not verify (WWW-Authenticate says why)",
     403: "The token's roles, mission or checkpoint are not admitted here",
     404: "What the request names does not exist here",
@@ -330,6 +331,8 @@ def _derived(operation: dict[str, Any], *, body_limit: bool) -> list[int]:
         statuses += [401, 403, 503]  # the token is checked (503: the issuer's keys away)
     if operation.get("parameters") or "requestBody" in operation:
         statuses.append(422)
+    if "requestBody" in operation:
+        statuses.append(400)  # FastAPI's answer to a body it cannot decode (not UTF-8)
     if body_limit:
         # Checked before any route, whatever the method: a GET sent with a body is measured too.
         statuses.append(413)

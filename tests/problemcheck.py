@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import re
-from collections.abc import Callable, Generator
+import uuid
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import httpx
 
 from corridor import problems
+from corridor.auth import Role
+from devkit.devidp import DevIssuer
 
 
 def problem(response: httpx.Response) -> dict[str, Any]:
@@ -98,3 +102,105 @@ class DocumentedAnswers(httpx.Auth):
             flow.send(response)
         why = undocumented(self.document(), request.method, request.url.path, response)
         assert why is None, why
+
+
+# --- what a caller gets wrong, for every operation ----------------------------------------------
+
+BODY_METHODS = {"post", "put", "patch"}
+
+
+def example(parameter: dict[str, Any]) -> str:
+    schema = parameter.get("schema", {})
+    kinds = {schema.get("type"), *(s.get("type") for s in schema.get("anyOf", []))}
+    formats = {schema.get("format"), *(s.get("format") for s in schema.get("anyOf", []))}
+    if "uuid" in formats:
+        return str(uuid.uuid4())  # nobody's
+    if "date" in formats:
+        return "2999-01-01"  # a day that has not begun: nothing is made of it
+    if "integer" in kinds:
+        return str(random.randint(10**8, 10**9))
+    if "enum" in schema:
+        return str(schema["enum"][0])
+    return f"zz-{uuid.uuid4().hex[:12]}"
+
+
+def bad_value(parameter: dict[str, Any]) -> str | None:
+    """A value of the wrong kind for ``parameter`` (None: it takes any text)."""
+    schema = parameter.get("schema", {})
+    formats = {schema.get("format"), *(s.get("format") for s in schema.get("anyOf", []))}
+    kinds = {schema.get("type"), *(s.get("type") for s in schema.get("anyOf", []))}
+    if formats & {"uuid", "date"} or "integer" in kinds or "enum" in schema or "pattern" in schema:
+        return "not~valid"
+    return None
+
+
+def probes(
+    document: dict[str, Any],
+    path: str,
+    method: str,
+    operation: dict[str, Any],
+    issuer: DevIssuer,
+    *,
+    body_limit: int | None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(what, request) for each thing a caller can get wrong on an operation: no token, a forged
+    one, a role or a mission not admitted, a body that is not JSON or of the wrong kind or over
+    ``body_limit``, a parameter of the wrong kind or missing; and the request as admitted, with ids
+    nobody has (each call makes new ones) and an empty body."""
+    params = [p for p in operation.get("parameters", []) if p["in"] in ("path", "query", "header")]
+    path_values = {p["name"]: example(p) for p in params if p["in"] == "path"}
+    url = path.format(**path_values)
+    scope = document["info"].get("x-corridor-scope", {})
+    mission, checkpoint = scope.get("mission", "KAZ"), scope.get("checkpoint")
+    roles = operation.get("x-corridor-roles") or []
+    admitted: dict[str, str] = {}
+    if roles:
+        role = roles[0]
+        token = issuer.token(Role(role), mission, checkpoint if role == Role.BORDER_OFFICER else None)
+        admitted = {"Authorization": f"Bearer {token}"}
+        yield "no token", {"url": url}
+        yield "a forged token", {"url": url, "headers": {"Authorization": "Bearer a.b.c"}}
+        # A role the route does not admit (a route that admits every role: one the platform does
+        # not know, which holds nothing).
+        stranger = next((r.value for r in Role if r.value not in roles), "visitor")
+        other = issuer.token(None, mission, checkpoint, roles=[stranger])
+        yield f"role {stranger}", {"url": url, "headers": {"Authorization": f"Bearer {other}"}}
+        if operation.get("x-corridor-mission") == "own":
+            foreign = issuer.token(Role(role), "ZZZ" if mission != "ZZZ" else "YYY", checkpoint)
+            yield "another mission", {"url": url, "headers": {"Authorization": f"Bearer {foreign}"}}
+    required = {p["name"]: example(p) for p in params if p["in"] in ("query", "header") and p.get("required")}
+    queries = {
+        k: v for k, v in required.items() if any(p["name"] == k and p["in"] == "query" for p in params)
+    }
+    headers = {k: v for k, v in required.items() if k not in queries}
+    if "x-purpose" in {k.lower() for k in headers}:
+        headers = {k: ("case_management" if k.lower() == "x-purpose" else v) for k, v in headers.items()}
+    base = {"url": url, "params": queries, "headers": {**admitted, **headers}}
+    streams = "text/event-stream" in operation["responses"].get("200", {}).get("content", {})
+    if not streams:  # a stream admitted never ends: its refusals are all it has to check here
+        yield "as admitted, ids nobody has", {**base, "json": {}} if method in BODY_METHODS else base
+    if method in BODY_METHODS or "requestBody" in operation:
+        json_headers = {**base["headers"], "Content-Type": "application/json"}
+        yield "a body that is not JSON", {**base, "headers": json_headers, "content": b"{not json"}
+        yield "a body of the wrong kind", {**base, "json": ["a", "list"]}
+    if body_limit is not None and body_limit <= 2**20:
+        big = b'{"x": "' + b"x" * body_limit + b'"}'
+        yield (
+            "a body over the limit",
+            {**base, "headers": {**base["headers"], "Content-Type": "application/json"}, "content": big},
+        )
+    for p in params:
+        bad = bad_value(p)
+        if bad is None:
+            continue
+        if p["in"] == "path":
+            yield f"path {p['name']} {bad}", {**base, "url": path.format(**{**path_values, p["name"]: bad})}
+        elif p["in"] == "query":
+            yield f"query {p['name']} {bad}", {**base, "params": {**queries, p["name"]: bad}}
+        else:
+            yield f"header {p['name']} {bad}", {**base, "headers": {**base["headers"], p["name"]: bad}}
+    for p in params:
+        if p["in"] in ("query", "header") and p.get("required"):
+            without = {k: v for k, v in base["headers"].items() if k != p["name"]}
+            kept = {k: v for k, v in queries.items() if k != p["name"]}
+            yield f"without {p['name']}", {**base, "params": kept, "headers": without}

@@ -24,9 +24,7 @@ from corridor.runtime import ServiceRuntime
 from devkit.devidp import DevIssuer
 from services import deployment
 from services.operations.app import OperationsSettings, create_app
-from tests.problemcheck import operation_of, problem, undocumented
-
-BODY_METHODS = {"post", "put", "patch"}
+from tests.problemcheck import operation_of, probes, problem, undocumented
 
 
 @dataclass
@@ -121,98 +119,6 @@ def test_the_inbound_structured_mode_endpoint_documents_the_cloudevent_it_reads(
 # --- the walk -------------------------------------------------------------------------------------
 
 
-def _example(parameter: dict[str, Any]) -> str:
-    schema = parameter.get("schema", {})
-    kinds = {schema.get("type"), *(s.get("type") for s in schema.get("anyOf", []))}
-    formats = {schema.get("format"), *(s.get("format") for s in schema.get("anyOf", []))}
-    if "uuid" in formats:
-        return "6f1c2b6e-0000-4000-8000-000000000001"
-    if "date" in formats:
-        return "2026-12-01"
-    if "integer" in kinds:
-        return "1"
-    if "enum" in schema:
-        return str(schema["enum"][0])
-    return "x1"
-
-
-def _bad(parameter: dict[str, Any]) -> str | None:
-    """A value of the wrong kind for ``parameter`` (None: it takes any text)."""
-    schema = parameter.get("schema", {})
-    formats = {schema.get("format"), *(s.get("format") for s in schema.get("anyOf", []))}
-    kinds = {schema.get("type"), *(s.get("type") for s in schema.get("anyOf", []))}
-    if formats & {"uuid", "date"} or "integer" in kinds or "enum" in schema or "pattern" in schema:
-        return "not~valid"
-    return None
-
-
-def _probes(
-    service: Service, path: str, method: str, operation: dict[str, Any], issuer: DevIssuer
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(what, request) for each thing a caller can get wrong on this operation."""
-    params = [p for p in operation.get("parameters", []) if p["in"] in ("path", "query", "header")]
-    path_values = {p["name"]: _example(p) for p in params if p["in"] == "path"}
-    url = path.format(**path_values)
-    scope = service.document["info"].get("x-corridor-scope", {})
-    mission, checkpoint = scope.get("mission", "KAZ"), scope.get("checkpoint")
-    roles = operation.get("x-corridor-roles") or []
-    admitted: dict[str, str] = {}
-    if roles:
-        role = roles[0]
-        token = issuer.token(Role(role), mission, checkpoint if role == Role.BORDER_OFFICER else None)
-        admitted = {"Authorization": f"Bearer {token}"}
-        yield "no token", {"url": url}
-        yield "a forged token", {"url": url, "headers": {"Authorization": "Bearer a.b.c"}}
-        # A role the route does not admit (a route that admits every role: one the platform does
-        # not know, which holds nothing).
-        stranger = next((r.value for r in Role if r.value not in roles), "visitor")
-        other = issuer.token(None, mission, checkpoint, roles=[stranger])
-        yield f"role {stranger}", {"url": url, "headers": {"Authorization": f"Bearer {other}"}}
-        if operation.get("x-corridor-mission") == "own":
-            foreign = issuer.token(Role(role), "ZZZ" if mission != "ZZZ" else "YYY", checkpoint)
-            yield "another mission", {"url": url, "headers": {"Authorization": f"Bearer {foreign}"}}
-    required = {
-        p["name"]: _example(p) for p in params if p["in"] in ("query", "header") and p.get("required")
-    }
-    queries = {
-        k: v for k, v in required.items() if any(p["name"] == k and p["in"] == "query" for p in params)
-    }
-    headers = {k: v for k, v in required.items() if k not in queries}
-    if "x-purpose" in {k.lower() for k in headers}:
-        headers = {k: ("case_management" if k.lower() == "x-purpose" else v) for k, v in headers.items()}
-    base = {"url": url, "params": queries, "headers": {**admitted, **headers}}
-    streams = "text/event-stream" in operation["responses"].get("200", {}).get("content", {})
-    if not streams:  # a stream admitted never ends: its refusals are all it has to check here
-        yield "as admitted, the database away", {**base, "json": {}} if method in BODY_METHODS else base
-    if method in BODY_METHODS or "requestBody" in operation:
-        json_headers = {**base["headers"], "Content-Type": "application/json"}
-        yield "a body that is not JSON", {**base, "headers": json_headers, "content": b"{not json"}
-        yield "a body of the wrong kind", {**base, "json": ["a", "list"]}
-    if service.runtime is not None:
-        limit = service.runtime.body_limits.get(url, service.runtime.settings.http_body_limit_bytes)
-        if limit <= 2**20:
-            big = b'{"x": "' + b"x" * limit + b'"}'
-            yield (
-                "a body over the limit",
-                {**base, "headers": {**base["headers"], "Content-Type": "application/json"}, "content": big},
-            )
-    for p in params:
-        bad = _bad(p)
-        if bad is None:
-            continue
-        if p["in"] == "path":
-            yield f"path {p['name']} {bad}", {**base, "url": path.format(**{**path_values, p["name"]: bad})}
-        elif p["in"] == "query":
-            yield f"query {p['name']} {bad}", {**base, "params": {**queries, p["name"]: bad}}
-        else:
-            yield f"header {p['name']} {bad}", {**base, "headers": {**base["headers"], p["name"]: bad}}
-    for p in params:
-        if p["in"] in ("query", "header") and p.get("required"):
-            without = {k: v for k, v in base["headers"].items() if k != p["name"]}
-            kept = {k: v for k, v in queries.items() if k != p["name"]}
-            yield f"without {p['name']}", {**base, "params": kept, "headers": without}
-
-
 async def test_every_answer_of_every_route_is_one_its_document_lists(
     services: list[Service], issuer: DevIssuer
 ) -> None:
@@ -222,7 +128,13 @@ async def test_every_answer_of_every_route_is_one_its_document_lists(
         transport = httpx.ASGITransport(app=service.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             for path, method, operation in _operations(service.document):
-                for what, request in _probes(service, path, method, operation, issuer):
+                limit = None
+                if service.runtime is not None:
+                    settings = service.runtime.settings
+                    limit = service.runtime.body_limits.get(path, settings.http_body_limit_bytes)
+                for what, request in probes(
+                    service.document, path, method, operation, issuer, body_limit=limit
+                ):
                     try:
                         response = await asyncio.wait_for(client.request(method.upper(), **request), 20)
                     except TimeoutError:
