@@ -28,6 +28,8 @@ import stamina
 KEY_HEADER = "Idempotency-Key"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 KEY_IN_USE = "idempotency_key_in_use"
+PROBLEM = "application/problem+json"
+"""Every refusal of a Corridor service (RFC 9457, with a machine-readable ``code``)."""
 
 
 class RetryableAnswer(Exception):
@@ -81,6 +83,20 @@ def retryable(response: httpx.Response) -> bool:
         body = response.json()
         return isinstance(body, dict) and body.get("code") == KEY_IN_USE
     return False
+
+
+def described(response: httpx.Response) -> str:
+    """An answer in one line for a person: ``403 role_not_allowed: this operation is for: ...`` for
+    a Corridor refusal (a problem with a code), else the status and the start of the body."""
+    media = response.headers.get("content-type", "").split(";")[0].strip()
+    if media == PROBLEM:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("code"), str):
+            return f"{response.status_code} {body['code']}: {body.get('detail', '')}"
+    return f"{response.status_code} {response.text[:300]}"
 
 
 def new_key() -> str:

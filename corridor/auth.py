@@ -486,14 +486,10 @@ def challenge(exc: Unauthenticated) -> bytes:
     return f'Bearer realm="corridor", error="invalid_token", error_description="{exc.reason}"'.encode()
 
 
-def unauthenticated(request: Request, exc: Unauthenticated) -> Response:
+def unauthenticated(exc: Unauthenticated) -> Response:
     """401 as a problem, with RFC 6750's challenge."""
     return problems.response(
-        401,
-        UNAUTHENTICATED,
-        exc.reason,
-        request=request,
-        headers={"WWW-Authenticate": challenge(exc).decode()},
+        401, UNAUTHENTICATED, exc.reason, headers={"WWW-Authenticate": challenge(exc).decode()}
     )
 
 
@@ -506,17 +502,15 @@ def install(app: FastAPI, *, scope: ServiceScope, verifier: Callable[[], TokenVe
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Unauthenticated)
-        return unauthenticated(request, exc)
+        return unauthenticated(exc)
 
     async def forbidden(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Forbidden)
-        return problems.response(403, exc.code, exc.detail, request=request)
+        return problems.response(403, exc.code, exc.detail)
 
     async def keys_unavailable(request: Request, _: Exception) -> Response:
         # A route that verifies a token itself (the operations page's sign-in) meets it too.
-        return problems.response(
-            503, "unavailable", KEYS_UNAVAILABLE, request=request, headers={"Retry-After": "5"}
-        )
+        return problems.response(503, "unavailable", KEYS_UNAVAILABLE, headers={"Retry-After": "5"})
 
     app.add_exception_handler(Unauthenticated, refused)
     app.add_exception_handler(KeysUnavailable, keys_unavailable)

@@ -67,6 +67,7 @@ class Invalid(DomainError):
 
 
 def invalid(loc: str | Sequence[str | int], msg: str, *, where: str = "body") -> RequestValidationError:
-    """A 422 in FastAPI's documented shape (a list of errors naming the field)."""
+    """A 422 naming the field, raised as FastAPI raises its own (answered as a problem whose
+    ``errors`` name it: ``corridor.problems``)."""
     path = (loc,) if isinstance(loc, str) else tuple(loc)
     return RequestValidationError([{"loc": (where, *path), "msg": msg, "type": "value_error"}])

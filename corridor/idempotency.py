@@ -8,8 +8,8 @@ and only if the command's effect is. Then:
 
 - the same key with the same request (method, path, query, canonical JSON body) is answered the
   stored status and body, with ``Idempotent-Replayed: true``, and changes nothing;
-- the same key with a different request is refused: 422 with ``code`` ``idempotency_key_reused``
-  (and FastAPI's ``detail`` list, naming the header);
+- the same key with a different request is refused: a 422 problem with ``code``
+  ``idempotency_key_reused`` (its ``errors`` naming the header);
 - a repeat sent while the first is still running waits for it (up to ``WAIT_SECONDS``) and is then
   answered as above; the unique key row is the lock (PostgreSQL makes the second insert wait for the
   first transaction). Past the wait: 409 ``idempotency_key_in_use`` with ``Retry-After``;
@@ -196,7 +196,7 @@ async def _run_once(
         if not isinstance(uow, UnitOfWork):
             raise TypeError("an Idempotency-Key is kept in the database: it needs a database unit of work")
         conn = uow.conn
-        earlier = await claim(conn, owner, key, digest, wait_seconds, path=request.url.path)
+        earlier = await claim(conn, owner, key, digest, wait_seconds)
         if earlier is not None:
             return earlier
         answer = await command(uow)
@@ -219,8 +219,6 @@ async def claim(
     key: str,
     digest: str,
     wait_seconds: float,
-    *,
-    path: str | None = None,
 ) -> Response | None:
     """Take the key for this transaction (None), or the answer to give instead of running it."""
     now = await conn.fetchval("SELECT now()")
@@ -250,7 +248,6 @@ async def claim(
             409,
             KEY_IN_USE,
             "a request with this Idempotency-Key is still running: retry",
-            instance=path,
             headers={"Retry-After": "1"},
         )
     if taken:
@@ -268,7 +265,6 @@ async def claim(
             422,
             KEY_REUSED,
             msg,
-            instance=path,
             errors=[{"loc": ["header", HEADER], "msg": msg, "type": KEY_REUSED}],
         )
     return Response(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from http import HTTPStatus
 from typing import Any
@@ -64,7 +65,9 @@ class Problem(BaseModel):
     title: str = Field(description="A short summary of the problem's type (the HTTP status's phrase)")
     status: int = Field(description="The HTTP status code")
     detail: str = Field(description="This occurrence, in words for a person")
-    instance: str | None = Field(default=None, description="The request's path")
+    instance: str = Field(
+        description="This occurrence (urn:uuid:...): a service logs it with a 5xx, for a caller to quote"
+    )
     code: str = Field(
         pattern=r"^[a-z][a-z0-9_]*$",
         description="Machine-readable: what a client branches on (e.g. unauthenticated, role_not_allowed, "
@@ -88,14 +91,20 @@ def body(
         "title": _title(status),
         "status": status,
         "detail": detail,
+        # Not the request's path: a path may carry personal data (a document number), and problems
+        # are logged and shown where that must not go.
+        "instance": instance or occurrence(),
+        "code": code,
     }
-    if instance is not None:
-        out["instance"] = instance
-    out["code"] = code
     if errors is not None:
         out["errors"] = errors
     out.update({k: v for k, v in extensions.items() if k not in out})
     return out
+
+
+def occurrence() -> str:
+    """A new occurrence's ``instance``."""
+    return f"urn:uuid:{uuid.uuid4()}"
 
 
 def render(problem: dict[str, Any]) -> bytes:
@@ -109,15 +118,12 @@ def response(
     code: str,
     detail: str,
     *,
-    request: Request | None = None,
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
     errors: list[Any] | None = None,
     **extensions: Any,
 ) -> Response:
-    """A problem as an answer; ``instance`` is the request's path (``request``'s, if given)."""
-    if request is not None:
-        instance = request.url.path
+    """A problem as an answer (``instance``: the occurrence, when it was logged; else a new one)."""
     problem = body(status, code, detail, instance=instance, errors=errors, **extensions)
     return Response(render(problem), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
@@ -132,9 +138,11 @@ async def send(
     code: str,
     detail: str,
     headers: Iterable[tuple[bytes, bytes]] = (),
+    *,
+    instance: str | None = None,
 ) -> None:
     """A problem answered by ASGI middleware (authentication, the body limit), before any route."""
-    payload = render(body(status, code, detail, instance=scope.get("path")))
+    payload = render(body(status, code, detail, instance=instance))
     await send(
         {
             "type": "http.response.start",
@@ -227,11 +235,11 @@ def _constraint(value: Any) -> Any:
     return str(value)
 
 
-def invalid_request(request: Request, errors: list[Any], *, code: str = VALIDATION) -> Response:
+def invalid_request(errors: list[Any], *, code: str = VALIDATION) -> Response:
     """A 422 naming every value at fault."""
     n = len(errors)
     detail = f"{n} value{'s' if n != 1 else ''} at fault: see errors"
-    return response(422, code, detail, request=request, errors=errors)
+    return response(422, code, detail, errors=errors)
 
 
 class Refused(HTTPException):
@@ -246,19 +254,19 @@ class Refused(HTTPException):
 # --- the handlers every Corridor application installs --------------------------------------------
 
 
-async def _validation_error(request: Request, exc: Exception) -> Response:
+async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return invalid_request(request, field_errors(exc.errors()))
+    return invalid_request(field_errors(exc.errors()))
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def _http_error(_: Request, exc: Exception) -> Response:
     """Starlette's own answers (a path no route has, a method the route does not take) and any
     ``HTTPException`` a route raises, as problems."""
     assert isinstance(exc, HTTPException)
     phrase = _title(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
     code = getattr(exc, "code", None) or code_of_status(exc.status_code)
-    return response(exc.status_code, code, detail, request=request, headers=exc.headers)
+    return response(exc.status_code, code, detail, headers=exc.headers)
 
 
 def install(app: FastAPI, *, body_limit: bool = False) -> None:

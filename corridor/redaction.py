@@ -64,9 +64,15 @@ class RedactedServerErrors:
         try:
             await self.app(scope, receive, sending)
         except Exception as exc:
+            instance = problems.occurrence()  # the caller's answer names this line
             log.error(
-                "%s %s: unhandled %s\n%s", scope.get("method"), scope.get("path"), described(exc), frames(exc)
+                "%s %s: unhandled %s (%s)\n%s",
+                scope.get("method"),
+                scope.get("path"),
+                described(exc),
+                instance,
+                frames(exc),
             )
             if started:  # too late for a 500: the connection is dropped, without the message
                 raise RuntimeError(f"unhandled {described(exc)}") from None
-            await problems.send(scope, send, 500, "internal_error", "internal error")
+            await problems.send(scope, send, 500, "internal_error", "internal error", instance=instance)

@@ -352,12 +352,13 @@ class ServiceRuntime:
 
     async def _unavailable(self, request: Request, exc: Exception) -> Response:
         # A database restart or a dropped connection: the client should retry, not give up.
-        log.warning("%s %s: %r", request.method, request.url.path, exc)
+        instance = problems.occurrence()  # what the caller may quote, found in this line
+        log.warning("%s %s: %r (%s)", request.method, request.url.path, exc, instance)
         return problems.response(
             503,
             "unavailable",
             f"temporarily unavailable ({type(exc).__name__}); retry",
-            request=request,
+            instance=instance,
             headers={"Retry-After": "1"},
         )
 
@@ -420,15 +421,15 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     if isinstance(exc, Invalid):
         return problems.invalid_request(
-            request, [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}], code=exc.code
+            [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}], code=exc.code
         )
     detail = jsonable_encoder(exc.detail)
     if isinstance(detail, dict):
         extensions = {k: v for k, v in detail.items() if k not in ("code", "message")}
         code = detail.get("code", exc.code)
         text = str(detail.get("message", code))
-        return problems.response(exc.status_code, code, text, request=request, **extensions)
-    return problems.response(exc.status_code, exc.code, str(detail), request=request)
+        return problems.response(exc.status_code, code, text, **extensions)
+    return problems.response(exc.status_code, exc.code, str(detail))
 
 
 async def _unstorable_value(request: Request, exc: Exception) -> Response:
@@ -438,7 +439,7 @@ async def _unstorable_value(request: Request, exc: Exception) -> Response:
     # PostgreSQL's text may quote the value (a name with a NUL): the caller gets it, the log does not.
     log.warning("%s %r: value refused by the database: %s", request.method, request.url.path, described(exc))
     error = {"loc": ["request"], "msg": f"value cannot be stored: {str(exc)[:300]}", "type": "value_error"}
-    return problems.invalid_request(request, [error], code="unstorable_value")
+    return problems.invalid_request([error], code="unstorable_value")
 
 
 class BodyTooLarge(HTTPException):
@@ -505,7 +506,7 @@ async def _too_large(scope: Any, send: Any, limit: int) -> None:
 
 async def _body_too_large(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BodyTooLarge)
-    return problems.response(413, "too_large", _too_large_detail(exc.limit), request=request)
+    return problems.response(413, "too_large", _too_large_detail(exc.limit))
 
 
 class MissingTopics(RuntimeError):

@@ -24,7 +24,8 @@ def problem(response: httpx.Response) -> dict[str, Any]:
     problems.Problem.model_validate(body)
     assert body["status"] == response.status_code, body
     assert body["type"] == problems.TYPE_PREFIX + body["code"], body
-    assert isinstance(body, dict)
+    # An occurrence, never the request's path (which may carry a document number).
+    assert body["instance"].startswith("urn:uuid:"), body
     return body
 
 

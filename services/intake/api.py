@@ -197,7 +197,7 @@ async def registration_rejected(request: Request, exc: Exception) -> Response:
     """Every problem of a registration in one 422, each a field error as FastAPI's own are."""
     assert isinstance(exc, RegistrationRejected)
     errors = [error for p in exc.problems for error in invalid(p.loc, p.msg).errors()]
-    return problems.invalid_request(request, problems.field_errors(errors), code=exc.code)
+    return problems.invalid_request(problems.field_errors(errors), code=exc.code)
 
 
 # The refusals of the use cases a route calls (corridor.errors), each a problem (corridor.problems).
@@ -565,9 +565,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         except RetryLater as exc:
             # Not applicable yet, most likely because this service has not yet read the status the
             # report follows: the same report will be accepted shortly. Not a final answer.
-            return problems.response(
-                503, exc.code, exc.detail, request=request, headers={"Retry-After": "2"}, retry=True
-            )
+            return problems.response(503, exc.code, exc.detail, headers={"Retry-After": "2"}, retry=True)
         except Rejected as exc:
             return _refused(request, exc.code, exc.detail, REFUSAL_STATUS.get(exc.code, 409))
         if published is None:
@@ -637,7 +635,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
 
 def _refused(request: Request, code: str, detail: str, status: int) -> Response:
     """A refusal of the missions' and the imports' endpoints, which read their bodies themselves."""
-    return problems.response(status, code, detail, request=request)
+    return problems.response(status, code, detail)
 
 
 async def read_body(request: Request, limit: int = bulk.MAX_BYTES) -> bytes:

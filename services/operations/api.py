@@ -88,7 +88,7 @@ async def sign_in(request: Request, body: Annotated[SignIn, Body()]) -> Response
     try:
         principal = await verifier.verify(body.token)
     except auth.Unauthenticated as exc:
-        return auth.unauthenticated(request, exc)
+        return auth.unauthenticated(exc)
     VIEW.check(principal, request.app.state.corridor_scope)  # Forbidden: answered 403
     # Verified above: exp is the token's own, required by the verifier.
     exp = int(jwt.decode(body.token, options={"verify_signature": False})["exp"])

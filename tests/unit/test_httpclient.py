@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from contracts.httpclient import CommandClient, RetryPolicy
+from contracts.httpclient import CommandClient, RetryPolicy, described
 
 FAST = RetryPolicy(attempts=5, timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 
@@ -67,3 +67,13 @@ async def test_retries_are_bounded() -> None:
         async with client([httpx.ConnectError("down") for _ in range(10)], seen) as corridor:
             await corridor.send("DELETE", "/hold-list/X1", key="mine")
     assert len(seen) == FAST.attempts and {q.headers["Idempotency-Key"] for q in seen} == {"mine"}
+
+
+def test_a_refusal_is_described_by_its_code_and_detail() -> None:
+    refused = httpx.Response(
+        403,
+        content=json.dumps({"status": 403, "code": "role_not_allowed", "detail": "for: caseworker"}).encode(),
+        headers={"Content-Type": "application/problem+json"},
+    )
+    assert described(refused) == "403 role_not_allowed: for: caseworker"
+    assert described(httpx.Response(502, text="<html>bad gateway</html>")) == "502 <html>bad gateway</html>"

@@ -10,20 +10,27 @@ the real platform by ``tests/integration/test_problem_answers.py``."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from corridor import problems
-from corridor.auth import Role
+from corridor.auth import Role, allow
+from corridor.errors import DomainError
 from corridor.runtime import ServiceRuntime
+from corridor.settings import ServiceSettings
 from devkit.devidp import DevIssuer
 from services import deployment
+from services.border_clearance.domain import NothingToDecide
 from services.operations.app import OperationsSettings, create_app
+from services.transport.domain import AlreadyDeparted
 from tests.problemcheck import operation_of, probes, problem, undocumented
 
 
@@ -167,3 +174,50 @@ async def test_a_path_no_route_has_and_a_method_a_route_does_not_take_are_proble
         assert (refused.status_code, problem(refused)["code"]) == (405, "method_not_allowed")
         stranger = await client.get("/no-such-thing")  # no token: nothing learnt about the paths
         assert (stranger.status_code, problem(stranger)["code"]) == (401, "unauthenticated")
+
+
+# --- the codes of the use cases' refusals ------------------------------------------------------------
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_refusal_of_a_use_case_has_a_machine_readable_code(services: list[Service]) -> None:
+    refusals = {cls.__name__: cls.code for cls in _subclasses(DomainError)}
+    assert len(refusals) >= 25  # every service's domain errors are loaded with the services
+    assert {k: refusals[k] for k in ("CaseNotFound", "NoManifest", "MovementExists", "OverrideRefused")} == {
+        "CaseNotFound": "case_not_found",
+        "NoManifest": "no_manifest",
+        "MovementExists": "movement_exists",
+        "OverrideRefused": "override_refused",
+    }
+    for name, code in refusals.items():
+        problems.Problem.model_validate(problems.body(409, code, name))  # the pattern of a code
+
+
+async def test_a_refusal_that_says_more_says_it_as_members_of_its_problem(issuer: DevIssuer) -> None:
+    rt = ServiceRuntime("t", ServiceSettings(mission="KAZ"), migrations=Path("."), title="t")
+    case_id = uuid.uuid4()
+
+    async def waiting() -> None:
+        raise NothingToDecide({case_id: "not cleared at the previous post yet"})
+
+    async def departed() -> None:
+        raise AlreadyDeparted("BUS-1", datetime(2026, 12, 1, 8, tzinfo=UTC), departure={"departed": []})
+
+    for path, route in (("/waiting", waiting), ("/departed", departed)):
+        rt.http.add_api_route(path, route, methods=["POST"], dependencies=[Depends(allow(Role.CASEWORKER))])
+    token = {"Authorization": f"Bearer {issuer.token(Role.CASEWORKER, 'KAZ')}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rt.http), base_url="http://t") as client:
+        nobody = problem(await client.post("/waiting", headers=token))
+        gone = problem(await client.post("/departed", headers=token))
+    assert (nobody["code"], nobody["detail"]) == (
+        "nothing_to_decide",
+        "nobody on this vehicle can be decided now",
+    )
+    assert nobody["waiting"] == {str(case_id): "not cleared at the previous post yet"}
+    assert (gone["status"], gone["code"], gone["departure"]) == (409, "departed", {"departed": []})
+    assert gone["detail"] == "BUS-1 departed at 2026-12-01T08:00:00+00:00"

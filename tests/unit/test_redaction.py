@@ -42,6 +42,7 @@ async def test_an_unhandled_error_is_a_bare_500_and_its_message_is_not_logged(
         logging.Formatter().formatException(rec.exc_info) for rec in caplog.records if rec.exc_info
     )
     assert "ValueError" in logged and "boom" in logged  # what and where
+    assert r.json()["instance"] in logged  # what the caller quotes leads to the line
     assert "Zqxova" not in logged and "1957" not in logged
 
 
