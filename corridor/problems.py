@@ -8,12 +8,13 @@ the authentication middleware (401, 503 when the issuer's keys cannot be fetched
 ``corridor.errors``), a database that is away (503) and the unexpected (500). ``code`` is the
 contract: a client branches on it, never on ``detail`` (words for a person) or ``title``.
 
-The OpenAPI document says so route by route (``document``): every operation lists every status it
-can answer, derived from what the route is made of (a rule: 401, 403; parameters or a body: 422; a
-body: 400, 413; an ``Idempotency-Key``: 409; every route behind the token: 503; every route:
-500) plus the statuses
-the route declares itself (``responses={404: {"description": ...}}``), each with this schema.
-``tests/unit/test_problem_answers.py`` walks every route and fails on an answer it does not list.
+The OpenAPI document says so route by route (``install``): every operation lists every status it
+can answer, each with this schema, derived from what the route is made of (a rule: 401, 403 and
+503; parameters or a body: 422; a body: 400; the body limit: 413; an ``Idempotency-Key``: 409;
+any route: 500), plus the refusals the route declares where it calls the use cases that raise them
+(``responses={404: {"description": ...}}``). ``tests/unit/test_problem_answers.py`` and
+``tests/integration/test_problem_answers.py`` walk every route and fail on an answer it does not
+list.
 """
 
 from __future__ import annotations
@@ -276,12 +277,13 @@ def install(app: FastAPI, *, body_limit: bool = False) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     build = app.openapi
+    done: list[dict[str, Any]] = []  # FastAPI keeps the document it built: completed once
 
     def openapi() -> dict[str, Any]:
         document = build()
-        if not document.get("x-corridor-problems"):
+        if not any(d is document for d in done):
             _document(document, body_limit=body_limit)
-            document["x-corridor-problems"] = True
+            done.append(document)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
