@@ -27,4 +27,6 @@ def role_auth(issuer: DevIssuer, app: FastAPI) -> httpx.Auth:
     """Each request signed in the first role its route admits (as in the integration tests), and
     each answer checked against the route's OpenAPI document (``tests.problemcheck``): every status
     the API tests meet is one the document lists, every error a problem."""
-    return DocumentedAnswers(RoleAuth(issuer, lambda _url: OperationRules(app.openapi())), app.openapi)
+    return DocumentedAnswers(
+        RoleAuth(issuer, lambda _url: OperationRules(app.openapi())), lambda _url: app.openapi()
+    )
