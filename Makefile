@@ -8,7 +8,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 
-.PHONY: setup jaeger demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi asyncapi-viewer bench mutation
+.PHONY: setup jaeger helm demo up test test-unit test-integration lint format clean contracts contracts-check asyncapi asyncapi-viewer bench mutation
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -80,19 +80,29 @@ $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
 
 jaeger: $(JAEGER)
 
+# Helm, only for the suite (tests/unit/test_kubernetes_manifests.py runs `helm lint` and `helm
+# template` on deploy/helm/corridor): built the same way, pinned by tools/helm/go.mod and go.sum.
+HELM := .cache/helm-3.22.0/helm
+
+$(HELM): tools/helm/go.mod tools/helm/go.sum
+	cd tools/helm && $(GO_ENV) nice -n 10 $(GO) build -trimpath -o $(CURDIR)/$@ helm.sh/helm/v3/cmd/helm
+
+helm: $(HELM)
+
 # Not part of setup: `make demo` runs without traces; `make up` and the tests need it.
 setup: .venv/.synced .cache/kafka.ready .cache/tools.ready .cache/browser.ready $(ASYNCAPI_TOOLS)
 
 demo: setup
 	$(PY) -m devkit demo
 
+# DEPLOYMENT=per-mission: a Kafka cluster and a PostgreSQL server per mission, linked by MirrorMaker 2.
 up: setup $(JAEGER)
-	$(PY) -m devkit up
+	$(PY) -m devkit up $(if $(DEPLOYMENT),--deployment $(DEPLOYMENT))
 
-test: setup $(JAEGER) lint contracts-check
+test: setup $(JAEGER) $(HELM) lint contracts-check
 	$(PY) -m pytest
 
-test-unit: setup
+test-unit: setup $(HELM)
 	$(PY) -m pytest tests/unit
 
 test-integration: setup $(JAEGER)

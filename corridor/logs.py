@@ -1,4 +1,5 @@
-"""A service's logs as JSON lines: one object per record, the same fields everywhere, no colour.
+"""A service's logs as JSON lines: one object per record, the same fields everywhere, no colour;
+and a line per HTTP request answered (``RequestLog``).
 
 Every line carries when, how bad, which service and instance, the trace and span it happened in
 (so a log line leads to the trace of the request or record, and back), and the case it concerns
@@ -8,29 +9,23 @@ where there is one. Messages are what the code logs, which never quotes a person
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
+import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-_case_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("corridor_log_case_id", default=None)
+from corridor import tracing
+from corridor.metrics import UNMATCHED, Answered
 
-
-@contextlib.contextmanager
-def about_case(case_id: object | None) -> Iterator[None]:
-    """Every line logged inside names ``case_id`` (a consumer handling one case's event)."""
-    token = _case_id.set(str(case_id) if case_id is not None else None)
-    try:
-        yield
-    finally:
-        _case_id.reset(token)
+_requests = logging.getLogger("corridor.requests")
 
 
 class JsonLines(JsonFormatter):
@@ -61,7 +56,10 @@ class JsonLines(JsonFormatter):
         if context.is_valid:
             log_data["trace_id"] = trace.format_trace_id(context.trace_id)
             log_data["span_id"] = trace.format_span_id(context.span_id)
-        case_id = record.__dict__.get("case_id") or _case_id.get()
+        # The case in scope is tracing's (``tracing.about_case``): the span the line is logged in
+        # names the same case.
+        ref = tracing.case_in_scope()
+        case_id = record.__dict__.get("case_id") or (ref.case_id if ref is not None else None)
         if case_id is not None:
             log_data["case_id"] = str(case_id)
         # The record's extras (the base class skips the standard attributes) and the formatted
@@ -86,3 +84,54 @@ def setup_logging(level: str, *, service: str, instance: str) -> None:
     faststream = logging.getLogger("faststream")
     faststream.handlers.clear()
     faststream.propagate = True
+
+
+_QUIET = re.compile("|".join(tracing.UNTRACED_URLS))
+
+
+class RequestLog:
+    """ASGI middleware: one line per HTTP request answered, ``"POST /cases/{case_id}/withdrawal 200"``,
+    with ``method``, ``route``, ``status``, ``duration_ms`` and the case (movement, vehicle) it is
+    about: the one its path names, or the one its route found (a registration's new case,
+    ``tracing.found_case``). The route's template, never the path or query, which may hold a
+    document number (``/hold-list/{document_number}``); probes and scrapes are not logged.
+
+    Installed outside the authentication, so a refused request is logged too, and inside the
+    server span, so the line carries the request's trace id."""
+
+    def __init__(self, app: ASGIApp, *, routes: Callable[[], Iterable[Any]]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _QUIET.search(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            template, params = tracing.route_of(self.routes(), scope)
+        except Exception:  # logging must not fail a request
+            template, params = "", {}
+        answer = Answered(send)
+        with tracing.request_about(tracing.path_ref(params)) as request:
+            try:
+                await self.app(scope, receive, answer)
+            finally:
+                method, route, status = scope.get("method", ""), template or UNMATCHED, answer.status
+                extra: dict[str, Any] = {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+                if request.ref is not None:
+                    extra |= {
+                        name: value
+                        for name, value in (
+                            ("case_id", request.ref.case_id),
+                            ("movement_id", request.ref.movement_id),
+                            ("vehicle_id", request.ref.vehicle_id),
+                        )
+                        if value
+                    }
+                _requests.info("%s %s %s", method, route, status, extra=extra)

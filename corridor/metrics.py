@@ -22,7 +22,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.routing import Match
+
+from corridor import tracing
 
 # The 0.0.4 text format Prometheus scrapes shows each counter's and histogram's creation time as a
 # gauge series of its own: noise on every dashboard, and nothing an alert uses.
@@ -141,6 +142,20 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
+class Answered:
+    """An ASGI ``send`` that passes an answer on and notes its status: 500 until one starts (the
+    application raised before answering)."""
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self.send(message)
+
+
 class HttpMetrics:
     """ASGI middleware counting every answer (refusals by the authentication in front included) by
     its route's template, so the label set stays bounded whatever paths are asked for."""
@@ -155,20 +170,13 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def record(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        answer = Answered(send)
         try:
-            await self.app(scope, receive, record)
+            await self.app(scope, receive, answer)
         finally:
             route = self._template(scope)
             method = scope.get("method", "GET")
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_requests.labels(method, route, str(answer.status)).inc()
             self.metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)
 
     def _template(self, scope: Any) -> str:
@@ -185,14 +193,4 @@ class HttpMetrics:
 
 
 def _match(routes: Iterable[Any], scope: Any) -> str | None:
-    for route in routes:
-        path = getattr(route, "path", None)
-        if isinstance(path, str) and hasattr(route, "matches"):
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return path
-        elif hasattr(route, "routes"):  # a router included as a whole
-            found = _match(route.routes, scope)
-            if found is not None:
-                return found
-    return None
+    return tracing.route_of(routes, scope)[0] or None

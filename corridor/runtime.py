@@ -36,7 +36,7 @@ from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
 from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
 from corridor.kafkaclient import KafkaAccess
-from corridor.logs import about_case, setup_logging
+from corridor.logs import RequestLog, setup_logging
 from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
 from corridor.outbox import OutboxRelay, make_producer, pending_count
 from corridor.redaction import RedactedServerErrors, described
@@ -188,6 +188,8 @@ class ServiceRuntime:
         )
         # After the rules: the statuses an operation answers follow from them (corridor.problems).
         problems.install(self.http, body_limit=True)
+        # A line per request, naming its case; inside the server span (its trace id on the line).
+        self.http.add_middleware(RequestLog, routes=lambda: self.http.routes)
         # Outermost of all: every answer is counted, refusals of the authentication included.
         self.http.add_middleware(HttpMetrics, metrics=self.metrics, routes=lambda: self.http.routes)
         instrument_http(self.http, self.tracer_provider)  # a server span around all of the above
@@ -246,13 +248,13 @@ class ServiceRuntime:
 
         def adapt(use_case: UseCase[StoreT]) -> Handler:
             async def handle(conn: asyncpg.Connection, envelope: CloudEvent) -> None:
-                with about_case(getattr(envelope.data, "case_id", None)):
-                    await use_case(
-                        envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
-                    )
-                    # One line per event applied, in its trace and naming its case: what a case's
-                    # journey through the services looks like when searched for in the logs.
-                    log.info("%s applied %s %s", consumer_name, envelope.type, envelope.id)
+                await use_case(
+                    envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
+                )
+                # One line per event applied, in its trace and naming its case (the consumer handles
+                # each record about its case, ``tracing.handling``): what a case's journey through
+                # the services looks like when searched for in the logs.
+                log.info("%s applied %s %s", consumer_name, envelope.type, envelope.id)
 
             return handle
 

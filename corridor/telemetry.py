@@ -75,7 +75,7 @@ def instrument_http(app: Any, provider: TracerProvider) -> None:
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,
-        excluded_urls="/health/,/metrics$,/stats$,/asyncapi",
+        excluded_urls=",".join(tracing.UNTRACED_URLS),
         exclude_spans=["receive", "send"],
         server_request_hook=tracing.http_request_hook(app),
     )

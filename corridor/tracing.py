@@ -2,7 +2,10 @@
 
 Every span started while a case is in scope (``about_case``) carries ``corridor.case_id`` (and
 ``corridor.movement_id`` / ``corridor.vehicle_id`` where known), so a trace backend finds all of a
-case's spans by that tag, in every service. Trace context travels with each event (``traceparent``
+case's spans by that tag, in every service. The case in scope is this module's, and the one
+``corridor.logs`` writes on each line: a span and a log line about the same work name the same case.
+An HTTP request is about the case its path names; a request that creates its case (a registration)
+names it once known (``found_case``), on its server span too. Trace context travels with each event (``traceparent``
 in the record headers, written by the outbox), so a consumer's span continues its producer's trace.
 
 A case's events are caused by several traces, though: the registration, then each HTTP command
@@ -21,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,12 +109,61 @@ _in_scope: contextvars.ContextVar[CaseRef | None] = contextvars.ContextVar("corr
 
 @contextlib.contextmanager
 def about_case(ref: CaseRef | None) -> Iterator[None]:
-    """Every span started inside (queries included) carries ``ref``'s attributes."""
+    """Every span started inside (queries included) carries ``ref``'s attributes, and every line
+    logged inside its case id."""
     token = _in_scope.set(ref)
     try:
         yield
     finally:
         _in_scope.reset(token)
+
+
+def case_in_scope() -> CaseRef | None:
+    return _in_scope.get()
+
+
+class RequestCase:
+    """What one HTTP request is about, shared by its layers: the middleware around it makes one, the
+    route may learn the case only as it runs (a registration creates it), and the request's log
+    line, written by the middleware after the route returned, needs it. (A context variable set by
+    the route does not reach back to the middleware's context.)"""
+
+    __slots__ = ("ref", "span")
+
+    def __init__(self, ref: CaseRef | None, span: trace.Span) -> None:
+        self.ref = ref
+        self.span = span
+
+
+_request: contextvars.ContextVar[RequestCase | None] = contextvars.ContextVar(
+    "corridor_request", default=None
+)
+
+
+@contextlib.contextmanager
+def request_about(ref: CaseRef | None) -> Iterator[RequestCase]:
+    """Around one HTTP request (inside its server span, if traced): ``ref`` (the case its path
+    names, or None) in scope for everything the request runs."""
+    request = RequestCase(ref, trace.get_current_span())
+    token = _request.set(request)
+    try:
+        with about_case(ref):
+            yield request
+    finally:
+        _request.reset(token)
+
+
+def found_case(ref: CaseRef) -> None:
+    """The request being handled turned out to be about ``ref`` (a registration has created its
+    case): the spans and lines that follow name it, and so do the request's server span (a trace
+    backend finds the registration by the case) and its log line."""
+    _in_scope.set(ref)  # the rest of this task: the request's own context, reset with it
+    request = _request.get()
+    if request is None:
+        return
+    request.ref = ref
+    if request.span.is_recording():
+        request.span.set_attributes(ref.attributes())
 
 
 class CaseAttributes(SpanProcessor):
@@ -200,6 +252,48 @@ def redacted(span: ReadableSpan) -> ReadableSpan:
 
 _URL_ATTRIBUTES = ("http.target", "http.url", "url.full", "url.path", "url.query")
 _PATH_REFS = ("case_id", "movement_id", "vehicle_id")
+UNTRACED_URLS = ("/health/", "/metrics$", "/stats$", "/asyncapi")
+"""Probes and scrapes (patterns searched in the URL): no span, no log line; they would drown the rest."""
+
+
+def route_of(routes: Iterable[Any], scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The template of the route a request matches and its path parameters (``""`` and ``{}`` for
+    none); kept in the request's scope, for the next layer that asks."""
+    found = scope.get("corridor.route")
+    if found is None:
+        found = _match(routes, scope) or ("", {})
+        scope["corridor.route"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def _match(routes: Iterable[Any], scope: Scope) -> tuple[str, dict[str, Any]] | None:
+    for route in routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and hasattr(route, "matches"):
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return path, child.get("path_params", {})
+        else:
+            # A router included as a whole: FastAPI's entry for it keeps the router's own routes
+            # (whose paths are the whole paths: Corridor includes routers without a prefix).
+            inner = getattr(route, "routes", None) or getattr(
+                getattr(route, "original_router", None), "routes", None
+            )
+            found = _match(inner, scope) if inner else None
+            if found is not None:
+                return found
+    return None
+
+
+def path_ref(params: Mapping[str, Any]) -> CaseRef | None:
+    """The case, movement or vehicle a request's path names, if any."""
+    if not any(p in params for p in _PATH_REFS):
+        return None
+    return CaseRef(
+        case_id=str(params["case_id"]) if "case_id" in params else None,
+        movement_id=str(params["movement_id"]) if "movement_id" in params else None,
+        vehicle_id=str(params["vehicle_id"]) if "vehicle_id" in params else None,
+    )
 
 
 def http_request_hook(app: Any) -> Any:
@@ -210,22 +304,13 @@ def http_request_hook(app: Any) -> Any:
     def hook(span: trace.Span, scope: Scope) -> None:
         if not span.is_recording():
             return
-        template, params = "", {}
-        for route in app.router.routes:
-            match, child = route.matches(scope)
-            if match == Match.FULL:
-                template, params = getattr(route, "path", ""), child.get("path_params", {})
-                break
+        template, params = route_of(app.router.routes, scope)
         existing = getattr(span, "attributes", None) or {}
         for name in _URL_ATTRIBUTES:
             if name in existing:
                 span.set_attribute(name, template if name != "url.query" else "")
-        if any(p in params for p in _PATH_REFS):
-            ref = CaseRef(
-                case_id=str(params["case_id"]) if "case_id" in params else None,
-                movement_id=str(params["movement_id"]) if "movement_id" in params else None,
-                vehicle_id=str(params["vehicle_id"]) if "vehicle_id" in params else None,
-            )
+        ref = path_ref(params)
+        if ref is not None:
             span.set_attributes(ref.attributes())
             # The request's task: set for what it runs next, gone with it.
             _in_scope.set(ref)

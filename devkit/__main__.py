@@ -22,6 +22,7 @@ from contracts.routes import RouteBook
 from contracts.status import CaseStatus
 from corridor.auth import Role
 from corridor.kafkaclient import KafkaAccess
+from corridor.settings import REPO_ROOT
 from devkit import kafkatool, scenario, stackinfo
 from devkit.devidp import DevIssuer
 from devkit.devinfra.kafka import ADMIN_USER
@@ -213,6 +214,15 @@ def kafka_tool(
     raise typer.Exit(subprocess.call(kafkatool.command(tool, access, config, ctx.args)))
 
 
+def deployment_path(name: str) -> Path:
+    """A description named by its shape (``deploy/deployments/<name>.yaml``) or by its path."""
+    named = REPO_ROOT / "deploy" / "deployments" / f"{name}.yaml"
+    path = named if named.exists() else Path(name)
+    if not path.is_file():
+        raise typer.BadParameter(f"no deployment description {name!r} (try shared or per-mission)")
+    return path.resolve()
+
+
 def _stack_info(stack: Stack) -> stackinfo.StackInfo:
     return stackinfo.StackInfo(
         name=stack.workdir.name,
@@ -226,6 +236,10 @@ def _stack_info(stack: Stack) -> stackinfo.StackInfo:
         operations_page=stack.operations_page_url or None,
         prometheus=stack.prometheus.url if stack.prometheus is not None else None,
         traces=stack.jaeger.url if stack.jaeger is not None else None,
+        deployment=stack.deployment_file,
+        clusters={name: c.bootstrap_servers for name, c in stack.clusters.items()}
+        if len(stack.clusters) > 1
+        else {},
     )
 
 
@@ -238,6 +252,14 @@ def up(
             help="Print the stack's addresses as one JSON object on stdout (progress goes to stderr).",
         ),
     ] = False,
+    deployment: Annotated[
+        str,
+        typer.Option(
+            "--deployment",
+            help="A deployment description: `shared` (one Kafka cluster), `per-mission` (a cluster and "
+            "a database per mission, linked by MirrorMaker 2), or the path of a description file.",
+        ),
+    ] = "shared",
 ) -> None:
     """Start everything and keep it running until Ctrl-C.
 
@@ -247,7 +269,9 @@ def up(
     global console
     if as_json:
         console = Console(stderr=True, width=max(130, Console().width))
-    with Stack(_fresh("up"), prometheus=True, tracing=True) as stack:
+    with Stack(
+        _fresh("up"), deployment_file=deployment_path(deployment), prometheus=True, tracing=True
+    ) as stack:
         stack.start_infra()
         stack.start_services()
         stack.start_operations_page()

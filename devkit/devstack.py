@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -27,7 +29,11 @@ from devkit.devinfra.jaeger import JaegerServer
 from devkit.devinfra.kafka import ADMIN_USER, KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
 from devkit.devinfra.prometheus import PrometheusServer, Target, rule_files
+from opstools.deployments import DeploymentDescription, MissionSpec, mirror_principal
 from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, Deployment, password_file, principal_access
+
+if TYPE_CHECKING:
+    from devkit.devinfra.mirrormaker import MirrorMaker
 
 DEFAULT_ROUTES = REPO_ROOT / "deploy" / "routes" / "central-asia.json"
 
@@ -42,41 +48,66 @@ class ServiceSpec:
     principal: str
     """Its own Kafka principal (the instance name, as opstools.kafkaadmin derives it)"""
     extra_env: dict[str, str] = field(default_factory=dict)
+    cluster: str = "corridor"
+    """The Kafka cluster of its mission (the deployment description's)"""
+    db_server: str = "corridor"
+    """The PostgreSQL server of its mission"""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
 
-def service_specs(routes_file: Path, ports: list[int], host_mission: str = "KAZ") -> list[ServiceSpec]:
-    routes = RouteBook.load(routes_file)
-    checkpoints = list({cp.checkpoint_id: cp for r in routes.routes for cp in r.checkpoints}.values())
-    if len(ports) < 4 + len(checkpoints):
+def service_specs(
+    routes_file: Path,
+    ports: list[int],
+    host_mission: str = "KAZ",
+    description: DeploymentDescription | None = None,
+) -> list[ServiceSpec]:
+    """Every service instance of the description (default: the shared shape on ``routes_file``),
+    each on a port of ``ports``."""
+    if description is None:
+        description = DeploymentDescription.load(DEFAULT_DEPLOYMENT).model_copy(
+            update={"routes": routes_file, "host_mission": host_mission}
+        )
+        description = description.model_copy(
+            update={"missions": {**description.missions, **_missing_missions(description)}}
+        )
+    instances = description.instances()
+    # The host mission's services first, reporting last: the order ports were always given in.
+    instances.sort(key=lambda i: (i.name == "reporting", i.checkpoint is not None))
+    if len(ports) < len(instances):
         raise ValueError("not enough ports")
-    specs = [
-        ServiceSpec("intake", "services.intake", "intake", host_mission, ports[0], "intake"),
-        ServiceSpec(
-            "eligibility", "services.eligibility", "eligibility", host_mission, ports[1], "eligibility"
-        ),
-        ServiceSpec("transport", "services.transport", "transport", host_mission, ports[2], "transport"),
-    ]
-    for i, cp in enumerate(checkpoints):
+    specs = []
+    for port, inst in zip(ports, instances, strict=False):
+        mission = description.missions[inst.mission]
+        cp = inst.checkpoint
         specs.append(
             ServiceSpec(
-                f"border-{cp.checkpoint_id}",
-                "services.border_clearance",
-                "border_" + cp.checkpoint_id.replace("-", "_"),
-                cp.country,
-                ports[3 + i],
-                f"border-clearance.{cp.checkpoint_id}",
-                {"CORRIDOR_CHECKPOINT": cp.checkpoint_id},
+                inst.name,
+                inst.module,
+                inst.name if cp is None else "border_" + cp.replace("-", "_"),
+                inst.mission,
+                port,
+                inst.principal,
+                {"CORRIDOR_CHECKPOINT": cp} if cp else {},
+                cluster=mission.cluster,
+                db_server=mission.database,
             )
         )
-    n = 3 + len(checkpoints)
-    specs.append(
-        ServiceSpec("reporting", "services.reporting", "reporting", host_mission, ports[n], "reporting")
-    )
     return specs
+
+
+def _missing_missions(description: DeploymentDescription) -> dict[str, MissionSpec]:
+    """Routes of a test or a bench may cross countries the shared description does not name: their
+    posts run on the shared cluster too."""
+    host = description.missions[description.host_mission]
+    countries = RouteBook.load(description.routes).countries()
+    return {
+        c: MissionSpec(cluster=host.cluster, database=host.database)
+        for c in countries
+        if c not in description.missions
+    }
 
 
 class Stack:
@@ -99,10 +130,35 @@ class Stack:
         self.workdir = workdir
         self.routes_file = routes_file
         self.deployment_file = deployment_file
-        self.secrets_dir = workdir / "secrets" / "kafka"
+        self.description = DeploymentDescription.load(deployment_file)
+        if routes_file != DEFAULT_ROUTES or self.description.shape == "shared":
+            self.description = self.description.model_copy(update={"routes": routes_file.resolve()})
+        else:
+            self.routes_file = self.description.routes
         self.admin_seconds = 0.0
-        self.kafka = KafkaCluster(workdir / "kafka", nodes=kafka_nodes)
-        self.postgres = PostgresServer(workdir / "postgres")
+        # One Kafka cluster and one PostgreSQL server per name the description gives (the shared
+        # shape: one of each, where they always were).
+        shared = self.description.shape == "shared"
+        self.clusters: dict[str, KafkaCluster] = {
+            name: KafkaCluster(
+                workdir / "kafka" if shared else workdir / "kafka" / name,
+                nodes=kafka_nodes,
+                # Three clusters and three MirrorMakers share 2 cores and 24 GiB with the tests.
+                heap_mb=384 if shared else 320,
+            )
+            for name in self.description.clusters
+        }
+        self.databases: dict[str, PostgresServer] = {
+            name: PostgresServer(workdir / "postgres" if shared else workdir / "postgres" / name)
+            for name in self.description.database_servers
+        }
+        host = self.description.missions[self.description.host_mission]
+        self.kafka = self.clusters[host.cluster]
+        """The host mission's cluster (the only one in the shared shape)"""
+        self.postgres = self.databases[host.database]
+        self.secrets_dir = self.secrets_of(host.cluster)
+        self.mirrors: dict[str, MirrorMaker] = {}
+        """Each receiving mission's MirrorMaker (cluster per mission), by mission"""
         self.log_level = log_level
         self.extra_env = extra_env or {}
         self.specs: dict[str, ServiceSpec] = {}
@@ -124,18 +180,32 @@ class Stack:
 
     def start_infra(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.postgres.start()
+        for db in self.databases.values():
+            db.start()
         if self.jaeger is not None:
             self.jaeger.start()
-        self.kafka.start()
-        self.kafka_admin()
+        # Brokers start side by side (a JVM's start is mostly waiting), then each cluster's admin step.
+        with ThreadPoolExecutor(len(self.clusters)) as pool:
+            list(pool.map(lambda c: c.start(), self.clusters.values()))
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(self.clusters)) as pool:
+            list(pool.map(self.kafka_admin, self.clusters))
+        self.admin_seconds = time.monotonic() - started
+        self.start_mirrors()
 
-    def kafka_admin(self) -> None:
-        """The admin step, before any service starts: every principal with its own password (a file
-        of mode 600 under ``secrets/kafka``), every topic with its retention, every ACL."""
+    def secrets_of(self, cluster: str) -> Path:
+        """Where the principals' passwords of a cluster are (mode 600 files)."""
+        base = self.workdir / "secrets" / "kafka"
+        return base if self.description.shape == "shared" else base / cluster
+
+    def kafka_admin(self, cluster: str | None = None) -> None:
+        """The admin step of a cluster, before any service starts: every principal with its own
+        password (a file of mode 600 under ``secrets/kafka``), every topic with its retention,
+        every ACL."""
+        cluster = cluster or self.description.missions[self.description.host_mission].cluster
+        kafka = self.clusters[cluster]
         # A process of its own, as an operator runs it: deriving the plan builds every service
         # instance offline, which sets up logging and tracing this process should keep as they are.
-        started = time.monotonic()
         procs.run_checked(
             [
                 sys.executable,
@@ -146,43 +216,93 @@ class Stack:
                 str(self.deployment_file),
                 "--routes",
                 str(self.routes_file),
+                "--cluster",
+                cluster,
                 "--bootstrap",
-                self.bootstrap,
+                kafka.bootstrap_servers,
                 "--admin-user",
                 ADMIN_USER,
                 "--admin-password-file",
-                str(self.kafka.admin_password_file),
+                str(kafka.admin_password_file),
                 "--secrets-dir",
-                str(self.secrets_dir),
+                str(self.secrets_of(cluster)),
             ],
-            self.log_path("kafka-admin"),
+            self.log_path(f"kafka-admin-{cluster}"),
             timeout=180.0,
-            what="Kafka admin step",
+            what=f"Kafka admin step of {cluster}",
             cwd=REPO_ROOT,
         )
-        self.admin_seconds = time.monotonic() - started
+
+    def start_mirrors(self, timeout: float = 240.0) -> None:
+        """Each mission that receives shared topics pulls them with a MirrorMaker of its own, as its
+        own principal: on each source cluster it may read only what is shared with its mission."""
+        if not self.description.shares:
+            return
+        from devkit.devinfra.mirrormaker import MirrorFlow, MirrorMaker
+
+        receiving = sorted({s.target for s in self.description.shares})
+        for mission in receiving:
+            if mission in self.mirrors:
+                continue
+            target = self.description.cluster_of(mission)
+            shares = [s for s in self.description.shares if s.target == mission]
+            principal = mirror_principal(mission)
+            aliases = {target} | {self.description.cluster_of(s.source) for s in shares}
+            self.mirrors[mission] = MirrorMaker(
+                self.workdir / "mirror" / mission.lower(),
+                target,
+                {a: self.kafka_access(principal, cluster=a) for a in sorted(aliases)},
+                [MirrorFlow(self.description.cluster_of(s.source), target, tuple(s.topics)) for s in shares],
+            )
+        with ThreadPoolExecutor(len(self.mirrors)) as pool:
+            list(pool.map(lambda m: m.start(timeout), self.mirrors.values()))
+
+    def stop_mirrors(self) -> None:
+        for mirror in self.mirrors.values():
+            mirror.stop()
+        self.mirrors.clear()
 
     @property
     def bootstrap(self) -> str:
         return self.kafka.bootstrap_servers
 
-    def kafka_access(self, principal: str, *, tls: bool = False) -> KafkaAccess:
+    def kafka_access(self, principal: str, *, tls: bool = False, cluster: str | None = None) -> KafkaAccess:
         """A principal's access (its credentials from the stack's secrets): for tests and tools.
         ``admin`` is the super user, for the admin step only. ``tls``: over the SASL_SSL listener,
-        trusting the cluster's own CA (the shape of a deployment across a network)."""
+        trusting the cluster's own CA (the shape of a deployment across a network). ``cluster``:
+        default, the principal's own (its mission's), else the host mission's."""
+        cluster = cluster or self.cluster_of_principal(principal)
+        kafka = self.clusters[cluster]
         if principal == ADMIN_USER:
-            access = self.kafka.admin_access()
+            access = kafka.admin_access()
         else:
-            access = principal_access(self.bootstrap, self.secrets_dir, principal)
-        return self.kafka.tls_access(access) if tls else access
+            access = principal_access(kafka.bootstrap_servers, self.secrets_of(cluster), principal)
+        return kafka.tls_access(access) if tls else access
+
+    def cluster_of_principal(self, principal: str) -> str:
+        d = self.description
+        for code, mission in d.missions.items():
+            named = [*mission.operators, *mission.operations_pages, mission.integration_client]
+            if principal in named or principal == mirror_principal(code):
+                return mission.cluster
+        found = [i for i in d.instances() if i.principal == principal]
+        return d.cluster_of(found[0].mission) if found else d.missions[d.host_mission].cluster
+
+    def postgres_of(self, name: str) -> PostgresServer:
+        """The PostgreSQL server holding service ``name``'s database (its mission's)."""
+        return self.databases[self.specs[name].db_server]
 
     # --- services -----------------------------------------------------------------------
 
     def start_services(self, timeout: float = 120.0) -> None:
         if not self.specs:
-            routes = RouteBook.load(self.routes_file)
-            count = 4 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
-            self.specs = {s.name: s for s in service_specs(self.routes_file, procs.free_ports(count))}
+            count = len(self.description.instances())
+            self.specs = {
+                s.name: s
+                for s in service_specs(
+                    self.routes_file, procs.free_ports(count), description=self.description
+                )
+            }
         if not self.db_roles:  # once: a running service's pool keeps the password it started with
             self.create_database_roles()
         for name in self.specs:
@@ -225,11 +345,12 @@ class Stack:
         secrets_dir.chmod(0o700)
         for name, spec in self.specs.items():
             role = spec.database  # as in deploy/postgres/init.sql
-            password = self.postgres.create_role(role)
+            server = self.postgres_of(name)
+            password = server.create_role(role)
             path = self.db_password_file(name)
             path.touch(mode=0o600)
             path.write_text(password + "\n")
-            self.postgres.create_database(spec.database, owner=role)
+            server.create_database(spec.database, owner=role)
             self.db_roles[name] = role
 
     def db_password_file(self, name: str) -> Path:
@@ -237,16 +358,19 @@ class Stack:
 
     def db_url(self, name: str) -> str:
         """The service's database URL, as its own role (no password: ``db_password_file``)."""
-        return self.postgres.url(self.specs[name].database, self.db_roles[name])
+        return self.postgres_of(name).url(self.specs[name].database, self.db_roles[name])
 
     def env_for(self, spec: ServiceSpec) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CORRIDOR_")}
+        kafka = self.clusters[spec.cluster]
         env.update(
             {
-                "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
+                "CORRIDOR_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
                 # Its own principal; the password stays in its file (not in the environment).
                 "CORRIDOR_KAFKA_USERNAME": spec.principal,
-                "CORRIDOR_KAFKA_PASSWORD_FILE": str(password_file(self.secrets_dir, spec.principal)),
+                "CORRIDOR_KAFKA_PASSWORD_FILE": str(
+                    password_file(self.secrets_of(spec.cluster), spec.principal)
+                ),
                 "CORRIDOR_DATABASE_URL": self.db_url(spec.name),
                 "CORRIDOR_DATABASE_PASSWORD_FILE": str(self.db_password_file(spec.name)),
                 "CORRIDOR_CREATE_DATABASE": "false",  # created, with its role, by the stack
@@ -255,7 +379,7 @@ class Stack:
                 "CORRIDOR_HTTP_PORT": str(spec.port),
                 "CORRIDOR_ROUTES_FILE": str(self.routes_file),
                 "CORRIDOR_LOG_LEVEL": self.log_level,
-                "CORRIDOR_TOPIC_REPLICATION": str(min(3, len(self.kafka.bootstrap_servers.split(",")))),
+                "CORRIDOR_TOPIC_REPLICATION": str(min(3, len(kafka.bootstrap_servers.split(",")))),
                 "PYTHONUNBUFFERED": "1",
                 **self.issuer.env(),
                 **self._tracing_env(),
@@ -368,29 +492,20 @@ class Stack:
                 **self.extra_env,
             }
         )
-        log = self.log_path("operations-page")
-        self.operations_page = procs.spawn(
+        url = f"http://127.0.0.1:{port}"
+        self.operations_page = procs.spawn_ready(
             [sys.executable, "-m", "services.operations"],
-            log,
+            self.log_path("operations-page"),
+            ready_url=url + "/health/ready",
+            what="the operations page",
+            timeout=timeout,
+            tail_lines=60,
             cwd=REPO_ROOT,
             env=env,
             stop_signal=signal.SIGTERM,
         )
-        self.operations_page_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.operations_page.poll() is not None:
-                raise RuntimeError(f"the operations page exited:\n{procs.tail(log, 60)}")
-            try:
-                if httpx.get(self.operations_page_url + "/health/ready", timeout=2.0).status_code == 200:
-                    return self.operations_page_url
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the operations page is not ready after {timeout:.0f}s:\n{procs.tail(log, 60)}"
-                )
-            time.sleep(0.2)
+        self.operations_page_url = url
+        return self.operations_page_url
 
     def stop_operations_page(self) -> None:
         if self.operations_page is not None:
@@ -450,6 +565,7 @@ class Stack:
 
     def stop(self) -> None:
         self.stop_operations_page()
+        self.stop_mirrors()  # before the clusters: MirrorMaker is slow to stop without them
         for proc in list(self.processes.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -457,8 +573,10 @@ class Stack:
             procs.terminate(proc, signal.SIGTERM, grace=30.0)
             del self.processes[name]
         self.stop_prometheus()
-        self.kafka.stop()
-        self.postgres.stop()
+        for kafka in self.clusters.values():
+            kafka.stop()
+        for db in self.databases.values():
+            db.stop()
         if self.jaeger is not None:
             self.jaeger.stop()
 

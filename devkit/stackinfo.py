@@ -35,6 +35,10 @@ class StackInfo(BaseModel):
     operations_page: str | None = None
     prometheus: str | None = None
     traces: str | None = None
+    deployment: Path | None = None
+    """The deployment description it runs (``deploy/deployments``)."""
+    clusters: dict[str, str] = {}
+    """Cluster per mission: each cluster's bootstrap (``kafka_bootstrap`` is the host mission's)."""
 
     def url(self, service: str) -> str:
         if service not in self.services:

@@ -1,15 +1,16 @@
 """The Kafka admin step: principals, topics and ACLs, derived from one description of the deployment.
 
-``deploy/deployment.json`` names the host mission, the routes, the partner missions' integration
-clients and the operators. What each service instance reads, writes and which consumer groups it
-uses is not listed anywhere by hand: it comes from the code (``services.deployment.service_runtimes``
-builds every instance offline, as the AsyncAPI documents do). ``plan()`` turns both into the
-topics (with retention for personal data and dead letters) and the ACLs, as a pure function; ``apply``
-makes the cluster so, as the super user, before any service starts:
+A deployment description (``deploy/deployments/*.yaml``, ``opstools.deployments``) says where each
+mission's services run, on which Kafka cluster, and which topics cross from one mission's cluster
+to another's. What each service instance reads, writes and which consumer groups it uses is not
+listed anywhere by hand: it comes from the code (``services.deployment.service_runtimes`` builds
+every instance offline, as the AsyncAPI documents do). ``plan()`` turns both into one cluster's
+topics (with retention for personal data and dead letters) and ACLs, as a pure function; ``apply``
+makes the cluster so, as its super user, before any service starts:
 
-    python -m opstools.kafkaadmin apply --deployment deploy/deployment.json \\
-        --bootstrap 127.0.0.1:9092 --admin-user admin --admin-password-file admin.password \\
-        --secrets-dir secrets/kafka
+    python -m opstools.kafkaadmin apply --deployment deploy/deployments/per-mission.yaml --cluster uzb \
+        --bootstrap 127.0.0.1:9092 --admin-user admin --admin-password-file admin.password \
+        --secrets-dir secrets/kafka/uzb
 
 Each principal's password is read from ``<secrets-dir>/<principal>.password`` (mode 600), and
 generated there when missing; the SCRAM credentials are (re)set from those files. ``plan`` prints
@@ -19,7 +20,6 @@ clients and operators (``<principal>.``), which name only their own groups: no p
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -33,8 +33,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from contracts import topics
 from corridor.kafkaclient import KafkaAccess, read_or_create_secret
 from corridor.settings import REPO_ROOT
+from opstools.deployments import (
+    DeploymentDescription,
+    Needs,
+    check_shares,
+    checkpoints_match_routes,
+    mirror_principal,
+)
 
-DEFAULT_DEPLOYMENT = REPO_ROOT / "deploy" / "deployment.json"
+DEFAULT_DEPLOYMENT = REPO_ROOT / "deploy" / "deployments" / "shared.yaml"
 REPLAYS_TOPIC = "dlt.replays"  # opstools.deadletters' replay markers
 
 ResourceKind = Literal["topic", "group"]
@@ -51,10 +58,22 @@ class IntegrationClient(BaseModel):
     principal: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,60}$")
 
 
-class Deployment(BaseModel):
-    """``deploy/deployment.json``: what is deployed, not what each part needs (the code says that)."""
+class MirrorAccess(BaseModel):
+    """What one mission's MirrorMaker does on this cluster: reads what is shared from here to its
+    mission (as a source), writes what its mission receives here (as the target)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    principal: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,60}$")
+    reads: list[str] = []
+    writes: list[str] = []
+
+
+class Deployment(BaseModel):
+    """One Kafka cluster's part of a deployment description (``opstools.deployments``): what is
+    deployed there, not what each part needs (the code says that)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    cluster: str = "corridor"
     host_mission: str = Field(pattern=r"^[A-Z]{3}$")
     routes: Path = Field(description="Routes file, relative to the deployment file")
     partitions: int = Field(default=3, ge=1)
@@ -72,13 +91,64 @@ class Deployment(BaseModel):
         description="Operations page principals (services.operations): read the public status stream, "
         "vehicle movements and dead letters; describe the services' consumer groups and topics (lag)",
     )
+    instances: list[str] | None = Field(
+        default=None, description="The service instances on this cluster (None: every instance of the code)"
+    )
+    mirrors: list[MirrorAccess] = []
 
     @classmethod
-    def load(cls, path: Path) -> Deployment:
-        loaded = cls.model_validate(json.loads(path.read_text()))
-        if not loaded.routes.is_absolute():
-            loaded = loaded.model_copy(update={"routes": (path.parent / loaded.routes).resolve()})
-        return loaded
+    def load(cls, path: Path, cluster: str | None = None) -> Deployment:
+        """The part of the description at ``path`` on ``cluster`` (a shared-cluster description
+        has only one)."""
+        return cluster_view(DeploymentDescription.load(path), cluster)
+
+    @property
+    def shared_out(self) -> set[str]:
+        return {t for m in self.mirrors for t in m.reads}
+
+    @property
+    def mirrored_in(self) -> set[str]:
+        return {t for m in self.mirrors for t in m.writes}
+
+
+def cluster_view(description: DeploymentDescription, cluster: str | None = None) -> Deployment:
+    """What the admin step of one cluster needs to know of the whole description."""
+    if cluster is None:
+        if len(description.clusters) != 1:
+            raise PlanError(f"{description.name} has clusters {description.clusters}: name one")
+        cluster = description.clusters[0]
+    if cluster not in description.clusters:
+        raise PlanError(f"{description.name} has no cluster {cluster!r} (it has {description.clusters})")
+    here = [description.missions[m] for m in description.missions_on(cluster)]
+    mirrors: dict[str, MirrorAccess] = {}
+    for share in description.shares_from(cluster):
+        principal = mirror_principal(share.target)
+        found = mirrors.get(principal, MirrorAccess(principal=principal))
+        mirrors[principal] = found.model_copy(update={"reads": sorted({*found.reads, *share.topics})})
+    for share in description.shares_into(cluster):
+        principal = mirror_principal(share.target)
+        found = mirrors.get(principal, MirrorAccess(principal=principal))
+        mirrors[principal] = found.model_copy(update={"writes": sorted({*found.writes, *share.topics})})
+    single = description.shape == "shared"
+    return Deployment(
+        cluster=cluster,
+        host_mission=description.host_mission,
+        routes=description.routes,
+        partitions=description.partitions,
+        personal_data_retention_ms=description.personal_data_retention_ms,
+        dead_letter_retention_ms=description.dead_letter_retention_ms,
+        integration_clients=[
+            IntegrationClient(mission=code, principal=m.integration_client)
+            for code in description.missions_on(cluster)
+            if (m := description.missions[code]).integration_client
+        ],
+        operators=[p for m in here for p in m.operators],
+        operations_pages=[p for m in here for p in m.operations_pages],
+        instances=None
+        if single
+        else [i.principal for i in description.instances() if description.cluster_of(i.mission) == cluster],
+        mirrors=sorted(mirrors.values(), key=lambda m: m.principal),
+    )
 
 
 @dataclass(frozen=True)
@@ -193,7 +263,12 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
     acls: set[Acl] = set()
     principals: list[str] = []
     consumed: set[str] = set()
-    all_topics: set[str] = {topics.STATUS, REPLAYS_TOPIC}
+    all_topics: set[str] = {topics.STATUS, REPLAYS_TOPIC} | deployment.mirrored_in
+    if deployment.instances is not None:
+        unknown = set(deployment.instances) - {i.principal for i in instances}
+        if unknown:
+            raise PlanError(f"the code has no instance {sorted(unknown)}")
+        instances = [i for i in instances if i.principal in deployment.instances]
     for inst in instances:
         if inst.principal in principals:
             raise PlanError(f"two instances share principal {inst.principal}")
@@ -206,7 +281,7 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
 
     for client in deployment.integration_clients:
         inbound = topics.inbound_status(client.mission)
-        if inbound not in consumed:
+        if inbound not in consumed | deployment.shared_out:
             raise PlanError(
                 f"integration client {client.principal}: no service reads {inbound} "
                 f"(is {client.mission} on the routes?)"
@@ -217,6 +292,18 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
         acls |= _topic_acls(client.principal, [topics.STATUS], "read")
         acls.add(Acl(client.principal, "group", f"{client.principal}.", "read", "prefixed"))
         acls |= _topic_acls(client.principal, [inbound], "write")
+        all_topics.add(inbound)
+
+    # A mission's MirrorMaker: on a source cluster it reads only what is shared with its mission
+    # (no group: it keeps its positions on its own cluster); on its own cluster it writes what it
+    # mirrors in, into topics the admin step created (it may create none).
+    for mirror in deployment.mirrors:
+        if mirror.principal in principals:
+            raise PlanError(f"principal {mirror.principal} is used twice")
+        principals.append(mirror.principal)
+        acls |= _topic_acls(mirror.principal, mirror.reads, "read")
+        acls |= _topic_acls(mirror.principal, mirror.writes, "write")
+        all_topics |= set(mirror.reads) | set(mirror.writes)
 
     groups = sorted({g for inst in instances for g in inst.groups})
     for operator in deployment.operators:
@@ -252,12 +339,31 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds]) -> Plan:
     return Plan(principals=principals, topics=specs, acls=sorted(acls))
 
 
-def deployment_plan(path: Path = DEFAULT_DEPLOYMENT, routes: Path | None = None) -> tuple[Deployment, Plan]:
-    """The description's plan (``routes`` overrides its routes file, as a test stack does)."""
-    deployment = Deployment.load(path)
+def deployment_plan(
+    path: Path = DEFAULT_DEPLOYMENT, routes: Path | None = None, cluster: str | None = None
+) -> tuple[Deployment, Plan]:
+    """The plan of the description's ``cluster`` (``routes`` overrides its routes file, as a test
+    stack does)."""
+    description = DeploymentDescription.load(path)
+    if routes is not None:
+        description = description.model_copy(update={"routes": routes.resolve()})
+    check_description(description)
+    deployment = cluster_view(description, cluster)
     if routes is not None:
         deployment = deployment.model_copy(update={"routes": routes.resolve()})
     return deployment, plan(deployment, needs_from_code(deployment.routes))
+
+
+def check_description(description: DeploymentDescription) -> None:
+    """The description agrees with the routes and the code, and shares no personal data it may not."""
+    checkpoints_match_routes(description)
+    check_shares(
+        description,
+        [
+            Needs(n.principal, n.reads, n.writes | set(n.dead_letters))
+            for n in needs_from_code(description.routes)
+        ],
+    )
 
 
 # --- credentials ---------------------------------------------------------------------------------
@@ -443,11 +549,20 @@ RoutesOption = Annotated[
     Path | None, typer.Option("--routes", help="Instead of the description's routes file.", dir_okay=False)
 ]
 
+ClusterOption = Annotated[
+    str | None,
+    typer.Option("--cluster", help="The description's cluster to plan (needed when it has several)."),
+]
+
 
 @app.command("plan")
-def plan_command(deployment: DeploymentOption = DEFAULT_DEPLOYMENT, routes: RoutesOption = None) -> None:
-    """Print the principals, topics and ACLs the deployment needs."""
-    _, the_plan = deployment_plan(deployment, routes)
+def plan_command(
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    routes: RoutesOption = None,
+    cluster: ClusterOption = None,
+) -> None:
+    """Print the principals, topics and ACLs the deployment needs on a cluster."""
+    _, the_plan = deployment_plan(deployment, routes, cluster)
     typer.echo(the_plan.describe())
 
 
@@ -460,11 +575,12 @@ def apply_command(
     admin_password_file: Annotated[Path, typer.Option("--admin-password-file", exists=True, dir_okay=False)],
     deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
     routes: RoutesOption = None,
+    cluster: ClusterOption = None,
     admin_user: Annotated[str, typer.Option("--admin-user")] = "admin",
     replication: Annotated[int | None, typer.Option("--replication", help="Default: min(3, brokers)")] = None,
 ) -> None:
-    """Create the topics, credentials and ACLs the deployment needs, as the super user."""
-    _, the_plan = deployment_plan(deployment, routes)
+    """Create the topics, credentials and ACLs the deployment needs on a cluster, as its super user."""
+    _, the_plan = deployment_plan(deployment, routes, cluster)
     admin = KafkaAccess(
         bootstrap=bootstrap, username=admin_user, password=SecretStr(admin_password_file.read_text().strip())
     )

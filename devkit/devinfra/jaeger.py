@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from corridor.settings import REPO_ROOT
 from devkit.devinfra import procs
@@ -93,27 +90,17 @@ class JaegerServer:
                 indent=2,
             )
         )
-        self.process = procs.spawn(
+        self.process = procs.spawn_ready(
             [self.binary, "--config", f"file:{path}"],
             self.log_path,
+            # Ready when it takes spans and answers queries.
+            ready_url=self.url + "/api/services",
+            listening=lambda: procs.tcp_open("127.0.0.1", self.otlp_port),
+            what="Jaeger",
+            timeout=timeout,
             cwd=self.workdir,
             stop_signal=signal.SIGTERM,
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"Jaeger exited with {self.process.returncode}:\n{procs.tail(self.log_path, 40)}"
-                )
-            if procs.tcp_open("127.0.0.1", self.otlp_port):
-                try:
-                    if httpx.get(self.url + "/api/services", timeout=2.0).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Jaeger not ready after {timeout:.0f}s:\n{procs.tail(self.log_path, 40)}")
-            time.sleep(0.2)
 
     def stop(self) -> None:
         if self.process is not None:

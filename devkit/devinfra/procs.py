@@ -1,4 +1,5 @@
-"""Process helpers shared by the Kafka and PostgreSQL launchers.
+"""Process helpers shared by the launchers of the local infrastructure (Kafka, PostgreSQL, Prometheus,
+Jaeger) and of the services.
 
 Guarantee: no server started through :func:`spawn` outlives this Python process.
 
@@ -322,6 +323,42 @@ def spawn(
         proc = _on_spawner_thread(_start)
         _register(proc, stop_signal)
     return proc
+
+
+def spawn_ready(
+    cmd: Sequence[str | os.PathLike[str]],
+    log_path: Path,
+    *,
+    ready_url: str,
+    what: str,
+    timeout: float,
+    listening: Callable[[], bool] = lambda: True,
+    tail_lines: int = 40,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> subprocess.Popen[bytes]:
+    """:func:`spawn` a server and wait until ``GET ready_url`` answers 200 (and ``listening()``
+    holds, for a port the URL does not show). If it exits first or is not ready in ``timeout``
+    seconds, it is stopped and the error says so with the tail of its log (``what`` names it)."""
+    import httpx  # the servers' own launchers need none of it
+
+    proc = spawn(cmd, log_path, cwd=cwd, env=env, stop_signal=stop_signal)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            _unregister(proc)
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail(log_path, tail_lines)}")
+        if listening():
+            try:
+                if httpx.get(ready_url, timeout=2.0).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+        if time.monotonic() > deadline:
+            terminate(proc, stop_signal, grace=10.0)
+            raise RuntimeError(f"{what} not ready after {timeout:.0f}s:\n{tail(log_path, tail_lines)}")
+        time.sleep(0.2)
 
 
 def run_checked(

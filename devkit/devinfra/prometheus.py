@@ -129,7 +129,7 @@ class PrometheusServer:
             timeout=60.0,
             what="promtool check config",
         )
-        self.process = procs.spawn(
+        self.process = procs.spawn_ready(
             [
                 binary(),
                 f"--config.file={self.config_file}",
@@ -139,23 +139,12 @@ class PrometheusServer:
                 "--log.level=warn",
             ],
             self.log_file,
+            ready_url=self.url + "/-/ready",
+            what="Prometheus",
+            timeout=timeout,
             cwd=self.workdir,
             stop_signal=signal.SIGTERM,
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"Prometheus exited with {self.process.returncode}:\n{procs.tail(self.log_file)}"
-                )
-            try:
-                if httpx.get(self.url + "/-/ready", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Prometheus not ready after {timeout:.0f}s:\n{procs.tail(self.log_file)}")
-            time.sleep(0.2)
         self.started_seconds = time.monotonic() - started
 
     def query(self, expr: str) -> list[dict[str, Any]]:

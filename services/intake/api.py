@@ -17,7 +17,7 @@ from contracts.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, EnvelopeErro
 from contracts.intake import ErasureBasis
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
-from corridor import idempotency, problems
+from corridor import idempotency, problems, tracing
 from corridor.auth import Principal, Purpose, Role, allow
 from corridor.consumer import EventConsumer, Rejected, RetryLater
 from corridor.errors import invalid
@@ -257,6 +257,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
 
         async def register(uow: usecases.Uow) -> Answer:
             done = await usecases.register_case(command, uow, ctx)
+            tracing.found_case(tracing.CaseRef(case_id=str(done.case_id)))  # the request's span and log line
             if not done.created:
                 return Answer(RegistrationOut(case_id=done.case_id, created=False), 200, exclude_none=True)
             out = RegistrationOut(
@@ -546,15 +547,15 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             status = 422 if exc.code == "schema_violation" else 400
             # The detail may quote the input, unpaired surrogates included: keep it encodable.
             detail = exc.detail.encode(errors="backslashreplace").decode()
-            return _refused(request, exc.code, detail, status)
+            return _refused(exc.code, detail, status)
         except RecursionError:
-            return _refused(request, "malformed_json", "JSON nested too deeply", 400)
+            return _refused("malformed_json", "JSON nested too deeply", 400)
         if not isinstance(event.data, CaseStatusReported):
-            return _refused(request, "unexpected_type", f"{event.type} cannot be reported here", 400)
+            return _refused("unexpected_type", f"{event.type} cannot be reported here", 400)
+        tracing.found_case(tracing.ref_of(event.data))
         if domain.reporting_country(event.source) != reporter.mission:
             # The source is what the sender writes; who is reporting is who the token says.
             return _refused(
-                request,
                 "source_not_token_mission",
                 f"a report of mission {reporter.mission} has the source /missions/{reporter.mission}/...",
                 403,
@@ -567,7 +568,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             # report follows: the same report will be accepted shortly. Not a final answer.
             return problems.response(503, exc.code, exc.detail, headers={"Retry-After": "2"}, retry=True)
         except Rejected as exc:
-            return _refused(request, exc.code, exc.detail, REFUSAL_STATUS.get(exc.code, 409))
+            return _refused(exc.code, exc.detail, REFUSAL_STATUS.get(exc.code, 409))
         if published is None:
             return JSONResponse(ReportRepeated(duplicate=True, id=event.id).model_dump(), status_code=200)
         inbound.applied += 1
@@ -614,11 +615,11 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         ``docs/bulk-import-sample.csv``."""
         fmt = bulk.media_format(request.headers.get("content-type", ""))
         if fmt is None:
-            return _refused(request, "unsupported_media_type", "send text/csv or application/json", 415)
+            return _refused("unsupported_media_type", "send text/csv or application/json", 415)
         try:
             rows = bulk.parse(await read_body(request), fmt)
         except bulk.FileRejected as exc:
-            return _refused(request, exc.code, exc.detail, exc.status)
+            return _refused(exc.code, exc.detail, exc.status)
         report = await bulk.run_import(
             rt.pool,
             rows,
@@ -633,7 +634,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
     return api
 
 
-def _refused(request: Request, code: str, detail: str, status: int) -> Response:
+def _refused(code: str, detail: str, status: int) -> Response:
     """A refusal of the missions' and the imports' endpoints, which read their bodies themselves."""
     return problems.response(status, code, detail)
 

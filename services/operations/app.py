@@ -2,7 +2,7 @@
 
 It has no database and writes nothing (so not ``corridor.runtime.ServiceRuntime``, whose process
 is built around a database, an outbox and consumer groups): it reads Kafka as its own principal
-with read-only ACLs (``opstools.kafkaadmin``: the operations pages of ``deploy/deployment.json``),
+with read-only ACLs (``opstools.kafkaadmin``: the operations pages of ``deploy/deployments/shared.yaml``),
 and calls the services' health checks and metrics.
 """
 

@@ -23,8 +23,8 @@ import asyncpg
 import httpx
 import pytest
 
-from contracts.border import CrossingRequirementLifted
-from contracts.intake import CaseUpdated, CaseWithdrawn
+from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
+from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import MovementDeparted, VehicleProgressRecorded
@@ -33,7 +33,8 @@ from corridor.auth import Purpose, Role
 from devkit import scenario
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
-from tests.integration.lossy import LosesTheFirstAnswer
+from tests.integration import faults
+from tests.integration.lossy import HoldsTheAnswer, LosesTheFirstAnswer
 
 KEY, REPLAYED = idempotency.HEADER, idempotency.REPLAYED
 FAR = "2990-01-01"  # a requirement effective then holds no traveller of any test
@@ -422,17 +423,30 @@ async def test_requirements_and_the_hold_list_with_lost_answers(stack: Stack, ro
         assert (r.status_code, r.headers.get(REPLAYED), r.json()["requirement_id"]) == (200, "true", rid)
         assert await lifted() == 1
 
-    # The hold list: putting is idempotent by nature; taking off, with the header.
+    # The hold list: putting is idempotent by nature (the document number: a repeat, answer lost
+    # or not, puts the same entry and answers the same); taking off, with the header.
     document = f"ID{uuid.uuid4().int % 10**9:09d}"
     entry = {"document_number": document, "reason_code": "court_order", "reason": "idempotency test"}
-    for _ in range(2):
-        assert (await _again("PUT", f"{base}/hold-list", json=entry, headers=officer)).status_code == 201
-    release = _keyed(officer)
-    await _lost("DELETE", f"{base}/hold-list/{document}", headers=release)
 
     def held() -> Awaitable[Any]:
         return _rows(stack, db, "SELECT count(*) FROM hold_list WHERE document_number = $1", document)
 
+    await _lost("PUT", f"{base}/hold-list", json=entry, headers=officer)
+    await _until(held, 1)
+    r = await _again("PUT", f"{base}/hold-list", json=entry, headers=officer)
+    assert (r.status_code, r.json()) == (201, {"document_number": document, "held": True}), r.text
+    assert await held() == 1
+    assert (
+        await _rows(
+            stack,
+            db,
+            "SELECT reason_code || ' ' || added_by FROM hold_list WHERE document_number = $1",
+            document,
+        )
+        == "court_order officer-idem"
+    )
+    release = _keyed(officer)
+    await _lost("DELETE", f"{base}/hold-list/{document}", headers=release)
     await _until(held, 0)
     r = await _again("DELETE", f"{base}/hold-list/{document}", headers=release)
     assert (r.status_code, r.headers.get(REPLAYED), r.json()) == (
@@ -663,3 +677,112 @@ async def test_the_same_plan_and_the_same_departure_sent_at_once_take_effect_onc
 
 def json_of(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+# --- a bulk import -----------------------------------------------------------------------------------
+
+
+async def test_a_bulk_import_whose_answer_was_lost_registers_each_row_once(
+    stack: Stack, travel_date: date
+) -> None:
+    """Idempotent by nature (each row's namespace and row_key): the file sent again after a lost
+    answer registers nothing more and answers, for every row, the case the first import committed
+    (``exists`` where the lost answer said ``created``)."""
+    namespace = f"lost-{uuid.uuid4().hex[:8]}"
+    url = f"{stack.url('intake')}/imports?namespace={namespace}"
+    rows = [scenario.single_traveller(travel_date) for _ in range(3)] + [
+        scenario.family_of_three(travel_date)
+    ]
+    items = [
+        {**{k: v for k, v in row.items() if k != "registration_key"}, "row_key": f"R-{n}"}
+        for n, row in enumerate(rows)
+    ]
+    # Any caller's retrying client sends a key; the import's own rows keys are what make it safe.
+    clerk = _keyed(stack.headers(Role.CASEWORKER, subject="clerk-lost"))
+
+    async def committed() -> dict[str, str]:
+        conn = await asyncpg.connect(stack.postgres.dsn(stack.specs["intake"].database))
+        try:
+            found = await conn.fetch(
+                "SELECT registration_key, case_id FROM cases WHERE registration_key LIKE $1",
+                f"bulk:{namespace}:%",
+            )
+        finally:
+            await conn.close()
+        return {r["registration_key"].rsplit(":", 1)[1]: str(r["case_id"]) for r in found}
+
+    async def imported() -> int:
+        return len(await committed())
+
+    await _lost("POST", url, json=items, headers=clerk)
+    await _until(imported, len(items))
+    r = await _again("POST", url, json=items, headers=clerk)
+    assert r.status_code == 200, r.text
+    cases = await committed()
+    assert [(e["row_key"], e["outcome"], e["case_id"]) for e in r.json()["entries"]] == [
+        (f"R-{n}", "exists", cases[f"R-{n}"]) for n in range(len(items))
+    ]
+    assert r.json()["counts"]["exists"] == len(items) and await imported() == len(items)
+    # Each case registered once: one CaseRegistered on its way to Kafka per case.
+    assert await _rows(
+        stack,
+        "intake",
+        "SELECT count(*) FROM outbox WHERE key = ANY($1::text[]) AND event_type = $2",
+        list(cases.values()),
+        CaseRegistered.event_type,
+    ) == len(items)
+
+
+# --- a service killed after the commit, before its answer reached the client ----------------------
+
+
+async def test_a_command_whose_service_died_after_committing_is_answered_the_same_after_restart(
+    stack: Stack, route: Route
+) -> None:
+    """The answer is kept with the effect, in the database, not in the process: a border post
+    commits a new requirement (a server-generated id) and is frozen the moment the row is visible,
+    then killed; the client, whose link never passed the answer, has lost its connection. After a
+    restart, the same request with the same key is answered the first answer, with that id."""
+    post = route.checkpoints[-1].checkpoint_id
+    name = db = f"border-{post}"
+    code = f"crash_{uuid.uuid4().hex[:8]}"
+    body = {
+        "code": code,
+        "description": "a test the post asks for (crash test)",
+        "evidence_kind": "covid19_test",
+        "valid_hours": 24,
+        "effective_from": FAR,
+    }
+    headers = _keyed(stack.headers(Role.BORDER_OFFICER, checkpoint=post, subject="officer-crash"))
+
+    def published() -> Awaitable[Any]:
+        return _rows(stack, db, "SELECT count(*) FROM requirements WHERE code = $1", code)
+
+    async with HoldsTheAnswer(stack.border_url(post)) as link:
+        async with httpx.AsyncClient(timeout=60.0) as c:
+            sending = asyncio.create_task(c.post(f"{link}/requirements", json=body, headers=headers))
+            try:
+                await _until(published, 1, 30)  # committed
+                faults.freeze(stack, name)
+                stack.kill_service(name)
+                with pytest.raises(httpx.TransportError):
+                    await sending
+            finally:
+                if not sending.done():
+                    sending.cancel()
+    await asyncio.to_thread(stack.start_service, name)
+    r = await _again("POST", f"{stack.border_url(post)}/requirements", json=body, headers=headers)
+    assert (r.status_code, r.headers.get(REPLAYED)) == (201, "true"), r.text
+    requirement_id = await _rows(stack, db, "SELECT requirement_id FROM requirements WHERE code = $1", code)
+    assert r.json()["requirement_id"] == str(requirement_id)
+    assert await published() == 1
+    assert (
+        await _rows(
+            stack,
+            db,
+            "SELECT count(*) FROM outbox WHERE event_type = $1 AND position(convert_to($2, 'UTF8') in payload) > 0",
+            CrossingRequirementPublished.event_type,
+            str(requirement_id),
+        )
+        == 1
+    )

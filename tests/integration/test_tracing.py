@@ -136,6 +136,14 @@ async def test_one_case_journey_is_found_in_jaeger_across_every_service(
     assert {"intake", "eligibility", "transport"} <= {
         service_of(registration, s) for s in registration["spans"]
     }
+    # The registration request itself names the case it created (its path names none), so it is
+    # found by the case like the rest.
+    [posted] = [
+        s
+        for s in registration["spans"]
+        if tags(s).get("span.kind") == "server" and tags(s).get("http.route") == "/cases"
+    ]
+    assert tags(posted).get(CASE_TAG) == str(case), tags(posted)
 
     # Each HTTP command on the case (planning, departure, progress, each post's clearance) starts a
     # trace of its own, which links back to a trace of the same case.

@@ -573,7 +573,7 @@ def option(args: list[str], name: str) -> str | None:
 
 
 def plan_principals() -> tuple[list[str], set[str]]:
-    """(every principal of the admin plan for deploy/deployment.json, the service instances')."""
+    """(every principal of the admin plan for deploy/deployments/shared.yaml, the service instances')."""
     from opstools import kafkaadmin
 
     deployment, the_plan = kafkaadmin.deployment_plan(kafkaadmin.DEFAULT_DEPLOYMENT)
@@ -858,7 +858,9 @@ def test_kafka_admin_runs_before_every_service(compose: dict[str, Any]) -> None:
     assert option(args, "--bootstrap") == "kafka:9092"
     assert option(args, "--admin-user") == ADMIN_USER
     deployment = option(args, "--deployment")
-    assert deployment is not None and host_path(deployment).resolve() == (ROOT / "deploy" / "deployment.json")
+    assert deployment is not None and host_path(deployment).resolve() == (
+        ROOT / "deploy" / "deployments" / "shared.yaml"
+    )
     # Every option given is one the CLI has.
     import typer.main
 

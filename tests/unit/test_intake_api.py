@@ -5,6 +5,7 @@ No server: the runtime is never started, its units of work are the in-memory one
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -85,6 +86,17 @@ async def test_a_registration_answers_its_case_and_a_repeat_the_same_case(client
     }
     again = await client.post("/cases", json=body(registration_key="k-1"))
     assert (again.status_code, again.json()) == (200, {"case_id": case_id, "created": False})
+
+
+async def test_a_registrations_request_line_names_the_case_it_created(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="corridor.requests")
+    created = await client.post("/cases", json=body(registration_key="k-log"))
+    again = await client.post("/cases", json=body(registration_key="k-log"))
+    lines = [r for r in caplog.records if r.name == "corridor.requests"]
+    assert [(r.__dict__["route"], r.__dict__["status"]) for r in lines] == [("/cases", 201), ("/cases", 200)]
+    assert {r.__dict__["case_id"] for r in lines} == {created.json()["case_id"], again.json()["case_id"]}
 
 
 async def test_a_possible_duplicate_is_named_in_the_answer(

@@ -1,4 +1,4 @@
-"""The Kafka admin step's plan: derived from deploy/deployment.json and the code, least privilege."""
+"""The Kafka admin step's plan: derived from deploy/deployments/shared.yaml and the code, least privilege."""
 
 from __future__ import annotations
 

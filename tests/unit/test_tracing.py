@@ -3,6 +3,8 @@ leaves the process when something fails."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -18,6 +20,7 @@ from opentelemetry.trace import SpanKind
 from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted
 from corridor import tracing
+from corridor.logs import RequestLog
 from corridor.telemetry import instrument_http
 
 
@@ -136,3 +139,56 @@ def test_request_spans_keep_the_route_not_the_path_or_query(
     inside = next(s for s in spans if s.name == "inside")
     assert dict(inside.attributes or {})[tracing.MOVEMENT_ID] == "MOV-1"
     assert len(server) == 2
+
+
+def test_a_request_that_creates_its_case_names_it_on_its_server_span_and_log_line(
+    provider: tuple[TracerProvider, InMemorySpanExporter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A registration: the path names no case, the use case creates one; from then on the request's
+    spans, its server span (a trace backend finds the registration by the case) and its log line
+    name it."""
+    tp, exported = provider
+    tracer = tp.get_tracer("test")
+    app = FastAPI()
+    case = uuid.uuid4()
+
+    @app.post("/cases", status_code=201)
+    async def register() -> dict[str, str]:
+        with tracer.start_as_current_span("insert case"):
+            pass
+        tracing.found_case(tracing.CaseRef(case_id=str(case)))
+        with tracer.start_as_current_span("write outbox"):
+            pass
+        return {"case_id": str(case)}
+
+    app.add_middleware(RequestLog, routes=lambda: app.routes)
+    instrument_http(app, tp)
+    caplog.set_level(logging.INFO, logger="corridor.requests")
+    with TestClient(app) as client:
+        assert client.post("/cases").status_code == 201
+        assert client.post("/cases").status_code == 201
+    spans = exported.get_finished_spans()
+    servers = [s for s in spans if s.kind == SpanKind.SERVER]
+    assert [dict(s.attributes or {}).get(tracing.CASE_ID) for s in servers] == [str(case)] * 2
+    by_name = {s.name: dict(s.attributes or {}) for s in spans}
+    assert tracing.CASE_ID not in by_name["insert case"]
+    assert by_name["write outbox"][tracing.CASE_ID] == str(case)
+    lines = [r for r in caplog.records if r.name == "corridor.requests"]
+    assert [r.__dict__["case_id"] for r in lines] == [str(case)] * 2
+    # Each request is its own: what one found is not in scope for the next, or outside.
+    assert tracing.case_in_scope() is None
+
+
+def test_outside_a_request_finding_a_case_sets_it_in_scope_only(
+    provider: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    tp, exported = provider
+
+    async def consumer_task() -> None:
+        tracing.found_case(tracing.CaseRef(case_id="c-9"))
+        with tp.get_tracer("test").start_as_current_span("after"):
+            pass
+
+    asyncio.run(consumer_task())
+    (after,) = exported.get_finished_spans()
+    assert dict(after.attributes or {})[tracing.CASE_ID] == "c-9"
