@@ -28,6 +28,8 @@ import stamina
 KEY_HEADER = "Idempotency-Key"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 KEY_IN_USE = "idempotency_key_in_use"
+PROBLEM = "application/problem+json"
+"""Every refusal of a Corridor service (RFC 9457, with a machine-readable ``code``)."""
 
 
 class RetryableAnswer(Exception):
@@ -74,10 +76,27 @@ class RetryPolicy:
 def retryable(response: httpx.Response) -> bool:
     if response.status_code in RETRY_STATUSES:
         return True
-    if response.status_code == 409 and "application/json" in response.headers.get("content-type", ""):
+    # Corridor's refusals are problem details (application/problem+json) with a machine-readable code.
+    if response.status_code == 409 and response.headers.get("content-type", "").split(";")[0].endswith(
+        "json"
+    ):
         body = response.json()
         return isinstance(body, dict) and body.get("code") == KEY_IN_USE
     return False
+
+
+def described(response: httpx.Response) -> str:
+    """An answer in one line for a person: ``403 role_not_allowed: this operation is for: ...`` for
+    a Corridor refusal (a problem with a code), else the status and the start of the body."""
+    media = response.headers.get("content-type", "").split(";")[0].strip()
+    if media == PROBLEM:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("code"), str):
+            return f"{response.status_code} {body['code']}: {body.get('detail', '')}"
+    return f"{response.status_code} {response.text[:300]}"
 
 
 def new_key() -> str:

@@ -44,9 +44,12 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import Match, Mount
+
+from corridor import problems
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,9 @@ class Unauthenticated(Exception):
 class KeysUnavailable(Exception):
     """The issuer's keys cannot be fetched (its JWKS URL does not answer): 503, retry; not the
     caller's fault, so not a 401 that would make a client drop a good token."""
+
+
+KEYS_UNAVAILABLE = "the identity provider's keys cannot be fetched; retry"
 
 
 class Forbidden(Exception):
@@ -296,6 +302,8 @@ BEARER = HTTPBearer(
     auto_error=False,
 )
 
+UNAUTHENTICATED = "unauthenticated"
+
 PUBLIC = {"x-corridor-public": True}
 """``openapi_extra`` of a route anyone may call (the health checks): no token is asked for."""
 
@@ -401,20 +409,13 @@ def _openapi_with_rules(
                 if operation is None:
                     continue
                 if rule is not None:
-                    operation.update(rule.openapi())
-                    operation.setdefault("responses", {}).update(_REFUSALS)
+                    operation.update(rule.openapi())  # the 401 and 403 it answers: corridor.problems
                 elif (route.openapi_extra or {}).get("x-corridor-public"):
                     operation["security"] = []
         app.openapi_schema = document
         return document
 
     return openapi
-
-
-_REFUSALS = {
-    "401": {"description": "No bearer token, or one that does not verify (WWW-Authenticate says why)"},
-    "403": {"description": "The token's roles, mission or checkpoint are not admitted here"},
-}
 
 
 # --- the middleware: nobody's request is read before they are known ------------------------------
@@ -438,11 +439,12 @@ class AuthMiddleware:
         try:
             principal = await self._authenticate(scope)
         except Unauthenticated as exc:
-            await send_json(send, 401, unauthenticated_body(exc), [(b"www-authenticate", challenge(exc))])
+            await problems.send(
+                scope, send, 401, UNAUTHENTICATED, exc.reason, [(b"www-authenticate", challenge(exc))]
+            )
             return
         except KeysUnavailable:
-            body = {"code": "unavailable", "detail": "the identity provider's keys cannot be fetched; retry"}
-            await send_json(send, 503, body, [(b"retry-after", b"5")])
+            await problems.send(scope, send, 503, "unavailable", KEYS_UNAVAILABLE, [(b"retry-after", b"5")])
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -484,49 +486,32 @@ def challenge(exc: Unauthenticated) -> bytes:
     return f'Bearer realm="corridor", error="invalid_token", error_description="{exc.reason}"'.encode()
 
 
-def unauthenticated_body(exc: Unauthenticated) -> dict[str, str]:
-    return {"code": "unauthenticated", "detail": exc.reason}
-
-
-async def send_json(
-    send: Send,
-    status: int,
-    body: dict[str, Any],
-    headers: list[tuple[bytes, bytes]] = [],  # noqa: B006
-) -> None:
-    payload = json.dumps(body, separators=(",", ":")).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
+def unauthenticated(exc: Unauthenticated) -> Response:
+    """401 as a problem, with RFC 6750's challenge."""
+    return problems.response(
+        401, UNAUTHENTICATED, exc.reason, headers={"WWW-Authenticate": challenge(exc).decode()}
     )
-    await send({"type": "http.response.body", "body": payload})
 
 
 def install(app: FastAPI, *, scope: ServiceScope, verifier: Callable[[], TokenVerifier | None]) -> None:
     """Authentication on every route of ``app`` but the public ones, the rules in its OpenAPI
     document, and the 401/403 answers."""
-    from fastapi.responses import JSONResponse
-
     app.state.corridor_scope = scope
     app.add_middleware(AuthMiddleware, fastapi=app, verifier=verifier)
     app.openapi = _openapi_with_rules(app, scope, app.openapi)  # type: ignore[method-assign]
 
-    async def unauthenticated(_: Request, exc: Exception) -> JSONResponse:
+    async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Unauthenticated)
-        return JSONResponse(
-            unauthenticated_body(exc), status_code=401, headers={"WWW-Authenticate": challenge(exc).decode()}
-        )
+        return unauthenticated(exc)
 
-    async def forbidden(_: Request, exc: Exception) -> JSONResponse:
+    async def forbidden(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Forbidden)
-        return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=403)
+        return problems.response(403, exc.code, exc.detail)
 
-    app.add_exception_handler(Unauthenticated, unauthenticated)
+    async def keys_unavailable(request: Request, _: Exception) -> Response:
+        # A route that verifies a token itself (the operations page's sign-in) meets it too.
+        return problems.response(503, "unavailable", KEYS_UNAVAILABLE, headers={"Retry-After": "5"})
+
+    app.add_exception_handler(Unauthenticated, refused)
+    app.add_exception_handler(KeysUnavailable, keys_unavailable)
     app.add_exception_handler(Forbidden, forbidden)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, PlainSerializer, WithJsonSchema
 
 Timestamp = Annotated[
     datetime,
@@ -15,3 +15,32 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 """A point in time in a response model."""
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema with every ``$ref`` replaced by what it names, for an OpenAPI
+    operation that reads its body itself (``openapi_extra``): FastAPI registers only the models
+    of its own parameters in the document's components."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def request_body(model: type[BaseModel], media_type: str, description: str = "") -> dict[str, Any]:
+    """``openapi_extra`` of a route that reads its body itself: the body it takes, documented."""
+    body: dict[str, Any] = {"required": True, "content": {media_type: {"schema": inline_schema(model)}}}
+    if description:
+        body["description"] = description
+    return {"requestBody": body}

@@ -8,8 +8,8 @@ and only if the command's effect is. Then:
 
 - the same key with the same request (method, path, query, canonical JSON body) is answered the
   stored status and body, with ``Idempotent-Replayed: true``, and changes nothing;
-- the same key with a different request is refused: 422 with ``code`` ``idempotency_key_reused``
-  (and FastAPI's ``detail`` list, naming the header);
+- the same key with a different request is refused: a 422 problem with ``code``
+  ``idempotency_key_reused`` (its ``errors`` naming the header);
 - a repeat sent while the first is still running waits for it (up to ``WAIT_SECONDS``) and is then
   answered as above; the unique key row is the lock (PostgreSQL makes the second insert wait for the
   first transaction). Past the wait: 409 ``idempotency_key_in_use`` with ``Retry-After``;
@@ -42,6 +42,7 @@ from fastapi import Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from corridor import problems
 from corridor.auth import Principal
 from corridor.uow import UnitOfWork
 
@@ -213,7 +214,11 @@ async def _run_once(
 
 
 async def claim(
-    conn: asyncpg.Connection, owner: str, key: str, digest: str, wait_seconds: float
+    conn: asyncpg.Connection,
+    owner: str,
+    key: str,
+    digest: str,
+    wait_seconds: float,
 ) -> Response | None:
     """Take the key for this transaction (None), or the answer to give instead of running it."""
     now = await conn.fetchval("SELECT now()")
@@ -239,8 +244,11 @@ async def claim(
             )
             await conn.execute("SELECT set_config('lock_timeout', $1, true)", previous)
     except asyncpg.LockNotAvailableError:
-        return _refused(
-            409, KEY_IN_USE, "a request with this Idempotency-Key is still running: retry", retry_after=1
+        return problems.response(
+            409,
+            KEY_IN_USE,
+            "a request with this Idempotency-Key is still running: retry",
+            headers={"Retry-After": "1"},
         )
     if taken:
         return None
@@ -251,25 +259,20 @@ async def claim(
     )
     assert row is not None and row["status"] is not None  # committed with its answer, never without
     if row["fingerprint"] != digest:
-        # FastAPI's 422 shape (as every other 422 here, and as the OpenAPI documents say), with
-        # the code beside it.
-        problem = {
-            "loc": ["header", HEADER],
-            "msg": "this Idempotency-Key was used for a different request: use a new key",
-            "type": KEY_REUSED,
-        }
-        return JSONResponse({"code": KEY_REUSED, "detail": [problem]}, status_code=422)
+        # A 422 as every other one here: the field at fault (the header) in errors.
+        msg = "this Idempotency-Key was used for a different request: use a new key"
+        return problems.response(
+            422,
+            KEY_REUSED,
+            msg,
+            errors=[{"loc": ["header", HEADER], "msg": msg, "type": KEY_REUSED}],
+        )
     return Response(
         bytes(row["body"]),
         status_code=row["status"],
         media_type=row["media_type"],
         headers={REPLAYED: "true"},
     )
-
-
-def _refused(status: int, code: str, detail: str, *, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
 
 
 async def sweep(pool: asyncpg.Pool, now: datetime | None = None) -> int:

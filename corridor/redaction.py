@@ -13,8 +13,9 @@ import hashlib
 import logging
 import traceback
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corridor import problems
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,15 @@ class RedactedServerErrors:
         try:
             await self.app(scope, receive, sending)
         except Exception as exc:
+            instance = problems.occurrence()  # the caller's answer names this line
             log.error(
-                "%s %s: unhandled %s\n%s", scope.get("method"), scope.get("path"), described(exc), frames(exc)
+                "%s %s: unhandled %s (%s)\n%s",
+                scope.get("method"),
+                scope.get("path"),
+                described(exc),
+                instance,
+                frames(exc),
             )
             if started:  # too late for a 500: the connection is dropped, without the message
                 raise RuntimeError(f"unhandled {described(exc)}") from None
-            response = JSONResponse({"code": "internal_error", "detail": "internal error"}, status_code=500)
-            await response(scope, receive, send)
+            await problems.send(scope, send, 500, "internal_error", "internal error", instance=instance)

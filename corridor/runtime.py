@@ -8,9 +8,7 @@ the consumers, so no record is taken before the service can apply it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +21,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -32,7 +29,7 @@ from pydantic import BaseModel, Field
 from contracts.base import Event
 from contracts.envelope import CloudEvent, mission_source
 from contracts.routes import RouteBook
-from corridor import auth, db, idempotency
+from corridor import auth, db, idempotency, problems
 from corridor.apidocs import offline_app
 from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
@@ -168,7 +165,6 @@ class ServiceRuntime:
         self.every(idempotency.SWEEP_SECONDS, lambda: idempotency.sweep(self.pool), name="idempotency-sweep")
         for error in TRANSIENT_ERRORS:
             self.http.add_exception_handler(error, self._unavailable)
-        self.http.add_exception_handler(RequestValidationError, _invalid_request)
         self.http.add_exception_handler(DomainError, _domain_error)
         self.http.add_exception_handler(asyncpg.DataError, _unstorable_value)
         self.http.add_exception_handler(asyncpg.ProgramLimitExceededError, _unstorable_value)
@@ -190,6 +186,8 @@ class ServiceRuntime:
             scope=auth.ServiceScope(settings.mission, checkpoint),
             verifier=lambda: self._verifier,
         )
+        # After the rules: the statuses an operation answers follow from them (corridor.problems).
+        problems.install(self.http, body_limit=True)
         # A line per request, naming its case; inside the server span (its trace id on the line).
         self.http.add_middleware(RequestLog, routes=lambda: self.http.routes)
         # Outermost of all: every answer is counted, refusals of the authentication included.
@@ -354,12 +352,15 @@ class ServiceRuntime:
         finally:
             await self.stop()
 
-    async def _unavailable(self, request: Request, exc: Exception) -> JSONResponse:
+    async def _unavailable(self, request: Request, exc: Exception) -> Response:
         # A database restart or a dropped connection: the client should retry, not give up.
-        log.warning("%s %s: %r", request.method, request.url.path, exc)
-        return JSONResponse(
-            {"code": "unavailable", "detail": f"temporarily unavailable ({type(exc).__name__}); retry"},
-            status_code=503,
+        instance = problems.occurrence()  # what the caller may quote, found in this line
+        log.warning("%s %s: %r (%s)", request.method, request.url.path, exc, instance)
+        return problems.response(
+            503,
+            "unavailable",
+            f"temporarily unavailable ({type(exc).__name__}); retry",
+            instance=instance,
             headers={"Retry-After": "1"},
         )
 
@@ -416,66 +417,21 @@ class ServiceRuntime:
         asyncio.run(uvicorn.Server(config).serve())
 
 
-# Context a validation error may keep: the constraint it checked, never the value it was given.
-_CONSTRAINTS = frozenset(
-    {
-        "min_length",
-        "max_length",
-        "pattern",
-        "ge",
-        "gt",
-        "le",
-        "lt",
-        "multiple_of",
-        "max_digits",
-        "decimal_places",
-        "whole_digits",
-        "expected",
-        "field_type",
-    }
-)
-
-
-async def _domain_error(_: Request, exc: Exception) -> Response:
-    """A use case's refusal, answered as FastAPI answers its own errors."""
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    """A use case's refusal as a problem: its class's code (or the one its detail names), its
+    text, and for an ``Invalid`` the field at fault."""
     assert isinstance(exc, DomainError)
     if isinstance(exc, Invalid):
-        return _unprocessable([{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}])
-    return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=exc.status_code)
-
-
-async def _invalid_request(_: Request, exc: Exception) -> Response:
-    """FastAPI's 422 as ``{"detail": [{loc, msg, type, ctx?}, ...]}``, without the input: the default
-    body echoes what was sent (for a missing field, the whole person: names, birth date, passport
-    zone), and a 422 is logged and shown where personal data must not go. ``ctx`` keeps only the
-    constraint checked (a length, a pattern, the values expected). Rendering stays safe for any
-    error text: the default handler answered 500 for an unpaired surrogate or NaN/Infinity."""
-    assert isinstance(exc, RequestValidationError)
-    return _unprocessable(jsonable_encoder([_without_input(e) for e in exc.errors()]))
-
-
-def _without_input(error: Any) -> dict[str, Any]:
-    """An error's location, message and type, and the constraint it names; nothing it was given."""
-    if not isinstance(error, dict):
-        return {"loc": ["body"], "msg": str(error), "type": "value_error"}
-    kept: dict[str, Any] = {
-        "loc": list(error.get("loc", ())),
-        "msg": str(error.get("msg", "")),
-        "type": str(error.get("type", "value_error")),
-    }
-    ctx = error.get("ctx")
-    if isinstance(ctx, dict):
-        constraints = {k: _constraint(v) for k, v in ctx.items() if k in _CONSTRAINTS}
-        if constraints:
-            kept["ctx"] = constraints
-    return kept
-
-
-def _constraint(value: Any) -> Any:
-    """A constraint as JSON: numbers and strings as they are, anything else as text."""
-    if isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
+        return problems.invalid_request(
+            [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}], code=exc.code
+        )
+    detail = jsonable_encoder(exc.detail)
+    if isinstance(detail, dict):
+        extensions = {k: v for k, v in detail.items() if k not in ("code", "message")}
+        code = detail.get("code", exc.code)
+        text = str(detail.get("message", code))
+        return problems.response(exc.status_code, code, text, **extensions)
+    return problems.response(exc.status_code, exc.code, str(detail))
 
 
 async def _unstorable_value(request: Request, exc: Exception) -> Response:
@@ -484,24 +440,8 @@ async def _unstorable_value(request: Request, exc: Exception) -> Response:
     validation error."""
     # PostgreSQL's text may quote the value (a name with a NUL): the caller gets it, the log does not.
     log.warning("%s %r: value refused by the database: %s", request.method, request.url.path, described(exc))
-    return _unprocessable(
-        [{"loc": ["request"], "msg": f"value cannot be stored: {str(exc)[:300]}", "type": "value_error"}]
-    )
-
-
-def _unprocessable(errors: list[Any]) -> Response:
-    body = json.dumps({"detail": _finite(errors)}, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    return Response(body, status_code=422, media_type="application/json")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    error = {"loc": ["request"], "msg": f"value cannot be stored: {str(exc)[:300]}", "type": "value_error"}
+    return problems.invalid_request([error], code="unstorable_value")
 
 
 class BodyTooLarge(HTTPException):
@@ -531,7 +471,7 @@ class BodyLimit:
         limit = self.limits.get(scope["path"], self.default)
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
         if declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            await _too_large(scope, send, limit)
             return
         received = 0
         started = False
@@ -554,21 +494,21 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except BodyTooLarge:
             if not started:
-                await _too_large(send, limit)
+                await _too_large(scope, send, limit)
 
 
-def _too_large_body(limit: int) -> dict[str, str]:
+def _too_large_detail(limit: int) -> str:
     size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 1024} KB"
-    return {"code": "too_large", "detail": f"a request body here is at most {size}"}
+    return f"a request body here is at most {size}"
 
 
-async def _too_large(send: Any, limit: int) -> None:
-    await auth.send_json(send, 413, _too_large_body(limit))
+async def _too_large(scope: Any, send: Any, limit: int) -> None:
+    await problems.send(scope, send, 413, "too_large", _too_large_detail(limit))
 
 
-async def _body_too_large(_: Request, exc: Exception) -> Response:
+async def _body_too_large(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BodyTooLarge)
-    return JSONResponse(_too_large_body(exc.limit), status_code=413)
+    return problems.response(413, "too_large", _too_large_detail(exc.limit))
 
 
 class MissingTopics(RuntimeError):

@@ -237,9 +237,9 @@ async def _retry_until(
             results.append(response.json())
             if done(results):
                 return results
-        elif response.status_code == 409 and isinstance(response.json().get("detail"), dict):
+        elif response.status_code == 409 and response.json().get("code") == "nothing_to_decide":
             # Nobody decidable now: some may have been decided by an attempt whose answer was lost.
-            results.append({"cleared": [], "refused": [], "waiting": response.json()["detail"]["waiting"]})
+            results.append({"cleared": [], "refused": [], "waiting": response.json()["waiting"]})
             if done(results):
                 return results
         elif response.status_code not in (404, 409):

@@ -161,23 +161,6 @@ class ClearanceOut(_Out):
     waiting: dict[uuid.UUID, str] = Field(description="Cases not decided now, and why")
 
 
-class Problem(BaseModel):
-    """A command the post refuses (404, 409): why, as text."""
-
-    detail: str
-
-
-class WaitingDetail(BaseModel):
-    message: str
-    waiting: dict[uuid.UUID, str] = Field(description="Each case on the vehicle, and why it waits")
-
-
-class NobodyToDecide(BaseModel):
-    """409: the route is not configured here (text), or nobody on the vehicle can be decided now."""
-
-    detail: WaitingDetail | str
-
-
 # Who may do what here (corridor.auth): the post's own officers (their token names this checkpoint),
 # and for what carries no personal data, whoever watches operations in this mission.
 AT_THE_POST = allow(Role.BORDER_OFFICER)
@@ -226,7 +209,7 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
     @api.delete(
         "/requirements/{requirement_id}",
         response_model=RequirementLiftedOut,
-        responses={404: {"model": Problem, "description": "No active requirement of that id"}},
+        responses={404: {"description": "No active requirement of that id"}},
         openapi_extra=idempotency.keyed(),
     )
     async def lift_requirement(
@@ -266,7 +249,7 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
     @api.delete(
         "/hold-list/{document_number}",
         response_model=HoldListOut,
-        responses={404: {"model": Problem, "description": "Not on the hold list"}},
+        responses={404: {"description": "Not on the hold list"}},
         openapi_extra=idempotency.keyed(),
     )
     async def remove_from_hold_list(
@@ -290,8 +273,11 @@ def router(ctx: Context, units: Callable[[], AbstractAsyncContextManager[Unit]])
         "/movements/{movement_id}/vehicles/{vehicle_id}/clearance",
         response_model=ClearanceOut,
         responses={
-            404: {"model": Problem, "description": "No manifest received for this vehicle"},
-            409: {"model": NobodyToDecide, "description": "Nobody on the vehicle can be decided now"},
+            404: {"description": "No manifest received for this vehicle (no_manifest)"},
+            409: {
+                "description": "Nobody on the vehicle can be decided now (nothing_to_decide; waiting: each "
+                "case and why it waits), or the route is not configured here (route_not_configured)"
+            },
         },
         openapi_extra=idempotency.keyed(
             natural="The movement, vehicle and case: a case is decided once at this post, so a repeat decides "

@@ -78,17 +78,12 @@ class DecisionInForce(BaseModel):
         return cls(case_id=case_id, version=decision.version, outcome=decision.outcome)
 
 
-class Refusal(BaseModel):
-    """Why the command was refused: what is missing (404), or what forbids it (409)."""
-
-    detail: str
-
-
+# Refusals are problem details (corridor.problems): the route names the statuses, the body is one.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Refusal, "description": "No such case, decision or override"}
+    404: {"description": "No such case, decision or override (no_such_case, no_decision, no_active_override)"}
 }
 REFUSED: dict[int | str, dict[str, Any]] = {
-    409: {"model": Refusal, "description": "No supervisor may make this override"}
+    409: {"description": "No supervisor may make this override (override_refused), or the case was erased"}
 }
 
 Units = Callable[[], AbstractAsyncContextManager[Unit]]

@@ -7,22 +7,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.envelope import CloudEvent, EnvelopeError
+from contracts.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, EnvelopeError
 from contracts.intake import ErasureBasis
 from contracts.missions import CaseStatusReported
 from contracts.status import CaseStatus, Place
-from corridor import idempotency, tracing
+from corridor import idempotency, problems, tracing
 from corridor.auth import Principal, Purpose, Role, allow
 from corridor.consumer import EventConsumer, Rejected, RetryLater
 from corridor.errors import invalid
-from corridor.http import Timestamp
+from corridor.http import Timestamp, request_body
 from corridor.idempotency import Answer
 from corridor.runtime import ServiceRuntime
 from services.intake import bulk, domain, usecases
@@ -171,15 +170,23 @@ class ReportRepeated(BaseModel):
     id: str = Field(description="The report's event id, applied before")
 
 
-class ReportRefused(BaseModel):
-    code: str = Field(description="Machine-readable, e.g. unknown_case, unauthorised_source")
-    detail: str
+class StructuredStatusReport(BaseModel):
+    """What ``POST /inbound/status-changes`` reads: one CloudEvents 1.0 event in structured mode
+    (``application/cloudevents+json``), its data a ``CaseStatusReported``. The route parses the
+    body itself (its refusals carry the envelope's own codes); this model documents it."""
 
-
-class ReportDeferred(BaseModel):
-    code: str
-    detail: str
-    retry: bool = Field(description="Send the same report again after Retry-After seconds")
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, description="With source, what makes a repeat recognised")
+    source: str = Field(
+        pattern=r"^/missions/[A-Z]{3}/",
+        examples=["/missions/UZB/reception"],
+        description="The token's mission",
+    )
+    type: Literal["org.corridor.mission.case-status-reported.v1"]
+    subject: str | None = Field(default=None, description="The case id (default: the data's)")
+    time: AwareDatetime | None = Field(default=None, description="RFC 3339")
+    datacontenttype: Literal["application/json"] | None = None
+    data: CaseStatusReported
 
 
 # A mission's report refused for good: the status it is answered with (409 otherwise).
@@ -187,13 +194,20 @@ REFUSAL_STATUS = {"unknown_case": 404, "unauthorised_source": 403, "invalid_valu
 
 
 async def registration_rejected(request: Request, exc: Exception) -> Response:
-    """Every problem of a registration in one 422, answered as the runtime answers FastAPI's own."""
+    """Every problem of a registration in one 422, each a field error as FastAPI's own are."""
     assert isinstance(exc, RegistrationRejected)
     errors = [error for p in exc.problems for error in invalid(p.loc, p.msg).errors()]
-    answer = request.app.exception_handlers[RequestValidationError]
-    response: Response = await answer(request, RequestValidationError(errors))
-    return response
+    return problems.invalid_request(problems.field_errors(errors), code=exc.code)
 
+
+# The refusals of the use cases a route calls (corridor.errors), each a problem (corridor.problems).
+NO_CASE: dict[int | str, dict[str, Any]] = {404: {"description": "No such case (case_not_found)"}}
+ERASED: dict[int | str, dict[str, Any]] = {
+    410: {"description": "The case's personal data was erased (case_erased)"}
+}
+PAST_DEPARTURE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The case is past the point where it may be changed (not_before_departure)"}
+}
 
 # Who may do what here (corridor.auth): one rule per route, written into the OpenAPI document.
 CASEWORK = allow(Role.CASEWORKER, Role.SUPERVISOR)
@@ -258,7 +272,12 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
 
         return await idempotency.run(request, idempotency_key, caller, units, register)
 
-    @api.put("/cases/{case_id}", response_model=UpdatedOut, openapi_extra=idempotency.keyed())
+    @api.put(
+        "/cases/{case_id}",
+        response_model=UpdatedOut,
+        responses={**NO_CASE, **PAST_DEPARTURE, **ERASED},
+        openapi_extra=idempotency.keyed(),
+    )
     async def update_case(
         case_id: uuid.UUID,
         command: domain.UpdateCase,
@@ -295,6 +314,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         "/duplicate-flags/{flag_id}/resolution",
         tags=["duplicates"],
         response_model=ResolutionOut,
+        responses={404: {"description": "No open flag of that id (flag_not_open)"}},
         openapi_extra=idempotency.keyed(),
     )
     async def resolve_duplicate_flag(
@@ -325,14 +345,19 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             reads = await usecases.query_access_log(actor, since, limit, uow)
         return AccessLogOut(reads=[AccessOut.model_validate(r) for r in reads])
 
-    @api.get("/cases/{case_id}/timeline", response_model=TimelineOut, dependencies=[Depends(STATUS_ONLY)])
+    @api.get(
+        "/cases/{case_id}/timeline",
+        response_model=TimelineOut,
+        responses=NO_CASE,
+        dependencies=[Depends(STATUS_ONLY)],
+    )
     async def case_timeline(case_id: uuid.UUID) -> TimelineOut:
         """The case's status changes as read from the public status stream (no personal data)."""
         async with units() as uow:
             timeline = await usecases.case_timeline(case_id, uow)
         return TimelineOut(case_id=case_id, timeline=[TimelineEntryOut.model_validate(e) for e in timeline])
 
-    @api.get("/cases/{case_id}", response_model=CaseDetails)
+    @api.get("/cases/{case_id}", response_model=CaseDetails, responses={**NO_CASE, **ERASED})
     async def read_case(case_id: uuid.UUID, caller: Caller, x_purpose: WhyHeader) -> CaseDetails:
         """The case with personal data. Every read is recorded with who (the token's subject) and
         why (``X-Purpose``)."""
@@ -343,6 +368,12 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         "/cases/{case_id}/health-evidence",
         status_code=201,
         response_model=EvidenceOut,
+        responses={
+            404: {
+                "description": "No such case, or no such person in it (case_not_found, person_not_in_case)"
+            },
+            **ERASED,
+        },
         openapi_extra=idempotency.keyed(),
     )
     async def record_health_evidence(
@@ -365,7 +396,11 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
 
         return await idempotency.run(request, idempotency_key, caller, units, record)
 
-    @api.get("/cases/{case_id}/health-evidence", response_model=HealthEvidenceListOut)
+    @api.get(
+        "/cases/{case_id}/health-evidence",
+        response_model=HealthEvidenceListOut,
+        responses={**NO_CASE, **ERASED},
+    )
     async def read_health_evidence(
         case_id: uuid.UUID, caller: Caller, x_purpose: WhyHeader
     ) -> HealthEvidenceListOut:
@@ -389,7 +424,12 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
                 "model": WithdrawalOut,
                 "description": "Recorded; neither applied nor refused yet: follow the case's timeline",
             },
-            409: {"description": "The case's vehicle left before the withdrawal took effect"},
+            409: {
+                "description": "The case's vehicle left before the withdrawal took effect (withdrawal_too_late), "
+                "or it is past departure (not_before_departure)"
+            },
+            **NO_CASE,
+            **ERASED,
         },
         openapi_extra=idempotency.natural(
             "A case is withdrawn once: a repeat records nothing and answers the withdrawal as it "
@@ -428,7 +468,8 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         response_model=ErasureOut,
         responses={
             200: {"model": ErasureOut, "description": "Erased before: nothing changed"},
-            409: {"description": "The case has not ended: withdraw it first"},
+            409: {"description": "The case has not ended: withdraw it first (not_erasable)"},
+            **NO_CASE,
         },
         openapi_extra=idempotency.natural(
             "A case's data is erased once: a repeat changes nothing and answers 200 with the erasure."
@@ -470,26 +511,30 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         response_model=ReportAccepted,
         responses={
             200: {"model": ReportRepeated, "description": "A repeat of a report applied before"},
-            400: {"model": ReportRefused, "description": "Not a CloudEvent carrying CaseStatusReported"},
+            400: {
+                "description": "Not a CloudEvent carrying CaseStatusReported (malformed_json, unknown_type, ...)"
+            },
             403: {
-                "model": ReportRefused,
-                "description": "The event's source is not the token's mission, or that mission may not "
-                "report this status",
+                "description": "The event's source is not the token's mission (source_not_token_mission), or "
+                "that mission may not report this status (unauthorised_source)",
             },
-            404: {"model": ReportRefused, "description": "No such case"},
-            409: {"model": ReportRefused, "description": "The status cannot follow the case's"},
+            404: {"description": "No such case (unknown_case)"},
+            409: {"description": "The status cannot follow the case's"},
             422: {
-                "model": ReportRefused,
-                "description": "The event's data breaks its schema, or holds a value that cannot be stored",
+                "description": "The event's data breaks its schema (schema_violation), or holds a value that "
+                "cannot be stored",
             },
-            503: {"model": ReportDeferred, "description": "Not yet: send it again after Retry-After"},
+            503: {"description": "Not yet (retry: true): send the same report again after Retry-After"},
         },
-        openapi_extra=idempotency.natural(
-            "The CloudEvent's source and id: a report applied before answers 200 duplicate and changes "
-            "nothing."
+        openapi_extra=idempotency.merged(
+            request_body(StructuredStatusReport, STRUCTURED_CONTENT_TYPE, "One structured-mode CloudEvent"),
+            idempotency.natural(
+                "The CloudEvent's source and id: a report applied before answers 200 duplicate and changes "
+                "nothing."
+            ),
         ),
     )
-    async def report_status_change(request: Request, reporter: Reporter) -> JSONResponse:
+    async def report_status_change(request: Request, reporter: Reporter) -> Response:
         """For mission systems that cannot speak Kafka: one structured-mode CloudEvent
         (``application/cloudevents+json``) carrying ``CaseStatusReported``. Answers 202 when
         applied, 200 for a repeat of an event already applied, 4xx with a machine-readable code.
@@ -521,8 +566,7 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         except RetryLater as exc:
             # Not applicable yet, most likely because this service has not yet read the status the
             # report follows: the same report will be accepted shortly. Not a final answer.
-            deferred = ReportDeferred(code=exc.code, detail=exc.detail, retry=True)
-            return JSONResponse(deferred.model_dump(), status_code=503, headers={"Retry-After": "2"})
+            return problems.response(503, exc.code, exc.detail, headers={"Retry-After": "2"}, retry=True)
         except Rejected as exc:
             return _refused(exc.code, exc.detail, REFUSAL_STATUS.get(exc.code, 409))
         if published is None:
@@ -547,9 +591,9 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         response_model=bulk.ImportReport,
         responses={
             200: {"model": bulk.ImportReport, "description": "The outcome of every row"},
-            400: {"model": bulk.ImportRefused, "description": "Not readable as an import: nothing imported"},
-            413: {"model": bulk.ImportRefused, "description": "Larger than 20 MB"},
-            415: {"model": bulk.ImportRefused, "description": "Neither text/csv nor application/json"},
+            400: {"description": "Not readable as an import: nothing imported"},
+            413: {"description": "Larger than 20 MB"},
+            415: {"description": "Neither text/csv nor application/json"},
         },
     )
     async def import_registrations(
@@ -590,10 +634,9 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
     return api
 
 
-def _refused(code: str, detail: str, status: int) -> JSONResponse:
-    """A refusal as the missions' and the imports' endpoints answer it (``ReportRefused``,
-    ``bulk.ImportRefused``): a machine-readable code and a detail."""
-    return JSONResponse({"code": code, "detail": detail}, status_code=status)
+def _refused(code: str, detail: str, status: int) -> Response:
+    """A refusal of the missions' and the imports' endpoints, which read their bodies themselves."""
+    return problems.response(status, code, detail)
 
 
 async def read_body(request: Request, limit: int = bulk.MAX_BYTES) -> bytes:

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from corridor import auth
+from corridor import auth, problems
 from services.operations.domain import Board
 from services.operations.feeds import parse_case_id
 
@@ -77,14 +77,18 @@ for path, name, media in (
     response_model=Signed,
     tags=["session"],
     openapi_extra=auth.PUBLIC,  # it checks the token it is given itself, as the middleware would
-    responses={401: {"description": "The token does not verify"}, 403: {"description": "Not a viewer here"}},
+    responses={
+        401: {"description": "The token does not verify (unauthenticated)"},
+        403: {"description": "Not a viewer here (role_not_allowed, other_mission)"},
+        503: {"description": "The identity provider's keys cannot be fetched: retry"},
+    },
 )
-async def sign_in(request: Request, body: Annotated[SignIn, Body()]) -> JSONResponse:
+async def sign_in(request: Request, body: Annotated[SignIn, Body()]) -> Response:
     verifier: auth.TokenVerifier = request.app.state.verifier
     try:
         principal = await verifier.verify(body.token)
     except auth.Unauthenticated as exc:
-        return JSONResponse(auth.unauthenticated_body(exc), status_code=401)
+        return auth.unauthenticated(exc)
     VIEW.check(principal, request.app.state.corridor_scope)  # Forbidden: answered 403
     # Verified above: exp is the token's own, required by the verifier.
     exp = int(jwt.decode(body.token, options={"verify_signature": False})["exp"])
@@ -181,14 +185,20 @@ class Timeline(BaseModel):
     steps: list[TimelineStep]
 
 
-@router.get("/api/cases/{case_id}", tags=["board"], response_model=Timeline, dependencies=[Depends(VIEW)])
+@router.get(
+    "/api/cases/{case_id}",
+    tags=["board"],
+    response_model=Timeline,
+    responses={404: {"description": "No such case on the status stream (unknown_case)"}},
+    dependencies=[Depends(VIEW)],
+)
 async def case_timeline(request: Request, case_id: str) -> Timeline:
     parsed = parse_case_id(case_id)
     if parsed is None:
-        raise HTTPException(422, "a case id is a UUID")
+        raise problems.Refused(422, "invalid_case_id", "a case id is a UUID")
     found = board_of(request).cases.get(parsed)
     if found is None:
-        raise HTTPException(404, "no such case on the status stream")
+        raise problems.Refused(404, "unknown_case", "no such case on the status stream")
     return Timeline(
         case_id=str(parsed),
         members=found.members,

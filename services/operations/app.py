@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from contracts.routes import RouteBook
-from corridor import auth
+from corridor import auth, problems
 from corridor.redaction import RedactedServerErrors
 from corridor.settings import ServiceSettings
 from corridor.telemetry import setup_logging
@@ -100,9 +100,18 @@ def create_app(settings: OperationsSettings | None = None) -> FastAPI:
         return JSONResponse(body.model_dump(), status_code=200 if all(checks.values()) else 503)
 
     app.add_api_route("/health/live", live, methods=["GET"], tags=["health"], openapi_extra=auth.PUBLIC)
-    app.add_api_route("/health/ready", ready, methods=["GET"], tags=["health"], openapi_extra=auth.PUBLIC)
+    app.add_api_route(
+        "/health/ready",
+        ready,
+        methods=["GET"],
+        tags=["health"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: the failing checks say why"}},
+        openapi_extra=auth.PUBLIC,
+    )
     api.install(app)
     auth.install(app, scope=auth.ServiceScope(settings.mission), verifier=lambda: verifier)
+    problems.install(app)  # after the rules: the statuses a route answers follow from them
     app.add_middleware(api.CookieBearer)  # outermost: the cookie becomes the header auth reads
     return app
 

@@ -218,6 +218,14 @@ def _file(media_type: str, what: str, **schema: str) -> dict[int | str, dict[str
 # --- routes --------------------------------------------------------------------------------------
 
 
+# The refusals of the use cases a route calls (corridor.errors), each a problem (corridor.problems).
+NO_MOVEMENT: dict[int | str, dict[str, object]] = {
+    404: {"description": "No such movement (no_such_movement)"}
+}
+NO_VEHICLE: dict[int | str, dict[str, object]] = {
+    404: {"description": "No such movement or vehicle (no_such_movement, no_such_vehicle)"}
+}
+
 # Who may do what here (corridor.auth): one rule per route, written into the OpenAPI document.
 COORDINATION = allow(Role.TRANSPORT_COORDINATOR)
 """Planning, boarding, progress and the manifests (personal data): the transport coordinators."""
@@ -240,7 +248,7 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
         response_model=PlannedMovementOut,
         responses={
             200: {"model": PlannedMovementOut, "description": "Planned before under this movement_id"},
-            409: {"description": "Another plan exists under this movement_id"},
+            409: {"description": "Another plan exists under this movement_id (movement_exists)"},
         },
         openapi_extra=idempotency.keyed(
             natural="With a movement_id: the same plan sent again creates nothing and answers 200 with the "
@@ -275,7 +283,12 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
             ],
         )
 
-    @api.get("/movements/{movement_id}", response_model=MovementOut, dependencies=[Depends(OVERVIEW)])
+    @api.get(
+        "/movements/{movement_id}",
+        response_model=MovementOut,
+        responses=NO_MOVEMENT,
+        dependencies=[Depends(OVERVIEW)],
+    )
     async def get_movement(movement_id: str) -> MovementOut:
         async with units() as uow:
             return MovementOut.of(await usecases.movement(movement_id, uow))
@@ -283,7 +296,12 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     @api.post(
         "/movements/{movement_id}/vehicles/{vehicle_id}/departure",
         response_model=DepartureOut,
-        responses={409: {"description": "Departed before with other no-shows: detail.departure says how"}},
+        responses={
+            **NO_VEHICLE,
+            409: {
+                "description": "Departed before with other no-shows (departed): its departure member says how"
+            },
+        },
         dependencies=[Depends(COORDINATION)],
         openapi_extra=idempotency.natural(
             "The movement and vehicle: a vehicle departs once. The same departure sent again changes "
@@ -309,7 +327,7 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     @api.get(
         "/movements/{movement_id}/vehicles/{vehicle_id}/departure",
         response_model=DepartureOut,
-        responses={404: {"description": "No such movement or vehicle, or it has not departed"}},
+        responses={404: {"description": "No such movement or vehicle, or it has not departed (not_found)"}},
         dependencies=[Depends(OVERVIEW)],
     )
     async def read_departure(movement_id: str, vehicle_id: str) -> DepartureOut:
@@ -321,6 +339,7 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
         "/movements/{movement_id}/vehicles/{vehicle_id}/progress",
         status_code=201,
         response_model=ProgressOut,
+        responses={**NO_VEHICLE, 409: {"description": "The vehicle has not left (not_departed)"}},
         dependencies=[Depends(COORDINATION)],
         openapi_extra=idempotency.natural(
             "The movement, vehicle, checkpoint and stage: a report repeated changes nothing and is "
@@ -353,7 +372,7 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     @api.get(
         "/movements/{movement_id}/vehicles/{vehicle_id}/manifest.csv",
         response_class=Response,
-        responses=_file("text/csv", "The manifest, one row per person"),
+        responses={**_file("text/csv", "The manifest, one row per person"), **NO_VEHICLE},
     )
     async def manifest_as_csv(
         movement_id: str,
@@ -368,7 +387,7 @@ def router(units: Callable[[], AbstractAsyncContextManager[Unit]], ctx: Context)
     @api.get(
         "/movements/{movement_id}/vehicles/{vehicle_id}/manifest.pdf",
         response_class=Response,
-        responses=_file("application/pdf", "The manifest, printable", format="binary"),
+        responses={**_file("application/pdf", "The manifest, printable", format="binary"), **NO_VEHICLE},
     )
     async def manifest_as_pdf(
         movement_id: str,

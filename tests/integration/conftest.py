@@ -28,6 +28,7 @@ from corridor.kafkatools import partitions_of
 from devkit import scenario
 from devkit.devstack import DEFAULT_ROUTES, Stack
 from opstools.statusreader import StatusStream
+from tests.problemcheck import DocumentedAnswers, documents_by_port
 
 _dates = itertools.count(30)
 
@@ -130,8 +131,10 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     service's mission and checkpoint. Functional tests prove what an allowed caller can do; that
     every other caller is refused is proven once, for every route, by test_http_authorisation.
     A request that sends its own ``Authorization`` header (a test that needs a particular actor
-    or role) is left as it is."""
-    async with httpx.AsyncClient(timeout=15.0, auth=stack.role_auth()) as c:
+    or role) is left as it is. Every answer is checked against the route's OpenAPI document
+    (``tests.problemcheck.DocumentedAnswers``): a status it does not list fails the test that met it."""
+    documents = documents_by_port({spec.port: spec.url for spec in stack.specs.values()})
+    async with httpx.AsyncClient(timeout=15.0, auth=DocumentedAnswers(stack.role_auth(), documents)) as c:
         yield c
 
 

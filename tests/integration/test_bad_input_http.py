@@ -4,7 +4,9 @@ Schemathesis reads ``/openapi.json`` from each running service and generates, pe
 requests that fit the schema ("valid"), requests it forbids ("invalid"), and valid requests
 "steered" past the rules a schema cannot express (a configured route, one principal applicant,
 dates ahead) with hostile strings where the schema allows any (NUL, unpaired surrogates, 5 kB).
-No answer may be a 5xx, and every answer must match the response schema the service documents.
+No answer may be a 5xx, and every answer must be one the route documents: its status listed, its
+content type the one listed for that status (``application/problem+json`` for every error), its
+body valid against that status's schema.
 
 Every operation is fuzzed authenticated, with a token of the first role its rule admits (read from
 the same document, ``x-corridor-roles``): without one, every request would stop at the 401 and the
@@ -18,8 +20,9 @@ reproduce it, instead of stopping at the first. What a request creates that othe
 feel (a border requirement, a hold-list entry) is confined to the far future or to documents no
 test issues, and removed afterwards.
 
-``POST /inbound/status-changes`` reads its body raw (a structured-mode CloudEvent), so its schema
-gives schemathesis nothing to generate; a fixed corpus of bad bodies covers it instead.
+``POST /inbound/status-changes`` reads its body raw (a structured-mode CloudEvent); its document
+describes that body, which schemathesis fuzzes like any other, and a fixed corpus of bad bodies
+covers what a schema cannot say (nesting, surrogates, sizes, a case not ready yet).
 
 Drives schemathesis through ``APIOperation.as_strategy()`` and Hypothesis: ``schema.parametrize()``
 needs the schema at import time (the services start in a fixture) and the lazy
@@ -52,12 +55,18 @@ from devkit.devidp import DevIssuer, OperationRules
 from devkit.devstack import Stack
 from tests.conftest import report_figure
 from tests.integration.bad_input import FAR_FUTURE, RECEPTION, ROUTES
+from tests.problemcheck import problem
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a dev dependency")
 from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 MAX_EXAMPLES = 20  # per operation and mode
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The border posts run the same code: the first one gets the full budget, the others a smoke run.
 MAX_EXAMPLES_REPEATED = 5
 MODES = ("valid", "invalid", "steered")
@@ -246,7 +255,7 @@ def _fuzz(
         if response.status_code < 300 and operation.label in UNDO:
             undo.append(UNDO[operation.label](response.json()))
         try:
-            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            case.validate_response(response, checks=CHECKS)
         except (AssertionError, BaseExceptionGroup) as exc:
             failures.append(f"{mode} {operation.label}: {exc}")
 
@@ -430,7 +439,7 @@ def test_structured_ingest_answers_every_bad_body_with_a_4xx_and_an_early_one_wi
             )
             _record(figures, "corpus", response.status_code)
             answers[what] = response.status_code
-            code = response.json().get("code", "validation error") if response.status_code < 500 else "-"
+            code = problem(response)["code"] if response.status_code >= 400 else "-"
             report_figure(SECTION, f"  POST /inbound/status-changes, {what}: {response.status_code} {code}")
     _report("intake POST /inbound/status-changes (fixed corpus)", figures)
     # A report the case is not ready for yet is not refused: "try again later" (503, Retry-After).

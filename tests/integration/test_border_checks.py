@@ -95,7 +95,7 @@ async def test_hold_list_and_document_scans_at_the_exit_post(
         f"{exit_post}/movements/{movement_id}/vehicles/BUS-B/clearance",
         json={"scans": [{"person_id": good["person_id"], "mrz": unreadable}]},
     )
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "composite", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "composite", r.text
 
     # The child of the family is refused at the Uzbek entry: the family is held together there.
     child = next(m for m in people[family] if m["role"] == "child")

@@ -137,7 +137,7 @@ async def test_invalid_registration_gets_a_422_naming_the_field(
     body["members"][0]["nationality"] = "Tajik"
     response = await client.post(stack.url("intake") + "/cases", json=body)
     assert response.status_code == 422
-    assert any(err["loc"][-1] == "nationality" for err in response.json()["detail"])
+    assert any(err["loc"][-1] == "nationality" for err in response.json()["errors"])
     body = scenario.single_traveller(travel_date)
     body["route_id"] = "nowhere"
     response = await client.post(stack.url("intake") + "/cases", json=body)

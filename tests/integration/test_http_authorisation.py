@@ -260,7 +260,8 @@ def check_refusal(
         return
     body = response.text
     leaked = [p for p in target.personal if p in body]
-    if leaked or set(response.json()) != {"code", "detail"}:
+    # A problem (RFC 9457) and nothing more: no member that could carry the data.
+    if leaked or set(response.json()) != {"type", "title", "status", "detail", "instance", "code"}:
         tally.failures.append(f"{what}: the refusal says too much: {body[:300]}")
     if status == 401 and not response.headers.get("www-authenticate", "").startswith("Bearer"):
         tally.failures.append(f"{what}: 401 without WWW-Authenticate: Bearer")

@@ -396,7 +396,7 @@ async def test_requirements_and_the_hold_list_with_lost_answers(stack: Stack, ro
     assert again.json() == {**first.json(), "created": False}
     assert await published(code + "_r")() == 1
     clash = await _again("POST", f"{base}/requirements", json={**coded, "valid_hours": 48}, headers=officer)
-    assert (clash.status_code, clash.json()["detail"]["code"]) == (409, "reference_reused")
+    assert (clash.status_code, clash.json()["code"]) == (409, "reference_reused")
     listed = await _again("GET", f"{base}/requirements", headers=officer)
     by_reference = await _again("GET", f"{base}/requirements?reference=circular-{code}", headers=officer)
     [found] = by_reference.json()["requirements"]
@@ -539,7 +539,7 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     read = await _again("GET", departure, headers=coordinator)
     assert (read.status_code, read.json()) == (200, outcome)
     other = await _again("POST", departure, json={"no_shows": []}, headers=coordinator)
-    assert other.status_code == 409 and other.json()["detail"]["departure"] == outcome
+    assert other.status_code == 409 and other.json()["departure"] == outcome
     assert await departed() == 1
 
     # Clearance at the first post, answer lost: each case decided once, the repeat answered it.

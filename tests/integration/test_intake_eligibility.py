@@ -70,7 +70,7 @@ async def test_passport_mrz_is_verified_at_registration(
     member["document"]["mrz"] = misread
     r = await client.post(stack.url("intake") + "/cases", json=body)
     assert r.status_code == 422 and "composite: check digit is" in r.text
-    assert [e["loc"] for e in r.json()["detail"]] == [mrz_loc]
+    assert [e["loc"] for e in r.json()["errors"]] == [mrz_loc]
     assert shows_no_personal_data(r.text) and misread.split("\n")[1] not in r.text
 
     other_birthday = passport_mrz(
@@ -79,15 +79,15 @@ async def test_passport_mrz_is_verified_at_registration(
     member["document"]["mrz"] = other_birthday
     r = await client.post(stack.url("intake") + "/cases", json=body)
     assert r.status_code == 422 and "does not match birth_date" in r.text
-    assert [e["loc"] for e in r.json()["detail"]] == [mrz_loc]
+    assert [e["loc"] for e in r.json()["errors"]] == [mrz_loc]
     assert shows_no_personal_data(r.text) and other_birthday.split("\n")[1] not in r.text
 
     # FastAPI's own 422 for a missing field echoed the whole person; every service's does not.
     del member["sex"]
     r = await client.post(stack.url("intake") + "/cases", json=body)
     assert r.status_code == 422
-    assert [e["loc"] for e in r.json()["detail"]] == [["body", "members", 0, "sex"]]
-    assert "input" not in r.json()["detail"][0]
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", "members", 0, "sex"]]
+    assert "input" not in r.json()["errors"][0]
     assert shows_no_personal_data(r.text) and other_birthday.split("\n")[1] not in r.text
 
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from devkit.devidp import DevIssuer, OperationRules, RoleAuth
+from tests.problemcheck import DocumentedAnswers
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,5 +24,9 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevIssuer]:
 
 
 def role_auth(issuer: DevIssuer, app: FastAPI) -> httpx.Auth:
-    """Each request signed in the first role its route admits (as in the integration tests)."""
-    return RoleAuth(issuer, lambda _url: OperationRules(app.openapi()))
+    """Each request signed in the first role its route admits (as in the integration tests), and
+    each answer checked against the route's OpenAPI document (``tests.problemcheck``): every status
+    the API tests meet is one the document lists, every error a problem."""
+    return DocumentedAnswers(
+        RoleAuth(issuer, lambda _url: OperationRules(app.openapi())), lambda _url: app.openapi()
+    )

@@ -52,6 +52,7 @@ from services.eligibility.domain import (
 from services.eligibility.usecases import Context, OverrideDecision, RevokeOverride
 from tests.fakes import FakeUnitOfWork
 from tests.paths import CENTRAL_ASIA_ROUTES
+from tests.problemcheck import answered
 from tests.unit.conftest import role_auth
 
 ROUTES = RouteBook.load(CENTRAL_ASIA_ROUTES)
@@ -629,16 +630,16 @@ async def test_the_api_answers_as_it_always_has(issuer: DevIssuer) -> None:
         assert (r.status_code, r.json()["outcome"], r.json()["version"]) == (200, "ineligible", 3)
         assert (await client.get(f"{url}/decisions")).json()["overrides"][0]["revoked_by"] == "sup-2"
         r = await client.delete(f"{url}/override", headers=supervisor(issuer, "sup-2"))
-        assert (r.status_code, r.json()) == (404, {"detail": f"no active override on case {case.case_id}"})
+        assert answered(r) == (404, "no_active_override", f"no active override on case {case.case_id}")
 
         other = uuid.uuid4()
         r = await client.get(f"/cases/{other}/decisions")
-        assert (r.status_code, r.json()) == (404, {"detail": f"no decision for case {other}"})
+        assert answered(r) == (404, "no_decision", f"no decision for case {other}")
         r = await client.post(
             f"/cases/{other}/override",
             json={"outcome": "pending", "reason": "Held pending a medical check"},
         )
-        assert (r.status_code, r.json()) == (404, {"detail": f"no case {other}"})
+        assert answered(r) == (404, "no_such_case", f"no case {other}")
 
 
 async def test_the_api_refuses_an_override_of_consent_with_409(issuer: DevIssuer) -> None:
@@ -651,8 +652,9 @@ async def test_the_api_refuses_an_override_of_consent_with_409(issuer: DevIssuer
             f"/cases/{case.case_id}/override",
             json={"outcome": "eligible", "reason": "The family asked us to hurry"},
         )
-    assert r.status_code == 409
-    assert r.json()["detail"].startswith("consent cannot be overridden: Consent does not cover")
+    status, code, detail = answered(r)
+    assert (status, code) == (409, "override_refused")
+    assert detail.startswith("consent cannot be overridden: Consent does not cover")
     assert isinstance(domain.OverrideRefused("x"), DomainError)
 
 

@@ -3,10 +3,12 @@ lost answer and on "not now", never on a final answer, and never for ever."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
-from contracts.httpclient import CommandClient, RetryPolicy
+from contracts.httpclient import CommandClient, RetryPolicy, described
 
 FAST = RetryPolicy(attempts=5, timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 
@@ -27,7 +29,11 @@ async def test_a_lost_answer_and_a_busy_service_are_retried_with_the_same_key() 
     answers: list[httpx.Response | Exception] = [
         httpx.ReadTimeout("answer lost"),
         httpx.Response(503, headers={"Retry-After": "0"}, json={"code": "unavailable"}),
-        httpx.Response(409, json={"code": "idempotency_key_in_use", "detail": "still running"}),
+        httpx.Response(
+            409,
+            content=json.dumps({"code": "idempotency_key_in_use", "detail": "still running"}).encode(),
+            headers={"Content-Type": "application/problem+json"},
+        ),
         httpx.Response(201, json={"event_id": "e-1"}, headers={"Idempotent-Replayed": "true"}),
     ]
     async with client(answers, seen) as corridor:
@@ -61,3 +67,13 @@ async def test_retries_are_bounded() -> None:
         async with client([httpx.ConnectError("down") for _ in range(10)], seen) as corridor:
             await corridor.send("DELETE", "/hold-list/X1", key="mine")
     assert len(seen) == FAST.attempts and {q.headers["Idempotency-Key"] for q in seen} == {"mine"}
+
+
+def test_a_refusal_is_described_by_its_code_and_detail() -> None:
+    refused = httpx.Response(
+        403,
+        content=json.dumps({"status": 403, "code": "role_not_allowed", "detail": "for: caseworker"}).encode(),
+        headers={"Content-Type": "application/problem+json"},
+    )
+    assert described(refused) == "403 role_not_allowed: for: caseworker"
+    assert described(httpx.Response(502, text="<html>bad gateway</html>")) == "502 <html>bad gateway</html>"

@@ -22,6 +22,7 @@ from corridor.runtime import ServiceRuntime
 from devkit.devidp import DevIssuer
 from services.intake import domain, usecases
 from services.intake.app import IntakeSettings, create_service
+from tests.problemcheck import answered, field_errors
 from tests.unit.conftest import role_auth
 from tests.unit.intake_doubles import FAMILY, NOW, TRAVEL, FakeIntakeStore, person, report, unit, units_for
 
@@ -131,7 +132,7 @@ async def test_a_possible_duplicate_is_named_in_the_answer(
     typed = await client.post("/duplicate-flags/1/resolution", json={**resolution, "resolved_by": "x"})
     assert typed.status_code == 422
     again = await client.post("/duplicate-flags/1/resolution", json=resolution)
-    assert (again.status_code, again.json()) == (404, {"detail": "no open flag 1"})
+    assert answered(again) == (404, "flag_not_open", "no open flag 1")
 
 
 async def test_every_problem_of_a_registration_is_one_422(client: httpx.AsyncClient) -> None:
@@ -143,14 +144,12 @@ async def test_every_problem_of_a_registration_is_one_422(client: httpx.AsyncCli
             planned_travel_date="2026-11-01",
         ),
     )
-    assert response.status_code == 422
-    assert response.json() == {
-        "detail": [
-            {"loc": ["body", "route_id"], "msg": "unknown route 'kaz-nowhere'", "type": "value_error"},
-            {"loc": ["body", "members", "0", "birth_date"], "msg": "is in the future", "type": "value_error"},
-            {"loc": ["body", "planned_travel_date"], "msg": "is in the past", "type": "value_error"},
-        ]
-    }
+    assert response.json()["code"] == "registration_rejected"
+    assert field_errors(response) == [
+        {"loc": ["body", "route_id"], "msg": "unknown route 'kaz-nowhere'", "type": "value_error"},
+        {"loc": ["body", "members", "0", "birth_date"], "msg": "is in the future", "type": "value_error"},
+        {"loc": ["body", "planned_travel_date"], "msg": "is in the past", "type": "value_error"},
+    ]
 
 
 async def test_an_update_answers_when_and_how_many(client: httpx.AsyncClient) -> None:
@@ -161,7 +160,8 @@ async def test_an_update_answers_when_and_how_many(client: httpx.AsyncClient) ->
         {"case_id": case_id, "updated_at": "2026-11-30T09:00:00+00:00", "members": 3},
     )
     missing = await client.put(f"/cases/{uuid.uuid4()}", json=body())
-    assert missing.status_code == 404 and missing.json()["detail"].startswith("no case ")
+    status, code, detail = answered(missing)
+    assert (status, code) == (404, "case_not_found") and detail.startswith("no case ")
 
 
 async def test_a_case_is_read_with_its_personal_data_and_the_read_is_logged(
@@ -274,9 +274,9 @@ async def test_health_evidence_answers_its_event(client: httpx.AsyncClient, stor
     assert response.status_code == 201 and set(response.json()) == {"case_id", "event_id"}
     future = {**evidence, "taken_at": "2026-11-30T10:00:00+00:00"}
     refused = await client.post(f"/cases/{case_id}/health-evidence", json=future)
-    assert refused.json() == {
-        "detail": [{"loc": ["body", "taken_at"], "msg": "is in the future", "type": "value_error"}]
-    }
+    assert field_errors(refused) == [
+        {"loc": ["body", "taken_at"], "msg": "is in the future", "type": "value_error"}
+    ]
     stranger = await client.post(
         f"/cases/{case_id}/health-evidence",
         json={**taken, "person_id": str(uuid.uuid4())},
@@ -326,9 +326,10 @@ async def test_a_withdrawal_after_departure_is_a_409(
     response = await client.post(
         f"/cases/{case_id}/withdrawal", json={"reason": "changed plans"}, headers={"X-Actor": "aida"}
     )
-    assert (response.status_code, response.json()) == (
+    assert answered(response) == (
         409,
-        {"detail": "case is departed: withdrawal is possible only before departure"},
+        "not_before_departure",
+        "case is departed: withdrawal is possible only before departure",
     )
 
 
@@ -347,11 +348,7 @@ async def test_a_missions_report_over_http(
     received = structured(report(uuid.UUID(case_id), ReportableStatus.RECEIVED))
     deferred = await client.post("/inbound/status-changes", content=received, headers=headers)
     assert deferred.status_code == 503 and deferred.headers["Retry-After"] == "2"
-    assert deferred.json() == {
-        "code": "illegal_transition",
-        "detail": deferred.json()["detail"],
-        "retry": True,
-    }
+    assert answered(deferred)[1] == "illegal_transition" and deferred.json()["retry"] is True
 
     # Intake read "arrived" from the stream; the guard too, or "received" is not yet legal.
     store.cases[uuid.UUID(case_id)].status = CaseStatus.ARRIVED
@@ -371,37 +368,37 @@ async def test_a_missions_report_over_http(
         content=structured(report(uuid.uuid4(), ReportableStatus.RECEIVED)),
         headers=headers,
     )
-    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_case"
+    assert answered(unknown)[:2] == (404, "unknown_case")
     closed = report(uuid.UUID(case_id), ReportableStatus.CLOSED)
     uzb = {**headers, **as_(issuer, Role.INTEGRATION_CLIENT, "uzb-desk", "UZB")}
     not_theirs = await client.post(
         "/inbound/status-changes", content=structured(closed, "/missions/UZB/desk"), headers=uzb
     )
-    assert not_theirs.status_code == 403 and not_theirs.json()["code"] == "unauthorised_source"
+    assert answered(not_theirs)[:2] == (403, "unauthorised_source")
     # UZB's client writing TJK's name as the source: the token says who reports, not the event.
     before = store.cases[uuid.UUID(case_id)].status
     forged = await client.post(
         "/inbound/status-changes", content=structured(closed, "/missions/TJK/reception"), headers=uzb
     )
-    assert (forged.status_code, forged.json()["code"]) == (403, "source_not_token_mission")
+    assert answered(forged)[:2] == (403, "source_not_token_mission")
     assert store.cases[uuid.UUID(case_id)].status == before
     # Only an integration client reports; a caseworker of the host mission is no mission system.
     caseworker = {**headers, **as_(issuer, Role.CASEWORKER, "aida")}
     refused = await client.post(
         "/inbound/status-changes", content=structured(closed, "/missions/KAZ/x"), headers=caseworker
     )
-    assert (refused.status_code, refused.json()["code"]) == (403, "role_not_allowed")
+    assert answered(refused)[:2] == (403, "role_not_allowed")
     nul = report(uuid.UUID(case_id), ReportableStatus.CLOSED).model_copy(update={"reason": "a\x00b"})
     refused = await client.post("/inbound/status-changes", content=structured(nul), headers=headers)
-    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_value")
+    assert answered(refused)[:2] == (422, "invalid_value")
     wrong = await client.post("/inbound/status-changes", content=b"{", headers=headers)
-    assert wrong.status_code == 400 and set(wrong.json()) == {"code", "detail"}
+    assert answered(wrong)[:2] == (400, "malformed_json")
 
 
 async def test_the_purpose_of_a_read_is_one_of_the_fixed_list(client: httpx.AsyncClient) -> None:
     case_id = await register(client)
     free = await client.get(f"/cases/{case_id}", headers={"X-Purpose": "just curious"})
-    assert free.status_code == 422 and free.json()["detail"][0]["loc"] == ["header", "x-purpose"]
+    assert field_errors(free)[0]["loc"] == ["header", "x-purpose"]
     assert (await client.get(f"/cases/{case_id}")).status_code == 422  # no purpose at all
     assert (
         await client.get(f"/cases/{case_id}", headers={"X-Purpose": "case_management"})
@@ -435,15 +432,14 @@ async def test_a_body_over_the_limit_is_413_and_an_import_has_its_larger_limit(
 ) -> None:
     big = b'{"members": "' + b"x" * (1 << 20) + b'"}'
     refused = await client.post("/cases", content=big, headers={"Content-Type": "application/json"})
-    assert refused.status_code == 413
-    assert refused.json() == {"code": "too_large", "detail": "a request body here is at most 1 MB"}
+    assert answered(refused) == (413, "too_large", "a request body here is at most 1 MB")
 
     async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
         for _ in range(20):
             yield b"x" * 65536
 
     streamed = await client.post("/cases", content=chunked(), headers={"Content-Type": "application/json"})
-    assert streamed.status_code == 413 and streamed.json()["code"] == "too_large"
+    assert answered(streamed)[:2] == (413, "too_large")
     # 2 MB is a small import: it passes the limit and is read (and refused as a file, 400).
     csv = b"row_key\n" + b"x" * (2 << 20)
     imported = await client.post(

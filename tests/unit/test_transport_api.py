@@ -18,6 +18,7 @@ from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
 from devkit.devidp import DevIssuer
 from services.transport import api
+from tests.problemcheck import answered, field_errors
 from tests.unit.conftest import role_auth
 from tests.unit.test_transport_usecases import CTX, DAY, ROUTE, World
 
@@ -135,12 +136,8 @@ async def test_a_departure_answers_what_happened_and_the_movement_shows_it(
     read = await client.get(f"{url}")
     assert (read.status_code, read.json()) == (200, body)
     other = await client.post(url, json={})
-    assert other.status_code == 409
-    assert other.json()["detail"] == {
-        "code": "departed",
-        "message": f"BUS-1 departed at {NOW}",
-        "departure": body,
-    }
+    assert answered(other) == (409, "departed", f"BUS-1 departed at {NOW}")
+    assert other.json()["departure"] == body
     movement = (await client.get("/movements/MOV-1")).json()
     assert movement["status"] == "departed"
     (bus,) = movement["vehicles"]
@@ -148,36 +145,36 @@ async def test_a_departure_answers_what_happened_and_the_movement_shows_it(
     assert {c["state"] for c in bus["cases"]} == {"no_show", "departed"}
 
 
-async def test_domain_errors_answer_as_fastapi_would(world: World, client: httpx.AsyncClient) -> None:
+async def test_domain_errors_answer_as_problems_with_their_codes(
+    world: World, client: httpx.AsyncClient
+) -> None:
     unknown_route = {"loc": ["body", "route_id"], "msg": "unknown route 'nowhere'", "type": "value_error"}
     r = await client.post("/movements", json={**plan_body(("B", 1)), "route_id": "nowhere"})
-    assert (r.status_code, r.json()) == (422, {"detail": [unknown_route]})
+    assert (field_errors(r), r.json()["code"]) == ([unknown_route], "unknown_route")
     r = await client.get("/ready-cases", params={"route_id": "nowhere", "departure_date": DAY.isoformat()})
-    assert (r.status_code, r.json()) == (422, {"detail": [unknown_route]})
+    assert (field_errors(r), r.json()["code"]) == ([unknown_route], "unknown_route")
     r = await client.get("/movements/MOV-9")
-    assert (r.status_code, r.json()) == (404, {"detail": "no movement MOV-9"})
+    assert answered(r) == (404, "no_such_movement", "no movement MOV-9")
     first = await client.post("/movements", json=plan_body(("BUS-1", 4)))
     r = await client.post("/movements", json=plan_body(("BUS-1", 4)))
     assert (r.status_code, r.json()["created"]) == (200, False)
     assert r.json()["vehicles"] == first.json()["vehicles"]
     r = await client.post("/movements", json=plan_body(("BUS-1", 5)))
-    assert (r.status_code, r.json()) == (409, {"detail": "movement MOV-1 exists"})
+    assert answered(r) == (409, "movement_exists", "movement MOV-1 exists")
     r = await client.post("/movements", json=plan_body(("B", 1), ("B", 2), movement_id="MOV-2"))
-    assert r.status_code == 422
-    assert r.json()["detail"] == [
+    assert field_errors(r) == [
         {"loc": ["body", "vehicles"], "msg": "vehicle ids must be unique", "type": "value_error"}
     ]
     stranger = uuid.uuid4()
     r = await client.post("/movements/MOV-1/vehicles/BUS-1/departure", json={"no_shows": [str(stranger)]})
-    assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["body", "no_shows"]
+    assert field_errors(r)[0]["loc"] == ["body", "no_shows"]
     r = await client.post("/movements/MOV-1/vehicles/BUS-9/departure", json={})
-    assert (r.status_code, r.json()) == (404, {"detail": "no vehicle BUS-9 on MOV-1"})
+    assert answered(r) == (404, "no_such_vehicle", "no vehicle BUS-9 on MOV-1")
     r = await client.post(
         "/movements/MOV-1/vehicles/BUS-1/progress",
         json={"checkpoint_id": ROUTE.checkpoints[0].checkpoint_id, "stage": "arrived"},
     )
-    assert (r.status_code, r.json()) == (409, {"detail": "BUS-1 has not left the gathering point"})
+    assert answered(r) == (409, "not_departed", "BUS-1 has not left the gathering point")
 
 
 async def test_ready_cases_and_progress(world: World, client: httpx.AsyncClient) -> None:

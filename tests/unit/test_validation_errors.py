@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from corridor import problems
 from corridor.mrz import check_digit
-from corridor.runtime import _invalid_request
 from devkit import scenario
 from services.intake import domain
 
@@ -129,7 +129,7 @@ def test_a_matching_zone_is_accepted() -> None:
 
 def app() -> FastAPI:
     api = FastAPI()
-    api.add_exception_handler(RequestValidationError, _invalid_request)
+    problems.install(api)
 
     @api.post("/cases")
     async def register(command: domain.RegisterCase) -> dict[str, str]:
@@ -150,8 +150,9 @@ async def test_a_422_names_each_field_and_echoes_none_of_the_person() -> None:
     del member["sex"]  # FastAPI's default body echoes the whole person for a missing field
     member["phone"] = "call me"
     r = await post(body)
-    assert r.status_code == 422
-    detail = r.json()["detail"]
+    assert (r.status_code, r.headers["content-type"]) == (422, problems.MEDIA_TYPE)
+    assert r.json()["code"] == problems.VALIDATION
+    detail = r.json()["errors"]
     assert {tuple(e["loc"]) for e in detail} == {
         ("body", "members", 0, "sex"),
         ("body", "members", 0, "phone"),
@@ -171,7 +172,7 @@ async def test_a_422_for_a_bad_zone_ends_its_loc_at_the_mrz_and_quotes_nothing()
     member["document"]["mrz"] = good_mrz(member, born="790131")
     r = await post(body)
     assert r.status_code == 422
-    (error,) = r.json()["detail"]
+    (error,) = r.json()["errors"]
     assert error == {
         "loc": ["body", "members", 0, "document", "mrz"],
         "msg": "Value error, document.mrz does not match birth_date",
@@ -208,9 +209,9 @@ async def test_a_422_keeps_constraints_and_drops_context_that_holds_the_input() 
             },
         ]
     )
-    r = await _invalid_request(None, exc)  # type: ignore[arg-type]
+    r = problems.response(422, problems.VALIDATION, "3 values", errors=problems.field_errors(exc.errors()))
     assert r.status_code == 422
-    detail = json.loads(bytes(r.body))["detail"]
+    detail = json.loads(bytes(r.body))["errors"]
     assert detail == [
         {
             "loc": ["body", "reason"],

@@ -25,7 +25,7 @@ from services.intake.bulk.format import (
     registration_key,
 )
 from services.intake.bulk.importer import CONCURRENCY, ROWS_PER_CONNECTION, report_json, run_import
-from services.intake.bulk.models import OPENAPI_BODY, EntryOut, ImportRefused, ImportReport, ReasonOut
+from services.intake.bulk.models import OPENAPI_BODY, EntryOut, ImportReport, ReasonOut
 from services.intake.bulk.parse import command_for, media_format, parse, parse_csv, parse_json
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "ROW_KEY_MAX",
     "EntryOut",
     "FileRejected",
-    "ImportRefused",
     "ImportReport",
     "Outcome",
     "ReasonOut",

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from contracts.httpclient import RetryableAnswer, RetryPolicy, retryable
+from contracts.httpclient import RetryableAnswer, RetryPolicy, described, retryable
 from services.intake.bulk.format import NAMESPACE_PATTERN, FileRejected, counts, entry, reason
 from services.intake.bulk.parse import command_for, parse
 
@@ -43,7 +43,7 @@ def _send(
                 if retryable(response):
                     raise RetryableAnswer(response)
     except RetryableAnswer as exc:
-        raise ConnectionError(f"{exc.response.status_code} {exc.response.text[:300]}") from None
+        raise ConnectionError(described(exc.response)) from None
     except httpx.TransportError as exc:
         raise ConnectionError(repr(exc)) from exc
     return response
@@ -93,7 +93,7 @@ def import_file(
             except ConnectionError as exc:
                 return f"intake unreachable at {url}: {exc}"
             if response.status_code != 200:
-                return f"intake answered {response.status_code}: {response.text[:500]}"
+                return f"intake answered {described(response)}"
             actor[:] = [response.json()["actor"]]
             for e in response.json()["entries"]:
                 i = part[e.pop("item")]

@@ -29,13 +29,6 @@ class EntryOut(BaseModel):
     lines: list[int] | None = None
 
 
-class ImportRefused(BaseModel):
-    """The file as a whole cannot be imported (400, 413, 415): nothing of it was."""
-
-    code: str
-    detail: str
-
-
 class ImportReport(BaseModel):
     namespace: str
     actor: str
