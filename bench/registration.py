@@ -99,6 +99,7 @@ def run(cfg: Any, infra: Any, results: Any, progress: Callable[[str], None]) -> 
     ports = 4 + len({cp.checkpoint_id for r in routes.routes for cp in r.checkpoints})
     specs = service_specs(stack.routes_file, procs.free_ports(ports))
     stack.specs = {s.name: s for s in specs if s.name == SERVICE}
+    stack.create_database_roles()  # the service connects as its own role, as on the platform
     started = time.monotonic()
     stack.start_service(SERVICE, timeout=120.0)
     progress(f"intake service ready after {time.monotonic() - started:.1f} s")

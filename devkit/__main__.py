@@ -54,7 +54,15 @@ def _print_services(stack: Stack) -> None:
     for name, spec in stack.specs.items():
         table.add_row(name, spec.url, spec.url + "/docs")
     console.print(table)
-    console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
+    if len(stack.clusters) == 1:
+        console.print(f"Kafka: [bold]{stack.bootstrap}[/]   PostgreSQL: [bold]{stack.postgres.dsn()}[/]")
+    else:  # a cluster and a PostgreSQL server per mission, linked by each receiving mission's MirrorMaker
+        for code, mission in stack.description.missions.items():
+            console.print(
+                f"{code}: Kafka [bold]{stack.clusters[mission.cluster].bootstrap_servers}[/]   PostgreSQL: "
+                f"[bold]{stack.databases[mission.database].dsn()}[/]"
+                + (f"   MirrorMaker: {stack.mirrors[code].workdir}" if code in stack.mirrors else "")
+            )
     if "reporting" in stack.specs:
         reports = stack.url("reporting") + "/reports"
         console.print(

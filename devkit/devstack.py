@@ -30,7 +30,7 @@ from devkit.devinfra.kafka import ADMIN_USER, KafkaCluster
 from devkit.devinfra.postgres import PostgresServer
 from devkit.devinfra.prometheus import PrometheusServer, Target, rule_files
 from opstools.deployments import DeploymentDescription, MissionSpec, mirror_principal
-from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, Deployment, password_file, principal_access
+from opstools.kafkaadmin import DEFAULT_DEPLOYMENT, password_file, principal_access
 
 if TYPE_CHECKING:
     from devkit.devinfra.mirrormaker import MirrorMaker
@@ -460,7 +460,9 @@ class Stack:
         process and Kafka principal; its URL. Once: a second call answers the running one's."""
         if self.operations_page is not None and self.operations_page.poll() is None:
             return self.operations_page_url
-        principal = Deployment.load(self.deployment_file).operations_pages[0]
+        # The host mission's page, on its cluster: it reads the status stream's home there (and each
+        # service's health and metrics, wherever the service runs, over HTTP).
+        principal = self.description.missions[self.description.host_mission].operations_pages[0]
         # It reads each service's /metrics with an operations-viewer token of that service's mission.
         tokens = self.workdir / "secrets" / "operations-page"
         tokens.mkdir(parents=True, exist_ok=True, mode=0o700)

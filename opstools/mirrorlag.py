@@ -31,6 +31,7 @@ from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import SecretStr
@@ -178,6 +179,15 @@ def main(
     target_bootstrap: Annotated[str, typer.Option("--target-bootstrap")],
     user: Annotated[str, typer.Option("--user", help="The MM2 principal (on both clusters)")],
     password_file: Annotated[Path, typer.Option("--password-file", exists=True, dir_okay=False)],
+    source_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--source-password-file",
+            help="Its password on the source, when not the same as on the target",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     source_cafile: Annotated[
         Path | None, typer.Option("--source-cafile", help="CA of the source's SASL_SSL listener", exists=True)
     ] = None,
@@ -187,24 +197,66 @@ def main(
     max_behind: Annotated[
         int | None, typer.Option("--max-behind", help="Exit 1 if a partition is further behind")
     ] = None,
+    serve: Annotated[
+        int | None,
+        typer.Option(
+            "--serve",
+            help="Instead of printing once: serve the figures as Prometheus gauges on this port "
+            "(127.0.0.1), measured again every --every seconds, until stopped",
+        ),
+    ] = None,
+    every: Annotated[float, typer.Option("--every", help="Seconds between measurements with --serve")] = 15.0,
 ) -> None:
-    """Print each mirrored partition's lag as JSON lines."""
-    password = SecretStr(password_file.read_text().strip())
+    """Print each mirrored partition's lag as JSON lines (or serve it to Prometheus)."""
     source_access, target_access = (
         KafkaAccess(
             bootstrap=bootstrap,
             username=user,
-            password=password,
+            password=SecretStr(secret.read_text().strip()),
             security_protocol="SASL_SSL" if cafile else "SASL_PLAINTEXT",
             ssl_cafile=cafile,
         )
-        for bootstrap, cafile in ((source_bootstrap, source_cafile), (target_bootstrap, target_cafile))
+        for bootstrap, cafile, secret in (
+            (source_bootstrap, source_cafile, source_password_file or password_file),
+            (target_bootstrap, target_cafile, password_file),
+        )
     )
+    if serve is not None:
+        asyncio.run(_serve(serve, every, source, target, topics, source_access, target_access))
+        return
     lags = asyncio.run(mirror_lag(source, target, topics, source_access, target_access))
     for lag in lags:
         typer.echo(json.dumps({**lag.__dict__, "records_behind": lag.records_behind}))
     if max_behind is not None and any(lag.records_behind > max_behind for lag in lags):
         raise typer.Exit(1)
+
+
+async def _serve(
+    port: int,
+    every: float,
+    source: str,
+    target: str,
+    topics: Sequence[str],
+    source_access: KafkaAccess,
+    target_access: KafkaAccess,
+) -> None:
+    """Measure every ``every`` seconds and serve the last figures at ``/metrics``: a scrape never
+    waits on either cluster, and a link that cannot be measured keeps its last figures, with
+    ``corridor_mirror_lag_checked_timestamp_seconds`` saying how old they are."""
+    registry = CollectorRegistry()
+    collector = MirrorLagCollector()
+    registry.register(collector)
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        while True:
+            try:
+                collector.update(await mirror_lag(source, target, topics, source_access, target_access))
+            except Exception as exc:  # a cluster away: the age of the figures says so
+                typer.echo(f"mirror lag not measured: {type(exc).__name__}: {exc}", err=True)
+            await asyncio.sleep(every)
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 def run(argv: list[str] | None = None) -> Any:

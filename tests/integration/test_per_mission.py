@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,9 +29,11 @@ from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import partitions_of
 from corridor.settings import REPO_ROOT
 from devkit import scenario
+from devkit.devinfra import procs
 from devkit.devinfra.kafka import ADMIN_USER
 from devkit.devstack import Stack
 from opstools.deployments import mirror_principal
+from opstools.kafkaadmin import password_file
 from opstools.mirrorlag import PartitionLag, mirror_lag
 from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
@@ -44,13 +49,26 @@ def missions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = time.monotonic()
     with running_platform(tmp_path_factory.mktemp("per-mission"), deployment_file=PER_MISSION) as platform:
         rss = sum(m.rss_bytes() for m in platform.mirrors.values())
+        brokers = sum(resident(p) for c in platform.clusters.values() for p in c.pids)
+        services = sum(resident(p.pid) for p in platform.processes.values())
         report_figure(
             "cluster per mission",
             f"3 Kafka clusters, 3 PostgreSQL servers, {len(platform.mirrors)} MirrorMakers and "
-            f"{len(platform.specs)} services started in {time.monotonic() - started:.0f} s; "
-            f"MirrorMakers' resident memory {rss / 2**20:.0f} MiB",
+            f"{len(platform.specs)} services started in {time.monotonic() - started:.0f} s; resident memory: "
+            f"brokers {brokers / 2**20:.0f} MiB, MirrorMakers {rss / 2**20:.0f} MiB, "
+            f"services {services / 2**20:.0f} MiB",
         )
         yield platform
+
+
+def resident(pid: int | None) -> int:
+    """A process's resident memory in bytes (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+    except OSError:
+        return 0
+    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
+    return int(kib) * 1024
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +207,7 @@ async def test_a_family_crosses_three_countries_and_each_countrys_data_stays_in_
 
 
 async def test_a_link_and_a_cluster_that_go_away_lose_nothing_and_duplicate_nothing(
-    missions: Stack, route: Route, travel_date: date
+    missions: Stack, route: Route, travel_date: date, exporter: str
 ) -> None:
     """KAZ's MirrorMaker (which brings the posts' decisions home) goes away once the vehicle has
     its manifests, and TJK's whole cluster once its post knows the vehicle cleared the post before
@@ -243,6 +261,8 @@ async def test_a_link_and_a_cluster_that_go_away_lose_nothing_and_duplicate_noth
         behind = await uzb_link_lag(stack)
         assert sum(lag.records_behind for lag in behind) >= 2 * len(cases), behind
         assert max(lag.oldest_pending_seconds for lag in behind) > 0
+        # ... and so does Prometheus, from the exporter a mission runs beside its MirrorMaker.
+        await served_behind(exporter, lambda n: n >= 2 * len(cases))
         tjk_cluster.start()
         await asyncio.to_thread(stack.mirrors["KAZ"].start)
         await kaz.wait_for(cases, CaseStatus.ARRIVED, 180)
@@ -253,11 +273,56 @@ async def test_a_link_and_a_cluster_that_go_away_lose_nothing_and_duplicate_noth
             assert Counter(kaz.statuses(case)) == journey, kaz.statuses(case)
             assert uzb.statuses(case) == kaz.statuses(case)
         assert not [lag for lag in await uzb_link_lag(stack) if lag.records_behind], "the link caught up"
+        await served_behind(exporter, lambda n: n == 0)
     report_figure(
         "cluster per mission",
         f"KAZ's MirrorMaker and TJK's cluster down mid-movement: every status on every cluster once, "
         f"{restored:.0f} s after the outage began",
     )
+
+
+@pytest.fixture
+def exporter(missions: Stack, tmp_path: Path) -> Iterator[str]:
+    """The lag exporter KAZ runs beside its MirrorMaker, for its link from UZB (its MirrorMaker's
+    credentials on both clusters): its /metrics URL."""
+    stack = missions
+    share = next(s for s in stack.description.shares if (s.source, s.target) == ("UZB", "KAZ"))
+    me = mirror_principal("KAZ")
+    port = procs.free_port()
+    cmd = [sys.executable, "-m", "opstools.mirrorlag", "--serve", str(port), "--every", "1"]
+    cmd += ["--source", "uzb", "--target", "kaz", "--user", me]
+    cmd += ["--source-bootstrap", stack.clusters["uzb"].bootstrap_servers]
+    cmd += ["--target-bootstrap", stack.clusters["kaz"].bootstrap_servers]
+    cmd += ["--password-file", str(password_file(stack.secrets_of("kaz"), me))]
+    cmd += ["--source-password-file", str(password_file(stack.secrets_of("uzb"), me))]
+    cmd += [a for t in share.topics if t.startswith("border.crossings.") for a in ("--topic", t)]
+    proc = procs.spawn(cmd, tmp_path / "mirrorlag.log", cwd=REPO_ROOT, stop_signal=signal.SIGTERM)
+    try:
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        procs.terminate(proc, signal.SIGTERM, grace=10.0)
+
+
+async def served_behind(url: str, wanted: Callable[[int], bool], timeout: float = 60) -> None:
+    """Until the exporter's figure of records behind (summed over topics) is ``wanted``."""
+    seen: int | None = None
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    with contextlib.suppress(httpx.HTTPError):
+                        text = (await http.get(url)).text
+                        values = [
+                            float(line.rsplit(" ", 1)[1])
+                            for line in text.splitlines()
+                            if line.startswith("corridor_mirror_records_behind{")
+                        ]
+                        seen = int(sum(values)) if values else None
+                        if seen is not None and wanted(seen):
+                            return
+                    await asyncio.sleep(0.5)
+        except TimeoutError:
+            raise AssertionError(f"the exporter served {seen} records behind") from None
 
 
 async def uzb_link_lag(stack: Stack) -> list[PartitionLag]:
