@@ -23,8 +23,19 @@ REPORT = REPO / "docs" / "mutation-report.md"
 BEFORE = REPO / "docs" / "mutation-before.json"
 TARGET = 90.0
 
+_CSV_MODE = (
+    "pydantic serialises in python mode for every mode but 'json' (here None, 'XXjsonXX', 'JSON'), and "
+    "manifest_csv writes str() of each value: for every ManifestPassenger field (UUID, date, str, the "
+    "DocumentType StrEnum) str() of the python value is its JSON form (str(uuid), date.isoformat(), the "
+    "enum's value, the text itself), so no manifest gives a different cell."
+)
 # Mutants no test can kill because the mutated program behaves the same; each with the reason.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    # services/transport/domain.py
+    "services.transport.domain.x_manifest_csv__mutmut_6": _CSV_MODE,
+    "services.transport.domain.x_manifest_csv__mutmut_7": _CSV_MODE,
+    "services.transport.domain.x_manifest_csv__mutmut_8": _CSV_MODE,
+}
 
 
 def modules() -> list[Path]:
