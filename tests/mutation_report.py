@@ -35,6 +35,12 @@ EQUIVALENT: dict[str, str] = {
     "services.transport.domain.x_manifest_csv__mutmut_6": _CSV_MODE,
     "services.transport.domain.x_manifest_csv__mutmut_7": _CSV_MODE,
     "services.transport.domain.x_manifest_csv__mutmut_8": _CSV_MODE,
+    "services.transport.domain.x_crossing_news__mutmut_23": (
+        "news[-1] pairs a route checkpoint cp with recorded[cp.checkpoint_id], and the only mapping "
+        "crossing_news is given (TransportStore, {r['checkpoint_id']: RecordedCrossing(**r)}) keys each "
+        "crossing by its own checkpoint_id: the crossing's checkpoint_id and cp's are one value, so "
+        "comparing either with the route's last post gives the same arrival."
+    ),
 }
 
 
