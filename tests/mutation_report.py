@@ -23,8 +23,25 @@ REPORT = REPO / "docs" / "mutation-report.md"
 BEFORE = REPO / "docs" / "mutation-before.json"
 TARGET = 90.0
 
+_CSV_MODE = (
+    "pydantic serialises in python mode for every mode but 'json' (here None, 'XXjsonXX', 'JSON'), and "
+    "manifest_csv writes str() of each value: for every ManifestPassenger field (UUID, date, str, the "
+    "DocumentType StrEnum) str() of the python value is its JSON form (str(uuid), date.isoformat(), the "
+    "enum's value, the text itself), so no manifest gives a different cell."
+)
 # Mutants no test can kill because the mutated program behaves the same; each with the reason.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    # services/transport/domain.py
+    "services.transport.domain.x_manifest_csv__mutmut_6": _CSV_MODE,
+    "services.transport.domain.x_manifest_csv__mutmut_7": _CSV_MODE,
+    "services.transport.domain.x_manifest_csv__mutmut_8": _CSV_MODE,
+    "services.transport.domain.x_crossing_news__mutmut_23": (
+        "news[-1] pairs a route checkpoint cp with recorded[cp.checkpoint_id], and the only mapping "
+        "crossing_news is given (TransportStore, {r['checkpoint_id']: RecordedCrossing(**r)}) keys each "
+        "crossing by its own checkpoint_id: the crossing's checkpoint_id and cp's are one value, so "
+        "comparing either with the route's last post gives the same arrival."
+    ),
+}
 
 
 def modules() -> list[Path]:

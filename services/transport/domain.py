@@ -77,7 +77,7 @@ SEAT_TRANSITIONS: Mapping[SeatState | None, frozenset[SeatState | None]] = {
 
 def may_move(before: SeatState | None, after: SeatState | None) -> bool:
     """Whether a seat may go from ``before`` to ``after`` (``None``: no seat)."""
-    return after in SEAT_TRANSITIONS.get(before, frozenset())
+    return after in SEAT_TRANSITIONS[before]
 
 
 def reached_from(after: SeatState | None) -> tuple[SeatState, ...]:

@@ -91,7 +91,11 @@ async def stream(stack: Stack) -> AsyncIterator[StatusStream]:
     must be a legal sequence and no service may have held back an illegal change (each is a bug)."""
     async with following(stack) as reader:
         yield reader
-        await asyncio.sleep(1)  # the last changes published
+        # The positive signal before "no illegal stream": every running service has published all it
+        # committed, and the reader has read all of it (not a fixed sleep that hopes so).
+        running = [n for n in stack.specs if n in stack.processes and stack.processes[n].poll() is None]
+        async with httpx.AsyncClient(timeout=15.0, auth=stack.role_auth()) as client:
+            await settled(stack, reader, client, *running)
     illegal = reader.illegal(registered=await registered_by_intake(stack))
     assert not illegal, (
         f"{len(illegal)} case(s) with an illegal status stream, e.g. {list(illegal.items())[:5]}"
