@@ -43,6 +43,49 @@ EQUIVALENT: dict[str, str] = {
     ),
 }
 
+# services/intake/domain.py and services/intake/duplicates.py
+_MRZ_TITLE = (
+    "the title of the ValidationError _at_mrz builds is never shown: _at_mrz is raised only inside "
+    "PersonIn's model validator, and pydantic re-raises the errors of a ValidationError raised there "
+    "under the title of the model being validated (PersonIn, RegisterCase, UpdateCase), keeping only "
+    "their type, loc, msg and input"
+)
+_MRZ_EXCLUDED = (
+    "TravelDocument (contracts.intake._Part, extra='ignore') drops a key it has no field for: the "
+    "passport's mrz never reaches the event whether model_dump excludes it or not"
+)
+_ONE_SEPARATOR = (
+    "split(': ') with maxsplit 1, 2 or none, and rsplit, give the same two parts: the only texts "
+    "validate_against_today writes ('members.N.birth_date: is in the future', 'planned_travel_date: "
+    "is in the past') hold ': ' exactly once"
+)
+_NO_STAGE_DEFAULT = (
+    "the default of _STAGE.get is never read: every CaseStatus missing from _STAGE (ineligible, "
+    "no_show, refused_at_border, withdrawn) is in _TERMINAL, which the `or` tests first "
+    "(tests/unit/test_intake_rule_edges.py judges every status against every report)"
+)
+EQUIVALENT |= {
+    **{f"services.intake.domain.x__at_mrz__mutmut_{n}": _MRZ_TITLE for n in (1, 5, 6, 7)},
+    "services.intake.domain.x__at_mrz__mutmut_12": (
+        "InitErrorDetails without input: pydantic-core takes a missing input as None, what it is given"
+    ),
+    **{f"services.intake.domain.x_build_case__mutmut_{n}": _MRZ_EXCLUDED for n in (43, 44, 45)},
+    **{f"services.intake.domain.x_registration_problems__mutmut_{n}": _ONE_SEPARATOR for n in (19, 20, 22)},
+    **{f"services.intake.domain.x_judge_report__mutmut_{n}": _NO_STAGE_DEFAULT for n in (33, 35, 36)},
+    "services.intake.domain.x_judge_report__mutmut_37": (
+        "> and >= differ only for a case at exactly the earliest stage a report needs without being one "
+        "of the statuses it needs; every status at those stages (arrived for received, received for "
+        "closed; departed, exit_cleared, entry_cleared, transit_incident for transit_incident) is one "
+        "it needs, applied before this test"
+    ),
+    "services.intake.domain.x_erased_profile__mutmut_13": (
+        "CaseProfiled.origin_city defaults to None: leaving out origin_city=None builds the same event"
+    ),
+    "services.intake.duplicates.x_lock_ids__mutmut_13": (
+        "int.from_bytes reads big-endian by default since Python 3.11 (requires-python >= 3.11)"
+    ),
+}
+
 
 def modules() -> list[Path]:
     found = sorted(REPO.glob("services/*/domain.py"))
