@@ -6,7 +6,8 @@ a withdrawal, a decision and a border crossing on the same case follow one anoth
 what the one before committed, and two of them never wait for each other in a circle. A case that
 has no row yet (a decision that overtook its registration) is locked by its id (``lock_case_id``,
 an advisory lock the registration takes too). The use cases take these locks with the lock methods
-(``lock_case_id``, ``lock_case``, ``lock_cases_for_day``, ``lock_vehicle``), in that order.
+(``lock_case_id``, ``lock_case``, ``lock_cases_for_day``, ``lock_vehicle``), in that order; a
+consumer's batch first locks the rows of all its cases at once (``lock_cases``, case-id order).
 
 ``TransportStore`` is bound to one connection (in the unit of work's transaction) and returns the
 domain's dataclasses; which seat states a query or a conditional update means comes from the
@@ -107,9 +108,11 @@ class TransportStore:
         """Lock these cases (those this service has received) in one statement, in case-id order:
         a consumer's batch takes its cases' locks before applying any of its records, in the order
         planning and departures take them, so the two never wait for each other in a circle."""
+        ids = list(set(case_ids))
+        if not ids:
+            return []
         rows = await self.conn.fetch(
-            "SELECT case_id FROM cases WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE",
-            list(set(case_ids)),
+            "SELECT case_id FROM cases WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE", ids
         )
         return [r["case_id"] for r in rows]
 

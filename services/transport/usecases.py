@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -427,6 +427,26 @@ async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow:
             )
         )
         await uow.store.close_movement_if_done(seat.movement_id)
+
+
+async def lock_batch(store: TransportStore, events: Sequence[Event]) -> None:
+    """A consumer's batch locks the cases of its events in one statement, in case-id order, before
+    applying any of them: as planning and departures lock theirs, so neither waits for the other in
+    a circle (docs/consistency.md). Each use case then locks its case again, which costs nothing."""
+    await store.lock_cases(
+        e.case_id
+        for e in events
+        if isinstance(
+            e,
+            CaseRegistered
+            | CaseUpdated
+            | CaseWithdrawn
+            | PersonalDataErased
+            | EligibilityDecided
+            | BorderCrossingCleared
+            | BorderCrossingRefused,
+        )
+    )
 
 
 class EventUseCase(Protocol):
