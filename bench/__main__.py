@@ -409,6 +409,10 @@ if __name__ == "__main__":
         from bench.e2e import app as e2e
 
         e2e(args=sys.argv[2:], prog_name="python -m bench e2e")
+    elif sys.argv[1:2] == ["requests"]:  # statements and time of the vehicle-wide request paths
+        from bench.requests import app as requests
+
+        requests(args=sys.argv[2:], prog_name="python -m bench requests")
     elif sys.argv[1:2] == ["bulk"]:  # the bulk import benchmark (bench/bulk.py)
         from bench.bulk import app as bulk
 

@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import traceback
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,9 @@ from corridor.tracing import handling
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[None]]
+BatchLock = Callable[[asyncpg.Connection, Sequence[CloudEvent]], Awaitable[None]]
+"""Takes, in a batch's transaction and before any of its records is applied, the locks its records'
+handlers will take (a service's rows, in the order its request paths take them)."""
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OSError,
@@ -136,12 +139,14 @@ class EventConsumer:
         checkpoint_country: Callable[[str], str | None] = lambda _: None,
         batch_size: int = 500,
         batch_wait_ms: int = 50,
+        lock_batch: BatchLock | None = None,
     ) -> None:
         """``checkpoint_country`` (the routes' checkpoint -> country) lets the consumer check that a
         record on a checkpoint's own topic comes from that checkpoint's mission. ``batch_size``:
         the most records taken at once; ``batch_wait_ms``: how long a poll waits for the first
         record (FastStream also sleeps that long after an empty poll: it bounds the added latency
-        of an idle consumer)."""
+        of an idle consumer). ``lock_batch``: what a batch locks first (a batch of one is handled
+        as a record alone, and locks what its handler locks)."""
         self.name = name
         self.topics = topics
         self.handlers = handlers
@@ -152,6 +157,7 @@ class EventConsumer:
         self._checkpoint_country = checkpoint_country
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
+        self._lock_batch = lock_batch
         self._attempts: dict[tuple[str, int, int], int] = {}
         self.dead_letter_topic = topics_dead_letter(name)
         self.applied = 0
@@ -251,6 +257,13 @@ class EventConsumer:
         applied = duplicates = 0
         async with self._pool().acquire() as conn, conn.transaction():
             fresh = await first_deliveries(conn, self.name, [a.event for a in applicable])
+            if self._lock_batch is not None:
+                # Records come in partition order, not in the order a request path locks what they
+                # touch (planning locks a day's cases in case-id order): locked as they come, one
+                # batch and one request could each hold what the other waits for.
+                await self._lock_batch(
+                    conn, [a.event for a in applicable if (a.event.source, a.event.id) in fresh]
+                )
             for a in applicable:
                 identity = (a.event.source, a.event.id)
                 if identity not in fresh:

@@ -34,7 +34,7 @@ from contracts.envelope import CloudEvent
 from contracts.status import CaseStatusChanged
 from corridor import statusguard
 from corridor.kafkaclient import KafkaAccess
-from corridor.tracing import CASE_COUNT, ref_of, relay_attributes, remember_origins, writing
+from corridor.tracing import CASE_COUNT, CASE_ID, ref_of, relay_attributes, remember_origins, writing
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("corridor.outbox")
@@ -100,6 +100,8 @@ async def enqueue_many(
     the caller's transaction, in the order given (the relay keeps it per key). Status changes on
     the public stream are judged by the stream guard as ``announce`` judges them: one that may not
     follow its case's last status is recorded and left out (None in its place), the rest go on."""
+    if not items:
+        return []
     for item in items:
         if type(item.data) not in topics.events_on(item.topic):
             raise ValueError(f"{type(item.data).__name__} is not an event of topic {item.topic}")
@@ -121,8 +123,12 @@ async def enqueue_many(
         if span.is_recording():
             cases = list(dict.fromkeys(c for item in items for c in ref_of(item.data).case_ids))
             span.set_attribute(CASE_COUNT, len(cases))
-            if cases:
-                await remember_origins(conn, cases, span.get_span_context())
+            here = span.get_span_context()
+            # As ``enqueue``'s span does: link to the trace each case was met in before, so a
+            # command's trace (a vehicle's clearance, a departure) leads back to its cases' traces.
+            for case_id, origin in (await remember_origins(conn, cases, here)).items():
+                if origin.trace_id != here.trace_id:
+                    span.add_link(origin, {CASE_ID: case_id})
         # One span for the lot: every row carries its trace context, as enqueue's rows do.
         context: dict[str, str] = {}
         propagate.inject(context)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +32,7 @@ from contracts.routes import RouteBook
 from corridor import auth, db, idempotency, problems
 from corridor.apidocs import offline_app
 from corridor.asyncapi import declare_publication, mount_asyncapi
-from corridor.consumer import TRANSIENT_ERRORS, EventConsumer, Handler
+from corridor.consumer import TRANSIENT_ERRORS, BatchLock, EventConsumer, Handler
 from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
 from corridor.kafkaclient import KafkaAccess
@@ -211,7 +211,11 @@ class ServiceRuntime:
         return self._producer
 
     def consume(
-        self, *topics: str, handlers: dict[type[Event], Handler], name: str | None = None
+        self,
+        *topics: str,
+        handlers: dict[type[Event], Handler],
+        name: str | None = None,
+        lock_batch: BatchLock | None = None,
     ) -> EventConsumer:
         consumer = EventConsumer(
             name=name or self.instance,
@@ -223,6 +227,7 @@ class ServiceRuntime:
             max_attempts=self.settings.max_handler_attempts,
             checkpoint_country=self.routes.country_of,
             batch_size=self.settings.consumer_batch_size,
+            lock_batch=lock_batch,
         )
         consumer.register(self.broker)
         declare_publication(self.broker, consumer.dead_letter_topic)
@@ -240,9 +245,11 @@ class ServiceRuntime:
         handlers: Mapping[type[Event], UseCase[StoreT]],
         store: Callable[[asyncpg.Connection], StoreT],
         name: str | None = None,
+        lock_batch: Callable[[StoreT, Sequence[Event]], Awaitable[None]] | None = None,
     ) -> EventConsumer:
         """Consume ``topics`` and hand each event's data, typed, to its use case with a unit of
-        work in the consumer's transaction (the one that records the event in the inbox)."""
+        work in the consumer's transaction (the one that records the event in the inbox).
+        ``lock_batch(store, events)`` takes a batch's locks before any of its events is applied."""
 
         consumer_name = name or self.instance
 
@@ -258,7 +265,16 @@ class ServiceRuntime:
 
             return handle
 
-        return self.consume(*topics, handlers={t: adapt(u) for t, u in handlers.items()}, name=name)
+        async def lock(conn: asyncpg.Connection, envelopes: Sequence[CloudEvent]) -> None:
+            assert lock_batch is not None
+            await lock_batch(store(conn), [e.data for e in envelopes])
+
+        return self.consume(
+            *topics,
+            handlers={t: adapt(u) for t, u in handlers.items()},
+            name=name,
+            lock_batch=lock if lock_batch is not None else None,
+        )
 
     def produces(self, *topics: str) -> None:
         """Declare the topics this service publishes to (through its outbox relay).

@@ -330,6 +330,36 @@ def decide(
     )
 
 
+@dataclass(frozen=True)
+class VehicleDecisions:
+    """What a clearance decides over everyone on a vehicle: each case that reached the post, and
+    why each other case waits."""
+
+    decisions: list[CaseDecision]
+    """In manifest order."""
+    waiting: dict[uuid.UUID, str]
+
+
+def decide_vehicle(
+    passengers: Sequence[Passenger],
+    progress: Mapping[uuid.UUID, CaseProgress],
+    previous: str | None,
+    refused: Mapping[uuid.UUID, Refusal],
+    checks: Iterable[DocumentCheck] = (),
+) -> VehicleDecisions:
+    """Every case on the manifest at once: decided (``decide``) if it reached this post and was not
+    decided here before (``why_waiting``), else left waiting with the reason."""
+    checked = list(checks)
+    result = VehicleDecisions([], {})
+    for case_id, members in families(passengers).items():
+        why = why_waiting(progress[case_id], previous)
+        if why is not None:
+            result.waiting[case_id] = why
+        else:
+            result.decisions.append(decide(members, refused, checked))
+    return result
+
+
 class NothingToDecide(Conflict):
     """Nobody on the vehicle can be decided now: each case says why it waits."""
 

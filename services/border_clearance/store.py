@@ -135,41 +135,46 @@ class BorderStore:
         )
         return [Passenger(**dict(r)) for r in rows]
 
-    async def progress(self, case_id: uuid.UUID) -> CaseProgress:
-        """What this post recorded about a case: its decision here, its departure, the posts that
+    async def progress_of(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, CaseProgress]:
+        """What this post recorded about each case: its decision here, its departure, the posts that
         cleared it (one statement, one snapshot)."""
-        row = await self.conn.fetchrow(
-            """SELECT (SELECT bool_and(cleared) FROM decisions WHERE case_id = $1) AS decision,
-                      EXISTS (SELECT 1 FROM departures WHERE case_id = $1) AS departed,
-                      ARRAY(SELECT checkpoint_id FROM upstream_clearances WHERE case_id = $1) AS cleared_at""",
-            case_id,
+        if not case_ids:
+            return {}
+        rows = await self.conn.fetch(
+            """SELECT c.case_id,
+                      (SELECT bool_and(cleared) FROM decisions d WHERE d.case_id = c.case_id) AS decision,
+                      EXISTS (SELECT 1 FROM departures p WHERE p.case_id = c.case_id) AS departed,
+                      ARRAY(SELECT checkpoint_id FROM upstream_clearances u WHERE u.case_id = c.case_id)
+                          AS cleared_at
+               FROM unnest($1::uuid[]) AS c(case_id)""",
+            case_ids,
         )
-        assert row is not None
-        return CaseProgress(row["decision"], row["departed"], frozenset(row["cleared_at"]))
+        return {
+            r["case_id"]: CaseProgress(r["decision"], r["departed"], frozenset(r["cleared_at"])) for r in rows
+        }
 
-    async def save_decision(
-        self, decision: CaseDecision, *, movement_id: str, vehicle_id: str, officer: str, at: datetime
+    async def save_decisions(
+        self, decisions: list[CaseDecision], *, movement_id: str, vehicle_id: str, officer: str, at: datetime
     ) -> None:
-        """Every person's decision in the case (the officer's words and the document check stay here)."""
-        await self.conn.executemany(
+        """Every person's decision in these cases, in one statement (the officer's words and the
+        document check stay here)."""
+        people = [(d.case_id, p) for d in decisions for p in d.people]
+        await self.conn.execute(
             """INSERT INTO decisions (case_id, person_id, movement_id, vehicle_id, cleared, reason_code, reason,
                                       officer, decided_at, document_check)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
-            [
-                (
-                    decision.case_id,
-                    p.person_id,
-                    movement_id,
-                    vehicle_id,
-                    p.cleared,
-                    p.reason_code,
-                    p.refusal.reason if p.refusal else None,
-                    officer,
-                    at,
-                    p.document_check,
-                )
-                for p in decision.people
-            ],
+               SELECT case_id, person_id, $7, $8, cleared, reason_code, reason, $9, $10, document_check
+               FROM unnest($1::uuid[], $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::text[])
+                    AS p(case_id, person_id, cleared, reason_code, reason, document_check)""",
+            [case_id for case_id, _ in people],
+            [p.person_id for _, p in people],
+            [p.cleared for _, p in people],
+            [p.reason_code for _, p in people],
+            [p.refusal.reason if p.refusal else None for _, p in people],
+            [p.document_check for _, p in people],
+            movement_id,
+            vehicle_id,
+            officer,
+            at,
         )
 
     async def expected_arrivals(self) -> list[ExpectedVehicle]:

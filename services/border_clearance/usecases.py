@@ -135,27 +135,28 @@ async def clear_vehicle(cmd: ClearVehicle, uow: Unit, ctx: Context) -> Clearance
     holds = await uow.store.holds_for([p.document_number for p in people])
     refused = domain.refusals(people, cmd.refusals, checks, holds)
     previous = domain.previous_checkpoint(route, ctx.checkpoint_id)
-    result = Clearance(ctx.checkpoint_id)
-    for case_id, members in domain.families(people).items():
-        why = domain.why_waiting(await uow.store.progress(case_id), previous)
-        if why is not None:
-            result.waiting[case_id] = why
-            continue
-        decision = domain.decide(members, refused, checks)
-        await uow.store.save_decision(
-            decision,
-            movement_id=cmd.movement_id,
-            vehicle_id=cmd.vehicle_id,
-            officer=cmd.officer,
-            at=uow.now(),
-        )
-        # The post writes no status: transport announces the decision on the public stream (its one
-        # home is the host mission, docs/consistency.md), from this event.
-        await uow.publish(_crossing_decision(decision, cmd, uow.now(), ctx.checkpoint))
-        (result.cleared if decision.cleared else result.refused).append(case_id)
-    if not result.cleared and not result.refused:
-        raise domain.NothingToDecide(result.waiting)
-    return result
+    # Every case on the vehicle at once, under the manifest's lock: where each stands here in one
+    # statement, the decisions in one, the crossings they publish in one outbox write.
+    progress = await uow.store.progress_of(list(domain.families(people)))
+    decided = domain.decide_vehicle(people, progress, previous, refused, checks)
+    if not decided.decisions:
+        raise domain.NothingToDecide(decided.waiting)
+    await uow.store.save_decisions(
+        decided.decisions,
+        movement_id=cmd.movement_id,
+        vehicle_id=cmd.vehicle_id,
+        officer=cmd.officer,
+        at=uow.now(),
+    )
+    # The post writes no status: transport announces the decisions on the public stream (its one
+    # home is the host mission, docs/consistency.md), from these events.
+    await uow.publish_many([_crossing_decision(d, cmd, uow.now(), ctx.checkpoint) for d in decided.decisions])
+    return Clearance(
+        ctx.checkpoint_id,
+        cleared=[d.case_id for d in decided.decisions if d.cleared],
+        refused=[d.case_id for d in decided.decisions if not d.cleared],
+        waiting=decided.waiting,
+    )
 
 
 def _crossing_decision(

@@ -44,6 +44,7 @@ def create_service(settings: TransportSettings | None = None) -> ServiceRuntime:
         *(topics.crossings(c) for c in routes.checkpoint_ids()),
         handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
         store=TransportStore,
+        lock_batch=usecases.lock_batch,
     )
     rt.http.include_router(api.router(rt.units(TransportStore), ctx))
     return rt

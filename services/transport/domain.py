@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -399,6 +399,24 @@ def check_no_shows(vehicle_id: str, manifested: Iterable[uuid.UUID], no_shows: I
     unknown = set(no_shows) - set(manifested)
     if unknown:
         raise NotOnManifest(vehicle_id, unknown)
+
+
+@dataclass(frozen=True)
+class Boarding:
+    """Who of a vehicle's manifest stays behind at boarding and who boards, each in manifest order."""
+
+    no_shows: list[Seat]
+    aboard: list[Seat]
+
+
+def boarding(vehicle_id: str, manifested: Sequence[Seat], no_shows: Iterable[uuid.UUID]) -> Boarding:
+    """Board the vehicle's manifested seats at once: the no-shows stay (each must be on the manifest
+    as it stands, ``check_no_shows``), everyone else boards."""
+    absent = set(no_shows)
+    check_no_shows(vehicle_id, [s.case_id for s in manifested], absent)
+    return Boarding(
+        [s for s in manifested if s.case_id in absent], [s for s in manifested if s.case_id not in absent]
+    )
 
 
 def new_movement_id(departure_date: date) -> str:

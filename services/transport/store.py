@@ -6,7 +6,8 @@ a withdrawal, a decision and a border crossing on the same case follow one anoth
 what the one before committed, and two of them never wait for each other in a circle. A case that
 has no row yet (a decision that overtook its registration) is locked by its id (``lock_case_id``,
 an advisory lock the registration takes too). The use cases take these locks with the lock methods
-(``lock_case_id``, ``lock_case``, ``lock_cases_for_day``, ``lock_vehicle``), in that order.
+(``lock_case_id``, ``lock_case``, ``lock_cases_for_day``, ``lock_vehicle``), in that order; a
+consumer's batch first locks the rows of all its cases at once (``lock_cases``, case-id order).
 
 ``TransportStore`` is bound to one connection (in the unit of work's transaction) and returns the
 domain's dataclasses; which seat states a query or a conditional update means comes from the
@@ -102,6 +103,18 @@ class TransportStore:
         await self.conn.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id)
         )
+
+    async def lock_cases(self, case_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+        """Lock these cases (those this service has received) in one statement, in case-id order:
+        a consumer's batch takes its cases' locks before applying any of its records, in the order
+        planning and departures take them, so the two never wait for each other in a circle."""
+        ids = list(set(case_ids))
+        if not ids:
+            return []
+        rows = await self.conn.fetch(
+            "SELECT case_id FROM cases WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE", ids
+        )
+        return [r["case_id"] for r in rows]
 
     async def lock_cases_for_day(
         self, route_id: str, departure_date: date, also: Iterable[uuid.UUID] = ()
@@ -309,12 +322,15 @@ class TransportStore:
         )
         return _vehicle(r) if r else None
 
-    async def set_escort_seat(self, movement_id: str, vehicle_id: str) -> None:
-        await self.conn.execute(
-            "UPDATE vehicles SET escort_seat = true WHERE movement_id = $1 AND vehicle_id = $2",
-            movement_id,
-            vehicle_id,
-        )
+    async def set_escort_seats(self, movement_id: str, vehicle_ids: Iterable[str]) -> None:
+        """Keep an escort's seat on these vehicles."""
+        ids = sorted(set(vehicle_ids))
+        if ids:
+            await self.conn.execute(
+                "UPDATE vehicles SET escort_seat = true WHERE movement_id = $1 AND vehicle_id = ANY($2::text[])",
+                movement_id,
+                ids,
+            )
 
     async def vehicle_loads(self, movement_id: str) -> list[Vehicle]:
         """Each vehicle's seats taken by cases still travelling on it."""
@@ -381,19 +397,22 @@ class TransportStore:
 
     # --- seats ---------------------------------------------------------------------------------
 
-    async def assign(
-        self, case_id: uuid.UUID, movement_id: str, vehicle_id: str, seats: int, explanation: str
-    ) -> None:
-        """Place a case on a vehicle (a case has at most one seat: a second raises)."""
+    async def assign_many(self, movement_id: str, seats: list[tuple[uuid.UUID, str, int, str]]) -> None:
+        """Place cases on the movement's vehicles in one statement: (case, vehicle, seats,
+        explanation) each. A case has at most one seat: one placed before makes it raise."""
+        if not seats:
+            return
         await self.conn.execute(
             """INSERT INTO assignments (case_id, movement_id, vehicle_id, seats, state, explanation)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            case_id,
+               SELECT case_id, $1, vehicle_id, seats, $6, explanation
+               FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[])
+                    AS s(case_id, vehicle_id, seats, explanation)""",
             movement_id,
-            vehicle_id,
-            seats,
+            [case_id for case_id, _, _, _ in seats],
+            [vehicle_id for _, vehicle_id, _, _ in seats],
+            [n for _, _, n, _ in seats],
+            [why for _, _, _, why in seats],
             SeatState.MANIFESTED.value,
-            explanation,
         )
 
     async def assignment(self, case_id: uuid.UUID) -> CaseSeat | None:
@@ -425,6 +444,16 @@ class TransportStore:
         )
         return [_seat(r) for r in rows]
 
+    async def seats_on(self, movement_id: str, vehicle_id: str) -> list[Seat]:
+        """Every seat on one vehicle, whatever its state, in case-id order."""
+        rows = await self.conn.fetch(
+            f"""SELECT {_SEAT} FROM assignments WHERE movement_id = $1 AND vehicle_id = $2
+                ORDER BY case_id""",
+            movement_id,
+            vehicle_id,
+        )
+        return [_seat(r) for r in rows]
+
     async def remove_assignment(self, case_id: uuid.UUID) -> Seat | None:
         """Take a case off its vehicle before departure; returns the seat it had (where it was)."""
         r = await self.conn.fetchrow(
@@ -446,6 +475,23 @@ class TransportStore:
             _states(was),
         )
         return status.endswith(" 1")
+
+    async def set_assignment_states(
+        self, case_ids: Iterable[uuid.UUID], state: SeatState, *, was: Iterable[SeatState]
+    ) -> list[Seat]:
+        """``set_assignment_state`` for many cases in one statement; the seats moved, in case-id
+        order."""
+        ids = list(case_ids)
+        if not ids:
+            return []
+        rows = await self.conn.fetch(
+            f"""UPDATE assignments SET state = $2 WHERE case_id = ANY($1::uuid[]) AND state = ANY($3::text[])
+                RETURNING {_SEAT}""",
+            ids,
+            state.value,
+            _states(was),
+        )
+        return sorted((_seat(r) for r in rows), key=lambda seat: seat.case_id)
 
     async def record_crossing(
         self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime, reason_code: str | None

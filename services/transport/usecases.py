@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -100,7 +100,7 @@ def _post(cp: Checkpoint) -> Place:
     return Place(country=cp.country, name=cp.post, checkpoint_id=cp.checkpoint_id)
 
 
-async def _announce(
+def _change(
     uow: Unit,
     case_id: uuid.UUID,
     status: CaseStatus,
@@ -110,66 +110,75 @@ async def _announce(
     movement_id: str | None = None,
     at: datetime | None = None,
     reason_code: str | None = None,
-) -> None:
-    """A status change on the public stream: its reason is a public code, the text the code's own
+) -> CaseStatusChanged:
+    """A status change for the public stream: its reason is a public code, the text the code's own
     (``contracts.reasons``); what led to it stays in transport's records and restricted topics."""
-    await uow.announce(
-        CaseStatusChanged(
-            case_id=case_id,
-            status=status,
-            occurred_at=at or uow.now(),
-            members=members,
-            place=place,
-            movement_id=movement_id,
-            reason_code=reason_code,
-        )
+    return CaseStatusChanged(
+        case_id=case_id,
+        status=status,
+        occurred_at=at or uow.now(),
+        members=members,
+        place=place,
+        movement_id=movement_id,
+        reason_code=reason_code,
     )
 
 
 # --- manifests: issued when a movement is planned, amended whenever who is aboard changes -------
 
 
-async def issue_manifests(
+async def manifests_for(
     uow: Unit,
     route: Route,
     movement_id: str,
     vehicle: MovementVehicle,
     departure_date: date,
     checkpoints: list[Checkpoint] | None = None,
-) -> None:
-    """Send a vehicle's current manifest to each checkpoint (by default every one on the route)."""
+) -> list[ManifestIssued]:
+    """A vehicle's current manifest for each checkpoint (by default every one on the route)."""
     passengers = await uow.store.passengers_on(movement_id, vehicle.vehicle_id)
     # One topic per checkpoint: each border post's mission receives only its own manifests.
-    for cp in route.checkpoints if checkpoints is None else checkpoints:
-        await uow.publish(
-            ManifestIssued(
-                manifest_id=vehicle.manifest_id,
-                revision=vehicle.manifest_revision,
-                movement_id=movement_id,
-                vehicle_id=vehicle.vehicle_id,
-                route_id=route.route_id,
-                checkpoint_id=cp.checkpoint_id,
-                departure_date=departure_date,
-                passengers=passengers,
-                issued_at=uow.now(),
-            )
+    return [
+        ManifestIssued(
+            manifest_id=vehicle.manifest_id,
+            revision=vehicle.manifest_revision,
+            movement_id=movement_id,
+            vehicle_id=vehicle.vehicle_id,
+            route_id=route.route_id,
+            checkpoint_id=cp.checkpoint_id,
+            departure_date=departure_date,
+            passengers=passengers,
+            issued_at=uow.now(),
         )
+        for cp in (route.checkpoints if checkpoints is None else checkpoints)
+    ]
+
+
+async def amended_manifests(
+    uow: Unit, ctx: Context, movement_id: str, vehicle_id: str, *, after_checkpoint: str | None = None
+) -> list[ManifestIssued]:
+    """A new revision of a vehicle's manifest for each post it has not passed yet (to publish)."""
+    found = await uow.store.movement(movement_id)
+    route = ctx.routes.get(found.route_id) if found else None
+    if found is None or route is None:
+        return []
+    await uow.store.bump_manifest(movement_id, vehicle_id)
+    vehicle = await uow.store.vehicle(movement_id, vehicle_id)
+    if vehicle is None:
+        return []
+    start = 0 if after_checkpoint is None else route.index_of(after_checkpoint) + 1
+    return await manifests_for(
+        uow, route, movement_id, vehicle, found.departure_date, route.checkpoints[start:]
+    )
 
 
 async def amend_manifests(
     uow: Unit, ctx: Context, movement_id: str, vehicle_id: str, *, after_checkpoint: str | None = None
 ) -> None:
     """Send a new revision of a vehicle's manifest to the posts it has not passed yet."""
-    found = await uow.store.movement(movement_id)
-    route = ctx.routes.get(found.route_id) if found else None
-    if found is None or route is None:
-        return
-    await uow.store.bump_manifest(movement_id, vehicle_id)
-    vehicle = await uow.store.vehicle(movement_id, vehicle_id)
-    if vehicle is None:
-        return
-    start = 0 if after_checkpoint is None else route.index_of(after_checkpoint) + 1
-    await issue_manifests(uow, route, movement_id, vehicle, found.departure_date, route.checkpoints[start:])
+    await uow.publish_many(
+        await amended_manifests(uow, ctx, movement_id, vehicle_id, after_checkpoint=after_checkpoint)
+    )
 
 
 # --- events: intake's cases, eligibility's decisions, the posts' crossings ----------------------
@@ -209,13 +218,15 @@ async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
     if removed is None:
         return
     await amend_manifests(uow, ctx, removed.movement_id, removed.vehicle_id)
-    await _announce(
-        uow,
-        event.case_id,
-        CaseStatus.ELIGIBLE,
-        len(event.members),
-        # Which vehicle and why (another date, route or seat count) stay in transport's log.
-        reason_code="taken_off_vehicle",
+    await uow.announce(
+        _change(
+            uow,
+            event.case_id,
+            CaseStatus.ELIGIBLE,
+            len(event.members),
+            # Which vehicle and why (another date, route or seat count) stay in transport's log.
+            reason_code="taken_off_vehicle",
+        )
     )
     log.info(
         "case %s taken off vehicle %s of %s: %s", event.case_id, removed.vehicle_id, removed.movement_id, why
@@ -248,14 +259,16 @@ async def _withdraw(
             movement_id = removed.movement_id
             await amend_manifests(uow, ctx, removed.movement_id, removed.vehicle_id)
     await uow.store.mark_withdrawn(case.case_id, at, applied=True, detail="applied before departure")
-    await _announce(
-        uow,
-        case.case_id,
-        CaseStatus.WITHDRAWN,
-        case.members,
-        movement_id=movement_id,
-        # The caseworker's note may name people: it stays on the restricted topic.
-        reason_code=reason_code,
+    await uow.announce(
+        _change(
+            uow,
+            case.case_id,
+            CaseStatus.WITHDRAWN,
+            case.members,
+            movement_id=movement_id,
+            # The caseworker's note may name people: it stays on the restricted topic.
+            reason_code=reason_code,
+        )
     )
 
 
@@ -346,15 +359,17 @@ async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> N
         removed = await uow.store.remove_assignment(case.case_id)
         if removed is not None:
             await amend_manifests(uow, ctx, removed.movement_id, removed.vehicle_id)
-    await _announce(
-        uow,
-        case.case_id,
-        effect.announce,
-        case.members,
-        movement_id=seat.movement_id if effect.take_off and seat is not None else None,
-        at=at,
-        # A code from an eligibility service older or newer than this table: the generic one.
-        reason_code=reasons.public_or(d.reason_code, "eligibility_decided"),
+    await uow.announce(
+        _change(
+            uow,
+            case.case_id,
+            effect.announce,
+            case.members,
+            movement_id=seat.movement_id if effect.take_off and seat is not None else None,
+            at=at,
+            # A code from an eligibility service older or newer than this table: the generic one.
+            reason_code=reasons.public_or(d.reason_code, "eligibility_decided"),
+        )
     )
 
 
@@ -375,17 +390,19 @@ async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow:
     route = ctx.routes.get(seat.route_id)
     news = domain.crossing_news(route, seat.state, crossed)
     for cp, crossing in news.crossings:
-        await _announce(
-            uow,
-            event.case_id,
-            domain.crossing_status(cp.direction, crossing.cleared),
-            seat.members,
-            place=_post(cp),
-            movement_id=seat.movement_id,
-            at=crossing.decided_at,
-            # Where a refusal came from (an officer, a document check, the hold list), never the
-            # officer's code or words; a code this release does not know: the generic one.
-            reason_code=reasons.public_or(crossing.reason_code, "held_at_border"),
+        await uow.announce(
+            _change(
+                uow,
+                event.case_id,
+                domain.crossing_status(cp.direction, crossing.cleared),
+                seat.members,
+                place=_post(cp),
+                movement_id=seat.movement_id,
+                at=crossing.decided_at,
+                # Where a refusal came from (an officer, a document check, the hold list), never the
+                # officer's code or words; a code this release does not know: the generic one.
+                reason_code=reasons.public_or(crossing.reason_code, "held_at_border"),
+            )
         )
     await uow.store.mark_announced(event.case_id, [cp.checkpoint_id for cp, _ in news.crossings])
     refused = domain.seat_after_refusal(seat.state, cleared)
@@ -398,16 +415,38 @@ async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow:
     if news.arrives and route is not None:
         arrived = SeatState.ARRIVED
         await uow.store.set_assignment_state(event.case_id, arrived, was=arrived.reached_from)
-        await _announce(
-            uow,
-            event.case_id,
-            CaseStatus.ARRIVED,
-            seat.members,
-            place=_reception(route),
-            movement_id=seat.movement_id,
-            at=news.crossings[-1][1].decided_at,
+        await uow.announce(
+            _change(
+                uow,
+                event.case_id,
+                CaseStatus.ARRIVED,
+                seat.members,
+                place=_reception(route),
+                movement_id=seat.movement_id,
+                at=news.crossings[-1][1].decided_at,
+            )
         )
         await uow.store.close_movement_if_done(seat.movement_id)
+
+
+async def lock_batch(store: TransportStore, events: Sequence[Event]) -> None:
+    """A consumer's batch locks the cases of its events in one statement, in case-id order, before
+    applying any of them: as planning and departures lock theirs, so neither waits for the other in
+    a circle (docs/consistency.md). Each use case then locks its case again, which costs nothing."""
+    await store.lock_cases(
+        e.case_id
+        for e in events
+        if isinstance(
+            e,
+            CaseRegistered
+            | CaseUpdated
+            | CaseWithdrawn
+            | PersonalDataErased
+            | EligibilityDecided
+            | BorderCrossingCleared
+            | BorderCrossingRefused,
+        )
+    )
 
 
 class EventUseCase(Protocol):
@@ -517,25 +556,32 @@ async def plan_movement(cmd: commands.PlanMovement, uow: Unit, ctx: Context) -> 
         earlier = await store.movement(movement_id)
         assert earlier is not None
         return await _planned_before(uow, cmd, earlier, ctx)
+    # The whole plan in a few statements whatever its size: the seats, the escorts' seats, then
+    # every placement's status and every vehicle's manifests in one outbox write, in this order.
     size = {c.case_id: c.members for c in cases}
-    for p in placements.placed():
-        assert p.vehicle_id is not None
-        if p.escort_seat_reserved:
-            await store.set_escort_seat(movement_id, p.vehicle_id)
-        await store.assign(p.case_id, movement_id, p.vehicle_id, size[p.case_id], p.explanation)
-        await _announce(
-            uow,
-            p.case_id,
-            CaseStatus.MANIFESTED,
-            size[p.case_id],
-            place=_gathering(route),
-            movement_id=movement_id,
+    placed = placements.placed()
+    await store.set_escort_seats(
+        movement_id, [p.vehicle_id for p in placed if p.vehicle_id is not None and p.escort_seat_reserved]
+    )
+    await store.assign_many(movement_id, _seats(placed, size))
+    gathering = _gathering(route)
+    events: list[Event] = [
+        _change(
+            uow, p.case_id, CaseStatus.MANIFESTED, size[p.case_id], place=gathering, movement_id=movement_id
         )
+        for p in placed
+    ]
     for vehicle in await store.vehicles(movement_id):
-        await issue_manifests(uow, route, movement_id, vehicle, cmd.departure_date)
+        events += await manifests_for(uow, route, movement_id, vehicle, cmd.departure_date)
+    await uow.publish_many(events)
     movement = await store.movement(movement_id)
     assert movement is not None
     return PlannedMovement(await _view(uow, movement), placements.not_placed())
+
+
+def _seats(placed: list[Placement], size: Mapping[uuid.UUID, int]) -> list[tuple[uuid.UUID, str, int, str]]:
+    """The seats to write for these placements (case, vehicle, seats, explanation)."""
+    return [(p.case_id, p.vehicle_id, size[p.case_id], p.explanation) for p in placed if p.vehicle_id]
 
 
 async def _planned_before(
@@ -590,7 +636,7 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
     route = ctx.route(found.route_id)
     # Lock order as everywhere: the cases (those on board and those who may get a freed seat),
     # then the vehicle; then read again what the decision rests on.
-    aboard = [s.case_id for s in await store.assignments(movement_id) if s.vehicle_id == vehicle_id]
+    aboard = [s.case_id for s in await store.seats_on(movement_id, vehicle_id)]
     locked = await store.lock_cases_for_day(route.route_id, found.departure_date, also=aboard)
     vehicle = await store.lock_vehicle(movement_id, vehicle_id)
     if vehicle is None:
@@ -605,26 +651,27 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
         if set(earlier.no_shows) != set(cmd.no_shows) or earlier.fill_freed_seats != cmd.fill_freed_seats:
             raise AlreadyDeparted(vehicle_id, vehicle.departed_at, departure=_json(answer))
         return answer
-    on_board = [
-        s
-        for s in await store.assignments(movement_id)
-        if s.vehicle_id == vehicle_id and s.state is SeatState.MANIFESTED
-    ]
-    domain.check_no_shows(vehicle_id, [s.case_id for s in on_board], cmd.no_shows)
+    manifested = [s for s in await store.seats_on(movement_id, vehicle_id) if s.state is SeatState.MANIFESTED]
+    boarded = domain.boarding(vehicle_id, manifested, cmd.no_shows)
     gathering = _gathering(route)
-    for s in on_board:
-        if s.case_id in cmd.no_shows:
-            no_show = SeatState.NO_SHOW
-            await store.set_assignment_state(s.case_id, no_show, was=no_show.reached_from)
-            await _announce(
-                uow,
-                s.case_id,
-                CaseStatus.NO_SHOW,
-                s.seats,
-                place=gathering,
-                movement_id=movement_id,
-                reason_code="no_show",
-            )
+    # Every seat that changes, in a statement per kind of change whatever the vehicle's size; the
+    # statuses, the amended manifests and the departure in one outbox write, in that order.
+    no_show = SeatState.NO_SHOW
+    await store.set_assignment_states(
+        [s.case_id for s in boarded.no_shows], no_show, was=no_show.reached_from
+    )
+    events: list[Event] = [
+        _change(
+            uow,
+            s.case_id,
+            CaseStatus.NO_SHOW,
+            s.seats,
+            place=gathering,
+            movement_id=movement_id,
+            reason_code="no_show",
+        )
+        for s in boarded.no_shows
+    ]
     offered: list[Placement] = []
     if cmd.fill_freed_seats:
         load = next(v for v in await store.vehicle_loads(movement_id) if v.vehicle_id == vehicle_id)
@@ -633,11 +680,12 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
         )
         offered = domain.plan(waiting, [load]).placed()
         size = {c.case_id: c.members for c in waiting}
-        for p in offered:
-            await store.assign(p.case_id, movement_id, vehicle_id, size[p.case_id], p.explanation)
-            if p.escort_seat_reserved:
-                await store.set_escort_seat(movement_id, vehicle_id)
-            await _announce(
+        await store.assign_many(movement_id, _seats(offered, size))
+        await store.set_escort_seats(
+            movement_id, [vehicle_id] if any(p.escort_seat_reserved for p in offered) else []
+        )
+        events += [
+            _change(
                 uow,
                 p.case_id,
                 CaseStatus.MANIFESTED,
@@ -646,19 +694,20 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
                 movement_id=movement_id,
                 reason_code="seat_offered",
             )
-    departed: list[uuid.UUID] = []
-    for s in await store.assignments(movement_id):
-        if s.vehicle_id == vehicle_id and s.state is SeatState.MANIFESTED:
-            await store.set_assignment_state(
-                s.case_id, SeatState.DEPARTED, was=SeatState.DEPARTED.reached_from
-            )
-            await _announce(
-                uow, s.case_id, CaseStatus.DEPARTED, s.seats, place=gathering, movement_id=movement_id
-            )
-            departed.append(s.case_id)
+            for p in offered
+        ]
+    leaving = SeatState.DEPARTED
+    left = await store.set_assignment_states(
+        [s.case_id for s in boarded.aboard] + [p.case_id for p in offered], leaving, was=leaving.reached_from
+    )
+    events += [
+        _change(uow, s.case_id, CaseStatus.DEPARTED, s.seats, place=gathering, movement_id=movement_id)
+        for s in left
+    ]
+    departed = [s.case_id for s in left]
     if cmd.no_shows or offered:
         # The border posts must expect exactly who is on board.
-        await amend_manifests(uow, ctx, movement_id, vehicle_id)
+        events += await amended_manifests(uow, ctx, movement_id, vehicle_id)
     await store.mark_departed(movement_id, vehicle_id, uow.now())
     await store.save_departure(
         RecordedDeparture(
@@ -671,11 +720,12 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
             uow.now(),
         )
     )
-    await uow.publish(
+    events.append(
         MovementDeparted(
             movement_id=movement_id, vehicle_id=vehicle_id, case_ids=departed, departed_at=uow.now()
         )
     )
+    await uow.publish_many(events)
     return Departure(movement_id, vehicle_id, departed, list(cmd.no_shows), offered)
 
 
@@ -694,8 +744,8 @@ async def record_progress(cmd: commands.RecordProgress, uow: Unit, ctx: Context)
         return
     on_board = [
         s.case_id
-        for s in await uow.store.assignments(cmd.movement_id)
-        if s.vehicle_id == cmd.vehicle_id and s.state is SeatState.DEPARTED
+        for s in await uow.store.seats_on(cmd.movement_id, cmd.vehicle_id)
+        if s.state is SeatState.DEPARTED
     ]
     await uow.publish(
         VehicleProgressRecorded(

@@ -124,30 +124,34 @@ class FakeBorderStore:
     async def passengers(self, movement_id: str, vehicle_id: str) -> list[Passenger]:
         return list(self.people.get((movement_id, vehicle_id), []))
 
-    async def progress(self, case_id: uuid.UUID) -> CaseProgress:
-        mine = [bool(d["cleared"]) for (c, _), d in self.decisions.items() if c == case_id]
-        return CaseProgress(
-            decision=all(mine) if mine else None,
-            departed=case_id in self.departures,
-            cleared_at=frozenset(cp for c, cp in self.upstream if c == case_id),
-        )
+    async def progress_of(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, CaseProgress]:
+        progress = {}
+        for case_id in case_ids:
+            mine = [bool(d["cleared"]) for (c, _), d in self.decisions.items() if c == case_id]
+            progress[case_id] = CaseProgress(
+                decision=all(mine) if mine else None,
+                departed=case_id in self.departures,
+                cleared_at=frozenset(cp for c, cp in self.upstream if c == case_id),
+            )
+        return progress
 
-    async def save_decision(
-        self, decision: CaseDecision, *, movement_id: str, vehicle_id: str, officer: str, at: datetime
+    async def save_decisions(
+        self, decisions: list[CaseDecision], *, movement_id: str, vehicle_id: str, officer: str, at: datetime
     ) -> None:
-        for p in decision.people:
-            key = (decision.case_id, p.person_id)
-            assert key not in self.decisions, "decided twice"
-            self.decisions[key] = {
-                "movement_id": movement_id,
-                "vehicle_id": vehicle_id,
-                "cleared": p.cleared,
-                "reason_code": p.reason_code,
-                "reason": p.refusal.reason if p.refusal else None,
-                "officer": officer,
-                "decided_at": at,
-                "document_check": p.document_check,
-            }
+        for decision in decisions:
+            for p in decision.people:
+                key = (decision.case_id, p.person_id)
+                assert key not in self.decisions, "decided twice"
+                self.decisions[key] = {
+                    "movement_id": movement_id,
+                    "vehicle_id": vehicle_id,
+                    "cleared": p.cleared,
+                    "reason_code": p.reason_code,
+                    "reason": p.refusal.reason if p.refusal else None,
+                    "officer": officer,
+                    "decided_at": at,
+                    "document_check": p.document_check,
+                }
 
     async def expected_arrivals(self) -> list[ExpectedVehicle]:
         return [

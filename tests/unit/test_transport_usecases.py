@@ -362,6 +362,17 @@ async def test_planning_places_the_vulnerable_first_and_sends_each_post_its_mani
     assert all(world.aboard(m) == {vulnerable} for m in world.manifests())
 
 
+async def test_a_consumer_batch_locks_its_cases_in_one_statement_in_case_id_order_first(world: World) -> None:
+    ids = [await world.ready() for _ in range(3)]
+    events = [
+        CaseWithdrawn(case_id=i, reason="Decided to stay", withdrawn_at=T0)
+        for i in reversed(sorted(ids, key=str))
+    ]
+    world.store.locks.clear()
+    await usecases.lock_batch(world.store, [*events, events[0]])  # in record order, one case twice
+    assert world.store.locks == [("cases", tuple(sorted(ids, key=str)))]
+
+
 async def test_planning_locks_every_case_of_the_day_in_one_statement_first(world: World) -> None:
     ids = [await world.ready() for _ in range(3)]
     await world.ready(day=DAY + timedelta(days=1))  # another day: not locked

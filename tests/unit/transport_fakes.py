@@ -73,6 +73,11 @@ class FakeTransportStore:
     async def lock_case_id(self, case_id: uuid.UUID) -> None:
         self.locks.append(("case id", case_id))
 
+    async def lock_cases(self, case_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+        locked = sorted({c for c in case_ids if c in self.cases}, key=str)
+        self.locks.append(("cases", tuple(locked)))
+        return locked
+
     async def lock_cases_for_day(
         self, route_id: str, departure_date: date, also: Iterable[uuid.UUID] = ()
     ) -> list[uuid.UUID]:
@@ -209,10 +214,11 @@ class FakeTransportStore:
     async def vehicle(self, movement_id: str, vehicle_id: str) -> MovementVehicle | None:
         return self.fleet.get((movement_id, vehicle_id))
 
-    async def set_escort_seat(self, movement_id: str, vehicle_id: str) -> None:
-        self.fleet[(movement_id, vehicle_id)] = replace(
-            self.fleet[(movement_id, vehicle_id)], escort_seat=True
-        )
+    async def set_escort_seats(self, movement_id: str, vehicle_ids: Iterable[str]) -> None:
+        for vehicle_id in vehicle_ids:
+            self.fleet[(movement_id, vehicle_id)] = replace(
+                self.fleet[(movement_id, vehicle_id)], escort_seat=True
+            )
 
     async def vehicle_loads(self, movement_id: str) -> list[Vehicle]:
         return [
@@ -265,11 +271,10 @@ class FakeTransportStore:
 
     # --- seats ---------------------------------------------------------------------------------
 
-    async def assign(
-        self, case_id: uuid.UUID, movement_id: str, vehicle_id: str, seats: int, explanation: str
-    ) -> None:
-        assert case_id not in self.seats, f"case {case_id} placed twice"
-        self.seats[case_id] = Seat(case_id, movement_id, vehicle_id, seats, SeatState.MANIFESTED, explanation)
+    async def assign_many(self, movement_id: str, seats: list[tuple[uuid.UUID, str, int, str]]) -> None:
+        for case_id, vehicle_id, n, explanation in seats:
+            assert case_id not in self.seats, f"case {case_id} placed twice"
+            self.seats[case_id] = Seat(case_id, movement_id, vehicle_id, n, SeatState.MANIFESTED, explanation)
 
     async def assignment(self, case_id: uuid.UUID) -> CaseSeat | None:
         s = self.seats.get(case_id)
@@ -292,6 +297,12 @@ class FakeTransportStore:
             key=lambda s: (s.vehicle_id, str(s.case_id)),
         )
 
+    async def seats_on(self, movement_id: str, vehicle_id: str) -> list[Seat]:
+        return sorted(
+            (s for s in self.seats.values() if (s.movement_id, s.vehicle_id) == (movement_id, vehicle_id)),
+            key=lambda s: str(s.case_id),
+        )
+
     async def remove_assignment(self, case_id: uuid.UUID) -> Seat | None:
         s = self.seats.get(case_id)
         if s is None or s.state not in reached_from(TAKEN_OFF):
@@ -306,6 +317,13 @@ class FakeTransportStore:
             return False
         self.seats[case_id] = replace(s, state=state)
         return True
+
+    async def set_assignment_states(
+        self, case_ids: Iterable[uuid.UUID], state: SeatState, *, was: Iterable[SeatState]
+    ) -> list[Seat]:
+        states = tuple(was)
+        moved = [c for c in set(case_ids) if await self.set_assignment_state(c, state, was=states)]
+        return sorted((self.seats[c] for c in moved), key=lambda s: str(s.case_id))
 
     async def record_crossing(
         self, case_id: uuid.UUID, checkpoint_id: str, cleared: bool, at: datetime, reason_code: str | None
