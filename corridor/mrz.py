@@ -20,7 +20,9 @@ class MRZError(ValueError):
 
 
 def char_value(ch: str) -> int:
-    if ch.isdigit():
+    # Not str.isdigit(): it also holds for other scripts' digits and for superscripts, which are
+    # no MRZ characters (and int() refuses some of them with a plain ValueError).
+    if "0" <= ch <= "9":
         return int(ch)
     if "A" <= ch <= "Z":
         return ord(ch) - ord("A") + 10
