@@ -497,6 +497,32 @@ async def test_imports_over_http_in_csv_and_json(stack: Stack, client: httpx.Asy
     assert r.status_code == 413 and r.json()["code"] == "too_large"
 
 
+async def test_the_same_file_imported_twice_at_once_is_registered_once_and_answered_alike(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    """Whichever import registers a row, the other (its lookup made before that commit, or after)
+    answers it what the first answered, marked a repeat."""
+    url = stack.url("intake") + "/imports"
+    namespace = f"twice-{uuid.uuid4().hex[:8]}"
+    sample = (repo_root() / "docs" / "bulk-import-sample.csv").read_bytes()
+    headers = {"Content-Type": "text/csv"}
+    answers = await asyncio.gather(
+        *(
+            client.post(url, params={"namespace": namespace}, content=sample, headers=headers)
+            for _ in range(2)
+        )
+    )
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    one, other = (r.json()["entries"] for r in answers)
+    assert [{**e, "repeated": False} for e in one] == [{**e, "repeated": False} for e in other]
+    assert [a["repeated"] + b["repeated"] for a, b in zip(one, other, strict=True)] == [1, 1, 1]
+    conn = await asyncpg.connect(stack.postgres.dsn("intake"))
+    try:
+        assert (await stored(conn, namespace))["cases"] == 3
+    finally:
+        await conn.close()
+
+
 def test_csv_rows_are_grouped_into_cases_and_problems_name_line_and_column() -> None:
     sample = (repo_root() / "docs" / "bulk-import-sample.csv").read_text()
     rows = bulk.parse_csv(sample.encode())

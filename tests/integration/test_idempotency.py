@@ -24,7 +24,9 @@ import httpx
 import pytest
 
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
+from contracts.envelope import CloudEvent
 from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
+from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import MovementDeparted, VehicleProgressRecorded
@@ -582,6 +584,49 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     [cleared] = r.json()["cleared"]
     assert uuid.UUID(cleared) in on_bus - {no_show}
     assert await decided() == 1
+
+    # The origin mission reports an incident over HTTP, answer lost: applied once (its CloudEvent's
+    # source and id), the repeat answered a duplicate. Until intake has read the departure from
+    # the stream the report is "not yet" (503), which records nothing.
+    incident = CloudEvent.new(
+        CaseStatusReported(
+            case_id=uuid.UUID(cleared),
+            status=ReportableStatus.TRANSIT_INCIDENT,
+            occurred_at=datetime.now(UTC),
+        ),
+        source=f"/missions/{route.origin_country}/escort",
+    ).structured()
+    mission = {
+        "content-type": "application/cloudevents+json",
+        **stack.headers(Role.INTEGRATION_CLIENT, mission=route.origin_country, subject="escort-idem"),
+    }
+    inbound = f"{stack.url('intake')}/inbound/status-changes"
+
+    def applied() -> Awaitable[Any]:
+        return _rows(stack, "intake", "SELECT count(*) FROM inbox WHERE event_id = $1", incident["id"])
+
+    await _lost_until_done("POST", inbound, applied, json=incident, headers=mission)
+    r = await _again("POST", inbound, json=incident, headers=mission)
+    assert (r.status_code, r.json()) == (200, {"duplicate": True, "id": incident["id"]}), r.text
+    await stream.wait_for([uuid.UUID(cleared)], CaseStatus.TRANSIT_INCIDENT, 30)
+    assert await applied() == 1
+    assert stream.statuses(uuid.UUID(cleared)).count(CaseStatus.TRANSIT_INCIDENT) == 1
+
+
+async def test_a_situation_report_regenerated_with_a_lost_answer_is_stored_once(stack: Stack) -> None:
+    """Idempotent by nature (the day): the repeat generates the day's report again, replacing it."""
+    day = datetime.now(UTC).date() - timedelta(days=1)  # begun in every time zone
+    url = f"{stack.url('reporting')}/reports/situation/{day.isoformat()}"
+    viewer = stack.headers(Role.OPERATIONS_VIEWER, subject="ops-idem")
+    status, lost = await _lost("POST", url, headers=viewer)
+    assert status == 201, lost
+    r = await _again("POST", url, headers=viewer)
+    assert r.status_code == 201, r.text
+    first, again = json.loads(lost), r.json()
+    assert {**again, "generated_at": None} == {**first, "generated_at": None}
+    assert again["generated_at"] >= first["generated_at"]
+    stored = await _rows(stack, "reporting", "SELECT generated_at FROM situation_reports WHERE day = $1", day)
+    assert abs(stored - datetime.fromisoformat(again["generated_at"])) < timedelta(seconds=1)
 
 
 async def test_a_repeat_waits_for_the_first_request_and_past_the_wait_is_told_to_retry(stack: Stack) -> None:
