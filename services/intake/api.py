@@ -584,8 +584,10 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         openapi_extra=idempotency.merged(
             bulk.OPENAPI_BODY,
             idempotency.natural(
-                "Each row's namespace and row_key: a row imported before is reported exists and creates "
-                "nothing, so a whole file may be sent again."
+                "Each row's namespace and row_key: a row imported before creates nothing and is answered "
+                "what the first import answered for it (created or flagged, its case and flags), with "
+                "repeated true, so a whole file may be sent again. The key decides: other content under "
+                "the same row_key is answered the same way and changes nothing."
             ),
         ),
         response_model=bulk.ImportReport,
@@ -609,8 +611,9 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
     ) -> Response:
         """Register many cases from a field office's file (``text/csv``, one row per person, or
         ``application/json``, a list of registrations), each with the office's ``row_key``. A row
-        imported before is reported ``exists`` and creates nothing. Answers the outcome of every
-        row: created, flagged (a possible duplicate), exists, rejected (with the fields and why),
+        imported before creates nothing and is answered what the first import answered for it,
+        with ``repeated`` true. Answers the outcome of every row: created, flagged (a possible
+        duplicate), exists (the key taken by ``POST /cases``), rejected (with the fields and why),
         failed (retry). Format: ``services/intake/bulk/format.py``, sample
         ``docs/bulk-import-sample.csv``."""
         fmt = bulk.media_format(request.headers.get("content-type", ""))

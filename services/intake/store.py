@@ -85,6 +85,15 @@ class RaisedFlag:
 
 
 @dataclass(frozen=True)
+class KeyTaken:
+    """A registration key taken: its case and, for a case a bulk import registered, the flags its
+    first answer named (None: registered by ``POST /cases``, or imported before answers were kept)."""
+
+    case_id: uuid.UUID
+    flags: list[RaisedFlag] | None
+
+
+@dataclass(frozen=True)
 class DuplicateFlag:
     flag_id: int
     case_id: uuid.UUID
@@ -305,6 +314,49 @@ class IntakeStore:
             list(keys),
         )
         return {r["registration_key"]: r["case_id"] for r in found}
+
+    async def keys_taken(self, keys: Sequence[str]) -> dict[str, KeyTaken]:
+        """``cases_for_keys`` with what the import that registered each case answered: one query
+        for a whole import, its flags in the order that answer gave them."""
+        if not keys:
+            return {}
+        rows = await self.conn.fetch(
+            """SELECT c.registration_key, c.case_id, a.case_id IS NOT NULL AS answered,
+                      u.n, f.flag_id, f.person_id, f.other_case_id, f.basis
+               FROM cases c
+               LEFT JOIN import_answers a USING (case_id)
+               LEFT JOIN LATERAL unnest(a.flag_ids) WITH ORDINALITY AS u(flag_id, n) ON true
+               LEFT JOIN duplicate_flags f ON f.flag_id = u.flag_id
+               WHERE c.registration_key = ANY($1::text[])""",
+            list(keys),
+        )
+        taken: dict[str, KeyTaken] = {}
+        for r in sorted(rows, key=lambda r: r["n"] or 0):
+            key = r["registration_key"]
+            if key not in taken:
+                taken[key] = KeyTaken(r["case_id"], [] if r["answered"] else None)
+            flags = taken[key].flags
+            if r["flag_id"] is not None and flags is not None:
+                flags.append(RaisedFlag(r["flag_id"], r["person_id"], r["other_case_id"], r["basis"]))
+        return taken
+
+    async def save_import_answer(self, case_id: uuid.UUID, flag_ids: Sequence[int]) -> None:
+        """What an import answered for a case it registered (row by row)."""
+        await self.conn.execute(
+            "INSERT INTO import_answers (case_id, flag_ids) VALUES ($1, $2::bigint[])",
+            case_id,
+            list(flag_ids),
+        )
+
+    async def save_import_answers(self, answers: Sequence[tuple[uuid.UUID, Sequence[int]]]) -> None:
+        """``save_import_answer`` for a chunk's cases, in one COPY."""
+        if not answers:
+            return
+        await self.conn.copy_records_to_table(
+            "import_answers",
+            records=[(case_id, list(flag_ids)) for case_id, flag_ids in answers],
+            columns=("case_id", "flag_ids"),
+        )
 
     async def insert_case(
         self, case: CaseRegistered, *, registration_key: str | None, status: CaseStatus
@@ -611,6 +663,7 @@ class IntakeStore:
             case_id,
         )
         await self.conn.execute("DELETE FROM person_keys WHERE case_id = $1", case_id)
+        await self.conn.execute("DELETE FROM import_answers WHERE case_id = $1", case_id)
         await self.conn.execute("DELETE FROM health_evidence WHERE case_id = $1", case_id)
         await self.conn.execute("UPDATE withdrawals SET reason = '' WHERE case_id = $1", case_id)
         await self.conn.execute(

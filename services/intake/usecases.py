@@ -110,6 +110,9 @@ class Registration:
     case_id: uuid.UUID
     created: bool
     duplicate_flags: list[RaisedFlag] = field(default_factory=list)
+    repeated: bool = False
+    """A repeat of a bulk import's row, answered what the first import answered (``created`` and
+    ``duplicate_flags`` as then), or ``created`` False where that answer is not known."""
 
 
 async def register_case(
@@ -217,6 +220,50 @@ async def register_cases(new: Sequence[NewCase], uow: Uow, *, now: datetime) -> 
             assert n.registration_key is not None
             answers.append(Registration(existing[n.registration_key], created=False))
     return answers
+
+
+# --- the bulk import's rows: a repeat answered as the first time ----------------------------------
+
+
+async def import_case(
+    command: RegisterCase, uow: Uow, ctx: Context, *, now: datetime | None = None
+) -> Registration:
+    """``register_case`` for a row of a bulk import, keeping what it answered in the same unit of
+    work (``import_answers``): the same row sent again is answered that, not a bare "exists"."""
+    done = await register_case(command, uow, ctx, now=now)
+    if done.created:
+        await uow.store.save_import_answer(done.case_id, [f.flag_id for f in done.duplicate_flags])
+        return done
+    assert command.registration_key is not None, "an import's row has a key"
+    return (await answers_before([command.registration_key], uow)).get(command.registration_key, done)
+
+
+async def import_cases(new: Sequence[NewCase], uow: Uow, *, now: datetime) -> list[Registration]:
+    """``register_cases`` for a chunk of a bulk import, keeping what it answered for each case in
+    one more statement; the keys a concurrent import took meanwhile are answered as it answered."""
+    done = await register_cases(new, uow, now=now)
+    await uow.store.save_import_answers(
+        [(d.case_id, [f.flag_id for f in d.duplicate_flags]) for d in done if d.created]
+    )
+    taken = [
+        n.registration_key for n, d in zip(new, done, strict=True) if not d.created and n.registration_key
+    ]
+    if not taken:
+        return done
+    before = await answers_before(taken, uow)
+    return [
+        before.get(n.registration_key, d) if not d.created and n.registration_key else d
+        for n, d in zip(new, done, strict=True)
+    ]
+
+
+async def answers_before(keys: Sequence[str], uow: Uow) -> dict[str, Registration]:
+    """For each registration key taken, what was answered when it was imported (``repeated``)."""
+    taken = await uow.store.keys_taken(keys)
+    return {
+        key: Registration(t.case_id, t.flags is not None, t.flags or [], repeated=True)
+        for key, t in taken.items()
+    }
 
 
 async def update_case(command: ChangeCase, uow: Uow, ctx: Context) -> CaseUpdated:

@@ -39,6 +39,17 @@ class _Link:
         raise NotImplementedError
 
 
+async def _answer(r: asyncio.StreamReader) -> bytes:
+    """An HTTP/1.1 answer as the service sent it: head, then the body its Content-Length gives."""
+    head = await r.readuntil(b"\r\n\r\n")
+    lengths = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    return head + await r.readexactly(lengths[0] if lengths else 0)
+
+
 class LosesTheFirstAnswer(_Link):
     """A TCP relay to a service that, on its first connection, passes the request on, waits until
     the service starts answering (it has committed) and then drops the connection: the answer is
@@ -47,6 +58,15 @@ class LosesTheFirstAnswer(_Link):
     def __init__(self, upstream: str) -> None:
         super().__init__(upstream)
         self.connections = 0
+        self.lost = b""
+        """The answer the client never got, as the service sent it: for a test to compare a repeat's
+        answer with what the first would have been."""
+
+    @property
+    def lost_answer(self) -> tuple[int, bytes]:
+        """The lost answer's status and body."""
+        head, _, body = self.lost.partition(b"\r\n\r\n")
+        return int(head.split(b" ", 2)[1]), body
 
     async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -54,7 +74,8 @@ class LosesTheFirstAnswer(_Link):
         up_r, up_w = await asyncio.open_connection(self.host, self.port)
         if first:
             to_service = asyncio.create_task(_pipe(client_r, up_w))
-            await up_r.read(1)  # the service answers: the command has taken effect
+            # The service answers: the command has taken effect. Its answer, kept here, is lost.
+            self.lost = await _answer(up_r)
             to_service.cancel()
             for w in (client_w, up_w):
                 w.transport.abort()

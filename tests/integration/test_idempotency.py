@@ -24,7 +24,9 @@ import httpx
 import pytest
 
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
+from contracts.envelope import CloudEvent
 from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
+from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
 from contracts.status import CaseStatus
 from contracts.transport import MovementDeparted, VehicleProgressRecorded
@@ -48,15 +50,17 @@ async def _rows(stack: Stack, database_of: str, sql: str, *args: Any) -> Any:
         await conn.close()
 
 
-async def _lost(method: str, url: str, *, json: Any = None, headers: dict[str, str]) -> None:
-    """Send the whole request through a link that drops as the service starts to answer (it has
-    committed): the client gets no answer."""
+async def _lost(method: str, url: str, *, json: Any = None, headers: dict[str, str]) -> tuple[int, bytes]:
+    """Send the whole request through a link that drops as the service answers (it has
+    committed): the client gets no answer. What the service answered (status, body)."""
     parts = urlsplit(url)
-    async with LosesTheFirstAnswer(f"{parts.scheme}://{parts.netloc}") as base:
+    link = LosesTheFirstAnswer(f"{parts.scheme}://{parts.netloc}")
+    async with link as base:
         target = base + parts.path + (f"?{parts.query}" if parts.query else "")
         async with httpx.AsyncClient(timeout=30.0) as c:
             with pytest.raises(httpx.TransportError):
                 await c.request(method, target, json=json, headers=headers)
+    return link.lost_answer
 
 
 async def _until(probe: Callable[[], Awaitable[Any]], want: Any, timeout: float = 20.0) -> None:
@@ -581,6 +585,49 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     assert uuid.UUID(cleared) in on_bus - {no_show}
     assert await decided() == 1
 
+    # The origin mission reports an incident over HTTP, answer lost: applied once (its CloudEvent's
+    # source and id), the repeat answered a duplicate. Until intake has read the departure from
+    # the stream the report is "not yet" (503), which records nothing.
+    incident = CloudEvent.new(
+        CaseStatusReported(
+            case_id=uuid.UUID(cleared),
+            status=ReportableStatus.TRANSIT_INCIDENT,
+            occurred_at=datetime.now(UTC),
+        ),
+        source=f"/missions/{route.origin_country}/escort",
+    ).structured()
+    mission = {
+        "content-type": "application/cloudevents+json",
+        **stack.headers(Role.INTEGRATION_CLIENT, mission=route.origin_country, subject="escort-idem"),
+    }
+    inbound = f"{stack.url('intake')}/inbound/status-changes"
+
+    def applied() -> Awaitable[Any]:
+        return _rows(stack, "intake", "SELECT count(*) FROM inbox WHERE event_id = $1", incident["id"])
+
+    await _lost_until_done("POST", inbound, applied, json=incident, headers=mission)
+    r = await _again("POST", inbound, json=incident, headers=mission)
+    assert (r.status_code, r.json()) == (200, {"duplicate": True, "id": incident["id"]}), r.text
+    await stream.wait_for([uuid.UUID(cleared)], CaseStatus.TRANSIT_INCIDENT, 30)
+    assert await applied() == 1
+    assert stream.statuses(uuid.UUID(cleared)).count(CaseStatus.TRANSIT_INCIDENT) == 1
+
+
+async def test_a_situation_report_regenerated_with_a_lost_answer_is_stored_once(stack: Stack) -> None:
+    """Idempotent by nature (the day): the repeat generates the day's report again, replacing it."""
+    day = datetime.now(UTC).date() - timedelta(days=1)  # begun in every time zone
+    url = f"{stack.url('reporting')}/reports/situation/{day.isoformat()}"
+    viewer = stack.headers(Role.OPERATIONS_VIEWER, subject="ops-idem")
+    status, lost = await _lost("POST", url, headers=viewer)
+    assert status == 201, lost
+    r = await _again("POST", url, headers=viewer)
+    assert r.status_code == 201, r.text
+    first, again = json.loads(lost), r.json()
+    assert {**again, "generated_at": None} == {**first, "generated_at": None}
+    assert again["generated_at"] >= first["generated_at"]
+    stored = await _rows(stack, "reporting", "SELECT generated_at FROM situation_reports WHERE day = $1", day)
+    assert abs(stored - datetime.fromisoformat(again["generated_at"])) < timedelta(seconds=1)
+
 
 async def test_a_repeat_waits_for_the_first_request_and_past_the_wait_is_told_to_retry(stack: Stack) -> None:
     """The mechanism on the real database: while a first request holds its key (its transaction
@@ -686,17 +733,20 @@ async def test_a_bulk_import_whose_answer_was_lost_registers_each_row_once(
     stack: Stack, travel_date: date
 ) -> None:
     """Idempotent by nature (each row's namespace and row_key): the file sent again after a lost
-    answer registers nothing more and answers, for every row, the case the first import committed
-    (``exists`` where the lost answer said ``created``)."""
+    answer registers nothing more and answers every row what the lost answer said (created or
+    flagged, the same case, the same flags), marked ``repeated``; a row rejected the first time is
+    checked afresh (rejected again)."""
     namespace = f"lost-{uuid.uuid4().hex[:8]}"
     url = f"{stack.url('intake')}/imports?namespace={namespace}"
     rows = [scenario.single_traveller(travel_date) for _ in range(3)] + [
         scenario.family_of_three(travel_date)
     ]
+    rows += [rows[0], {**rows[1], "route_id": "kaz-nowhere"}]  # R-0's traveller again; a rejected row
     items = [
         {**{k: v for k, v in row.items() if k != "registration_key"}, "row_key": f"R-{n}"}
         for n, row in enumerate(rows)
     ]
+    registered = len(items) - 1
     # Any caller's retrying client sends a key; the import's own rows keys are what make it safe.
     clerk = _keyed(stack.headers(Role.CASEWORKER, subject="clerk-lost"))
 
@@ -714,23 +764,37 @@ async def test_a_bulk_import_whose_answer_was_lost_registers_each_row_once(
     async def imported() -> int:
         return len(await committed())
 
-    await _lost("POST", url, json=items, headers=clerk)
-    await _until(imported, len(items))
+    status, lost = await _lost("POST", url, json=items, headers=clerk)
+    assert status == 200, lost
+    first = json.loads(lost)
+    await _until(imported, registered)
     r = await _again("POST", url, json=items, headers=clerk)
     assert r.status_code == 200, r.text
+    again = r.json()
     cases = await committed()
-    assert [(e["row_key"], e["outcome"], e["case_id"]) for e in r.json()["entries"]] == [
-        (f"R-{n}", "exists", cases[f"R-{n}"]) for n in range(len(items))
+    assert [(e["row_key"], e["outcome"], e["case_id"]) for e in first["entries"]] == [
+        *((f"R-{n}", "created", cases[f"R-{n}"]) for n in range(4)),
+        ("R-4", "flagged", cases["R-4"]),
+        ("R-5", "rejected", None),
     ]
-    assert r.json()["counts"]["exists"] == len(items) and await imported() == len(items)
+    assert [f["other_case_id"] for f in first["entries"][4]["flags"]] == [cases["R-0"]]
+    # Row for row the first answer, each registered row marked a repeat.
+    assert [e["repeated"] for e in first["entries"]] == [False] * len(items)
+    assert [e["repeated"] for e in again["entries"]] == [True] * registered + [False]
+    assert [{**e, "repeated": False} for e in again["entries"]] == first["entries"]
+    assert again["counts"] == first["counts"] and again["repeated"] == registered
+    assert await imported() == registered
     # Each case registered once: one CaseRegistered on its way to Kafka per case.
-    assert await _rows(
-        stack,
-        "intake",
-        "SELECT count(*) FROM outbox WHERE key = ANY($1::text[]) AND event_type = $2",
-        list(cases.values()),
-        CaseRegistered.event_type,
-    ) == len(items)
+    assert (
+        await _rows(
+            stack,
+            "intake",
+            "SELECT count(*) FROM outbox WHERE key = ANY($1::text[]) AND event_type = $2",
+            list(cases.values()),
+            CaseRegistered.event_type,
+        )
+        == registered
+    )
 
 
 # --- a service killed after the commit, before its answer reached the client ----------------------

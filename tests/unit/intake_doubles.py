@@ -35,6 +35,7 @@ from services.intake.store import (
     Erasure,
     EventRef,
     HealthEvidence,
+    KeyTaken,
     KnownPerson,
     LockedCase,
     PersonRef,
@@ -82,6 +83,7 @@ class FakeIntakeStore:
     reads: list[AccessRecord] = field(default_factory=list)
     inbox: set[tuple[str, str, str]] = field(default_factory=set)
     erasures: dict[uuid.UUID, Erasure] = field(default_factory=dict)
+    import_answers: dict[uuid.UUID, list[int]] = field(default_factory=dict)
     ended_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
     """When a case last changed, for the retention sweep (cases not listed: never)."""
     calls: list[str] = field(default_factory=list)
@@ -105,6 +107,25 @@ class FakeIntakeStore:
 
     async def cases_for_keys(self, keys: Sequence[str]) -> dict[str, uuid.UUID]:
         return {c.registration_key: c.case_id for c in self.cases.values() if c.registration_key in keys}
+
+    async def keys_taken(self, keys: Sequence[str]) -> dict[str, KeyTaken]:
+        flags = {f.flag_id: RaisedFlag(f.flag_id, f.person_id, f.other_case_id, f.basis) for f in self.flags}
+        taken = await self.cases_for_keys(keys)
+        return {
+            key: KeyTaken(
+                case_id,
+                [flags[i] for i in self.import_answers[case_id]] if case_id in self.import_answers else None,
+            )
+            for key, case_id in taken.items()
+        }
+
+    async def save_import_answer(self, case_id: uuid.UUID, flag_ids: Sequence[int]) -> None:
+        assert case_id not in self.import_answers, "a case is answered once"
+        self.import_answers[case_id] = list(flag_ids)
+
+    async def save_import_answers(self, answers: Sequence[tuple[uuid.UUID, Sequence[int]]]) -> None:
+        for case_id, flag_ids in answers:
+            await self.save_import_answer(case_id, flag_ids)
 
     async def insert_case(
         self, case: CaseRegistered, *, registration_key: str | None, status: CaseStatus
@@ -153,6 +174,9 @@ class FakeIntakeStore:
                 )
                 self.persons[person_id] = (case_id, blank)
         self.keys = {k for k in self.keys if k[1] != erasure.case_id}
+        self.import_answers.pop(erasure.case_id, None)
+        if erasure.case_id in self.cases:
+            self.cases[erasure.case_id].registration_key = None
         self.evidence = [e for e in self.evidence if e[0].case_id != erasure.case_id]
         self.erasures[erasure.case_id] = erasure
 
@@ -434,6 +458,31 @@ def registration(*members: dict[str, Any], key: str | None = None, **extra: Any)
             **extra,
         }
     )
+
+
+NAZAROV = person("principal", "Farrukh", "Nazarov", "1985-03-02", "401000001")
+NAZAROV_IN_CYRILLIC = person(
+    "principal",
+    "Farukh",
+    "Nazarow",
+    "1985-03-02",
+    "501000001",
+    given_names_cyrillic="Фаррух",
+    surname_cyrillic="Назаров",
+)
+"""Nazarov in Cyrillic beside another Latin spelling and another passport: a name match."""
+KARIMOVA = person("principal", "Dilnoza", "Karimova", "1958-09-03", "400998877")
+
+
+def prepared(commands: Sequence[domain.RegisterCase]) -> list[usecases.NewCase | None]:
+    """A chunk of an import's rows checked and built (None: rejected by the checks)."""
+    ready: list[usecases.NewCase | None] = []
+    for command in commands:
+        try:
+            ready.append(usecases.prepare_registration(command, CTX, NOW))
+        except domain.RegistrationRejected:
+            ready.append(None)
+    return ready
 
 
 FAMILY = (

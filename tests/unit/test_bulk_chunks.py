@@ -15,7 +15,18 @@ from contracts.status import CaseStatus, CaseStatusChanged
 from services.intake import usecases
 from services.intake.domain import RegisterCase, RegistrationRejected
 from services.intake.duplicates import CANDIDATES_PER_KEY, Holder, Match, keys_for, matches_in_order
-from tests.unit.intake_doubles import CTX, NOW, FakeIntakeStore, person, registration, unit
+from tests.unit.intake_doubles import (
+    CTX,
+    KARIMOVA,
+    NAZAROV,
+    NAZAROV_IN_CYRILLIC,
+    NOW,
+    FakeIntakeStore,
+    person,
+    prepared,
+    registration,
+    unit,
+)
 
 
 def _holder() -> Holder:
@@ -63,23 +74,11 @@ def test_the_same_case_is_never_a_match_and_candidates_are_capped_per_key() -> N
 def _rows() -> list[RegisterCase]:
     """Rows of a file: repeats of one person in both scripts and by document, some far apart, a
     family, and a row the checks reject."""
-    nazarov = person("principal", "Farrukh", "Nazarov", "1985-03-02", "401000001")
     return [
-        registration(nazarov, key="r0"),
+        registration(NAZAROV, key="r0"),
         registration(person("principal", "Murod", "Rahimov", "1979-01-30", "400765432"), key="r1"),
-        registration(  # r0's man in Cyrillic beside another spelling: a name match
-            person(
-                "principal",
-                "Farukh",
-                "Nazarow",
-                "1985-03-02",
-                "501000001",
-                given_names_cyrillic="Фаррух",
-                surname_cyrillic="Назаров",
-            ),
-            key="r2",
-        ),
-        registration(person("principal", "Dilnoza", "Karimova", "1958-09-03", "400998877"), key="r3"),
+        registration(NAZAROV_IN_CYRILLIC, key="r2"),  # r0's man: a name match
+        registration(KARIMOVA, key="r3"),
         registration(  # unknown route: rejected, the rest of its chunk goes on
             person("principal", "Sitora", "Nazarova", "2016-11-20", "401000009"),
             key="r4",
@@ -93,7 +92,7 @@ def _rows() -> list[RegisterCase]:
         registration(
             person("principal", "Murod", "Rahimov", "1979-01-30", "400765432"), key="r6"
         ),  # r1 again
-        registration(nazarov, key="r0"),  # r0's own key again: nothing new
+        registration(NAZAROV, key="r0"),  # r0's own key again: nothing new
     ]
 
 
@@ -114,12 +113,7 @@ async def _one_by_one(store: FakeIntakeStore, rows: list[RegisterCase]) -> list[
 async def _in_chunks(store: FakeIntakeStore, rows: list[RegisterCase], size: int) -> list[tuple[Any, ...]]:
     outcomes: list[tuple[Any, ...]] = []
     for start in range(0, len(rows), size):
-        ready: list[usecases.NewCase | None] = []
-        for command in rows[start : start + size]:
-            try:
-                ready.append(usecases.prepare_registration(command, CTX, NOW))
-            except RegistrationRejected:
-                ready.append(None)
+        ready = prepared(rows[start : start + size])
         done = iter(await usecases.register_cases([n for n in ready if n], unit(store), now=NOW))
         for n in ready:
             if n is None:

@@ -23,6 +23,7 @@ from services.intake.bulk.format import (
     csv_column,
     entry,
     registration_key,
+    repeats,
 )
 from services.intake.bulk.importer import CONCURRENCY, ROWS_PER_CONNECTION, report_json, run_import
 from services.intake.bulk.models import OPENAPI_BODY, EntryOut, ImportReport, ReasonOut
@@ -55,6 +56,7 @@ __all__ = [
     "parse_csv",
     "parse_json",
     "registration_key",
+    "repeats",
     "report_json",
     "run_import",
 ]

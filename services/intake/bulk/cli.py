@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from contracts.httpclient import RetryableAnswer, RetryPolicy, described, retryable
-from services.intake.bulk.format import NAMESPACE_PATTERN, FileRejected, counts, entry, reason
+from services.intake.bulk.format import NAMESPACE_PATTERN, FileRejected, counts, entry, reason, repeats
 from services.intake.bulk.parse import command_for, parse
 
 # --- CLI -----------------------------------------------------------------------------------------
@@ -125,6 +125,7 @@ def import_file(
             len(r.body["members"]) for r in rows if r.body and isinstance(r.body.get("members"), list)
         ),
         "counts": counts(entries),
+        "repeated": repeats(entries),
         "seconds": round(seconds, 3),
         "rows_per_second": round(len(rows) / seconds, 1) if seconds else None,
         "error": error,
@@ -175,7 +176,8 @@ def main(
         typer.Option("--retry-for", min=0, help="Seconds to keep retrying while intake is unavailable."),
     ] = 60.0,
 ) -> None:
-    """Register every row of FILE with intake; importing the same file again creates nothing twice.
+    """Register every row of FILE with intake; importing the same file again creates nothing twice
+    and reports each row as the first import did (marked repeated).
 
     Exits 0 when every row has an outcome (rejected rows included), 1 when intake is unreachable
     or answers an error (run the same import again to finish it), 2 when the file cannot be read.
@@ -228,6 +230,8 @@ def main(
     for outcome, n in result["counts"].items():
         table.add_row(outcome, str(n))
     out.print(table)
+    if result.get("repeated"):
+        out.print(f"{result['repeated']} rows imported before: answered as then, nothing registered again")
     rejected = [e for e in result["entries"] if e["outcome"] == "rejected"]
     if rejected:
         out.print(f"rejected: the first {min(20, len(rejected))} of {len(rejected)}")

@@ -4,21 +4,33 @@ offline, thousands at a time.
 One *row* of the import is one case (one person, or a family that travels together). Each row
 carries a ``row_key`` chosen by the office; the import registers it under the registration key
 ``bulk:<namespace>:<row_key>``, where the namespace names the office or batch (so two offices'
-row keys never collide). Importing the same file again creates nothing twice: a row whose key was
-imported before is reported as ``exists``.
+row keys never collide).
 
 Every row gets one outcome in the report:
 
 ``created``   registered; ``case_id`` is the new case.
 ``flagged``   registered, and it may repeat a case already registered (or an earlier row of the
               same file): ``flags`` name the other case, for a caseworker to resolve.
-``exists``    imported before under the same key (a re-run); ``case_id`` is that case.
+``exists``    its key was taken by a registration whose answer the import does not know (one
+              sent to ``POST /cases`` with that ``registration_key``, or imported before imports
+              kept their answers); ``case_id`` is that case.
 ``rejected``  not registered; ``reasons`` say why, each naming its field (``members.1.nationality``)
               and, for CSV, the file line and column.
 ``failed``    not registered because the service had a problem (database unavailable): import
               the same file again to retry, nothing is registered twice.
 
 A row's problem never stops the import of the others.
+
+Sending rows again (a lost answer, a re-run of the file) is safe and answers what the first
+import answered: a row whose key was imported before creates nothing and is reported with the
+first import's outcome, ``case_id`` and ``flags`` (``created`` or ``flagged``, with the same flag
+ids and other cases, even if a caseworker has resolved them since), and ``repeated: true``; every
+other entry says ``repeated: false``, and the report's ``repeated`` counts the repeats. The key
+decides, as a registration key does for ``POST /cases``: a row sent again with different content
+is answered the first import's answer and changes nothing (change a case with ``PUT
+/cases/{case_id}``). A row ``rejected`` or ``failed`` the first time left nothing behind and is
+registered afresh. Once a case's personal data is erased its key is forgotten with it: the row
+sent again registers a new case.
 
 JSON format
 -----------
@@ -259,8 +271,14 @@ def entry(row: Row, outcome: Outcome, **details: Any) -> dict[str, Any]:
         "case_id": details.get("case_id"),
         "reasons": details.get("reasons", []),
         "flags": details.get("flags", []),
+        "repeated": details.get("repeated", False),
         **row.where(),
     }
+
+
+def repeats(entries: Iterable[dict[str, Any]]) -> int:
+    """Rows answered as an earlier import of their key answered (``repeated``)."""
+    return sum(1 for e in entries if e.get("repeated"))
 
 
 def counts(entries: Iterable[dict[str, Any]]) -> dict[str, int]:

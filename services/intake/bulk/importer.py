@@ -19,7 +19,7 @@ import asyncpg
 from corridor.redaction import described
 from corridor.uow import UnitOfWork
 from services.intake import usecases
-from services.intake.bulk.format import Row, counts, entry, reason
+from services.intake.bulk.format import Outcome, Row, counts, entry, reason, repeats
 from services.intake.bulk.parse import command_for
 from services.intake.domain import RegisterCase, RegistrationRejected
 from services.intake.duplicates import keys_of
@@ -61,13 +61,13 @@ def _groups(commands: list[tuple[int, RegisterCase]]) -> list[list[int]]:
     return sorted(groups.values(), key=lambda group: group[0])
 
 
-async def _imported(pool: asyncpg.Pool, keys: list[str]) -> dict[str, str]:
-    """Registration keys already taken, with their cases: one query for the whole import."""
+async def _imported(pool: asyncpg.Pool, keys: list[str], source: str) -> dict[str, usecases.Registration]:
+    """Registration keys already taken, with what their first import answered: one query for the
+    whole import."""
     if not keys:
         return {}
     async with pool.acquire() as conn:
-        found = await IntakeStore(conn).cases_for_keys(keys)
-    return {key: str(case_id) for key, case_id in found.items()}
+        return await usecases.answers_before(keys, UnitOfWork(conn, IntakeStore(conn), source=source))
 
 
 async def run_import(
@@ -99,12 +99,12 @@ async def run_import(
             commands.append((i, command))
 
     # A re-run answers from one query instead of a registration attempt per row.
-    known = await _imported(pool, [c.registration_key for _, c in commands if c.registration_key])
+    known = await _imported(pool, [c.registration_key for _, c in commands if c.registration_key], source)
     pending: list[tuple[int, RegisterCase]] = []
     for i, command in commands:
         assert command.registration_key is not None
         if command.registration_key in known:
-            entries[i] = entry(rows[i], "exists", case_id=known[command.registration_key])
+            entries[i] = _entry(rows[i], known[command.registration_key])
         else:
             pending.append((i, command))
     by_index = dict(pending)
@@ -120,7 +120,7 @@ async def run_import(
         try:
             async with conn.transaction():
                 uow = UnitOfWork(conn, IntakeStore(conn), source=source)
-                done = await usecases.register_case(by_index[i], uow, ctx, now=now)
+                done = await usecases.import_case(by_index[i], uow, ctx, now=now)
         except RegistrationRejected as exc:
             reasons = [reason(p.loc, p.msg) for p in exc.problems]
             return entry(row, "rejected", reasons=row.annotate(reasons)), True
@@ -192,7 +192,7 @@ async def run_import(
             try:
                 async with conn.transaction():
                     uow = UnitOfWork(conn, IntakeStore(conn), source=source)
-                    done = await usecases.register_cases([n for _, n in ready], uow, now=now)
+                    done = await usecases.import_cases([n for _, n in ready], uow, now=now)
             except asyncpg.TransactionRollbackError as exc:  # a deadlock victim: nothing was written
                 if attempt < CHUNK_ATTEMPTS:
                     continue
@@ -264,6 +264,7 @@ async def run_import(
         "actor": actor,
         "rows": len(rows),
         "counts": totals,
+        "repeated": repeats(final),
         "seconds": round(seconds, 3),
         "rows_per_second": round(len(rows) / seconds, 1) if seconds else None,
         "entries": final,
@@ -271,10 +272,12 @@ async def run_import(
 
 
 def _entry(row: Row, done: usecases.Registration) -> dict[str, Any]:
-    if not done.created:  # the same key, imported by a concurrent import of the same file
-        return entry(row, "exists", case_id=str(done.case_id))
+    """The row's entry: a repeat (``repeated``) is the first import's, apart from that marker."""
+    if not done.created:  # the key taken, its first answer unknown (registered by POST /cases)
+        return entry(row, "exists", case_id=str(done.case_id), repeated=True)
     flags = [_flag(f) for f in done.duplicate_flags]
-    return entry(row, "flagged" if flags else "created", case_id=str(done.case_id), flags=flags)
+    outcome: Outcome = "flagged" if flags else "created"
+    return entry(row, outcome, case_id=str(done.case_id), flags=flags, repeated=done.repeated)
 
 
 def _flag(flag: RaisedFlag) -> dict[str, Any]:

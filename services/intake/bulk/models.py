@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.intake.bulk.format import Outcome
 
@@ -27,6 +27,11 @@ class EntryOut(BaseModel):
     flags: list[dict[str, Any]]
     item: int | None = None
     lines: list[int] | None = None
+    repeated: bool = Field(
+        default=False,
+        description="True: the row's key was imported before; outcome, case_id and flags are what "
+        "that import answered (exists: not known), and nothing was registered now",
+    )
 
 
 class ImportReport(BaseModel):
@@ -34,6 +39,7 @@ class ImportReport(BaseModel):
     actor: str
     rows: int
     counts: dict[str, int]
+    repeated: int = Field(default=0, description="Entries with repeated true")
     seconds: float
     rows_per_second: float | None
     entries: list[EntryOut]
