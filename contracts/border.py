@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Event
 from contracts.intake import EvidenceKind
@@ -56,7 +56,8 @@ class BorderCrossingRefused(_CrossingDecision):
 
 
 class CrossingRequirementPublished(Event):
-    """A checkpoint's new entry or exit requirement, effective for crossings from a date.
+    """A checkpoint's new entry or exit requirement, effective for crossings from a date (to a
+    date, when it has an end).
 
     Every case whose route passes the checkpoint is re-evaluated against it.
     """
@@ -74,7 +75,18 @@ class CrossingRequirementPublished(Event):
         ge=1, le=24 * 60, description="Evidence must be at most this old on the crossing day"
     )
     effective_from: date = Field(description="First travel date the requirement applies to")
+    effective_until: date | None = Field(
+        default=None,
+        description="Last travel date the requirement applies to; none: every later date, until it "
+        "is lifted. A reader that does not know the field applies the requirement to later dates too.",
+    )
     published_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _a_window(self) -> CrossingRequirementPublished:
+        if self.effective_until is not None and self.effective_until < self.effective_from:
+            raise ValueError("effective_until is before effective_from")
+        return self
 
     def subject(self) -> str:
         return self.checkpoint_id

@@ -163,6 +163,8 @@ class Stack:
         self.extra_env = extra_env or {}
         self.specs: dict[str, ServiceSpec] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        # Where each service's log stood when it was last started: the bind error is looked for after it.
+        self._log_marks: dict[str, int] = {}
         self.db_roles: dict[str, str] = {}
         """Each service's PostgreSQL role, by service name (its password: ``db_password_file``)."""
         # The stack's own identity provider (devkit.devidp): its key stays in the working directory,
@@ -400,6 +402,7 @@ class Stack:
 
     def start_service(self, name: str, *, wait: bool = True, timeout: float = 60.0) -> None:
         spec = self.specs[name]
+        self._log_marks[name] = procs.log_size(self.log_path(name))
         proc = procs.spawn(
             [sys.executable, "-m", spec.module],
             self.log_path(name),
@@ -427,10 +430,7 @@ class Stack:
                 name = pending[0]
                 proc = self.processes[name]
                 if proc.poll() is not None:
-                    if (
-                        rebinds < 3
-                        and "address already in use" in procs.tail(self.log_path(name), 20).lower()
-                    ):
+                    if rebinds < 3 and procs.bind_failed(self.log_path(name), self._log_marks[name]):
                         # Its port was free when chosen and taken before it bound it (another
                         # process on a shared machine): it starts again on a port chosen now.
                         rebinds += 1
@@ -441,7 +441,9 @@ class Stack:
                         f"{name} exited with {proc.returncode}:\n{procs.tail(self.log_path(name), 60)}"
                     )
                 try:
-                    if client.get(self.specs[name].url + "/health/ready").status_code == 200:
+                    if client.get(
+                        self.specs[name].url + "/health/ready"
+                    ).status_code == 200 and procs.holds_ports(proc.pid, [self.specs[name].port]):
                         pending.pop(0)
                         continue
                 except httpx.HTTPError:
@@ -471,7 +473,6 @@ class Stack:
             path.touch(mode=0o600)
             token = self.issuer.token(Role.OPERATIONS_VIEWER, mission, None, principal, lifetime=30 * 86400)
             path.write_text(token + "\n")
-        port = procs.free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CORRIDOR_")}
         env.update(
             {
@@ -480,7 +481,6 @@ class Stack:
                 "CORRIDOR_KAFKA_PASSWORD_FILE": str(password_file(self.secrets_dir, principal)),
                 "CORRIDOR_MISSION": self.host_mission,
                 "CORRIDOR_HTTP_HOST": "127.0.0.1",
-                "CORRIDOR_HTTP_PORT": str(port),
                 "CORRIDOR_ROUTES_FILE": str(self.routes_file),
                 "CORRIDOR_LOG_LEVEL": self.log_level,
                 "CORRIDOR_OPERATIONS_SERVICES": json.dumps(
@@ -494,19 +494,24 @@ class Stack:
                 **self.extra_env,
             }
         )
-        url = f"http://127.0.0.1:{port}"
-        self.operations_page = procs.spawn_ready(
-            [sys.executable, "-m", "services.operations"],
-            self.log_path("operations-page"),
-            ready_url=url + "/health/ready",
-            what="the operations page",
-            timeout=timeout,
-            tail_lines=60,
-            cwd=REPO_ROOT,
-            env=env,
-            stop_signal=signal.SIGTERM,
-        )
-        self.operations_page_url = url
+        log = self.log_path("operations-page")
+
+        def start_on(ports: list[int]) -> subprocess.Popen[bytes]:
+            self.operations_page_url = f"http://127.0.0.1:{ports[0]}"
+            return procs.spawn_ready(
+                [sys.executable, "-m", "services.operations"],
+                log,
+                ready_url=self.operations_page_url + "/health/ready",
+                ports=ports,
+                what="the operations page",
+                timeout=timeout,
+                tail_lines=60,
+                cwd=REPO_ROOT,
+                env={**env, "CORRIDOR_HTTP_PORT": str(ports[0])},
+                stop_signal=signal.SIGTERM,
+            )
+
+        self.operations_page = procs.start_on_free_ports(1, start_on, [log], what="the operations page")
         return self.operations_page_url
 
     def stop_operations_page(self) -> None:

@@ -77,7 +77,12 @@ class JaegerServer:
         if not self.binary.is_file():
             raise RuntimeError(f"{self.binary} is missing: build it with `make jaeger` (make setup does)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.otlp_port, self.query_port, grpc_port = procs.free_ports(3)
+        self.process = procs.start_on_free_ports(
+            3, lambda ports: self._start_on(ports, timeout), [self.log_path], what="Jaeger"
+        )
+
+    def _start_on(self, ports: list[int], timeout: float) -> subprocess.Popen[bytes]:
+        self.otlp_port, self.query_port, grpc_port = ports
         path = self.workdir / "jaeger.json"
         path.write_text(
             json.dumps(
@@ -90,12 +95,13 @@ class JaegerServer:
                 indent=2,
             )
         )
-        self.process = procs.spawn_ready(
+        return procs.spawn_ready(
             [self.binary, "--config", f"file:{path}"],
             self.log_path,
             # Ready when it takes spans and answers queries.
             ready_url=self.url + "/api/services",
             listening=lambda: procs.tcp_open("127.0.0.1", self.otlp_port),
+            ports=ports,
             what="Jaeger",
             timeout=timeout,
             cwd=self.workdir,

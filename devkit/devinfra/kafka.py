@@ -143,6 +143,9 @@ class KafkaCluster:
     def _stdout_path(self, index: int) -> Path:
         return self.node_dir(index) / "stdout.log"
 
+    def _server_log(self, index: int) -> Path:
+        return self._logs_dir(index) / "server.log"
+
     @property
     def ca_file(self) -> Path:
         """The CA certificate a client of the SASL_SSL listener verifies the brokers with."""
@@ -283,14 +286,9 @@ class KafkaCluster:
     def _state_path(self) -> Path:
         return self.workdir / "cluster.json"
 
-    def _load_or_create_state(self) -> None:
-        """Reuse cluster id and ports of an earlier run on this workdir when possible.
-
-        A standalone controller records its own endpoint in the metadata log, so data
-        formatted for other ports is wiped rather than reused.
-        """
-        if self.broker_ports:  # this object ran before: same ports, same data
-            return
+    def _saved_state(self) -> tuple[str, list[int]] | None:
+        """The cluster id and the ports (brokers', controllers', then TLS listeners) of an earlier
+        run on this workdir."""
         state: dict[str, object] = {}
         with contextlib.suppress(OSError, ValueError):
             state = json.loads(self._state_path().read_text())
@@ -304,19 +302,33 @@ class KafkaCluster:
             and isinstance(cports, list)
             and isinstance(tports, list)
             and len(bports) == len(cports) == len(tports) == self.nodes
-            and all(procs.port_is_free(int(p)) for p in [*bports, *cports, *tports])
         ):
-            self.cluster_id = cid
-            self.broker_ports = [int(p) for p in bports]
-            self.controller_ports = [int(p) for p in cports]
-            self.tls_ports = [int(p) for p in tports]
+            return cid, [int(p) for p in [*bports, *cports, *tports]]
+        return None
+
+    def _saved_ports(self) -> list[int] | None:
+        """The ports of an earlier run on this workdir, if all are free now."""
+        saved = self._saved_state()
+        if saved is not None and all(procs.port_is_free(p) for p in saved[1]):
+            return saved[1]
+        return None
+
+    def _ports(self) -> list[int]:
+        return [*self.broker_ports, *self.controller_ports, *self.tls_ports]
+
+    def _use_ports(self, ports: list[int]) -> None:
+        """Lay the nodes out on ``ports`` (brokers', controllers', then TLS listeners); on ports
+        other than the saved ones, as a new cluster with empty data: a standalone controller
+        records its own endpoint in the metadata log, so data formatted for other ports cannot
+        be reused."""
+        n = self.nodes
+        self.broker_ports, self.controller_ports, self.tls_ports = ports[:n], ports[n : 2 * n], ports[2 * n :]
+        saved = self._saved_state()
+        if saved is not None and saved[1] == ports:
+            self.cluster_id = saved[0]
             return
-        ports = procs.free_ports(3 * self.nodes)
         self.cluster_id = _new_cluster_id()
-        self.broker_ports = ports[: self.nodes]
-        self.controller_ports = ports[self.nodes : 2 * self.nodes]
-        self.tls_ports = ports[2 * self.nodes :]
-        for i in range(self.nodes):
+        for i in range(n):
             shutil.rmtree(self._data_dir(i), ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._state_path().write_text(
@@ -373,13 +385,30 @@ class KafkaCluster:
         )
 
     def start(self, timeout: float = 90.0) -> None:
-        """Format (first time) and start every node; return once all brokers are registered."""
+        """Format (first time) and start every node; return once all brokers are registered.
+
+        A second start of this object keeps its ports and data. A first start takes the ports of
+        an earlier run on the workdir while they are free, else new ones; if a port is taken
+        before a node binds it, the cluster starts again, new, on ports chosen anew."""
         if any(p is not None and p.poll() is None for p in self._procs):
             raise RuntimeError("KafkaCluster is already running")
         # The one-time Maven fetch does not count against the start timeout.
         self._classpath = ensure_kafka_classpath()
         deadline = time.monotonic() + timeout
-        self._load_or_create_state()
+        if self.broker_ports:  # this object ran before: same ports, same data
+            self._start_on(self._ports(), deadline)
+            return
+        logs = [path for i in range(self.nodes) for path in (self._stdout_path(i), self._server_log(i))]
+        procs.start_on_free_ports(
+            3 * self.nodes,
+            lambda ports: self._start_on(ports, deadline),
+            logs,
+            what="Kafka",
+            first=self._saved_ports(),
+        )
+
+    def _start_on(self, ports: list[int], deadline: float) -> None:
+        self._use_ports(ports)
         if not self.admin_password_file.is_file():
             # Data formatted without this password (or before security) would refuse the admin.
             for i in range(self.nodes):
@@ -458,8 +487,8 @@ class KafkaCluster:
             code = None if proc is None else proc.poll()
             state = "not started" if proc is None else "running" if code is None else f"exit {code}"
             parts.append(
-                f"--- node {i + 1} ({state}) {self._logs_dir(i) / 'server.log'}:\n"
-                f"{procs.tail(self._logs_dir(i) / 'server.log')}\n"
+                f"--- node {i + 1} ({state}) {self._server_log(i)}:\n"
+                f"{procs.tail(self._server_log(i))}\n"
                 f"--- node {i + 1} stdout {self._stdout_path(i)}:\n"
                 f"{procs.tail(self._stdout_path(i), 15)}"
             )
@@ -472,7 +501,14 @@ class KafkaCluster:
             return [i for i in indices if (p := self._procs[i]) is None or p.poll() is not None]
 
         for i in indices:
-            while not procs.tcp_open("127.0.0.1", self.broker_ports[i]):
+            proc = self._procs[i]
+            # Its own listeners, not another server's that took a port first (this one then exits).
+            mine = [self.broker_ports[i], self.controller_ports[i], self.tls_ports[i]]
+            while not (
+                procs.tcp_open("127.0.0.1", self.broker_ports[i])
+                and proc is not None
+                and procs.holds_ports(proc.pid, mine)
+            ):
                 if dead():
                     raise self._failure(f"Kafka node(s) {dead()} exited during start", indices)
                 if time.monotonic() > deadline:

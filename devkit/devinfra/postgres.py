@@ -241,7 +241,7 @@ class PostgresServer:
         self._own(sock, account)
         return sock
 
-    def start(self, timeout: float = 60.0, *, _rebinds: int = 0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         """initdb on first use, then start and wait until a real query succeeds."""
         if self.pid is not None:
             raise RuntimeError("PostgresServer is already running")
@@ -252,16 +252,25 @@ class PostgresServer:
             _ensure_traversable(self.workdir)
             _add_mode(self.workdir, stat.S_IXOTH)
         self._initdb(account, deadline)
-        fresh = not self.port
-        if fresh:
-            self.port = procs.free_port()  # then kept across stop/start and restart()
+        if self.port:  # chosen at the first start, then kept across stop/start and restart()
+            self._start_on(self.port, account, deadline)
+        else:
+            procs.start_on_free_ports(
+                1,
+                lambda ports: self._start_on(ports[0], account, deadline),
+                [self.log_path],
+                what="PostgreSQL",
+            )
+
+    def _start_on(self, port: int, account: tuple[int, int] | None, deadline: float) -> None:
+        self.port = port
         self._socket_dir = self._prepare_socket_dir(account)
         cmd: list[str | os.PathLike[str]] = [
             pg_bin("postgres"),
             "-D",
             self.data_dir,
             "-p",
-            str(self.port),
+            str(port),
             "-k",
             self._socket_dir,
             "-c",
@@ -285,15 +294,6 @@ class PostgresServer:
         )
         try:
             self._wait_ready(deadline)
-        except RuntimeError:
-            self.stop()
-            if fresh and _rebinds < 3 and "address already in use" in procs.tail(self.log_path, 20).lower():
-                # The port was free when chosen and taken before postgres bound it (another
-                # process on a shared machine): start again on a port chosen now.
-                self.port = 0
-                self.start(max(1.0, deadline - time.monotonic()), _rebinds=_rebinds + 1)
-                return
-            raise
         except BaseException:
             self.stop()
             raise
@@ -310,7 +310,10 @@ class PostgresServer:
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     return f"postgres exited with code {proc.returncode}"
-                if procs.tcp_open("127.0.0.1", self.port, timeout=0.2):
+                # Its own socket: another server that took the port first might take our login.
+                if procs.tcp_open("127.0.0.1", self.port, timeout=0.2) and procs.holds_ports(
+                    proc.pid, [self.port]
+                ):
                     try:
                         conn = await asyncpg.connect(dsn, timeout=3)
                         try:

@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import queue
 import signal
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -72,6 +75,104 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
+
+
+# How every server started here says that a port it was to listen on is taken: PostgreSQL, uvicorn,
+# Go's net package (Jaeger, Prometheus) and the JVM's BindException (Kafka) all use the C library's text.
+BIND_FAILURE = "address already in use"
+
+
+def log_size(path: Path) -> int:
+    """Where the next line of the log ``path`` will start: logs are appended to across starts."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def bind_failed(path: Path, since: int = 0) -> bool:
+    """Whether the log ``path``, from byte ``since`` on, says the server could not bind a port.
+
+    The whole new part is read, not its tail: Kafka logs its shutdown for thousands of lines after
+    the one bind error."""
+    try:
+        with path.open("rb") as f:
+            f.seek(since)
+            return BIND_FAILURE in f.read().decode("utf-8", errors="replace").lower()
+    except OSError:
+        return False
+
+
+def start_on_free_ports(
+    count: int,
+    start: Callable[[list[int]], T],
+    logs: Sequence[Path],
+    *,
+    what: str,
+    first: Sequence[int] | None = None,
+    attempts: int = 4,
+) -> T:
+    """``start(ports)`` with ``count`` ports free right now; again with ports chosen anew when it
+    raises and one of ``logs`` says a port was taken, at most ``attempts`` times in all.
+
+    A port found free is released before the server binds it, and on a shared machine another
+    process may take it in between; the server then fails, and only then is it worth another try.
+    ``first`` are the ports of the first attempt (kept from an earlier run) instead of new ones.
+    ``start`` must leave nothing running when it raises.
+    """
+    for attempt in range(1, attempts + 1):
+        ports = list(first) if attempt == 1 and first is not None else free_ports(count)
+        marks = [(path, log_size(path)) for path in logs]
+        try:
+            return start(ports)
+        except RuntimeError:
+            if attempt == attempts or not any(bind_failed(path, mark) for path, mark in marks):
+                raise
+            _log.warning("%s: a port of %s was taken before it bound it; new ports", what, ports)
+    raise AssertionError("unreachable")  # the last attempt returned or raised
+
+
+def _listening_sockets(ports: set[int]) -> dict[int, set[str]]:
+    """The socket inodes listening on each of ``ports`` (this network namespace, IPv4 and IPv6)."""
+    found: dict[int, set[str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address "0100007F:1F90", state 0A = LISTEN, inode in the tenth field
+            if len(fields) > 9 and fields[3] == "0A":
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if port in ports:
+                    found.setdefault(port, set()).add(fields[9])
+    return found
+
+
+def holds_ports(pid: int, ports: Sequence[int]) -> bool:
+    """Whether process ``pid`` itself listens on every one of ``ports``.
+
+    A readiness check that connects to a port cannot tell our server from another one that took
+    the port first (ours then dies of the bind error, maybe after the check). True where this
+    cannot be told (no /proc, another user's process without the right to look)."""
+    wanted = set(ports)
+    if not wanted or not Path("/proc/net/tcp").exists():
+        return True
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False  # gone
+    except OSError:
+        return True
+    inodes: set[str] = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    listening = _listening_sockets(wanted)
+    return all(listening.get(port, set()) & inodes for port in wanted)
 
 
 def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -333,14 +434,16 @@ def spawn_ready(
     what: str,
     timeout: float,
     listening: Callable[[], bool] = lambda: True,
+    ports: Sequence[int] = (),
     tail_lines: int = 40,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     stop_signal: signal.Signals = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """:func:`spawn` a server and wait until ``GET ready_url`` answers 200 (and ``listening()``
-    holds, for a port the URL does not show). If it exits first or is not ready in ``timeout``
-    seconds, it is stopped and the error says so with the tail of its log (``what`` names it)."""
+    holds, for a port the URL does not show) and it listens on ``ports`` itself, not another
+    server that took one first. If it exits first or is not ready in ``timeout`` seconds, it is
+    stopped and the error says so with the tail of its log (``what`` names it)."""
     import httpx  # the servers' own launchers need none of it
 
     proc = spawn(cmd, log_path, cwd=cwd, env=env, stop_signal=stop_signal)
@@ -351,7 +454,7 @@ def spawn_ready(
             raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail(log_path, tail_lines)}")
         if listening():
             try:
-                if httpx.get(ready_url, timeout=2.0).status_code == 200:
+                if httpx.get(ready_url, timeout=2.0).status_code == 200 and holds_ports(proc.pid, ports):
                     return proc
             except httpx.HTTPError:
                 pass

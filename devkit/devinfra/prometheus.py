@@ -86,7 +86,10 @@ def config(
 class PrometheusServer:
     def __init__(self, workdir: Path, *, port: int | None = None, interval: float = 5.0) -> None:
         self.workdir = workdir
-        self.port = port or procs.free_port()
+        self.fixed_port = port
+        """A port the caller chose; otherwise one is chosen at the first start (0 until then), kept
+        across restarts while it is free"""
+        self.port = port or 0
         self.interval = interval
         self.process: subprocess.Popen[bytes] | None = None
         self.started_seconds = 0.0
@@ -129,23 +132,37 @@ class PrometheusServer:
             timeout=60.0,
             what="promtool check config",
         )
-        self.process = procs.spawn_ready(
+        if self.fixed_port:
+            self.process = self._start_on(self.fixed_port, timeout)
+        else:
+            self.process = procs.start_on_free_ports(
+                1,
+                lambda ports: self._start_on(ports[0], timeout),
+                [self.log_file],
+                what="Prometheus",
+                first=[self.port] if self.port else None,
+            )
+        self.started_seconds = time.monotonic() - started
+
+    def _start_on(self, port: int, timeout: float) -> subprocess.Popen[bytes]:
+        self.port = port
+        return procs.spawn_ready(
             [
                 binary(),
                 f"--config.file={self.config_file}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address=127.0.0.1:{port}",
                 "--web.enable-lifecycle",  # POST /-/reload after the targets change
                 "--log.level=warn",
             ],
             self.log_file,
             ready_url=self.url + "/-/ready",
+            ports=[port],
             what="Prometheus",
             timeout=timeout,
             cwd=self.workdir,
             stop_signal=signal.SIGTERM,
         )
-        self.started_seconds = time.monotonic() - started
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant query's result (``/api/v1/query``): each series' labels and value."""

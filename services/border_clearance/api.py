@@ -11,7 +11,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.intake import EvidenceKind
 from contracts.routes import Checkpoint
@@ -62,7 +62,8 @@ REFERENCE = r"^[A-Za-z0-9._:-]+$"
 
 
 class PublishRequirement(BaseModel):
-    """A new requirement at this post, for crossings from ``effective_from`` on."""
+    """A new requirement at this post, for crossings from ``effective_from`` on (to
+    ``effective_until``, when given)."""
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(pattern=r"^[a-z0-9_]{3,60}$", examples=["negative_covid19_test"])
@@ -72,6 +73,11 @@ class PublishRequirement(BaseModel):
     evidence_kind: EvidenceKind
     valid_hours: int = Field(ge=1, le=24 * 60)
     effective_from: date
+    effective_until: date | None = Field(
+        default=None,
+        description="Last travel date it applies to (on or after effective_from); without it, every "
+        "later date until it is lifted",
+    )
     reference: str | None = Field(
         default=None,
         min_length=1,
@@ -82,6 +88,12 @@ class PublishRequirement(BaseModel):
         "GET /requirements?reference=...",
         examples=["circular-2026-118"],
     )
+
+    @model_validator(mode="after")
+    def _a_window(self) -> PublishRequirement:
+        if self.effective_until is not None and self.effective_until < self.effective_from:
+            raise ValueError("effective_until is before effective_from")
+        return self
 
     def command(self, officer: str) -> usecases.PublishRequirement:
         return usecases.PublishRequirement(**self.model_dump(), officer=officer)
@@ -123,6 +135,7 @@ class RequirementOut(_Out):
     evidence_kind: EvidenceKind
     valid_hours: int
     effective_from: date
+    effective_until: date | None = Field(description="Last travel date it applies to; null: no end")
     published_by: str
     published_at: Timestamp
     lifted_at: Timestamp | None = Field(description="When it was lifted; null while it applies")

@@ -420,6 +420,7 @@ class Requirement:
     published_at: datetime
     lifted_at: datetime | None
     reference: str | None = None
+    effective_until: date | None = None
 
 
 class ReferenceReused(Conflict):

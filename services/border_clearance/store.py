@@ -199,8 +199,9 @@ class BorderStore:
         concurrently is waited for: the unique index decides)."""
         status = await self.conn.execute(
             """INSERT INTO requirements (requirement_id, code, description, evidence_kind, valid_hours,
-                                         effective_from, published_by, published_at, reference)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                         effective_from, published_by, published_at, reference,
+                                         effective_until)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING""",
             req.requirement_id,
             req.code,
@@ -211,6 +212,7 @@ class BorderStore:
             published_by,
             req.published_at,
             reference,
+            req.effective_until,
         )
         return status.endswith(" 1")
 
@@ -226,7 +228,7 @@ class BorderStore:
     async def requirements(self, reference: str | None = None) -> list[Requirement]:
         rows = await self.conn.fetch(
             """SELECT requirement_id, code, description, evidence_kind, valid_hours, effective_from,
-                      published_by, published_at, lifted_at, reference
+                      published_by, published_at, lifted_at, reference, effective_until
                FROM requirements WHERE $1::text IS NULL OR reference = $1 ORDER BY published_at""",
             reference,
         )

@@ -192,7 +192,8 @@ def _crossing_decision(
 
 @dataclass(frozen=True)
 class PublishRequirement:
-    """A new requirement at this post, for crossings from ``effective_from`` on."""
+    """A new requirement at this post, for crossings from ``effective_from`` on (to
+    ``effective_until``, when given)."""
 
     code: str
     description: str
@@ -201,15 +202,18 @@ class PublishRequirement:
     effective_from: date
     officer: str
     reference: str | None = None
+    effective_until: date | None = None
 
     def same_as(self, r: Requirement) -> bool:
         """Whether ``r`` is what this command publishes (who published it aside)."""
-        return (self.code, self.description, self.evidence_kind, self.valid_hours, self.effective_from) == (
+        mine = (self.code, self.description, self.evidence_kind, self.valid_hours)
+        return (*mine, self.effective_from, self.effective_until) == (
             r.code,
             r.description,
             r.evidence_kind,
             r.valid_hours,
             r.effective_from,
+            r.effective_until,
         )
 
 
@@ -233,6 +237,7 @@ async def publish_requirement(cmd: PublishRequirement, uow: Unit, ctx: Context) 
         evidence_kind=cmd.evidence_kind,
         valid_hours=cmd.valid_hours,
         effective_from=cmd.effective_from,
+        effective_until=cmd.effective_until,
         published_at=uow.now(),
     )
     if not await uow.store.add_requirement(requirement, cmd.officer, cmd.reference):

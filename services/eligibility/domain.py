@@ -146,6 +146,8 @@ class Requirement:
     evidence_kind: EvidenceKind
     valid_hours: int
     effective_from: date
+    effective_until: date | None = None
+    """The last travel date it applies to; None: every date from ``effective_from`` on"""
 
     @classmethod
     def from_published(cls, r: CrossingRequirementPublished) -> Requirement:
@@ -159,6 +161,12 @@ class Requirement:
             r.evidence_kind,
             r.valid_hours,
             r.effective_from,
+            r.effective_until,
+        )
+
+    def applies_on(self, travel_date: date) -> bool:
+        return self.effective_from <= travel_date and (
+            self.effective_until is None or travel_date <= self.effective_until
         )
 
 
@@ -464,9 +472,7 @@ def crossing_requirements_met(
     rule = "crossing_requirements_met"
     on_route = {cp.checkpoint_id for cp in route.checkpoints}
     active = [
-        r
-        for r in requirements
-        if r.checkpoint_id in on_route and r.effective_from <= case.planned_travel_date
+        r for r in requirements if r.checkpoint_id in on_route and r.applies_on(case.planned_travel_date)
     ]
     if not active:
         return RuleResult(

@@ -45,7 +45,7 @@ def held_by_checkpoint(
             continue
         on_route = {cp.checkpoint_id for cp in route.checkpoints}
         for checkpoint in {
-            r.checkpoint_id for r in reqs if r.checkpoint_id in on_route and r.effective_from <= travel_date
+            r.checkpoint_id for r in reqs if r.checkpoint_id in on_route and r.applies_on(travel_date)
         }:
             counts[checkpoint] += 1
     return counts

@@ -105,14 +105,18 @@ class EligibilityStore:
             at,
         )
 
-    async def cases_on_routes(self, route_ids: list[str], travelling_from: date) -> list[uuid.UUID]:
-        """Cases a requirement may affect: on those routes, travelling from its first day, not
-        departed and not withdrawn."""
+    async def cases_on_routes(
+        self, route_ids: list[str], travelling_from: date, travelling_until: date | None = None
+    ) -> list[uuid.UUID]:
+        """Cases a requirement may affect: on those routes, travelling from its first day (to its
+        last, if it has one), not departed and not withdrawn."""
         rows = await self.conn.fetch(
             """SELECT case_id FROM cases WHERE route_id = ANY($1::text[]) AND planned_travel_date >= $2
+               AND ($3::date IS NULL OR planned_travel_date <= $3)
                AND departed_at IS NULL AND withdrawn_at IS NULL ORDER BY planned_travel_date, case_id""",
             route_ids,
             travelling_from,
+            travelling_until,
         )
         return [r["case_id"] for r in rows]
 
@@ -179,8 +183,8 @@ class EligibilityStore:
     async def save_requirement(self, r: Requirement) -> None:
         await self.conn.execute(
             """INSERT INTO requirements (requirement_id, checkpoint_id, country, post, code, description,
-                                         evidence_kind, valid_hours, effective_from)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (requirement_id) DO NOTHING""",
+                                         evidence_kind, valid_hours, effective_from, effective_until)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (requirement_id) DO NOTHING""",
             r.requirement_id,
             r.checkpoint_id,
             r.country,
@@ -190,6 +194,7 @@ class EligibilityStore:
             r.evidence_kind.value,
             r.valid_hours,
             r.effective_from,
+            r.effective_until,
         )
 
     async def lift_requirement(self, requirement_id: uuid.UUID, at: datetime) -> Requirement | None:
@@ -283,6 +288,7 @@ def _requirement(r: asyncpg.Record) -> Requirement:
         EvidenceKind(r["evidence_kind"]),
         r["valid_hours"],
         r["effective_from"],
+        r["effective_until"],
     )
 
 

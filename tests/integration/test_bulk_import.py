@@ -293,8 +293,8 @@ def mismatches(report: dict[str, Any], expected: dict[str, Expected]) -> list[st
 async def test_ten_thousand_rows_are_imported_once_with_a_report_on_every_row(
     stack: Stack, client: httpx.AsyncClient, travel_date: date, tmp_path: Path
 ) -> None:
-    # A day no other test plans (planning takes every ready case of a date), and before the crossing
-    # requirement another test publishes for the day after, so ten thousand cases stay out of it.
+    # A day no other test plans (planning takes every ready case of a date); no requirement covers it
+    # (another test's crossing requirement ends on its own day).
     travel = near_day("bulk import")
     path = tmp_path / "field-office.csv"
     expected = generate(path, travel)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -15,6 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from corridor.kafkaclient import KafkaAccess
 from corridor.runtime import ensure_topics
 from devkit.devinfra import KafkaCluster, PostgresServer, procs
+from devkit.devinfra.jaeger import JaegerServer
+from devkit.devinfra.prometheus import PrometheusServer
 
 
 def _gone(pid: int) -> bool:
@@ -176,23 +181,54 @@ async def test_three_node_cluster_loses_no_acked_record_when_a_node_dies(tmp_pat
     assert _processes_under(tmp_path) == []
 
 
-@pytest.mark.integration
-async def test_postgres_chooses_another_port_when_its_port_is_taken_before_it_binds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class StolenPort:
+    port: int
+    handed_out: list[list[int]] = field(default_factory=list)
+    """Every set of ports procs chose, in order"""
+
+
+@pytest.fixture
+def stolen_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[StolenPort]:
     """A free port is found, then bound later by the server: on a shared machine another process
-    may take it in between. The server then starts on a port chosen again, not fails."""
+    may take it in between. Here the first port procs hands out is one this test already holds,
+    listening (so a readiness check that only connects would be answered)."""
     taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    stolen = taken.getsockname()[1]
-    choices = iter([stolen])
-    real = procs.free_port
-    monkeypatch.setattr(procs, "free_port", lambda host="127.0.0.1": next(choices, None) or real(host))
+    stolen = StolenPort(taken.getsockname()[1])
+    real = procs.free_ports
+
+    def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+        ports = real(count, host)
+        if not stolen.handed_out:
+            ports[0] = stolen.port
+        stolen.handed_out.append(ports)
+        return ports
+
+    monkeypatch.setattr(procs, "free_ports", free_ports)
+    try:
+        yield stolen
+    finally:
+        taken.close()
+
+
+def _started_again(stolen: StolenPort, pid: int | None, ports: list[int]) -> None:
+    """The server tried the stolen port, then came up on ports chosen anew, holding them itself."""
+    assert stolen.handed_out[0][0] == stolen.port
+    assert len(stolen.handed_out) >= 2
+    assert stolen.port not in ports
+    assert pid is not None and procs.holds_ports(pid, ports)
+
+
+@pytest.mark.integration
+async def test_postgres_chooses_another_port_when_its_port_is_taken_before_it_binds(
+    tmp_path: Path, stolen_port: StolenPort
+) -> None:
     postgres = PostgresServer(tmp_path / "postgres")
     try:
         postgres.start()
-        assert postgres.port not in (0, stolen)
+        _started_again(stolen_port, postgres.pid, [postgres.port])
         conn = await asyncpg.connect(postgres.dsn("postgres"))
         try:
             assert await conn.fetchval("SELECT 1") == 1
@@ -200,4 +236,54 @@ async def test_postgres_chooses_another_port_when_its_port_is_taken_before_it_bi
             await conn.close()
     finally:
         postgres.stop()
-        taken.close()
+
+
+@pytest.mark.integration
+async def test_kafka_chooses_other_ports_when_its_broker_port_is_taken_before_it_binds(
+    tmp_path: Path, stolen_port: StolenPort
+) -> None:
+    """The broker's port answers TCP (this test listens on it) while the node dies of the bind
+    error: the cluster is formatted again on new ports, not handed over dead."""
+    kafka = KafkaCluster(tmp_path / "kafka", nodes=1)
+    try:
+        await asyncio.to_thread(kafka.start)
+        _started_again(
+            stolen_port, kafka.pids[0], [*kafka.broker_ports, *kafka.controller_ports, *kafka.tls_ports]
+        )
+        admin = AIOKafkaAdminClient(**kafka.admin_access().aiokafka())
+        await admin.start()
+        try:
+            assert [b["node_id"] for b in (await admin.describe_cluster())["brokers"]] == [1]
+        finally:
+            await admin.close()
+    finally:
+        await asyncio.to_thread(kafka.stop)
+
+
+@pytest.mark.integration
+def test_jaeger_chooses_other_ports_when_one_is_taken_before_it_binds(
+    tmp_path: Path, stolen_port: StolenPort
+) -> None:
+    jaeger = JaegerServer(tmp_path / "jaeger", max_traces=100)
+    try:
+        jaeger.start()
+        assert jaeger.process is not None
+        _started_again(stolen_port, jaeger.process.pid, [jaeger.otlp_port, jaeger.query_port])
+        assert httpx.get(jaeger.url + "/api/services", timeout=5.0).status_code == 200
+    finally:
+        jaeger.stop()
+
+
+@pytest.mark.integration
+def test_prometheus_chooses_another_port_when_its_port_is_taken_before_it_binds(
+    tmp_path: Path, stolen_port: StolenPort
+) -> None:
+    prometheus = PrometheusServer(tmp_path / "prometheus", interval=1.0)
+    prometheus.write_config([], {}, [])
+    try:
+        prometheus.start()
+        assert prometheus.process is not None
+        _started_again(stolen_port, prometheus.process.pid, [prometheus.port])
+        assert prometheus.query("vector(1)")[0]["value"][1] == "1"
+    finally:
+        prometheus.stop()

@@ -396,7 +396,7 @@ async def test_no_service_log_holds_a_personal_string_after_poison_records(
     await _produce(stack, topics.CASES, poison)
     for group in ("eligibility", "transport"):
         await wait_group_caught_up(stack.kafka_access("operations"), group, topics.CASES, timeout=60)
-    await asyncio.sleep(1)  # the last log lines written
+    await _answered_and_logged_after(stack)
 
     scanned = 0
     found: list[tuple[str, str]] = []
@@ -411,3 +411,25 @@ async def test_no_service_log_holds_a_personal_string_after_poison_records(
         f"{len(PERSONAL)} personal strings, {len(found)} found",
     )
     assert not found, f"personal strings in service logs: {found[:10]}"
+
+
+async def _answered_and_logged_after(stack: Stack, timeout: float = 30.0) -> None:
+    """The positive signal that each service has written its lines about what came before: a
+    request it answers now, whose own log line is in its log (a process's lines reach its log in
+    the order it writes them). The line is found by the trace id the request carries."""
+    trace_id = uuid.uuid4().hex
+    headers = {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        for spec in stack.specs.values():
+            r = await http.get(spec.url + "/openapi.json", headers=headers)
+            assert r.status_code == 200, (spec.name, r.status_code)
+    waiting = set(stack.specs)
+    try:
+        async with asyncio.timeout(timeout):
+            while waiting:
+                waiting = {
+                    n for n in waiting if trace_id not in stack.log_path(n).read_text(errors="replace")
+                }
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"no log line of the marker request from {sorted(waiting)}") from None

@@ -168,7 +168,7 @@ async def test_operations_see_the_movement_in_prometheus_and_in_the_logs(
 
         # A requirement at a post holds a case travelling after it comes into force: counted at that
         # checkpoint, and gone when the requirement is lifted.
-        # A requirement holds every case travelling from its day on: a day no other test travels on.
+        # A requirement holds every case travelling on its days: a day no other test travels on.
         later = travel_date + timedelta(days=5000)
         held = await _held_by_requirement(client, stack, stream, prometheus, later)
         assert held == 1
@@ -194,6 +194,10 @@ async def _held_by_requirement(
     client: httpx.AsyncClient, stack: Stack, stream: StatusStream, prometheus: PrometheusServer, day: date
 ) -> float:
     officer = stack.headers(Role.BORDER_OFFICER, checkpoint=REQUIREMENT_POST, subject="uzb-duty-officer")
+    query = f'corridor_requirement_held_cases{{checkpoint="{REQUIREMENT_POST}"}}'
+    # Another test's requirement at this post may be in force: its figure is what this one's lifting
+    # returns to (no series at all when there is none).
+    before = await _steady(prometheus, query) if prometheus.query(query) else None
     r = await client.post(
         stack.border_url(REQUIREMENT_POST) + "/requirements",
         json={
@@ -202,11 +206,11 @@ async def _held_by_requirement(
             "evidence_kind": "covid19_test",
             "valid_hours": 72,
             "effective_from": day.isoformat(),
+            "effective_until": day.isoformat(),  # this test's day only
         },
         headers=officer,
     )
     assert r.status_code == 201, r.text
-    query = f'corridor_requirement_held_cases{{checkpoint="{REQUIREMENT_POST}"}}'
     try:
         # Cases of other tests travelling that far (the HTTP fuzzing registers any valid date) are
         # held too: count what the requirement holds once eligibility has re-evaluated them.
@@ -222,7 +226,12 @@ async def _held_by_requirement(
             headers=officer,
         )
         assert lifted.status_code == 200
-        await settled(lambda: _true(not prometheus.query(query)), "the lifted requirement's figure gone")
+        await settled(
+            lambda: _true(
+                not prometheus.query(query) if before is None else value(prometheus, query) == before
+            ),
+            "the lifted requirement's figure gone",
+        )
 
 
 async def _steady(prometheus: PrometheusServer, query: str) -> float:

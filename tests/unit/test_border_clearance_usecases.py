@@ -10,7 +10,9 @@ import inspect
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
+import pydantic
 import pytest
 
 from contracts.border import (
@@ -26,7 +28,7 @@ from contracts.status import CaseStatusChanged
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted, PassengerDataErased
 from corridor.mrz import check_digit
 from corridor.settings import ServiceSettings
-from services.border_clearance import domain, usecases
+from services.border_clearance import api, domain, usecases
 from services.border_clearance.domain import (
     CaseDecision,
     CaseProgress,
@@ -183,6 +185,7 @@ class FakeBorderStore:
             req.published_at,
             None,
             reference,
+            req.effective_until,
         )
         return True
 
@@ -589,16 +592,23 @@ async def test_the_handlers_table_gives_each_use_case_this_posts_context() -> No
 # --- requirements -------------------------------------------------------------------------------
 
 
+def covid_test_required(**changes: Any) -> usecases.PublishRequirement:
+    return dataclasses.replace(
+        usecases.PublishRequirement(
+            code="negative_covid19_test",
+            description="a negative COVID-19 test taken within 72 hours",
+            evidence_kind=EvidenceKind.COVID19_TEST,
+            valid_hours=72,
+            effective_from=date(2026, 12, 1),
+            officer="uzb-duty",
+        ),
+        **changes,
+    )
+
+
 async def test_a_requirement_is_published_keyed_by_checkpoint_and_lifted_once() -> None:
     ctx, store = post(1), FakeBorderStore()
-    command = usecases.PublishRequirement(
-        code="negative_covid19_test",
-        description="a negative COVID-19 test taken within 72 hours",
-        evidence_kind=EvidenceKind.COVID19_TEST,
-        valid_hours=72,
-        effective_from=date(2026, 12, 1),
-        officer="uzb-duty",
-    )
+    command = covid_test_required()
     uow = unit(store)
     published = await usecases.publish_requirement(command, uow, ctx)
     assert published.checkpoint_id == SECOND.checkpoint_id
@@ -630,6 +640,38 @@ async def test_a_requirement_is_published_keyed_by_checkpoint_and_lifted_once() 
         await usecases.lift_requirement(published.requirement_id, unit(store), ctx)
     assert caught.value.status_code == 404
     assert caught.value.detail == f"no active requirement {published.requirement_id}"
+
+
+async def test_a_requirement_with_a_last_day_carries_it_and_a_reference_is_not_reused_for_another_window() -> (
+    None
+):
+    ctx, store = post(1), FakeBorderStore()
+    command = covid_test_required(effective_until=date(2026, 12, 3), reference="circular-7")
+    uow = unit(store)
+    await usecases.publish_requirement(command, uow, ctx)
+    [event] = uow.events(CrossingRequirementPublished)
+    assert (event.effective_from, event.effective_until) == (date(2026, 12, 1), date(2026, 12, 3))
+    [listed] = (await usecases.requirements(unit(store), ctx)).requirements
+    assert listed.effective_until == date(2026, 12, 3)
+    again = await usecases.publish_requirement(command, unit(store), ctx)
+    assert not again.created
+    with pytest.raises(domain.ReferenceReused):
+        await usecases.publish_requirement(
+            dataclasses.replace(command, effective_until=date(2026, 12, 4)), unit(store), ctx
+        )
+
+
+def test_a_requirement_cannot_end_before_it_begins() -> None:
+    body = {
+        "code": "negative_covid19_test",
+        "description": "a negative COVID-19 test taken within 72 hours",
+        "evidence_kind": "covid19_test",
+        "valid_hours": 72,
+        "effective_from": "2026-12-02",
+    }
+    assert api.PublishRequirement.model_validate(body | {"effective_until": "2026-12-02"})  # one day
+    with pytest.raises(pydantic.ValidationError, match="effective_until is before effective_from"):
+        api.PublishRequirement.model_validate(body | {"effective_until": "2026-12-01"})
 
 
 # --- erasure of personal data ------------------------------------------------------------------

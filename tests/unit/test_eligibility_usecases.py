@@ -109,12 +109,15 @@ class FakeEligibilityStore:
             if c in self.cases and self.cases[c].departed_at is None:
                 self.cases[c] = dataclasses.replace(self.cases[c], departed_at=at)
 
-    async def cases_on_routes(self, route_ids: list[str], travelling_from: date) -> list[uuid.UUID]:
+    async def cases_on_routes(
+        self, route_ids: list[str], travelling_from: date, travelling_until: date | None = None
+    ) -> list[uuid.UUID]:
         found = [
             c
             for c in self.cases.values()
             if c.facts.route_id in route_ids
             and c.facts.planned_travel_date >= travelling_from
+            and (travelling_until is None or c.facts.planned_travel_date <= travelling_until)
             and c.departed_at is None
             and c.withdrawn_at is None
         ]
@@ -212,7 +215,9 @@ def published(uow: FakeUnitOfWork[Any]) -> list[EligibilityDecided]:
     return uow.events(EligibilityDecided)
 
 
-def requirement(checkpoint: str = ENTRY, effective: date = TRAVEL) -> CrossingRequirementPublished:
+def requirement(
+    checkpoint: str = ENTRY, effective: date = TRAVEL, until: date | None = None
+) -> CrossingRequirementPublished:
     return CrossingRequirementPublished(
         requirement_id=uuid.uuid4(),
         checkpoint_id=checkpoint,
@@ -223,6 +228,7 @@ def requirement(checkpoint: str = ENTRY, effective: date = TRAVEL) -> CrossingRe
         evidence_kind=EvidenceKind.COVID19_TEST,
         valid_hours=72,
         effective_from=effective,
+        effective_until=until,
         published_at=NOW,
     )
 
@@ -389,6 +395,31 @@ async def test_a_requirement_reevaluates_cases_travelling_from_its_first_day_eac
     ]
     assert {d.public_reason_code for d in published(uow)} == {"evidence_pending"}
     assert day_before.case_id not in [d.case_id for d in published(uow)]
+
+
+async def test_a_requirement_with_a_last_day_holds_the_cases_to_that_day_and_none_after() -> None:
+    store = FakeEligibilityStore()
+    first = await registered(store, scenario.single_traveller(TRAVEL))
+    last = await registered(store, scenario.single_traveller(TRAVEL + timedelta(days=1)))
+    after = await registered(store, scenario.single_traveller(TRAVEL + timedelta(days=2)))
+    store.locks.clear()
+
+    uow = unit(store)
+    await usecases.on_requirement_published(requirement(until=TRAVEL + timedelta(days=1)), uow, CTX)
+
+    assert store.locks == [first.case_id, last.case_id]
+    assert [(d.case_id, d.outcome) for d in published(uow)] == [
+        (first.case_id, Outcome.PENDING),
+        (last.case_id, Outcome.PENDING),
+    ]
+    # A case registered later, for the day after the window, is decided without it.
+    uow = unit(store)
+    await usecases.on_case_registered(
+        registration(scenario.single_traveller(TRAVEL + timedelta(days=2))), uow, CTX
+    )
+    [decided] = published(uow)
+    assert rule(decided, "crossing_requirements_met").outcome == RuleOutcome.PASS
+    assert after.case_id not in store.locks
 
 
 async def test_a_requirement_at_a_checkpoint_off_every_route_reevaluates_nothing() -> None:

@@ -4,6 +4,9 @@ no Corridor server."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +88,103 @@ def test_a_port_not_listening_yet_holds_the_wait(tmp_path: Path) -> None:
             what="the test server",
             timeout=2.0,
         )
+
+
+def _listening_socket() -> socket.socket:
+    """A port held by this process, as by another server on a shared machine."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    return taken
+
+
+def test_holds_ports_tells_whose_socket_listens(tmp_path: Path) -> None:
+    with _listening_socket() as taken:
+        port = taken.getsockname()[1]
+        assert procs.holds_ports(os.getpid(), [port])
+        child = procs.spawn([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "sleep.log")
+        try:
+            assert not procs.holds_ports(child.pid, [port])
+        finally:
+            procs.terminate(child, grace=5.0)
+    assert not procs.holds_ports(os.getpid(), [port])  # closed: nobody listens
+
+
+def test_a_ready_answer_from_another_server_on_the_port_is_not_taken_for_ours(tmp_path: Path) -> None:
+    """Ours dies of the bind error, maybe after the other server answered its readiness URL."""
+    port = procs.free_port()
+    flag = tmp_path / "ready"
+    flag.touch()
+    other = procs.spawn_ready(
+        [sys.executable, "-c", SERVER, str(port), str(flag)],
+        tmp_path / "other.log",
+        ready_url=f"http://127.0.0.1:{port}/ready",
+        what="the other server",
+        timeout=30.0,
+    )
+    try:
+        with pytest.raises(RuntimeError, match=r"(?si)ours exited with 1:.*address already in use"):
+            procs.spawn_ready(
+                [sys.executable, "-c", SERVER, str(port), str(flag)],
+                tmp_path / "ours.log",
+                ready_url=f"http://127.0.0.1:{port}/ready",
+                ports=[port],
+                what="ours",
+                timeout=30.0,
+            )
+    finally:
+        procs.terminate(other, grace=5.0)
+
+
+def test_a_server_whose_port_was_taken_before_it_bound_it_starts_on_new_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "ready"
+    flag.touch()
+    log = tmp_path / "server.log"
+    log.write_text("an earlier run: [Errno 98] Address already in use\n")  # not this start's
+    tried: list[int] = []
+
+    def start(ports: list[int]) -> subprocess.Popen[bytes]:
+        tried.append(ports[0])
+        return procs.spawn_ready(
+            [sys.executable, "-c", SERVER, str(ports[0]), str(flag)],
+            log,
+            ready_url=f"http://127.0.0.1:{ports[0]}/ready",
+            ports=ports,
+            what="the test server",
+            timeout=30.0,
+        )
+
+    with _listening_socket() as taken:
+        stolen = taken.getsockname()[1]
+        real = procs.free_ports
+        monkeypatch.setattr(
+            procs, "free_ports", lambda n, host="127.0.0.1": [stolen] if not tried else real(n, host)
+        )
+        proc = procs.start_on_free_ports(1, start, [log], what="the test server")
+        try:
+            assert tried[0] == stolen and len(tried) == 2
+            assert procs.holds_ports(proc.pid, [tried[1]])
+        finally:
+            procs.terminate(proc, grace=5.0)
+
+
+def test_a_start_that_failed_for_another_reason_is_not_tried_again(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("an earlier run: [Errno 98] Address already in use\n")
+    tried: list[list[int]] = []
+
+    def start(ports: list[int]) -> subprocess.Popen[bytes]:
+        tried.append(ports)
+        return procs.spawn_ready(
+            [sys.executable, "-c", "import sys; print('no config'); sys.exit(3)"],
+            log,
+            ready_url=f"http://127.0.0.1:{ports[0]}/ready",
+            what="the test server",
+            timeout=30.0,
+        )
+
+    with pytest.raises(RuntimeError, match="no config"):
+        procs.start_on_free_ports(1, start, [log], what="the test server")
+    assert len(tried) == 1
