@@ -293,6 +293,32 @@ async def wait_ready_for_planning(
         await asyncio.sleep(0.2)
 
 
+async def wait_read_by_intake(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    case_ids: Iterable[uuid.UUID],
+    status: CaseStatus,
+    timeout: float,
+) -> None:
+    """Wait until intake has read ``status`` back from the stream for every case. Its commands
+    decide on the status it has read (in the transaction that adds it to the case's timeline), a
+    moment after another reader of the stream has seen it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    for case_id in case_ids:
+        url = f"{stack.url('intake')}/cases/{case_id}/timeline"
+        while True:
+            response = await client.get(url, headers=caseworker(stack))
+            response.raise_for_status()
+            timeline = response.json()["timeline"]
+            if timeline and timeline[-1]["status"] == status.value:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(
+                    f"intake did not read {status.value} for case {case_id} within {timeout:.0f}s"
+                )
+            await asyncio.sleep(0.2)
+
+
 async def plan_movement(
     client: httpx.AsyncClient,
     stack: Stack,

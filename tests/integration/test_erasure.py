@@ -119,6 +119,7 @@ async def test_an_arrived_familys_personal_data_is_erased_in_every_service_and_s
         client, stack, stream, route, travel_date, vehicles=[("BUS-ERASE", 10)], expect=[case_id]
     )
     await stream.wait_for([case_id], CaseStatus.ARRIVED, 90)
+    await scenario.wait_read_by_intake(client, stack, [case_id], CaseStatus.ARRIVED, 30)
     assert await personal_data_left(stack, strings), "the oracle must see the data before the erasure"
 
     answer = await erase(client, stack, case_id)
@@ -160,6 +161,9 @@ async def test_a_case_still_in_the_process_is_not_erased_and_an_ineligible_one_i
     refused = await scenario.register(client, stack, foreign)
     await stream.wait_for([waiting], CaseStatus.ELIGIBLE, 60)
     await stream.wait_for([refused], CaseStatus.INELIGIBLE, 60)
+    # Intake decides on the status it has read from the stream, a moment after the test's reader.
+    await scenario.wait_read_by_intake(client, stack, [waiting], CaseStatus.ELIGIBLE, 30)
+    await scenario.wait_read_by_intake(client, stack, [refused], CaseStatus.INELIGIBLE, 30)
 
     answer = await erase(client, stack, waiting)
     assert answer.status_code == 409 and "withdraw it first" in answer.text

@@ -208,13 +208,7 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
     # The destination mission reports receptions and closures with its own words and codes, once
     # intake has read the arrivals (before that it answers 503 "not ready yet", as documented).
     reported = arrived[:6]
-    async with asyncio.timeout(60):
-        for case_id in reported:
-            while True:
-                timeline = (await client.get(f"{intake}/cases/{case_id}/timeline")).json()["timeline"]
-                if timeline and timeline[-1]["status"] == "arrived":
-                    break
-                await asyncio.sleep(0.2)
+    await scenario.wait_read_by_intake(client, stack, reported, S.ARRIVED, 60)
     for i, case_id in enumerate(reported):
         p = people[case_id][0]
         for status, code in (("received", "zqx_hospital_transfer"), ("closed", "case_closed_by_mission")):
