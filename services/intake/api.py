@@ -46,12 +46,20 @@ class FlagRaisedOut(_Out):
 
 class RegistrationOut(_Out):
     case_id: uuid.UUID
-    created: bool = Field(description="False: registered before under the same registration_key (200)")
-    status: CaseStatus | None = Field(default=None, description="registered (only when created)")
+    created: bool = Field(
+        description="False: registered before under the same registration_key (200), answered what "
+        "that registration answered"
+    )
+    status: CaseStatus | None = Field(
+        default=None,
+        description="registered: as the registration answered it, on a repeat too (absent on the "
+        "repeat of a key registered before first answers were kept)",
+    )
     duplicate_flags: list[FlagRaisedOut] | None = Field(
         default=None,
-        description="Possible duplicates for a caseworker to review (only when created, and only to "
-        "caseworkers and supervisors: to anyone else it would say who else is registered)",
+        description="Possible duplicates for a caseworker to review, as the registration raised them "
+        "(a repeat names the same flags, even if resolved since); only to caseworkers and "
+        "supervisors: to anyone else it would say who else is registered",
     )
 
 
@@ -238,10 +246,16 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         status_code=201,
         response_model=RegistrationOut,
         response_model_exclude_none=True,
-        responses={200: {"model": RegistrationOut, "description": "Registered before under this key"}},
+        responses={
+            200: {
+                "model": RegistrationOut,
+                "description": "Registered before under this key: the first answer, created false",
+            }
+        },
         openapi_extra=idempotency.keyed(
             natural="With a registration_key: registering the same key again creates nothing and answers "
-            "200 with the case (created false). Without one, send an Idempotency-Key."
+            "200 with what the first registration answered (the case, its status and duplicate flags), "
+            "created false. Without one, send an Idempotency-Key."
         ),
     )
     async def register_case(
@@ -256,19 +270,20 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         and supervisors only."""
 
         async def register(uow: usecases.Uow) -> Answer:
-            done = await usecases.register_case(command, uow, ctx)
+            done = await usecases.register_or_repeat(command, uow, ctx)
             tracing.found_case(tracing.CaseRef(case_id=str(done.case_id)))  # the request's span and log line
-            if not done.created:
+            if not done.created:  # the key taken before its first answer was kept
                 return Answer(RegistrationOut(case_id=done.case_id, created=False), 200, exclude_none=True)
+            # A repeat is the first answer apart from what marks it one: created false, 200.
             out = RegistrationOut(
                 case_id=done.case_id,
-                created=True,
+                created=not done.repeated,
                 status=CaseStatus.REGISTERED,
                 duplicate_flags=[FlagRaisedOut.model_validate(f) for f in done.duplicate_flags]
                 if caller.has(Role.CASEWORKER, Role.SUPERVISOR)
                 else None,
             )
-            return Answer(out, 201, exclude_none=True)
+            return Answer(out, 200 if done.repeated else 201, exclude_none=True)
 
         return await idempotency.run(request, idempotency_key, caller, units, register)
 

@@ -240,6 +240,42 @@ async def test_a_registration_without_a_key_of_its_own_is_made_safe_by_the_heade
     assert await updates() == 1
 
 
+async def test_a_registration_repeated_under_its_key_after_a_lost_answer_is_answered_the_first_answer(
+    stack: Stack, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    """Idempotent by nature (the registration_key, no Idempotency-Key): the repeat registers
+    nothing and answers what the lost answer said, the same case, status and duplicate flags,
+    apart from what marks it a repeat (200, created false)."""
+    earlier = scenario.single_traveller(travel_date)
+    await scenario.register(client, stack, earlier)  # the same person: the registration is flagged
+    key = f"lost-answer/{uuid.uuid4()}"
+    body = {**earlier, "registration_key": key}
+    url = f"{stack.url('intake')}/cases"
+    headers = stack.headers(Role.CASEWORKER, subject="caseworker-lost-key")
+
+    def cases() -> Awaitable[Any]:
+        return _rows(stack, "intake", "SELECT count(*) FROM cases WHERE registration_key = $1", key)
+
+    status, lost = await _lost("POST", url, json=body, headers=headers)
+    assert status == 201, lost
+    first = json.loads(lost)
+    assert first["created"] is True and first["duplicate_flags"], first
+    r = await _again("POST", url, json=body, headers=headers)
+    assert (r.status_code, r.headers.get(REPLAYED)) == (200, None), r.text
+    assert r.json() == {**first, "created": False}
+    assert await cases() == 1
+    assert (
+        await _rows(
+            stack,
+            "intake",
+            "SELECT count(*) FROM outbox WHERE key = $1 AND event_type = $2",
+            first["case_id"],
+            CaseRegistered.event_type,
+        )
+        == 1
+    )
+
+
 async def test_a_duplicate_flag_resolved_with_a_lost_answer_is_answered_the_resolution(
     stack: Stack, client: httpx.AsyncClient, travel_date: date
 ) -> None:
