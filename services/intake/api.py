@@ -176,6 +176,11 @@ class ReportAccepted(BaseModel):
 class ReportRepeated(BaseModel):
     duplicate: bool
     id: str = Field(description="The report's event id, applied before")
+    status_event_id: str | None = Field(
+        default=None,
+        description="The status change the report's first delivery published (over HTTP or Kafka), "
+        "as its 202 answered; absent for a report applied before these ids were kept",
+    )
 
 
 class StructuredStatusReport(BaseModel):
@@ -544,15 +549,16 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         openapi_extra=idempotency.merged(
             request_body(StructuredStatusReport, STRUCTURED_CONTENT_TYPE, "One structured-mode CloudEvent"),
             idempotency.natural(
-                "The CloudEvent's source and id: a report applied before answers 200 duplicate and changes "
-                "nothing."
+                "The CloudEvent's source and id: a report applied before answers 200 duplicate, with the "
+                "status_event_id its first delivery published, and changes nothing."
             ),
         ),
     )
     async def report_status_change(request: Request, reporter: Reporter) -> Response:
         """For mission systems that cannot speak Kafka: one structured-mode CloudEvent
         (``application/cloudevents+json``) carrying ``CaseStatusReported``. Answers 202 when
-        applied, 200 for a repeat of an event already applied, 4xx with a machine-readable code.
+        applied, 200 for a repeat of an event already applied (with the status change it published
+        then), 4xx with a machine-readable code.
 
         The reporting mission is the token's (an integration client's): an event whose ``source``
         names another mission is refused (403 ``source_not_token_mission``) and changes nothing."""
@@ -577,17 +583,19 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             )
         try:
             async with units() as uow:
-                published = await usecases.receive_report(event, uow, ctx)
+                answer = await usecases.receive_report(event, uow, ctx)
         except RetryLater as exc:
             # Not applicable yet, most likely because this service has not yet read the status the
             # report follows: the same report will be accepted shortly. Not a final answer.
             return problems.response(503, exc.code, exc.detail, headers={"Retry-After": "2"}, retry=True)
         except Rejected as exc:
             return _refused(exc.code, exc.detail, REFUSAL_STATUS.get(exc.code, 409))
-        if published is None:
-            return JSONResponse(ReportRepeated(duplicate=True, id=event.id).model_dump(), status_code=200)
+        if answer.repeated:
+            repeated = ReportRepeated(duplicate=True, id=event.id, status_event_id=answer.status_event_id)
+            return JSONResponse(repeated.model_dump(exclude_none=True), status_code=200)
+        assert answer.status_event_id is not None
         inbound.applied += 1
-        accepted = ReportAccepted(accepted=True, status_event_id=published.id)
+        accepted = ReportAccepted(accepted=True, status_event_id=answer.status_event_id)
         return JSONResponse(accepted.model_dump(), status_code=202)
 
     # Rows of every import registered at once, each on a pool connection: the rest stay for the API.

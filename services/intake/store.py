@@ -585,6 +585,13 @@ class IntakeStore:
         """Record ``event`` in ``consumer``'s inbox; False when it was applied before."""
         return await inbox.first_delivery(self.conn, consumer, event)
 
+    async def keep_outcome(self, consumer: str, event: CloudEvent, outcome_id: str) -> None:
+        """With ``event``'s inbox row: the id of what applying it published."""
+        await inbox.keep_outcome(self.conn, consumer, event, outcome_id)
+
+    async def outcome_of(self, consumer: str, event: CloudEvent) -> str | None:
+        return await inbox.outcome_of(self.conn, consumer, event)
+
     # --- health evidence and withdrawals -------------------------------------------------------
 
     async def save_health_evidence(

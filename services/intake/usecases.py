@@ -620,16 +620,30 @@ async def apply_reported_status(
         raise RetryLater("illegal_transition", str(exc)) from exc
     if report.reason_code is not None or report.reason is not None or report.place != change.place:
         await uow.store.keep_report_reason(published, report, origin.source)
+    # With the report's inbox row (recorded by the consumer or by receive_report in this unit of
+    # work): a repeat over HTTP is answered the status change, whichever way the report came first.
+    await uow.store.keep_outcome(INBOUND, origin, published.id)
     return published
 
 
-async def receive_report(event: CloudEvent, uow: Uow, ctx: Context) -> CloudEvent | None:
+@dataclass(frozen=True)
+class ReportAnswer:
+    """What a mission's report over HTTP is answered: the status change it published, or for a
+    repeat (``repeated``) the one its first delivery published."""
+
+    status_event_id: str | None
+    """None only for a repeat of a report applied before these ids were kept."""
+    repeated: bool = False
+
+
+async def receive_report(event: CloudEvent, uow: Uow, ctx: Context) -> ReportAnswer:
     """A report sent over HTTP: through the same inbox as the Kafka path, so an event sent both ways
-    is applied once. The status change published, or None for a repeat of an event applied before."""
+    is applied once, and a repeat is answered what the first delivery published."""
     assert isinstance(event.data, CaseStatusReported)
     if not await uow.store.first_delivery(INBOUND, event):
-        return None
-    return await apply_reported_status(event.data, uow, ctx, origin=event)
+        return ReportAnswer(await uow.store.outcome_of(INBOUND, event), repeated=True)
+    published = await apply_reported_status(event.data, uow, ctx, origin=event)
+    return ReportAnswer(published.id)
 
 
 # --- the consumers' tables ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ from contracts.envelope import CloudEvent
 from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
-from contracts.status import CaseStatus
+from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import MovementDeparted, VehicleProgressRecorded
 from corridor import idempotency
 from corridor.auth import Purpose, Role
@@ -79,16 +79,16 @@ async def _lost_until_done(
     json: Any = None,
     headers: dict[str, str],
     timeout: float = 60.0,
-) -> None:
+) -> tuple[int, bytes]:
     """Lose answers until the command has taken effect: what it depends on reaches the service
     asynchronously, and until then it is refused, which stores nothing (so the same key may be
-    sent again)."""
+    sent again). The answer lost last, the one of the attempt that took effect."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        await _lost(method, url, json=json, headers=headers)
+        lost = await _lost(method, url, json=json, headers=headers)
         try:
             await _until(probe, 1, 3)
-            return
+            return lost
         except TimeoutError:
             assert asyncio.get_running_loop().time() < deadline, f"{method} {url} never took effect"
 
@@ -622,8 +622,9 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     assert await decided() == 1
 
     # The origin mission reports an incident over HTTP, answer lost: applied once (its CloudEvent's
-    # source and id), the repeat answered a duplicate. Until intake has read the departure from
-    # the stream the report is "not yet" (503), which records nothing.
+    # source and id), the repeat answered a duplicate with the status change the lost answer named.
+    # Until intake has read the departure from the stream the report is "not yet" (503), which
+    # records nothing.
     incident = CloudEvent.new(
         CaseStatusReported(
             case_id=uuid.UUID(cleared),
@@ -641,9 +642,18 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     def applied() -> Awaitable[Any]:
         return _rows(stack, "intake", "SELECT count(*) FROM inbox WHERE event_id = $1", incident["id"])
 
-    await _lost_until_done("POST", inbound, applied, json=incident, headers=mission)
+    status, lost = await _lost_until_done("POST", inbound, applied, json=incident, headers=mission)
+    assert status == 202, lost
+    first = json.loads(lost)
     r = await _again("POST", inbound, json=incident, headers=mission)
-    assert (r.status_code, r.json()) == (200, {"duplicate": True, "id": incident["id"]}), r.text
+    assert (r.status_code, r.json()) == (
+        200,
+        {"duplicate": True, "id": incident["id"], "status_event_id": first["status_event_id"]},
+    ), r.text
+    published = "SELECT count(*) FROM outbox WHERE event_id = $1 AND event_type = $2"
+    assert (
+        await _rows(stack, "intake", published, first["status_event_id"], CaseStatusChanged.event_type) == 1
+    )
     await stream.wait_for([uuid.UUID(cleared)], CaseStatus.TRANSIT_INCIDENT, 30)
     assert await applied() == 1
     assert stream.statuses(uuid.UUID(cleared)).count(CaseStatus.TRANSIT_INCIDENT) == 1

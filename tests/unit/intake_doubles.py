@@ -82,6 +82,8 @@ class FakeIntakeStore:
     withdrawals: dict[uuid.UUID, tuple[CaseWithdrawn, str]] = field(default_factory=dict)
     reads: list[AccessRecord] = field(default_factory=list)
     inbox: set[tuple[str, str, str]] = field(default_factory=set)
+    outcomes: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """What applying each inbox event published (the inbox row's ``outcome_id``)."""
     erasures: dict[uuid.UUID, Erasure] = field(default_factory=dict)
     answers: dict[uuid.UUID, tuple[list[int], bool]] = field(default_factory=dict)
     """What each registration under a key answered: its flags' ids, and whether an import did."""
@@ -300,6 +302,13 @@ class FakeIntakeStore:
             return False
         self.inbox.add(seen)
         return True
+
+    async def keep_outcome(self, consumer: str, event: CloudEvent, outcome_id: str) -> None:
+        if (consumer, event.source, event.id) in self.inbox:  # an UPDATE of the inbox row
+            self.outcomes[(consumer, event.source, event.id)] = outcome_id
+
+    async def outcome_of(self, consumer: str, event: CloudEvent) -> str | None:
+        return self.outcomes.get((consumer, event.source, event.id))
 
     async def save_health_evidence(
         self, event: HealthEvidenceRecorded, recorded_by: str, event_id: str | None = None

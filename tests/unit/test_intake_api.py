@@ -389,7 +389,10 @@ async def test_a_missions_report_over_http(
     assert accepted.json() == {"accepted": True, "status_event_id": accepted.json()["status_event_id"]}
     repeat = await client.post("/inbound/status-changes", content=received, headers=headers)
     event_id = json.loads(received)["id"]
-    assert (repeat.status_code, repeat.json()) == (200, {"duplicate": True, "id": event_id})
+    assert (repeat.status_code, repeat.json()) == (
+        200,
+        {"duplicate": True, "id": event_id, "status_event_id": accepted.json()["status_event_id"]},
+    )
 
     unknown = await client.post(
         "/inbound/status-changes",
