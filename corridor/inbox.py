@@ -24,6 +24,29 @@ async def first_delivery(conn: asyncpg.Connection, consumer: str, event: CloudEv
     return status.endswith(" 1")
 
 
+async def keep_outcome(conn: asyncpg.Connection, consumer: str, event: CloudEvent, outcome_id: str) -> None:
+    """What applying ``event`` produced (an event's id), kept with its inbox row so that a repeat
+    of ``event`` can be answered it (``outcome_of``). In the transaction that recorded the row."""
+    await conn.execute(
+        "UPDATE inbox SET outcome_id = $4 WHERE consumer = $1 AND event_source = $2 AND event_id = $3",
+        consumer,
+        event.source,
+        event.id,
+        outcome_id,
+    )
+
+
+async def outcome_of(conn: asyncpg.Connection, consumer: str, event: CloudEvent) -> str | None:
+    """What applying ``event`` produced (``keep_outcome``); None if nothing was kept."""
+    found: str | None = await conn.fetchval(
+        "SELECT outcome_id FROM inbox WHERE consumer = $1 AND event_source = $2 AND event_id = $3",
+        consumer,
+        event.source,
+        event.id,
+    )
+    return found
+
+
 async def first_deliveries(
     conn: asyncpg.Connection, consumer: str, events: list[CloudEvent]
 ) -> set[tuple[str, str]]:

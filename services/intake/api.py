@@ -46,12 +46,20 @@ class FlagRaisedOut(_Out):
 
 class RegistrationOut(_Out):
     case_id: uuid.UUID
-    created: bool = Field(description="False: registered before under the same registration_key (200)")
-    status: CaseStatus | None = Field(default=None, description="registered (only when created)")
+    created: bool = Field(
+        description="False: registered before under the same registration_key (200), answered what "
+        "that registration answered"
+    )
+    status: CaseStatus | None = Field(
+        default=None,
+        description="registered: as the registration answered it, on a repeat too (absent on the "
+        "repeat of a key registered before first answers were kept)",
+    )
     duplicate_flags: list[FlagRaisedOut] | None = Field(
         default=None,
-        description="Possible duplicates for a caseworker to review (only when created, and only to "
-        "caseworkers and supervisors: to anyone else it would say who else is registered)",
+        description="Possible duplicates for a caseworker to review, as the registration raised them "
+        "(a repeat names the same flags, even if resolved since); only to caseworkers and "
+        "supervisors: to anyone else it would say who else is registered",
     )
 
 
@@ -168,6 +176,11 @@ class ReportAccepted(BaseModel):
 class ReportRepeated(BaseModel):
     duplicate: bool
     id: str = Field(description="The report's event id, applied before")
+    status_event_id: str | None = Field(
+        default=None,
+        description="The status change the report's first delivery published (over HTTP or Kafka), "
+        "as its 202 answered; absent for a report applied before these ids were kept",
+    )
 
 
 class StructuredStatusReport(BaseModel):
@@ -238,10 +251,16 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         status_code=201,
         response_model=RegistrationOut,
         response_model_exclude_none=True,
-        responses={200: {"model": RegistrationOut, "description": "Registered before under this key"}},
+        responses={
+            200: {
+                "model": RegistrationOut,
+                "description": "Registered before under this key: the first answer, created false",
+            }
+        },
         openapi_extra=idempotency.keyed(
             natural="With a registration_key: registering the same key again creates nothing and answers "
-            "200 with the case (created false). Without one, send an Idempotency-Key."
+            "200 with what the first registration answered (the case, its status and duplicate flags), "
+            "created false. Without one, send an Idempotency-Key."
         ),
     )
     async def register_case(
@@ -256,19 +275,20 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         and supervisors only."""
 
         async def register(uow: usecases.Uow) -> Answer:
-            done = await usecases.register_case(command, uow, ctx)
+            done = await usecases.register_or_repeat(command, uow, ctx)
             tracing.found_case(tracing.CaseRef(case_id=str(done.case_id)))  # the request's span and log line
-            if not done.created:
+            if not done.created:  # the key taken before its first answer was kept
                 return Answer(RegistrationOut(case_id=done.case_id, created=False), 200, exclude_none=True)
+            # A repeat is the first answer apart from what marks it one: created false, 200.
             out = RegistrationOut(
                 case_id=done.case_id,
-                created=True,
+                created=not done.repeated,
                 status=CaseStatus.REGISTERED,
                 duplicate_flags=[FlagRaisedOut.model_validate(f) for f in done.duplicate_flags]
                 if caller.has(Role.CASEWORKER, Role.SUPERVISOR)
                 else None,
             )
-            return Answer(out, 201, exclude_none=True)
+            return Answer(out, 200 if done.repeated else 201, exclude_none=True)
 
         return await idempotency.run(request, idempotency_key, caller, units, register)
 
@@ -529,15 +549,16 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
         openapi_extra=idempotency.merged(
             request_body(StructuredStatusReport, STRUCTURED_CONTENT_TYPE, "One structured-mode CloudEvent"),
             idempotency.natural(
-                "The CloudEvent's source and id: a report applied before answers 200 duplicate and changes "
-                "nothing."
+                "The CloudEvent's source and id: a report applied before answers 200 duplicate, with the "
+                "status_event_id its first delivery published, and changes nothing."
             ),
         ),
     )
     async def report_status_change(request: Request, reporter: Reporter) -> Response:
         """For mission systems that cannot speak Kafka: one structured-mode CloudEvent
         (``application/cloudevents+json``) carrying ``CaseStatusReported``. Answers 202 when
-        applied, 200 for a repeat of an event already applied, 4xx with a machine-readable code.
+        applied, 200 for a repeat of an event already applied (with the status change it published
+        then), 4xx with a machine-readable code.
 
         The reporting mission is the token's (an integration client's): an event whose ``source``
         names another mission is refused (403 ``source_not_token_mission``) and changes nothing."""
@@ -562,17 +583,19 @@ def router(rt: ServiceRuntime, ctx: Context, inbound: EventConsumer) -> APIRoute
             )
         try:
             async with units() as uow:
-                published = await usecases.receive_report(event, uow, ctx)
+                answer = await usecases.receive_report(event, uow, ctx)
         except RetryLater as exc:
             # Not applicable yet, most likely because this service has not yet read the status the
             # report follows: the same report will be accepted shortly. Not a final answer.
             return problems.response(503, exc.code, exc.detail, headers={"Retry-After": "2"}, retry=True)
         except Rejected as exc:
             return _refused(exc.code, exc.detail, REFUSAL_STATUS.get(exc.code, 409))
-        if published is None:
-            return JSONResponse(ReportRepeated(duplicate=True, id=event.id).model_dump(), status_code=200)
+        if answer.repeated:
+            repeated = ReportRepeated(duplicate=True, id=event.id, status_event_id=answer.status_event_id)
+            return JSONResponse(repeated.model_dump(exclude_none=True), status_code=200)
+        assert answer.status_event_id is not None
         inbound.applied += 1
-        accepted = ReportAccepted(accepted=True, status_event_id=published.id)
+        accepted = ReportAccepted(accepted=True, status_event_id=answer.status_event_id)
         return JSONResponse(accepted.model_dump(), status_code=202)
 
     # Rows of every import registered at once, each on a pool connection: the rest stay for the API.

@@ -86,11 +86,12 @@ class RaisedFlag:
 
 @dataclass(frozen=True)
 class KeyTaken:
-    """A registration key taken: its case and, for a case a bulk import registered, the flags its
-    first answer named (None: registered by ``POST /cases``, or imported before answers were kept)."""
+    """A registration key taken: its case and the flags its first answer named (None: registered
+    before answers were kept), and whether a bulk import gave that answer."""
 
     case_id: uuid.UUID
     flags: list[RaisedFlag] | None
+    imported: bool = False
 
 
 @dataclass(frozen=True)
@@ -316,15 +317,16 @@ class IntakeStore:
         return {r["registration_key"]: r["case_id"] for r in found}
 
     async def keys_taken(self, keys: Sequence[str]) -> dict[str, KeyTaken]:
-        """``cases_for_keys`` with what the import that registered each case answered: one query
-        for a whole import, its flags in the order that answer gave them."""
+        """``cases_for_keys`` with what the registration of each case answered: one query for a
+        whole import, its flags in the order that answer gave them."""
         if not keys:
             return {}
         rows = await self.conn.fetch(
             """SELECT c.registration_key, c.case_id, a.case_id IS NOT NULL AS answered,
+                      coalesce(a.imported, false) AS imported,
                       u.n, f.flag_id, f.person_id, f.other_case_id, f.basis
                FROM cases c
-               LEFT JOIN import_answers a USING (case_id)
+               LEFT JOIN registration_answers a USING (case_id)
                LEFT JOIN LATERAL unnest(a.flag_ids) WITH ORDINALITY AS u(flag_id, n) ON true
                LEFT JOIN duplicate_flags f ON f.flag_id = u.flag_id
                WHERE c.registration_key = ANY($1::text[])""",
@@ -334,28 +336,29 @@ class IntakeStore:
         for r in sorted(rows, key=lambda r: r["n"] or 0):
             key = r["registration_key"]
             if key not in taken:
-                taken[key] = KeyTaken(r["case_id"], [] if r["answered"] else None)
+                taken[key] = KeyTaken(r["case_id"], [] if r["answered"] else None, r["imported"])
             flags = taken[key].flags
             if r["flag_id"] is not None and flags is not None:
                 flags.append(RaisedFlag(r["flag_id"], r["person_id"], r["other_case_id"], r["basis"]))
         return taken
 
-    async def save_import_answer(self, case_id: uuid.UUID, flag_ids: Sequence[int]) -> None:
-        """What an import answered for a case it registered (row by row)."""
+    async def save_answer(self, case_id: uuid.UUID, flag_ids: Sequence[int], *, imported: bool) -> None:
+        """What the registration of a case under a key answered (``POST /cases``, an import's row)."""
         await self.conn.execute(
-            "INSERT INTO import_answers (case_id, flag_ids) VALUES ($1, $2::bigint[])",
+            "INSERT INTO registration_answers (case_id, flag_ids, imported) VALUES ($1, $2::bigint[], $3)",
             case_id,
             list(flag_ids),
+            imported,
         )
 
     async def save_import_answers(self, answers: Sequence[tuple[uuid.UUID, Sequence[int]]]) -> None:
-        """``save_import_answer`` for a chunk's cases, in one COPY."""
+        """``save_answer`` for a chunk of an import's cases, in one COPY."""
         if not answers:
             return
         await self.conn.copy_records_to_table(
-            "import_answers",
-            records=[(case_id, list(flag_ids)) for case_id, flag_ids in answers],
-            columns=("case_id", "flag_ids"),
+            "registration_answers",
+            records=[(case_id, list(flag_ids), True) for case_id, flag_ids in answers],
+            columns=("case_id", "flag_ids", "imported"),
         )
 
     async def insert_case(
@@ -582,6 +585,13 @@ class IntakeStore:
         """Record ``event`` in ``consumer``'s inbox; False when it was applied before."""
         return await inbox.first_delivery(self.conn, consumer, event)
 
+    async def keep_outcome(self, consumer: str, event: CloudEvent, outcome_id: str) -> None:
+        """With ``event``'s inbox row: the id of what applying it published."""
+        await inbox.keep_outcome(self.conn, consumer, event, outcome_id)
+
+    async def outcome_of(self, consumer: str, event: CloudEvent) -> str | None:
+        return await inbox.outcome_of(self.conn, consumer, event)
+
     # --- health evidence and withdrawals -------------------------------------------------------
 
     async def save_health_evidence(
@@ -663,7 +673,7 @@ class IntakeStore:
             case_id,
         )
         await self.conn.execute("DELETE FROM person_keys WHERE case_id = $1", case_id)
-        await self.conn.execute("DELETE FROM import_answers WHERE case_id = $1", case_id)
+        await self.conn.execute("DELETE FROM registration_answers WHERE case_id = $1", case_id)
         await self.conn.execute("DELETE FROM health_evidence WHERE case_id = $1", case_id)
         await self.conn.execute("UPDATE withdrawals SET reason = '' WHERE case_id = $1", case_id)
         await self.conn.execute(

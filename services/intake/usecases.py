@@ -111,8 +111,9 @@ class Registration:
     created: bool
     duplicate_flags: list[RaisedFlag] = field(default_factory=list)
     repeated: bool = False
-    """A repeat of a bulk import's row, answered what the first import answered (``created`` and
-    ``duplicate_flags`` as then), or ``created`` False where that answer is not known."""
+    """A registration key sent again (``POST /cases``, a bulk import's row), answered what its first
+    registration answered (``created`` and ``duplicate_flags`` as then), or ``created`` False where
+    that answer is not known (``register_or_repeat``)."""
 
 
 async def register_case(
@@ -222,20 +223,33 @@ async def register_cases(new: Sequence[NewCase], uow: Uow, *, now: datetime) -> 
     return answers
 
 
-# --- the bulk import's rows: a repeat answered as the first time ----------------------------------
+# --- a registration under a key sent again: answered as the first time ----------------------------
+
+
+async def register_or_repeat(
+    command: RegisterCase, uow: Uow, ctx: Context, *, now: datetime | None = None, imported: bool = False
+) -> Registration:
+    """``register_case``, keeping what it answered in the same unit of work (``registration_answers``)
+    when the command has a registration key: the same key sent again (a lost answer) is answered
+    that, ``repeated``, not a bare "exists". ``imported``: a row of a bulk import."""
+    done = await register_case(command, uow, ctx, now=now)
+    key = command.registration_key
+    if key is None:
+        return done
+    if done.created:
+        await uow.store.save_answer(
+            done.case_id, [f.flag_id for f in done.duplicate_flags], imported=imported
+        )
+        return done
+    return (await answers_before([key], uow, for_import=imported)).get(key, done)
 
 
 async def import_case(
     command: RegisterCase, uow: Uow, ctx: Context, *, now: datetime | None = None
 ) -> Registration:
-    """``register_case`` for a row of a bulk import, keeping what it answered in the same unit of
-    work (``import_answers``): the same row sent again is answered that, not a bare "exists"."""
-    done = await register_case(command, uow, ctx, now=now)
-    if done.created:
-        await uow.store.save_import_answer(done.case_id, [f.flag_id for f in done.duplicate_flags])
-        return done
+    """A row of a bulk import, registered row by row (``register_or_repeat``)."""
     assert command.registration_key is not None, "an import's row has a key"
-    return (await answers_before([command.registration_key], uow)).get(command.registration_key, done)
+    return await register_or_repeat(command, uow, ctx, now=now, imported=True)
 
 
 async def import_cases(new: Sequence[NewCase], uow: Uow, *, now: datetime) -> list[Registration]:
@@ -250,20 +264,23 @@ async def import_cases(new: Sequence[NewCase], uow: Uow, *, now: datetime) -> li
     ]
     if not taken:
         return done
-    before = await answers_before(taken, uow)
+    before = await answers_before(taken, uow, for_import=True)
     return [
         before.get(n.registration_key, d) if not d.created and n.registration_key else d
         for n, d in zip(new, done, strict=True)
     ]
 
 
-async def answers_before(keys: Sequence[str], uow: Uow) -> dict[str, Registration]:
-    """For each registration key taken, what was answered when it was imported (``repeated``)."""
+async def answers_before(keys: Sequence[str], uow: Uow, *, for_import: bool) -> dict[str, Registration]:
+    """For each registration key taken, what its registration answered (``repeated``; ``created``
+    False where that answer is not known). For a bulk import only an import's answer counts: a
+    row whose key ``POST /cases`` took was never imported, so it is answered "exists"."""
     taken = await uow.store.keys_taken(keys)
-    return {
-        key: Registration(t.case_id, t.flags is not None, t.flags or [], repeated=True)
-        for key, t in taken.items()
-    }
+    answers = {}
+    for key, t in taken.items():
+        known = t.flags is not None and (t.imported or not for_import)
+        answers[key] = Registration(t.case_id, known, (t.flags or []) if known else [], repeated=True)
+    return answers
 
 
 async def update_case(command: ChangeCase, uow: Uow, ctx: Context) -> CaseUpdated:
@@ -603,16 +620,30 @@ async def apply_reported_status(
         raise RetryLater("illegal_transition", str(exc)) from exc
     if report.reason_code is not None or report.reason is not None or report.place != change.place:
         await uow.store.keep_report_reason(published, report, origin.source)
+    # With the report's inbox row (recorded by the consumer or by receive_report in this unit of
+    # work): a repeat over HTTP is answered the status change, whichever way the report came first.
+    await uow.store.keep_outcome(INBOUND, origin, published.id)
     return published
 
 
-async def receive_report(event: CloudEvent, uow: Uow, ctx: Context) -> CloudEvent | None:
+@dataclass(frozen=True)
+class ReportAnswer:
+    """What a mission's report over HTTP is answered: the status change it published, or for a
+    repeat (``repeated``) the one its first delivery published."""
+
+    status_event_id: str | None
+    """None only for a repeat of a report applied before these ids were kept."""
+    repeated: bool = False
+
+
+async def receive_report(event: CloudEvent, uow: Uow, ctx: Context) -> ReportAnswer:
     """A report sent over HTTP: through the same inbox as the Kafka path, so an event sent both ways
-    is applied once. The status change published, or None for a repeat of an event applied before."""
+    is applied once, and a repeat is answered what the first delivery published."""
     assert isinstance(event.data, CaseStatusReported)
     if not await uow.store.first_delivery(INBOUND, event):
-        return None
-    return await apply_reported_status(event.data, uow, ctx, origin=event)
+        return ReportAnswer(await uow.store.outcome_of(INBOUND, event), repeated=True)
+    published = await apply_reported_status(event.data, uow, ctx, origin=event)
+    return ReportAnswer(published.id)
 
 
 # --- the consumers' tables ---------------------------------------------------------------------

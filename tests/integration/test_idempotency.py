@@ -28,7 +28,7 @@ from contracts.envelope import CloudEvent
 from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn
 from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.routes import Route
-from contracts.status import CaseStatus
+from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import MovementDeparted, VehicleProgressRecorded
 from corridor import idempotency
 from corridor.auth import Purpose, Role
@@ -79,16 +79,16 @@ async def _lost_until_done(
     json: Any = None,
     headers: dict[str, str],
     timeout: float = 60.0,
-) -> None:
+) -> tuple[int, bytes]:
     """Lose answers until the command has taken effect: what it depends on reaches the service
     asynchronously, and until then it is refused, which stores nothing (so the same key may be
-    sent again)."""
+    sent again). The answer lost last, the one of the attempt that took effect."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        await _lost(method, url, json=json, headers=headers)
+        lost = await _lost(method, url, json=json, headers=headers)
         try:
             await _until(probe, 1, 3)
-            return
+            return lost
         except TimeoutError:
             assert asyncio.get_running_loop().time() < deadline, f"{method} {url} never took effect"
 
@@ -238,6 +238,42 @@ async def test_a_registration_without_a_key_of_its_own_is_made_safe_by_the_heade
     again = await _again("PUT", f"{url}/{case_id}", json=update, headers=change)
     assert (again.status_code, again.headers.get(REPLAYED)) == (200, "true"), again.text
     assert await updates() == 1
+
+
+async def test_a_registration_repeated_under_its_key_after_a_lost_answer_is_answered_the_first_answer(
+    stack: Stack, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    """Idempotent by nature (the registration_key, no Idempotency-Key): the repeat registers
+    nothing and answers what the lost answer said, the same case, status and duplicate flags,
+    apart from what marks it a repeat (200, created false)."""
+    earlier = scenario.single_traveller(travel_date)
+    await scenario.register(client, stack, earlier)  # the same person: the registration is flagged
+    key = f"lost-answer/{uuid.uuid4()}"
+    body = {**earlier, "registration_key": key}
+    url = f"{stack.url('intake')}/cases"
+    headers = stack.headers(Role.CASEWORKER, subject="caseworker-lost-key")
+
+    def cases() -> Awaitable[Any]:
+        return _rows(stack, "intake", "SELECT count(*) FROM cases WHERE registration_key = $1", key)
+
+    status, lost = await _lost("POST", url, json=body, headers=headers)
+    assert status == 201, lost
+    first = json.loads(lost)
+    assert first["created"] is True and first["duplicate_flags"], first
+    r = await _again("POST", url, json=body, headers=headers)
+    assert (r.status_code, r.headers.get(REPLAYED)) == (200, None), r.text
+    assert r.json() == {**first, "created": False}
+    assert await cases() == 1
+    assert (
+        await _rows(
+            stack,
+            "intake",
+            "SELECT count(*) FROM outbox WHERE key = $1 AND event_type = $2",
+            first["case_id"],
+            CaseRegistered.event_type,
+        )
+        == 1
+    )
 
 
 async def test_a_duplicate_flag_resolved_with_a_lost_answer_is_answered_the_resolution(
@@ -586,8 +622,9 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     assert await decided() == 1
 
     # The origin mission reports an incident over HTTP, answer lost: applied once (its CloudEvent's
-    # source and id), the repeat answered a duplicate. Until intake has read the departure from
-    # the stream the report is "not yet" (503), which records nothing.
+    # source and id), the repeat answered a duplicate with the status change the lost answer named.
+    # Until intake has read the departure from the stream the report is "not yet" (503), which
+    # records nothing.
     incident = CloudEvent.new(
         CaseStatusReported(
             case_id=uuid.UUID(cleared),
@@ -605,9 +642,18 @@ async def test_planning_departure_and_clearance_with_lost_answers(
     def applied() -> Awaitable[Any]:
         return _rows(stack, "intake", "SELECT count(*) FROM inbox WHERE event_id = $1", incident["id"])
 
-    await _lost_until_done("POST", inbound, applied, json=incident, headers=mission)
+    status, lost = await _lost_until_done("POST", inbound, applied, json=incident, headers=mission)
+    assert status == 202, lost
+    first = json.loads(lost)
     r = await _again("POST", inbound, json=incident, headers=mission)
-    assert (r.status_code, r.json()) == (200, {"duplicate": True, "id": incident["id"]}), r.text
+    assert (r.status_code, r.json()) == (
+        200,
+        {"duplicate": True, "id": incident["id"], "status_event_id": first["status_event_id"]},
+    ), r.text
+    published = "SELECT count(*) FROM outbox WHERE event_id = $1 AND event_type = $2"
+    assert (
+        await _rows(stack, "intake", published, first["status_event_id"], CaseStatusChanged.event_type) == 1
+    )
     await stream.wait_for([uuid.UUID(cleared)], CaseStatus.TRANSIT_INCIDENT, 30)
     assert await applied() == 1
     assert stream.statuses(uuid.UUID(cleared)).count(CaseStatus.TRANSIT_INCIDENT) == 1

@@ -194,6 +194,21 @@ async def test_a_foreign_client_reports_a_status_change_that_appears_on_the_stre
     assert first.status_code == 202, first.text
     again = await client.post(url, content=json.dumps(closing), headers=headers)
     assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["status_event_id"] == first.json()["status_event_id"]
+    # The report sent over Kafka, sent again over HTTP: a repeat, answered the status change the
+    # Kafka delivery published (issue 17).
+    by_kafka = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": RECEPTION,
+        "type": CaseStatusReported.event_type,
+        "data": _report(case_id),
+    }
+    repeat = await client.post(url, content=json.dumps(by_kafka), headers=headers)
+    assert (repeat.status_code, repeat.json()) == (
+        200,
+        {"duplicate": True, "id": event_id, "status_event_id": received.id},
+    ), repeat.text
     await stream.wait_for([case_id], CaseStatus.CLOSED, 30)
     assert stream.statuses(case_id)[-3:] == [CaseStatus.ARRIVED, CaseStatus.RECEIVED, CaseStatus.CLOSED]
 

@@ -82,8 +82,11 @@ class FakeIntakeStore:
     withdrawals: dict[uuid.UUID, tuple[CaseWithdrawn, str]] = field(default_factory=dict)
     reads: list[AccessRecord] = field(default_factory=list)
     inbox: set[tuple[str, str, str]] = field(default_factory=set)
+    outcomes: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """What applying each inbox event published (the inbox row's ``outcome_id``)."""
     erasures: dict[uuid.UUID, Erasure] = field(default_factory=dict)
-    import_answers: dict[uuid.UUID, list[int]] = field(default_factory=dict)
+    answers: dict[uuid.UUID, tuple[list[int], bool]] = field(default_factory=dict)
+    """What each registration under a key answered: its flags' ids, and whether an import did."""
     ended_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
     """When a case last changed, for the retention sweep (cases not listed: never)."""
     calls: list[str] = field(default_factory=list)
@@ -112,20 +115,19 @@ class FakeIntakeStore:
         flags = {f.flag_id: RaisedFlag(f.flag_id, f.person_id, f.other_case_id, f.basis) for f in self.flags}
         taken = await self.cases_for_keys(keys)
         return {
-            key: KeyTaken(
-                case_id,
-                [flags[i] for i in self.import_answers[case_id]] if case_id in self.import_answers else None,
-            )
+            key: KeyTaken(case_id, [flags[i] for i in answer[0]], answer[1])
+            if (answer := self.answers.get(case_id)) is not None
+            else KeyTaken(case_id, None)
             for key, case_id in taken.items()
         }
 
-    async def save_import_answer(self, case_id: uuid.UUID, flag_ids: Sequence[int]) -> None:
-        assert case_id not in self.import_answers, "a case is answered once"
-        self.import_answers[case_id] = list(flag_ids)
+    async def save_answer(self, case_id: uuid.UUID, flag_ids: Sequence[int], *, imported: bool) -> None:
+        assert case_id not in self.answers, "a case is answered once"
+        self.answers[case_id] = (list(flag_ids), imported)
 
     async def save_import_answers(self, answers: Sequence[tuple[uuid.UUID, Sequence[int]]]) -> None:
         for case_id, flag_ids in answers:
-            await self.save_import_answer(case_id, flag_ids)
+            await self.save_answer(case_id, flag_ids, imported=True)
 
     async def insert_case(
         self, case: CaseRegistered, *, registration_key: str | None, status: CaseStatus
@@ -174,7 +176,7 @@ class FakeIntakeStore:
                 )
                 self.persons[person_id] = (case_id, blank)
         self.keys = {k for k in self.keys if k[1] != erasure.case_id}
-        self.import_answers.pop(erasure.case_id, None)
+        self.answers.pop(erasure.case_id, None)
         if erasure.case_id in self.cases:
             self.cases[erasure.case_id].registration_key = None
         self.evidence = [e for e in self.evidence if e[0].case_id != erasure.case_id]
@@ -300,6 +302,13 @@ class FakeIntakeStore:
             return False
         self.inbox.add(seen)
         return True
+
+    async def keep_outcome(self, consumer: str, event: CloudEvent, outcome_id: str) -> None:
+        if (consumer, event.source, event.id) in self.inbox:  # an UPDATE of the inbox row
+            self.outcomes[(consumer, event.source, event.id)] = outcome_id
+
+    async def outcome_of(self, consumer: str, event: CloudEvent) -> str | None:
+        return self.outcomes.get((consumer, event.source, event.id))
 
     async def save_health_evidence(
         self, event: HealthEvidenceRecorded, recorded_by: str, event_id: str | None = None

@@ -71,7 +71,7 @@ async def _import(store: FakeIntakeStore, rows: list[RegisterCase], size: int) -
 
 
 def _written(store: FakeIntakeStore) -> tuple[int, ...]:
-    return len(store.cases), len(store.persons), len(store.keys), len(store.flags), len(store.import_answers)
+    return len(store.cases), len(store.persons), len(store.keys), len(store.flags), len(store.answers)
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 5])
@@ -99,7 +99,7 @@ async def test_a_row_sent_again_is_answered_what_its_first_import_answered(size:
     assert again == expected
     # The import's first read (every key at once) answers the same.
     keys = [r.registration_key for r in rows if r.registration_key]
-    before = await usecases.answers_before(keys, unit(store))
+    before = await usecases.answers_before(keys, unit(store), for_import=True)
     assert [before.get(k) for k in keys] == expected
     assert _written(store) == written and uow.published == []
 
@@ -119,8 +119,10 @@ async def test_a_row_sent_again_with_other_content_is_answered_the_first_answer(
 
 
 async def test_a_key_registered_over_post_cases_is_answered_exists() -> None:
+    """``POST /cases`` keeps its own answer, but the import never answered the key."""
     store = FakeIntakeStore()
-    done = await usecases.register_case(registration(NAZAROV, key="bulk:ns:r0"), unit(store), CTX)
+    done = await usecases.register_or_repeat(registration(NAZAROV, key="bulk:ns:r0"), unit(store), CTX)
+    assert store.answers == {done.case_id: ([], False)}
     for size in (0, 1):
         [again] = await _import(store, [registration(NAZAROV, key="bulk:ns:r0")], size)
         assert again == usecases.Registration(done.case_id, created=False, repeated=True)
@@ -137,9 +139,18 @@ async def test_an_erased_case_s_row_is_registered_afresh() -> None:
     await usecases.erase_personal_data(
         EraseCase(first.case_id, ErasureBasis.DATA_SUBJECT_REQUEST, "supervisor"), unit(store)
     )
-    assert store.import_answers == {}
+    assert store.answers == {}
     [again] = await _import(store, [registration(NAZAROV, key="r0")], 1)
     assert again.created and not again.repeated and again.case_id != first.case_id
+
+
+async def test_post_cases_repeating_an_imported_key_is_answered_the_import_s_answer() -> None:
+    store = FakeIntakeStore()
+    [_, first] = await _import(
+        store, [registration(NAZAROV, key="r0"), registration(NAZAROV_IN_CYRILLIC, key="r1")], 1
+    )
+    again = await usecases.register_or_repeat(registration(NAZAROV_IN_CYRILLIC, key="r1"), unit(store), CTX)
+    assert again == _as_repeat(first) and len(again.duplicate_flags) == 1
 
 
 def test_a_repeat_s_entry_is_the_first_one_s_apart_from_its_marker() -> None:

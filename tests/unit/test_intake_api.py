@@ -85,7 +85,35 @@ async def test_a_registration_answers_its_case_and_a_repeat_the_same_case(client
         "duplicate_flags": [],
     }
     again = await client.post("/cases", json=body(registration_key="k-1"))
-    assert (again.status_code, again.json()) == (200, {"case_id": case_id, "created": False})
+    assert (again.status_code, again.json()) == (200, {**created.json(), "created": False})
+
+
+async def test_a_registration_repeated_under_its_key_is_answered_its_flags(
+    client: httpx.AsyncClient, store: FakeIntakeStore, issuer: DevIssuer
+) -> None:
+    """Issue 17: the repeat answers what the lost answer said (the same flags, even once resolved),
+    apart from what marks it a repeat; a caller who may not see flags sees none either time."""
+    await register(client, registration_key="k-1")
+    twin = body(registration_key="k-2")
+    first = await client.post("/cases", json=twin)
+    assert first.status_code == 201 and len(first.json()["duplicate_flags"]) == 1
+    [flag] = first.json()["duplicate_flags"]
+    resolution = {"decision": "not_duplicate", "note": "two people"}
+    assert (await client.post(f"/duplicate-flags/{flag['flag_id']}/resolution", json=resolution)).is_success
+    again = await client.post("/cases", json=twin)
+    assert (again.status_code, again.json()) == (200, {**first.json(), "created": False})
+    assert len(store.cases) == 2 and len(store.flags) == 1
+
+    system = as_(issuer, Role.INTEGRATION_CLIENT, "kaz-registry")
+    first = await client.post("/cases", json=body(registration_key="k-3"), headers=system)
+    again = await client.post("/cases", json=body(registration_key="k-3"), headers=system)
+    assert "duplicate_flags" not in first.json() and (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == {**first.json(), "created": False}
+
+    # A key registered before first answers were kept: the case, and nothing it cannot know.
+    del store.answers[uuid.UUID(first.json()["case_id"])]
+    again = await client.post("/cases", json=body(registration_key="k-3"))
+    assert (again.status_code, again.json()) == (200, {"case_id": first.json()["case_id"], "created": False})
 
 
 async def test_a_registrations_request_line_names_the_case_it_created(
@@ -361,7 +389,10 @@ async def test_a_missions_report_over_http(
     assert accepted.json() == {"accepted": True, "status_event_id": accepted.json()["status_event_id"]}
     repeat = await client.post("/inbound/status-changes", content=received, headers=headers)
     event_id = json.loads(received)["id"]
-    assert (repeat.status_code, repeat.json()) == (200, {"duplicate": True, "id": event_id})
+    assert (repeat.status_code, repeat.json()) == (
+        200,
+        {"duplicate": True, "id": event_id, "status_event_id": accepted.json()["status_event_id"]},
+    )
 
     unknown = await client.post(
         "/inbound/status-changes",

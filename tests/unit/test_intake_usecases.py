@@ -31,6 +31,9 @@ from services.intake.store import EventRef, IntakeStore
 from tests.unit.intake_doubles import (
     CTX,
     FAMILY,
+    KARIMOVA,
+    NAZAROV,
+    NAZAROV_IN_CYRILLIC,
     NOW,
     FakeIntakeStore,
     GuardedUnitOfWork,
@@ -120,6 +123,40 @@ async def test_a_key_taken_meanwhile_answers_the_case_that_took_it() -> None:
     done = await usecases.register_case(registration(key="k-1"), uow, CTX)
     assert (done.case_id, done.created) == (other, False)
     assert uow.published == [] and racing.calls[0].startswith("lock keys")
+
+
+async def test_a_registration_repeated_under_its_key_is_answered_what_the_first_answered() -> None:
+    """Issue 17: the answer kept with the case, in its unit of work; the repeat writes nothing."""
+    store = FakeIntakeStore()
+    await registered(store, registration(NAZAROV, key="k-0"))
+    first = await usecases.register_or_repeat(registration(NAZAROV_IN_CYRILLIC, key="k-1"), unit(store), CTX)
+    assert first.created and not first.repeated and len(first.duplicate_flags) == 1
+    assert store.answers[first.case_id] == ([first.duplicate_flags[0].flag_id], False)
+    uow = unit(store)
+    again = await usecases.register_or_repeat(registration(KARIMOVA, key="k-1"), uow, CTX)
+    assert again == usecases.Registration(first.case_id, True, first.duplicate_flags, repeated=True)
+    assert uow.published == [] and len(store.cases) == 2 and len(store.flags) == 1
+    # Without a key there is nothing to find a repeat by (the Idempotency-Key covers that).
+    done = await usecases.register_or_repeat(registration(KARIMOVA), unit(store), CTX)
+    assert done.created and done.case_id not in store.answers
+
+
+async def test_a_key_taken_meanwhile_is_answered_what_its_registration_answered() -> None:
+    store = FakeIntakeStore()
+    other = await usecases.register_or_repeat(registration(NAZAROV, key="k-1"), unit(store), CTX)
+
+    class Racing(FakeIntakeStore):
+        looked = False
+
+        async def case_for_key(self, registration_key: str) -> uuid.UUID | None:
+            if not self.looked:  # before the concurrent registration commits
+                self.looked = True
+                return None
+            return await super().case_for_key(registration_key)
+
+    racing = Racing(cases=store.cases, persons=store.persons, keys=store.keys, answers=store.answers)
+    done = await usecases.register_or_repeat(registration(key="k-1"), unit(racing), CTX)
+    assert done == usecases.Registration(other.case_id, True, [], repeated=True)
 
 
 async def test_every_problem_of_a_registration_is_named() -> None:
@@ -498,10 +535,29 @@ async def test_a_report_sent_over_http_and_kafka_is_applied_once() -> None:
     uow = unit(store)
     case_id = await arrived_case(store, uow)
     event = envelope(report(case_id, ReportableStatus.RECEIVED))
-    published = await usecases.receive_report(event, uow, CTX)
-    assert published is not None and len(uow.published) == 1
-    assert await usecases.receive_report(event, uow, CTX) is None
+    first = await usecases.receive_report(event, uow, CTX)
+    assert first.status_event_id is not None and not first.repeated and len(uow.published) == 1
+    # The repeat (a lost answer) is answered the status change the first published (issue 17).
+    again = await usecases.receive_report(event, uow, CTX)
+    assert again == usecases.ReportAnswer(first.status_event_id, repeated=True)
     assert len(uow.published) == 1 and store.inbox == {(usecases.INBOUND, event.source, event.id)}
+
+
+async def test_a_report_applied_from_kafka_and_sent_again_over_http_is_answered_its_status_change() -> None:
+    store = FakeIntakeStore()
+    event = envelope(report(uuid.uuid4(), ReportableStatus.RECEIVED))
+    uow = unit(store, cause=event)
+    case_id = await arrived_case(store, uow)
+    event = envelope(report(case_id, ReportableStatus.RECEIVED))
+    uow.cause = event
+    store.inbox.add((usecases.INBOUND, event.source, event.id))  # as the consumer records it
+    published = await usecases.apply_reported_status(event.data, uow, CTX)
+    again = await usecases.receive_report(event, unit(store), CTX)
+    assert again == usecases.ReportAnswer(published.id, repeated=True) and len(uow.published) == 1
+    # A report applied before these ids were kept: a repeat still, without the id.
+    earlier = envelope(report(case_id, ReportableStatus.RECEIVED))
+    store.inbox.add((usecases.INBOUND, earlier.source, earlier.id))
+    assert await usecases.receive_report(earlier, unit(store), CTX) == usecases.ReportAnswer(None, True)
 
 
 def test_each_consumer_has_its_table() -> None:

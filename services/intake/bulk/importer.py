@@ -67,7 +67,9 @@ async def _imported(pool: asyncpg.Pool, keys: list[str], source: str) -> dict[st
     if not keys:
         return {}
     async with pool.acquire() as conn:
-        return await usecases.answers_before(keys, UnitOfWork(conn, IntakeStore(conn), source=source))
+        return await usecases.answers_before(
+            keys, UnitOfWork(conn, IntakeStore(conn), source=source), for_import=True
+        )
 
 
 async def run_import(
