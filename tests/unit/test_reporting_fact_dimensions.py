@@ -24,9 +24,13 @@ def profile(case: uuid.UUID, people: int, origin: str | None = "Karaganda") -> P
 
 
 def record(
-    case: uuid.UUID, status: CaseStatus, members: int = 1, minutes: int = 0, **extra: str
+    case: uuid.UUID,
+    status: CaseStatus,
+    members: int = 1,
+    minutes: int = 0,
+    place: dict[str, str] | None = None,
 ) -> StatusRecord:
-    return StatusRecord(case, status.value, T0 + timedelta(minutes=minutes), members, **extra)  # type: ignore[arg-type]
+    return StatusRecord(case, status.value, T0 + timedelta(minutes=minutes), members, **(place or {}))  # type: ignore[arg-type]
 
 
 AT_A_POST = {"checkpoint_id": "UZB-OYBEK", "place_name": "Oybek", "country": "UZB", "reason_code": "R-1"}
@@ -41,7 +45,7 @@ COUNTED = [s for s in CaseStatus if s in domain.FIGURE_OF]
 @pytest.mark.parametrize("status", COUNTED, ids=str)
 def test_a_fact_names_the_crossing_and_the_reason_only_where_the_change_has_them(status: CaseStatus) -> None:
     case = uuid.uuid4()
-    [fact] = domain.facts([record(case, status, **AT_A_POST)], {}, UTC)
+    [fact] = domain.facts([record(case, status, place=AT_A_POST)], {}, UTC)
     crossing = (fact.checkpoint_id, fact.crossing, fact.country)
     if status in CROSSING_NAMED:
         assert crossing == ("UZB-OYBEK", "Oybek", "UZB")
@@ -121,7 +125,7 @@ def test_people_only_seen_travelling_do_not_make_their_city_named(threshold: int
     """The people a city counts are those registered from it: a case whose registration the
     projection does not hold is seen travelling but gives its city no one."""
     case = uuid.uuid4()
-    records = [record(case, CaseStatus.DEPARTED, 6), record(case, CaseStatus.EXIT_CLEARED, 6, 1, **AT_A_POST)]
+    records = [record(case, CaseStatus.DEPARTED, 6), record(case, CaseStatus.EXIT_CLEARED, 6, 1, AT_A_POST)]
     found = domain.pooled_origins(domain.facts(records, {case: profile(case, 6)}, UTC), threshold)
     assert [(f.figure, f.origin) for f in found] == [(Figure.DEPARTED, "other"), (Figure.CLEARED, "other")]
 
