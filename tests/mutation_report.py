@@ -123,6 +123,32 @@ EQUIVALENT |= {
     ),
 }
 
+# services/operations/domain.py
+_OPS_PROGRESS_FIRST = (
+    "a vehicle's view built from its progress (its departure not read) has its case_ids and since "
+    "set from the same event on the next lines, and departed_at is read only as the fallback of "
+    "since, which a progress always sets: which value the constructor got never shows"
+)
+_OPS_PROGRESS_REBUILT = (
+    "building a new view on every progress instead of updating the known one: the key fixes "
+    "movement_id and vehicle_id, the progress then sets case_ids, checkpoint_id, stage and since, and "
+    "the departure's departed_at, the only value lost, is read only as the fallback of since, which a "
+    "progress always sets; replacing a dict entry keeps its place in the listing"
+)
+EQUIVALENT |= {
+    "services.operations.domain.xǁBoardǁapply_status__mutmut_30": (
+        "the members a new case's view is built with are overwritten on the next line by "
+        "case.members = change.members, before anything reads them"
+    ),
+    **{
+        f"services.operations.domain.xǁBoardǁapply_vehicle__mutmut_{n}": _OPS_PROGRESS_REBUILT
+        for n in (15, 16)
+    },
+    **{
+        f"services.operations.domain.xǁBoardǁapply_vehicle__mutmut_{n}": _OPS_PROGRESS_FIRST for n in (21, 22)
+    },
+}
+
 
 _SAME_LENGTH = (
     "zip's strict only matters when its arguments differ in length: tabulate builds each key as one "
