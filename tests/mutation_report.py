@@ -189,6 +189,11 @@ def results(path: Path) -> dict[str, str]:
     return {name: status_by_exit_code[code] for name, code in codes.items()}
 
 
+def _count(value: float | int | None) -> int:
+    """A count of a report row (only the score may be None or a float)."""
+    return int(value or 0)
+
+
 def main(argv: list[str]) -> int:
     rows: dict[str, dict[str, float | int | None]] = {}
     survivors: dict[str, list[str]] = {}
@@ -218,11 +223,11 @@ def main(argv: list[str]) -> int:
         BEFORE.write_text(json.dumps(rows, indent=2) + "\n")
     before = json.loads(BEFORE.read_text()) if BEFORE.is_file() else {}
     REPORT.write_text(render(rows, before, survivors))
-    total_killed = sum(int(r["killed"]) for r in rows.values())
-    total_judged = sum(int(r["checked"]) - int(r["equivalent"]) for r in rows.values())
+    total_killed = sum(_count(r["killed"]) for r in rows.values())
+    total_judged = sum(_count(r["checked"]) - _count(r["equivalent"]) for r in rows.values())
     below = []
     for name, row in rows.items():
-        judged = int(row["checked"]) - int(row["equivalent"])
+        judged = _count(row["checked"]) - _count(row["equivalent"])
         print(
             f"{name}: {row['score']} % ({row['killed']}/{judged} killed; {row['checked']}/{row['mutants']} checked)"
         )
