@@ -275,7 +275,7 @@ def _subscribed_channels(rt: ServiceRuntime) -> Iterator[_Endpoint]:
         subscriber = _subscriber_of(rt.broker, consumer)
         if not subscriber.specification.include_in_schema:
             continue
-        handled = list(consumer.handlers)
+        handled = consumer.handled
         for key, spec in subscriber.schema().items():
             address = spec.address or ""
             carried = events_on(address)

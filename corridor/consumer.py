@@ -9,7 +9,9 @@ retried with backoff from the same offset, so neither the record nor the partiti
 
 Records come in batches (up to ``batch_size``, from every partition the consumer holds): the
 records of a batch are applied in one transaction with one inbox insert, and each partition's
-offset is committed once, after it. A batch with any record that must be dead-lettered or retried
+offset is committed once, after it. An event type with a set handler has each run of its records
+(consecutive in the batch) applied by one call, in a few statements whatever the run's length;
+alone, a record is handed to the same set handler as a run of one. A batch with any record that must be dead-lettered or retried
 is handled again record by record (the rolled-back transaction left nothing), exactly as a batch of
 one is, so a bad record costs its batch the fast path and nothing else: the records before it are
 committed, the ones after it wait behind it in their partition's order.
@@ -39,11 +41,14 @@ from contracts.base import Event
 from contracts.envelope import CloudEvent, EnvelopeError, decode_headers
 from corridor.inbox import first_deliveries, first_delivery
 from corridor.redaction import described, detail_ref, fingerprint, frames
-from corridor.tracing import handling
+from corridor.tracing import handling, handling_together
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[None]]
+SetHandler = Callable[[asyncpg.Connection, Sequence[CloudEvent]], Awaitable[None]]
+"""Applies many events of one type, in their order, exactly as applying them one after the other
+would (the same rows, statuses and events), in a few set-based statements."""
 BatchLock = Callable[[asyncpg.Connection, Sequence[CloudEvent]], Awaitable[None]]
 """Takes, in a batch's transaction and before any of its records is applied, the locks its records'
 handlers will take (a service's rows, in the order its request paths take them)."""
@@ -117,7 +122,8 @@ async def _raw_body(msg: StreamMessage[Any]) -> list[bytes]:
 class _Applicable:
     record: ConsumerRecord[Any, Any]
     event: CloudEvent
-    handler: Handler
+    handler: Handler | None
+    set_handler: SetHandler | None
 
 
 class _HandleOneByOne(Exception):
@@ -140,16 +146,19 @@ class EventConsumer:
         batch_size: int = 500,
         batch_wait_ms: int = 50,
         lock_batch: BatchLock | None = None,
+        set_handlers: dict[type[Event], SetHandler] | None = None,
     ) -> None:
         """``checkpoint_country`` (the routes' checkpoint -> country) lets the consumer check that a
         record on a checkpoint's own topic comes from that checkpoint's mission. ``batch_size``:
         the most records taken at once; ``batch_wait_ms``: how long a poll waits for the first
         record (FastStream also sleeps that long after an empty poll: it bounds the added latency
         of an idle consumer). ``lock_batch``: what a batch locks first (a batch of one is handled
-        as a record alone, and locks what its handler locks)."""
+        as a record alone, and locks what its handler locks). ``set_handlers``: the event types
+        applied in sets (``SetHandler``), in place of ``handlers``' entry for the type."""
         self.name = name
         self.topics = topics
         self.handlers = handlers
+        self.set_handlers = set_handlers or {}
         self._pool = pool
         self._producer = producer
         self._backoff_max = backoff_max_seconds
@@ -166,6 +175,11 @@ class EventConsumer:
         self.retried = 0
         """Records sent back to be read again (a transient failure, or not applicable yet)."""
         self.source_mismatches = 0
+
+    @property
+    def handled(self) -> list[type[Event]]:
+        """Every event type this consumer applies: those applied in sets, then the others."""
+        return [*self.set_handlers, *(t for t in self.handlers if t not in self.set_handlers)]
 
     def register(self, broker: KafkaBroker) -> None:
         self.subscriber = broker.subscriber(
@@ -249,9 +263,10 @@ class EventConsumer:
             event = CloudEvent.from_record(decode_headers(record.headers), record.value)
             if topics.origin_mismatch(record.topic, event.source, event.data, self._checkpoint_country):
                 raise _HandleOneByOne
-            handler = self.handlers.get(type(event.data))
-            if handler is not None:
-                applicable.append(_Applicable(record, event, handler))
+            set_handler = self.set_handlers.get(type(event.data))
+            handler = None if set_handler is not None else self.handlers.get(type(event.data))
+            if handler is not None or set_handler is not None:
+                applicable.append(_Applicable(record, event, handler, set_handler))
         if not applicable:
             return  # known events this consumer has no use for: no transaction
         applied = duplicates = 0
@@ -264,15 +279,29 @@ class EventConsumer:
                 await self._lock_batch(
                     conn, [a.event for a in applicable if (a.event.source, a.event.id) in fresh]
                 )
+            todo: list[_Applicable] = []
             for a in applicable:
                 identity = (a.event.source, a.event.id)
                 if identity not in fresh:
                     duplicates += 1
                     continue
                 fresh.discard(identity)  # the same event twice in one batch: the second is a duplicate
-                async with handling(conn, a.record, a.event, self.name):
-                    await a.handler(conn, a.event)
-                applied += 1
+                todo.append(a)
+            for run in _runs(todo):
+                first = run[0]
+                if first.set_handler is not None:
+                    pairs = [(a.record, a.event) for a in run]
+                    async with handling_together(conn, pairs, self.name) as handled:
+                        await first.set_handler(conn, [a.event for a in run])
+                    for h, a in zip(handled, run, strict=True):
+                        with h.within():
+                            self._log_applied(a.event)
+                else:
+                    assert first.handler is not None
+                    async with handling(conn, first.record, first.event, self.name):
+                        await first.handler(conn, first.event)
+                        self._log_applied(first.event)
+            applied = len(todo)
         self.applied += applied
         self.duplicates += duplicates
         if self._attempts:
@@ -302,8 +331,9 @@ class EventConsumer:
             self.source_mismatches += 1
             await self.dead_letter(record, "source_mismatch", mismatch)
             return
+        set_handler = self.set_handlers.get(type(event.data))
         handler = self.handlers.get(type(event.data))
-        if handler is None:
+        if handler is None and set_handler is None:
             return  # a known event this consumer has no use for
         position = (record.topic, record.partition, record.offset)
         try:
@@ -312,7 +342,12 @@ class EventConsumer:
                     self.duplicates += 1
                     return
                 async with handling(conn, record, event, self.name):
-                    await handler(conn, event)
+                    if set_handler is not None:
+                        await set_handler(conn, [event])
+                    else:
+                        assert handler is not None
+                        await handler(conn, event)
+                    self._log_applied(event)
             self.applied += 1
             self._attempts.pop(position, None)
         except RetryLater as exc:
@@ -382,6 +417,11 @@ class EventConsumer:
             self.retried += 1
             raise RetryRecord(f"{self.name}: {described(exc)} at {position}, attempt {attempt}") from None
 
+    def _log_applied(self, event: CloudEvent) -> None:
+        # One line per event applied, in its trace and naming its case (``tracing.handling``): what
+        # a case's journey through the services looks like when searched for in the logs.
+        log.info("%s applied %s %s", self.name, event.type, event.id)
+
     async def dead_letter(self, record: ConsumerRecord[Any, Any], code: str, detail: str) -> None:
         """Park the record with why and where it came from; then the consumer moves on."""
         # A record re-fed by hand may carry an earlier dead letter's headers: keep only the replay
@@ -427,6 +467,18 @@ class EventConsumer:
             code,
             detail_ref(detail[:4000]),
         )
+
+
+def _runs(todo: list[_Applicable]) -> list[list[_Applicable]]:
+    """``todo`` cut into runs to apply in order: consecutive records of one set handler together,
+    every other record alone."""
+    runs: list[list[_Applicable]] = []
+    for a in todo:
+        if runs and a.set_handler is not None and runs[-1][0].set_handler is a.set_handler:
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    return runs
 
 
 def topics_dead_letter(consumer: str) -> str:

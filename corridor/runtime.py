@@ -32,7 +32,7 @@ from contracts.routes import RouteBook
 from corridor import auth, db, idempotency, problems
 from corridor.apidocs import offline_app
 from corridor.asyncapi import declare_publication, mount_asyncapi
-from corridor.consumer import TRANSIENT_ERRORS, BatchLock, EventConsumer, Handler
+from corridor.consumer import TRANSIENT_ERRORS, BatchLock, EventConsumer, Handler, SetHandler
 from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
 from corridor.kafkaclient import KafkaAccess
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 UseCase = Callable[[Any, UnitOfWork[StoreT]], Awaitable[Any]]
 """A use case for an event: (the event's data, a unit of work)."""
+
+SetUseCase = Callable[[Sequence[CloudEvent], UnitOfWork[StoreT]], Awaitable[Any]]
+"""A use case for many events of one type at once: (their envelopes, in order, with the data typed;
+a unit of work). It must leave what applying them one after the other would (``SetHandler``)."""
 
 
 class Liveness(BaseModel):
@@ -216,6 +220,7 @@ class ServiceRuntime:
         handlers: dict[type[Event], Handler],
         name: str | None = None,
         lock_batch: BatchLock | None = None,
+        set_handlers: dict[type[Event], SetHandler] | None = None,
     ) -> EventConsumer:
         consumer = EventConsumer(
             name=name or self.instance,
@@ -228,6 +233,7 @@ class ServiceRuntime:
             checkpoint_country=self.routes.country_of,
             batch_size=self.settings.consumer_batch_size,
             lock_batch=lock_batch,
+            set_handlers=set_handlers,
         )
         consumer.register(self.broker)
         declare_publication(self.broker, consumer.dead_letter_topic)
@@ -246,24 +252,31 @@ class ServiceRuntime:
         store: Callable[[asyncpg.Connection], StoreT],
         name: str | None = None,
         lock_batch: Callable[[StoreT, Sequence[Event]], Awaitable[None]] | None = None,
+        in_sets: Mapping[type[Event], SetUseCase[StoreT]] | None = None,
     ) -> EventConsumer:
         """Consume ``topics`` and hand each event's data, typed, to its use case with a unit of
         work in the consumer's transaction (the one that records the event in the inbox).
-        ``lock_batch(store, events)`` takes a batch's locks before any of its events is applied."""
-
-        consumer_name = name or self.instance
+        ``lock_batch(store, events)`` takes a batch's locks before any of its events is applied.
+        ``in_sets``: event types whose records are applied many at once by a set use case."""
 
         def adapt(use_case: UseCase[StoreT]) -> Handler:
             async def handle(conn: asyncpg.Connection, envelope: CloudEvent) -> None:
                 await use_case(
                     envelope.data, UnitOfWork(conn, store(conn), source=self.source, cause=envelope)
                 )
-                # One line per event applied, in its trace and naming its case (the consumer handles
-                # each record about its case, ``tracing.handling``): what a case's journey through
-                # the services looks like when searched for in the logs.
-                log.info("%s applied %s %s", consumer_name, envelope.type, envelope.id)
 
             return handle
+
+        def adapt_set(use_case: SetUseCase[StoreT]) -> SetHandler:
+            async def handle(conn: asyncpg.Connection, envelopes: Sequence[CloudEvent]) -> None:
+                await use_case(envelopes, UnitOfWork(conn, store(conn), source=self.source))
+
+            return handle
+
+        # One handler per use case, so that the types one set use case serves make a single run.
+        set_adapted: dict[int, SetHandler] = {}
+        for use_case in (in_sets or {}).values():
+            set_adapted.setdefault(id(use_case), adapt_set(use_case))
 
         async def lock(conn: asyncpg.Connection, envelopes: Sequence[CloudEvent]) -> None:
             assert lock_batch is not None
@@ -274,6 +287,7 @@ class ServiceRuntime:
             handlers={t: adapt(u) for t, u in handlers.items()},
             name=name,
             lock_batch=lock if lock_batch is not None else None,
+            set_handlers={t: set_adapted[id(u)] for t, u in (in_sets or {}).items()},
         )
 
     def produces(self, *topics: str) -> None:

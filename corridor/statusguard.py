@@ -49,6 +49,21 @@ async def note(conn: asyncpg.Connection, case_id: object, status: CaseStatus) ->
     )
 
 
+async def note_many(conn: asyncpg.Connection, learnt: Sequence[tuple[object, CaseStatus]]) -> None:
+    """``note`` for many (case, status) in their order, in one statement: each case's last status
+    among them counts (annotations aside)."""
+    last = {case_id: status.value for case_id, status in learnt if status not in ANNOTATIONS}
+    if not last:
+        return
+    await conn.execute(
+        """INSERT INTO case_status_known (case_id, status)
+           SELECT * FROM unnest($1::uuid[], $2::text[])
+           ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()""",
+        list(last),
+        list(last.values()),
+    )
+
+
 async def admit(conn: asyncpg.Connection, change: CaseStatusChanged) -> None:
     """Raise ``IllegalStatusChange`` unless ``change`` may follow the case's last known status;
     otherwise remember it as the case's last status."""

@@ -321,13 +321,11 @@ def http_request_hook(app: Any) -> Any:
 # --- consumed records ---------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def handling(
-    conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], event: CloudEvent, consumer: str
-) -> AsyncIterator[None]:
-    """One span per record handled, continuing the trace of whoever wrote the record (its
-    ``traceparent``), whatever span the consumer machinery has around it (one per batch, or
-    none); the cases it is about remember this span as where this service met them."""
+def _record_span(
+    record: ConsumerRecord[Any, Any], event: CloudEvent, consumer: str
+) -> tuple[CaseRef, trace.Span]:
+    """A record's span (started, not current), continuing the trace of whoever wrote the record
+    (its ``traceparent``), whatever span the consumer machinery has around it."""
     carrier = {k: v.decode(errors="replace") for k, v in decode_headers(record.headers)}
     written = trace.get_current_span(propagate.extract(carrier)).get_span_context()
     around = trace.get_current_span()
@@ -341,9 +339,8 @@ async def handling(
             links.append(Link(around_ctx))
     elif around_ctx.trace_id == written.trace_id and around.is_recording():
         around.set_attributes(ref.attributes())  # the record's own span (FastStream's)
-    with (
-        about_case(ref),
-        tracer.start_as_current_span(
+    with about_case(ref):  # the span carries the case's attributes (``_CaseAttributes``)
+        span = tracer.start_span(
             f"handle {event.type.rsplit('.', 2)[-2] if event.type.count('.') >= 2 else event.type}",
             context=parent,
             kind=SpanKind.CONSUMER if parent is not None else SpanKind.INTERNAL,
@@ -357,9 +354,21 @@ async def handling(
                 "messaging.message.id": event.id,
                 "cloudevents.event_type": event.type,
             },
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span,
+        )
+    return ref, span
+
+
+@contextlib.asynccontextmanager
+async def handling(
+    conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], event: CloudEvent, consumer: str
+) -> AsyncIterator[None]:
+    """One span per record handled, continuing the trace of whoever wrote the record (its
+    ``traceparent``), whatever span the consumer machinery has around it (one per batch, or
+    none); the cases it is about remember this span as where this service met them."""
+    ref, span = _record_span(record, event, consumer)
+    with (
+        about_case(ref),
+        trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False),
     ):
         if span.is_recording():
             await remember_origins(conn, ref.case_ids, span.get_span_context())
@@ -368,6 +377,42 @@ async def handling(
         except BaseException as exc:
             span.set_status(Status(StatusCode.ERROR, described(exc)))
             raise
+
+
+class Handled:
+    """One record of a set handled together: ``within()`` makes its span and case current again
+    (for its log line), as ``handling`` does for a record handled alone."""
+
+    def __init__(self, ref: CaseRef, span: trace.Span) -> None:
+        self.ref = ref
+        self.span = span
+
+    @contextlib.contextmanager
+    def within(self) -> Iterator[None]:
+        with about_case(self.ref), trace.use_span(self.span, end_on_exit=False):
+            yield
+
+
+@contextlib.asynccontextmanager
+async def handling_together(
+    conn: asyncpg.Connection, items: Sequence[tuple[ConsumerRecord[Any, Any], CloudEvent]], consumer: str
+) -> AsyncIterator[list[Handled]]:
+    """``handling`` for records one set-based use case applies together: each keeps its own span
+    in its writer's trace (they begin and end together, with the same outcome), and its cases
+    remember it as where this service met them."""
+    handled = [Handled(*_record_span(record, event, consumer)) for record, event in items]
+    try:
+        for h in handled:
+            if h.span.is_recording():
+                await remember_origins(conn, h.ref.case_ids, h.span.get_span_context())
+        yield handled
+    except BaseException as exc:
+        for h in handled:
+            h.span.set_status(Status(StatusCode.ERROR, described(exc)))
+        raise
+    finally:
+        for h in handled:
+            h.span.end()
 
 
 # --- where a service met a case, and links to it ------------------------------------------

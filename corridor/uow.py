@@ -44,6 +44,8 @@ class Publisher(Protocol):
 
     async def note_status(self, case_id: Any, status: CaseStatus) -> None: ...
 
+    async def note_statuses(self, learnt: Sequence[tuple[Any, CaseStatus]]) -> None: ...
+
     async def forget_published(self, *keys: str) -> None: ...
 
 
@@ -97,6 +99,10 @@ class UnitOfWork(Generic[StoreT]):
 
     async def note_status(self, case_id: Any, status: CaseStatus) -> None:
         await statusguard.note(self.conn, case_id, status)
+
+    async def note_statuses(self, learnt: Sequence[tuple[Any, CaseStatus]]) -> None:
+        """``note_status`` for many, in their order, in one statement."""
+        await statusguard.note_many(self.conn, learnt)
 
     async def forget_published(self, *keys: str) -> None:
         """Drop the already published outbox rows of these record keys (an erasure: no copy of

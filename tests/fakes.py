@@ -81,6 +81,10 @@ class FakeUnitOfWork(Generic[StoreT]):
         if status not in ANNOTATIONS:
             self.statuses[case_id] = status
 
+    async def note_statuses(self, learnt: Sequence[tuple[Any, CaseStatus]]) -> None:
+        for case_id, status in learnt:
+            await self.note_status(case_id, status)
+
     async def forget_published(self, *keys: str) -> None:
         self.forgotten.extend(keys)
 

@@ -58,7 +58,8 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
     rt.produces(topics.CASES, topics.HEALTH_EVIDENCE, topics.PROFILES, topics.STATUS)
     rt.subscribe(
         topics.STATUS,
-        handlers=usecases.bound(usecases.TIMELINE_HANDLERS, ctx),
+        handlers={},
+        in_sets=usecases.bound(usecases.TIMELINE_IN_SETS, ctx),
         store=IntakeStore,
         name="intake-timeline",
     )

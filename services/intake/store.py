@@ -520,25 +520,42 @@ class IntakeStore:
 
     # --- the status stream, as intake reads it -------------------------------------------------
 
-    async def record_status(self, source: str, event_id: str, change: CaseStatusChanged) -> None:
-        """A status change read from the stream: on the case's timeline (once per event), and the
-        case's current status."""
+    async def record_statuses(self, read: Sequence[tuple[str, str, CaseStatusChanged]]) -> None:
+        """Status changes read from the stream, each (its event's source and id, the change), in
+        stream order: on their cases' timelines (once per event), and each case's current status
+        (its last change here)."""
+        if not read:
+            return
+        changes = [change for _, _, change in read]
         await self.conn.execute(
             """INSERT INTO status_timeline (event_source, event_id, case_id, status, occurred_at, place,
                                             movement_id, reason_code, reason)
-               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+               SELECT event_source, event_id, case_id, status, occurred_at, place, movement_id,
+                      reason_code, reason
+               FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[],
+                           $6::jsonb[], $7::text[], $8::text[], $9::text[])
+                   WITH ORDINALITY AS r(event_source, event_id, case_id, status, occurred_at, place,
+                                        movement_id, reason_code, reason, n)
+               ORDER BY n
                ON CONFLICT DO NOTHING""",
-            source,
-            event_id,
-            change.case_id,
-            change.status.value,
-            change.occurred_at,
-            change.place.model_dump_json() if change.place else None,
-            change.movement_id,
-            change.reason_code,
-            change.reason,
+            [source for source, _, _ in read],
+            [event_id for _, event_id, _ in read],
+            [c.case_id for c in changes],
+            [c.status.value for c in changes],
+            [c.occurred_at for c in changes],
+            [c.place.model_dump_json() if c.place else None for c in changes],
+            [c.movement_id for c in changes],
+            [c.reason_code for c in changes],
+            [c.reason for c in changes],
         )
-        await self.set_status(change.case_id, change.status)
+        last = {c.case_id: c.status.value for c in changes}  # a case's later change wins
+        await self.conn.execute(
+            """UPDATE cases SET status = u.status, updated_at = now()
+               FROM unnest($1::uuid[], $2::text[]) AS u(case_id, status)
+               WHERE cases.case_id = u.case_id""",
+            list(last),
+            list(last.values()),
+        )
 
     async def keep_report_reason(
         self, published: CloudEvent, report: CaseStatusReported, reported_by: str

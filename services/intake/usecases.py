@@ -494,12 +494,13 @@ async def case_timeline(case_id: uuid.UUID, uow: Uow) -> list[TimelineEntry]:
 # --- the status stream, read back ----------------------------------------------------------------
 
 
-async def record_status_change(change: CaseStatusChanged, uow: Uow, ctx: Context) -> None:
-    """A status change on the public stream: on the case's timeline, the case's current status, and
-    what the stream guard knows of the case."""
-    assert uow.cause is not None, "a consumer's use case"
-    await uow.store.record_status(uow.cause.source, uow.cause.id, change)
-    await uow.note_status(change.case_id, change.status)
+async def record_status_changes(changes: Sequence[CloudEvent], uow: Uow, ctx: Context) -> None:
+    """Status changes on the public stream, in their order: on their cases' timelines, each case's
+    current status, and what the stream guard knows of each case (applied in sets: a few statements
+    for any number of changes)."""
+    read = [(c.source, c.id, c.data) for c in changes if isinstance(c.data, CaseStatusChanged)]
+    await uow.store.record_statuses(read)
+    await uow.note_statuses([(change.case_id, change.status) for _, _, change in read])
 
 
 # --- erasure of personal data ----------------------------------------------------------------------
@@ -655,13 +656,20 @@ class EventUseCase(Protocol):
     def __call__(self, event: Any, uow: Uow, /, *, ctx: Context) -> Awaitable[Any]: ...
 
 
-TIMELINE_HANDLERS: dict[type[Event], EventUseCase] = {CaseStatusChanged: record_status_change}
-"""``corridor.case-status``, read back into each case's timeline."""
+class SetUseCase(Protocol):
+    """A consumer's use case for many events of one type: their envelopes, in order, the unit of
+    work, and the context (by name)."""
+
+    def __call__(self, events: Sequence[CloudEvent], uow: Uow, /, *, ctx: Context) -> Awaitable[Any]: ...
+
+
+TIMELINE_IN_SETS: dict[type[Event], SetUseCase] = {CaseStatusChanged: record_status_changes}
+"""``corridor.case-status``, read back into each case's timeline (most of what intake reads)."""
 
 INBOUND_HANDLERS: dict[type[Event], EventUseCase] = {CaseStatusReported: apply_reported_status}
 """``missions.case-status-reported``: the missions' reports (``INBOUND``)."""
 
 
-def bound(handlers: Mapping[type[Event], EventUseCase], ctx: Context) -> dict[type[Event], Any]:
+def bound(handlers: Mapping[type[Event], EventUseCase | SetUseCase], ctx: Context) -> dict[type[Event], Any]:
     """A table's use cases with the context given, as a consumer calls them: (event, unit of work)."""
     return {event: partial(use_case, ctx=ctx) for event, use_case in handlers.items()}

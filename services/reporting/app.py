@@ -53,6 +53,7 @@ def create_service(settings: ReportingSettings | None = None) -> ServiceRuntime:
         topics.PROFILES,
         *(topics.requirements(c) for c in ctx.routes.checkpoint_ids()),
         handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
+        in_sets={event: partial(use_case, ctx=ctx) for event, use_case in usecases.IN_SETS.items()},
         store=ReportingStore,
     )
     units = rt.units(ReportingStore)

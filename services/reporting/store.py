@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -30,20 +31,29 @@ class ReportingStore:
 
     # --- the projection ------------------------------------------------------------------------
 
-    async def add_status(self, r: StatusRecord) -> None:
+    async def add_statuses(self, records: Sequence[StatusRecord]) -> None:
+        """In their order (``id`` follows it: reports order changes of one instant by it)."""
+        if not records:
+            return
         await self.conn.execute(
             """INSERT INTO status_changes (case_id, status, occurred_at, members, movement_id,
                                            checkpoint_id, place_name, country, reason_code)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            r.case_id,
-            r.status,
-            r.occurred_at,
-            r.members,
-            r.movement_id,
-            r.checkpoint_id,
-            r.place_name,
-            r.country,
-            r.reason_code,
+               SELECT case_id, status, occurred_at, members, movement_id, checkpoint_id, place_name,
+                      country, reason_code
+               FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::text[],
+                           $7::text[], $8::text[], $9::text[])
+                   WITH ORDINALITY AS r(case_id, status, occurred_at, members, movement_id,
+                                        checkpoint_id, place_name, country, reason_code, n)
+               ORDER BY n""",
+            [r.case_id for r in records],
+            [r.status for r in records],
+            [r.occurred_at for r in records],
+            [r.members for r in records],
+            [r.movement_id for r in records],
+            [r.checkpoint_id for r in records],
+            [r.place_name for r in records],
+            [r.country for r in records],
+            [r.reason_code for r in records],
         )
 
     async def save_profile(self, p: Profile, profiled_at: datetime) -> None:

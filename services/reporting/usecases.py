@@ -8,7 +8,7 @@ Reporting reads three things and nothing else: the public status stream, intake'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from contracts.base import Event
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
+from contracts.envelope import CloudEvent
 from contracts.intake import CaseProfiled
 from contracts.routes import RouteBook
 from contracts.status import CaseStatusChanged
@@ -36,7 +37,7 @@ class Context:
 
 
 class Store(Protocol):
-    async def add_status(self, r: StatusRecord) -> None: ...
+    async def add_statuses(self, records: Sequence[StatusRecord]) -> None: ...
     async def save_profile(self, p: Profile, profiled_at: datetime) -> None: ...
     async def add_requirement_change(self, c: RequirementChange) -> None: ...
     async def status_records(self, until: datetime | None = None) -> list[StatusRecord]: ...
@@ -60,21 +61,28 @@ Units = Callable[[], AbstractAsyncContextManager[Unit]]
 # --- events ----------------------------------------------------------------------------------------
 
 
-async def on_status_changed(event: CaseStatusChanged, uow: Unit, ctx: Context) -> None:
-    place = event.place
-    await uow.store.add_status(
-        StatusRecord(
-            case_id=event.case_id,
-            status=event.status.value,
-            occurred_at=event.occurred_at,
-            members=event.members,
-            movement_id=event.movement_id,
-            checkpoint_id=place.checkpoint_id if place else None,
-            place_name=place.name if place else None,
-            country=place.country if place else None,
-            reason_code=event.reason_code,
+async def on_status_changes(events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> None:
+    """Status changes read from the stream, kept in their order (applied in sets: one statement for
+    any number of them)."""
+    records = []
+    for envelope in events:
+        event = envelope.data
+        assert isinstance(event, CaseStatusChanged)
+        place = event.place
+        records.append(
+            StatusRecord(
+                case_id=event.case_id,
+                status=event.status.value,
+                occurred_at=event.occurred_at,
+                members=event.members,
+                movement_id=event.movement_id,
+                checkpoint_id=place.checkpoint_id if place else None,
+                place_name=place.name if place else None,
+                country=place.country if place else None,
+                reason_code=event.reason_code,
+            )
         )
-    )
+    await uow.store.add_statuses(records)
 
 
 async def on_case_profiled(event: CaseProfiled, uow: Unit, ctx: Context) -> None:
@@ -117,13 +125,19 @@ class EventUseCase(Protocol):
 
 
 HANDLERS: Mapping[type[Event], EventUseCase] = {
-    CaseStatusChanged: on_status_changed,
     CaseProfiled: on_case_profiled,
     CrossingRequirementPublished: on_requirement_published,
     CrossingRequirementLifted: on_requirement_lifted,
 }
-"""The use case for each event reporting consumes (corridor.case-status, intake.case-profiles,
-border.requirements.*)."""
+"""The use case for each event reporting consumes (intake.case-profiles, border.requirements.*)."""
+
+
+class SetUseCase(Protocol):
+    def __call__(self, events: Sequence[CloudEvent], uow: Any, ctx: Context) -> Awaitable[None]: ...
+
+
+IN_SETS: Mapping[type[Event], SetUseCase] = {CaseStatusChanged: on_status_changes}
+"""The events reporting applies many at once (corridor.case-status: most of what it reads)."""
 
 
 # --- HXL exports -----------------------------------------------------------------------------------

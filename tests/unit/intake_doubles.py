@@ -261,21 +261,22 @@ class FakeIntakeStore:
             ],
         )
 
-    async def record_status(self, source: str, event_id: str, change: CaseStatusChanged) -> None:
-        timeline = self.timelines.setdefault(change.case_id, [])
-        if all(e.event != EventRef(source, event_id) for e in timeline):
-            timeline.append(
-                TimelineEntry(
-                    change.status,
-                    change.occurred_at,
-                    change.place,
-                    change.movement_id,
-                    change.reason_code,
-                    change.reason,
-                    EventRef(source, event_id),
+    async def record_statuses(self, read: Sequence[tuple[str, str, CaseStatusChanged]]) -> None:
+        for source, event_id, change in read:
+            timeline = self.timelines.setdefault(change.case_id, [])
+            if all(e.event != EventRef(source, event_id) for e in timeline):
+                timeline.append(
+                    TimelineEntry(
+                        change.status,
+                        change.occurred_at,
+                        change.place,
+                        change.movement_id,
+                        change.reason_code,
+                        change.reason,
+                        EventRef(source, event_id),
+                    )
                 )
-            )
-        await self.set_status(change.case_id, change.status)
+            await self.set_status(change.case_id, change.status)
 
     async def keep_report_reason(
         self, published: CloudEvent, report: CaseStatusReported, reported_by: str

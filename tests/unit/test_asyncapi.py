@@ -253,7 +253,7 @@ def test_subscribed_channels_list_the_events_their_consumer_handles(
         doc = documents[name]
         for consumer in rt.consumers:
             known = [carried for t in consumer.topics if (carried := asyncapi.events_on(t)) is not None]
-            for model in consumer.handlers:
+            for model in consumer.handled:
                 assert not known or any(model in carried for carried in known), (
                     f"{consumer.name} handles {model.__name__}, which no topic it reads carries: "
                     "add it to contracts.topics.table()"
@@ -265,7 +265,7 @@ def test_subscribed_channels_list_the_events_their_consumer_handles(
                 if carried is not None:
                     assert events <= {m.__name__ for m in carried}, (name, topic)
                 documented |= events
-            assert documented == {m.__name__ for m in consumer.handlers}, (name, consumer.name)
+            assert documented == {m.__name__ for m in consumer.handled}, (name, consumer.name)
 
 
 def test_every_published_topic_has_its_events(

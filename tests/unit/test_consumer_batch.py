@@ -14,7 +14,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from contracts import topics
-from contracts.border import BorderCrossingCleared, PersonDecision
+from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
 from contracts.envelope import CloudEvent
 from corridor.consumer import EventConsumer, Rejected, RetryLater
 
@@ -223,3 +223,73 @@ async def test_a_record_with_no_handler_opens_no_transaction() -> None:
     c.handlers = {}
     await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1")), record(0, 1, crossing("V2"))]), kafka)
     assert db.transactions == 0 and kafka.commits == [{tp(0): 2}]
+
+
+def refusal(vehicle: str) -> CloudEvent:
+    cleared = crossing(vehicle).data
+    assert isinstance(cleared, BorderCrossingCleared)
+    return CloudEvent.new(
+        BorderCrossingRefused(**cleared.model_dump()), source="/missions/UZB/border_clearance"
+    )
+
+
+def set_consumer(db: Database, calls: list[list[str]], refuse: set[str] | None = None) -> EventConsumer:
+    """Applies crossings cleared in sets (each call noted), refusals one at a time; a set holding a
+    vehicle in ``refuse`` is retried later."""
+
+    async def in_sets(_conn: Any, events: Any) -> None:
+        vehicles = [e.data.vehicle_id for e in events]
+        calls.append(vehicles)
+        if refuse and refuse.intersection(vehicles):
+            raise RetryLater("not_yet", "a status before its predecessor")
+        db.effects.extend(vehicles)
+
+    async def alone(_conn: Any, event: CloudEvent) -> None:
+        assert isinstance(event.data, BorderCrossingRefused)
+        db.effects.append(f"refused {event.data.vehicle_id}")
+
+    return EventConsumer(
+        name="transport",
+        topics=(TOPIC,),
+        handlers={BorderCrossingRefused: alone},
+        set_handlers={BorderCrossingCleared: in_sets},
+        pool=lambda: db,  # type: ignore[arg-type,return-value]
+        producer=lambda: Producer(),  # type: ignore[arg-type,return-value]
+        backoff_max_seconds=0.0,
+        max_attempts=2,
+        checkpoint_country={"uzb-oybek-exit": "UZB"}.get,
+    )
+
+
+async def test_consecutive_records_of_a_set_handler_are_applied_by_one_call_in_order() -> None:
+    db, kafka, calls = Database(), KafkaConsumer(), []
+    c = set_consumer(db, calls)
+    twice = crossing("V2")
+    batch = [
+        record(0, 0, crossing("V1")),
+        record(0, 1, twice),
+        record(0, 2, twice),  # the same event again: a duplicate, not in the set
+        record(0, 3, refusal("V3")),
+        record(0, 4, crossing("V4")),
+        record(1, 0, crossing("V5")),
+    ]
+    await c.consume_batch(kafka.deliver(batch), kafka)
+    assert calls == [["V1", "V2"], ["V4", "V5"]]
+    assert db.effects == ["V1", "V2", "refused V3", "V4", "V5"]
+    assert (db.transactions, c.applied, c.duplicates) == (1, 5, 1)
+    assert kafka.commits == [{tp(0): 5, tp(1): 1}]
+
+
+async def test_a_record_alone_goes_to_its_set_handler_as_a_set_of_one(no_sleep: None) -> None:
+    db, kafka, calls = Database(), KafkaConsumer(), []
+    c = set_consumer(db, calls)
+    await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1"))]), kafka)
+    assert calls == [["V1"]] and db.effects == ["V1"]
+    # A set that must wait is retried record by record: the ones before it stay applied.
+    calls.clear()
+    c = set_consumer(db, calls, refuse={"V3"})
+    batch = [record(0, 1, crossing("V2")), record(0, 2, crossing("V3")), record(0, 3, crossing("V4"))]
+    await c.consume_batch(kafka.deliver(batch), kafka)
+    assert calls == [["V2", "V3", "V4"], ["V2"], ["V3"]]
+    assert db.effects == ["V1", "V2"]
+    assert kafka.commits[-1] == {tp(0): 2} and kafka.seeks == [(tp(0), 2)]

@@ -278,7 +278,7 @@ async def test_the_timeline_keeps_its_nulls(client: httpx.AsyncClient, store: Fa
         members=1,
         place=Place(country="KAZ", name="Zhibek-Zholy"),
     )
-    await store.record_status("/missions/KAZ/border", "ev-1", change)
+    await store.record_statuses([("/missions/KAZ/border", "ev-1", change)])
     assert (await client.get(f"/cases/{case_id}/timeline")).json()["timeline"] == [
         {
             "status": "exit_cleared",

@@ -404,13 +404,41 @@ async def test_the_timeline_is_the_status_stream_read_back() -> None:
     case_id = await registered(store)
     change = CaseStatusChanged(case_id=case_id, status=CaseStatus.ELIGIBLE, occurred_at=NOW, members=1)
     cause = envelope(change, source="/missions/KAZ/transport")
-    uow = unit(store, cause=cause)
+    uow = unit(store)
     for _ in range(2):  # a redelivery changes nothing
-        await usecases.TIMELINE_HANDLERS[CaseStatusChanged](change, uow, ctx=CTX)
+        await usecases.TIMELINE_IN_SETS[CaseStatusChanged]([cause], uow, ctx=CTX)
     (entry,) = await usecases.case_timeline(case_id, unit(store))
     assert (entry.status, entry.event) == (CaseStatus.ELIGIBLE, EventRef(cause.source, cause.id))
     assert store.cases[case_id].status is CaseStatus.ELIGIBLE
     assert await uow.known_status(case_id) is CaseStatus.ELIGIBLE
+
+
+async def test_changes_read_together_leave_each_case_at_its_last() -> None:
+    store = FakeIntakeStore()
+    first, second = await registered(store), await registered(store)
+    read = [
+        envelope(CaseStatusChanged(case_id=c, status=s, occurred_at=NOW, members=1), source="/x")
+        for c, s in [
+            (first, CaseStatus.ELIGIBLE),
+            (second, CaseStatus.ELIGIBLE),
+            (first, CaseStatus.MANIFESTED),
+            (first, CaseStatus.DEPARTED),
+            (first, CaseStatus.TRANSIT_INCIDENT),  # an annotation: the case's status, not the guard's
+        ]
+    ]
+    uow = unit(store)
+    await usecases.record_status_changes(read, uow, CTX)
+    assert [e.status for e in await usecases.case_timeline(first, unit(store))] == [
+        CaseStatus.ELIGIBLE,
+        CaseStatus.MANIFESTED,
+        CaseStatus.DEPARTED,
+        CaseStatus.TRANSIT_INCIDENT,
+    ]
+    assert (store.cases[first].status, store.cases[second].status) == (
+        CaseStatus.TRANSIT_INCIDENT,
+        CaseStatus.ELIGIBLE,
+    )
+    assert await uow.known_status(first) is CaseStatus.DEPARTED
     with pytest.raises(domain.CaseNotFound):
         await usecases.case_timeline(uuid.uuid4(), unit(store))
 
@@ -470,7 +498,7 @@ async def test_a_report_s_words_stay_in_intake_and_the_stream_gets_a_public_code
     # A code the stream does not carry may say anything (a name): the generic code instead.
     assert (change.reason_code, change.reason) == (public, reasons.text_of(public))
     # The mission's own code and words are on the case's timeline, for the host mission.
-    await store.record_status(published.source, published.id, change)
+    await store.record_statuses([(published.source, published.id, change)])
     [entry] = await store.timeline(case_id)
     assert (entry.reason_code, entry.reason) == (code, words)
 
@@ -561,7 +589,7 @@ async def test_a_report_applied_from_kafka_and_sent_again_over_http_is_answered_
 
 
 def test_each_consumer_has_its_table() -> None:
-    assert set(usecases.TIMELINE_HANDLERS) == {CaseStatusChanged}
+    assert set(usecases.TIMELINE_IN_SETS) == {CaseStatusChanged}
     assert set(usecases.INBOUND_HANDLERS) == {CaseStatusReported}
 
 

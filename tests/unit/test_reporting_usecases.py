@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from contracts.envelope import CloudEvent
 from contracts.intake import AgeBand, CaseProfiled, ProfiledMember
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
@@ -34,8 +35,8 @@ class FakeStore:
     changes: list[RequirementChange] = field(default_factory=list)
     stored: dict[date, StoredReport] = field(default_factory=dict)
 
-    async def add_status(self, r: StatusRecord) -> None:
-        self.records.append(r)
+    async def add_statuses(self, records: Sequence[StatusRecord]) -> None:
+        self.records.extend(records)
 
     async def save_profile(self, p: Profile, profiled_at: datetime) -> None:
         if p.case_id not in self.profiled or self.profiled[p.case_id][1] <= profiled_at:
@@ -110,7 +111,9 @@ async def test_a_status_change_is_kept_with_its_place_and_reason() -> None:
         movement_id="MOV-1",
         reason_code="refused_by_officer",
     )
-    await usecases.on_status_changed(change, FakeUnit(store), CTX)
+    await usecases.on_status_changes(
+        [CloudEvent.new(change, source="/missions/KAZ/transport")], FakeUnit(store), CTX
+    )
     [kept] = store.records
     assert (kept.status, kept.checkpoint_id, kept.country, kept.reason_code, kept.movement_id) == (
         "refused_at_border",
@@ -119,6 +122,17 @@ async def test_a_status_change_is_kept_with_its_place_and_reason() -> None:
         "refused_by_officer",
         "MOV-1",
     )
+
+
+async def test_status_changes_read_together_are_kept_in_their_order() -> None:
+    store, case = FakeStore(), uuid.uuid4()
+    statuses = [CaseStatus.REGISTERED, CaseStatus.ELIGIBLE, CaseStatus.MANIFESTED, CaseStatus.DEPARTED]
+    changes = [
+        CloudEvent.new(CaseStatusChanged(case_id=case, status=s, occurred_at=NOW, members=1), source="/x")
+        for s in statuses
+    ]
+    await usecases.on_status_changes(changes, FakeUnit(store), CTX)
+    assert [r.status for r in store.records] == [s.value for s in statuses]
 
 
 async def test_the_daily_export_needs_its_day_and_an_unknown_export_is_not_found() -> None:
