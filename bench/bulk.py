@@ -18,6 +18,12 @@ report.
 For each: rows/s, the ratio to the baseline's rows/s, CPU seconds of intake, of PostgreSQL and of
 this process (the CLI's side), and how long after the last answer the outbox was empty (the relay
 publishes the events of the import while it runs and after).
+
+``--apart`` runs intake as two processes, as a deployment expecting large imports
+would: one answering HTTP only (``CORRIDOR_BACKGROUND=false``), which takes the import, and one
+running the outbox relay and the consumers (the events of the import, and the status stream read
+back); ``--together`` (the default) runs one process doing everything. Both baseline and chunked imports run in
+the same shape.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.stats import machine
+from bench.stats import cpu_seconds, machine, postgres_cpu
 from corridor.auth import Role
 from devkit.devinfra import procs
 from devkit.devstack import service_specs
@@ -51,6 +57,8 @@ from services.intake.bulk.cli import import_file
 app = typer.Typer(add_completion=False, help=__doc__)
 console = Console(width=max(150, Console().width))
 SERVICE = "intake"
+WORKER = "intake-relay"
+"""With ``--apart``: the intake process running the relay and the consumers."""
 
 _GIVEN = [
     "Farrukh",
@@ -199,32 +207,6 @@ class Measured:
         return self.rows / self.seconds
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # The process's own and its waited-for children's (PostgreSQL's backends are the postmaster's).
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_cpu(pid: int | None) -> float:
-    """The postmaster and every backend still running (a backend's time counts once it exits)."""
-    total = _cpu_seconds(pid)
-    for child in Path("/proc").iterdir():
-        if child.name.isdigit():
-            try:
-                stat = (child / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                total += _cpu_seconds(int(child.name))
-    return total
-
-
 async def _outbox_drained(url: str, headers: dict[str, str], timeout: float = 900.0) -> float:
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
@@ -238,8 +220,13 @@ async def _outbox_drained(url: str, headers: dict[str, str], timeout: float = 90
 def _run(infra: Any, name: str, path: Path, persons: int, namespace: str, request_rows: int) -> Measured:
     stack = infra.stack
     proc = stack.processes[SERVICE]
+    worker = stack.processes.get(WORKER)
     clock = {"intake": proc.pid, "postgres": infra.stack.postgres.pid}
-    before = {"intake": _cpu_seconds(proc.pid), "postgres": _postgres_cpu(clock["postgres"])}
+    before = {
+        "intake": cpu_seconds(proc.pid, children=True),
+        "worker": cpu_seconds(worker.pid, children=True) if worker else 0.0,
+        "postgres": postgres_cpu(clock["postgres"]),
+    }
     own = time.process_time()
     report = import_file(
         path,
@@ -251,8 +238,9 @@ def _run(infra: Any, name: str, path: Path, persons: int, namespace: str, reques
         retry_seconds=60.0,
     )
     cpu = {
-        "intake": _cpu_seconds(proc.pid) - before["intake"],
-        "postgres": _postgres_cpu(clock["postgres"]) - before["postgres"],
+        "intake": cpu_seconds(proc.pid, children=True) - before["intake"],
+        **({"worker": cpu_seconds(worker.pid, children=True) - before["worker"]} if worker else {}),
+        "postgres": postgres_cpu(clock["postgres"]) - before["postgres"],
         "cli": time.process_time() - own,
     }
     viewer = stack.headers(Role.OPERATIONS_VIEWER)
@@ -264,21 +252,32 @@ def _run(infra: Any, name: str, path: Path, persons: int, namespace: str, reques
     return Measured(name, report["rows"], persons, report["seconds"], outcomes, cpu, drained)
 
 
-def _start_intake(infra: Any, env: dict[str, str]) -> None:
+def _start_intake(infra: Any, env: dict[str, str], *, apart: bool) -> None:
+    """Intake taking the import; ``apart``: answering HTTP only, beside a process relaying and
+    consuming (``WORKER``)."""
     stack = infra.stack
     if not stack.specs:
         count = len(stack.description.instances())
         specs = service_specs(stack.routes_file, procs.free_ports(count), description=stack.description)
         stack.specs = {s.name: s for s in specs if s.name == SERVICE}
         stack.create_database_roles()
-    stack.specs[SERVICE] = dataclasses.replace(stack.specs[SERVICE], extra_env=env)
+    http_only = {"CORRIDOR_BACKGROUND": "false"} if apart else {}
+    stack.specs[SERVICE] = dataclasses.replace(stack.specs[SERVICE], extra_env={**env, **http_only})
     stack.start_service(SERVICE, timeout=180.0)
+    if apart:
+        stack.start_replica(SERVICE, WORKER, extra_env={"CORRIDOR_BACKGROUND": "true"}, timeout=180.0)
+
+
+def _stop_intake(infra: Any) -> None:
+    infra.stack.stop_service(SERVICE)
+    if WORKER in infra.stack.specs:
+        infra.stack.stop_replica(WORKER)
 
 
 def _print(results: list[Measured], base: Measured | None) -> None:
     table = Table(
         "import", "rows", "persons", "seconds", "rows/s", "ratio to baseline", "outcomes",
-        "CPU s intake / PostgreSQL / CLI", "outbox empty after",
+        "CPU s intake HTTP / intake relay+consumers / PostgreSQL / CLI", "outbox empty after",
         title="Bulk import through POST /imports (the CLI's code); ratio = rows/s ÷ the baseline's rows/s",
     )  # fmt: skip
     for m in results:
@@ -291,7 +290,9 @@ def _print(results: list[Measured], base: Measured | None) -> None:
             f"{m.rate:,.0f}",
             ratio,
             ", ".join(f"{n} {k}" for k, n in m.counts.items() if n),
-            " / ".join(f"{m.cpu[k]:.1f}" for k in ("intake", "postgres", "cli")),
+            " / ".join(
+                f"{m.cpu[k]:.1f}" if k in m.cpu else "—" for k in ("intake", "worker", "postgres", "cli")
+            ),
             f"{m.drained_after:.1f} s",
         )
     console.print(table)
@@ -311,6 +312,13 @@ def main(
     chunk_rows: Annotated[
         int | None, typer.Option(min=1, help="intake's import_chunk_rows [intake's default].")
     ] = None,
+    apart: Annotated[
+        bool,
+        typer.Option(
+            "--apart/--together",
+            help="Intake's HTTP in a process of its own, its relay and consumers in another; or one process.",
+        ),
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures here.")] = None,
     keep: Annotated[bool, typer.Option(help="Keep the temporary directory (server logs).")] = False,
 ) -> None:
@@ -336,15 +344,17 @@ def main(
             else:
                 files.append((Path(), 0))
         if baseline_rows:
-            _start_intake(infra, {"CORRIDOR_IMPORT_CHUNK_ROWS": "0"})
+            _start_intake(infra, {"CORRIDOR_IMPORT_CHUNK_ROWS": "0"}, apart=apart)
             console.print(f"baseline: {baseline_rows:,} rows, one transaction a row")
             base = _run(
                 infra, "row by row (baseline)", *files[0], f"base-{uuid.uuid4().hex[:6]}", request_rows
             )
             results.append(base)
             console.print(f"  {base.rate:,.0f} rows/s")
-            infra.stack.stop_service(SERVICE)
-        _start_intake(infra, {"CORRIDOR_IMPORT_CHUNK_ROWS": str(chunk_rows)} if chunk_rows else {})
+            _stop_intake(infra)
+        _start_intake(
+            infra, {"CORRIDOR_IMPORT_CHUNK_ROWS": str(chunk_rows)} if chunk_rows else {}, apart=apart
+        )
         first: tuple[Path, int, str] | None = None
         for (path, persons), size in zip(files[1:], sizes, strict=True):
             namespace = f"bulk-{uuid.uuid4().hex[:6]}"

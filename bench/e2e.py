@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import naive
-from bench.stats import machine, percentile
+from bench.stats import cpu_seconds, machine, percentile, postgres_cpu
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged
@@ -225,18 +224,6 @@ async def _drive_vehicle(
     await scenario.drive_vehicle(client, stack, route, movement_id, vehicle["vehicle_id"], timeout=600)
 
 
-def _start_replica(stack: Any, name: str) -> None:
-    """A second process of service ``name``: the same database, principal and consumer groups (the
-    group shares the partitions between the two), on a port of its own."""
-    from devkit.devinfra import procs
-
-    spec = stack.specs[name]
-    twin = dataclasses.replace(spec, name=f"{name}-2", port=procs.free_ports(1)[0])
-    stack.specs[twin.name] = twin
-    stack.db_roles[twin.name] = stack.db_roles[name]
-    stack.start_service(twin.name, timeout=300)
-
-
 # ------------------------------------------------------------------------------ measuring
 
 
@@ -244,16 +231,16 @@ def _start_replica(stack: Any, name: str) -> None:
 class Usage:
     cpu: dict[str, float]
     peak_rss_mib: dict[str, float]
+    infrastructure_cpu: dict[str, float] = field(default_factory=dict)
+    """Kafka, PostgreSQL and this benchmark (the driver and the stream's reader) meanwhile."""
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process (/proc/<pid>/stat, fields 14 and 15, in ticks)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": field 3 onwards
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _infrastructure_cpu(infra: Any) -> dict[str, float]:
+    return {
+        "kafka": sum(cpu_seconds(pid) for pid in infra.stack.kafka.pids),
+        "postgresql": postgres_cpu(infra.stack.postgres.pid),
+        "this benchmark (driver, stream reader)": time.process_time(),
+    }
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -305,6 +292,7 @@ class Figures:
     registration_to_arrival_s: tuple[float, float, float]
     cpu_seconds: dict[str, float]
     peak_rss_mib: dict[str, float]
+    infrastructure_cpu_seconds: dict[str, float]
     import_rows_per_second: float
     naive: dict[str, float] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
@@ -347,6 +335,7 @@ def _figures(mode: str, stream: TimedStream, drive: Drive, applied: int, usage: 
         registration_to_arrival_s=_pcts([arrived[c] - registered[c] for c in arrived if c in registered]),
         cpu_seconds=usage.cpu,
         peak_rss_mib=usage.peak_rss_mib,
+        infrastructure_cpu_seconds=usage.infrastructure_cpu,
         import_rows_per_second=drive.imported / drive.import_seconds if drive.import_seconds else math.nan,
     )
 
@@ -361,7 +350,8 @@ async def _measure(infra: Any, cfg: dict[str, Any]) -> Figures:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
         consumed_before = await _consumed(client, stack)
-        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        infra_before = _infrastructure_cpu(infra)
         planner = asyncio.create_task(_planner(client, stack, stream, drive, route))
         if cfg["rate"] > 0:
             mode = f"steady {cfg['rate']:g} cases/s for {cfg['seconds']:g} s"
@@ -382,8 +372,9 @@ async def _measure(infra: Any, cfg: dict[str, Any]) -> Figures:
         consumed = {k: v - consumed_before.get(k, 0) for k, v in (await _consumed(client, stack)).items()}
         applied = consumed["applied"] + consumed["duplicates"]
         usage = Usage(
-            cpu={name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()},
+            cpu={name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()},
             peak_rss_mib={name: _peak_rss_mib(pid) for name, pid in pids.items()},
+            infrastructure_cpu={k: v - infra_before[k] for k, v in _infrastructure_cpu(infra).items()},
         )
     await stream.stop()
     figures = _figures(mode, stream, drive, applied, usage, route)
@@ -429,6 +420,16 @@ def _print(f: Figures) -> None:
         f"{sum(f.cpu_seconds.values()) * 1000 / max(f.cases, 1):.1f}",
         "",
     )
+    for name, cpu in f.infrastructure_cpu_seconds.items():
+        usage.add_row(name, f"{cpu:.1f}", f"{cpu * 1000 / max(f.cases, 1):.1f}", "")
+    if f.infrastructure_cpu_seconds:
+        everything = sum(f.cpu_seconds.values()) + sum(f.infrastructure_cpu_seconds.values())
+        usage.add_row(
+            "everything",
+            f"{everything:.1f}",
+            f"{everything * 1000 / max(f.cases, 1):.1f}",
+            f"({everything / f.seconds / (os.cpu_count() or 1):.0%} of the machine's cores)",
+        )
     console.print(usage)
     if f.naive:
         n = f.naive
@@ -481,7 +482,7 @@ def e2e(
         infra.start()
         infra.stack.start_services(timeout=300)
         for name in replica or []:
-            _start_replica(infra.stack, name)
+            infra.stack.start_replica(name, f"{name}-2")
         load_before = os.getloadavg()
         figures = asyncio.run(_measure(infra, cfg))
         if naive_records:  # after the platform's run, on the same servers (now idle)

@@ -224,3 +224,30 @@ class CpuClock:
             "ours_core_seconds": ours,
             "others_core_seconds": max(0.0, busy - ours),
         }
+
+
+def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
+    """User and system CPU time of a process (/proc/<pid>/stat, fields 14-15), with its waited-for
+    children's (16-17) if ``children``; 0 once it is gone."""
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": field 3 onwards
+    return sum(int(f) for f in fields[11 : 15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(pid: int | None) -> float:
+    """The postmaster, the backends it waited for, and every backend still running."""
+    total = cpu_seconds(pid, children=True)
+    for child in Path("/proc").iterdir():
+        if child.name.isdigit():
+            try:
+                stat = (child / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                total += cpu_seconds(int(child.name), children=True)
+    return total

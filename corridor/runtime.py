@@ -2,7 +2,9 @@
 
 A service builds a ``ServiceRuntime``, registers its consumers and routes, and calls ``run()``.
 Start order matters: the database and its migrations first, then the producer and relay, then
-the consumers, so no record is taken before the service can apply it.
+the consumers, so no record is taken before the service can apply it. A process started with
+``CORRIDOR_BACKGROUND=false`` answers HTTP only: what it writes to the outbox is published by the
+relay of another process of the same service (the outbox is in their shared database).
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ class Liveness(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
-    checks: dict[str, bool] = Field(description="database, relay, kafka: each true when reachable")
+    checks: dict[str, bool] = Field(
+        description="database, relay (where this process runs it), kafka: each true when reachable"
+    )
 
 
 class ConsumerStats(BaseModel):
@@ -334,6 +338,9 @@ class ServiceRuntime:
         await verify_topics(self.kafka, self._all_topics())
         self._producer = make_producer(self.kafka, client_id=f"{self.instance}-relay")
         await self._producer.start()
+        if not s.background:
+            log.info("%s started for HTTP only (source %s)", self.instance, self.source)
+            return
         self.relay = OutboxRelay(
             dsn,
             self._producer,
@@ -357,7 +364,8 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self._periodic_tasks, return_exceptions=True)
         await self.lag.close()
-        await self.broker.stop()
+        if self.settings.background:
+            await self.broker.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self._producer is not None:
@@ -404,9 +412,15 @@ class ServiceRuntime:
                 checks["database"] = await conn.fetchval("SELECT true")
         except Exception:
             checks["database"] = False
-        checks["relay"] = self.relay is not None and self.relay.alive
+        if self.settings.background:
+            checks["relay"] = self.relay is not None and self.relay.alive
         try:
-            checks["kafka"] = await self.broker.ping(timeout=2.0)
+            if self.settings.background:
+                checks["kafka"] = await self.broker.ping(timeout=2.0)
+            else:  # no consumer here: the producer (dead letters, the DLT replay) must reach Kafka
+                assert self._producer is not None
+                await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 2.0)
+                checks["kafka"] = True
         except Exception:
             checks["kafka"] = False
         ready = all(checks.values())

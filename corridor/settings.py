@@ -51,6 +51,12 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = Field(
         default=500, ge=1, description="Most records a consumer applies in one transaction"
     )
+    background: bool = Field(
+        default=True,
+        description="Run the outbox relay, the consumers and the periodic jobs here. False: this "
+        "process only answers HTTP, beside processes of the same service that run them (a busy "
+        "API, such as intake's bulk import, then has its core to itself)",
+    )
     log_level: str = "INFO"
     lag_refresh_seconds: float = Field(default=5.0, gt=0, description="How often consumer lag is read")
     trace_console: bool = False

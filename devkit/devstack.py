@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -413,6 +413,27 @@ class Stack:
         self.processes[name] = proc
         if wait:
             self.wait_ready([name], timeout)
+
+    def start_replica(
+        self, name: str, replica: str, *, extra_env: dict[str, str] | None = None, timeout: float = 300.0
+    ) -> str:
+        """Another process of service ``name``, called ``replica``: the same database, principal
+        and consumer groups (a group shares its partitions among them), on a port of its own, with
+        ``extra_env`` on top of the service's. Stop it with ``stop_replica``."""
+        spec = self.specs[name]
+        twin = replace(
+            spec, name=replica, port=procs.free_ports(1)[0], extra_env={**spec.extra_env, **(extra_env or {})}
+        )
+        self.specs[replica] = twin
+        self.db_roles[replica] = self.db_roles[name]
+        self.start_service(replica, timeout=timeout)
+        return twin.url
+
+    def stop_replica(self, replica: str) -> int | None:
+        """Stop a process ``start_replica`` started, and forget it (Prometheus, the next restart)."""
+        code = self.stop_service(replica)
+        del self.specs[replica], self.db_roles[replica], self.processes[replica]
+        return code
 
     def kill_service(self, name: str) -> None:
         """SIGKILL, as a crash or an OOM kill would."""

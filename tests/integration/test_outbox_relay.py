@@ -9,19 +9,23 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
+import httpx
 import pytest
 
 from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor import db
+from corridor.auth import Role
 from corridor.kafkatools import read_topic
 from corridor.outbox import OutboxRelay, enqueue, make_producer, pending_count
 from corridor.runtime import ensure_topics
+from devkit import scenario
 from devkit.devstack import Stack
+from opstools.statusreader import StatusStream
 from tests.conftest import report_figure
 
 KEYS = 50
@@ -173,3 +177,28 @@ async def test_when_the_active_relay_dies_another_takes_over(
     assert left_by_first > 0, "the first relay had published everything before it died"
     assert second.published >= left_by_first
     assert (seen.distinct, seen.lost, seen.out_of_order) == (KEYS * PER_KEY, 0, 0)
+
+
+async def test_a_process_answering_http_only_leaves_publishing_to_its_service_s_relay(
+    stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
+) -> None:
+    """``CORRIDOR_BACKGROUND=false``: an intake process that answers HTTP and runs no relay and no
+    consumer. What it registers is published by the relay of the service's other process, from
+    the outbox their database shares; its readiness asks nothing of a relay it does not run."""
+    url = await asyncio.to_thread(
+        stack.start_replica, "intake", "intake-http", extra_env={"CORRIDOR_BACKGROUND": "false"}
+    )
+    try:
+        ready = (await client.get(url + "/health/ready")).json()
+        assert ready == {"status": "ready", "checks": {"database": True, "kafka": True}}
+        body = {**scenario.single_traveller(travel_date), "registration_key": f"http-only/{uuid.uuid4()}"}
+        answer = await client.post(url + "/cases", json=body, headers=scenario.caseworker(stack))
+        assert answer.status_code == 201, answer.text
+        case_id = uuid.UUID(answer.json()["case_id"])
+        await stream.wait_for([case_id], CaseStatus.ELIGIBLE, timeout=60)
+        stats = (await client.get(url + "/stats", headers=stack.headers(Role.OPERATIONS_VIEWER))).json()
+        assert (stats["outbox_published"], stats["relay_leader"]) == (0, False)
+        log = stack.log_path("intake-http").read_text()
+        assert "started for HTTP only" in log and " applied org." not in log
+    finally:
+        await asyncio.to_thread(stack.stop_replica, "intake-http")
