@@ -43,6 +43,7 @@ def create_service(settings: TransportSettings | None = None) -> ServiceRuntime:
         topics.DECISIONS,
         *(topics.crossings(c) for c in routes.checkpoint_ids()),
         handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
+        in_sets=usecases.bound_in_sets(ctx),
         store=TransportStore,
         lock_batch=usecases.lock_batch,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -370,15 +370,24 @@ class TransportStore:
         )
 
     async def close_movement_if_done(self, movement_id: str) -> bool:
-        status = await self.conn.execute(
-            """UPDATE movements SET status = $2 WHERE movement_id = $1 AND status <> $2
-               AND NOT EXISTS (SELECT 1 FROM assignments WHERE movement_id = $1
-                               AND state <> ALL($3::text[]))""",
-            movement_id,
+        return bool(await self.close_movements_if_done([movement_id]))
+
+    async def close_movements_if_done(self, movement_ids: Iterable[str]) -> list[str]:
+        """Close each of these movements whose every seat is settled, in one statement; those
+        closed now."""
+        ids = sorted(set(movement_ids))
+        if not ids:
+            return []
+        rows = await self.conn.fetch(
+            """UPDATE movements m SET status = $2 WHERE m.movement_id = ANY($1::text[]) AND m.status <> $2
+               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.movement_id = m.movement_id
+                               AND a.state <> ALL($3::text[]))
+               RETURNING m.movement_id""",
+            ids,
             MovementStatus.CLOSED.value,
             _states(SETTLED),
         )
-        return status.endswith(" 1")
+        return sorted(r["movement_id"] for r in rows)
 
     async def record_progress(
         self, movement_id: str, vehicle_id: str, checkpoint_id: str, stage: str, at: datetime
@@ -416,26 +425,21 @@ class TransportStore:
         )
 
     async def assignment(self, case_id: uuid.UUID) -> CaseSeat | None:
-        r = await self.conn.fetchrow(
+        return (await self.assignments_of([case_id])).get(case_id)
+
+    async def assignments_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CaseSeat]:
+        """The seats of these cases (those that have one), with their routes, in one statement."""
+        rows = await self.conn.fetch(
             """SELECT a.case_id, a.movement_id, a.vehicle_id, a.seats, a.state, a.explanation, m.route_id,
                       jsonb_array_length(c.passengers) AS members
                FROM assignments a JOIN movements m USING (movement_id) JOIN cases c USING (case_id)
-               WHERE a.case_id = $1""",
-            case_id,
+               WHERE a.case_id = ANY($1::uuid[])""",
+            list(set(case_ids)),
         )
-        if r is None:
-            return None
-        seat = _seat(r)
-        return CaseSeat(
-            case_id=seat.case_id,
-            movement_id=seat.movement_id,
-            vehicle_id=seat.vehicle_id,
-            seats=seat.seats,
-            state=seat.state,
-            explanation=seat.explanation,
-            route_id=r["route_id"],
-            members=r["members"],
-        )
+        return {
+            r["case_id"]: CaseSeat(**vars(_seat(r)), route_id=r["route_id"], members=r["members"])
+            for r in rows
+        }
 
     async def assignments(self, movement_id: str) -> list[Seat]:
         rows = await self.conn.fetch(
@@ -510,12 +514,44 @@ class TransportStore:
             at,
             reason_code,
         )
+        return (await self.crossings_of([case_id])).get(case_id, {})
+
+    async def crossings_of(
+        self, case_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, RecordedCrossing]]:
+        """Every decision recorded on these cases, by case and checkpoint, in one statement."""
         rows = await self.conn.fetch(
-            """SELECT checkpoint_id, cleared, decided_at, reason_code, announced
-               FROM crossings WHERE case_id = $1""",
-            case_id,
+            """SELECT case_id, checkpoint_id, cleared, decided_at, reason_code, announced
+               FROM crossings WHERE case_id = ANY($1::uuid[])""",
+            list(set(case_ids)),
         )
-        return {r["checkpoint_id"]: RecordedCrossing(**r) for r in rows}
+        recorded: dict[uuid.UUID, dict[str, RecordedCrossing]] = {}
+        for r in rows:
+            recorded.setdefault(r["case_id"], {})[r["checkpoint_id"]] = RecordedCrossing(
+                r["checkpoint_id"], r["cleared"], r["decided_at"], r["reason_code"], r["announced"]
+            )
+        return recorded
+
+    async def save_crossings(self, crossings: Sequence[tuple[uuid.UUID, RecordedCrossing]]) -> None:
+        """Write these decisions as they now stand, each (case, checkpoint) once, in one statement:
+        a run of crossings decided in memory under its cases' locks, on what ``crossings_of`` read
+        (so each row's ``announced`` is already the truth: nothing here needs to check it again)."""
+        if not crossings:
+            return
+        await self.conn.execute(
+            """INSERT INTO crossings (case_id, checkpoint_id, cleared, decided_at, reason_code, announced)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::boolean[], $4::timestamptz[], $5::text[],
+                                    $6::boolean[])
+               ON CONFLICT (case_id, checkpoint_id) DO UPDATE SET cleared = EXCLUDED.cleared,
+                   decided_at = EXCLUDED.decided_at, reason_code = EXCLUDED.reason_code,
+                   announced = EXCLUDED.announced""",
+            [case_id for case_id, _ in crossings],
+            [c.checkpoint_id for _, c in crossings],
+            [c.cleared for _, c in crossings],
+            [c.decided_at for _, c in crossings],
+            [c.reason_code for _, c in crossings],
+            [c.announced for _, c in crossings],
+        )
 
     async def mark_announced(self, case_id: uuid.UUID, checkpoint_ids: Iterable[str]) -> None:
         """The stream now shows these decisions on the case."""

@@ -16,14 +16,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from contracts import reasons
 from contracts.base import Event
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused
 from contracts.eligibility import EligibilityDecided
+from contracts.envelope import CloudEvent
 from contracts.intake import CaseRegistered, CaseUpdated, CaseWithdrawn, PersonalDataErased
 from contracts.routes import Checkpoint, Route, RouteBook
 from contracts.status import CaseStatus, CaseStatusChanged, Place
@@ -41,6 +43,7 @@ from services.transport import commands, domain
 from services.transport.domain import (
     AlreadyDeparted,
     Case,
+    CaseSeat,
     Decision,
     ManifestExport,
     Movement,
@@ -52,6 +55,7 @@ from services.transport.domain import (
     NotOnRoute,
     Placement,
     ReadyCase,
+    RecordedCrossing,
     SeatState,
     UnknownRoute,
 )
@@ -373,10 +377,42 @@ async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> N
     )
 
 
-async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow: Unit, ctx: Context) -> None:
-    """Apply a post's decision: record it, announce on the public stream what can be announced now
-    (``domain.crossing_news``), free the seat ahead of a refusal, and announce the arrival after the
-    route's last crossing, all in one unit of work: the crossing's status precedes the arrival."""
+def _crossing_change(
+    uow: Unit, seat: CaseSeat, cp: Checkpoint, crossing: RecordedCrossing
+) -> CaseStatusChanged:
+    """What the stream says of a post's decision on a seated case."""
+    return _change(
+        uow,
+        seat.case_id,
+        domain.crossing_status(cp.direction, crossing.cleared),
+        seat.members,
+        place=_post(cp),
+        movement_id=seat.movement_id,
+        at=crossing.decided_at,
+        # Where a refusal came from (an officer, a document check, the hold list), never the
+        # officer's code or words; a code this release does not know: the generic one.
+        reason_code=reasons.public_or(crossing.reason_code, "held_at_border"),
+    )
+
+
+def _arrival(uow: Unit, seat: CaseSeat, route: Route, news: domain.CrossingNews) -> CaseStatusChanged:
+    """The arrival the route's last crossing allows, at the time that post decided."""
+    return _change(
+        uow,
+        seat.case_id,
+        CaseStatus.ARRIVED,
+        seat.members,
+        place=_reception(route),
+        movement_id=seat.movement_id,
+        at=news.crossings[-1][1].decided_at,
+    )
+
+
+async def _on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow: Unit, ctx: Context) -> None:
+    """Apply one post's decision: record it, announce on the public stream what can be announced
+    now (``domain.crossing_news``), free the seat ahead of a refusal, and announce the arrival after
+    the route's last crossing, all in one unit of work: the crossing's status precedes the arrival.
+    Only ``on_crossings`` calls it, for a run that holds a refusal."""
     cleared = isinstance(event, BorderCrossingCleared)
     await uow.store.lock_case(event.case_id)  # a case never registered here: the crossing is recorded
     crossed = await uow.store.record_crossing(
@@ -390,20 +426,7 @@ async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow:
     route = ctx.routes.get(seat.route_id)
     news = domain.crossing_news(route, seat.state, crossed)
     for cp, crossing in news.crossings:
-        await uow.announce(
-            _change(
-                uow,
-                event.case_id,
-                domain.crossing_status(cp.direction, crossing.cleared),
-                seat.members,
-                place=_post(cp),
-                movement_id=seat.movement_id,
-                at=crossing.decided_at,
-                # Where a refusal came from (an officer, a document check, the hold list), never the
-                # officer's code or words; a code this release does not know: the generic one.
-                reason_code=reasons.public_or(crossing.reason_code, "held_at_border"),
-            )
-        )
+        await uow.announce(_crossing_change(uow, seat, cp, crossing))
     await uow.store.mark_announced(event.case_id, [cp.checkpoint_id for cp, _ in news.crossings])
     refused = domain.seat_after_refusal(seat.state, cleared)
     if refused is not None:
@@ -415,18 +438,78 @@ async def on_crossing(event: BorderCrossingCleared | BorderCrossingRefused, uow:
     if news.arrives and route is not None:
         arrived = SeatState.ARRIVED
         await uow.store.set_assignment_state(event.case_id, arrived, was=arrived.reached_from)
-        await uow.announce(
-            _change(
-                uow,
-                event.case_id,
-                CaseStatus.ARRIVED,
-                seat.members,
-                place=_reception(route),
-                movement_id=seat.movement_id,
-                at=news.crossings[-1][1].decided_at,
-            )
-        )
+        await uow.announce(_arrival(uow, seat, route, news))
         await uow.store.close_movement_if_done(seat.movement_id)
+
+
+async def on_crossings(events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> None:
+    """Apply a run of the posts' decisions (cleared or refused, in the order read) exactly as
+    applying them one after the other would: each recorded, what the stream may show now announced
+    (``domain.crossing_news``) with the arrival after the route's last crossing, the same rows,
+    statuses and events in the same order; in a few statements whatever the run's length (four
+    crossings a case: most of what transport reads).
+
+    The run is decided in memory on what its cases had before it, each decision seeing what the
+    earlier ones of the run changed (a run may hold a case's exit and entry, in either order, or a
+    post's decision twice), then written at once: the crossings, the announcements in order
+    (``publish_many`` judges each as ``announce`` would), the arrivals' seats, the movements closed."""
+    decisions: list[BorderCrossingCleared | BorderCrossingRefused] = []
+    for e in events:
+        assert isinstance(e.data, BorderCrossingCleared | BorderCrossingRefused), e.type  # IN_SETS
+        decisions.append(e.data)
+    if any(isinstance(d, BorderCrossingRefused) for d in decisions):
+        # A refusal is rare, and it frees the seat and amends the manifests ahead (reads and writes
+        # of their own, which a later decision of the run sees): a run that holds one is applied one
+        # decision after the other, the single-event logic, which is what the set path must equal.
+        for d in decisions:
+            await _on_crossing(d, uow, ctx)
+        return
+    store = uow.store
+    case_ids = list(dict.fromkeys(d.case_id for d in decisions))
+    # In a consumer's batch these are locked already (``lock_batch``, case-id order), so this takes
+    # nothing new; a record handled alone locks its case here, as every use case does.
+    await store.lock_cases(case_ids)
+    recorded = await store.crossings_of(case_ids)
+    seats = await store.assignments_of(case_ids)
+    state = {case_id: seat.state for case_id, seat in seats.items()}
+    written: dict[tuple[uuid.UUID, str], RecordedCrossing] = {}
+    changes: list[Event] = []
+    arrived: list[CaseSeat] = []
+    for d in decisions:
+        crossings = recorded.setdefault(d.case_id, {})
+        known = crossings.get(d.checkpoint_id)
+        if known is None or not known.announced:  # once announced, the stream said it: unchanged
+            crossings[d.checkpoint_id] = written[(d.case_id, d.checkpoint_id)] = RecordedCrossing(
+                d.checkpoint_id,
+                isinstance(d, BorderCrossingCleared),
+                d.decided_at,
+                d.public_reason_code,
+                announced=False,
+            )
+        seat = seats.get(d.case_id)
+        if seat is None:
+            continue  # never seated here: recorded for diagnosis only (as in ``_on_crossing``)
+        route = ctx.routes.get(seat.route_id)
+        news = domain.crossing_news(route, state[d.case_id], crossings)
+        for cp, crossing in news.crossings:
+            changes.append(_crossing_change(uow, seat, cp, crossing))
+            crossings[cp.checkpoint_id] = written[(d.case_id, cp.checkpoint_id)] = replace(
+                crossing, announced=True
+            )
+        if news.arrives and route is not None:
+            if state[d.case_id] in SeatState.ARRIVED.reached_from:
+                state[d.case_id] = SeatState.ARRIVED
+            arrived.append(seat)
+            changes.append(_arrival(uow, seat, route, news))
+    await store.save_crossings([(case_id, c) for (case_id, _), c in written.items()])
+    await uow.publish_many(changes)
+    # Each seat moves only from where it stood before the run (the same condition as in memory).
+    await store.set_assignment_states(
+        [s.case_id for s in arrived], SeatState.ARRIVED, was=SeatState.ARRIVED.reached_from
+    )
+    # Seats only settle within the run: a movement settled after any of its arrivals is settled
+    # after the last, so closing once at the end closes what closing after each would.
+    await store.close_movements_if_done({s.movement_id for s in arrived})
 
 
 async def lock_batch(store: TransportStore, events: Sequence[Event]) -> None:
@@ -461,11 +544,31 @@ HANDLERS: Mapping[type[Event], EventUseCase] = {
     CaseWithdrawn: on_case_withdrawn,
     PersonalDataErased: on_personal_data_erased,
     EligibilityDecided: on_eligibility_decided,
-    BorderCrossingCleared: on_crossing,
-    BorderCrossingRefused: on_crossing,
 }
-"""The events transport applies (from ``intake.cases``, ``eligibility.decisions`` and
-``border.crossings``), each by its use case."""
+"""The events transport applies one at a time (from ``intake.cases`` and ``eligibility.decisions``),
+each by its use case."""
+
+
+class SetUseCase(Protocol):
+    """A use case for a run of events: (their envelopes, in order, a unit of work, the context)."""
+
+    def __call__(self, events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> Awaitable[None]: ...
+
+
+IN_SETS: Mapping[type[Event], SetUseCase] = {
+    BorderCrossingCleared: on_crossings,
+    BorderCrossingRefused: on_crossings,
+}
+"""The events transport applies many at once (``border.crossings``: four a case). One use case for
+both kinds: a run mixing them is one call (``bound_in_sets``)."""
+
+
+def bound_in_sets(ctx: Context) -> dict[type[Event], Any]:
+    """``IN_SETS`` with the context given, one bound object per use case: the consumer makes one run
+    of the consecutive records that share a use case, so a mixed run of clearances and refusals is
+    applied by a single call."""
+    bound = {id(use_case): partial(use_case, ctx=ctx) for use_case in IN_SETS.values()}
+    return {event: bound[id(use_case)] for event, use_case in IN_SETS.items()}
 
 
 # --- commands: coordinators plan and board, drivers report progress, staff export manifests -----

@@ -5,9 +5,11 @@ test_case_flow.py) prove the same on Kafka and PostgreSQL, with real locks."""
 
 from __future__ import annotations
 
+import copy
 import inspect
+import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from contracts import reasons, topics
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
 from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome, RuleResult
+from contracts.envelope import CloudEvent
 from contracts.intake import (
     CaseRegistered,
     CaseUpdated,
@@ -126,7 +129,7 @@ class World:
             CaseWithdrawn(case_id=case_id, reason="Decided to stay", withdrawn_at=self.tick()), self.uow, CTX
         )
 
-    async def cross(
+    def crossing(
         self,
         case_id: uuid.UUID,
         checkpoint_id: str,
@@ -134,24 +137,37 @@ class World:
         cleared: bool = True,
         public_code: str | None = "refused_by_officer",
     ) -> BorderCrossingCleared | BorderCrossingRefused:
+        """A post's decision on a case, as the post sends it (not applied yet)."""
         route_cp = ROUTE.checkpoint(checkpoint_id)
         assert route_cp is not None
-        seat = self.store.seats[case_id]
+        seat = self.store.seats.get(case_id)
         kind = BorderCrossingCleared if cleared else BorderCrossingRefused
-        event = kind(
+        return kind(
             case_id=case_id,
             checkpoint_id=checkpoint_id,
             country=route_cp.country,
             crossing=route_cp.crossing,
             direction=route_cp.direction,
-            movement_id=seat.movement_id,
-            vehicle_id=seat.vehicle_id,
+            movement_id=seat.movement_id if seat else "MOV-X",
+            vehicle_id=seat.vehicle_id if seat else "BUS-X",
             decisions=[PersonDecision(person_id=uuid.uuid4(), cleared=cleared, reason_code="no_visa")],
             decided_at=self.tick(),
             public_reason_code=None if cleared else public_code,
         )
-        await usecases.on_crossing(event, self.uow, CTX)
+
+    async def cross(
+        self, case_id: uuid.UUID, checkpoint_id: str, **kw: Any
+    ) -> BorderCrossingCleared | BorderCrossingRefused:
+        """A post's decision read alone (the consumer hands it over as a run of one)."""
+        event = self.crossing(case_id, checkpoint_id, **kw)
+        await self.apply_crossings(event)
         return event
+
+    async def apply_crossings(self, *events: BorderCrossingCleared | BorderCrossingRefused) -> None:
+        """A run of the posts' decisions, as the consumer hands it to transport: in one call."""
+        await usecases.on_crossings(
+            [CloudEvent.new(e, source="/missions/UZB/border") for e in events], self.uow, CTX
+        )
 
     # --- commands --------------------------------------------------------------------------------
 
@@ -223,11 +239,15 @@ def test_every_event_transport_reads_has_its_use_case() -> None:
         CaseWithdrawn,
         PersonalDataErased,
         EligibilityDecided,
-        BorderCrossingCleared,
-        BorderCrossingRefused,
     }
-    for event in usecases.HANDLERS:
+    assert set(usecases.IN_SETS) == {BorderCrossingCleared, BorderCrossingRefused}
+    for event in [*usecases.HANDLERS, *usecases.IN_SETS]:
         assert topics.topic_for(event).name in (topics.CASES, topics.DECISIONS, topics.crossings(""))
+
+
+def test_clearances_and_refusals_share_one_bound_use_case_so_a_mixed_run_is_one_call() -> None:
+    bound = usecases.bound_in_sets(CTX)
+    assert bound[BorderCrossingCleared] is bound[BorderCrossingRefused]
 
 
 def test_the_fake_store_answers_the_real_stores_methods() -> None:
@@ -706,7 +726,8 @@ async def test_a_decision_read_again_is_not_announced_again(world: World) -> Non
     decided = [await world.cross(case_id, cp) for cp in CHECKPOINTS]
     published = len(world.uow.published)
     for event in (decided[0], decided[-1], decided[1]):
-        await usecases.on_crossing(event, world.uow, CTX)
+        await world.apply_crossings(event)
+    await world.apply_crossings(decided[2], decided[3], decided[0])
     assert len(world.uow.published) == published
     assert world.statuses(case_id).count(S.ARRIVED) == 1
     assert all(world.store.crossings[(case_id, cp)].announced for cp in CHECKPOINTS)
@@ -786,11 +807,131 @@ async def test_a_crossing_of_a_case_never_registered_here_is_recorded_not_retrie
         decisions=[],
         decided_at=T0,
     )
-    await usecases.on_crossing(event, world.uow, CTX)
+    await world.apply_crossings(event)
     recorded = world.store.crossings[(stranger, cp.checkpoint_id)]
     assert (recorded.cleared, recorded.decided_at, recorded.announced) == (True, T0, False)
     # Transport never seated it: it cannot place the crossing on a route, nor after a status.
     assert world.uow.published == []
+
+
+# --- a run of crossings applied at once ------------------------------------------------------------
+
+
+async def one_by_one(world: World, events: Sequence[BorderCrossingCleared | BorderCrossingRefused]) -> None:
+    """The single-event logic the set path must equal, applied to each decision in turn."""
+    for event in events:
+        await usecases._on_crossing(event, world.uow, CTX)
+
+
+def outcome(world: World) -> tuple[Any, ...]:
+    """Everything a crossing may change: what was published (in order), the stream guard's view,
+    the crossings recorded, the seats and the movements."""
+    return (
+        world.uow.published,
+        world.uow.statuses,
+        world.uow.illegal,
+        world.store.crossings,
+        world.store.seats,
+        world.store.movements,
+    )
+
+
+async def two_on_the_road(world: World) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two cases on one vehicle: the first cleared at the first post, the second at every post but
+    the last."""
+    first, second = await world.ready(2), await world.ready()
+    await world.plan(("BUS-1", 6))
+    await world.depart()
+    await world.cross(first, CHECKPOINTS[0])
+    for cp in CHECKPOINTS[:-1]:
+        await world.cross(second, cp)
+    return first, second
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(5))))
+async def test_a_run_of_crossings_leaves_what_applying_them_one_by_one_leaves(
+    world: World, order: tuple[int, ...]
+) -> None:
+    first, second = await two_on_the_road(world)
+    stranger = uuid.uuid4()
+    decided = [
+        world.crossing(first, CHECKPOINTS[1]),  # an entry
+        world.crossing(first, CHECKPOINTS[2]),  # the exit after it
+        world.crossing(second, CHECKPOINTS[-1]),  # the last: the second case arrives
+        world.crossing(second, CHECKPOINTS[-1]),  # the same post's decision again, later
+        world.crossing(stranger, CHECKPOINTS[0]),  # a case never seated here
+    ]
+    run = [decided[i] for i in order]
+    alone = copy.deepcopy(world)
+    await world.apply_crossings(*run)
+    await one_by_one(alone, run)
+    assert outcome(world) == outcome(alone)
+    # What both did: the first case's crossings announced in route order whatever the run's order,
+    # the second case arrived once, at the time of the first decision on the last post read.
+    assert [e.place.checkpoint_id for e in crossings_announced(world, first) if e.place] == CHECKPOINTS[:3]
+    assert world.statuses(second)[-2:] == [S.ENTRY_CLEARED, S.ARRIVED]
+    first_read = min(order.index(2), order.index(3))
+    assert world.last_change(second).occurred_at == run[first_read].decided_at
+    assert world.store.seats[second].state is SeatState.ARRIVED
+    assert world.store.seats[first].state is SeatState.DEPARTED
+    assert world.store.movements["MOV-1"].status is MovementStatus.DEPARTED
+    assert not world.store.crossings[(stranger, CHECKPOINTS[0])].announced
+
+
+async def test_a_run_with_the_last_seat_arriving_closes_the_movement_once(world: World) -> None:
+    first, second = await two_on_the_road(world)
+    await world.apply_crossings(*(world.crossing(first, cp) for cp in CHECKPOINTS[1:]))
+    alone = copy.deepcopy(world)
+    run = [world.crossing(second, CHECKPOINTS[-1])]
+    await world.apply_crossings(*run)
+    await one_by_one(alone, run)
+    assert outcome(world) == outcome(alone)
+    assert world.store.movements["MOV-1"].status is MovementStatus.CLOSED
+    assert world.statuses(first)[-1] is S.ARRIVED and world.statuses(second)[-1] is S.ARRIVED
+
+
+async def test_a_run_holding_a_refusal_is_applied_one_decision_after_the_other(world: World) -> None:
+    first, second = await two_on_the_road(world)
+    run = [
+        world.crossing(first, CHECKPOINTS[2]),
+        world.crossing(first, CHECKPOINTS[1], cleared=False, public_code="held_at_border"),
+        world.crossing(second, CHECKPOINTS[-1]),
+    ]
+    alone = copy.deepcopy(world)
+    await world.apply_crossings(*run)
+    await one_by_one(alone, run)
+    assert outcome(world) == outcome(alone)
+    # The refusal stops the stream at its post (the exit after it is never shown), frees the seat
+    # and amends the manifests of the posts ahead; the other case arrives as in any run.
+    assert world.statuses(first)[-2:] == [S.EXIT_CLEARED, S.REFUSED_AT_BORDER]
+    assert world.store.seats[first].state is SeatState.REFUSED
+    amended = [m for m in world.manifests() if m.revision == 2]
+    assert [m.checkpoint_id for m in amended] == CHECKPOINTS[2:]
+    assert all(world.aboard(m) == {second} for m in amended)
+    assert world.statuses(second)[-1] is S.ARRIVED
+    assert world.store.movements["MOV-1"].status is MovementStatus.CLOSED
+
+
+async def test_a_run_of_crossings_for_cases_never_seated_only_records_them(world: World) -> None:
+    waiting = await world.ready()  # registered, not planned
+    stranger = uuid.uuid4()  # never registered here
+    run = [world.crossing(stranger, CHECKPOINTS[0]), world.crossing(waiting, CHECKPOINTS[0])]
+    published = len(world.uow.published)
+    alone = copy.deepcopy(world)
+    await world.apply_crossings(*run)
+    await one_by_one(alone, run)
+    assert outcome(world) == outcome(alone)
+    assert len(world.uow.published) == published
+    for case_id in (stranger, waiting):
+        recorded = world.store.crossings[(case_id, CHECKPOINTS[0])]
+        assert (recorded.cleared, recorded.announced) == (True, False)
+
+
+async def test_a_crossing_read_alone_locks_its_case_first(world: World) -> None:
+    case_id = await on_the_road(world)
+    world.store.locks.clear()
+    await world.cross(case_id, CHECKPOINTS[0])
+    assert world.store.locks == [("cases", (case_id,))]
 
 
 async def test_progress_is_recorded_once_and_only_on_the_road(world: World) -> None:

@@ -5,7 +5,7 @@ locked, in order (``locks``), so a test can check the lock order the use cases k
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
@@ -260,6 +260,9 @@ class FakeTransportStore:
         self.movements[movement_id] = replace(m, status=MovementStatus.CLOSED)
         return True
 
+    async def close_movements_if_done(self, movement_ids: Iterable[str]) -> list[str]:
+        return [m for m in sorted(set(movement_ids)) if await self.close_movement_if_done(m)]
+
     async def record_progress(
         self, movement_id: str, vehicle_id: str, checkpoint_id: str, stage: str, at: datetime
     ) -> bool:
@@ -290,6 +293,9 @@ class FakeTransportStore:
             route_id=self.movements[s.movement_id].route_id,
             members=len(self.cases[case_id].passengers),
         )
+
+    async def assignments_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CaseSeat]:
+        return {c: seat for c in set(case_ids) if (seat := await self.assignment(c)) is not None}
 
     async def assignments(self, movement_id: str) -> list[Seat]:
         return sorted(
@@ -334,6 +340,22 @@ class FakeTransportStore:
                 checkpoint_id, cleared, at, reason_code, announced=False
             )
         return {cp: c for (case, cp), c in self.crossings.items() if case == case_id}
+
+    async def crossings_of(
+        self, case_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, RecordedCrossing]]:
+        wanted = set(case_ids)
+        recorded: dict[uuid.UUID, dict[str, RecordedCrossing]] = {}
+        for (case_id, cp), c in self.crossings.items():
+            if case_id in wanted:
+                recorded.setdefault(case_id, {})[cp] = c
+        return recorded
+
+    async def save_crossings(self, crossings: Sequence[tuple[uuid.UUID, RecordedCrossing]]) -> None:
+        keys = [(case_id, c.checkpoint_id) for case_id, c in crossings]
+        assert len(set(keys)) == len(keys), "one statement writes each crossing once"
+        for case_id, c in crossings:
+            self.crossings[(case_id, c.checkpoint_id)] = c
 
     async def mark_announced(self, case_id: uuid.UUID, checkpoint_ids: Iterable[str]) -> None:
         for cp in checkpoint_ids:
