@@ -341,14 +341,25 @@ def _figures(mode: str, stream: TimedStream, drive: Drive, applied: int, usage: 
 
 
 async def _measure(infra: Any, cfg: dict[str, Any]) -> Figures:
-    stack = infra.stack
-    route = RouteBook.load(stack.routes_file).routes[0]
     stream = TimedStream(infra.reader)
     await stream.start()
     drive = Drive(travel=date.today() + timedelta(days=30))
-    pids = {name: proc.pid for name, proc in stack.processes.items()}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
+    # A client retries a request whose connection dropped (httpx's ReadError, seen at 50 requests/s)
+    # or that answered 503, with the same Idempotency-Key, as a mission's client would.
+    with scenario.tolerating_faults(30.0):
+        figures = await _measure_with(client_limits=limits, infra=infra, cfg=cfg, stream=stream, drive=drive)
+    await stream.stop()
+    return figures
+
+
+async def _measure_with(
+    *, client_limits: httpx.Limits, infra: Any, cfg: dict[str, Any], stream: TimedStream, drive: Drive
+) -> Figures:
+    stack = infra.stack
+    route = RouteBook.load(stack.routes_file).routes[0]
+    pids = {name: proc.pid for name, proc in stack.processes.items()}
+    async with httpx.AsyncClient(timeout=120.0, limits=client_limits) as client:
         consumed_before = await _consumed(client, stack)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         infra_before = _infrastructure_cpu(infra)
@@ -376,7 +387,6 @@ async def _measure(infra: Any, cfg: dict[str, Any]) -> Figures:
             peak_rss_mib={name: _peak_rss_mib(pid) for name, pid in pids.items()},
             infrastructure_cpu={k: v - infra_before[k] for k, v in _infrastructure_cpu(infra).items()},
         )
-    await stream.stop()
     figures = _figures(mode, stream, drive, applied, usage, route)
     figures.consumed = consumed
     return figures
