@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +55,14 @@ UseCase = Callable[[Any, UnitOfWork[StoreT]], Awaitable[Any]]
 SetUseCase = Callable[[Sequence[CloudEvent], UnitOfWork[StoreT]], Awaitable[Any]]
 """A use case for many events of one type at once: (their envelopes, in order, with the data typed;
 a unit of work). It must leave what applying them one after the other would (``SetHandler``)."""
+
+
+def with_context(table: Mapping[type[Event], Callable[..., Any]], **context: Any) -> dict[type[Event], Any]:
+    """A service's table of use cases with its context given to each, as a consumer calls them.
+    Each distinct use case is bound once: the types one set use case serves share one callable,
+    so a consumer makes one run of their consecutive records (``subscribe``'s ``in_sets``)."""
+    bound = {id(use_case): partial(use_case, **context) for use_case in table.values()}
+    return {event: bound[id(use_case)] for event, use_case in table.items()}
 
 
 class Liveness(BaseModel):

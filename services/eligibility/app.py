@@ -6,13 +6,12 @@ API in ``api.py`` and the queries in ``store.py``.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contracts import topics
 from contracts.routes import RouteBook
-from corridor.runtime import ServiceRuntime
+from corridor.runtime import ServiceRuntime, with_context
 from corridor.settings import ServiceSettings
 from services.eligibility import api, usecases
 from services.eligibility.figures import requirement_figures
@@ -36,7 +35,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         topics.HEALTH_EVIDENCE,
         *(topics.requirements(c) for c in ctx.routes.checkpoint_ids()),
         topics.MOVEMENTS,
-        handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
+        handlers=with_context(usecases.HANDLERS, ctx=ctx),
         store=EligibilityStore,
     )
     rt.http.include_router(api.router(rt.units(EligibilityStore), ctx))

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from contracts import topics
 from contracts.routes import RouteBook
-from corridor.runtime import ServiceRuntime
+from corridor.runtime import ServiceRuntime, with_context
 from corridor.settings import ServiceSettings
 from services.intake import api, bulk, usecases
 from services.intake.domain import RegistrationRejected
@@ -59,14 +59,14 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
     rt.subscribe(
         topics.STATUS,
         handlers={},
-        in_sets=usecases.bound(usecases.TIMELINE_IN_SETS, ctx),
+        in_sets=with_context(usecases.TIMELINE_IN_SETS, ctx=ctx),
         store=IntakeStore,
         name="intake-timeline",
     )
     # One inbound topic per country on the routes: each mission's client may write only its own.
     inbound = rt.subscribe(
         *(topics.inbound_status(country) for country in ctx.routes.countries()),
-        handlers=usecases.bound(usecases.INBOUND_HANDLERS, ctx),
+        handlers=with_context(usecases.INBOUND_HANDLERS, ctx=ctx),
         store=IntakeStore,
         name=INBOUND,
     )

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Protocol
 
 from contracts import reasons
@@ -668,8 +667,3 @@ TIMELINE_IN_SETS: dict[type[Event], SetUseCase] = {CaseStatusChanged: record_sta
 
 INBOUND_HANDLERS: dict[type[Event], EventUseCase] = {CaseStatusReported: apply_reported_status}
 """``missions.case-status-reported``: the missions' reports (``INBOUND``)."""
-
-
-def bound(handlers: Mapping[type[Event], EventUseCase | SetUseCase], ctx: Context) -> dict[type[Event], Any]:
-    """A table's use cases with the context given, as a consumer calls them: (event, unit of work)."""
-    return {event: partial(use_case, ctx=ctx) for event, use_case in handlers.items()}

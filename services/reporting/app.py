@@ -18,7 +18,7 @@ from pydantic import Field
 
 from contracts import topics
 from contracts.routes import RouteBook
-from corridor.runtime import ServiceRuntime
+from corridor.runtime import ServiceRuntime, with_context
 from corridor.settings import ServiceSettings
 from services.reporting import api, usecases
 from services.reporting.store import ReportingStore
@@ -52,8 +52,8 @@ def create_service(settings: ReportingSettings | None = None) -> ServiceRuntime:
         # Aggregate-safe attributes of each case, so reporting never reads a registration.
         topics.PROFILES,
         *(topics.requirements(c) for c in ctx.routes.checkpoint_ids()),
-        handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
-        in_sets={event: partial(use_case, ctx=ctx) for event, use_case in usecases.IN_SETS.items()},
+        handlers=with_context(usecases.HANDLERS, ctx=ctx),
+        in_sets=with_context(usecases.IN_SETS, ctx=ctx),
         store=ReportingStore,
     )
     units = rt.units(ReportingStore)

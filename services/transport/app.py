@@ -7,12 +7,11 @@ Wiring only: the rules are in ``domain``, what the service does in ``usecases``,
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 from contracts import topics
 from contracts.routes import RouteBook
-from corridor.runtime import ServiceRuntime
+from corridor.runtime import ServiceRuntime, with_context
 from corridor.settings import ServiceSettings
 from services.transport import api, usecases
 from services.transport.pdf import DEBIAN_DEJAVU, ManifestFonts
@@ -42,8 +41,8 @@ def create_service(settings: TransportSettings | None = None) -> ServiceRuntime:
         topics.CASES,
         topics.DECISIONS,
         *(topics.crossings(c) for c in routes.checkpoint_ids()),
-        handlers={event: partial(use_case, ctx=ctx) for event, use_case in usecases.HANDLERS.items()},
-        in_sets=usecases.bound_in_sets(ctx),
+        handlers=with_context(usecases.HANDLERS, ctx=ctx),
+        in_sets=with_context(usecases.IN_SETS, ctx=ctx),
         store=TransportStore,
         lock_batch=usecases.lock_batch,
     )

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from functools import partial
 from typing import Any, Protocol
 
 from contracts import reasons
@@ -560,15 +559,7 @@ IN_SETS: Mapping[type[Event], SetUseCase] = {
     BorderCrossingRefused: on_crossings,
 }
 """The events transport applies many at once (``border.crossings``: four a case). One use case for
-both kinds: a run mixing them is one call (``bound_in_sets``)."""
-
-
-def bound_in_sets(ctx: Context) -> dict[type[Event], Any]:
-    """``IN_SETS`` with the context given, one bound object per use case: the consumer makes one run
-    of the consecutive records that share a use case, so a mixed run of clearances and refusals is
-    applied by a single call."""
-    bound = {id(use_case): partial(use_case, ctx=ctx) for use_case in IN_SETS.values()}
-    return {event: bound[id(use_case)] for event, use_case in IN_SETS.items()}
+both kinds: a run mixing them is one call (``corridor.runtime.with_context``)."""
 
 
 # --- commands: coordinators plan and board, drivers report progress, staff export manifests -----

@@ -24,6 +24,7 @@ from contracts.missions import CaseStatusReported, ReportableStatus
 from contracts.status import CaseStatus, CaseStatusChanged
 from corridor.consumer import Rejected, RetryLater
 from corridor.errors import Conflict, Gone, Invalid, NotFound
+from corridor.runtime import with_context
 from services.intake import domain, usecases
 from services.intake.domain import FlagStatus, RegistrationRejected
 from services.intake.duplicates import keys_of, lock_ids
@@ -460,7 +461,7 @@ async def test_a_reception_reported_after_arrival_is_republished_on_the_stream()
     uow = unit(store, cause=cause)
     case_id = await arrived_case(store, uow)
     received = received.model_copy(update={"case_id": case_id})
-    handler = usecases.bound(usecases.INBOUND_HANDLERS, CTX)[CaseStatusReported]
+    handler = with_context(usecases.INBOUND_HANDLERS, ctx=CTX)[CaseStatusReported]
     await handler(received, uow)
     (published,) = uow.published
     assert published.event == CaseStatusChanged(

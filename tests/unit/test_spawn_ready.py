@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,17 +32,21 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
 
 
+def serve(port: int, flag: Path, log: Path, **options: Any) -> subprocess.Popen[bytes]:
+    """``SERVER`` on ``port`` through ``spawn_ready`` (ready once ``flag`` exists)."""
+    return procs.spawn_ready(
+        [sys.executable, "-c", SERVER, str(port), str(flag)],
+        log,
+        ready_url=f"http://127.0.0.1:{port}/ready",
+        **{"what": "the test server", "timeout": 30.0, **options},
+    )
+
+
 def test_a_server_is_handed_over_once_ready(tmp_path: Path) -> None:
     port = procs.free_port()
     flag = tmp_path / "ready"
     flag.touch()
-    proc = procs.spawn_ready(
-        [sys.executable, "-c", SERVER, str(port), str(flag)],
-        tmp_path / "server.log",
-        ready_url=f"http://127.0.0.1:{port}/ready",
-        what="the test server",
-        timeout=30.0,
-    )
+    proc = serve(port, flag, tmp_path / "server.log")
     try:
         assert proc.poll() is None
         assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2.0).status_code == 200
@@ -53,13 +58,7 @@ def test_a_server_never_ready_is_stopped_and_its_log_shown(tmp_path: Path) -> No
     port = procs.free_port()
     before = set(procs.running())
     with pytest.raises(RuntimeError, match=r"(?s)the test server not ready after 2s:\n.*serving"):
-        procs.spawn_ready(
-            [sys.executable, "-c", SERVER, str(port), str(tmp_path / "never")],
-            tmp_path / "server.log",
-            ready_url=f"http://127.0.0.1:{port}/ready",
-            what="the test server",
-            timeout=2.0,
-        )
+        serve(port, tmp_path / "never", tmp_path / "server.log", timeout=2.0)
     assert set(procs.running()) == before  # not left behind
     assert procs.port_is_free(port)
 
@@ -80,14 +79,8 @@ def test_a_port_not_listening_yet_holds_the_wait(tmp_path: Path) -> None:
     flag = tmp_path / "ready"
     flag.touch()
     with pytest.raises(RuntimeError, match="not ready"):
-        procs.spawn_ready(
-            [sys.executable, "-c", SERVER, str(port), str(flag)],
-            tmp_path / "server.log",
-            ready_url=f"http://127.0.0.1:{port}/ready",
-            listening=lambda: False,  # e.g. Jaeger's OTLP port, not opened
-            what="the test server",
-            timeout=2.0,
-        )
+        # e.g. Jaeger's OTLP port, not opened
+        serve(port, flag, tmp_path / "server.log", listening=lambda: False, timeout=2.0)
 
 
 def _listening_socket() -> socket.socket:
@@ -115,23 +108,10 @@ def test_a_ready_answer_from_another_server_on_the_port_is_not_taken_for_ours(tm
     port = procs.free_port()
     flag = tmp_path / "ready"
     flag.touch()
-    other = procs.spawn_ready(
-        [sys.executable, "-c", SERVER, str(port), str(flag)],
-        tmp_path / "other.log",
-        ready_url=f"http://127.0.0.1:{port}/ready",
-        what="the other server",
-        timeout=30.0,
-    )
+    other = serve(port, flag, tmp_path / "other.log", what="the other server")
     try:
         with pytest.raises(RuntimeError, match=r"(?si)ours exited with 1:.*address already in use"):
-            procs.spawn_ready(
-                [sys.executable, "-c", SERVER, str(port), str(flag)],
-                tmp_path / "ours.log",
-                ready_url=f"http://127.0.0.1:{port}/ready",
-                ports=[port],
-                what="ours",
-                timeout=30.0,
-            )
+            serve(port, flag, tmp_path / "ours.log", ports=[port], what="ours")
     finally:
         procs.terminate(other, grace=5.0)
 
@@ -147,14 +127,7 @@ def test_a_server_whose_port_was_taken_before_it_bound_it_starts_on_new_ports(
 
     def start(ports: list[int]) -> subprocess.Popen[bytes]:
         tried.append(ports[0])
-        return procs.spawn_ready(
-            [sys.executable, "-c", SERVER, str(ports[0]), str(flag)],
-            log,
-            ready_url=f"http://127.0.0.1:{ports[0]}/ready",
-            ports=ports,
-            what="the test server",
-            timeout=30.0,
-        )
+        return serve(ports[0], flag, log, ports=ports)
 
     with _listening_socket() as taken:
         stolen = taken.getsockname()[1]

@@ -33,6 +33,7 @@ from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import ManifestIssued, MovementDeparted, PassengerDataErased, VehicleProgressRecorded
 from corridor.consumer import Rejected
 from corridor.errors import Conflict, Invalid, NotFound
+from corridor.runtime import with_context
 from corridor.settings import ServiceSettings
 from services.transport import commands, usecases
 from services.transport.domain import MovementStatus, SeatState
@@ -246,7 +247,7 @@ def test_every_event_transport_reads_has_its_use_case() -> None:
 
 
 def test_clearances_and_refusals_share_one_bound_use_case_so_a_mixed_run_is_one_call() -> None:
-    bound = usecases.bound_in_sets(CTX)
+    bound = with_context(usecases.IN_SETS, ctx=CTX)
     assert bound[BorderCrossingCleared] is bound[BorderCrossingRefused]
 
 
