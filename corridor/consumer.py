@@ -33,7 +33,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from contracts import topics
@@ -112,10 +111,13 @@ async def _tolerant_parse(
         return message
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> list[bytes]:
-    # The handler decodes the envelope itself, so that a malformed record becomes a dead letter
-    # instead of a decoding error FastStream would nack forever.
-    return msg.body  # type: ignore[return-value]
+async def _raw_records(msg: StreamMessage[Any]) -> Any:
+    # The handler takes the records themselves and decodes each envelope, so that a malformed
+    # record becomes a dead letter instead of a decoding error FastStream would nack forever. As
+    # the handler's only argument they need no dependency injection: taking the message from
+    # FastStream's context instead cost a task group and a worker-thread hop per batch (11 % of a
+    # consumer's time at a trickle of records).
+    return msg.raw_message
 
 
 @dataclasses.dataclass(slots=True)
@@ -194,7 +196,7 @@ class EventConsumer:
             batch_timeout_ms=self.batch_wait_ms,
             auto_offset_reset="earliest",
             parser=_tolerant_parse,
-            decoder=_raw_body,
+            decoder=_raw_records,
             max_poll_interval_ms=300_000,
             # Names the AsyncAPI channel of each topic "<consumer>:<topic>" (FastStream appends the
             # topic to the title of a subscriber with several).
@@ -202,8 +204,9 @@ class EventConsumer:
         )
         self.subscriber(self._on_batch)
 
-    async def _on_batch(self, body: list[bytes], msg: KafkaMessage) -> None:
-        batch: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message  # type: ignore[assignment]
+    async def _on_batch(self, batch: Any) -> None:
+        # batch: the records FastStream took, a tuple of ConsumerRecord. (A docstring here would
+        # become the description of the AsyncAPI channel.)
         consumer: AIOKafkaConsumer = self.subscriber.consumer
         await self.consume_batch(batch, consumer)
 
