@@ -1,7 +1,8 @@
 """Reliable event consumption on top of FastStream.
 
 Every subscriber commits an offset only after the record's effect is committed in PostgreSQL
-(AckPolicy.NACK_ON_ERROR with auto-commit off; never FastStream's default ACK_FIRST). Each record
+(AckPolicy.MANUAL with auto-commit off, the consumer committing itself; never FastStream's default
+ACK_FIRST). Each record
 is handled inside one database transaction that also records the event in the inbox, so a
 redelivery has no second effect. What cannot be handled goes to a dead-letter topic with its
 original bytes and the reason; what failed for a passing reason (database or broker down) is
@@ -9,7 +10,8 @@ retried with backoff from the same offset, so neither the record nor the partiti
 
 Records come in batches (up to ``batch_size``, from every partition the consumer holds): the
 records of a batch are applied in one transaction with one inbox insert, and each partition's
-offset is committed once, after it. An event type with a set handler has each run of its records
+offset is committed after it: at once, or with the next batches' if the last commit is more recent
+than ``commit_interval_seconds``. An event type with a set handler has each run of its records
 (consecutive in the batch) applied by one call, in a few statements whatever the run's length;
 alone, a record is handed to the same set handler as a run of one. A batch with any record that must be dead-lettered or retried
 is handled again record by record (the rolled-back transaction left nothing), exactly as a batch of
@@ -29,7 +31,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -133,6 +141,22 @@ class _HandleOneByOne(Exception):
     handled one at a time instead."""
 
 
+class _CommitBeforeRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits what is pending before a rebalance hands the partitions to another member (aiokafka
+    awaits this before rejoining the group, with the old assignment still in place)."""
+
+    def __init__(self, owner: EventConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        consumer = self._owner.subscriber.consumer
+        if consumer is not None:
+            await self._owner.commit(consumer)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -149,6 +173,7 @@ class EventConsumer:
         batch_wait_ms: int = 50,
         lock_batch: BatchLock | None = None,
         set_handlers: dict[type[Event], SetHandler] | None = None,
+        commit_interval_seconds: float = 0.0,
     ) -> None:
         """``checkpoint_country`` (the routes' checkpoint -> country) lets the consumer check that a
         record on a checkpoint's own topic comes from that checkpoint's mission. ``batch_size``:
@@ -156,7 +181,9 @@ class EventConsumer:
         record (FastStream also sleeps that long after an empty poll: it bounds the added latency
         of an idle consumer). ``lock_batch``: what a batch locks first (a batch of one is handled
         as a record alone, and locks what its handler locks). ``set_handlers``: the event types
-        applied in sets (``SetHandler``), in place of ``handlers``' entry for the type."""
+        applied in sets (``SetHandler``), in place of ``handlers``' entry for the type.
+        ``commit_interval_seconds``: offsets are committed at most this often (0: after every
+        batch), always only past records whose transaction has committed."""
         self.name = name
         self.topics = topics
         self.handlers = handlers
@@ -168,6 +195,15 @@ class EventConsumer:
         self._checkpoint_country = checkpoint_country
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
+        self.commit_interval_seconds = commit_interval_seconds
+        self._uncommitted: dict[TopicPartition, int] = {}
+        """Per partition, the offset to commit next: past what is done, or at a record to read again."""
+        self._last_commit = float("-inf")
+        self._commit_lock = asyncio.Lock()
+        self._commit_later: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.commits = 0
+        self.rebalance_listener = _CommitBeforeRevoked(self)
         self._lock_batch = lock_batch
         self._attempts: dict[tuple[str, int, int], int] = {}
         self.dead_letter_topic = topics_dead_letter(name)
@@ -198,6 +234,7 @@ class EventConsumer:
             parser=_tolerant_parse,
             decoder=_raw_records,
             max_poll_interval_ms=300_000,
+            listener=self.rebalance_listener,
             # Names the AsyncAPI channel of each topic "<consumer>:<topic>" (FastStream appends the
             # topic to the title of a subscriber with several).
             title=self.name if len(self.topics) > 1 else f"{self.name}:{self.topics[0]}",
@@ -247,15 +284,55 @@ class EventConsumer:
         # Nothing done (a batch of one read again): no commit, as FastStream's nack made none.
         done = any(resume.get(tp) != records[0].offset for tp, records in partitions.items())
         if done:
+            for tp, records in partitions.items():
+                # Past each record handled, at the record to be read again (the seek above).
+                self._uncommitted[tp] = resume.get(tp, records[-1].offset + 1)
+            await self._commit_soon(consumer)
+
+    async def _commit_soon(self, consumer: Any) -> None:
+        """Commit now if the last commit is ``commit_interval_seconds`` old, else once it is.
+
+        A commit is a request to the group coordinator, which writes it to __consumer_offsets: at
+        a trickle of records, one per batch was one per record, in the consumer and in Kafka.
+        Deferring it is safe: what it covers is already applied, and a record read again after a
+        crash is a duplicate for the inbox. What is pending is committed when a rebalance takes
+        the partitions (``on_partitions_revoked``) and when the service stops (``stop_soon``)."""
+        wait = self._last_commit + self.commit_interval_seconds - asyncio.get_running_loop().time()
+        if wait <= 0 or self._stopping:
+            await self.commit(consumer)
+        elif self._commit_later is None or self._commit_later.done():
+            self._commit_later = asyncio.create_task(self._commit_after(consumer, wait))
+
+    async def _commit_after(self, consumer: Any, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        # Shielded: cancelled by ``stop_soon`` while committing, the offsets taken are still sent.
+        await asyncio.shield(self.commit(consumer))
+
+    async def commit(self, consumer: Any) -> None:
+        """Commit every pending offset of a partition ``consumer`` still holds."""
+        async with self._commit_lock:
+            pending, self._uncommitted = self._uncommitted, {}
+            held = consumer.assignment()
+            offsets = {tp: offset for tp, offset in pending.items() if tp in held}
+            if not offsets:
+                return
+            self._last_commit = asyncio.get_running_loop().time()
             try:
-                # Every assigned partition's position, as FastStream's ack did: past each record
-                # handled, at each record to be read again (the seeks above), and where it stood
-                # for a partition without records in this batch.
-                await consumer.commit()
+                await consumer.commit(offsets)
+                self.commits += 1
             except (CommitFailedError, IllegalStateError, KafkaError, OSError) as exc:
                 # A rebalance took the partition (or the broker is away): whoever reads it next
                 # starts from the last commit, and the inbox makes what was applied a duplicate.
                 log.warning("%s: offsets not committed (%s)", self.name, type(exc).__name__)
+
+    async def stop_soon(self) -> None:
+        """The service is stopping: commit what is pending, and from now on after every batch."""
+        self._stopping = True
+        if self._commit_later is not None:
+            self._commit_later.cancel()
+        consumer = getattr(getattr(self, "subscriber", None), "consumer", None)
+        if consumer is not None:
+            await self.commit(consumer)
 
     async def _apply_together(
         self, batch: tuple[ConsumerRecord[Any, Any], ...] | list[ConsumerRecord[Any, Any]]

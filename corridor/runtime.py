@@ -245,6 +245,7 @@ class ServiceRuntime:
             max_attempts=self.settings.max_handler_attempts,
             checkpoint_country=self.routes.country_of,
             batch_size=self.settings.consumer_batch_size,
+            commit_interval_seconds=self.settings.consumer_commit_interval_seconds,
             lock_batch=lock_batch,
             set_handlers=set_handlers,
         )
@@ -374,6 +375,7 @@ class ServiceRuntime:
         await asyncio.gather(*self._periodic_tasks, return_exceptions=True)
         await self.lag.close()
         if self.settings.background:
+            await asyncio.gather(*(c.stop_soon() for c in self.consumers))
             await self.broker.stop()
         if self.relay is not None:
             await self.relay.stop()

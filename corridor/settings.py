@@ -51,6 +51,12 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = Field(
         default=500, ge=1, description="Most records a consumer applies in one transaction"
     )
+    consumer_commit_interval_seconds: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="A consumer commits its offsets at most this often (0: after every batch); "
+        "what is applied and not yet committed is read again after a crash, a duplicate for the inbox",
+    )
     background: bool = Field(
         default=True,
         description="Run the outbox relay, the consumers and the periodic jobs here. False: this "

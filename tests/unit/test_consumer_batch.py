@@ -3,6 +3,7 @@ it must retry or dead-letter costs the batch its fast path, never the other reco
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -74,10 +75,12 @@ class Database:
 
 class KafkaConsumer:
     """Positions as aiokafka keeps them: past every record handed out, moved back by a seek; a
-    commit without offsets commits every position."""
+    commit without offsets commits every position. ``commits``: what the group had committed
+    after each commit."""
 
     def __init__(self) -> None:
         self.positions: dict[TopicPartition, int] = {}
+        self.committed: dict[TopicPartition, int] = {}
         self.commits: list[dict[TopicPartition, int]] = []
         self.seeks: list[tuple[TopicPartition, int]] = []
 
@@ -86,8 +89,12 @@ class KafkaConsumer:
             self.positions[TopicPartition(r.topic, r.partition)] = r.offset + 1
         return batch
 
-    async def commit(self) -> None:
-        self.commits.append(dict(self.positions))
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.positions)
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        self.committed.update(self.positions if offsets is None else offsets)
+        self.commits.append(dict(self.committed))
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -293,3 +300,62 @@ async def test_a_record_alone_goes_to_its_set_handler_as_a_set_of_one(no_sleep: 
     assert calls == [["V2", "V3", "V4"], ["V2"], ["V3"]]
     assert db.effects == ["V1", "V2"]
     assert kafka.commits[-1] == {tp(0): 2} and kafka.seeks == [(tp(0), 2)]
+
+
+async def test_offsets_are_committed_at_most_once_an_interval_and_only_past_what_is_done(
+    no_sleep: None,
+) -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {"V4": RetryLater})
+    c.commit_interval_seconds = 3600.0  # nothing but a rebalance or a stop commits after the first
+    await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1"))]), kafka)
+    assert kafka.commits == [{tp(0): 1}]  # the first batch: no commit for an interval yet
+    await c.consume_batch(kafka.deliver([record(0, 1, crossing("V2")), record(1, 0, crossing("V3"))]), kafka)
+    batch = [record(0, 2, crossing("V4")), record(0, 3, crossing("V5"))]
+    await c.consume_batch(kafka.deliver(batch), kafka)
+    # V4 must be read again: what is pending for its partition is V4 itself, not the position.
+    assert kafka.commits == [{tp(0): 1}] and kafka.positions[tp(0)] == 2
+    assert db.effects == ["V1", "V2", "V3"]
+    # A rebalance takes the partitions: what is pending is committed first.
+    c.subscriber = type("Subscriber", (), {"consumer": kafka})()
+    listener = c.rebalance_listener
+    await listener.on_partitions_revoked({tp(0), tp(1)})
+    assert kafka.commits[-1] == {tp(0): 2, tp(1): 1}
+    # Nothing pending: no request.
+    await listener.on_partitions_revoked({tp(0), tp(1)})
+    assert len(kafka.commits) == 2
+
+
+async def test_a_deferred_commit_is_sent_when_its_interval_is_over_or_the_service_stops() -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {})
+    c.commit_interval_seconds = 0.05
+    c.subscriber = type("Subscriber", (), {"consumer": kafka})()
+    await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1"))]), kafka)
+    await c.consume_batch(kafka.deliver([record(0, 1, crossing("V2"))]), kafka)
+    await c.consume_batch(kafka.deliver([record(0, 2, crossing("V3"))]), kafka)
+    assert kafka.commits == [{tp(0): 1}]
+    # The next batch is taken (the position moves past it) but not yet applied when the commit
+    # is due: the commit covers what is applied, not the position.
+    in_flight = kafka.deliver([record(0, 3, crossing("V4"))])
+    await asyncio.sleep(0.2)
+    assert kafka.commits == [{tp(0): 1}, {tp(0): 3}]  # one commit for the two deferred batches
+    c.commit_interval_seconds = 3600.0
+    await c.consume_batch(in_flight, kafka)
+    assert len(kafka.commits) == 2
+    await c.stop_soon()
+    assert kafka.commits[-1] == {tp(0): 4}
+    # Stopping, every batch commits at once (the one in flight when the broker stops).
+    await c.consume_batch(kafka.deliver([record(0, 4, crossing("V5"))]), kafka)
+    assert kafka.commits[-1] == {tp(0): 5}
+
+
+async def test_a_commit_leaves_out_the_partitions_no_longer_held() -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {})
+    c.commit_interval_seconds = 3600.0
+    await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1"))]), kafka)
+    await c.consume_batch(kafka.deliver([record(0, 1, crossing("V2")), record(1, 0, crossing("V3"))]), kafka)
+    del kafka.positions[tp(1)]  # a rebalance took partition 1 without asking (the member timed out)
+    await c.commit(kafka)
+    assert kafka.commits == [{tp(0): 1}, {tp(0): 2}]
