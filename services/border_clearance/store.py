@@ -7,6 +7,7 @@ the domain's dataclasses.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -98,10 +99,15 @@ class BorderStore:
         )
         return True
 
-    async def record_departure(self, case_id: uuid.UUID, movement_id: str, vehicle_id: str) -> None:
+    async def record_departures(
+        self, case_ids: Sequence[uuid.UUID], movement_id: str, vehicle_id: str
+    ) -> None:
+        """The cases aboard a vehicle that departed, in one statement (a departure the post
+        already knows of stays as it was)."""
         await self.conn.execute(
-            "INSERT INTO departures (case_id, movement_id, vehicle_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            case_id,
+            """INSERT INTO departures (case_id, movement_id, vehicle_id)
+               SELECT unnest($1::uuid[]), $2, $3 ON CONFLICT DO NOTHING""",
+            list(case_ids),
             movement_id,
             vehicle_id,
         )

@@ -65,8 +65,7 @@ async def on_manifest(event: ManifestIssued, uow: Unit, ctx: Context) -> None:
 
 async def on_departed(event: MovementDeparted, uow: Unit, ctx: Context) -> None:
     """The vehicle left the gathering point: its cases reach the route's first post."""
-    for case_id in event.case_ids:
-        await uow.store.record_departure(case_id, event.movement_id, event.vehicle_id)
+    await uow.store.record_departures(event.case_ids, event.movement_id, event.vehicle_id)
 
 
 async def on_cleared_elsewhere(event: BorderCrossingCleared, uow: Unit, ctx: Context) -> None:

@@ -113,8 +113,11 @@ class FakeBorderStore:
                 decision.update(reason=None, document_check=None)
         return True
 
-    async def record_departure(self, case_id: uuid.UUID, movement_id: str, vehicle_id: str) -> None:
-        self.departures.setdefault(case_id, (movement_id, vehicle_id))
+    async def record_departures(
+        self, case_ids: Sequence[uuid.UUID], movement_id: str, vehicle_id: str
+    ) -> None:
+        for case_id in case_ids:
+            self.departures.setdefault(case_id, (movement_id, vehicle_id))
 
     async def record_upstream_clearance(self, case_id: uuid.UUID, checkpoint_id: str) -> None:
         self.upstream.add((case_id, checkpoint_id))
