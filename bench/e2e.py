@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import naive
-from bench.stats import cpu_seconds, machine, percentile, postgres_cpu
+from bench.stats import cpu_seconds, jit_cpu, machine, percentile, postgres_cpu
 from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import RouteBook
@@ -243,6 +243,8 @@ class Usage:
     peak_rss_mib: dict[str, float]
     infrastructure_cpu: dict[str, float] = field(default_factory=dict)
     """Kafka, PostgreSQL and this benchmark (the driver and the stream's reader) meanwhile."""
+    kafka_jit_cpu: float = 0.0
+    """Of Kafka's, its JIT compiler threads'."""
 
 
 def _infrastructure_cpu(infra: Any) -> dict[str, float]:
@@ -251,6 +253,10 @@ def _infrastructure_cpu(infra: Any) -> dict[str, float]:
         "postgresql": postgres_cpu(infra.stack.postgres.pid),
         "this benchmark (driver, stream reader)": time.process_time(),
     }
+
+
+def _kafka_jit_cpu(infra: Any) -> float:
+    return sum(jit_cpu(pid) for pid in infra.stack.kafka.pids)
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -303,6 +309,7 @@ class Figures:
     cpu_seconds: dict[str, float]
     peak_rss_mib: dict[str, float]
     infrastructure_cpu_seconds: dict[str, float]
+    kafka_jit_cpu_seconds: float
     import_rows_per_second: float
     naive: dict[str, float] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
@@ -346,6 +353,7 @@ def _figures(mode: str, stream: TimedStream, drive: Drive, applied: int, usage: 
         cpu_seconds=usage.cpu,
         peak_rss_mib=usage.peak_rss_mib,
         infrastructure_cpu_seconds=usage.infrastructure_cpu,
+        kafka_jit_cpu_seconds=usage.kafka_jit_cpu,
         import_rows_per_second=drive.imported / drive.import_seconds if drive.import_seconds else math.nan,
     )
 
@@ -374,6 +382,7 @@ async def _measure_with(
         consumed_before = await _consumed(client, stack)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         infra_before = _infrastructure_cpu(infra)
+        jit_before = _kafka_jit_cpu(infra)
         planner = asyncio.create_task(_planner(client, stack, stream, drive, route))
         if cfg["rate"] > 0:
             mode = f"steady {cfg['rate']:g} cases/s for {cfg['seconds']:g} s"
@@ -397,6 +406,7 @@ async def _measure_with(
             cpu={name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()},
             peak_rss_mib={name: _peak_rss_mib(pid) for name, pid in pids.items()},
             infrastructure_cpu={k: v - infra_before[k] for k, v in _infrastructure_cpu(infra).items()},
+            kafka_jit_cpu=_kafka_jit_cpu(infra) - jit_before,
         )
     figures = _figures(mode, stream, drive, applied, usage, route)
     figures.consumed = consumed
@@ -443,6 +453,11 @@ def _print(f: Figures) -> None:
     )
     for name, cpu in f.infrastructure_cpu_seconds.items():
         usage.add_row(name, f"{cpu:.1f}", f"{cpu * 1000 / max(f.cases, 1):.1f}", "")
+        if name == "kafka":
+            jit = f.kafka_jit_cpu_seconds
+            usage.add_row(
+                "  of which its JIT compiler", f"{jit:.1f}", f"{jit * 1000 / max(f.cases, 1):.1f}", ""
+            )
     if f.infrastructure_cpu_seconds:
         everything = sum(f.cpu_seconds.values()) + sum(f.infrastructure_cpu_seconds.values())
         usage.add_row(

@@ -239,6 +239,32 @@ def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
     return sum(int(f) for f in fields[11 : 15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
+def jit_cpu(pid: int | None) -> float:
+    """CPU time of a JVM's JIT compiler threads ("C1 CompilerThread0", "C2 CompilerThread1", ...):
+    work a long-running broker did long ago, done again by one started for a benchmark."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in threads:
+        try:
+            if (
+                not Path(f"/proc/{pid}/task/{tid}/comm")
+                .read_text()
+                .startswith(("C1 Compiler", "C2 Compiler"))
+            ):
+                continue
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def postgres_cpu(pid: int | None) -> float:
     """The postmaster, the backends it waited for, and every backend still running."""
     total = cpu_seconds(pid, children=True)
