@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,14 +76,33 @@ class CaseRef:
         return attrs
 
 
+_REF_FIELDS = ("case_id", "movement_id", "vehicle_id", "case_ids", "passengers")
+
+
+@functools.cache
+def _ref_fields(cls: type) -> frozenset[str]:
+    """Which of the attributes ``ref_of`` reads a type has. A pydantic model raises, slowly, for
+    an attribute it lacks: asking every record's event for all five was a third of the time a
+    consumer spent starting the record's span."""
+    fields = getattr(cls, "model_fields", None)
+    if fields is None:
+        return frozenset(_REF_FIELDS)  # not a model: ``getattr`` with a default is cheap
+    return frozenset(n for n in _REF_FIELDS if n in fields or hasattr(cls, n))
+
+
 def ref_of(event: Event) -> CaseRef:
     """The case (or vehicle and its cases) an event is about, read from the contract's fields."""
-    case_id = getattr(event, "case_id", None)
-    movement_id = getattr(event, "movement_id", None)
-    vehicle_id = getattr(event, "vehicle_id", None)
-    many: list[str] = [str(c) for c in getattr(event, "case_ids", None) or ()]
+    present = _ref_fields(type(event))
+
+    def read(name: str) -> Any:
+        return getattr(event, name, None) if name in present else None
+
+    case_id = read("case_id")
+    movement_id = read("movement_id")
+    vehicle_id = read("vehicle_id")
+    many: list[str] = [str(c) for c in read("case_ids") or ()]
     # A manifest lists its passengers, a case per person: the distinct cases, in order.
-    many += [str(p.case_id) for p in getattr(event, "passengers", None) or () if hasattr(p, "case_id")]
+    many += [str(p.case_id) for p in read("passengers") or () if hasattr(p, "case_id")]
     cases = tuple(dict.fromkeys(many)) if case_id is None else (str(case_id),)
     return CaseRef(
         case_id=str(case_id) if case_id is not None else (cases[0] if len(cases) == 1 else None),
@@ -326,7 +346,9 @@ def _record_span(
 ) -> tuple[CaseRef, trace.Span]:
     """A record's span (started, not current), continuing the trace of whoever wrote the record
     (its ``traceparent``), whatever span the consumer machinery has around it."""
-    carrier = {k: v.decode(errors="replace") for k, v in decode_headers(record.headers)}
+    # Only the headers the propagator reads (traceparent, ...), not the record's ce_* headers.
+    wanted = propagate.get_global_textmap().fields
+    carrier = {k: v.decode(errors="replace") for k, v in decode_headers(record.headers) if k in wanted}
     written = trace.get_current_span(propagate.extract(carrier)).get_span_context()
     around = trace.get_current_span()
     around_ctx = around.get_span_context()
