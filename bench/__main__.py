@@ -413,6 +413,10 @@ if __name__ == "__main__":
         from bench.requests import app as requests
 
         requests(args=sys.argv[2:], prog_name="python -m bench requests")
+    elif sys.argv[1:2] == ["stage"]:  # one service's backlog drained by one process, then two
+        from bench.stage import app as stage
+
+        stage(args=sys.argv[2:], prog_name="python -m bench stage")
     elif sys.argv[1:2] == ["bulk"]:  # the bulk import benchmark (bench/bulk.py)
         from bench.bulk import app as bulk
 

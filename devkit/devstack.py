@@ -415,18 +415,25 @@ class Stack:
             self.wait_ready([name], timeout)
 
     def start_replica(
-        self, name: str, replica: str, *, extra_env: dict[str, str] | None = None, timeout: float = 300.0
+        self,
+        name: str,
+        replica: str,
+        *,
+        extra_env: dict[str, str] | None = None,
+        wait: bool = True,
+        timeout: float = 300.0,
     ) -> str:
         """Another process of service ``name``, called ``replica``: the same database, principal
         and consumer groups (a group shares its partitions among them), on a port of its own, with
-        ``extra_env`` on top of the service's. Stop it with ``stop_replica``."""
+        ``extra_env`` on top of the service's. Stop it with ``stop_replica``; without ``wait``,
+        ``wait_ready([replica], ...)`` waits for it."""
         spec = self.specs[name]
         twin = replace(
             spec, name=replica, port=procs.free_ports(1)[0], extra_env={**spec.extra_env, **(extra_env or {})}
         )
         self.specs[replica] = twin
         self.db_roles[replica] = self.db_roles[name]
-        self.start_service(replica, timeout=timeout)
+        self.start_service(replica, wait=wait, timeout=timeout)
         return twin.url
 
     def stop_replica(self, replica: str) -> int | None:

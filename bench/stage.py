@@ -1,0 +1,181 @@
+"""``python -m bench stage``: one service's stage drained by one process, then by two.
+
+The end-to-end benchmark runs on a saturated machine: a second process of a service adds no core
+there, only another process to share two. This benchmark isolates a stage so that cores are
+spare: with the service stopped, the caseworker bulk-imports ``--cases`` cases and eligibility
+decides them all (the backlog waits on the service's topics); then the service starts with one
+process, and the time its stage takes to announce every case is measured; then the same again on
+another travel date with two processes of the service (same database, same consumer groups,
+which split the partitions).
+
+For ``transport`` (the default, the costliest service end to end) the stage is "eligible": it
+applies each registration and eligibility's decision and announces the case eligible on the
+status stream. The rate is the stage's announcements per second, first to last, read from the
+stream; the CPU is the service's processes' during the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.table import Table
+
+from bench.e2e import Drive, TimedStream, _bulk_import
+from bench.stats import cpu_seconds, machine, postgres_cpu
+from contracts import topics
+from contracts.envelope import CloudEvent, decode_headers
+from contracts.status import CaseStatus
+from corridor.kafkatools import partitions_of
+
+app = typer.Typer(add_completion=False, help=__doc__)
+console = Console(width=max(150, Console().width))
+
+STAGES = {"transport": CaseStatus.ELIGIBLE}
+"""The status a service announces as it drains its backlog."""
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+
+
+async def _decided(infra: Any, case_ids: set[uuid.UUID], timeout: float = 600.0) -> None:
+    """Wait until eligibility has published a decision for every case of ``case_ids``."""
+    access = infra.stack.kafka.admin_access()
+    consumer = AIOKafkaConsumer(**access.aiokafka(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await partitions_of(access, topics.DECISIONS)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        waiting = set(case_ids)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(waiting)} cases without a decision after {timeout:.0f} s")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    event = CloudEvent.from_record(decode_headers(record.headers), record.value)
+                    waiting.discard(getattr(event.data, "case_id", None))  # type: ignore[arg-type]
+    finally:
+        await consumer.stop()
+
+
+async def _drain(infra: Any, service: str, processes: int, cases: int, day: int) -> dict[str, Any]:
+    stack = infra.stack
+    names = [service] + [f"{service}-{i}" for i in range(2, processes + 1)]
+    stack.stop_service(service)
+    stream = TimedStream(infra.reader)
+    await stream.start()
+    drive = Drive(travel=date.today() + timedelta(days=day))
+    try:
+        async with httpx.AsyncClient(timeout=120.0) as client:
+            await _bulk_import(client, stack, drive, cases)
+        _progress(f"{processes} process(es): {len(drive.case_ids)} cases imported; waiting for eligibility")
+        await _decided(infra, set(drive.case_ids))
+        pg_before = postgres_cpu(stack.postgres.pid)
+        started = time.monotonic()
+        # All at once, so that the group is formed by all of them before the backlog is shared.
+        stack.start_service(service, wait=False)
+        for name in names[1:]:
+            stack.start_replica(service, name, wait=False)
+        stack.wait_ready(names, 300)
+        pids = {name: stack.processes[name].pid for name in names}
+        cpu_at_start = {name: cpu_seconds(pid) for name, pid in pids.items()}  # their start, not the drain
+        status = STAGES[service]
+        await stream.wait_for(drive.case_ids, {status}, timeout=900)
+        took = time.monotonic() - started
+        cpu = {name: cpu_seconds(pid) - cpu_at_start[name] for name, pid in pids.items()}
+        pg = postgres_cpu(stack.postgres.pid) - pg_before
+    finally:
+        await stream.stop()
+    reads = [read for case, s, _, _, read in stream.seen if s is status and case in set(drive.case_ids)]
+    span = max(reads) - min(reads)
+    for name in names[1:]:
+        stack.stop_replica(name)
+    return {
+        "processes": processes,
+        "cases": len(reads),
+        "per_second": (len(reads) - 1) / span if span > 0 else float("nan"),
+        "span": span,
+        "from_start": took,
+        "cpu": cpu,
+        "postgresql": pg,
+    }
+
+
+async def _measure(infra: Any, service: str, cases: int) -> list[dict[str, Any]]:
+    return [await _drain(infra, service, k, cases, day=40 + k) for k in (1, 2)]
+
+
+@app.command()
+def stage(
+    service: Annotated[str, typer.Option(help="The service whose stage is drained.")] = "transport",
+    cases: Annotated[int, typer.Option("--cases", "-n", min=100, help="Backlog per round.")] = 3000,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary directory (server logs).")] = False,
+) -> None:
+    """Drain one service's backlog with one process, then with two; print each round's rate."""
+    from bench.infra import Infra
+
+    if service not in STAGES:
+        raise typer.BadParameter(f"one of {', '.join(STAGES)}")
+    workdir = Path(tempfile.mkdtemp(prefix="corridor-bench-stage-"))
+    infra = Infra(workdir, durable=True)
+    info = machine()
+    try:
+        _progress(f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {workdir}")
+        infra.start()
+        infra.stack.start_services(timeout=300)
+        load_before = os.getloadavg()
+        rounds = asyncio.run(_measure(infra, service, cases))
+        table = Table(
+            "processes",
+            "cases",
+            f"{STAGES[service].value}/s (first to last)",
+            "ratio to one process",
+            "seconds from start",
+            f"CPU s of {service}'s processes",
+            "CPU s PostgreSQL",
+            box=None,
+        )
+        base = rounds[0]["per_second"]
+        for r in rounds:
+            table.add_row(
+                str(r["processes"]),
+                str(r["cases"]),
+                f"{r['per_second']:.1f}",
+                f"{r['per_second'] / base:.2f}x",
+                f"{r['from_start']:.1f}",
+                " + ".join(f"{v:.1f}" for v in r["cpu"].values()),
+                f"{r['postgresql']:.1f}",
+            )
+        console.rule(
+            f"[bold]Stage of {service}: a backlog of {cases} cases, drained by one process, then two"
+        )
+        console.print(table)
+        console.print(
+            f"Machine: {info.get('cpu', '?')}, {os.cpu_count()} cores; load average before "
+            f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+            highlight=False,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            infra.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    app()
