@@ -69,12 +69,6 @@ class KnownPerson:
 
 
 @dataclass(frozen=True)
-class PersonRef:
-    case_id: uuid.UUID
-    person_id: uuid.UUID
-
-
-@dataclass(frozen=True)
 class RaisedFlag:
     """A duplicate flag just raised by a registration or an update."""
 
@@ -727,13 +721,18 @@ class IntakeStore:
 
     # --- duplicate keys and flags --------------------------------------------------------------
 
-    async def add_person_key(self, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str) -> None:
+    async def add_person_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
+        """Record people's keys in one statement; a key a person holds already stays (an update
+        records its people's keys again)."""
+        if not keys:
+            return
         await self.conn.execute(
-            "INSERT INTO person_keys (person_id, case_id, kind, key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            person_id,
-            case_id,
-            kind,
-            key,
+            """INSERT INTO person_keys (person_id, case_id, kind, key)
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING""",
+            [h.person_id for h, _ in keys],
+            [h.case_id for h, _ in keys],
+            [kind for _, (kind, _) in keys],
+            [key for _, (_, key) in keys],
         )
 
     async def add_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
@@ -744,9 +743,11 @@ class IntakeStore:
             columns=("person_id", "case_id", "kind", "key"),
         )
 
-    async def key_holders(self, pairs: Collection[KeyPair]) -> dict[KeyPair, list[Holder]]:
-        """Who holds each of these keys: one lookup for a whole chunk of an import, at most
-        ``CANDIDATES_PER_KEY`` people a key (as ``matching_people`` answers)."""
+    async def key_holders(
+        self, pairs: Collection[KeyPair], *, exclude_case: uuid.UUID | None = None
+    ) -> dict[KeyPair, list[Holder]]:
+        """Who holds each of these keys, other than the people of ``exclude_case``: one lookup for
+        a registration or a whole chunk of an import, at most ``CANDIDATES_PER_KEY`` people a key."""
         if not pairs:
             return {}
         kinds, keys = zip(*pairs, strict=True)
@@ -755,11 +756,13 @@ class IntakeStore:
                FROM (SELECT k.kind, k.key, k.person_id, k.case_id,
                             row_number() OVER (PARTITION BY k.kind, k.key) AS n
                      FROM person_keys k
-                     JOIN unnest($1::text[], $2::text[]) AS wanted(kind, key) USING (kind, key)) AS found
+                     JOIN unnest($1::text[], $2::text[]) AS wanted(kind, key) USING (kind, key)
+                     WHERE $4::uuid IS NULL OR k.case_id <> $4) AS found
                WHERE n <= $3""",
             list(kinds),
             list(keys),
             CANDIDATES_PER_KEY,
+            exclude_case,
         )
         holders: dict[KeyPair, list[Holder]] = {}
         for r in rows:
@@ -785,40 +788,6 @@ class IntakeStore:
             (RaisedFlag(r["flag_id"], r["person_id"], r["other_case_id"], r["basis"]) for r in rows),
             key=lambda f: f.flag_id,
         )
-
-    async def matching_people(self, kind: str, key: str, *, exclude_case: uuid.UUID) -> list[PersonRef]:
-        rows = await self.conn.fetch(
-            # A handful of candidates is enough for a caseworker to act on; a name shared by hundreds
-            # of registrations must not turn one registration into hundreds of flags.
-            """SELECT DISTINCT person_id, case_id FROM person_keys WHERE kind = $1 AND key = $2 AND case_id <> $3
-               LIMIT 10""",
-            kind,
-            key,
-            exclude_case,
-        )
-        return [PersonRef(case_id=r["case_id"], person_id=r["person_id"]) for r in rows]
-
-    async def flag_duplicate(
-        self,
-        case_id: uuid.UUID,
-        person_id: uuid.UUID,
-        other_case_id: uuid.UUID,
-        other_person_id: uuid.UUID,
-        basis: str,
-    ) -> RaisedFlag | None:
-        """Flag the pair for a caseworker; None if it was flagged before."""
-        flag_id = await self.conn.fetchval(
-            """INSERT INTO duplicate_flags (case_id, person_id, other_case_id, other_person_id, basis)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (person_id, other_person_id) DO NOTHING RETURNING flag_id""",
-            case_id,
-            person_id,
-            other_case_id,
-            other_person_id,
-            basis,
-        )
-        if flag_id is None:
-            return None
-        return RaisedFlag(flag_id=flag_id, person_id=person_id, other_case_id=other_case_id, basis=basis)
 
     async def duplicate_flags(self, status: str | None, case_id: uuid.UUID | None) -> list[DuplicateFlag]:
         rows = await self.conn.fetch(

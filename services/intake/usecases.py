@@ -324,20 +324,15 @@ async def _lock_keys(uow: Uow, members: Sequence[PersonLike]) -> None:
 
 
 async def _record_keys(uow: Uow, case_id: uuid.UUID, members: list[Person]) -> list[RaisedFlag]:
-    """Record the people's duplicate keys and flag every other case's person that shares one."""
-    flags: list[RaisedFlag] = []
-    for person in members:
-        keys = keys_of(person)
-        pairs = [("document", keys.document)] + [("name", k) for k in sorted(keys.names)]
-        for kind, key in pairs:
-            await uow.store.add_person_key(person.person_id, case_id, kind, key)
-            for other in await uow.store.matching_people(kind, key, exclude_case=case_id):
-                flag = await uow.store.flag_duplicate(
-                    case_id, person.person_id, other.case_id, other.person_id, kind
-                )
-                if flag is not None:
-                    flags.append(flag)
-    return flags
+    """Record the people's duplicate keys and flag every other case's person that shares one: the
+    other cases' holders of every key in one lookup, the keys in one statement, the flags in one
+    (what recording and looking up each key of each person in turn flagged, in that order; the
+    keys are locked, ``_lock_keys``, so no registration sharing one runs meanwhile)."""
+    people = [(Holder(m.person_id, case_id), keys_of(m)) for m in members]
+    pairs = [(holder, pair) for holder, keys in people for pair in key_pairs(keys)]
+    recorded = await uow.store.key_holders({pair for _, pair in pairs}, exclude_case=case_id)
+    await uow.store.add_person_keys(pairs)
+    return await uow.store.flag_matches(matches_in_order(people, recorded))
 
 
 async def list_duplicate_flags(

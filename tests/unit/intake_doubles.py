@@ -38,7 +38,6 @@ from services.intake.store import (
     KeyTaken,
     KnownPerson,
     LockedCase,
-    PersonRef,
     RaisedFlag,
     RegisteredPerson,
     TimelineEntry,
@@ -329,15 +328,19 @@ class FakeIntakeStore:
     async def is_withdrawn(self, case_id: uuid.UUID) -> bool:
         return case_id in self.withdrawals
 
-    async def add_person_key(self, person_id: uuid.UUID, case_id: uuid.UUID, kind: str, key: str) -> None:
-        self.keys.add((person_id, case_id, kind, key))
+    async def add_person_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
+        self.keys.update((h.person_id, h.case_id, kind, key) for h, (kind, key) in keys)
 
     async def add_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
         self.keys.update((h.person_id, h.case_id, kind, key) for h, (kind, key) in keys)
 
-    async def key_holders(self, pairs: Collection[KeyPair]) -> dict[KeyPair, list[Holder]]:
+    async def key_holders(
+        self, pairs: Collection[KeyPair], *, exclude_case: uuid.UUID | None = None
+    ) -> dict[KeyPair, list[Holder]]:
         found: dict[KeyPair, list[Holder]] = {}
         for p, c, kind, key in sorted(self.keys, key=str):
+            if c == exclude_case:
+                continue
             if (kind, key) in pairs and len(found.setdefault((kind, key), [])) < CANDIDATES_PER_KEY:
                 found[(kind, key)].append(Holder(p, c))
         return found
@@ -345,18 +348,14 @@ class FakeIntakeStore:
     async def flag_matches(self, matches: Sequence[Match]) -> list[RaisedFlag]:
         raised = []
         for m in matches:
-            flag = await self.flag_duplicate(
+            flag = await self._flag_duplicate(
                 m.person.case_id, m.person.person_id, m.other.case_id, m.other.person_id, m.basis
             )
             if flag is not None:
                 raised.append(flag)
         return raised
 
-    async def matching_people(self, kind: str, key: str, *, exclude_case: uuid.UUID) -> list[PersonRef]:
-        found = {PersonRef(c, p) for p, c, k, v in self.keys if (k, v) == (kind, key) and c != exclude_case}
-        return sorted(found, key=str)[:10]
-
-    async def flag_duplicate(
+    async def _flag_duplicate(
         self,
         case_id: uuid.UUID,
         person_id: uuid.UUID,
