@@ -202,7 +202,7 @@ class EventConsumer:
         self._commit_lock = asyncio.Lock()
         self._commit_later: asyncio.Task[None] | None = None
         self._stopping = False
-        self.commits = 0
+        self.commit_retry_seconds = 1.0
         self.rebalance_listener = _CommitBeforeRevoked(self)
         self._lock_batch = lock_batch
         self._attempts: dict[tuple[str, int, int], int] = {}
@@ -319,11 +319,19 @@ class EventConsumer:
             self._last_commit = asyncio.get_running_loop().time()
             try:
                 await consumer.commit(offsets)
-                self.commits += 1
             except (CommitFailedError, IllegalStateError, KafkaError, OSError) as exc:
                 # A rebalance took the partition (or the broker is away): whoever reads it next
                 # starts from the last commit, and the inbox makes what was applied a duplicate.
                 log.warning("%s: offsets not committed (%s)", self.name, type(exc).__name__)
+                # Sent again with the next commit, or after ``commit_retry_seconds`` if no record
+                # comes (an idle partition would otherwise show a lag that is not there); a
+                # partition no longer held is left out then.
+                for tp, offset in offsets.items():
+                    self._uncommitted.setdefault(tp, offset)
+                if not self._stopping:
+                    self._commit_later = asyncio.create_task(
+                        self._commit_after(consumer, self.commit_retry_seconds)
+                    )
 
     async def stop_soon(self) -> None:
         """The service is stopping: commit what is pending, and from now on after every batch."""

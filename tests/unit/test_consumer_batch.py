@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from contracts import topics
 from contracts.border import BorderCrossingCleared, BorderCrossingRefused, PersonDecision
@@ -359,3 +360,23 @@ async def test_a_commit_leaves_out_the_partitions_no_longer_held() -> None:
     del kafka.positions[tp(1)]  # a rebalance took partition 1 without asking (the member timed out)
     await c.commit(kafka)
     assert kafka.commits == [{tp(0): 1}, {tp(0): 2}]
+
+
+async def test_offsets_a_commit_failed_to_send_are_sent_again() -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {})
+    c.commit_retry_seconds = 0.05
+    refused = [KafkaError("coordinator away")]
+    commit = kafka.commit
+
+    async def failing_once(offsets: dict[TopicPartition, int] | None = None) -> None:
+        if refused:
+            raise refused.pop()
+        await commit(offsets)
+
+    kafka.commit = failing_once  # type: ignore[method-assign]
+    await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1")), record(1, 0, crossing("V2"))]), kafka)
+    assert kafka.commits == [] and db.effects == ["V1", "V2"]
+    # No record comes after it: the offsets are sent again on their own.
+    await asyncio.sleep(0.2)
+    assert kafka.commits == [{tp(0): 1, tp(1): 1}]
