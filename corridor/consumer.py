@@ -22,6 +22,7 @@ committed, the ones after it wait behind it in their partition's order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import traceback
@@ -284,9 +285,14 @@ class EventConsumer:
         # Nothing done (a batch of one read again): no commit, as FastStream's nack made none.
         done = any(resume.get(tp) != records[0].offset for tp, records in partitions.items())
         if done:
-            for tp, records in partitions.items():
-                # Past each record handled, at the record to be read again (the seek above).
-                self._uncommitted[tp] = resume.get(tp, records[-1].offset + 1)
+            # Every assigned partition's position, as FastStream's ack did: past each record
+            # handled, at each record to be read again (the seeks above), and where it stood for a
+            # partition without records in this batch (so that a group has an offset on every
+            # partition it holds). Taken now, while every record handed out is done: by the time a
+            # deferred commit is sent, the positions may be past a batch still being applied.
+            for tp in consumer.assignment():
+                with contextlib.suppress(IllegalStateError):  # taken by a rebalance meanwhile
+                    self._uncommitted[tp] = await consumer.position(tp)
             await self._commit_soon(consumer)
 
     async def _commit_soon(self, consumer: Any) -> None:

@@ -93,6 +93,9 @@ class KafkaConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self.positions)
 
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         self.committed.update(self.positions if offsets is None else offsets)
         self.commits.append(dict(self.committed))
