@@ -290,9 +290,14 @@ class EventConsumer:
             # partition without records in this batch (so that a group has an offset on every
             # partition it holds). Taken now, while every record handed out is done: by the time a
             # deferred commit is sent, the positions may be past a batch still being applied.
-            for tp in consumer.assignment():
-                with contextlib.suppress(IllegalStateError):  # taken by a rebalance meanwhile
-                    self._uncommitted[tp] = await consumer.position(tp)
+            for tp, records in partitions.items():
+                self._uncommitted[tp] = resume.get(tp, records[-1].offset + 1)
+            # A partition assigned a moment ago may still wait for its position: not for long.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    for tp in consumer.assignment() - partitions.keys():
+                        with contextlib.suppress(IllegalStateError):  # taken by a rebalance
+                            self._uncommitted[tp] = await consumer.position(tp)
             await self._commit_soon(consumer)
 
     async def _commit_soon(self, consumer: Any) -> None:
@@ -306,12 +311,16 @@ class EventConsumer:
         wait = self._last_commit + self.commit_interval_seconds - asyncio.get_running_loop().time()
         if wait <= 0 or self._stopping:
             await self.commit(consumer)
-        elif self._commit_later is None or self._commit_later.done():
+        elif self._commit_later is None:
             self._commit_later = asyncio.create_task(self._commit_after(consumer, wait))
 
     async def _commit_after(self, consumer: Any, seconds: float) -> None:
+        """``_commit_later``: while it sleeps, what becomes pending is sent when it wakes."""
         await asyncio.sleep(seconds)
-        # Shielded: cancelled by ``stop_soon`` while committing, the offsets taken are still sent.
+        # Awake: from here on it may already have taken what is pending, so what a batch leaves
+        # next needs a commit of its own (without this, offsets pending while this one was being
+        # sent waited for a record that might never come).
+        self._commit_later = None
         await asyncio.shield(self.commit(consumer))
 
     async def commit(self, consumer: Any) -> None:
@@ -334,7 +343,7 @@ class EventConsumer:
                 # partition no longer held is left out then.
                 for tp, offset in offsets.items():
                     self._uncommitted.setdefault(tp, offset)
-                if not self._stopping:
+                if not self._stopping and self._commit_later is None:
                     self._commit_later = asyncio.create_task(
                         self._commit_after(consumer, self.commit_retry_seconds)
                     )

@@ -383,3 +383,26 @@ async def test_offsets_a_commit_failed_to_send_are_sent_again() -> None:
     # No record comes after it: the offsets are sent again on their own.
     await asyncio.sleep(0.2)
     assert kafka.commits == [{tp(0): 1, tp(1): 1}]
+
+
+async def test_offsets_left_while_a_deferred_commit_is_being_sent_get_a_commit_of_their_own() -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {})
+    c.commit_interval_seconds = 0.05
+    await c.consume_batch(kafka.deliver([record(0, 0, crossing("V1"))]), kafka)
+    assert kafka.commits == [{tp(0): 1}]
+    sending, answered = asyncio.Event(), asyncio.Event()
+    commit = kafka.commit
+
+    async def slow(offsets: dict[TopicPartition, int] | None = None) -> None:
+        sending.set()
+        await answered.wait()
+        await commit(offsets)
+
+    kafka.commit = slow  # type: ignore[method-assign]
+    await c.consume_batch(kafka.deliver([record(0, 1, crossing("V2"))]), kafka)
+    await sending.wait()  # the deferred commit of V2 is on its way
+    await c.consume_batch(kafka.deliver([record(0, 2, crossing("V3"))]), kafka)
+    answered.set()
+    await asyncio.sleep(0.3)  # no record comes after V3
+    assert kafka.commits[-1] == {tp(0): 3}
