@@ -34,8 +34,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import date, timedelta
@@ -47,7 +45,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.stats import cpu_seconds, machine, postgres_cpu
+from bench.stats import cpu_seconds, machine, machine_line, postgres_cpu
 from corridor.auth import Role
 from devkit.devinfra import procs
 from devkit.devstack import service_specs
@@ -323,23 +321,21 @@ def main(
     keep: Annotated[bool, typer.Option(help="Keep the temporary directory (server logs).")] = False,
 ) -> None:
     """Import generated files through intake, chunked and (baseline) row by row; print rows/s."""
-    from bench.infra import Infra
+    from bench.infra import temporary
 
     sizes = rows or [10_000, 100_000]
-    workdir = Path(tempfile.mkdtemp(prefix="corridor-bench-bulk-"))
-    infra = Infra(workdir, durable=True)
     info = machine()
     travel = date.today() + timedelta(days=60)
     results: list[Measured] = []
     base: Measured | None = None
-    try:
-        console.print(f"starting Kafka and PostgreSQL (fsync, synchronous_commit on) in {workdir}")
+    with temporary("corridor-bench-bulk-", keep=keep, say=console.print) as infra:
+        console.print(f"starting Kafka and PostgreSQL (fsync, synchronous_commit on) in {infra.workdir}")
         infra.start()
         load_before = os.getloadavg()
         files = []
         for n, size in enumerate([baseline_rows, *sizes]):
             if size:
-                path = workdir / f"import-{n}-{size}.csv"
+                path = infra.workdir / f"import-{n}-{size}.csv"
                 files.append((path, generate(path, size, travel=travel, salt=n + 1)))
             else:
                 files.append((Path(), 0))
@@ -370,11 +366,9 @@ def main(
             results.append(m)
         console.print()
         _print(results, base)
-        load_after = os.getloadavg()
         console.print(
-            f"Machine: {info.get('cpu', '?')}, {os.cpu_count()} cores; load average before "
-            f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in load_after)} "
-            "(other processes depress absolute figures; the ratios are measured in the same run).",
+            machine_line(info, load_before)
+            + " (other processes depress absolute figures; the ratios are measured in the same run).",
             highlight=False,
         )
         if json_out is not None:
@@ -387,11 +381,3 @@ def main(
                     indent=2,
                 )
             )
-    finally:
-        try:
-            infra.stop()
-        finally:
-            if keep:
-                console.print(f"kept {workdir}")
-            else:
-                shutil.rmtree(workdir, ignore_errors=True)

@@ -20,12 +20,9 @@ burst, and reports the same figures: at a rate below capacity, the latencies are
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -40,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import naive
-from bench.stats import cpu_seconds, jit_cpu, machine, percentile, postgres_cpu
+from bench.stats import cpu_seconds, jit_cpu, machine, machine_line, percentile, postgres_cpu
 from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.routes import RouteBook
@@ -504,10 +501,8 @@ def e2e(
     ] = 1000,
 ) -> None:
     """Drive cases end to end through the whole platform; the naive baseline beside it."""
-    from bench.infra import Infra
+    from bench.infra import temporary
 
-    workdir = Path(tempfile.mkdtemp(prefix="corridor-bench-e2e-"))
-    infra = Infra(workdir, durable=True)
     info = machine()
     cfg = {
         "cases": cases,
@@ -517,8 +512,10 @@ def e2e(
         "seconds": seconds,
         "warmup": warmup,
     }
-    try:
-        _progress(f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {workdir}")
+    with temporary("corridor-bench-e2e-", keep=keep, say=_progress) as infra:
+        _progress(
+            f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {infra.workdir}"
+        )
         infra.start()
         infra.stack.start_services(timeout=300)
         for name in replica or []:
@@ -555,9 +552,8 @@ def e2e(
             }
         _print(figures)
         console.print(
-            f"Machine: {info.get('cpu', '?')}, {os.cpu_count()} cores; load average before "
-            f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-            "(other processes on the machine depress absolute figures; the ratios are measured in the same run).",
+            machine_line(info, load_before)
+            + " (other processes on the machine depress absolute figures; the ratios are measured in the same run).",
             highlight=False,
         )
         if json_out is not None:
@@ -573,11 +569,6 @@ def e2e(
                     default=str,
                 )
             )
-    finally:
-        with contextlib.suppress(Exception):
-            infra.stop()
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ quick-start JVM flags (C1 only, class archive): those halve start time at a cost
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -95,3 +99,22 @@ async def truncate(dsn: str, *tables: str) -> None:
         await conn.execute("VACUUM ANALYZE " + ", ".join(tables))
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def temporary(
+    prefix: str, *, keep: bool, say: Callable[[str], None], durable: bool = True
+) -> Iterator[Infra]:
+    """Servers in a new temporary directory (not started), stopped on leaving and the directory
+    removed, or kept with ``keep`` (its server logs) and ``say``-ed."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    infra = Infra(workdir, durable=durable)
+    try:
+        yield infra
+    finally:
+        with contextlib.suppress(Exception):
+            infra.stop()
+        if keep:
+            say(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -17,14 +17,10 @@ stream; the CPU is the service's processes' during the drain.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -34,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.e2e import Drive, TimedStream, _bulk_import
-from bench.stats import cpu_seconds, machine, postgres_cpu
+from bench.stats import cpu_seconds, machine, machine_line, postgres_cpu
 from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
 from contracts.status import CaseStatus
@@ -101,7 +97,8 @@ async def _drain(infra: Any, service: str, processes: int, cases: int, day: int)
         pg = postgres_cpu(stack.postgres.pid) - pg_before
     finally:
         await stream.stop()
-    reads = [read for case, s, _, _, read in stream.seen if s is status and case in set(drive.case_ids)]
+    ours = set(drive.case_ids)
+    reads = [read for case, s, _, _, read in stream.seen if s is status and case in ours]
     span = max(reads) - min(reads)
     for name in names[1:]:
         stack.stop_replica(name)
@@ -127,15 +124,15 @@ def stage(
     keep: Annotated[bool, typer.Option(help="Keep the temporary directory (server logs).")] = False,
 ) -> None:
     """Drain one service's backlog with one process, then with two; print each round's rate."""
-    from bench.infra import Infra
+    from bench.infra import temporary
 
     if service not in STAGES:
         raise typer.BadParameter(f"one of {', '.join(STAGES)}")
-    workdir = Path(tempfile.mkdtemp(prefix="corridor-bench-stage-"))
-    infra = Infra(workdir, durable=True)
     info = machine()
-    try:
-        _progress(f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {workdir}")
+    with temporary("corridor-bench-stage-", keep=keep, say=_progress) as infra:
+        _progress(
+            f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {infra.workdir}"
+        )
         infra.start()
         infra.stack.start_services(timeout=300)
         load_before = os.getloadavg()
@@ -165,16 +162,7 @@ def stage(
             f"[bold]Stage of {service}: a backlog of {cases} cases, drained by one process, then two"
         )
         console.print(table)
-        console.print(
-            f"Machine: {info.get('cpu', '?')}, {os.cpu_count()} cores; load average before "
-            f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
-            highlight=False,
-        )
-    finally:
-        with contextlib.suppress(Exception):
-            infra.stop()
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        console.print(machine_line(info, load_before) + ".", highlight=False)
 
 
 if __name__ == "__main__":

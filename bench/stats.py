@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -231,8 +232,13 @@ def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
     children's (16-17) if ``children``; 0 once it is gone."""
     if pid is None:
         return 0.0
+    return _stat_cpu(Path(f"/proc/{pid}/stat"), children=children)
+
+
+def _stat_cpu(stat_file: Path, *, children: bool = False) -> float:
+    """User and system CPU time in a process's or a thread's ``stat`` file; 0 once it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = stat_file.read_text()
     except OSError:
         return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": field 3 onwards
@@ -244,25 +250,24 @@ def jit_cpu(pid: int | None) -> float:
     work a long-running broker did long ago, done again by one started for a benchmark."""
     if pid is None:
         return 0.0
-    total = 0.0
     try:
-        threads = os.listdir(f"/proc/{pid}/task")
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return 0.0
-    for tid in threads:
-        try:
-            if (
-                not Path(f"/proc/{pid}/task/{tid}/comm")
-                .read_text()
-                .startswith(("C1 Compiler", "C2 Compiler"))
-            ):
-                continue
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except OSError:
-            continue  # the thread ended
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for thread in threads:
+        with contextlib.suppress(OSError):  # the thread ended
+            if (thread / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
+                total += _stat_cpu(thread / "stat")
     return total
+
+
+def machine_line(info: dict[str, Any], load_before: tuple[float, float, float]) -> str:
+    """The machine and its load average before the run and now, under a benchmark's figures."""
+    return (
+        f"Machine: {info.get('cpu', '?')}, {os.cpu_count()} cores; load average before "
+        f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
 
 def postgres_cpu(pid: int | None) -> float:
