@@ -8,6 +8,7 @@ concurrent starts of the same service safe.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,6 +44,18 @@ def quote_identifier(name: str) -> str:
     if "\x00" in name:
         raise ValueError("an identifier cannot contain a NUL character")
     return '"' + name.replace('"', '""') + '"'
+
+
+async def lock_keys(conn: asyncpg.Connection, lock_class: int, keys: Iterable[object]) -> None:
+    """Transaction-scoped advisory locks on ``keys`` (their text, in ``lock_class``), in one
+    statement and in one order (the keys' text) for every caller, so that two transactions locking
+    overlapping sets never wait for each other in a circle. For ids whose row may not exist yet."""
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock($1, hashtext(k))
+           FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS u(k) ORDER BY k) AS ordered""",
+        lock_class,
+        [str(k) for k in keys],
+    )
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

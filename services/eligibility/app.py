@@ -36,6 +36,7 @@ def create_service(settings: ServiceSettings | None = None) -> ServiceRuntime:
         *(topics.requirements(c) for c in ctx.routes.checkpoint_ids()),
         topics.MOVEMENTS,
         handlers=with_context(usecases.HANDLERS, ctx=ctx),
+        in_sets=with_context(usecases.IN_SETS, ctx=ctx),
         store=EligibilityStore,
     )
     rt.http.include_router(api.router(rt.units(EligibilityStore), ctx))

@@ -15,6 +15,7 @@ import asyncpg
 
 from contracts.eligibility import Outcome, RuleResult
 from contracts.intake import EvidenceKind, EvidenceResult
+from corridor import db
 from services.eligibility.domain import (
     ERASED_TEXT,
     CaseFacts,
@@ -52,6 +53,37 @@ class EligibilityStore:
         await self.conn.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id)
         )
+
+    async def save_facts_many(self, facts: list[CaseFacts]) -> None:
+        """``save_facts`` for many cases (each once) in one statement."""
+        await self.conn.execute(
+            """INSERT INTO cases (case_id, route_id, facts, planned_travel_date)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::date[])
+               ON CONFLICT (case_id) DO UPDATE SET facts = EXCLUDED.facts, route_id = EXCLUDED.route_id,
+                   planned_travel_date = EXCLUDED.planned_travel_date""",
+            [f.case_id for f in facts],
+            [f.route_id for f in facts],
+            [f.model_dump_json() for f in facts],
+            [f.planned_travel_date for f in facts],
+        )
+
+    async def lock_case_ids(self, case_ids: list[uuid.UUID]) -> None:
+        """``lock_case_id`` for many, in one statement, in one order for everyone."""
+        await db.lock_keys(self.conn, _CASE_ID_LOCKS, case_ids)
+
+    async def lock_cases(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, CaseRecord]:
+        """``lock_case`` for many, in one statement, in case-id order: those registered here."""
+        rows = await self.conn.fetch(
+            """SELECT case_id, facts, withdrawn_at, departed_at, erased_at FROM cases
+               WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE""",
+            case_ids,
+        )
+        return {
+            r["case_id"]: CaseRecord(
+                CaseFacts.model_validate_json(r["facts"]), r["withdrawn_at"], r["departed_at"], r["erased_at"]
+            )
+            for r in rows
+        }
 
     async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None:
         """The case as it stands, read under a lock on its row held until the unit ends: two
@@ -122,21 +154,30 @@ class EligibilityStore:
 
     # --- decisions -----------------------------------------------------------------------------
 
-    async def append_decision(self, case_id: uuid.UUID, decision: Decision, decided_at: datetime) -> int:
-        version: int = await self.conn.fetchval(
-            "SELECT coalesce(max(version), 0) + 1 FROM decisions WHERE case_id = $1", case_id
-        )
+    async def append_decisions(
+        self, decided: list[tuple[uuid.UUID, int, Decision]], decided_at: datetime
+    ) -> None:
+        """Record many decisions (case, its new version, decision) in one statement; each version is
+        one more than the case's latest, read under the case's lock."""
         await self.conn.execute(
             """INSERT INTO decisions (case_id, version, outcome, priority, rules, decided_at)
-               VALUES ($1, $2, $3, $4, $5::jsonb, $6)""",
-            case_id,
-            version,
-            decision.outcome.value,
-            decision.priority,
-            json.dumps([r.model_dump(mode="json") for r in decision.rules]),
+               SELECT c, v, o, p, r, $6 FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::jsonb[])
+                   AS u(c, v, o, p, r)""",
+            [case_id for case_id, _, _ in decided],
+            [version for _, version, _ in decided],
+            [d.outcome.value for _, _, d in decided],
+            [d.priority for _, _, d in decided],
+            [json.dumps([r.model_dump(mode="json") for r in d.rules]) for _, _, d in decided],
             decided_at,
         )
-        return version
+
+    async def latest_decisions(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, RecordedDecision]:
+        rows = await self.conn.fetch(
+            """SELECT DISTINCT ON (case_id) case_id, version, outcome, priority, rules, decided_at
+               FROM decisions WHERE case_id = ANY($1::uuid[]) ORDER BY case_id, version DESC""",
+            case_ids,
+        )
+        return {r["case_id"]: _decision(r) for r in rows}
 
     async def decisions(self, case_id: uuid.UUID) -> list[RecordedDecision]:
         rows = await self.conn.fetch(
@@ -155,14 +196,18 @@ class EligibilityStore:
 
     # --- health evidence -----------------------------------------------------------------------
 
-    async def evidence(self, case_id: uuid.UUID) -> list[Evidence]:
+    async def evidence_of(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]:
+        """The health evidence kept for each of these cases (those with some)."""
         rows = await self.conn.fetch(
-            "SELECT person_id, kind, result, taken_at FROM evidence WHERE case_id = $1", case_id
+            "SELECT case_id, person_id, kind, result, taken_at FROM evidence WHERE case_id = ANY($1::uuid[])",
+            case_ids,
         )
-        return [
-            Evidence(r["person_id"], EvidenceKind(r["kind"]), EvidenceResult(r["result"]), r["taken_at"])
-            for r in rows
-        ]
+        found: dict[uuid.UUID, list[Evidence]] = {}
+        for r in rows:
+            found.setdefault(r["case_id"], []).append(
+                Evidence(r["person_id"], EvidenceKind(r["kind"]), EvidenceResult(r["result"]), r["taken_at"])
+            )
+        return found
 
     async def add_evidence(self, case_id: uuid.UUID, e: Evidence) -> None:
         await self.conn.execute(
@@ -219,22 +264,32 @@ class EligibilityStore:
                 at,
             )
 
-    async def certificates_used_by_others(self, case_id: uuid.UUID, refs: list[str]) -> frozenset[str]:
+    async def certificates_used_by_others(
+        self, refs: dict[uuid.UUID, list[str]]
+    ) -> dict[uuid.UUID, frozenset[str]]:
+        """For each case, those of its certificates of return (``refs``) another case travelled on."""
         rows = await self.conn.fetch(
-            "SELECT document_ref FROM used_certificates WHERE document_ref = ANY($1::text[]) AND case_id <> $2",
-            refs,
-            case_id,
+            "SELECT document_ref, case_id FROM used_certificates WHERE document_ref = ANY($1::text[])",
+            list({ref for case_refs in refs.values() for ref in case_refs}),
         )
-        return frozenset(r["document_ref"] for r in rows)
+        used_by: dict[str, set[uuid.UUID]] = {}
+        for r in rows:
+            used_by.setdefault(r["document_ref"], set()).add(r["case_id"])
+        return {
+            case_id: frozenset(ref for ref in case_refs if used_by.get(ref, set()) - {case_id})
+            for case_id, case_refs in refs.items()
+        }
 
     # --- supervisors' overrides ----------------------------------------------------------------
 
-    async def active_override(self, case_id: uuid.UUID) -> SupervisorOverride | None:
-        row = await self.conn.fetchrow(
-            "SELECT * FROM overrides WHERE case_id = $1 AND revoked_at IS NULL ORDER BY id DESC LIMIT 1",
-            case_id,
+    async def active_overrides(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, SupervisorOverride]:
+        """The override in force on each of these cases (those with one)."""
+        rows = await self.conn.fetch(
+            """SELECT DISTINCT ON (case_id) * FROM overrides
+               WHERE case_id = ANY($1::uuid[]) AND revoked_at IS NULL ORDER BY case_id, id DESC""",
+            case_ids,
         )
-        return _override(row) if row is not None else None
+        return {r["case_id"]: _override(r) for r in rows}
 
     async def add_override(self, case_id: uuid.UUID, outcome: Outcome, reason: str, supervisor: str) -> int:
         """Record an override; the one in force before it is revoked by the same supervisor."""

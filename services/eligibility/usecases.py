@@ -13,7 +13,7 @@ applies each decision to the case's seat (docs/consistency.md), from the decisio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from contracts.base import Event
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
 from contracts.eligibility import EligibilityDecided, Outcome
+from contracts.envelope import CloudEvent
 from contracts.intake import (
     CaseRegistered,
     CaseUpdated,
@@ -57,8 +58,11 @@ class Store(Protocol):
     """What the use cases read and write (``store.EligibilityStore`` on PostgreSQL)."""
 
     async def save_facts(self, facts: CaseFacts) -> None: ...
+    async def save_facts_many(self, facts: list[CaseFacts]) -> None: ...
     async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None: ...
+    async def lock_cases(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, CaseRecord]: ...
     async def lock_case_id(self, case_id: uuid.UUID) -> None: ...
+    async def lock_case_ids(self, case_ids: list[uuid.UUID]) -> None: ...
     async def facts_of(self, case_ids: list[uuid.UUID]) -> list[CaseFacts]: ...
     async def mark_withdrawn(self, case_id: uuid.UUID, at: datetime) -> None: ...
     async def erase_case(self, facts: CaseFacts, at: datetime) -> None: ...
@@ -66,10 +70,13 @@ class Store(Protocol):
     async def cases_on_routes(
         self, route_ids: list[str], travelling_from: date, travelling_until: date | None = None
     ) -> list[uuid.UUID]: ...
-    async def append_decision(self, case_id: uuid.UUID, decision: Decision, decided_at: datetime) -> int: ...
+    async def append_decisions(
+        self, decided: list[tuple[uuid.UUID, int, Decision]], decided_at: datetime
+    ) -> None: ...
     async def decisions(self, case_id: uuid.UUID) -> list[RecordedDecision]: ...
     async def latest_decision(self, case_id: uuid.UUID) -> RecordedDecision | None: ...
-    async def evidence(self, case_id: uuid.UUID) -> list[Evidence]: ...
+    async def latest_decisions(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, RecordedDecision]: ...
+    async def evidence_of(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]: ...
     async def add_evidence(self, case_id: uuid.UUID, e: Evidence) -> None: ...
     async def active_requirements(self) -> list[Requirement]: ...
     async def save_requirement(self, r: Requirement) -> None: ...
@@ -77,8 +84,10 @@ class Store(Protocol):
     async def mark_certificates_used(
         self, case_id: uuid.UUID, refs: tuple[str, ...], at: datetime
     ) -> None: ...
-    async def certificates_used_by_others(self, case_id: uuid.UUID, refs: list[str]) -> frozenset[str]: ...
-    async def active_override(self, case_id: uuid.UUID) -> SupervisorOverride | None: ...
+    async def certificates_used_by_others(
+        self, refs: dict[uuid.UUID, list[str]]
+    ) -> dict[uuid.UUID, frozenset[str]]: ...
+    async def active_overrides(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, SupervisorOverride]: ...
     async def add_override(
         self, case_id: uuid.UUID, outcome: Outcome, reason: str, supervisor: str
     ) -> int: ...
@@ -98,50 +107,76 @@ class Unit(Publisher, Protocol):
 
 async def reevaluate(case_id: uuid.UUID, uow: Unit, ctx: Context) -> None:
     """Decide again from everything known now; publish only if the outcome or a reason changed."""
-    case = await uow.store.lock_case(case_id)
-    if case is None or case.on_the_road or case.erased_at is not None:
-        return  # not registered here yet, on the road, or erased: the decision is frozen
-    facts = case.facts
-    route = ctx.routes.get(facts.route_id)
-    if route is None:
-        decision = domain.route_unknown(facts)
-    else:
-        decision = domain.evaluate(
-            facts,
-            route,
-            evidence=await uow.store.evidence(case_id),
-            requirements=await uow.store.active_requirements(),
-            withdrawn_at=case.withdrawn_at,
-            used_certificates=await uow.store.certificates_used_by_others(
-                case_id, [m.document_ref for m in facts.members]
-            ),
-        )
-    decision = domain.overridden(decision, await uow.store.active_override(case_id), case)
-    if decision.repeats(await uow.store.latest_decision(case_id)):
+    await reevaluate_many([case_id], uow, ctx)
+
+
+async def reevaluate_many(case_ids: Sequence[uuid.UUID], uow: Unit, ctx: Context) -> None:
+    """``reevaluate`` for many cases, in a few statements whatever their number: each case decided
+    under its lock (taken for all at once, in case-id order) from what is known of it now, and
+    published in the order given only if its outcome or a reason changed."""
+    store = uow.store
+    ids = list(dict.fromkeys(case_ids))
+    locked = await store.lock_cases(ids)
+    # Not registered here yet, on the road, or erased: the decision is frozen.
+    cases = [
+        locked[c] for c in ids if c in locked and not locked[c].on_the_road and locked[c].erased_at is None
+    ]
+    if not cases:
         return
-    await _publish(case_id, decision, uow)
+    judged = [c.facts.case_id for c in cases]
+    evidence = await store.evidence_of(judged)
+    requirements = await store.active_requirements()
+    used = await store.certificates_used_by_others(
+        {c.facts.case_id: [m.document_ref for m in c.facts.members] for c in cases}
+    )
+    overrides = await store.active_overrides(judged)
+    latest = await store.latest_decisions(judged)
+    changed: list[tuple[uuid.UUID, int, Decision]] = []
+    for case in cases:
+        facts = case.facts
+        route = ctx.routes.get(facts.route_id)
+        if route is None:
+            decision = domain.route_unknown(facts)
+        else:
+            decision = domain.evaluate(
+                facts,
+                route,
+                evidence=evidence.get(facts.case_id, []),
+                requirements=requirements,
+                withdrawn_at=case.withdrawn_at,
+                used_certificates=used[facts.case_id],
+            )
+        decision = domain.overridden(decision, overrides.get(facts.case_id), case)
+        before = latest.get(facts.case_id)
+        if not decision.repeats(before):
+            changed.append((facts.case_id, before.version + 1 if before else 1, decision))
+    if changed:
+        await _publish(changed, uow)
 
 
-async def _publish(case_id: uuid.UUID, decision: Decision, uow: Unit) -> None:
+async def _publish(decided: list[tuple[uuid.UUID, int, Decision]], uow: Unit) -> None:
     # No status change here: transport announces "eligible", "on hold" or "ineligible" when it
     # applies the decision to the case's seat, so the stream never shows a decision after a
     # seat change it did not cause (a case held after its bus was planned, say). What the stream
     # may say travels in public_reason_code/public_reason: no medical fact (Decision.summary).
     now = uow.now()
-    version = await uow.store.append_decision(case_id, decision, now)
-    public_code, public_reason = decision.summary()
-    await uow.publish(
-        EligibilityDecided(
-            case_id=case_id,
-            version=version,
-            outcome=decision.outcome,
-            priority=decision.priority,
-            rules=list(decision.rules),
-            decided_at=now,
-            public_reason_code=public_code,
-            public_reason=public_reason,
+    await uow.store.append_decisions(decided, now)
+    events: list[Event] = []
+    for case_id, version, decision in decided:
+        public_code, public_reason = decision.summary()
+        events.append(
+            EligibilityDecided(
+                case_id=case_id,
+                version=version,
+                outcome=decision.outcome,
+                priority=decision.priority,
+                rules=list(decision.rules),
+                decided_at=now,
+                public_reason_code=public_code,
+                public_reason=public_reason,
+            )
         )
-    )
+    await uow.publish_many(events)
 
 
 async def _reevaluate_affected(requirement: Requirement, uow: Unit, ctx: Context) -> None:
@@ -175,6 +210,29 @@ async def on_case_updated(event: CaseUpdated, uow: Unit, ctx: Context) -> None:
     await uow.store.lock_case_id(event.case_id)
     await uow.store.save_facts(CaseFacts.from_registration(event))
     await reevaluate(event.case_id, uow, ctx)
+
+
+async def on_registrations(events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> None:
+    """Apply a run of registrations and updates (intake.cases: one a case, most of what eligibility
+    reads) as applying them one after the other would, in a few statements whatever the run's
+    length: every case's facts saved, then every case decided (``reevaluate_many``)."""
+    registered: list[CaseRegistered | CaseUpdated] = []
+    for e in events:
+        assert isinstance(e.data, CaseRegistered | CaseUpdated), e.type  # IN_SETS
+        registered.append(e.data)
+    if len({r.case_id for r in registered}) < len(registered):
+        # A case registered and updated within the run: each decided in turn, as one at a time.
+        for r in registered:
+            await (
+                on_case_registered(r, uow, ctx)
+                if isinstance(r, CaseRegistered)
+                else on_case_updated(r, uow, ctx)
+            )
+        return
+    case_ids = [r.case_id for r in registered]
+    await uow.store.lock_case_ids(case_ids)
+    await uow.store.save_facts_many([CaseFacts.from_registration(r) for r in registered])
+    await reevaluate_many(case_ids, uow, ctx)
 
 
 async def on_health_evidence_recorded(event: HealthEvidenceRecorded, uow: Unit, ctx: Context) -> None:
@@ -241,6 +299,16 @@ HANDLERS: Mapping[type[Event], EventUseCase] = {
 }
 """The use case for each event eligibility consumes (intake.cases, border.requirements,
 transport.movements)."""
+
+
+class SetUseCase(Protocol):
+    """A use case for a run of events: (their envelopes, in order, a unit of work, the context)."""
+
+    def __call__(self, events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> Awaitable[None]: ...
+
+
+IN_SETS: Mapping[type[Event], SetUseCase] = {CaseRegistered: on_registrations, CaseUpdated: on_registrations}
+"""The events eligibility applies many at once (a run mixing them is one call)."""
 
 
 # --- commands and queries ------------------------------------------------------------------------

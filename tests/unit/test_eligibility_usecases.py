@@ -7,6 +7,7 @@ Kafka and PostgreSQL (tests/integration/test_intake_eligibility.py, test_case_fl
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ import pytest
 from contracts import reasons, topics
 from contracts.border import CrossingRequirementLifted, CrossingRequirementPublished
 from contracts.eligibility import EligibilityDecided, Outcome, RuleOutcome
+from contracts.envelope import CloudEvent
 from contracts.intake import (
     CaseRegistered,
     CaseUpdated,
@@ -69,7 +71,7 @@ class FakeEligibilityStore:
     def __init__(self) -> None:
         self.cases: dict[uuid.UUID, CaseRecord] = {}
         self.decided: dict[uuid.UUID, list[RecordedDecision]] = {}
-        self.evidence_of: dict[uuid.UUID, list[Evidence]] = {}
+        self.evidence_kept: dict[uuid.UUID, list[Evidence]] = {}
         self.requirements: dict[uuid.UUID, Requirement] = {}
         self.lifted: set[uuid.UUID] = set()
         self.used: dict[str, uuid.UUID] = {}
@@ -89,6 +91,17 @@ class FakeEligibilityStore:
         self.locks.append(case_id)
         return self.cases.get(case_id)
 
+    async def lock_cases(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, CaseRecord]:
+        return {c: found for c in sorted(case_ids) if (found := await self.lock_case(c)) is not None}
+
+    async def lock_case_ids(self, case_ids: list[uuid.UUID]) -> None:
+        for c in sorted(set(case_ids), key=str):
+            await self.lock_case_id(c)
+
+    async def save_facts_many(self, facts: list[CaseFacts]) -> None:
+        for f in facts:
+            await self.save_facts(f)
+
     async def facts_of(self, case_ids: list[uuid.UUID]) -> list[CaseFacts]:
         return [self.cases[c].facts for c in case_ids if c in self.cases]
 
@@ -99,7 +112,7 @@ class FakeEligibilityStore:
     async def erase_case(self, facts: CaseFacts, at: datetime) -> None:
         case_id = facts.case_id
         self.cases[case_id] = dataclasses.replace(self.cases[case_id], facts=facts, erased_at=at)
-        self.evidence_of.pop(case_id, None)
+        self.evidence_kept.pop(case_id, None)
         self.override_log[case_id] = [
             dataclasses.replace(o, reason=ERASED_TEXT) for o in self.override_log.get(case_id, [])
         ]
@@ -126,14 +139,15 @@ class FakeEligibilityStore:
             for c in sorted(found, key=lambda c: (c.facts.planned_travel_date, c.facts.case_id))
         ]
 
-    async def append_decision(self, case_id: uuid.UUID, decision: Decision, decided_at: datetime) -> int:
-        versions = self.decided.setdefault(case_id, [])
-        versions.append(
-            RecordedDecision(
-                len(versions) + 1, decision.outcome, decision.priority, decision.rules, decided_at
+    async def append_decisions(
+        self, decided: list[tuple[uuid.UUID, int, Decision]], decided_at: datetime
+    ) -> None:
+        for case_id, version, decision in decided:
+            versions = self.decided.setdefault(case_id, [])
+            assert version == len(versions) + 1, (version, len(versions))  # the primary key's guard
+            versions.append(
+                RecordedDecision(version, decision.outcome, decision.priority, decision.rules, decided_at)
             )
-        )
-        return len(versions)
 
     async def decisions(self, case_id: uuid.UUID) -> list[RecordedDecision]:
         return list(self.decided.get(case_id, []))
@@ -141,11 +155,14 @@ class FakeEligibilityStore:
     async def latest_decision(self, case_id: uuid.UUID) -> RecordedDecision | None:
         return self.decided[case_id][-1] if self.decided.get(case_id) else None
 
-    async def evidence(self, case_id: uuid.UUID) -> list[Evidence]:
-        return list(self.evidence_of.get(case_id, []))
+    async def latest_decisions(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, RecordedDecision]:
+        return {c: found for c in case_ids if (found := await self.latest_decision(c)) is not None}
+
+    async def evidence_of(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]:
+        return {c: list(self.evidence_kept[c]) for c in case_ids if self.evidence_kept.get(c)}
 
     async def add_evidence(self, case_id: uuid.UUID, e: Evidence) -> None:
-        self.evidence_of.setdefault(case_id, []).append(e)
+        self.evidence_kept.setdefault(case_id, []).append(e)
 
     async def active_requirements(self) -> list[Requirement]:
         return [r for r in self.requirements.values() if r.requirement_id not in self.lifted]
@@ -163,12 +180,21 @@ class FakeEligibilityStore:
         for ref in refs:
             self.used.setdefault(ref, case_id)
 
-    async def certificates_used_by_others(self, case_id: uuid.UUID, refs: list[str]) -> frozenset[str]:
-        return frozenset(r for r in refs if r in self.used and self.used[r] != case_id)
+    async def certificates_used_by_others(
+        self, refs: dict[uuid.UUID, list[str]]
+    ) -> dict[uuid.UUID, frozenset[str]]:
+        return {
+            case_id: frozenset(r for r in case_refs if r in self.used and self.used[r] != case_id)
+            for case_id, case_refs in refs.items()
+        }
 
-    async def active_override(self, case_id: uuid.UUID) -> SupervisorOverride | None:
-        active = [o for o in self.override_log.get(case_id, []) if o.revoked_at is None]
-        return active[-1] if active else None
+    async def active_overrides(self, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, SupervisorOverride]:
+        found = {}
+        for case_id in case_ids:
+            active = [o for o in self.override_log.get(case_id, []) if o.revoked_at is None]
+            if active:
+                found[case_id] = active[-1]
+        return found
 
     async def add_override(self, case_id: uuid.UUID, outcome: Outcome, reason: str, supervisor: str) -> int:
         await self.revoke_override(case_id, supervisor)
@@ -494,6 +520,90 @@ async def test_a_departure_freezes_the_decision_and_uses_the_certificate_of_retu
     assert "already used" in rule(decided, "certificate_of_return_usable").reason
 
 
+async def _world() -> tuple[FakeEligibilityStore, list[CaseRegistered | CaseUpdated]]:
+    """A store with history (a certificate used, an override, evidence, a withdrawal, a departure,
+    an erasure) and a run of registrations and updates touching each kind of case."""
+    store = FakeEligibilityStore()
+    requirement_published = requirement()
+    await usecases.on_requirement_published(requirement_published, unit(store), CTX)
+    travelled = await registered(store, scenario.family_of_three(TRAVEL))
+    await usecases.on_movement_departed(
+        MovementDeparted(movement_id="M1", vehicle_id="BUS-1", case_ids=[travelled.case_id], departed_at=NOW),
+        unit(store),
+        CTX,
+    )
+    overridden = await registered(store, scenario.single_traveller(TRAVEL))
+    await usecases.override_decision(
+        OverrideDecision(overridden.case_id, Outcome.PENDING, "Awaiting the family's papers", "sup-1"),
+        unit(store),
+        CTX,
+    )
+    tested = await registered(store, scenario.single_traveller(TRAVEL))
+    await usecases.on_health_evidence_recorded(covid_test(tested, 0, "negative"), unit(store), CTX)
+    withdrawn = await registered(store, scenario.single_traveller(TRAVEL))
+    await usecases.on_case_withdrawn(
+        CaseWithdrawn(case_id=withdrawn.case_id, reason="Stays", withdrawn_at=NOW), unit(store), CTX
+    )
+    erased = await registered(store, scenario.single_traveller(TRAVEL))
+    await usecases.on_personal_data_erased(
+        PersonalDataErased(case_id=erased.case_id, basis="retention_expired", erased_at=NOW), unit(store), CTX
+    )
+    reused = scenario.single_traveller(TRAVEL + timedelta(days=1))
+    reused["members"][0]["document"] = travelled.members[2].document.model_dump(mode="json")
+    expired = travelled.members[0].document.model_copy(update={"expires_on": TRAVEL - timedelta(1)})
+    run: list[CaseRegistered | CaseUpdated] = [
+        registration(scenario.family_of_three(TRAVEL)),  # new, waits for its tests
+        registration(reused),  # new, on a certificate another case travelled on
+        registration(scenario.single_traveller(TRAVEL)).model_copy(update={"route_id": "kaz-kgz"}),
+        updated(overridden),  # the override stands: nothing new
+        updated(tested, planned_travel_date=TRAVEL + timedelta(days=1)),
+        updated(withdrawn),
+        updated(travelled, members=[travelled.members[0].model_copy(update={"document": expired})]),
+        updated(erased),
+        registration(scenario.single_traveller(TRAVEL)),
+    ]
+    return store, run
+
+
+async def test_a_run_of_registrations_decides_as_one_at_a_time_would() -> None:
+    one_by_one, run = await _world()
+    together = copy.deepcopy(one_by_one)
+    together.locks.clear()
+
+    alone = unit(one_by_one)
+    for event in run:
+        await usecases.HANDLERS[type(event)](event, alone, CTX)
+    at_once = unit(together)
+    await usecases.on_registrations(
+        [CloudEvent.new(e, source="/missions/KAZ/intake") for e in run], at_once, CTX
+    )
+
+    def decided(uow: FakeUnitOfWork[Any]) -> list[tuple[Any, ...]]:
+        return [(d.case_id, d.version, d.outcome, d.public_reason_code, d.rules) for d in published(uow)]
+
+    assert decided(at_once) == decided(alone)
+    assert {e.case_id for e in published(alone)} >= {run[0].case_id, run[1].case_id, run[-1].case_id}
+    assert [d.outcome for d in published(alone) if d.case_id == run[1].case_id] == [Outcome.INELIGIBLE]
+    assert together.decided == one_by_one.decided
+    # Every case of the run was decided under its lock, all taken at once in case-id order.
+    assert together.locks == sorted({e.case_id for e in run})
+
+
+async def test_a_run_that_registers_and_updates_one_case_is_applied_one_event_after_the_other() -> None:
+    store = FakeEligibilityStore()
+    case = registration(scenario.single_traveller(TRAVEL))
+    member = case.members[0].model_copy(
+        update={"document": case.members[0].document.model_copy(update={"expires_on": TRAVEL - timedelta(1)})}
+    )
+    uow = unit(store)
+    await usecases.on_registrations(
+        [CloudEvent.new(e, source="/missions/KAZ/intake") for e in (case, updated(case, members=[member]))],
+        uow,
+        CTX,
+    )
+    assert [(d.version, d.outcome) for d in published(uow)] == [(1, Outcome.ELIGIBLE), (2, Outcome.PENDING)]
+
+
 async def test_every_event_eligibility_reads_has_its_use_case() -> None:
     assert set(usecases.HANDLERS) == {
         CaseRegistered,
@@ -713,7 +823,7 @@ async def test_an_erased_case_keeps_its_outcomes_loses_what_speaks_of_its_people
     kept = store.cases[case.case_id]
     assert kept.erased_at == NOW and published(uow) == []
     assert all(m.vulnerabilities == () and m.document_ref == "" for m in kept.facts.members)
-    assert store.evidence_of.get(case.case_id, []) == []
+    assert store.evidence_kept.get(case.case_id, []) == []
     assert [o.reason for o in store.override_log[case.case_id]] == [ERASED_TEXT]
     assert len(store.decided[case.case_id]) == decided  # the outcomes stay
 
@@ -721,7 +831,7 @@ async def test_an_erased_case_keeps_its_outcomes_loses_what_speaks_of_its_people
     late = unit(store)
     await usecases.on_health_evidence_recorded(covid_test(case, 0, "positive"), late, CTX)
     await usecases.on_requirement_published(requirement(), late, CTX)
-    assert published(late) == [] and store.evidence_of.get(case.case_id, []) == []
+    assert published(late) == [] and store.evidence_kept.get(case.case_id, []) == []
     with pytest.raises(domain.CaseErased):
         await usecases.override_decision(
             OverrideDecision(case.case_id, Outcome.ELIGIBLE, "Reconsidered after review", "sup-2"),
