@@ -37,6 +37,14 @@ async def known(conn: asyncpg.Connection, case_id: object, *, lock: bool = False
     return CaseStatus(found) if found else None
 
 
+async def known_many(conn: asyncpg.Connection, case_ids: Sequence[object]) -> dict[object, CaseStatus]:
+    """``known`` for many cases in one statement: those with a last status."""
+    rows = await conn.fetch(
+        "SELECT case_id, status FROM case_status_known WHERE case_id = ANY($1::uuid[])", list(case_ids)
+    )
+    return {r["case_id"]: CaseStatus(r["status"]) for r in rows}
+
+
 async def note(conn: asyncpg.Connection, case_id: object, status: CaseStatus) -> None:
     """Remember a status learnt from another service's event (or published here)."""
     if status in ANNOTATIONS:

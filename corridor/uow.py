@@ -42,6 +42,8 @@ class Publisher(Protocol):
 
     async def known_status(self, case_id: Any) -> CaseStatus | None: ...
 
+    async def known_statuses(self, case_ids: Sequence[Any]) -> dict[Any, CaseStatus]: ...
+
     async def note_status(self, case_id: Any, status: CaseStatus) -> None: ...
 
     async def note_statuses(self, learnt: Sequence[tuple[Any, CaseStatus]]) -> None: ...
@@ -96,6 +98,10 @@ class UnitOfWork(Generic[StoreT]):
 
     async def known_status(self, case_id: Any) -> CaseStatus | None:
         return await statusguard.known(self.conn, case_id)
+
+    async def known_statuses(self, case_ids: Sequence[Any]) -> dict[Any, CaseStatus]:
+        """``known_status`` for many, in one statement: the cases with a last status."""
+        return await statusguard.known_many(self.conn, case_ids)
 
     async def note_status(self, case_id: Any, status: CaseStatus) -> None:
         await statusguard.note(self.conn, case_id, status)

@@ -77,6 +77,9 @@ class FakeUnitOfWork(Generic[StoreT]):
     async def known_status(self, case_id: Any) -> CaseStatus | None:
         return self.statuses.get(case_id)
 
+    async def known_statuses(self, case_ids: Sequence[Any]) -> dict[Any, CaseStatus]:
+        return {c: self.statuses[c] for c in case_ids if c in self.statuses}
+
     async def note_status(self, case_id: Any, status: CaseStatus) -> None:
         if status not in ANNOTATIONS:
             self.statuses[case_id] = status

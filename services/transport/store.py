@@ -6,7 +6,7 @@ a withdrawal, a decision and a border crossing on the same case follow one anoth
 what the one before committed, and two of them never wait for each other in a circle. A case that
 has no row yet (a decision that overtook its registration) is locked by its id (``lock_case_id``,
 an advisory lock the registration takes too). The use cases take these locks with the lock methods
-(``lock_case_id``, ``lock_case``, ``lock_cases_for_day``, ``lock_vehicle``), in that order; a
+(``lock_case_id``, ``lock_case``, ``lock_cases``, ``lock_vehicle``), in that order; a
 consumer's batch first locks the rows of all its cases at once (``lock_cases``, case-id order).
 
 ``TransportStore`` is bound to one connection (in the unit of work's transaction) and returns the
@@ -27,6 +27,7 @@ import asyncpg
 from contracts.eligibility import Outcome
 from contracts.intake import CaseRegistered, CaseUpdated
 from contracts.transport import ManifestPassenger
+from corridor import db
 from services.transport.domain import (
     HOLDS_SEAT,
     ON_MANIFEST,
@@ -104,6 +105,25 @@ class TransportStore:
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id)
         )
 
+    async def lock_case_ids(self, case_ids: Iterable[uuid.UUID]) -> None:
+        """``lock_case_id`` for many, in one statement, in one order for everyone."""
+        await db.lock_keys(self.conn, _CASE_ID_LOCKS, case_ids)
+
+    async def cases_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+        """``lock_case`` for many, in one statement, in case-id order: those received here."""
+        rows = await self.conn.fetch(
+            """SELECT case_id, route_id, planned_travel_date, withdrawn_at,
+                      jsonb_array_length(passengers) AS members
+               FROM cases WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE""",
+            list(set(case_ids)),
+        )
+        return {
+            r["case_id"]: Case(
+                r["case_id"], r["route_id"], r["planned_travel_date"], r["withdrawn_at"], r["members"]
+            )
+            for r in rows
+        }
+
     async def lock_cases(self, case_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
         """Lock these cases (those this service has received) in one statement, in case-id order:
         a consumer's batch takes its cases' locks before applying any of its records, in the order
@@ -113,20 +133,6 @@ class TransportStore:
             return []
         rows = await self.conn.fetch(
             "SELECT case_id FROM cases WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE", ids
-        )
-        return [r["case_id"] for r in rows]
-
-    async def lock_cases_for_day(
-        self, route_id: str, departure_date: date, also: Iterable[uuid.UUID] = ()
-    ) -> list[uuid.UUID]:
-        """Lock every case travelling that route on that day (and ``also``), in case-id order."""
-        rows = await self.conn.fetch(
-            """SELECT case_id FROM cases
-               WHERE (route_id = $1 AND planned_travel_date = $2) OR case_id = ANY($3::uuid[])
-               ORDER BY case_id FOR UPDATE""",
-            route_id,
-            departure_date,
-            list(also),
         )
         return [r["case_id"] for r in rows]
 
@@ -156,22 +162,29 @@ class TransportStore:
         )
         return bool(done.endswith(" 1"))
 
+    async def save_registrations(self, cases: Sequence[CaseRegistered]) -> None:
+        """``save_case`` for many registrations (each case once), in one statement."""
+        await self.conn.execute(
+            """INSERT INTO cases (case_id, route_id, planned_travel_date, registered_at, passengers,
+                                  needs_escort, consent_scope)
+               SELECT c, r, d, at, p, e, string_to_array(s, ' ')
+               FROM unnest($1::uuid[], $2::text[], $3::date[], $4::timestamptz[], $5::jsonb[], $6::boolean[],
+                           $7::text[]) AS u(c, r, d, at, p, e, s)
+               ON CONFLICT (case_id) DO UPDATE SET route_id = EXCLUDED.route_id,
+                   planned_travel_date = EXCLUDED.planned_travel_date, passengers = EXCLUDED.passengers,
+                   needs_escort = EXCLUDED.needs_escort, consent_scope = EXCLUDED.consent_scope""",
+            [c.case_id for c in cases],
+            [c.route_id for c in cases],
+            [c.planned_travel_date for c in cases],
+            [c.registered_at for c in cases],
+            [json.dumps(_passengers(c)) for c in cases],
+            [any(p.needs_escort for p in c.members) for c in cases],
+            # text[][] must be rectangular: each scope travels as one string (country codes).
+            [" ".join(_scope(c)) for c in cases],
+        )
+
     async def save_case(self, case: CaseRegistered | CaseUpdated) -> tuple[str, date] | None:
         """Store or refresh a case; returns its previous route and travel date when it had one."""
-        passengers = [
-            ManifestPassenger(
-                case_id=case.case_id,
-                person_id=p.person_id,
-                surname=p.surname,
-                given_names=p.given_names,
-                birth_date=p.birth_date,
-                sex=p.sex,
-                nationality=p.nationality,
-                document_type=p.document.type,
-                document_number=p.document.number,
-            ).model_dump(mode="json")
-            for p in case.members
-        ]
         before = await self.conn.fetchrow(
             "SELECT route_id, planned_travel_date FROM cases WHERE case_id = $1 FOR UPDATE", case.case_id
         )
@@ -186,9 +199,9 @@ class TransportStore:
             case.route_id,
             case.planned_travel_date,
             case.registered_at,
-            json.dumps(passengers),
+            json.dumps(_passengers(case)),
             any(p.needs_escort for p in case.members),
-            list(case.consent.scope) if case.consent.given else [],
+            _scope(case),
         )
         return (before["route_id"], before["planned_travel_date"]) if before else None
 
@@ -225,24 +238,43 @@ class TransportStore:
         )
         return status.endswith(" 1")
 
+    async def save_decisions(self, decided: Sequence[tuple[uuid.UUID, Decision]]) -> set[uuid.UUID]:
+        """``save_decision`` for many (each case once), in one statement: the cases whose decision
+        was kept (the others had a newer one already)."""
+        rows = await self.conn.fetch(
+            """INSERT INTO decisions (case_id, version, outcome, priority, reason_code, reason, withdrawn,
+                                      decided_at)
+               SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
+                                    $7::boolean[], $8::timestamptz[])
+               ON CONFLICT (case_id) DO UPDATE
+               SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority,
+                   reason_code = EXCLUDED.reason_code, reason = EXCLUDED.reason,
+                   withdrawn = EXCLUDED.withdrawn, decided_at = EXCLUDED.decided_at
+               WHERE decisions.version < EXCLUDED.version
+               RETURNING case_id""",
+            [c for c, _ in decided],
+            [d.version for _, d in decided],
+            [d.outcome.value for _, d in decided],
+            [d.priority for _, d in decided],
+            [d.reason_code for _, d in decided],
+            [d.reason for _, d in decided],
+            [d.withdrawn for _, d in decided],
+            [d.decided_at for _, d in decided],
+        )
+        return {r["case_id"] for r in rows}
+
+    async def decisions_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Decision]:
+        """The newest decision kept for each of these cases (those with one)."""
+        rows = await self.conn.fetch(
+            """SELECT case_id, version, outcome, priority, reason_code, reason, withdrawn, decided_at
+               FROM decisions WHERE case_id = ANY($1::uuid[])""",
+            list(set(case_ids)),
+        )
+        return {r["case_id"]: _decision_of(r) for r in rows}
+
     async def decision(self, case_id: uuid.UUID) -> Decision | None:
         """The newest decision kept for the case (perhaps before its registration arrived)."""
-        r = await self.conn.fetchrow(
-            """SELECT version, outcome, priority, reason_code, reason, withdrawn, decided_at
-               FROM decisions WHERE case_id = $1""",
-            case_id,
-        )
-        if r is None:
-            return None
-        return Decision(
-            version=r["version"],
-            outcome=Outcome(r["outcome"]),
-            priority=r["priority"],
-            reason_code=r["reason_code"],
-            reason=r["reason"],
-            withdrawn=r["withdrawn"],
-            decided_at=r["decided_at"],
-        )
+        return (await self.decisions_of([case_id])).get(case_id)
 
     async def ready_cases(
         self,
@@ -646,3 +678,38 @@ class RecordedDeparture:
     seats_offered: list[tuple[uuid.UUID, str]]
     fill_freed_seats: bool
     departed_at: datetime
+
+
+def _passengers(case: CaseRegistered | CaseUpdated) -> list[dict[str, object]]:
+    """The case's people as its manifests list them (what transport keeps of them)."""
+    return [
+        ManifestPassenger(
+            case_id=case.case_id,
+            person_id=p.person_id,
+            surname=p.surname,
+            given_names=p.given_names,
+            birth_date=p.birth_date,
+            sex=p.sex,
+            nationality=p.nationality,
+            document_type=p.document.type,
+            document_number=p.document.number,
+        ).model_dump(mode="json")
+        for p in case.members
+    ]
+
+
+def _scope(case: CaseRegistered | CaseUpdated) -> list[str]:
+    """The countries the case's consent lets its manifests go to."""
+    return list(case.consent.scope) if case.consent.given else []
+
+
+def _decision_of(r: asyncpg.Record) -> Decision:
+    return Decision(
+        version=r["version"],
+        outcome=Outcome(r["outcome"]),
+        priority=r["priority"],
+        reason_code=r["reason_code"],
+        reason=r["reason"],
+        withdrawn=r["withdrawn"],
+        decided_at=r["decided_at"],
+    )

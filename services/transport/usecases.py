@@ -320,8 +320,8 @@ async def on_personal_data_erased(event: PersonalDataErased, uow: Unit, ctx: Con
         )
 
 
-async def on_eligibility_decided(event: EligibilityDecided, uow: Unit, ctx: Context) -> None:
-    decided = Decision(
+def _decided(event: EligibilityDecided) -> Decision:
+    return Decision(
         version=event.version,
         outcome=event.outcome,
         priority=event.priority,
@@ -330,6 +330,10 @@ async def on_eligibility_decided(event: EligibilityDecided, uow: Unit, ctx: Cont
         withdrawn=event.withdrawn(),
         decided_at=event.decided_at,
     )
+
+
+async def on_eligibility_decided(event: EligibilityDecided, uow: Unit, ctx: Context) -> None:
+    decided = _decided(event)
     case = await uow.store.lock_case(event.case_id)
     if case is None:
         # The registration travels on another topic and may not be here yet: keep the decision
@@ -340,6 +344,85 @@ async def on_eligibility_decided(event: EligibilityDecided, uow: Unit, ctx: Cont
         return  # a newer decision was applied already
     if case is not None:
         await _apply_decision(uow, ctx, case, decided)
+
+
+async def on_decisions(events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> None:
+    """Apply a run of eligibility's decisions (one a case, at least) as applying them one after the
+    other would, in a few statements whatever the run's length: each kept unless a newer one is
+    (``save_decisions``), and what it announces on the stream announced, in the run's order.
+
+    A run that withdraws a case, holds a case twice, or takes a case off its vehicle (rare: a
+    hold after planning, which amends the manifests) is applied one decision after the other."""
+    decisions: list[EligibilityDecided] = []
+    for e in events:
+        assert isinstance(e.data, EligibilityDecided), e.type  # IN_SETS
+        decisions.append(e.data)
+    ids = [d.case_id for d in decisions]
+    if len(set(ids)) < len(ids) or any(d.withdrawn() for d in decisions):
+        for d in decisions:
+            await on_eligibility_decided(d, uow, ctx)
+        return
+    store = uow.store
+    cases = await store.cases_of(ids)
+    missing = [c for c in ids if c not in cases]
+    if missing:
+        # Not registered here yet (another topic): the registration applies the decision kept; the
+        # id's lock orders the two (``on_eligibility_decided``).
+        await store.lock_case_ids(missing)
+        cases |= await store.cases_of(missing)
+    decided = {d.case_id: _decided(d) for d in decisions}
+    kept = await store.save_decisions([(c, decided[c]) for c in ids])
+    applied = [c for c in ids if c in kept and c in cases and cases[c].withdrawn_at is None]
+    seats = await store.assignments_of(applied)
+    known = await uow.known_statuses(applied)
+    effects = [
+        (c, domain.decision_effect(decided[c].outcome, seats[c].state if c in seats else None, known.get(c)))
+        for c in applied
+    ]
+    if any(effect.take_off and c in seats for c, effect in effects):
+        for c in applied:
+            await _apply_decision(uow, ctx, cases[c], decided[c])
+        return
+    await uow.publish_many(
+        [
+            _change(
+                uow,
+                c,
+                effect.announce,
+                cases[c].members,
+                at=decided[c].decided_at or uow.now(),
+                reason_code=reasons.public_or(decided[c].reason_code, "eligibility_decided"),
+            )
+            for c, effect in effects
+            if effect.announce is not None
+        ]
+    )
+
+
+async def on_registrations(events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> None:
+    """Apply a run of intake's registrations as applying them one after the other would, in a few
+    statements whatever the run's length: each case kept, "registered" noted as its last status
+    unless a later one is known, and a decision that overtook its registration applied."""
+    registered: list[CaseRegistered] = []
+    for e in events:
+        assert isinstance(e.data, CaseRegistered), e.type  # IN_SETS
+        registered.append(e.data)
+    ids = [r.case_id for r in registered]
+    if len(set(ids)) < len(ids):
+        for r in registered:
+            await on_case_registered(r, uow, ctx)
+        return
+    store = uow.store
+    await store.lock_case_ids(ids)
+    await store.save_registrations(registered)
+    known = await uow.known_statuses(ids)
+    await uow.note_statuses([(c, CaseStatus.REGISTERED) for c in ids if c not in known])
+    overtaken = await store.decisions_of(ids)
+    for c in ids:
+        if c in overtaken:
+            found = await store.lock_case(c)
+            assert found is not None
+            await _apply_decision(uow, ctx, found, overtaken[c])
 
 
 async def _apply_decision(uow: Unit, ctx: Context, case: Case, d: Decision) -> None:
@@ -555,11 +638,14 @@ class SetUseCase(Protocol):
 
 
 IN_SETS: Mapping[type[Event], SetUseCase] = {
+    CaseRegistered: on_registrations,
+    EligibilityDecided: on_decisions,
     BorderCrossingCleared: on_crossings,
     BorderCrossingRefused: on_crossings,
 }
-"""The events transport applies many at once (``border.crossings``: four a case). One use case for
-both kinds: a run mixing them is one call (``corridor.runtime.with_context``)."""
+"""The events transport applies many at once: registrations, decisions, and the posts' crossings
+(four a case; one use case for both kinds, so a run mixing them is one call,
+``corridor.runtime.with_context``)."""
 
 
 # --- commands: coordinators plan and board, drivers report progress, staff export manifests -----
@@ -627,6 +713,19 @@ async def _vehicle_of(uow: Unit, movement_id: str, vehicle_id: str) -> tuple[Mov
     return found, vehicle
 
 
+async def _lock_ready(
+    uow: Unit, ctx: Context, route: Route, day: date, *, also: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """Lock the cases a plan or a departure may seat (those ready that day, read without a lock)
+    and ``also``, in one statement, in case-id order; the caller reads them again under the locks
+    (``ready_cases(among=...)``). A withdrawal, a decision or another plan on one of them is
+    applied wholly before or after; a case that becomes ready meanwhile waits for the next plan,
+    as if it had become ready just after this one. Only these: a day's other cases (placed,
+    travelling, arrived: thousands on a movement day) are not held while the plan is made."""
+    ready = await uow.store.ready_cases(route.route_id, day, ctx.abroad(route))
+    return await uow.store.lock_cases([*also, *(c.case_id for c in ready)])
+
+
 async def plan_movement(cmd: commands.PlanMovement, uow: Unit, ctx: Context) -> PlannedMovement:
     """Place the eligible cases travelling that day on the vehicles, announce each placement, and
     send every vehicle's manifest to the checkpoints on the route."""
@@ -635,9 +734,7 @@ async def plan_movement(cmd: commands.PlanMovement, uow: Unit, ctx: Context) -> 
     store = uow.store
     if (earlier := await store.movement(movement_id)) is not None:
         return await _planned_before(uow, cmd, earlier, ctx)
-    # Every case of the day is locked first, then read again: a withdrawal, a decision or another
-    # planning run on one of them is applied wholly before this plan or after it.
-    locked = await store.lock_cases_for_day(route.route_id, cmd.departure_date)
+    locked = await _lock_ready(uow, ctx, route, cmd.departure_date)
     cases = await store.ready_cases(route.route_id, cmd.departure_date, ctx.abroad(route), among=locked)
     placements = domain.plan(cases, [domain.Vehicle(v.vehicle_id, v.capacity) for v in cmd.vehicles])
     if not await store.create_movement(
@@ -731,7 +828,7 @@ async def record_departure(cmd: commands.RecordDeparture, uow: Unit, ctx: Contex
     # Lock order as everywhere: the cases (those on board and those who may get a freed seat),
     # then the vehicle; then read again what the decision rests on.
     aboard = [s.case_id for s in await store.seats_on(movement_id, vehicle_id)]
-    locked = await store.lock_cases_for_day(route.route_id, found.departure_date, also=aboard)
+    locked = await _lock_ready(uow, ctx, route, found.departure_date, also=aboard)
     vehicle = await store.lock_vehicle(movement_id, vehicle_id)
     if vehicle is None:
         raise NoSuchVehicle(movement_id, vehicle_id)

@@ -78,7 +78,22 @@ class World:
         scope: tuple[str, ...] = ("UZB", "TJK"),
         case_id: uuid.UUID | None = None,
     ) -> CaseRegistered:
-        case = CaseRegistered(
+        """A registration read alone (the consumer hands it over as a run of one)."""
+        case = self.registration(members, day=day, escort=escort, scope=scope, case_id=case_id)
+        await usecases.on_registrations([envelope(case)], self.uow, CTX)
+        return case
+
+    def registration(
+        self,
+        members: int = 1,
+        *,
+        day: date = DAY,
+        escort: bool = False,
+        scope: tuple[str, ...] = ("UZB", "TJK"),
+        case_id: uuid.UUID | None = None,
+    ) -> CaseRegistered:
+        """A registration as intake publishes it (not applied yet)."""
+        return CaseRegistered(
             case_id=case_id or uuid.uuid4(),
             registered_at=self.tick(),
             route_id=ROUTE.route_id,
@@ -86,8 +101,6 @@ class World:
             consent=Consent(given=True, kind="explicit", scope=list(scope)),
             members=[person(i, escort=escort and i == 0) for i in range(members)],
         )
-        await usecases.on_case_registered(case, self.uow, CTX)
-        return case
 
     async def decide(
         self,
@@ -97,27 +110,36 @@ class World:
         priority: int = 0,
         withdrawn: bool = False,
     ) -> None:
+        """Eligibility's decision read alone (the consumer hands it over as a run of one)."""
+        decided = self.decision(case_id, outcome, priority=priority, withdrawn=withdrawn)
+        await usecases.on_decisions([envelope(decided)], self.uow, CTX)
+
+    def decision(
+        self,
+        case_id: uuid.UUID,
+        outcome: Outcome = Outcome.ELIGIBLE,
+        *,
+        priority: int = 0,
+        withdrawn: bool = False,
+    ) -> EligibilityDecided:
+        """Eligibility's next decision on a case (not applied yet)."""
         self.versions[case_id] = self.versions.get(case_id, 0) + 1
         failing = outcome is not Outcome.ELIGIBLE
-        await usecases.on_eligibility_decided(
-            EligibilityDecided(
-                case_id=case_id,
-                version=self.versions[case_id],
-                outcome=outcome,
-                priority=priority,
-                rules=[
-                    RuleResult(
-                        rule="not_withdrawn",
-                        outcome=RuleOutcome.FAIL if withdrawn else RuleOutcome.PASS,
-                        reason="Withdrawn" if withdrawn else "Not withdrawn",
-                    )
-                ],
-                decided_at=self.tick(),
-                public_reason_code=self.public_code if failing else None,
-                public_reason=self.public_text if failing else None,
-            ),
-            self.uow,
-            CTX,
+        return EligibilityDecided(
+            case_id=case_id,
+            version=self.versions[case_id],
+            outcome=outcome,
+            priority=priority,
+            rules=[
+                RuleResult(
+                    rule="not_withdrawn",
+                    outcome=RuleOutcome.FAIL if withdrawn else RuleOutcome.PASS,
+                    reason="Withdrawn" if withdrawn else "Not withdrawn",
+                )
+            ],
+            decided_at=self.tick(),
+            public_reason_code=self.public_code if failing else None,
+            public_reason=self.public_text if failing else None,
         )
 
     async def ready(self, members: int = 1, *, priority: int = 0, **kw: Any) -> uuid.UUID:
@@ -206,6 +228,11 @@ class World:
         return {p.case_id for p in manifest.passengers}
 
 
+def envelope(event: CaseRegistered | EligibilityDecided) -> CloudEvent:
+    """An event as the consumer hands it to a set use case."""
+    return CloudEvent.new(event, source="/missions/KAZ/test")
+
+
 def person(i: int, *, escort: bool = False) -> Person:
     return Person(
         person_id=uuid.uuid4(),
@@ -241,7 +268,12 @@ def test_every_event_transport_reads_has_its_use_case() -> None:
         PersonalDataErased,
         EligibilityDecided,
     }
-    assert set(usecases.IN_SETS) == {BorderCrossingCleared, BorderCrossingRefused}
+    assert set(usecases.IN_SETS) == {
+        CaseRegistered,
+        EligibilityDecided,
+        BorderCrossingCleared,
+        BorderCrossingRefused,
+    }
     for event in [*usecases.HANDLERS, *usecases.IN_SETS]:
         assert topics.topic_for(event).name in (topics.CASES, topics.DECISIONS, topics.crossings(""))
 
@@ -813,6 +845,106 @@ async def test_a_crossing_of_a_case_never_registered_here_is_recorded_not_retrie
     assert (recorded.cleared, recorded.decided_at, recorded.announced) == (True, T0, False)
     # Transport never seated it: it cannot place the crossing on a route, nor after a status.
     assert world.uow.published == []
+
+
+async def test_a_plan_and_a_departure_lock_only_the_cases_they_may_seat(world: World) -> None:
+    placed = await world.ready()
+    await world.plan(("BUS-1", 6))
+    waiting, undecided = await world.ready(), (await world.register()).case_id
+    world.store.locks.clear()
+    await world.plan(("BUS-2", 6), movement_id="MOV-2")
+    assert world.store.locks[0] == ("cases", (waiting,))  # not the seated case, nor the undecided one
+    late = await world.ready()
+    world.store.locks.clear()
+    await world.depart("BUS-1")
+    assert world.store.locks[:2] == [
+        ("cases", tuple(sorted({placed, late}, key=str))),
+        ("vehicle", ("MOV-1", "BUS-1")),
+    ]
+    assert undecided not in world.store.seats
+
+
+# --- runs of registrations and decisions applied at once ------------------------------------------
+
+
+def transport_outcome(world: World) -> tuple[Any, ...]:
+    """Everything a registration or a decision may change: what was published (in order), the
+    stream guard's view, the cases, decisions and seats kept."""
+    return (
+        world.uow.published,
+        world.uow.statuses,
+        world.uow.illegal,
+        world.store.cases,
+        world.store.decisions,
+        world.store.seats,
+    )
+
+
+async def test_a_run_of_registrations_leaves_what_registering_one_by_one_leaves(world: World) -> None:
+    overtaken = uuid.uuid4()
+    await world.decide(overtaken)  # the decision read before its registration: kept, not applied
+    run = [world.registration(), world.registration(members=3), world.registration(case_id=overtaken)]
+    alone = copy.deepcopy(world)
+    await usecases.on_registrations([envelope(r) for r in run], world.uow, CTX)
+    for r in run:
+        await usecases.on_case_registered(r, alone.uow, CTX)
+    assert transport_outcome(world) == transport_outcome(alone)
+    # "registered" noted as each case's last status (intake announced it); the overtaken decision
+    # applied and announced.
+    assert [world.uow.statuses[r.case_id] for r in run] == [S.REGISTERED, S.REGISTERED, S.ELIGIBLE]
+    assert [world.statuses(r.case_id) for r in run] == [[], [], [S.ELIGIBLE]]
+    # Every case's id was locked before its row was written (a decision waits for it).
+    assert {("case id", r.case_id) for r in run} <= set(world.store.locks)
+
+
+async def test_a_run_of_decisions_leaves_what_deciding_one_by_one_leaves(world: World) -> None:
+    registered = [(await world.register()).case_id for _ in range(3)]
+    already = await world.ready()  # eligible already: a new version with the same outcome says nothing
+    never_registered = uuid.uuid4()
+    stale = world.decision(registered[2])
+    newer = world.decision(registered[2], Outcome.INELIGIBLE)
+    await usecases.on_decisions([envelope(newer)], world.uow, CTX)
+    run = [
+        world.decision(registered[0]),
+        world.decision(registered[1], Outcome.PENDING),
+        stale,  # older than the one applied: ignored
+        world.decision(already),
+        world.decision(never_registered),
+    ]
+    alone = copy.deepcopy(world)
+    await usecases.on_decisions([envelope(d) for d in run], world.uow, CTX)
+    for d in run:
+        await usecases.on_eligibility_decided(d, alone.uow, CTX)
+    assert transport_outcome(world) == transport_outcome(alone)
+    assert world.statuses(registered[0])[-1] is S.ELIGIBLE
+    assert world.statuses(registered[1])[-1] is S.ON_HOLD
+    assert world.statuses(registered[2])[-1] is S.INELIGIBLE
+    assert world.statuses(already) == [S.ELIGIBLE]  # once, not again
+    assert world.store.decisions[never_registered].version == 1 and world.statuses(never_registered) == []
+
+
+@pytest.mark.parametrize("held", ["withdrawn", "taken off", "twice"])
+async def test_a_run_of_decisions_that_moves_a_seat_or_repeats_a_case_is_applied_one_by_one(
+    world: World, held: str
+) -> None:
+    seated, waiting = await world.ready(), (await world.register()).case_id
+    await world.plan(("BUS-1", 6))
+    run = [world.decision(waiting)]
+    if held == "withdrawn":
+        run.append(world.decision(seated, Outcome.INELIGIBLE, withdrawn=True))
+    elif held == "taken off":
+        run.append(world.decision(seated, Outcome.PENDING))
+    else:
+        run += [world.decision(waiting, Outcome.PENDING)]
+    alone = copy.deepcopy(world)
+    await usecases.on_decisions([envelope(d) for d in run], world.uow, CTX)
+    for d in run:
+        await usecases.on_eligibility_decided(d, alone.uow, CTX)
+    assert transport_outcome(world) == transport_outcome(alone)
+    if held == "twice":
+        assert world.statuses(waiting)[-2:] == [S.ELIGIBLE, S.ON_HOLD]
+    else:
+        assert seated not in world.store.seats and world.statuses(seated)[-1] in (S.WITHDRAWN, S.ON_HOLD)
 
 
 # --- a run of crossings applied at once ------------------------------------------------------------

@@ -73,23 +73,17 @@ class FakeTransportStore:
     async def lock_case_id(self, case_id: uuid.UUID) -> None:
         self.locks.append(("case id", case_id))
 
+    async def lock_case_ids(self, case_ids: Iterable[uuid.UUID]) -> None:
+        for c in sorted(set(case_ids), key=str):
+            await self.lock_case_id(c)
+
+    async def cases_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+        return {
+            c: found for c in sorted(set(case_ids), key=str) if (found := await self.lock_case(c)) is not None
+        }
+
     async def lock_cases(self, case_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
         locked = sorted({c for c in case_ids if c in self.cases}, key=str)
-        self.locks.append(("cases", tuple(locked)))
-        return locked
-
-    async def lock_cases_for_day(
-        self, route_id: str, departure_date: date, also: Iterable[uuid.UUID] = ()
-    ) -> list[uuid.UUID]:
-        extra = set(also)
-        locked = sorted(
-            (
-                c.case_id
-                for c in self.cases.values()
-                if (c.route_id == route_id and c.planned_travel_date == departure_date) or c.case_id in extra
-            ),
-            key=str,
-        )
         self.locks.append(("cases", tuple(locked)))
         return locked
 
@@ -98,6 +92,10 @@ class FakeTransportStore:
         return self.fleet.get((movement_id, vehicle_id))
 
     # --- cases ---------------------------------------------------------------------------------
+
+    async def save_registrations(self, cases: Sequence[CaseRegistered]) -> None:
+        for case in cases:
+            await self.save_case(case)
 
     async def save_case(self, case: CaseRegistered | CaseUpdated) -> tuple[str, date] | None:
         before = self.cases.get(case.case_id)
@@ -157,8 +155,14 @@ class FakeTransportStore:
         self.decisions[case_id] = d
         return True
 
+    async def save_decisions(self, decided: Sequence[tuple[uuid.UUID, Decision]]) -> set[uuid.UUID]:
+        return {c for c, d in decided if await self.save_decision(c, d)}
+
     async def decision(self, case_id: uuid.UUID) -> Decision | None:
         return self.decisions.get(case_id)
+
+    async def decisions_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Decision]:
+        return {c: self.decisions[c] for c in case_ids if c in self.decisions}
 
     async def ready_cases(
         self,
