@@ -68,14 +68,15 @@ def create_service(settings: BorderSettings | None = None) -> ServiceRuntime:
             and (previous := domain.previous_checkpoint(route, checkpoint.checkpoint_id)) is not None
         )
     )
-    handlers = usecases.handlers(ctx)
+    handlers, in_sets = usecases.handlers(ctx), usecases.in_sets(ctx)
     if not before:  # the first post of its routes reads no other post's decisions
-        handlers.pop(BorderCrossingCleared)
+        in_sets.pop(BorderCrossingCleared)
     rt.subscribe(
         topics.manifests(checkpoint.checkpoint_id),
         topics.MOVEMENTS,
         *(topics.crossings(c) for c in before),
         handlers=handlers,
+        in_sets=in_sets,
         store=BorderStore,
     )
     rt.http.include_router(api.router(ctx, rt.units(BorderStore)))

@@ -112,11 +112,15 @@ class BorderStore:
             vehicle_id,
         )
 
-    async def record_upstream_clearance(self, case_id: uuid.UUID, checkpoint_id: str) -> None:
+    async def record_upstream_clearances(self, cleared: Sequence[tuple[uuid.UUID, str]]) -> None:
+        """Cases cleared at another post (case, post), in one statement."""
+        if not cleared:
+            return
         await self.conn.execute(
-            "INSERT INTO upstream_clearances (case_id, checkpoint_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            case_id,
-            checkpoint_id,
+            """INSERT INTO upstream_clearances (case_id, checkpoint_id)
+               SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING""",
+            [case_id for case_id, _ in cleared],
+            [checkpoint_id for _, checkpoint_id in cleared],
         )
 
     async def lock_manifest(self, movement_id: str, vehicle_id: str) -> Manifest | None:

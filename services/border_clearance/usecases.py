@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from contracts.border import (
     CrossingRequirementPublished,
     PersonDecision,
 )
+from contracts.envelope import CloudEvent
 from contracts.intake import EvidenceKind
 from contracts.routes import Checkpoint, RouteBook
 from contracts.transport import ManifestIssued, MovementDeparted, PassengerDataErased
@@ -68,10 +69,15 @@ async def on_departed(event: MovementDeparted, uow: Unit, ctx: Context) -> None:
     await uow.store.record_departures(event.case_ids, event.movement_id, event.vehicle_id)
 
 
-async def on_cleared_elsewhere(event: BorderCrossingCleared, uow: Unit, ctx: Context) -> None:
-    """Another post cleared a case: if it is the post before, the case reaches this one."""
-    if event.checkpoint_id != ctx.checkpoint_id:
-        await uow.store.record_upstream_clearance(event.case_id, event.checkpoint_id)
+async def on_cleared_elsewhere(events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> None:
+    """Other posts cleared cases (a run of clearances, one a case from the post before): each case
+    reaches this post. In one statement whatever the run's length."""
+    cleared: list[tuple[uuid.UUID, str]] = []
+    for e in events:
+        assert isinstance(e.data, BorderCrossingCleared), e.type  # IN_SETS
+        if e.data.checkpoint_id != ctx.checkpoint_id:
+            cleared.append((e.data.case_id, e.data.checkpoint_id))
+    await uow.store.record_upstream_clearances(cleared)
 
 
 async def on_passenger_data_erased(event: PassengerDataErased, uow: Unit, ctx: Context) -> None:
@@ -85,7 +91,6 @@ HANDLERS: Mapping[type[Event], Callable[..., Awaitable[None]]] = {
     ManifestIssued: on_manifest,
     PassengerDataErased: on_passenger_data_erased,
     MovementDeparted: on_departed,
-    BorderCrossingCleared: on_cleared_elsewhere,
 }
 """The events this post reads (its manifests topic, movements, border crossings) and their use cases."""
 
@@ -93,6 +98,17 @@ HANDLERS: Mapping[type[Event], Callable[..., Awaitable[None]]] = {
 def handlers(ctx: Context) -> dict[type[Event], Callable[[Any, Unit], Awaitable[None]]]:
     """``HANDLERS`` with this post's context given to each, as the consumer calls (event, unit)."""
     return {event: functools.partial(use_case, ctx=ctx) for event, use_case in HANDLERS.items()}
+
+
+IN_SETS: Mapping[type[Event], Callable[..., Awaitable[None]]] = {
+    BorderCrossingCleared: on_cleared_elsewhere,
+}
+"""The events this post applies many at once: the post before's clearances (one a case)."""
+
+
+def in_sets(ctx: Context) -> dict[type[Event], Callable[[Sequence[CloudEvent], Unit], Awaitable[None]]]:
+    """``IN_SETS`` with this post's context given to each, as the consumer calls (events, unit)."""
+    return {event: functools.partial(use_case, ctx=ctx) for event, use_case in IN_SETS.items()}
 
 
 # --- clearing a vehicle -----------------------------------------------------------------------

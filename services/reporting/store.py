@@ -56,26 +56,31 @@ class ReportingStore:
             [r.reason_code for r in records],
         )
 
-    async def save_profile(self, p: Profile, profiled_at: datetime) -> None:
-        """Keep the newest profile of the case (one read late changes nothing)."""
+    async def save_profiles(self, profiles: Sequence[tuple[Profile, datetime]]) -> None:
+        """Keep the newest profile of each case (one read late changes nothing), in one statement;
+        each case once."""
         await self.conn.execute(
             """INSERT INTO profiles (case_id, profiled_at, route_id, registered_on, planned_travel_date,
                                      origin_city, members, erased)
-               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+               SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::date[], $5::date[],
+                                    $6::text[], $7::jsonb[], $8::boolean[])
                ON CONFLICT (case_id) DO UPDATE SET
                    profiled_at = EXCLUDED.profiled_at, route_id = EXCLUDED.route_id,
                    registered_on = EXCLUDED.registered_on,
                    planned_travel_date = EXCLUDED.planned_travel_date,
                    origin_city = EXCLUDED.origin_city, members = EXCLUDED.members, erased = EXCLUDED.erased
                WHERE profiles.profiled_at <= EXCLUDED.profiled_at""",
-            p.case_id,
-            profiled_at,
-            p.route_id,
-            p.registered_on,
-            p.planned_travel_date,
-            p.origin_city,
-            json.dumps([[m.sex, m.age_band.value, list(m.vulnerabilities)] for m in p.members]),
-            p.erased,
+            [p.case_id for p, _ in profiles],
+            [at for _, at in profiles],
+            [p.route_id for p, _ in profiles],
+            [p.registered_on for p, _ in profiles],
+            [p.planned_travel_date for p, _ in profiles],
+            [p.origin_city for p, _ in profiles],
+            [
+                json.dumps([[m.sex, m.age_band.value, list(m.vulnerabilities)] for m in p.members])
+                for p, _ in profiles
+            ],
+            [p.erased for p, _ in profiles],
         )
 
     async def add_requirement_change(self, c: RequirementChange) -> None:

@@ -8,6 +8,7 @@ Reporting reads three things and nothing else: the public status stream, intake'
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Context:
 
 class Store(Protocol):
     async def add_statuses(self, records: Sequence[StatusRecord]) -> None: ...
-    async def save_profile(self, p: Profile, profiled_at: datetime) -> None: ...
+    async def save_profiles(self, profiles: Sequence[tuple[Profile, datetime]]) -> None: ...
     async def add_requirement_change(self, c: RequirementChange) -> None: ...
     async def status_records(self, until: datetime | None = None) -> list[StatusRecord]: ...
     async def profiles(self) -> dict[Any, Profile]: ...
@@ -85,19 +86,32 @@ async def on_status_changes(events: Sequence[CloudEvent], uow: Unit, ctx: Contex
     await uow.store.add_statuses(records)
 
 
-async def on_case_profiled(event: CaseProfiled, uow: Unit, ctx: Context) -> None:
-    profile = Profile(
-        case_id=event.case_id,
-        route_id=event.route_id,
-        registered_on=event.registered_on,
-        planned_travel_date=event.planned_travel_date,
-        origin_city=event.origin_city,
-        members=tuple(
-            Member(m.sex, m.age_band, tuple(v.value for v in m.vulnerabilities)) for m in event.members
-        ),
-        erased=event.erased,
-    )
-    await uow.store.save_profile(profile, event.profiled_at)
+async def on_case_profiles(events: Sequence[CloudEvent], uow: Unit, ctx: Context) -> None:
+    """Keep each case's newest profile (intake.case-profiles: one a case at least; one read late
+    changes nothing), for a run of profiles in one statement."""
+    newest: dict[uuid.UUID, tuple[Profile, datetime]] = {}
+    for e in events:
+        event = e.data
+        assert isinstance(event, CaseProfiled), e.type  # IN_SETS
+        kept = newest.get(event.case_id)
+        if kept is not None and kept[1] > event.profiled_at:
+            continue  # as the store keeps the newer: one read after it at the same time replaces it
+        newest[event.case_id] = (
+            Profile(
+                case_id=event.case_id,
+                route_id=event.route_id,
+                registered_on=event.registered_on,
+                planned_travel_date=event.planned_travel_date,
+                origin_city=event.origin_city,
+                members=tuple(
+                    Member(m.sex, m.age_band, tuple(v.value for v in m.vulnerabilities))
+                    for m in event.members
+                ),
+                erased=event.erased,
+            ),
+            event.profiled_at,
+        )
+    await uow.store.save_profiles(list(newest.values()))
 
 
 async def on_requirement_published(event: CrossingRequirementPublished, uow: Unit, ctx: Context) -> None:
@@ -125,19 +139,22 @@ class EventUseCase(Protocol):
 
 
 HANDLERS: Mapping[type[Event], EventUseCase] = {
-    CaseProfiled: on_case_profiled,
     CrossingRequirementPublished: on_requirement_published,
     CrossingRequirementLifted: on_requirement_lifted,
 }
-"""The use case for each event reporting consumes (intake.case-profiles, border.requirements.*)."""
+"""The use case for each event reporting applies one at a time (border.requirements.*)."""
 
 
 class SetUseCase(Protocol):
     def __call__(self, events: Sequence[CloudEvent], uow: Any, ctx: Context) -> Awaitable[None]: ...
 
 
-IN_SETS: Mapping[type[Event], SetUseCase] = {CaseStatusChanged: on_status_changes}
-"""The events reporting applies many at once (corridor.case-status: most of what it reads)."""
+IN_SETS: Mapping[type[Event], SetUseCase] = {
+    CaseStatusChanged: on_status_changes,
+    CaseProfiled: on_case_profiles,
+}
+"""The events reporting applies many at once (corridor.case-status, most of what it reads, and
+intake.case-profiles)."""
 
 
 # --- HXL exports -----------------------------------------------------------------------------------

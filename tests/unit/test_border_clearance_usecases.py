@@ -22,6 +22,7 @@ from contracts.border import (
     CrossingRequirementPublished,
     PersonDecision,
 )
+from contracts.envelope import CloudEvent
 from contracts.intake import DocumentType, EvidenceKind
 from contracts.routes import RouteBook
 from contracts.status import CaseStatusChanged
@@ -119,8 +120,8 @@ class FakeBorderStore:
         for case_id in case_ids:
             self.departures.setdefault(case_id, (movement_id, vehicle_id))
 
-    async def record_upstream_clearance(self, case_id: uuid.UUID, checkpoint_id: str) -> None:
-        self.upstream.add((case_id, checkpoint_id))
+    async def record_upstream_clearances(self, cleared: Sequence[tuple[uuid.UUID, str]]) -> None:
+        self.upstream.update(cleared)
 
     async def lock_manifest(self, movement_id: str, vehicle_id: str) -> Manifest | None:
         self.locks.append((movement_id, vehicle_id))
@@ -326,8 +327,10 @@ class Bus:
         index = ROUTE.index_of(self.ctx.checkpoint_id)
         if index == 0:
             await usecases.on_departed(departed(*reached), uow, self.ctx)
-        for case_id in reached if index else ():
-            await usecases.on_cleared_elsewhere(cleared_at(index - 1, case_id), uow, self.ctx)
+        if index:
+            await usecases.on_cleared_elsewhere(
+                [envelope(cleared_at(index - 1, case_id)) for case_id in reached], uow, self.ctx
+            )
 
     def unit(self) -> FakeUnitOfWork[FakeBorderStore]:
         self.uow = unit(self.store)
@@ -567,25 +570,35 @@ async def test_a_departure_is_recorded_and_nothing_written() -> None:
     assert uow.published == [] and uow.statuses == {}
 
 
+def envelope(event: BorderCrossingCleared) -> CloudEvent:
+    """A post's decision as the consumer hands it to a set use case."""
+    return CloudEvent.new(event, source="/missions/UZB/border")
+
+
 async def test_a_clearance_elsewhere_is_recorded_and_this_posts_own_ignored() -> None:
     ctx = post(1)
     case = uuid.uuid4()
     uow = unit()
-    await usecases.on_cleared_elsewhere(cleared_at(1, case), uow, ctx)  # this post's own decision
+    await usecases.on_cleared_elsewhere([envelope(cleared_at(1, case))], uow, ctx)  # this post's own
     assert uow.store.upstream == set()
-    await usecases.on_cleared_elsewhere(cleared_at(0, case), uow, ctx)
-    await usecases.on_cleared_elsewhere(cleared_at(2, case), uow, ctx)  # read before this post decided
-    assert uow.store.upstream == {(case, FIRST.checkpoint_id), (case, ROUTE.checkpoints[2].checkpoint_id)}
+    other = uuid.uuid4()
+    await usecases.on_cleared_elsewhere(
+        # the one before, and the one after read before this post decided, in one run
+        [envelope(cleared_at(0, case)), envelope(cleared_at(2, case)), envelope(cleared_at(0, other))],
+        uow,
+        ctx,
+    )
+    assert uow.store.upstream == {
+        (case, FIRST.checkpoint_id),
+        (case, ROUTE.checkpoints[2].checkpoint_id),
+        (other, FIRST.checkpoint_id),
+    }
     assert uow.published == [] and uow.statuses == {}
 
 
 async def test_the_handlers_table_gives_each_use_case_this_posts_context() -> None:
-    assert set(usecases.HANDLERS) == {
-        ManifestIssued,
-        PassengerDataErased,
-        MovementDeparted,
-        BorderCrossingCleared,
-    }
+    assert set(usecases.HANDLERS) == {ManifestIssued, PassengerDataErased, MovementDeparted}
+    assert set(usecases.IN_SETS) == {BorderCrossingCleared}
     ctx, store = post(0), FakeBorderStore()
     bound = usecases.handlers(ctx)
     await bound[ManifestIssued](manifest([person(uuid.uuid4(), 1)]), unit(store))

@@ -38,9 +38,11 @@ class FakeStore:
     async def add_statuses(self, records: Sequence[StatusRecord]) -> None:
         self.records.extend(records)
 
-    async def save_profile(self, p: Profile, profiled_at: datetime) -> None:
-        if p.case_id not in self.profiled or self.profiled[p.case_id][1] <= profiled_at:
-            self.profiled[p.case_id] = (p, profiled_at)
+    async def save_profiles(self, profiles: Sequence[tuple[Profile, datetime]]) -> None:
+        assert len({p.case_id for p, _ in profiles}) == len(profiles)  # one statement: each case once
+        for p, profiled_at in profiles:
+            if p.case_id not in self.profiled or self.profiled[p.case_id][1] <= profiled_at:
+                self.profiled[p.case_id] = (p, profiled_at)
 
     async def add_requirement_change(self, c: RequirementChange) -> None:
         self.changes.append(c)
@@ -95,9 +97,21 @@ def profiled(case_id: uuid.UUID, at: datetime, members: int) -> CaseProfiled:
 async def test_the_newest_profile_stands_whatever_order_they_are_read_in() -> None:
     store, case = FakeStore(), uuid.uuid4()
     newer, older = profiled(case, NOW, 2), profiled(case, NOW - timedelta(hours=1), 1)
-    await usecases.on_case_profiled(newer, FakeUnit(store), CTX)
-    await usecases.on_case_profiled(older, FakeUnit(store), CTX)
+    await usecases.on_case_profiles([envelope(newer)], FakeUnit(store), CTX)
+    await usecases.on_case_profiles([envelope(older)], FakeUnit(store), CTX)
     assert len((await store.profiles())[case].members) == 2
+    # Both in one run, in either order; and a profile of the same time read later replaces it.
+    for run in ([newer, older], [older, newer]):
+        store = FakeStore()
+        await usecases.on_case_profiles([envelope(p) for p in run], FakeUnit(store), CTX)
+        assert len((await store.profiles())[case].members) == 2
+    store, same_time = FakeStore(), profiled(case, NOW, 3)
+    await usecases.on_case_profiles([envelope(newer), envelope(same_time)], FakeUnit(store), CTX)
+    assert len((await store.profiles())[case].members) == 3
+
+
+def envelope(event: CaseProfiled) -> CloudEvent:
+    return CloudEvent.new(event, source="/missions/KAZ/intake")
 
 
 async def test_a_status_change_is_kept_with_its_place_and_reason() -> None:
