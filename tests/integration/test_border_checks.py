@@ -128,7 +128,8 @@ async def test_hold_list_and_document_scans_at_the_exit_post(
                 stack.kafka_access("operations"), topics.manifests("tjk-oybek-entry")
             ):
                 m = CloudEvent.from_record(decode_headers(record.headers), record.value).data
-                assert isinstance(m, ManifestIssued)
+                if not isinstance(m, ManifestIssued):
+                    continue  # an erasure's notice for this post (another test's case)
                 if m.movement_id == movement_id and (latest is None or m.revision > latest.revision):
                     latest = m
             if latest is not None and {p.case_id for p in latest.passengers} == {scanned}:
