@@ -59,9 +59,20 @@ async def lock_keys(conn: asyncpg.Connection, lock_class: int, keys: Iterable[ob
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    """A pool whose connections go back without asyncpg's reset query (``RESET ALL``, ``CLOSE
+    ALL``, ``UNLISTEN *``, ``pg_advisory_unlock_all()``): a round trip at every release, that is
+    for every unit of work and every consumer batch, to undo session state this code never leaves.
+    What a transaction sets is ``SET LOCAL``/``set_config(..., true)``, its advisory locks are
+    ``pg_advisory_xact_lock``, the relay listens on a connection of its own, and the migration lock
+    is released in a ``finally``. A transaction left open is still rolled back (asyncpg does that
+    before any reset)."""
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing to undo (``create_pool``)."""
 
 
 async def migrate(pool: asyncpg.Pool, component: str, directory: Path) -> list[str]:
