@@ -221,35 +221,34 @@ async def claim(
     wait_seconds: float,
 ) -> Response | None:
     """Take the key for this transaction (None), or the answer to give instead of running it."""
-    now = await conn.fetchval("SELECT now()")
-    previous = await conn.fetchval("SELECT current_setting('lock_timeout')")
+    # A savepoint: a lock wait that times out aborts only it, not the caller's transaction. Three
+    # round trips (each a statement or two sent at once): this runs before every keyed request.
+    # The wait is undone to the session's value: the claim is the first thing a unit does.
+    await conn.execute(f"SAVEPOINT idempotency_claim; SET LOCAL lock_timeout = {int(wait_seconds * 1000)}")
     try:
-        # A savepoint: a lock wait that times out aborts only it, not the caller's transaction.
-        async with conn.transaction():
-            await conn.execute("SELECT set_config('lock_timeout', $1, true)", f"{int(wait_seconds * 1000)}ms")
-            # Waits while another transaction holds the key; an expired key is taken over.
-            taken = await conn.fetchval(
-                """INSERT INTO idempotency_keys (owner, key, fingerprint, created_at, expires_at)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (owner, key) DO UPDATE
-                       SET fingerprint = EXCLUDED.fingerprint, status = NULL, media_type = NULL,
-                           body = NULL, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-                       WHERE idempotency_keys.expires_at <= EXCLUDED.created_at
-                   RETURNING true""",
-                owner,
-                key,
-                digest,
-                now,
-                now + EXPIRY,
-            )
-            await conn.execute("SELECT set_config('lock_timeout', $1, true)", previous)
+        # Waits while another transaction holds the key; an expired key is taken over.
+        taken = await conn.fetchval(
+            """INSERT INTO idempotency_keys (owner, key, fingerprint, created_at, expires_at)
+               VALUES ($1, $2, $3, now(), now() + $4::interval)
+               ON CONFLICT (owner, key) DO UPDATE
+                   SET fingerprint = EXCLUDED.fingerprint, status = NULL, media_type = NULL,
+                       body = NULL, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+                   WHERE idempotency_keys.expires_at <= EXCLUDED.created_at
+               RETURNING true""",
+            owner,
+            key,
+            digest,
+            EXPIRY,
+        )
     except asyncpg.LockNotAvailableError:
+        await conn.execute("ROLLBACK TO SAVEPOINT idempotency_claim; RELEASE SAVEPOINT idempotency_claim")
         return problems.response(
             409,
             KEY_IN_USE,
             "a request with this Idempotency-Key is still running: retry",
             headers={"Retry-After": "1"},
         )
+    await conn.execute("SET LOCAL lock_timeout TO DEFAULT; RELEASE SAVEPOINT idempotency_claim")
     if taken:
         return None
     row = await conn.fetchrow(
