@@ -145,13 +145,10 @@ async def register_case(
     flags = await _record_keys(uow, case.case_id, case.members)
     # Status first: the relay publishes a case's rows in order, so everything downstream of
     # CaseRegistered lands on the status stream after "registered".
-    await uow.announce(
-        CaseStatusChanged(
-            case_id=case.case_id, status=CaseStatus.REGISTERED, occurred_at=now, members=len(case.members)
-        )
+    status = CaseStatusChanged(
+        case_id=case.case_id, status=CaseStatus.REGISTERED, occurred_at=now, members=len(case.members)
     )
-    await uow.publish(case)
-    await uow.publish(domain.profile(case, now))
+    await uow.publish_many([status, case, domain.profile(case, now)])
     return Registration(case.case_id, created=True, duplicate_flags=flags)
 
 
