@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import asyncpg
@@ -254,15 +255,16 @@ class EligibilityStore:
 
     # --- certificates of return ----------------------------------------------------------------
 
-    async def mark_certificates_used(self, case_id: uuid.UUID, refs: tuple[str, ...], at: datetime) -> None:
-        for ref in refs:
-            await self.conn.execute(
-                "INSERT INTO used_certificates (document_ref, case_id, used_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING",
-                ref,
-                case_id,
-                at,
-            )
+    async def mark_certificates_used(self, used: Sequence[tuple[uuid.UUID, str]], at: datetime) -> None:
+        """Certificates of return (case, document) travelled on, in one statement; the first
+        journey on each stays recorded."""
+        await self.conn.execute(
+            """INSERT INTO used_certificates (document_ref, case_id, used_at)
+               SELECT r, c, $3 FROM unnest($1::text[], $2::uuid[]) AS u(r, c) ON CONFLICT DO NOTHING""",
+            [ref for _, ref in used],
+            [case_id for case_id, _ in used],
+            at,
+        )
 
     async def certificates_used_by_others(
         self, refs: dict[uuid.UUID, list[str]]

@@ -81,9 +81,7 @@ class Store(Protocol):
     async def active_requirements(self) -> list[Requirement]: ...
     async def save_requirement(self, r: Requirement) -> None: ...
     async def lift_requirement(self, requirement_id: uuid.UUID, at: datetime) -> Requirement | None: ...
-    async def mark_certificates_used(
-        self, case_id: uuid.UUID, refs: tuple[str, ...], at: datetime
-    ) -> None: ...
+    async def mark_certificates_used(self, used: Sequence[tuple[uuid.UUID, str]], at: datetime) -> None: ...
     async def certificates_used_by_others(
         self, refs: dict[uuid.UUID, list[str]]
     ) -> dict[uuid.UUID, frozenset[str]]: ...
@@ -275,10 +273,12 @@ async def on_movement_departed(event: MovementDeparted, uow: Unit, ctx: Context)
     """The cases on board are on the road: their decisions are frozen, and each certificate of
     return they travel on is used (a second journey on it is refused)."""
     await uow.store.mark_departed(event.case_ids, event.departed_at)
-    for facts in await uow.store.facts_of(event.case_ids):
-        await uow.store.mark_certificates_used(
-            facts.case_id, facts.certificates_of_return(), event.departed_at
-        )
+    used = [
+        (facts.case_id, ref)
+        for facts in await uow.store.facts_of(event.case_ids)
+        for ref in facts.certificates_of_return()
+    ]
+    await uow.store.mark_certificates_used(used, event.departed_at)
 
 
 class EventUseCase(Protocol):

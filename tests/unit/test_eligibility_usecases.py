@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -176,8 +176,8 @@ class FakeEligibilityStore:
         self.lifted.add(requirement_id)
         return self.requirements[requirement_id]
 
-    async def mark_certificates_used(self, case_id: uuid.UUID, refs: tuple[str, ...], at: datetime) -> None:
-        for ref in refs:
+    async def mark_certificates_used(self, used: Sequence[tuple[uuid.UUID, str]], at: datetime) -> None:
+        for case_id, ref in used:
             self.used.setdefault(ref, case_id)
 
     async def certificates_used_by_others(
