@@ -360,7 +360,11 @@ async def _measure(infra: Any, cfg: dict[str, Any], travel_in_days: int = 30) ->
     await stream.start()
     # Each run its own travel date: the planner seats only the cases of its own run.
     drive = Drive(travel=date.today() + timedelta(days=travel_in_days))
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    # Few connections: httpcore checks every pooled connection's socket whenever it assigns a
+    # request (getpeername, a readability poll), which with 64 was a third of the driver's CPU at
+    # 50 cases/s (py-spy), taken from the platform it measures on two cores. 16 carry 50 requests/s
+    # with room to spare; more requests than that wait in the client's queue.
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
     # A client retries a request whose connection dropped (httpx's ReadError, seen at 50 requests/s)
     # or that answered 503, with the same Idempotency-Key, as a mission's client would.
     with scenario.tolerating_faults(30.0):
