@@ -114,6 +114,8 @@ async def reevaluate_many(case_ids: Sequence[uuid.UUID], uow: Unit, ctx: Context
     published in the order given only if its outcome or a reason changed."""
     store = uow.store
     ids = list(dict.fromkeys(case_ids))
+    if not ids:
+        return
     locked = await store.lock_cases(ids)
     # Not registered here yet, on the road, or erased: the decision is frozen.
     cases = [
@@ -178,14 +180,13 @@ async def _publish(decided: list[tuple[uuid.UUID, int, Decision]], uow: Unit) ->
 
 
 async def _reevaluate_affected(requirement: Requirement, uow: Unit, ctx: Context) -> None:
-    """Every case a requirement may affect, one at a time (each under its own lock), in the
-    order of travel."""
+    """Every case a requirement may affect, decided in the order of travel, all in a few statements
+    (a requirement at a busy crossing reaches thousands of cases)."""
     route_ids = domain.routes_through(ctx.routes.routes, requirement.checkpoint_id)
     cases = await uow.store.cases_on_routes(
         route_ids, requirement.effective_from, requirement.effective_until
     )
-    for case_id in cases:
-        await reevaluate(case_id, uow, ctx)
+    await reevaluate_many(cases, uow, ctx)
 
 
 # --- events --------------------------------------------------------------------------------------
