@@ -627,8 +627,9 @@ HANDLERS: Mapping[type[Event], EventUseCase] = {
     PersonalDataErased: on_personal_data_erased,
     EligibilityDecided: on_eligibility_decided,
 }
-"""The events transport applies one at a time (from ``intake.cases`` and ``eligibility.decisions``),
-each by its use case."""
+"""Each event transport reads from ``intake.cases`` and ``eligibility.decisions``, and its use case
+for one event. Registrations and decisions are applied in sets (``IN_SETS``), and by these one at
+a time when a run must be (a case twice in it, a withdrawal, a seat taken away)."""
 
 
 class SetUseCase(Protocol):
