@@ -38,22 +38,12 @@ class EligibilityStore:
     # --- cases ---------------------------------------------------------------------------------
 
     async def save_facts(self, facts: CaseFacts) -> None:
-        await self.conn.execute(
-            """INSERT INTO cases (case_id, route_id, facts, planned_travel_date) VALUES ($1, $2, $3::jsonb, $4)
-               ON CONFLICT (case_id) DO UPDATE SET facts = EXCLUDED.facts, route_id = EXCLUDED.route_id,
-                   planned_travel_date = EXCLUDED.planned_travel_date""",
-            facts.case_id,
-            facts.route_id,
-            facts.model_dump_json(),
-            facts.planned_travel_date,
-        )
+        await self.save_facts_many([facts])
 
     async def lock_case_id(self, case_id: uuid.UUID) -> None:
         """A lock on the case id itself, for the moment before its row exists: a registration and
         health evidence read from another topic are applied one after the other."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id)
-        )
+        await self.lock_case_ids([case_id])
 
     async def save_facts_many(self, facts: list[CaseFacts]) -> None:
         """``save_facts`` for many cases (each once) in one statement."""
@@ -89,18 +79,7 @@ class EligibilityStore:
     async def lock_case(self, case_id: uuid.UUID) -> CaseRecord | None:
         """The case as it stands, read under a lock on its row held until the unit ends: two
         re-evaluations of one case take effect one after the other. None if not registered here."""
-        row = await self.conn.fetchrow(
-            "SELECT facts, withdrawn_at, departed_at, erased_at FROM cases WHERE case_id = $1 FOR UPDATE",
-            case_id,
-        )
-        if row is None:
-            return None
-        return CaseRecord(
-            CaseFacts.model_validate_json(row["facts"]),
-            row["withdrawn_at"],
-            row["departed_at"],
-            row["erased_at"],
-        )
+        return (await self.lock_cases([case_id])).get(case_id)
 
     async def erase_case(self, facts: CaseFacts, at: datetime) -> None:
         """Keep ``facts`` (already stripped of what speaks of the people) and outcomes; drop the
@@ -188,12 +167,7 @@ class EligibilityStore:
         return [_decision(r) for r in rows]
 
     async def latest_decision(self, case_id: uuid.UUID) -> RecordedDecision | None:
-        row = await self.conn.fetchrow(
-            """SELECT version, outcome, priority, rules, decided_at FROM decisions WHERE case_id = $1
-               ORDER BY version DESC LIMIT 1""",
-            case_id,
-        )
-        return _decision(row) if row is not None else None
+        return (await self.latest_decisions([case_id])).get(case_id)
 
     # --- health evidence -----------------------------------------------------------------------
 

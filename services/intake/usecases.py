@@ -143,13 +143,17 @@ async def register_case(
         assert existing is not None
         return Registration(existing, created=False)
     flags = await _record_keys(uow, case.case_id, case.members)
-    # Status first: the relay publishes a case's rows in order, so everything downstream of
-    # CaseRegistered lands on the status stream after "registered".
+    await uow.publish_many(_registered(case, now))
+    return Registration(case.case_id, created=True, duplicate_flags=flags)
+
+
+def _registered(case: CaseRegistered, now: datetime) -> list[Event]:
+    """What a registration publishes, status first: the relay publishes a case's rows in order, so
+    everything downstream of CaseRegistered lands on the status stream after "registered"."""
     status = CaseStatusChanged(
         case_id=case.case_id, status=CaseStatus.REGISTERED, occurred_at=now, members=len(case.members)
     )
-    await uow.publish_many([status, case, domain.profile(case, now)])
-    return Registration(case.case_id, created=True, duplicate_flags=flags)
+    return [status, case, domain.profile(case, now)]
 
 
 @dataclass(frozen=True)
@@ -195,16 +199,7 @@ async def register_cases(new: Sequence[NewCase], uow: Uow, *, now: datetime) -> 
     recorded = await uow.store.key_holders({pair for _, pair in pairs})
     await uow.store.add_keys(pairs)
     flags = await uow.store.flag_matches(matches_in_order(people, recorded))
-    events: list[Event] = []
-    for n in created:
-        case = n.case
-        events.append(
-            CaseStatusChanged(
-                case_id=case.case_id, status=CaseStatus.REGISTERED, occurred_at=now, members=len(case.members)
-            )
-        )
-        events += [case, domain.profile(case, now)]
-    await uow.publish_many(events)
+    await uow.publish_many([e for n in created for e in _registered(n.case, now)])
     raised: dict[uuid.UUID, list[RaisedFlag]] = {}
     case_of = {holder.person_id: holder.case_id for holder, _ in people}
     for flag in flags:

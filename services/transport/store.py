@@ -88,28 +88,18 @@ class TransportStore:
 
     async def lock_case(self, case_id: uuid.UUID) -> Case | None:
         """Lock one case for a change; None when this service has not received it yet."""
-        r = await self.conn.fetchrow(
-            """SELECT case_id, route_id, planned_travel_date, withdrawn_at,
-                      jsonb_array_length(passengers) AS members
-               FROM cases WHERE case_id = $1 FOR UPDATE""",
-            case_id,
-        )
-        if r is None:
-            return None
-        return Case(r["case_id"], r["route_id"], r["planned_travel_date"], r["withdrawn_at"], r["members"])
+        return (await self.locked_cases([case_id])).get(case_id)
 
     async def lock_case_id(self, case_id: uuid.UUID) -> None:
         """A lock on the case id itself, for the moment before its row exists: a decision and the
         registration it may overtake are applied one after the other."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CASE_ID_LOCKS, str(case_id)
-        )
+        await self.lock_case_ids([case_id])
 
     async def lock_case_ids(self, case_ids: Iterable[uuid.UUID]) -> None:
         """``lock_case_id`` for many, in one statement, in one order for everyone."""
         await db.lock_keys(self.conn, _CASE_ID_LOCKS, case_ids)
 
-    async def cases_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+    async def locked_cases(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
         """``lock_case`` for many, in one statement, in case-id order: those received here."""
         rows = await self.conn.fetch(
             """SELECT case_id, route_id, planned_travel_date, withdrawn_at,
@@ -218,25 +208,7 @@ class TransportStore:
 
     async def save_decision(self, case_id: uuid.UUID, d: Decision) -> bool:
         """Keep the newest decision; False when a newer one is already here (arrived out of order)."""
-        status = await self.conn.execute(
-            """INSERT INTO decisions (case_id, version, outcome, priority, reason_code, reason, withdrawn,
-                                      decided_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-               ON CONFLICT (case_id) DO UPDATE
-               SET version = EXCLUDED.version, outcome = EXCLUDED.outcome, priority = EXCLUDED.priority,
-                   reason_code = EXCLUDED.reason_code, reason = EXCLUDED.reason,
-                   withdrawn = EXCLUDED.withdrawn, decided_at = EXCLUDED.decided_at
-               WHERE decisions.version < EXCLUDED.version""",
-            case_id,
-            d.version,
-            d.outcome.value,
-            d.priority,
-            d.reason_code,
-            d.reason,
-            d.withdrawn,
-            d.decided_at,
-        )
-        return status.endswith(" 1")
+        return case_id in await self.save_decisions([(case_id, d)])
 
     async def save_decisions(self, decided: Sequence[tuple[uuid.UUID, Decision]]) -> set[uuid.UUID]:
         """``save_decision`` for many (each case once), in one statement: the cases whose decision

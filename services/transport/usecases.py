@@ -363,13 +363,13 @@ async def on_decisions(events: Sequence[CloudEvent], uow: Unit, ctx: Context) ->
             await on_eligibility_decided(d, uow, ctx)
         return
     store = uow.store
-    cases = await store.cases_of(ids)
+    cases = await store.locked_cases(ids)
     missing = [c for c in ids if c not in cases]
     if missing:
         # Not registered here yet (another topic): the registration applies the decision kept; the
         # id's lock orders the two (``on_eligibility_decided``).
         await store.lock_case_ids(missing)
-        cases |= await store.cases_of(missing)
+        cases |= await store.locked_cases(missing)
     decided = {d.case_id: _decided(d) for d in decisions}
     kept = await store.save_decisions([(c, decided[c]) for c in ids])
     applied = [c for c in ids if c in kept and c in cases and cases[c].withdrawn_at is None]

@@ -69,17 +69,9 @@ class World:
 
     # --- events ----------------------------------------------------------------------------------
 
-    async def register(
-        self,
-        members: int = 1,
-        *,
-        day: date = DAY,
-        escort: bool = False,
-        scope: tuple[str, ...] = ("UZB", "TJK"),
-        case_id: uuid.UUID | None = None,
-    ) -> CaseRegistered:
+    async def register(self, members: int = 1, **kw: Any) -> CaseRegistered:
         """A registration read alone (the consumer hands it over as a run of one)."""
-        case = self.registration(members, day=day, escort=escort, scope=scope, case_id=case_id)
+        case = self.registration(members, **kw)
         await usecases.on_registrations([envelope(case)], self.uow, CTX)
         return case
 
@@ -102,17 +94,9 @@ class World:
             members=[person(i, escort=escort and i == 0) for i in range(members)],
         )
 
-    async def decide(
-        self,
-        case_id: uuid.UUID,
-        outcome: Outcome = Outcome.ELIGIBLE,
-        *,
-        priority: int = 0,
-        withdrawn: bool = False,
-    ) -> None:
+    async def decide(self, case_id: uuid.UUID, outcome: Outcome = Outcome.ELIGIBLE, **kw: Any) -> None:
         """Eligibility's decision read alone (the consumer hands it over as a run of one)."""
-        decided = self.decision(case_id, outcome, priority=priority, withdrawn=withdrawn)
-        await usecases.on_decisions([envelope(decided)], self.uow, CTX)
+        await usecases.on_decisions([envelope(self.decision(case_id, outcome, **kw))], self.uow, CTX)
 
     def decision(
         self,

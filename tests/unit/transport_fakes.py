@@ -77,7 +77,7 @@ class FakeTransportStore:
         for c in sorted(set(case_ids), key=str):
             await self.lock_case_id(c)
 
-    async def cases_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+    async def locked_cases(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
         return {
             c: found for c in sorted(set(case_ids), key=str) if (found := await self.lock_case(c)) is not None
         }
