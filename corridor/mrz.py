@@ -80,12 +80,13 @@ def _date(field: str, yymmdd: str, *, future: bool, today: date) -> date:
     if not yymmdd.isdigit():
         raise MRZError(field, f"{yymmdd!r} is not a YYMMDD date")
     yy, mm, dd = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
-    # Two-digit years: expiry dates lie in this century's window ahead, birth dates not after today.
+    # Two-digit years: expiry dates lie in this century's window ahead, birth dates not after today
+    # (a day later this year is a hundred years back, not a birth still to come).
     century = today.year // 100 * 100
     year = century + yy
     if future and year < today.year - 50:
         year += 100
-    if not future and year > today.year:
+    if not future and (year, mm, dd) > (today.year, today.month, today.day):
         year -= 100
     try:
         return date(year, mm, dd)

@@ -335,9 +335,12 @@ def test_two_digit_months_are_read_whole(build: Callable[..., str], birth: str, 
     assert _read(build(birth=birth)).birth_date == read
 
 
-# (today, birth YYMMDD, birth date read): a birth year is never after this year, at most 99 years back.
+# (today, birth YYMMDD, birth date read): a birth date is never after today, at most 100 years back.
 BIRTHS = [
     (date(2026, 6, 1), "260101", date(2026, 1, 1)),  # born this year
+    (date(2026, 6, 1), "260601", date(2026, 6, 1)),  # born today
+    (date(2026, 6, 1), "260602", date(1926, 6, 2)),  # a day later this year: a hundred years back
+    (date(2026, 12, 1), "261215", date(1926, 12, 15)),
     (date(2026, 6, 1), "270101", date(1927, 1, 1)),  # next year's YY is last century
     (date(2026, 6, 1), "000101", date(2000, 1, 1)),
     (date(2026, 6, 1), "991231", date(1999, 12, 31)),
