@@ -52,6 +52,9 @@ from corridor.redaction import described, detail_ref, fingerprint, frames
 from corridor.tracing import handling, handling_together
 
 log = logging.getLogger(__name__)
+applied_log = logging.getLogger("corridor.applied")
+"""A DEBUG line per event applied (``ServiceSettings.log_levels`` raises it): a line per record is
+more than a busy consumer's logs should carry; its span has the same in the trace backend."""
 
 Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[None]]
 SetHandler = Callable[[asyncpg.Connection, Sequence[CloudEvent]], Awaitable[None]]
@@ -523,7 +526,7 @@ class EventConsumer:
     def _log_applied(self, event: CloudEvent) -> None:
         # One line per event applied, in its trace and naming its case (``tracing.handling``): what
         # a case's journey through the services looks like when searched for in the logs.
-        log.info("%s applied %s %s", self.name, event.type, event.id)
+        applied_log.debug("%s applied %s %s", self.name, event.type, event.id)
 
     async def dead_letter(self, record: ConsumerRecord[Any, Any], code: str, detail: str) -> None:
         """Park the record with why and where it came from; then the consumer moves on."""

@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,9 +70,12 @@ class JsonLines(JsonFormatter):
             log_data.setdefault(key, value)
 
 
-def setup_logging(level: str, *, service: str, instance: str) -> None:
+def setup_logging(
+    level: str, *, service: str, instance: str, levels: Mapping[str, str] | None = None
+) -> None:
     """JSON lines on stderr for the whole process, unless logging was set up already (a test
-    runner's capture, or another service built in the same process)."""
+    runner's capture, or another service built in the same process). ``levels``: single loggers'
+    levels over ``level`` (``corridor.applied``: DEBUG for a line per event applied)."""
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -80,6 +83,8 @@ def setup_logging(level: str, *, service: str, instance: str) -> None:
         root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for name, named_level in (levels or {}).items():
+        logging.getLogger(name).setLevel(named_level)
     # FastStream gives its own logger a handler with colour codes: its records go through ours.
     faststream = logging.getLogger("faststream")
     faststream.handlers.clear()

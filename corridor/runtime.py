@@ -108,7 +108,7 @@ class ServiceRuntime:
         self.source = mission_source(settings.mission, service)
         self.routes = RouteBook.load(settings.routes_file)
         self.kafka = settings.kafka_access()
-        setup_logging(settings.log_level, service=service, instance=self.instance)
+        setup_logging(settings.log_level, service=service, instance=self.instance, levels=settings.log_levels)
         self.tracer_provider = setup_tracing(
             self.instance, console=settings.trace_console, otlp_endpoint=settings.otlp_endpoint
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -64,6 +65,12 @@ class ServiceSettings(BaseSettings):
         "API, such as intake's bulk import, then has its core to itself)",
     )
     log_level: str = "INFO"
+    log_levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]] = Field(
+        default_factory=dict,
+        description='Levels of single loggers over log_level, as JSON: {"corridor.applied": "DEBUG"} '
+        "writes a line for every event a consumer applies, with its case and trace (per record, so "
+        "DEBUG: at a busy consumer's rate, a line per record is more than logs should carry)",
+    )
     lag_refresh_seconds: float = Field(default=5.0, gt=0, description="How often consumer lag is read")
     trace_console: bool = False
     otlp_endpoint: str | None = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
@@ -76,7 +77,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_platform(tmp_path_factory.mktemp("platform")) as platform:
+    # A line per event applied (DEBUG by default): the operations test follows a case through the
+    # services' logs, as an operator raising that logger would.
+    applied = {"CORRIDOR_LOG_LEVELS": json.dumps({"corridor.applied": "DEBUG"})}
+    with running_platform(tmp_path_factory.mktemp("platform"), extra_env=applied) as platform:
         yield platform
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -406,3 +407,26 @@ async def test_offsets_left_while_a_deferred_commit_is_being_sent_get_a_commit_o
     answered.set()
     await asyncio.sleep(0.3)  # no record comes after V3
     assert kafka.commits[-1] == {tp(0): 3}
+
+
+async def test_a_line_per_applied_record_is_written_at_debug_only(
+    caplog: pytest.LogCaptureFixture, no_sleep: None
+) -> None:
+    db, producer, kafka = Database(), Producer(), KafkaConsumer()
+    c = consumer(db, producer, {})
+    together = [record(0, 20, crossing("V1")), record(1, 5, crossing("V2"))]
+    alone = [record(0, 21, crossing("V3"))]
+    with caplog.at_level(logging.INFO):  # a service's default: no line per record
+        await c.consume_batch(kafka.deliver(together), kafka)
+        await c.consume_batch(kafka.deliver(alone), kafka)
+    assert db.effects == ["V1", "V2", "V3"]
+    assert not [r for r in caplog.records if " applied " in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="corridor.applied"):  # raised alone
+        await c.consume_batch(
+            kafka.deliver([record(0, 22, crossing("V4")), record(1, 6, crossing("V5"))]), kafka
+        )
+        await c.consume_batch(kafka.deliver([record(0, 23, crossing("V6"))]), kafka)
+    lines = [r for r in caplog.records if r.name == "corridor.applied"]
+    assert [r.levelno for r in lines] == [logging.DEBUG] * 3
+    assert all(r.getMessage().startswith("transport applied ") for r in lines), lines

@@ -144,3 +144,26 @@ def test_a_request_is_one_line_naming_its_route_and_the_case_its_path_names(writ
     assert (nowhere["route"], nowhere["status"]) == ("unmatched", 404)
     # Never the path or the query: they may hold a document number or a name.
     assert "AB1234567" not in repr(requests) and "Nazarov" not in repr(requests)
+
+
+def test_one_logger_is_raised_from_the_environment_over_the_service_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from corridor.logs import setup_logging
+    from corridor.settings import ServiceSettings
+
+    monkeypatch.setenv("CORRIDOR_LOG_LEVELS", '{"corridor.applied": "DEBUG"}')
+    settings = ServiceSettings()
+    applied, other = logging.getLogger("corridor.applied"), logging.getLogger("corridor.outbox")
+    root = logging.getLogger()
+    saved = (root.level, applied.level)
+    try:
+        setup_logging("INFO", service="transport", instance="transport", levels=settings.log_levels)
+        assert applied.isEnabledFor(logging.DEBUG)
+        assert not other.isEnabledFor(logging.DEBUG) and other.isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(saved[0])
+        applied.setLevel(saved[1])
+    monkeypatch.setenv("CORRIDOR_LOG_LEVELS", '{"corridor.applied": "LOUD"}')
+    with pytest.raises(ValueError, match=r"corridor\.applied"):
+        ServiceSettings()  # refused at start, not ignored
