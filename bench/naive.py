@@ -21,7 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from corridor.kafkaclient import KafkaAccess
-from corridor.runtime import ensure_topics
+from corridor.runtime import collect_garbage_rarely, ensure_topics
 
 PARTITIONS = 3
 
@@ -70,6 +70,7 @@ async def _stage(kafka: dict[str, Any], dsn: str, stage: int, stop_after: int) -
 
 
 def _run_stage(kafka: dict[str, Any], dsn: str, stage: int, stop_after: int) -> None:
+    collect_garbage_rarely()  # as a service's process does: the baseline differs in its design only
     asyncio.run(_stage(kafka, dsn, stage, stop_after))
 
 
