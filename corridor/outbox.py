@@ -31,7 +31,7 @@ from opentelemetry.trace import SpanKind
 from contracts import topics
 from contracts.base import Event
 from contracts.envelope import CloudEvent
-from contracts.status import CaseStatusChanged
+from contracts.status import CaseStatus, CaseStatusChanged
 from corridor import statusguard
 from corridor.kafkaclient import KafkaAccess
 from corridor.tracing import CASE_COUNT, CASE_ID, ref_of, relay_attributes, remember_origins, writing
@@ -57,8 +57,11 @@ async def enqueue(
     if type(data) not in topics.events_on(topic):
         # Consumers and the published documentation rely on the topic's declared events.
         raise ValueError(f"{type(data).__name__} is not an event of topic {topic}")
+    noted: dict[object, CaseStatus] = {}
     if isinstance(data, CaseStatusChanged) and topic == topics.STATUS:
-        await statusguard.admit(conn, data)  # raises IllegalStatusChange: never published
+        (verdict,), noted = await statusguard.judge_many(conn, [data])
+        if verdict is not None:
+            raise verdict  # never published
     event = CloudEvent.new(data, source=source, event_id=event_id)
     if extensions:
         event = dataclasses.replace(event, extensions=extensions)
@@ -68,8 +71,10 @@ async def enqueue(
         # case's trace spans every service even though the relay publishes later.
         propagate.inject(headers)
         await conn.execute(
-            # One round trip: the row and the wake-up call (delivered at commit, collapsed per transaction).
-            """WITH row AS (
+            # One round trip: the row, the wake-up call (delivered at commit, collapsed per
+            # transaction) and the status the stream guard admitted.
+            f"""WITH {statusguard.note_statuses(8)},
+               row AS (
                    INSERT INTO outbox (topic, key, event_id, event_type, headers, payload)
                    VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING 1)
                SELECT pg_notify($7, '') FROM row""",
@@ -80,6 +85,8 @@ async def enqueue(
             json.dumps(headers),
             event.value(),
             _CHANNEL,
+            list(noted),
+            [status.value for status in noted.values()],
         )
     return event
 
@@ -111,7 +118,7 @@ async def enqueue_many(
         if isinstance(item.data, CaseStatusChanged) and item.topic == topics.STATUS
     ]
     refused: set[int] = set()
-    verdicts = await statusguard.admit_many(conn, [change for _, change in guarded])
+    verdicts, noted = await statusguard.judge_many(conn, [change for _, change in guarded])
     for (i, _), verdict in zip(guarded, verdicts, strict=True):
         if verdict is not None:
             refused.add(i)
@@ -143,17 +150,19 @@ async def enqueue_many(
             records.append((item.topic, key, event.id, event.type, json.dumps(headers), event.value()))
             events.append(event)
         if len(records) > COPY_FROM:
+            await statusguard.note_many(conn, list(noted.items()))
             await conn.copy_records_to_table(
                 "outbox",
                 records=records,
                 columns=("topic", "key", "event_id", "event_type", "headers", "payload"),
             )
             await conn.execute("SELECT pg_notify($1, '')", _CHANNEL)
-        elif records:
+        elif records:  # (every status admitted is among them)
             columns = list(zip(*records, strict=True))
             await conn.execute(
                 # One round trip, as ``enqueue``'s; the rows' ids (the relay's order) in the order given.
-                """WITH written AS (
+                f"""WITH {statusguard.note_statuses(8)},
+                   written AS (
                        INSERT INTO outbox (topic, key, event_id, event_type, headers, payload)
                        SELECT t, k, i, e, h, p
                        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
@@ -163,6 +172,8 @@ async def enqueue_many(
                    SELECT pg_notify($7, '') WHERE EXISTS (SELECT FROM written)""",
                 *(list(c) for c in columns),
                 _CHANNEL,
+                list(noted),
+                [status.value for status in noted.values()],
             )
     return events
 

@@ -2,9 +2,10 @@
 case's last status (``contracts.status.LEGAL_TRANSITIONS``), as far as this service knows it.
 
 Each service keeps what it knows in ``case_status_known``: the statuses it published and those it
-learnt from the events it consumed (``note``). ``corridor.outbox.enqueue`` calls ``admit`` for every
-status change, inside the caller's transaction and under a lock on the case's row, so two changes
-of one case in two transactions are judged one after the other. An illegal change is a bug: it is
+learnt from the events it consumed (``note``). ``corridor.outbox.enqueue`` judges every status
+change (``judge_many``) inside the caller's transaction and under a lock on the case's row, so two
+changes of one case in two transactions are judged one after the other, and remembers the admitted
+ones in the statement that writes them to the outbox (``note_statuses``). An illegal change is a bug: it is
 logged loudly, recorded in ``illegal_status_changes`` and never published (``announce``).
 """
 
@@ -77,10 +78,10 @@ async def admit(conn: asyncpg.Connection, change: CaseStatusChanged) -> None:
     otherwise remember it as the case's last status."""
     # The row lock serialises two changes of one case; a case seen for the first time has no row
     # to lock, and its first status can only be "registered", written once by intake.
-    previous = await known(conn, change.case_id, lock=True)
-    if not is_legal(previous, change.status):
-        raise IllegalStatusChange(change, previous)
-    await note(conn, change.case_id, change.status)
+    (verdict,), noted = await judge_many(conn, [change])
+    if verdict is not None:
+        raise verdict
+    await note_many(conn, list(noted.items()))
 
 
 async def admit_many(
@@ -88,10 +89,21 @@ async def admit_many(
 ) -> list[IllegalStatusChange | None]:
     """``admit`` for many changes in two statements: for each, None if it may follow its case's
     last known status (the changes before it in ``changes`` included), else why not (nothing is
-    raised: the caller decides); the admitted ones are remembered. The
-    cases' rows are locked in case-id order, so two such calls cannot deadlock each other."""
+    raised: the caller decides); the admitted ones are remembered."""
+    verdicts, noted = await judge_many(conn, changes)
+    await note_many(conn, list(noted.items()))
+    return verdicts
+
+
+async def judge_many(
+    conn: asyncpg.Connection, changes: Sequence[CaseStatusChanged]
+) -> tuple[list[IllegalStatusChange | None], dict[object, CaseStatus]]:
+    """``admit_many`` up to remembering, in one statement: the verdicts, and each case's last status
+    among the admitted changes (annotations aside), which the caller must remember in the same
+    transaction: ``note_many``, or ``NOTE_STATUSES`` in a statement of its own (the outbox's
+    insert). The cases' rows are locked in case-id order, so two such calls cannot deadlock."""
     if not changes:
-        return []
+        return [], {}
     rows = await conn.fetch(
         """SELECT case_id, status FROM case_status_known WHERE case_id = ANY($1::uuid[])
            ORDER BY case_id FOR UPDATE""",
@@ -108,15 +120,17 @@ async def admit_many(
         verdicts.append(None)
         if change.status not in ANNOTATIONS:
             last[change.case_id] = noted[change.case_id] = change.status
-    if noted:
-        await conn.execute(
-            """INSERT INTO case_status_known (case_id, status)
-               SELECT * FROM unnest($1::uuid[], $2::text[])
-               ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()""",
-            list(noted),
-            [s.value for s in noted.values()],
-        )
-    return verdicts
+    return verdicts, noted
+
+
+def note_statuses(first: int) -> str:
+    """``note_many``'s write as a common table expression (``noted``) of another statement, its
+    case ids and statuses the parameters ``$first`` and ``$first+1`` (arrays, maybe empty): the
+    statuses ``judge_many`` admitted, remembered without a round trip of their own."""
+    return f"""noted AS (
+        INSERT INTO case_status_known (case_id, status)
+        SELECT * FROM unnest(${first}::uuid[], ${first + 1}::text[])
+        ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now())"""
 
 
 async def record_refusal(conn: asyncpg.Connection, exc: IllegalStatusChange, source: str) -> None:
