@@ -202,6 +202,25 @@ _UPSERT_PERSON = """
         proof_of_citizenship = EXCLUDED.proof_of_citizenship"""
 
 
+_HOLDERS = """
+    SELECT kind, key, person_id, case_id
+    FROM (SELECT k.kind, k.key, k.person_id, k.case_id,
+                 row_number() OVER (PARTITION BY k.kind, k.key) AS n
+          FROM person_keys k
+          JOIN unnest($1::text[], $2::text[]) AS wanted(kind, key) USING (kind, key)
+          WHERE $4::uuid IS NULL OR k.case_id <> $4) AS found
+    WHERE n <= $3"""
+"""Who holds each of the keys ($1 kinds, $2 keys), at most $3 people a key, other than the
+people of case $4 (if not null)."""
+
+
+def _holders(rows: Sequence[asyncpg.Record]) -> dict[KeyPair, list[Holder]]:
+    holders: dict[KeyPair, list[Holder]] = {}
+    for r in rows:
+        holders.setdefault((r["kind"], r["key"]), []).append(Holder(r["person_id"], r["case_id"]))
+    return holders
+
+
 def _person_record(case_id: uuid.UUID, p: Person) -> tuple[object, ...]:
     return (
         p.person_id,
@@ -721,19 +740,31 @@ class IntakeStore:
 
     # --- duplicate keys and flags --------------------------------------------------------------
 
-    async def add_person_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
-        """Record people's keys in one statement; a key a person holds already stays (an update
-        records its people's keys again)."""
+    async def record_person_keys(
+        self, keys: Sequence[tuple[Holder, KeyPair]], *, case_id: uuid.UUID
+    ) -> dict[KeyPair, list[Holder]]:
+        """Record people's keys (a key a person holds already stays: an update records its people's
+        keys again) and answer who held each of them before, outside ``case_id`` (``key_holders``):
+        one statement, whose lookup sees the keys as they stood before it."""
         if not keys:
-            return
-        await self.conn.execute(
-            """INSERT INTO person_keys (person_id, case_id, kind, key)
-               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING""",
+            return {}
+        wanted = list(dict.fromkeys(pair for _, pair in keys))
+        rows = await self.conn.fetch(
+            f"""WITH added AS (
+                    INSERT INTO person_keys (person_id, case_id, kind, key)
+                    SELECT * FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::text[])
+                    ON CONFLICT DO NOTHING)
+                {_HOLDERS}""",
+            [kind for kind, _ in wanted],
+            [key for _, key in wanted],
+            CANDIDATES_PER_KEY,
+            case_id,
             [h.person_id for h, _ in keys],
             [h.case_id for h, _ in keys],
             [kind for _, (kind, _) in keys],
             [key for _, (_, key) in keys],
         )
+        return _holders(rows)
 
     async def add_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
         """Record many people's keys in one statement (new people: none is recorded yet)."""
@@ -751,23 +782,8 @@ class IntakeStore:
         if not pairs:
             return {}
         kinds, keys = zip(*pairs, strict=True)
-        rows = await self.conn.fetch(
-            """SELECT kind, key, person_id, case_id
-               FROM (SELECT k.kind, k.key, k.person_id, k.case_id,
-                            row_number() OVER (PARTITION BY k.kind, k.key) AS n
-                     FROM person_keys k
-                     JOIN unnest($1::text[], $2::text[]) AS wanted(kind, key) USING (kind, key)
-                     WHERE $4::uuid IS NULL OR k.case_id <> $4) AS found
-               WHERE n <= $3""",
-            list(kinds),
-            list(keys),
-            CANDIDATES_PER_KEY,
-            exclude_case,
-        )
-        holders: dict[KeyPair, list[Holder]] = {}
-        for r in rows:
-            holders.setdefault((r["kind"], r["key"]), []).append(Holder(r["person_id"], r["case_id"]))
-        return holders
+        rows = await self.conn.fetch(_HOLDERS, list(kinds), list(keys), CANDIDATES_PER_KEY, exclude_case)
+        return _holders(rows)
 
     async def flag_matches(self, matches: Sequence[Match]) -> list[RaisedFlag]:
         """Flag many pairs in one statement; the flags raised (not those of pairs flagged before)."""

@@ -317,13 +317,12 @@ async def _lock_keys(uow: Uow, members: Sequence[PersonLike]) -> None:
 
 async def _record_keys(uow: Uow, case_id: uuid.UUID, members: list[Person]) -> list[RaisedFlag]:
     """Record the people's duplicate keys and flag every other case's person that shares one: the
-    other cases' holders of every key in one lookup, the keys in one statement, the flags in one
+    keys recorded and the other cases' holders of every key found in one statement, the flags in one
     (what recording and looking up each key of each person in turn flagged, in that order; the
     keys are locked, ``_lock_keys``, so no registration sharing one runs meanwhile)."""
     people = [(Holder(m.person_id, case_id), keys_of(m)) for m in members]
     pairs = [(holder, pair) for holder, keys in people for pair in key_pairs(keys)]
-    recorded = await uow.store.key_holders({pair for _, pair in pairs}, exclude_case=case_id)
-    await uow.store.add_person_keys(pairs)
+    recorded = await uow.store.record_person_keys(pairs, case_id=case_id)
     return await uow.store.flag_matches(matches_in_order(people, recorded))
 
 

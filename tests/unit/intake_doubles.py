@@ -328,8 +328,12 @@ class FakeIntakeStore:
     async def is_withdrawn(self, case_id: uuid.UUID) -> bool:
         return case_id in self.withdrawals
 
-    async def add_person_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
+    async def record_person_keys(
+        self, keys: Sequence[tuple[Holder, KeyPair]], *, case_id: uuid.UUID
+    ) -> dict[KeyPair, list[Holder]]:
+        before = await self.key_holders({pair for _, pair in keys}, exclude_case=case_id)
         self.keys.update((h.person_id, h.case_id, kind, key) for h, (kind, key) in keys)
+        return before
 
     async def add_keys(self, keys: Sequence[tuple[Holder, KeyPair]]) -> None:
         self.keys.update((h.person_id, h.case_id, kind, key) for h, (kind, key) in keys)
