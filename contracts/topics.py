@@ -248,16 +248,19 @@ def table() -> tuple[Topic, ...]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def topic(name: str) -> Topic | None:
-    """The contract's topic of that name (a manifest topic belongs to the manifests family)."""
+    """The contract's topic of that name (a manifest topic belongs to the manifests family).
+    Remembered: every record written or read asks."""
     for t in table():
         if t.name == name or (t.family and name.startswith(t.name)):
             return t
     return None
 
 
+@functools.cache
 def topic_for(event_type: type[Event]) -> Topic:
-    """The one topic an event type belongs to."""
+    """The one topic an event type belongs to. Remembered: every event written asks."""
     for t in table():
         if event_type in t.events:
             return t

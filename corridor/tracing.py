@@ -27,6 +27,7 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import asyncpg
@@ -492,5 +493,8 @@ async def writing(conn: asyncpg.Connection, event: Event, topic: str) -> AsyncIt
         yield
 
 
+@functools.lru_cache(maxsize=65_536)
 def relay_attributes(key: str) -> Mapping[str, str | int]:
-    return ref_of_key(key).attributes()
+    """The attributes of the relay's span for a record of ``key`` (read only: shared between calls,
+    as a case's key recurs in every event of its journey)."""
+    return MappingProxyType(dict(ref_of_key(key).attributes()))
