@@ -62,17 +62,22 @@ class CloudEvent:
         return (self.source, self.id)
 
     def headers(self) -> Headers:
-        headers = [
-            ("ce_specversion", SPECVERSION.encode()),
-            ("ce_id", self.id.encode()),
-            ("ce_source", self.source.encode()),
-            ("ce_type", self.type.encode()),
-            ("ce_subject", self.subject.encode()),
-            ("ce_time", self.time.isoformat().encode()),
-            ("content-type", CONTENT_TYPE.encode()),
-        ]
-        headers.extend((f"ce_{k}", v.encode()) for k, v in self.extensions.items())
-        return headers
+        return [(k, v.encode()) for k, v in self.header_texts().items()]
+
+    def header_texts(self) -> dict[str, str]:
+        """``headers`` before encoding (what the outbox keeps of them, as JSON)."""
+        texts = {
+            "ce_specversion": SPECVERSION,
+            "ce_id": self.id,
+            "ce_source": self.source,
+            "ce_type": self.type,
+            "ce_subject": self.subject,
+            "ce_time": self.time.isoformat(),
+            "content-type": CONTENT_TYPE,
+        }
+        for k, v in self.extensions.items():
+            texts[f"ce_{k}"] = v
+        return texts
 
     def value(self) -> bytes:
         return self.data.model_dump_json().encode()
