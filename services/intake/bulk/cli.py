@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
+import pydantic_core
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -31,15 +33,17 @@ from services.intake.bulk.parse import command_for, parse
 
 
 def _send(
-    client: httpx.Client, url: str, items: list[dict[str, Any]], params: dict[str, str], retry_seconds: float
+    client: httpx.Client, url: str, body: bytes, params: dict[str, str], retry_seconds: float
 ) -> httpx.Response:
-    """POST a chunk, retrying (backoff with jitter, ``contracts.httpclient``) while the service
-    restarts or the link drops: rows are keyed (row_key), so a repeat creates nothing."""
+    """POST a chunk (its rows as a JSON array), retrying (backoff with jitter,
+    ``contracts.httpclient``) while the service restarts or the link drops: rows are keyed
+    (row_key), so a repeat creates nothing."""
     policy = RetryPolicy(attempts=1_000, timeout=retry_seconds, wait_initial=0.5, wait_max=5.0)
+    headers = {"Content-Type": "application/json"}
     try:
         for attempt in policy.attempts_of():
             with attempt:
-                response = client.post(url, json=items, params=params)
+                response = client.post(url, content=body, params=params, headers=headers)
                 if retryable(response):
                     raise RetryableAnswer(response)
     except RetryableAnswer as exc:
@@ -84,23 +88,43 @@ def import_file(
 
     actor: list[str] = []  # as intake recorded it: the token's subject
 
+    def body_of(part: list[int]) -> bytes:
+        return pydantic_core.to_json([rows[i].as_item() for i in part])
+
+    def take(part: list[int], response: httpx.Response, advance: bool) -> None:
+        """The part's rows as intake answered them."""
+        answer = response.json()
+        actor[:] = [answer["actor"]]
+        for e in answer["entries"]:
+            i = part[e.pop("item")]
+            e["reasons"] = rows[i].annotate(e["reasons"])
+            entries[i] = {**e, **rows[i].where()}
+        if progress and task is not None and advance:
+            progress.update(task, advance=len(part))
+
     def send_all(client: httpx.Client, batch: list[int], *, advance: bool) -> str | None:
-        for start in range(0, len(batch), chunk):
-            part = batch[start : start + chunk]
-            items = [rows[i].as_item() for i in part]
-            try:
-                response = _send(client, endpoint, items, {"namespace": namespace}, retry_seconds)
-            except ConnectionError as exc:
-                return f"intake unreachable at {url}: {exc}"
-            if response.status_code != 200:
-                return f"intake answered {described(response)}"
-            actor[:] = [response.json()["actor"]]
-            for e in response.json()["entries"]:
-                i = part[e.pop("item")]
-                e["reasons"] = rows[i].annotate(e["reasons"])
-                entries[i] = {**e, **rows[i].where()}
-            if progress and task is not None and advance:
-                progress.update(task, advance=len(part))
+        parts = [batch[start : start + chunk] for start in range(0, len(batch), chunk)]
+        # One request at a time, in file order, each sent once the one before is answered (so a
+        # row is flagged against the rows before it, whatever request they came in). The next
+        # request's body is built, and the last answer read, in a thread while a request is in
+        # flight: this process's work is then off the path that waits for intake.
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            taken: list[Future[None]] = []
+            body = worker.submit(body_of, parts[0]) if parts else None
+            for n, part in enumerate(parts):
+                assert body is not None
+                content = body.result()
+                if n + 1 < len(parts):
+                    body = worker.submit(body_of, parts[n + 1])
+                try:
+                    response = _send(client, endpoint, content, {"namespace": namespace}, retry_seconds)
+                except ConnectionError as exc:
+                    return f"intake unreachable at {url}: {exc}"
+                if response.status_code != 200:
+                    return f"intake answered {described(response)}"
+                taken.append(worker.submit(take, part, response, advance))
+            for done in taken:
+                done.result()  # (raises what reading an answer raised)
         return None
 
     # Who imports is who the token says (intake records its subject); the CLI cannot name anyone.
