@@ -29,12 +29,9 @@ class IllegalStatusChange(RuntimeError):
         self.previous = previous
 
 
-async def known(conn: asyncpg.Connection, case_id: object, *, lock: bool = False) -> CaseStatus | None:
+async def known(conn: asyncpg.Connection, case_id: object) -> CaseStatus | None:
     """The case's last status as this service knows it (annotations aside)."""
-    found = await conn.fetchval(
-        "SELECT status FROM case_status_known WHERE case_id = $1" + (" FOR UPDATE" if lock else ""),
-        case_id,
-    )
+    found = await conn.fetchval("SELECT status FROM case_status_known WHERE case_id = $1", case_id)
     return CaseStatus(found) if found else None
 
 
@@ -73,35 +70,17 @@ async def note_many(conn: asyncpg.Connection, learnt: Sequence[tuple[object, Cas
     )
 
 
-async def admit(conn: asyncpg.Connection, change: CaseStatusChanged) -> None:
-    """Raise ``IllegalStatusChange`` unless ``change`` may follow the case's last known status;
-    otherwise remember it as the case's last status."""
-    # The row lock serialises two changes of one case; a case seen for the first time has no row
-    # to lock, and its first status can only be "registered", written once by intake.
-    (verdict,), noted = await judge_many(conn, [change])
-    if verdict is not None:
-        raise verdict
-    await note_many(conn, list(noted.items()))
-
-
-async def admit_many(
-    conn: asyncpg.Connection, changes: Sequence[CaseStatusChanged]
-) -> list[IllegalStatusChange | None]:
-    """``admit`` for many changes in two statements: for each, None if it may follow its case's
-    last known status (the changes before it in ``changes`` included), else why not (nothing is
-    raised: the caller decides); the admitted ones are remembered."""
-    verdicts, noted = await judge_many(conn, changes)
-    await note_many(conn, list(noted.items()))
-    return verdicts
-
-
 async def judge_many(
     conn: asyncpg.Connection, changes: Sequence[CaseStatusChanged]
 ) -> tuple[list[IllegalStatusChange | None], dict[object, CaseStatus]]:
-    """``admit_many`` up to remembering, in one statement: the verdicts, and each case's last status
-    among the admitted changes (annotations aside), which the caller must remember in the same
-    transaction: ``note_many``, or ``NOTE_STATUSES`` in a statement of its own (the outbox's
-    insert). The cases' rows are locked in case-id order, so two such calls cannot deadlock."""
+    """Judge many changes in one statement: for each, None if it may follow its case's last known
+    status (the changes before it in ``changes`` included), else why not (nothing is raised: the
+    caller decides); and each case's last status among the admitted changes (annotations aside),
+    which the caller must remember in the same transaction: ``note_many``, or ``note_statuses`` in
+    a statement of its own (the outbox's insert). The cases' rows are locked in case-id order, so
+    two such calls cannot deadlock, and two changes of one case in two transactions are judged one
+    after the other (a case seen for the first time has no row to lock; its first status can only
+    be "registered", written once by intake)."""
     if not changes:
         return [], {}
     rows = await conn.fetch(
