@@ -5,8 +5,9 @@ Each service keeps what it knows in ``case_status_known``: the statuses it publi
 learnt from the events it consumed (``note``). ``corridor.outbox.enqueue`` judges every status
 change (``judge_many``) inside the caller's transaction and under a lock on the case's row, so two
 changes of one case in two transactions are judged one after the other, and remembers the admitted
-ones in the statement that writes them to the outbox (``note_statuses``). An illegal change is a bug: it is
-logged loudly, recorded in ``illegal_status_changes`` and never published (``announce``).
+ones in the statement that writes them to the outbox (``note_statuses``). An illegal change is a
+bug: it is logged loudly, recorded in ``illegal_status_changes`` and never published
+(``announce``).
 """
 
 from __future__ import annotations
