@@ -159,8 +159,11 @@ async def _drained(
         )
     finally:
         await conn.close()
-    if row is None or row["n"] < len(cases) or row["begun"] is None:
-        raise RuntimeError(f"{service}'s outbox holds {row['n'] if row else 0} of {len(cases)} announcements")
+    assert row is not None  # (an aggregate has a row)
+    if row["n"] < len(cases):
+        raise RuntimeError(f"{service}'s outbox holds {row['n']} of {len(cases)} announcements")
+    if row["begun"] is None:
+        raise RuntimeError(f"{service}'s inbox has no record applied since its processes started")
     return row["begun"], row["ended"]
 
 

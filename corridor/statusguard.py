@@ -45,30 +45,25 @@ async def known_many(conn: asyncpg.Connection, case_ids: Sequence[object]) -> di
 
 
 async def note(conn: asyncpg.Connection, case_id: object, status: CaseStatus) -> None:
-    """Remember a status learnt from another service's event (or published here)."""
-    if status in ANNOTATIONS:
-        return  # an annotation does not move the case on: the next change is judged without it
-    await conn.execute(
-        """INSERT INTO case_status_known (case_id, status) VALUES ($1, $2)
-           ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()""",
-        case_id,
-        status.value,
-    )
+    """Remember a status learnt from another service's event (or published here); an annotation
+    does not move the case on: the next change is judged without it."""
+    await note_many(conn, [(case_id, status)])
 
 
 async def note_many(conn: asyncpg.Connection, learnt: Sequence[tuple[object, CaseStatus]]) -> None:
     """``note`` for many (case, status) in their order, in one statement: each case's last status
     among them counts (annotations aside)."""
     last = {case_id: status.value for case_id, status in learnt if status not in ANNOTATIONS}
-    if not last:
-        return
-    await conn.execute(
-        """INSERT INTO case_status_known (case_id, status)
-           SELECT * FROM unnest($1::uuid[], $2::text[])
-           ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()""",
-        list(last),
-        list(last.values()),
-    )
+    if last:
+        await conn.execute(_remember(1), list(last), list(last.values()))
+
+
+def _remember(first: int) -> str:
+    """The statement that remembers cases' last statuses: their ids and statuses the array
+    parameters ``$first`` and ``$first+1``."""
+    return f"""INSERT INTO case_status_known (case_id, status)
+        SELECT * FROM unnest(${first}::uuid[], ${first + 1}::text[])
+        ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()"""
 
 
 async def judge_many(
@@ -107,10 +102,7 @@ def note_statuses(first: int) -> str:
     """``note_many``'s write as a common table expression (``noted``) of another statement, its
     case ids and statuses the parameters ``$first`` and ``$first+1`` (arrays, maybe empty): the
     statuses ``judge_many`` admitted, remembered without a round trip of their own."""
-    return f"""noted AS (
-        INSERT INTO case_status_known (case_id, status)
-        SELECT * FROM unnest(${first}::uuid[], ${first + 1}::text[])
-        ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now())"""
+    return f"noted AS ({_remember(first)})"
 
 
 async def record_refusal(conn: asyncpg.Connection, exc: IllegalStatusChange, source: str) -> None:
