@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -39,6 +38,7 @@ from corridor.asyncapi import declare_publication, mount_asyncapi
 from corridor.consumer import TRANSIENT_ERRORS, BatchLock, EventConsumer, Handler, SetHandler
 from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
+from corridor.http import http_server
 from corridor.kafkaclient import KafkaAccess
 from corridor.logs import RequestLog, setup_logging
 from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
@@ -461,17 +461,9 @@ class ServiceRuntime:
         )
 
     def run(self) -> None:
-        config = uvicorn.Config(
-            self.http,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_level=self.settings.log_level.lower(),
-            log_config=None,  # uvicorn's records go through the process's JSON lines
-            access_log=False,
-            timeout_graceful_shutdown=25,
-        )
+        server = http_server(self.http, self.settings, graceful_shutdown_seconds=25)
         collect_garbage_rarely()
-        asyncio.run(uvicorn.Server(config).serve())
+        asyncio.run(server.serve())
 
 
 GC_THRESHOLDS = (50_000, 20, 20)

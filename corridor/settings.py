@@ -42,6 +42,13 @@ class ServiceSettings(BaseSettings):
     mission: str = Field(default="KAZ", pattern=r"^[A-Z]{3}$")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    http_keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="How long an idle HTTP connection stays open. Longer than clients and proxies keep "
+        "theirs (httpx 5 s, browsers and load balancers up to 60 s), so that a client never sends a "
+        "request on a connection the server is closing at that moment",
+    )
     routes_file: Path = REPO_ROOT / "deploy" / "routes" / "central-asia.json"
     topic_partitions: int = 3
     topic_replication: int = 1

@@ -14,13 +14,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from contracts.routes import RouteBook
 from corridor import auth, problems
+from corridor.http import http_server
 from corridor.redaction import RedactedServerErrors
 from corridor.settings import ServiceSettings
 from corridor.telemetry import setup_logging
@@ -118,14 +118,7 @@ def create_app(settings: OperationsSettings | None = None) -> FastAPI:
 
 def run(settings: OperationsSettings | None = None) -> None:
     settings = settings or OperationsSettings()
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        # Its only long requests are event streams, which browsers reopen by themselves: no point
-        # holding a stop for them.
-        timeout_graceful_shutdown=1,
-    )
-    asyncio.run(uvicorn.Server(config).serve())
+    # Its only long requests are event streams, which browsers reopen by themselves: no point
+    # holding a stop for them.
+    server = http_server(create_app(settings), settings, graceful_shutdown_seconds=1)
+    asyncio.run(server.serve())
