@@ -881,6 +881,56 @@ async def test_a_run_of_registrations_leaves_what_registering_one_by_one_leaves(
     assert {("case id", r.case_id) for r in run} <= set(world.store.locks)
 
 
+async def test_a_run_of_registrations_whose_decisions_overtook_them_applies_the_decisions_in_a_set(
+    world: World,
+) -> None:
+    # A backlog read decisions first (another topic): every registration then finds its decision.
+    outcomes = [Outcome.ELIGIBLE, Outcome.PENDING, Outcome.INELIGIBLE, Outcome.ELIGIBLE]
+    run = [world.registration(members=n + 1) for n in range(len(outcomes))]
+    for r, outcome in zip(run, outcomes, strict=True):
+        await world.decide(r.case_id, outcome)
+    alone = copy.deepcopy(world)
+    reads: list[str] = []  # the use case's reads of seats (the fake's set read calls the single one)
+    one, many = world.store.assignment, world.store.assignments_of
+    in_set = False
+
+    async def assignment(case_id: uuid.UUID) -> Any:
+        if not in_set:
+            reads.append("assignment")
+        return await one(case_id)
+
+    async def assignments_of(case_ids: Any) -> Any:
+        nonlocal in_set
+        reads.append("assignments_of")
+        in_set = True
+        try:
+            return await many(case_ids)
+        finally:
+            in_set = False
+
+    world.store.assignment, world.store.assignments_of = assignment, assignments_of  # type: ignore[method-assign]
+    await usecases.on_registrations([envelope(r) for r in run], world.uow, CTX)
+    for r in run:
+        await usecases.on_case_registered(r, alone.uow, CTX)
+    assert transport_outcome(world) == transport_outcome(alone)
+    assert [world.statuses(r.case_id) for r in run] == [[S.ELIGIBLE], [S.ON_HOLD], [S.INELIGIBLE], [S.ELIGIBLE]]
+    assert reads == ["assignments_of"]  # the run's seats read once, not a case at a time
+
+
+async def test_a_run_of_registrations_with_an_overtaking_withdrawal_leaves_what_one_by_one_leaves(
+    world: World,
+) -> None:
+    run = [world.registration(), world.registration(members=2), world.registration()]
+    await world.decide(run[0].case_id)
+    await world.decide(run[1].case_id, Outcome.INELIGIBLE, withdrawn=True)
+    alone = copy.deepcopy(world)
+    await usecases.on_registrations([envelope(r) for r in run], world.uow, CTX)
+    for r in run:
+        await usecases.on_case_registered(r, alone.uow, CTX)
+    assert transport_outcome(world) == transport_outcome(alone)
+    assert [world.statuses(r.case_id) for r in run] == [[S.ELIGIBLE], [S.WITHDRAWN], []]
+
+
 async def test_a_run_of_decisions_leaves_what_deciding_one_by_one_leaves(world: World) -> None:
     registered = [(await world.register()).case_id for _ in range(3)]
     already = await world.ready()  # eligible already: a new version with the same outcome says nothing
