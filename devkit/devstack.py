@@ -173,6 +173,7 @@ class Stack:
         self._rules: dict[str, OperationRules] = {}
         self.operations_page: subprocess.Popen[bytes] | None = None
         self.operations_page_url = ""
+        self.operations_page_stuck_after = 0.0
         self.prometheus = (
             PrometheusServer(workdir / "prometheus", interval=scrape_seconds) if prometheus else None
         )
@@ -487,9 +488,13 @@ class Stack:
 
     def start_operations_page(self, *, stuck_after_seconds: float = 1800.0, timeout: float = 60.0) -> str:
         """The live operations page (services.operations) watching every service, as its own
-        process and Kafka principal; its URL. Once: a second call answers the running one's."""
+        process and Kafka principal; its URL. Once: a second call answers the running one's, if it
+        runs with the same threshold (another is a page of its own: the running one is stopped)."""
         if self.operations_page is not None and self.operations_page.poll() is None:
-            return self.operations_page_url
+            if self.operations_page_stuck_after == stuck_after_seconds:
+                return self.operations_page_url
+            self.stop_operations_page()
+        self.operations_page_stuck_after = stuck_after_seconds
         # The host mission's page, on its cluster: it reads the status stream's home there (and each
         # service's health and metrics, wherever the service runs, over HTTP).
         principal = self.description.missions[self.description.host_mission].operations_pages[0]
