@@ -177,7 +177,9 @@ async def _measure(infra: Any, service: str, cases: int) -> list[dict[str, Any]]
 @app.command()
 def stage(
     service: Annotated[str, typer.Option(help="The service whose stage is drained.")] = "transport",
-    cases: Annotated[int, typer.Option("--cases", "-n", min=100, help="Backlog per round.")] = 3000,
+    # 15,000: a 3,000-case backlog drains in about 1.5 s, before a second process has its share of
+    # the partitions (bench/RESULTS.md, session 11).
+    cases: Annotated[int, typer.Option("--cases", "-n", min=100, help="Backlog per round.")] = 15_000,
     keep: Annotated[bool, typer.Option(help="Keep the temporary directory (server logs).")] = False,
 ) -> None:
     """Drain one service's backlog with one process, then with two; print each round's rate."""
