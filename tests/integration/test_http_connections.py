@@ -48,8 +48,7 @@ async def status_after_idle(url: str, idle: float) -> tuple[bytes, bytes]:
 
 async def test_an_idle_connection_outlives_a_clients_keepalive_on_every_process(stack: Stack) -> None:
     urls = {name: stack.url(name) for name in stack.specs}
-    # Stopped after: the operations page test starts its own, with its own threshold for "stuck"
-    # (a second start would answer this one's).
+    # Stopped after, like every test's page: the rest of the session does without its polling.
     urls["operations"] = stack.start_operations_page()
     try:
         idle = HTTPX_KEEPALIVE_SECONDS + 1.5

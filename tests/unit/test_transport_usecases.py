@@ -890,31 +890,25 @@ async def test_a_run_of_registrations_whose_decisions_overtook_them_applies_the_
     for r, outcome in zip(run, outcomes, strict=True):
         await world.decide(r.case_id, outcome)
     alone = copy.deepcopy(world)
-    reads: list[str] = []  # the use case's reads of seats (the fake's set read calls the single one)
-    one, many = world.store.assignment, world.store.assignments_of
-    in_set = False
-
-    async def assignment(case_id: uuid.UUID) -> Any:
-        if not in_set:
-            reads.append("assignment")
-        return await one(case_id)
+    reads: list[set[uuid.UUID]] = []  # the cases of each read of seats (a single one reads a set of one)
+    read_seats = world.store.assignments_of
 
     async def assignments_of(case_ids: Any) -> Any:
-        nonlocal in_set
-        reads.append("assignments_of")
-        in_set = True
-        try:
-            return await many(case_ids)
-        finally:
-            in_set = False
+        reads.append(set(case_ids))
+        return await read_seats(case_ids)
 
-    world.store.assignment, world.store.assignments_of = assignment, assignments_of  # type: ignore[method-assign]
+    world.store.assignments_of = assignments_of  # type: ignore[method-assign]
     await usecases.on_registrations([envelope(r) for r in run], world.uow, CTX)
     for r in run:
         await usecases.on_case_registered(r, alone.uow, CTX)
     assert transport_outcome(world) == transport_outcome(alone)
-    assert [world.statuses(r.case_id) for r in run] == [[S.ELIGIBLE], [S.ON_HOLD], [S.INELIGIBLE], [S.ELIGIBLE]]
-    assert reads == ["assignments_of"]  # the run's seats read once, not a case at a time
+    assert [world.statuses(r.case_id) for r in run] == [
+        [S.ELIGIBLE],
+        [S.ON_HOLD],
+        [S.INELIGIBLE],
+        [S.ELIGIBLE],
+    ]
+    assert reads == [{r.case_id for r in run}]  # the run's seats read once, not a case at a time
 
 
 async def test_a_run_of_registrations_with_an_overtaking_withdrawal_leaves_what_one_by_one_leaves(

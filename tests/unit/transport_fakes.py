@@ -284,22 +284,23 @@ class FakeTransportStore:
             self.seats[case_id] = Seat(case_id, movement_id, vehicle_id, n, SeatState.MANIFESTED, explanation)
 
     async def assignment(self, case_id: uuid.UUID) -> CaseSeat | None:
-        s = self.seats.get(case_id)
-        if s is None:
-            return None
-        return CaseSeat(
-            case_id=s.case_id,
-            movement_id=s.movement_id,
-            vehicle_id=s.vehicle_id,
-            seats=s.seats,
-            state=s.state,
-            explanation=s.explanation,
-            route_id=self.movements[s.movement_id].route_id,
-            members=len(self.cases[case_id].passengers),
-        )
+        return (await self.assignments_of([case_id])).get(case_id)  # as the real store's
 
     async def assignments_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CaseSeat]:
-        return {c: seat for c in set(case_ids) if (seat := await self.assignment(c)) is not None}
+        return {
+            c: CaseSeat(
+                case_id=s.case_id,
+                movement_id=s.movement_id,
+                vehicle_id=s.vehicle_id,
+                seats=s.seats,
+                state=s.state,
+                explanation=s.explanation,
+                route_id=self.movements[s.movement_id].route_id,
+                members=len(self.cases[c].passengers),
+            )
+            for c in set(case_ids)
+            if (s := self.seats.get(c)) is not None
+        }
 
     async def assignments(self, movement_id: str) -> list[Seat]:
         return sorted(
