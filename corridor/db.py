@@ -47,12 +47,18 @@ def quote_identifier(name: str) -> str:
 
 
 async def lock_keys(conn: asyncpg.Connection, lock_class: int, keys: Iterable[object]) -> None:
-    """Transaction-scoped advisory locks on ``keys`` (their text, in ``lock_class``), in one
-    statement and in one order (the keys' text) for every caller, so that two transactions locking
-    overlapping sets never wait for each other in a circle. For ids whose row may not exist yet."""
+    """Transaction-scoped advisory locks on ``keys`` (their text's hash, in ``lock_class``), in
+    one statement and in one order (the locks' own) for every caller, so that two transactions
+    locking overlapping sets never wait for each other in a circle. For ids whose row may not
+    exist yet."""
     await conn.execute(
-        """SELECT pg_advisory_xact_lock($1, hashtext(k))
-           FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS u(k) ORDER BY k) AS ordered""",
+        # The outer query sorts: PostgreSQL documents that it evaluates an output expression not
+        # itself sorted on after sorting (SELECT, "The SELECT List"); a subquery's ORDER BY is only
+        # kept in practice. Sorted by the lock itself, so two keys whose hashes collide cannot
+        # order the same two locks differently.
+        """SELECT pg_advisory_xact_lock($1, h)
+           FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS u(k)) AS wanted
+           ORDER BY h""",
         lock_class,
         [str(k) for k in keys],
     )

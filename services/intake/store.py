@@ -274,13 +274,13 @@ class IntakeStore:
         if not lock_ids:
             return
         await self.conn.execute(
-            # ORDER BY in a subquery: it is sorted before the outer query takes the locks row by row,
-            # the import lock (the NULL row) first, as a chunk of an import takes it.
+            # Sorted in the outer query, whose output (the locking) PostgreSQL documents it computes
+            # after sorting (``corridor.db.lock_keys``): the import lock (the NULL row) first, as a
+            # chunk of an import takes it, then the keys in ascending order.
             """SELECT CASE WHEN k IS NULL THEN pg_advisory_xact_lock_shared($3::int4, $4::int4)
                            ELSE pg_advisory_xact_lock($1::int4, k) END
-               FROM (SELECT k FROM (SELECT DISTINCT k FROM unnest($2::int4[]) AS k
-                                    UNION ALL SELECT NULL) AS ks
-                     ORDER BY k NULLS FIRST) AS ordered""",
+               FROM (SELECT DISTINCT k FROM unnest($2::int4[]) AS k UNION ALL SELECT NULL) AS ks
+               ORDER BY k NULLS FIRST""",
             DUPLICATE_KEY_LOCKS,
             lock_ids,
             *IMPORT_LOCK,
