@@ -269,7 +269,7 @@ def _peak_rss_mib(pid: int) -> float:
 async def _consumed(client: httpx.AsyncClient, stack: Any) -> dict[str, int]:
     """Records the consumers of every service applied, recognised as duplicates and dead-lettered
     (their /stats)."""
-    found = {"applied": 0, "duplicates": 0, "dead_lettered": 0}
+    found = {"applied": 0, "duplicates": 0, "dead_lettered": 0, "transactions": 0}
     for name, spec in stack.specs.items():
         # A viewer of the service's own mission: a post in UZB answers only UZB's staff.
         headers = stack.headers(Role.OPERATIONS_VIEWER, mission=spec.mission)
@@ -277,7 +277,7 @@ async def _consumed(client: httpx.AsyncClient, stack: Any) -> dict[str, int]:
         r.raise_for_status()
         if r.is_success:
             for consumer, figures in r.json()["consumers"].items():
-                for outcome in ("applied", "duplicates", "dead_lettered"):
+                for outcome in ("applied", "duplicates", "dead_lettered", "transactions"):
                     found[outcome] += figures[outcome]
                     key = f"{consumer}:{outcome}"
                     found[key] = found.get(key, 0) + figures[outcome]
@@ -442,6 +442,15 @@ def _print(f: Figures) -> None:
     for s in f.stages:
         table.add_row(s["stage"], str(s["events"]), f"{s['per_second']:.1f}", _ms(s["ms"]))
     console.print(table)
+    consumers = sorted({k.partition(":")[0] for k in f.consumed if k.endswith(":transactions")})
+    if consumers:
+        batches = Table("consumer", "records applied", "transactions", "records a transaction", box=None)
+        for name in consumers:
+            records = f.consumed[f"{name}:applied"] + f.consumed[f"{name}:duplicates"]
+            done = f.consumed[f"{name}:transactions"]
+            if records or done:
+                batches.add_row(name, str(records), str(done), f"{records / max(done, 1):.1f}")
+        console.print(batches)
     usage = Table("service", "CPU s", "CPU ms/case", "peak RSS MiB", box=None)
     for name in sorted(f.cpu_seconds, key=lambda n: -f.cpu_seconds[n]):
         cpu = f.cpu_seconds[name]

@@ -79,6 +79,11 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+GATHER_MIN_BYTES = 1 << 20
+"""What a gathering consumer's fetch waits for (or ``gather_ms``): more than its batches carry at a
+trickle, so a fetch is answered after ``gather_ms``, and at once under a backlog."""
+
+
 class Rejected(Exception):
     """A well-formed event the domain refuses (illegal transition, unknown reference).
 
@@ -178,6 +183,7 @@ class EventConsumer:
         lock_batch: BatchLock | None = None,
         set_handlers: dict[type[Event], SetHandler] | None = None,
         commit_interval_seconds: float = 0.0,
+        gather_ms: int = 0,
     ) -> None:
         """``checkpoint_country`` (the routes' checkpoint -> country) lets the consumer check that a
         record on a checkpoint's own topic comes from that checkpoint's mission. ``batch_size``:
@@ -187,7 +193,10 @@ class EventConsumer:
         as a record alone, and locks what its handler locks). ``set_handlers``: the event types
         applied in sets (``SetHandler``), in place of ``handlers``' entry for the type.
         ``commit_interval_seconds``: offsets are committed at most this often (0: after every
-        batch), always only past records whose transaction has committed."""
+        batch), always only past records whose transaction has committed. ``gather_ms``: for a
+        consumer nobody waits on (a read model), how long the broker may hold a fetch to gather
+        records (``fetch.max.wait.ms``, with a ``fetch.min.bytes`` a trickle never fills), so that
+        each transaction applies many records; 0: a fetch answers as soon as one record is there."""
         self.name = name
         self.topics = topics
         self.handlers = handlers
@@ -200,6 +209,7 @@ class EventConsumer:
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.commit_interval_seconds = commit_interval_seconds
+        self.gather_ms = gather_ms
         self._uncommitted: dict[TopicPartition, int] = {}
         """Per partition, the offset to commit next: past what is done, or at a record to read again."""
         self._last_commit = float("-inf")
@@ -217,6 +227,9 @@ class EventConsumer:
         self.retried = 0
         """Records sent back to be read again (a transient failure, or not applicable yet)."""
         self.source_mismatches = 0
+        self.transactions = 0
+        """Database transactions opened to apply records: a batch's, or a record's alone. Records
+        applied a transaction is how well batches form (one each at a trickle, unless gathered)."""
 
     @property
     def handled(self) -> list[type[Event]]:
@@ -242,6 +255,10 @@ class EventConsumer:
             # Names the AsyncAPI channel of each topic "<consumer>:<topic>" (FastStream appends the
             # topic to the title of a subscriber with several).
             title=self.name if len(self.topics) > 1 else f"{self.name}:{self.topics[0]}",
+            # Without gathering, aiokafka's defaults: a fetch is answered as soon as a record is
+            # there (at most 500 ms later when none comes).
+            fetch_max_wait_ms=self.gather_ms or 500,
+            fetch_min_bytes=GATHER_MIN_BYTES if self.gather_ms else 1,
         )
         self.subscriber(self._on_batch)
 
@@ -376,6 +393,7 @@ class EventConsumer:
         if not applicable:
             return  # known events this consumer has no use for: no transaction
         applied = duplicates = 0
+        self.transactions += 1
         async with self._pool().acquire() as conn, conn.transaction():
             fresh = await first_deliveries(conn, self.name, [a.event for a in applicable])
             if self._lock_batch is not None:
@@ -443,6 +461,7 @@ class EventConsumer:
             return  # a known event this consumer has no use for
         position = (record.topic, record.partition, record.offset)
         try:
+            self.transactions += 1
             async with self._pool().acquire() as conn, conn.transaction():
                 if not await first_delivery(conn, self.name, event):
                     self.duplicates += 1

@@ -51,10 +51,18 @@ class ConsumerCounters(Collector):
             "dead_lettered, retried (sent back to be read again), source_mismatches (forged origin)",
             labels=["consumer", "outcome"],
         )
+        transactions = CounterMetricFamily(
+            "corridor_consumer_transactions",
+            "Database transactions each consumer opened to apply records (a batch's, or a record's "
+            "alone); records applied per transaction is how well its batches form",
+            labels=["consumer"],
+        )
         for consumer in self._consumers():
             for outcome in self.OUTCOMES:
                 family.add_metric([consumer.name, outcome], getattr(consumer, outcome))
+            transactions.add_metric([consumer.name], consumer.transactions)
         yield family
+        yield transactions
 
 
 class ServiceMetrics:

@@ -81,6 +81,9 @@ class ConsumerStats(BaseModel):
     applied: int
     duplicates: int = Field(description="Deliveries recognised in the inbox and skipped")
     dead_lettered: int
+    transactions: int = Field(
+        description="Database transactions opened to apply records (a batch's, or a record's alone)"
+    )
 
 
 class Stats(BaseModel):
@@ -235,7 +238,10 @@ class ServiceRuntime:
         name: str | None = None,
         lock_batch: BatchLock | None = None,
         set_handlers: dict[type[Event], SetHandler] | None = None,
+        read_model: bool = False,
     ) -> EventConsumer:
+        """``read_model``: a consumer nobody waits on (a projection such as a timeline or the
+        statistics): its fetches gather records for ``read_model_gather_ms``."""
         consumer = EventConsumer(
             name=name or self.instance,
             topics=topics,
@@ -247,6 +253,7 @@ class ServiceRuntime:
             checkpoint_country=self.routes.country_of,
             batch_size=self.settings.consumer_batch_size,
             commit_interval_seconds=self.settings.consumer_commit_interval_seconds,
+            gather_ms=self.settings.read_model_gather_ms if read_model else 0,
             lock_batch=lock_batch,
             set_handlers=set_handlers,
         )
@@ -268,11 +275,13 @@ class ServiceRuntime:
         name: str | None = None,
         lock_batch: Callable[[StoreT, Sequence[Event]], Awaitable[None]] | None = None,
         in_sets: Mapping[type[Event], SetUseCase[StoreT]] | None = None,
+        read_model: bool = False,
     ) -> EventConsumer:
         """Consume ``topics`` and hand each event's data, typed, to its use case with a unit of
         work in the consumer's transaction (the one that records the event in the inbox).
         ``lock_batch(store, events)`` takes a batch's locks before any of its events is applied.
-        ``in_sets``: event types whose records are applied many at once by a set use case."""
+        ``in_sets``: event types whose records are applied many at once by a set use case.
+        ``read_model``: as in ``consume``."""
 
         def adapt(use_case: UseCase[StoreT]) -> Handler:
             async def handle(conn: asyncpg.Connection, envelope: CloudEvent) -> None:
@@ -303,6 +312,7 @@ class ServiceRuntime:
             name=name,
             lock_batch=lock if lock_batch is not None else None,
             set_handlers={t: set_adapted[id(u)] for t, u in (in_sets or {}).items()},
+            read_model=read_model,
         )
 
     def produces(self, *topics: str) -> None:
@@ -454,7 +464,10 @@ class ServiceRuntime:
             relay_leader=bool(self.relay and self.relay.is_leader),
             consumers={
                 c.name: ConsumerStats(
-                    applied=c.applied, duplicates=c.duplicates, dead_lettered=c.dead_lettered
+                    applied=c.applied,
+                    duplicates=c.duplicates,
+                    dead_lettered=c.dead_lettered,
+                    transactions=c.transactions,
                 )
                 for c in self.consumers
             },

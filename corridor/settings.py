@@ -65,6 +65,14 @@ class ServiceSettings(BaseSettings):
         description="A consumer commits its offsets at most this often (0: after every batch); "
         "what is applied and not yet committed is read again after a crash, a duplicate for the inbox",
     )
+    read_model_gather_ms: int = Field(
+        default=250,
+        ge=0,
+        le=5000,
+        description="How long a read model's consumer (a timeline, the statistics: nobody waits on "
+        "them) lets the broker gather records before a fetch answers, so that a trickle of records "
+        "is applied in a few transactions instead of one each; 0: as soon as a record is there",
+    )
     background: bool = Field(
         default=True,
         description="Run the outbox relay, the consumers and the periodic jobs here. False: this "

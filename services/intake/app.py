@@ -62,6 +62,8 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         in_sets=with_context(usecases.TIMELINE_IN_SETS, ctx=ctx),
         store=IntakeStore,
         name="intake-timeline",
+        # Caseworkers read timelines; no step of a journey waits on one.
+        read_model=True,
     )
     # One inbound topic per country on the routes: each mission's client may write only its own.
     inbound = rt.subscribe(

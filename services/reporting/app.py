@@ -55,6 +55,7 @@ def create_service(settings: ReportingSettings | None = None) -> ServiceRuntime:
         handlers=with_context(usecases.HANDLERS, ctx=ctx),
         in_sets=with_context(usecases.IN_SETS, ctx=ctx),
         store=ReportingStore,
+        read_model=True,  # statistics: no step of a journey waits on them
     )
     units = rt.units(ReportingStore)
     rt.http.include_router(api.router(units, ctx))

@@ -23,7 +23,13 @@ def families(metrics: ServiceMetrics) -> dict[str, list[tuple[dict[str, str], fl
 
 async def test_requests_are_counted_by_route_template_never_by_the_path_asked() -> None:
     consumer = SimpleNamespace(
-        name="intake-timeline", applied=3, duplicates=1, dead_lettered=2, retried=4, source_mismatches=0
+        name="intake-timeline",
+        applied=3,
+        duplicates=1,
+        dead_lettered=2,
+        retried=4,
+        source_mismatches=0,
+        transactions=2,
     )
     metrics = ServiceMetrics(lambda: [consumer])
     app = FastAPI()
@@ -60,6 +66,7 @@ async def test_requests_are_counted_by_route_template_never_by_the_path_asked() 
         "retried": 4,
         "source_mismatches": 0,
     }
+    assert found["corridor_consumer_transactions_total"] == [({"consumer": "intake-timeline"}, 2)]
 
 
 def test_every_outcome_is_a_counter_the_consumer_keeps() -> None:
@@ -71,7 +78,7 @@ def test_every_outcome_is_a_counter_the_consumer_keeps() -> None:
         pool=lambda: None,
         producer=lambda: None,  # type: ignore[arg-type,return-value]
     )
-    for outcome in ConsumerCounters.OUTCOMES:
+    for outcome in (*ConsumerCounters.OUTCOMES, "transactions"):
         assert isinstance(getattr(consumer, outcome), int), outcome
 
 
