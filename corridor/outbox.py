@@ -325,9 +325,13 @@ class OutboxRelay:
                 if loop.time() - last_cleanup > min(60.0, self._retention):
                     await self._cleanup(conn)
                     last_cleanup = loop.time()
-                if sent == 0:
-                    # NOTIFY wakes us at once; the timeout is the fallback if a notification is
-                    # lost (e.g. the listening connection was replaced).
+                if sent < self._batch_size:
+                    # Everything committed before the drain's SELECT is out, and whatever commits
+                    # after it notifies (the wake-up was cleared before the SELECT, so a
+                    # notification during the drain is kept): drained again at once, a trickle's
+                    # every batch cost an empty transaction more. NOTIFY wakes us at once; the
+                    # timeout is the fallback if a notification is lost (e.g. the listening
+                    # connection was replaced).
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
             # One last drain so a clean shutdown leaves nothing committed behind.
@@ -343,26 +347,27 @@ class OutboxRelay:
     async def drain(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished rows; return how many were published."""
         async with conn.transaction():
+            # Marked published by the statement that takes them: the mark commits only after the
+            # broker has acknowledged every row (a failure or a crash before rolls it back, and the
+            # rows are sent again), as a mark made after sending would, one round trip sooner.
             rows = await conn.fetch(
                 # Each row's age by the database's clock, so the delay does not depend on the
                 # relay's clock agreeing with the one that stamped created_at.
-                """SELECT id, topic, key, headers, payload,
-                          extract(epoch FROM clock_timestamp() - created_at)::float8 AS age
-                   FROM outbox
-                   WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                """UPDATE outbox SET published_at = now()
+                   WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL
+                                ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                   RETURNING id, topic, key, headers, payload,
+                             extract(epoch FROM clock_timestamp() - created_at)::float8 AS age""",
                 self._batch_size,
             )
             if not rows:
                 return 0
+            rows.sort(key=lambda r: r["id"])  # RETURNING keeps no order; a case's rows go in theirs
             started = time.monotonic()
             await self._publish(rows)
             if self._observe is not None:
                 took = time.monotonic() - started
                 self._observe([max(0.0, r["age"]) + took for r in rows], took)
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
         self.published += len(rows)
         return len(rows)
 

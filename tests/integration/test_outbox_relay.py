@@ -179,6 +179,60 @@ async def test_when_the_active_relay_dies_another_takes_over(
     assert (seen.distinct, seen.lost, seen.out_of_order) == (KEYS * PER_KEY, 0, 0)
 
 
+async def test_neither_a_backlog_nor_a_trickle_waits_for_the_poll(
+    stack: Stack, outbox_db: tuple[str, asyncpg.Pool, str]
+) -> None:
+    """A backlog of several batches committed at once (one notification) is drained batch after
+    batch; then events committed one at a time, some while the relay publishes the one before, are
+    each published on their notification (a drain that took less than a batch waits for the next
+    one). The fallback poll, 30 s here, would show as a stall in either."""
+    dsn, pool, topic = outbox_db
+    backlog = [uuid.uuid4() for _ in range(250)]
+    producer = make_producer(stack.kafka_access("admin"), client_id="relay-trickle")
+    await producer.start()
+    relay = OutboxRelay(dsn, producer, poll_seconds=30.0, batch_size=100)
+    relay.start()
+    key = uuid.uuid4()
+    try:
+        async with asyncio.timeout(30):
+            while not relay.is_leader:
+                await asyncio.sleep(0.02)
+        async with pool.acquire() as conn, conn.transaction():
+            for case_id in backlog:
+                await enqueue(
+                    conn,
+                    CaseStatusChanged(
+                        case_id=case_id,
+                        status=CaseStatus.REGISTERED,
+                        occurred_at=datetime.now(UTC),
+                        members=1,
+                    ),
+                    topic=topic,
+                    source="/missions/KAZ/relay-test",
+                )
+        async with asyncio.timeout(10):  # a third of the fallback poll
+            while relay.published < len(backlog):
+                await asyncio.sleep(0.01)
+        for seq in range(1, PER_KEY + 1):
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(
+                    conn,
+                    CaseStatusChanged(
+                        case_id=key, status=CaseStatus.REGISTERED, occurred_at=datetime.now(UTC), members=seq
+                    ),
+                    topic=topic,
+                    source="/missions/KAZ/relay-test",
+                )
+            await asyncio.sleep((0.0, 0.001, 0.005, 0.02)[seq % 4])
+        async with asyncio.timeout(10):
+            while relay.published < len(backlog) + PER_KEY:
+                await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+        await producer.stop()
+    assert relay.published == len(backlog) + PER_KEY
+
+
 async def test_a_process_answering_http_only_leaves_publishing_to_its_service_s_relay(
     stack: Stack, stream: StatusStream, client: httpx.AsyncClient, travel_date: date
 ) -> None:
