@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import naive
+from bench.infra import StatementCounts
 from bench.stats import cpu_seconds, jit_cpu, machine, machine_line, percentile, postgres_cpu
 from contracts import topics
 from contracts.envelope import CloudEvent, decode_headers
@@ -310,6 +311,8 @@ class Figures:
     import_rows_per_second: float
     naive: dict[str, float] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
+    statements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """``--statements``: PostgreSQL's counts per database and its heaviest statements."""
 
 
 def _figures(mode: str, stream: TimedStream, drive: Drive, applied: int, usage: Usage, route: Any) -> Figures:
@@ -380,6 +383,9 @@ async def _measure_with(
     route = RouteBook.load(stack.routes_file).routes[0]
     pids = {name: proc.pid for name, proc in stack.processes.items()}
     async with httpx.AsyncClient(timeout=120.0, limits=client_limits) as client:
+        counts = StatementCounts(stack.postgres.dsn()) if cfg.get("statements") else None
+        if counts is not None:
+            await counts.reset()
         consumed_before = await _consumed(client, stack)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         infra_before = _infrastructure_cpu(infra)
@@ -402,6 +408,7 @@ async def _measure_with(
         await stream.wait_for(drive.case_ids, {CaseStatus.ARRIVED}, timeout=900)
         await asyncio.sleep(1.0)  # the last consumers' stats settle
         consumed = {k: v - consumed_before.get(k, 0) for k, v in (await _consumed(client, stack)).items()}
+        statements = await counts.read() if counts is not None else {}
         applied = consumed["applied"] + consumed["duplicates"]
         usage = Usage(
             cpu={name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()},
@@ -413,6 +420,7 @@ async def _measure_with(
         mode += " with " + ", ".join(f"{k}={v}" for k, v in cfg["settings"].items())
     figures = _figures(mode, stream, drive, applied, usage, route)
     figures.consumed = consumed
+    figures.statements = statements
     return figures
 
 
@@ -451,6 +459,8 @@ def _print(f: Figures) -> None:
             if records or done:
                 batches.add_row(name, str(records), str(done), f"{records / max(done, 1):.1f}")
         console.print(batches)
+    if f.statements:
+        _print_statements(f)
     usage = Table("service", "CPU s", "CPU ms/case", "peak RSS MiB", box=None)
     for name in sorted(f.cpu_seconds, key=lambda n: -f.cpu_seconds[n]):
         cpu = f.cpu_seconds[name]
@@ -488,6 +498,32 @@ def _print(f: Figures) -> None:
             f"consumer records/s {f.records_per_second / n['handled_per_second']:.1f}x the naive pipeline's",
             highlight=False,
         )
+
+
+def _print_statements(f: Figures) -> None:
+    per_case = max(f.cases, 1)
+    table = Table(
+        "database (PostgreSQL)", "statements a case", "transactions a case", "execution ms a case", box=None
+    )
+    rows = sorted(f.statements["by_database"], key=lambda r: -r["statements"])
+    for r in rows:
+        table.add_row(
+            r["database"],
+            f"{r['statements'] / per_case:.1f}",
+            f"{(r['transactions'] or 0) / per_case:.2f}",
+            f"{r['exec_ms'] / per_case:.2f}",
+        )
+    table.add_row(
+        "all",
+        f"{sum(r['statements'] for r in rows) / per_case:.1f}",
+        f"{sum(r['transactions'] or 0 for r in rows) / per_case:.2f}",
+        f"{sum(r['exec_ms'] for r in rows) / per_case:.2f}",
+    )
+    console.print(table)
+    heaviest = Table("heaviest statements", "calls", "execution ms", "database", box=None)
+    for r in f.statements["heaviest"]:
+        heaviest.add_row(str(r["query"]), str(r["calls"]), f"{r['exec_ms']:.0f}", str(r["database"]))
+    console.print(heaviest)
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -532,6 +568,13 @@ def e2e(
         float,
         typer.Option(min=0.0, help="Steady mode: then this long at the steady rate, not counted (0: none)."),
     ] = 30.0,
+    statements: Annotated[
+        bool,
+        typer.Option(
+            help="Count the statements the platform sends PostgreSQL (pg_stat_statements, loaded for "
+            "this run): per database and case, and the heaviest."
+        ),
+    ] = False,
 ) -> None:
     """Drive cases end to end through the whole platform; the naive baseline beside it."""
     from bench.infra import temporary
@@ -547,8 +590,9 @@ def e2e(
         "warmup": warmup,
         "warmup_seconds": warmup_seconds,
         "settings": settings,
+        "statements": statements,
     }
-    with temporary("corridor-bench-e2e-", keep=keep, say=_progress) as infra:
+    with temporary("corridor-bench-e2e-", keep=keep, say=_progress, statements=statements) as infra:
         infra.stack.extra_env.update({f"CORRIDOR_{k.upper()}": v for k, v in settings.items()})
         _progress(
             f"starting Kafka, PostgreSQL (fsync, synchronous_commit on) and every service in {infra.workdir}"

@@ -37,7 +37,11 @@ CREATE TABLE IF NOT EXISTS bench_effect (
 
 
 class Infra:
-    def __init__(self, workdir: Path, *, durable: bool, kafka_heap_mb: int = 1024) -> None:
+    def __init__(
+        self, workdir: Path, *, durable: bool, kafka_heap_mb: int = 1024, statements: bool = False
+    ) -> None:
+        """``statements``: PostgreSQL counts every statement (``pg_stat_statements``, see
+        ``StatementCounts``)."""
         self.workdir = workdir
         self.durable = durable
         self.stack = Stack(workdir, log_level="WARNING")
@@ -48,7 +52,9 @@ class Infra:
             workdir / "kafka", nodes=1, heap_mb=kafka_heap_mb, quick_start=False
         )
         self.stack.postgres = self.stack.databases[host.database] = PostgresServer(
-            workdir / "postgres", durable=durable
+            workdir / "postgres",
+            durable=durable,
+            settings={"shared_preload_libraries": "pg_stat_statements"} if statements else None,
         )
         self.postgres_version = ""
 
@@ -103,12 +109,12 @@ async def truncate(dsn: str, *tables: str) -> None:
 
 @contextlib.contextmanager
 def temporary(
-    prefix: str, *, keep: bool, say: Callable[[str], None], durable: bool = True
+    prefix: str, *, keep: bool, say: Callable[[str], None], durable: bool = True, statements: bool = False
 ) -> Iterator[Infra]:
     """Servers in a new temporary directory (not started), stopped on leaving and the directory
     removed, or kept with ``keep`` (its server logs) and ``say``-ed."""
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    infra = Infra(workdir, durable=durable)
+    infra = Infra(workdir, durable=durable, statements=statements)
     try:
         yield infra
     finally:
@@ -118,3 +124,48 @@ def temporary(
             say(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+STATEMENTS = """
+SELECT d.datname AS database,
+       sum(s.calls)::bigint AS statements,
+       (sum(s.calls) FILTER (WHERE s.query = 'BEGIN'))::bigint AS transactions,
+       sum(s.total_exec_time) AS exec_ms
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname <> 'postgres'
+GROUP BY d.datname
+"""
+
+TOP_STATEMENTS = """
+SELECT d.datname AS database, s.calls, s.total_exec_time AS exec_ms,
+       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100) AS query
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname <> 'postgres'
+ORDER BY s.total_exec_time DESC LIMIT $1
+"""
+
+
+class StatementCounts:
+    """What the platform's clients asked PostgreSQL between ``reset`` and ``read``, per database
+    (``pg_stat_statements``, top-level statements only: a client's round trips; a transaction's
+    ``BEGIN`` and ``COMMIT`` each count)."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self._dsn = admin_dsn
+
+    async def reset(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.execute("SELECT pg_stat_statements_reset()")
+        finally:
+            await conn.close()
+
+    async def read(self, top: int = 12) -> dict[str, list[dict[str, object]]]:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            by_database = [dict(r) for r in await conn.fetch(STATEMENTS)]
+            heaviest = [dict(r) for r in await conn.fetch(TOP_STATEMENTS, top)]
+        finally:
+            await conn.close()
+        return {"by_database": by_database, "heaviest": heaviest}

@@ -133,11 +133,13 @@ class PostgresServer:
     socket, in a directory only the server's account can enter, is the only way in without one.
     """
 
-    def __init__(self, workdir: Path, *, durable: bool = False) -> None:
+    def __init__(self, workdir: Path, *, durable: bool = False, settings: dict[str, str] | None = None) -> None:
         """``durable=False`` runs with fsync=off: fast, and fine for tests and demos
-        where a power loss may lose the data."""
+        where a power loss may lose the data. ``settings``: more server settings (``-c``), e.g.
+        a benchmark's ``shared_preload_libraries``."""
         self.workdir = Path(workdir).resolve()
         self.durable = durable
+        self.settings = dict(settings or {})
         self.port: int = 0
         self.data_dir = self.workdir / "data"
         self.log_path = self.workdir / "postgres.log"
@@ -281,6 +283,7 @@ class PostgresServer:
             "max_connections=200",
             "-c",
             "shared_buffers=64MB",
+            *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}")),
         ]
         self._proc = procs.spawn(
             cmd,
