@@ -54,20 +54,25 @@ def _test_topic_carries_status_events(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+async def _enqueue(conn: asyncpg.Connection, topic: str, key: uuid.UUID, seq: int) -> None:
+    """A case's event number ``seq`` (in ``members``)."""
+    await enqueue(
+        conn,
+        CaseStatusChanged(
+            case_id=key, status=CaseStatus.REGISTERED, occurred_at=datetime.now(UTC), members=seq
+        ),
+        topic=topic,
+        source="/missions/KAZ/relay-test",
+    )
+
+
 async def _write(pool: asyncpg.Pool, topic: str, keys: list[uuid.UUID]) -> None:
     """Each case's events in sequence (``members`` carries the sequence number), interleaved
     across cases and committed in small transactions, as services do."""
     for seq in range(1, PER_KEY + 1):
         async with pool.acquire() as conn, conn.transaction():
             for key in keys:
-                await enqueue(
-                    conn,
-                    CaseStatusChanged(
-                        case_id=key, status=CaseStatus.REGISTERED, occurred_at=datetime.now(UTC), members=seq
-                    ),
-                    topic=topic,
-                    source="/missions/KAZ/relay-test",
-                )
+                await _enqueue(conn, topic, key, seq)
         await asyncio.sleep(0)
 
 
@@ -199,30 +204,13 @@ async def test_neither_a_backlog_nor_a_trickle_waits_for_the_poll(
                 await asyncio.sleep(0.02)
         async with pool.acquire() as conn, conn.transaction():
             for case_id in backlog:
-                await enqueue(
-                    conn,
-                    CaseStatusChanged(
-                        case_id=case_id,
-                        status=CaseStatus.REGISTERED,
-                        occurred_at=datetime.now(UTC),
-                        members=1,
-                    ),
-                    topic=topic,
-                    source="/missions/KAZ/relay-test",
-                )
+                await _enqueue(conn, topic, case_id, 1)
         async with asyncio.timeout(10):  # a third of the fallback poll
             while relay.published < len(backlog):
                 await asyncio.sleep(0.01)
         for seq in range(1, PER_KEY + 1):
             async with pool.acquire() as conn, conn.transaction():
-                await enqueue(
-                    conn,
-                    CaseStatusChanged(
-                        case_id=key, status=CaseStatus.REGISTERED, occurred_at=datetime.now(UTC), members=seq
-                    ),
-                    topic=topic,
-                    source="/missions/KAZ/relay-test",
-                )
+                await _enqueue(conn, topic, key, seq)
             await asyncio.sleep((0.0, 0.001, 0.005, 0.02)[seq % 4])
         async with asyncio.timeout(10):
             while relay.published < len(backlog) + PER_KEY:
