@@ -240,8 +240,8 @@ class ServiceRuntime:
         set_handlers: dict[type[Event], SetHandler] | None = None,
         read_model: bool = False,
     ) -> EventConsumer:
-        """``read_model``: a consumer nobody waits on (a projection such as a timeline or the
-        statistics): its fetches gather records for ``read_model_gather_ms``."""
+        """``read_model``: a consumer nobody waits on and nothing decides from (a projection such
+        as the statistics): its fetches gather records for ``read_model_gather_ms``."""
         consumer = EventConsumer(
             name=name or self.instance,
             topics=topics,

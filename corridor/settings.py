@@ -69,7 +69,7 @@ class ServiceSettings(BaseSettings):
         default=250,
         ge=0,
         le=5000,
-        description="How long a read model's consumer (a timeline, the statistics: nobody waits on "
+        description="How long a read model's consumer (reporting's statistics: nobody waits on "
         "them) lets the broker gather records before a fetch answers, so that a trickle of records "
         "is applied in a few transactions instead of one each; 0: as soon as a record is there",
     )

@@ -61,9 +61,10 @@ def create_service(settings: IntakeSettings | None = None) -> ServiceRuntime:
         handlers={},
         in_sets=with_context(usecases.TIMELINE_IN_SETS, ctx=ctx),
         store=IntakeStore,
+        # Not a read model to gather (CORRIDOR_READ_MODEL_GATHER_MS): besides the timelines, it
+        # keeps what intake knows of each case's status, which judges a mission's reports, a
+        # withdrawal and an erasure; a lag there answers a mission "retry later" for longer.
         name="intake-timeline",
-        # Caseworkers read timelines; no step of a journey waits on one.
-        read_model=True,
     )
     # One inbound topic per country on the routes: each mission's client may write only its own.
     inbound = rt.subscribe(
