@@ -80,8 +80,9 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 
 
 GATHER_MIN_BYTES = 1 << 20
-"""What a gathering consumer's fetch waits for (or ``gather_ms``): more than its batches carry at a
-trickle, so a fetch is answered after ``gather_ms``, and at once under a backlog."""
+"""What a gathering consumer's fetch waits for (or ``gather_ms``, whichever comes first): more than a
+trickle brings in ``gather_ms``, so a fetch is answered after ``gather_ms``, or as soon as a backlog
+has a megabyte waiting."""
 
 
 class Rejected(Exception):
