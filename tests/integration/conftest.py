@@ -13,7 +13,7 @@ import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,16 @@ NEAR_DAYS = {"bulk import": 1, "december": 2, "personal data": 3}
 
 
 def near_day(owner: str) -> date:
-    return date.today() + timedelta(days=NEAR_DAYS[owner])
+    """Eligibility's windows are in UTC days, so the near days are counted from today in UTC."""
+    return datetime.now(UTC).date() + timedelta(days=NEAR_DAYS[owner])
+
+
+def checked_recently() -> datetime:
+    """When a health check counted for every near day was taken: an hour ago, but never before
+    today's UTC midnight, where the third day's 72 h window opens. A fresh clone's CI ran the
+    personal-data test at 00:2x UTC once and its "hour ago" check fell on the day before."""
+    now = datetime.now(UTC)
+    return max(now - timedelta(hours=1), datetime.combine(now.date(), time.min, tzinfo=UTC))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import csv
 import io
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import httpx
 from pypdf import PdfReader
@@ -29,7 +29,7 @@ from corridor.kafkatools import read_topic
 from devkit import scenario
 from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
-from tests.integration.conftest import JOURNEY, near_day
+from tests.integration.conftest import JOURNEY, checked_recently, near_day
 
 CITIES = ("Karaganda", "Pavlodar", "Petropavlovsk")
 CAPACITY = 25
@@ -83,7 +83,7 @@ async def test_the_first_of_december_in_miniature(
     eligible = [c for c in ids.values() if c != cor_family]
     await stream.wait_for(eligible, CaseStatus.ELIGIBLE, 60)
     # Tests taken before travel; two cases have none.
-    tested_at = datetime.now(UTC) - timedelta(hours=1)
+    tested_at = checked_recently()
     await asyncio.gather(
         *(
             scenario.record_evidence(client, stack, c, "covid19_test", "negative", tested_at)

@@ -33,7 +33,9 @@ async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def _contend(pool: asyncpg.Pool, lock: Callable[[asyncpg.Connection, list[int]], Awaitable[None]]) -> int:
+async def _contend(
+    pool: asyncpg.Pool, lock: Callable[[asyncpg.Connection, list[int]], Awaitable[None]]
+) -> int:
     """Every worker locks, round after round, 5 of the same 8 keys in a shuffled order and holds
     them a moment. How many transactions got all their locks."""
     done = 0

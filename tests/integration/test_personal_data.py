@@ -33,7 +33,7 @@ from devkit.devstack import Stack
 from opstools.statusreader import StatusStream
 from services.intake.domain import RegisterCase, build_case
 from tests.conftest import report_figure
-from tests.integration.conftest import near_day, settled, wait_group_caught_up
+from tests.integration.conftest import checked_recently, near_day, settled, wait_group_caught_up
 
 S = CaseStatus
 RECEPTION = "/missions/TJK/reception"
@@ -247,7 +247,7 @@ async def test_the_public_stream_carries_no_personal_string_and_no_health_fact(
     other = await register_all(client, stack, unfit + unchecked + expired + overruled)
     unfit_ids, unchecked_ids = other[0:2], other[2:4]
     expired_ids, overruled_ids = other[4:8], other[8:10]
-    check = datetime.now(UTC) - timedelta(hours=1)
+    check = checked_recently()
     for case_id in unfit_ids:
         await scenario.record_evidence(client, stack, case_id, "fit_to_travel", "unfit", check)
         await scenario.record_evidence(client, stack, case_id, "covid19_test", "positive", check)
