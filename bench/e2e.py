@@ -580,7 +580,7 @@ def e2e(
     warmup_seconds: Annotated[
         float,
         typer.Option(min=0.0, help="Steady mode: then this long at the steady rate, not counted (0: none)."),
-    ] = 30.0,
+    ] = 90.0,
     statements: Annotated[
         bool,
         typer.Option(
@@ -631,7 +631,10 @@ def e2e(
         if rate > 0 and warmup_seconds > 0:
             # A burst leaves a trickle's paths cold (small fetches and batches, a record per unit of
             # work): after the burst, Kafka's JIT compiler still took 2.7 ms of CPU a case in a
-            # measured 50/s minute, on the two cores the measured latency shares.
+            # measured 50/s minute, on the two cores the measured latency shares. Sampled every 10 s
+            # at 50/s after the burst, it took 2.4-2.8 s of CPU each 10 s in the first 40 s, 1.2-1.6
+            # s at 50-70 s (what a 30 s warm-up left in the measured minute: 1.2 ms a case) and
+            # 0.1-0.4 s from 90 s on: a broker that has run for days compiles next to nothing.
             _progress(f"warm-up at {rate:g} cases/s for {warmup_seconds:g} s, not counted")
             warm = asyncio.run(_measure(infra, {**cfg, "seconds": warmup_seconds}, travel_in_days=28))
             _progress(f"warm-up done: {warm.cases} cases in {warm.seconds:.1f} s")

@@ -566,13 +566,14 @@ class Stack:
         subject: str | None = None,
     ) -> str:
         """A token of the stack's issuer for ``role`` in ``mission`` (default: the checkpoint's
-        country for a border officer, else the host mission)."""
+        country for a border officer, else the host mission), reused while it has half its hour
+        left, as a client would (``DevIssuer.reused_token``)."""
         if mission is None:
             post = self.specs.get(f"border-{checkpoint}") if checkpoint else None
             mission = post.mission if post else self.host_mission
         if Role(role) == Role.BORDER_OFFICER and checkpoint is None:
             raise ValueError("a border officer's token names their checkpoint")
-        return self.issuer.token(role, mission, checkpoint, subject)
+        return self.issuer.reused_token(role, mission, checkpoint, subject)
 
     def headers(
         self,

@@ -25,7 +25,7 @@ from corridor import auth
 from corridor.auth import Principal, Role, ServiceScope, TokenVerifier, Unauthenticated, allow
 from corridor.runtime import ServiceRuntime
 from corridor.settings import ServiceSettings
-from devkit.devidp import AUDIENCE, DevIssuer
+from devkit.devidp import AUDIENCE, REUSE_SECONDS, DevIssuer
 from services import deployment
 from tests.problemcheck import answered
 
@@ -49,6 +49,28 @@ def test_a_token_of_the_issuer_gives_its_principal(issuer: DevIssuer) -> None:
         mission="UZB",
         checkpoint="uzb-oybek-exit",
     )
+
+
+def test_the_development_client_holds_a_token_until_half_its_hour_has_passed(
+    issuer: DevIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    first = issuer.reused_token(Role.CASEWORKER, "KAZ", subject="clerk")
+    assert issuer.reused_token(Role.CASEWORKER, "KAZ", subject="clerk") == first
+    # another actor (subject, role, mission, post) has a token of its own
+    others = {
+        issuer.reused_token(Role.CASEWORKER, "KAZ", subject="nurse"),
+        issuer.reused_token(Role.CASEWORKER, "UZB", subject="clerk"),
+        issuer.reused_token(Role.OPERATIONS_VIEWER, "KAZ", subject="clerk"),
+        issuer.reused_token(Role.BORDER_OFFICER, "UZB", "uzb-oybek-exit", "clerk"),
+    }
+    assert first not in others and len(others) == 4
+    assert verifier_of(issuer).verify_sync(first).subject == "clerk"
+    clock[0] += REUSE_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: 1_900_000_000.0)
+    renewed = issuer.reused_token(Role.CASEWORKER, "KAZ", subject="clerk")
+    assert renewed != first and jwt.decode(renewed, options={"verify_signature": False})["iat"] == 1_900_000_000
 
 
 def test_roles_the_platform_does_not_know_are_ignored(issuer: DevIssuer) -> None:
