@@ -632,9 +632,11 @@ def e2e(
             # A burst leaves a trickle's paths cold (small fetches and batches, a record per unit of
             # work): after the burst, Kafka's JIT compiler still took 2.7 ms of CPU a case in a
             # measured 50/s minute, on the two cores the measured latency shares. Sampled every 10 s
-            # at 50/s after the burst, it took 2.4-2.8 s of CPU each 10 s in the first 40 s, 1.2-1.6
-            # s at 50-70 s (what a 30 s warm-up left in the measured minute: 1.2 ms a case) and
-            # 0.1-0.4 s from 90 s on: a broker that has run for days compiles next to nothing.
+            # from the broker's first load (the burst, then 50/s), its compiler threads took 2.4-2.8
+            # CPU-s each 10 s in the first 40 s, 1.2-1.6 in the next 30 (where a 30 s warm-up ended
+            # and the measured minute began: 1.1 ms a case) and 0.1-0.5 from about 80 s on (with
+            # this 90 s warm-up: 0.4-0.6 ms a case). A broker that has run for days compiles next
+            # to nothing.
             _progress(f"warm-up at {rate:g} cases/s for {warmup_seconds:g} s, not counted")
             warm = asyncio.run(_measure(infra, {**cfg, "seconds": warmup_seconds}, travel_in_days=28))
             _progress(f"warm-up done: {warm.cases} cases in {warm.seconds:.1f} s")
