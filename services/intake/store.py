@@ -203,15 +203,17 @@ _UPSERT_PERSON = """
 
 
 _HOLDERS = """
-    SELECT kind, key, person_id, case_id
-    FROM (SELECT k.kind, k.key, k.person_id, k.case_id,
-                 row_number() OVER (PARTITION BY k.kind, k.key) AS n
-          FROM person_keys k
-          JOIN unnest($1::text[], $2::text[]) AS wanted(kind, key) USING (kind, key)
-          WHERE $4::uuid IS NULL OR k.case_id <> $4) AS found
-    WHERE n <= $3"""
+    SELECT wanted.kind, wanted.key, k.person_id, k.case_id
+    FROM unnest($1::text[], $2::text[]) AS wanted(kind, key)
+    CROSS JOIN LATERAL (SELECT person_id, case_id
+                        FROM person_keys k
+                        WHERE k.kind = wanted.kind AND k.key = wanted.key
+                          AND ($4::uuid IS NULL OR k.case_id <> $4)
+                        LIMIT $3) AS k"""
 """Who holds each of the keys ($1 kinds, $2 keys), at most $3 people a key, other than the
-people of case $4 (if not null)."""
+people of case $4 (if not null). The index scan of each key stops at $3 holders: numbering every
+holder and keeping the first $3 read them all, so a key held by thousands (a common name, the
+same person registered again and again) made every registration sharing it slower than the last."""
 
 
 def _holders(rows: Sequence[asyncpg.Record]) -> dict[KeyPair, list[Holder]]:
