@@ -24,11 +24,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.routes import Route, RouteBook
+from corridor import db
 from corridor.kafkaclient import KafkaAccess
 from corridor.kafkatools import partitions_of
+from corridor.uow import unit_of_work_factory
 from devkit import scenario
 from devkit.devstack import DEFAULT_ROUTES, Stack
 from opstools.statusreader import StatusStream
+from services.intake import app as intake_app
+from services.intake.store import IntakeStore
 from tests.problemcheck import DocumentedAnswers, documents_by_port
 
 _dates = itertools.count(30)
@@ -203,3 +207,18 @@ async def settled(stack: Stack, stream: StatusStream, client: httpx.AsyncClient,
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def intake_units(stack: Stack) -> AsyncIterator[tuple[asyncpg.Pool, Any]]:
+    """Intake's store and outbox on a fresh database of the session's PostgreSQL: for a use case
+    or a statement examined on its own (the pool, and units of work on it)."""
+    dsn = stack.postgres.dsn(f"intake_{uuid.uuid4().hex[:8]}")
+    await db.ensure_database(dsn)
+    pool = await db.create_pool(dsn, max_size=4)
+    await db.migrate(pool, "corridor", db.SHARED_MIGRATIONS)
+    await db.migrate(pool, "intake", intake_app.MIGRATIONS)
+    try:
+        yield pool, unit_of_work_factory(lambda: pool, IntakeStore, source="/missions/KAZ/intake")
+    finally:
+        await pool.close()

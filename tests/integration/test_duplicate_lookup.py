@@ -6,39 +6,19 @@ own row counts (EXPLAIN ANALYZE of the lookup the store runs)."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
 import asyncpg
-import pytest
 
 from contracts.routes import RouteBook
-from corridor import db
-from corridor.uow import unit_of_work_factory
 from devkit import scenario
-from devkit.devstack import DEFAULT_ROUTES, Stack
-from services.intake import app as intake_app
+from devkit.devstack import DEFAULT_ROUTES
 from services.intake import domain, usecases
 from services.intake.duplicates import CANDIDATES_PER_KEY
-from services.intake.store import _HOLDERS, IntakeStore
+from services.intake.store import _HOLDERS
 
 REGISTRATIONS = 3 * CANDIDATES_PER_KEY
-
-
-@pytest.fixture
-async def intake_units(stack: Stack) -> AsyncIterator[tuple[asyncpg.Pool, Any]]:
-    """Intake's store on a fresh database of the session's PostgreSQL."""
-    dsn = stack.postgres.dsn(f"duplicates_{uuid.uuid4().hex[:8]}")
-    await db.ensure_database(dsn)
-    pool = await db.create_pool(dsn, max_size=2)
-    await db.migrate(pool, "corridor", db.SHARED_MIGRATIONS)
-    await db.migrate(pool, "intake", intake_app.MIGRATIONS)
-    try:
-        yield pool, unit_of_work_factory(lambda: pool, IntakeStore, source="/missions/KAZ/intake")
-    finally:
-        await pool.close()
 
 
 def _rows_read_from(plan: dict[str, Any], table: str) -> int:

@@ -13,19 +13,14 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from contracts.intake import ErasureBasis
 from contracts.routes import Route, RouteBook
 from contracts.status import CaseStatus
-from corridor import db
-from corridor.uow import unit_of_work_factory
 from devkit import scenario
 from devkit.devstack import DEFAULT_ROUTES, Stack
 from opstools.statusreader import StatusStream
-from services.intake import app as intake_app
 from services.intake import domain, usecases
-from services.intake.store import IntakeStore
 
 
 def distinctive(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -183,20 +178,6 @@ async def test_a_case_still_in_the_process_is_not_erased_and_an_ineligible_one_i
 
 
 # --- the retention period, on a database of its own ------------------------------------------------
-
-
-@pytest.fixture
-async def intake_units(stack: Stack) -> Any:
-    """Intake's store and outbox on a fresh database of the session's PostgreSQL."""
-    dsn = stack.postgres.dsn(f"retention_{uuid.uuid4().hex[:8]}")
-    await db.ensure_database(dsn)
-    pool = await db.create_pool(dsn, max_size=4)
-    await db.migrate(pool, "corridor", db.SHARED_MIGRATIONS)
-    await db.migrate(pool, "intake", intake_app.MIGRATIONS)
-    try:
-        yield pool, unit_of_work_factory(lambda: pool, IntakeStore, source="/missions/KAZ/intake")
-    finally:
-        await pool.close()
 
 
 async def test_two_retention_sweeps_at_once_erase_each_expired_case_exactly_once(
