@@ -14,6 +14,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,7 @@ from corridor.consumer import TRANSIENT_ERRORS, BatchLock, EventConsumer, Handle
 from corridor.consumerlag import ConsumerLag
 from corridor.errors import DomainError, Invalid
 from corridor.http import http_server
+from corridor.inbox import InboxPruner
 from corridor.kafkaclient import KafkaAccess
 from corridor.logs import RequestLog, setup_logging
 from corridor.metrics import CONTENT_TYPE, HttpMetrics, ServiceMetrics
@@ -172,6 +174,14 @@ class ServiceRuntime:
         self.metrics = ServiceMetrics(lambda: self.consumers)
         self.lag = ConsumerLag(self.kafka, lambda: self.consumers, self.metrics.registry)
         self.every(settings.lag_refresh_seconds, self.lag.refresh, name="consumer lag")
+        self.inbox = InboxPruner(
+            lambda: self.pool,
+            self.kafka,
+            lambda: self.consumers,
+            keep_at_least=timedelta(seconds=settings.inbox_keep_seconds),
+            registry=self.metrics.registry,
+        )
+        self.every(settings.inbox_prune_seconds, self.inbox.run, name="inbox pruning")
         self.http.add_api_route(
             "/metrics",
             self._metrics,

@@ -65,6 +65,17 @@ class ServiceSettings(BaseSettings):
         description="A consumer commits its offsets at most this often (0: after every batch); "
         "what is applied and not yet committed is read again after a crash, a duplicate for the inbox",
     )
+    inbox_keep_seconds: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description="A consumer keeps the ids of the records it applied at least this long, and in "
+        "any case as long as its topics could deliver one of them again (their retention.ms and "
+        "segment.ms, asked of the broker, and a day more); for ever where a topic keeps records for "
+        "ever (compacted, retention.ms -1)",
+    )
+    inbox_prune_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the inbox ids past that are deleted"
+    )
     read_model_gather_ms: int = Field(
         default=250,
         ge=0,

@@ -57,11 +57,13 @@ class Rule:
     pattern: str
     """literal or prefix"""
     operation: str
-    """Read, Write, Describe"""
+    """Read, Write, Describe, DescribeConfigs"""
 
 
 def rule(acl: Acl) -> Rule:
-    return Rule(acl.resource, acl.name, STRIMZI_PATTERN[acl.pattern], acl.operation.capitalize())
+    # Strimzi spells Kafka's operations in camel case: describe_configs is DescribeConfigs.
+    operation = "".join(word.capitalize() for word in acl.operation.split("_"))
+    return Rule(acl.resource, acl.name, STRIMZI_PATTERN[acl.pattern], operation)
 
 
 def namespace(cluster: str) -> str:

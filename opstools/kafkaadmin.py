@@ -283,8 +283,9 @@ def mirror_target_acls(principal: str, sources: Iterable[str], mirrored: Iterabl
 def plan(deployment: Deployment, instances: Sequence[InstanceNeeds], *, connect: bool = True) -> Plan:
     """The topics and ACLs the deployment needs; nothing more.
 
-    - a service instance reads the topics its consumers read (with their consumer groups) and writes
-      what it produces and its consumers' dead-letter topics;
+    - a service instance reads the topics its consumers read (with their consumer groups) and their
+      settings (how long they keep records), and writes what it produces and its consumers'
+      dead-letter topics;
     - a mission's integration client reads the public status stream, with consumer groups named
       ``<principal>.*``, and writes only its own mission's inbound topic;
     - a dead-letter topic is written by its consumer and read by operators only: it copies records
@@ -309,6 +310,9 @@ def plan(deployment: Deployment, instances: Sequence[InstanceNeeds], *, connect:
             raise PlanError(f"two instances share principal {inst.principal}")
         principals.append(inst.principal)
         acls |= _topic_acls(inst.principal, inst.reads, "read")
+        # How long a read topic keeps records bounds how long the inbox keeps their ids
+        # (corridor.inbox.InboxPruner): read from the topic's effective settings, not assumed.
+        acls |= {Acl(inst.principal, "topic", t, "describe_configs") for t in inst.reads}
         acls |= {Acl(inst.principal, "group", g, "read") for g in inst.groups}
         acls |= _topic_acls(inst.principal, inst.writes | set(inst.dead_letters), "write")
         consumed |= inst.reads

@@ -209,16 +209,26 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-async def intake_units(stack: Stack) -> AsyncIterator[tuple[asyncpg.Pool, Any]]:
-    """Intake's store and outbox on a fresh database of the session's PostgreSQL: for a use case
-    or a statement examined on its own (the pool, and units of work on it)."""
-    dsn = stack.postgres.dsn(f"intake_{uuid.uuid4().hex[:8]}")
+@contextlib.asynccontextmanager
+async def fresh_database(
+    stack: Stack, service: str | None = None, migrations: Path | None = None
+) -> AsyncIterator[asyncpg.Pool]:
+    """A new database of the session's PostgreSQL with the shared messaging tables and, given a
+    service, its own: for a use case or a statement examined on its own."""
+    dsn = stack.postgres.dsn(f"{service or 'corridor'}_{uuid.uuid4().hex[:8]}")
     await db.ensure_database(dsn)
     pool = await db.create_pool(dsn, max_size=4)
-    await db.migrate(pool, "corridor", db.SHARED_MIGRATIONS)
-    await db.migrate(pool, "intake", intake_app.MIGRATIONS)
     try:
-        yield pool, unit_of_work_factory(lambda: pool, IntakeStore, source="/missions/KAZ/intake")
+        await db.migrate(pool, "corridor", db.SHARED_MIGRATIONS)
+        if service is not None and migrations is not None:
+            await db.migrate(pool, service, migrations)
+        yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def intake_units(stack: Stack) -> AsyncIterator[tuple[asyncpg.Pool, Any]]:
+    """Intake's store and outbox on a fresh database (the pool, and units of work on it)."""
+    async with fresh_database(stack, "intake", intake_app.MIGRATIONS) as pool:
+        yield pool, unit_of_work_factory(lambda: pool, IntakeStore, source="/missions/KAZ/intake")
