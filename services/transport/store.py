@@ -81,6 +81,20 @@ def _seat(r: asyncpg.Record) -> Seat:
     )
 
 
+READY_CASES = """SELECT c.case_id, jsonb_array_length(c.passengers) AS members, d.priority, c.registered_at,
+                        c.needs_escort
+                 FROM cases c JOIN decisions d USING (case_id)
+                 LEFT JOIN assignments a USING (case_id)
+                 WHERE d.outcome = $4 AND a.case_id IS NULL AND c.withdrawn_at IS NULL AND NOT c.placed
+                   AND c.route_id = $1 AND c.planned_travel_date = $2 AND c.consent_scope @> $3::text[]"""
+"""A day's ready cases on a route (``TransportStore.ready_cases``): eligible, not withdrawn, consent
+covering every country abroad ($3), and not placed. "NOT c.placed" (kept by triggers on
+assignments) reads the day's cases still to place through cases_unplaced, not every case of the day
+(10 ms a call with 3,000 on one day); the seat itself is still what excludes a case. The locked
+cases' read adds its keys as a second statement, not "$5 IS NULL OR case_id = ANY($5)", which a
+prepared statement's generic plan cannot answer from the key."""
+
+
 class TransportStore:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -258,21 +272,10 @@ class TransportStore:
     ) -> list[ReadyCase]:
         """Eligible, unplaced, not withdrawn cases for that route and day whose consent covers every
         country abroad; only ``among`` (the cases the caller has locked) when given."""
-        # Two statements, not one with "$4 IS NULL OR case_id = ANY($4)", which a prepared
-        # statement's generic plan cannot answer from the key: a plan's second read (its locked
-        # cases) read the whole day again. With 3,000 cases on one day (the benchmark at 50/s) the
-        # one statement averaged 8.5 ms over 282 calls a minute; split, the day's read takes 10.4 ms
-        # over 174 calls and the locked cases' read is no longer among the 12 heaviest statements.
-        ready = """SELECT c.case_id, jsonb_array_length(c.passengers) AS members, d.priority, c.registered_at,
-                          c.needs_escort
-                   FROM cases c JOIN decisions d USING (case_id)
-                   LEFT JOIN assignments a USING (case_id)
-                   WHERE d.outcome = $4 AND a.case_id IS NULL AND c.withdrawn_at IS NULL
-                     AND c.route_id = $1 AND c.planned_travel_date = $2 AND c.consent_scope @> $3::text[]"""
         args: list[Any] = [route_id, departure_date, abroad or [], Outcome.ELIGIBLE.value]
         if among is not None:
-            ready += " AND c.case_id = ANY($5::uuid[])"
             args.append(among)
+        ready = READY_CASES if among is None else READY_CASES + " AND c.case_id = ANY($5::uuid[])"
         rows = await self.conn.fetch(ready, *args)
         return [
             ReadyCase(r["case_id"], r["members"], r["priority"], r["registered_at"], r["needs_escort"])
