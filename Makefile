@@ -154,6 +154,7 @@ mutation: .venv/.synced
 
 lint: .venv/.synced
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy contracts corridor services opstools devkit bench
 
 format: .venv/.synced

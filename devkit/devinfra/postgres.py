@@ -133,7 +133,9 @@ class PostgresServer:
     socket, in a directory only the server's account can enter, is the only way in without one.
     """
 
-    def __init__(self, workdir: Path, *, durable: bool = False, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, durable: bool = False, settings: dict[str, str] | None = None
+    ) -> None:
         """``durable=False`` runs with fsync=off: fast, and fine for tests and demos
         where a power loss may lose the data. ``settings``: more server settings (``-c``), e.g.
         a benchmark's ``shared_preload_libraries``."""

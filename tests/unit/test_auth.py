@@ -70,7 +70,9 @@ def test_the_development_client_holds_a_token_until_half_its_hour_has_passed(
     clock[0] += REUSE_SECONDS + 1
     monkeypatch.setattr(time, "time", lambda: 1_900_000_000.0)
     renewed = issuer.reused_token(Role.CASEWORKER, "KAZ", subject="clerk")
-    assert renewed != first and jwt.decode(renewed, options={"verify_signature": False})["iat"] == 1_900_000_000
+    assert (
+        renewed != first and jwt.decode(renewed, options={"verify_signature": False})["iat"] == 1_900_000_000
+    )
 
 
 def test_roles_the_platform_does_not_know_are_ignored(issuer: DevIssuer) -> None:
