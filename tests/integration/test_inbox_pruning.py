@@ -4,12 +4,14 @@ service's principal under the platform's ACLs; where that cannot be known, nothi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -30,6 +32,7 @@ from devkit.devstack import Stack
 from opstools.deadletters import REPLAYS_TOPIC
 from services.intake.usecases import INBOUND
 from tests.integration.conftest import fresh_database
+from tests.integration.test_metrics import samples
 
 
 @dataclass(frozen=True)
@@ -164,3 +167,38 @@ async def test_pruning_goes_a_batch_a_transaction_until_none_is_left(inbox_pool:
     assert await prune_older(inbox_pool, "c", timedelta(days=2), batch=2) == 5
     assert not any([await seen(inbox_pool, "c", e) for e in old])
     assert await seen(inbox_pool, "c", young)
+
+
+async def test_every_running_service_prunes_with_its_own_principal(stack: Stack) -> None:
+    """The wiring, in the services' own processes (the session's stack prunes every 5 s): every
+    consumer of every service has read its topics' settings (a horizon, not -1), and intake's is
+    the one its topics' settings give, over the default floor of a week."""
+    configs = await topic_configs(stack.kafka_access("intake"), (*TIMELINE.topics, *inbound(stack).topics))
+    expected = {
+        c.name: inbox_horizon(c.topics, configs, keep_at_least=timedelta(days=7))
+        for c in (TIMELINE, inbound(stack))
+    }
+    kept: dict[str, dict[str, float]] = {}
+    async with httpx.AsyncClient(timeout=15.0) as client:
+        async with asyncio.timeout(60):
+            for name, spec in stack.specs.items():
+                while True:
+                    answer = await client.get(
+                        stack.url(name) + "/metrics",
+                        headers=stack.headers("operations_viewer", mission=spec.mission),
+                    )
+                    assert answer.status_code == 200, (name, answer.text)
+                    figures = samples(answer.text)
+                    consumers = {
+                        s["consumer"] for s, _ in figures.get("corridor_consumer_transactions_total", [])
+                    }
+                    kept[name] = {s["consumer"]: v for s, v in figures.get("corridor_inbox_kept_seconds", [])}
+                    if set(kept[name]) >= consumers:
+                        break
+                    await asyncio.sleep(1)
+    with_consumers = {name: k for name, k in kept.items() if k}
+    assert {"intake", "eligibility", "transport", "reporting"} <= set(with_consumers)
+    for name, horizons in with_consumers.items():
+        for consumer, seconds in horizons.items():
+            assert seconds >= timedelta(days=7).total_seconds(), (name, consumer, seconds)
+    assert kept["intake"] == {c: h.total_seconds() for c, h in expected.items() if h is not None}
