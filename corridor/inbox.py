@@ -95,7 +95,8 @@ PRUNE_MARGIN = timedelta(days=1)
 intervals (log.retention.check.interval.ms, 5 minutes by default), and the inbox's clock
 (PostgreSQL's) is not the producers'."""
 
-_FOREVER = timedelta(days=365 * 100)
+_FOREVER_MS = 100 * 365 * 86_400_000
+"""Longer than any deployment runs (Kafka's Long.MAX_VALUE settings among them): for ever."""
 
 
 def record_lifetime(config: Mapping[str, str]) -> timedelta | None:
@@ -117,10 +118,10 @@ def record_lifetime(config: Mapping[str, str]) -> timedelta | None:
         ahead = int(config["message.timestamp.after.max.ms"]) if stamped_by_producer else 0
     except (KeyError, ValueError):
         return None
-    if retention < 0:
+    total_ms = retention + segment + ahead
+    if retention < 0 or total_ms >= _FOREVER_MS:
         return None
-    lifetime = timedelta(milliseconds=min(retention + segment + ahead, _FOREVER // timedelta(milliseconds=1)))
-    return None if lifetime >= _FOREVER else lifetime
+    return timedelta(milliseconds=total_ms)
 
 
 def inbox_horizon(

@@ -236,3 +236,11 @@ async def intake_units(stack: Stack) -> AsyncIterator[tuple[asyncpg.Pool, Any]]:
     """Intake's store and outbox on a fresh database (the pool, and units of work on it)."""
     async with fresh_database(stack, "intake", intake_app.MIGRATIONS) as pool:
         yield pool, unit_of_work_factory(lambda: pool, IntakeStore, source="/missions/KAZ/intake")
+
+
+def rows_read_from(plan: dict[str, Any], table: str) -> int:
+    """Rows an EXPLAIN ANALYZE plan's scans of ``table`` returned, over all their loops."""
+    own = (
+        plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1) if plan.get("Relation Name") == table else 0
+    )
+    return own + sum(rows_read_from(p, table) for p in plan.get("Plans", []))

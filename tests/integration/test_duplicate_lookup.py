@@ -17,16 +17,9 @@ from devkit.devstack import DEFAULT_ROUTES
 from services.intake import domain, usecases
 from services.intake.duplicates import CANDIDATES_PER_KEY
 from services.intake.store import _HOLDERS
+from tests.integration.conftest import rows_read_from
 
 REGISTRATIONS = 3 * CANDIDATES_PER_KEY
-
-
-def _rows_read_from(plan: dict[str, Any], table: str) -> int:
-    """Rows the plan's scans of ``table`` returned, over all their loops."""
-    own = (
-        plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1) if plan.get("Relation Name") == table else 0
-    )
-    return own + sum(_rows_read_from(p, table) for p in plan.get("Plans", []))
 
 
 async def test_a_key_held_by_many_is_read_only_as_far_as_the_candidates_it_gives(
@@ -70,5 +63,5 @@ async def test_a_key_held_by_many_is_read_only_as_far_as_the_candidates_it_gives
             None,
         )
         plan = json.loads(explained)[0]["Plan"]
-        read = _rows_read_from(plan, "person_keys")
+        read = rows_read_from(plan, "person_keys")
         assert read == CANDIDATES_PER_KEY * len(keys), (read, held)

@@ -9,7 +9,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Any
 
 import asyncpg
 import pytest
@@ -21,7 +20,7 @@ from devkit.devstack import DEFAULT_ROUTES, Stack
 from services.transport import app as transport_app
 from services.transport.domain import Decision
 from services.transport.store import READY_CASES, TransportStore
-from tests.integration.conftest import fresh_database
+from tests.integration.conftest import fresh_database, rows_read_from
 
 ROUTE = RouteBook.load(DEFAULT_ROUTES).routes[0]
 DAY_CASES = 60
@@ -56,13 +55,6 @@ def registration(day: date) -> CaseRegistered:
             )
         ],
     )
-
-
-def _rows_read_from(plan: dict[str, Any], table: str) -> int:
-    own = (
-        plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1) if plan.get("Relation Name") == table else 0
-    )
-    return own + sum(_rows_read_from(p, table) for p in plan.get("Plans", []))
 
 
 async def test_a_plan_lists_only_the_cases_still_to_place(
@@ -105,4 +97,4 @@ async def test_a_plan_lists_only_the_cases_still_to_place(
             Outcome.ELIGIBLE.value,
         )
         plan = (explained if isinstance(explained, list) else json.loads(explained))[0]["Plan"]
-        assert _rows_read_from(plan, "cases") == len(still_to_place), plan
+        assert rows_read_from(plan, "cases") == len(still_to_place), plan
