@@ -294,18 +294,24 @@ class MirrorMaker:
             return f.read().decode("utf-8", errors="replace").splitlines()
         return []
 
-    def _failure(self, message: str) -> RuntimeError:
-        problems = [
+    def problems(self, last: int = 30) -> str:
+        """The last warnings and errors of MM2's log, and the tail of its stdout: what a test quotes
+        when records did not come (a task that failed stays failed; only its log says why)."""
+        lines = [
             line
             for line in procs.tail(self.log_path, 2000).splitlines()
             if " ERROR " in line or " WARN " in line
         ]
-        self.kill()
-        return RuntimeError(
-            f"{message}\n--- warnings and errors in {self.log_path}:\n"
-            + "\n".join(problems[-30:])
+        return (
+            f"--- warnings and errors in {self.log_path}:\n"
+            + "\n".join(lines[-last:])
             + f"\n--- stdout {self.stdout_path}:\n{procs.tail(self.stdout_path, 15)}"
         )
+
+    def _failure(self, message: str) -> RuntimeError:
+        problems = self.problems()
+        self.kill()
+        return RuntimeError(f"{message}\n{problems}")
 
     def stop(self) -> None:
         """SIGTERM (MM2 stops its herders and commits its position), SIGKILL after 30 s.

@@ -215,7 +215,7 @@ async def test_records_arrive_intact_in_both_directions(
         )
         sent[key] = (meta.partition, f'{{"n": {i}}}'.encode(), headers, base_ts + i)
     got = await _read_from(link.admins[target], topic, start, len(sent))
-    assert len(got) == len(sent)
+    assert len(got) == len(sent), f"{len(got)} of {len(sent)} records came\n{link.mirrors[target].problems()}"
     for record in got:
         assert record.key is not None
         partition, value, headers, ts = sent[record.key]
@@ -330,7 +330,10 @@ async def _latencies(producer: AIOKafkaProducer, target: KafkaAccess, topic: str
             sent_at[value] = time.monotonic()
             await producer.send_and_wait(topic, value=value)
             await asyncio.sleep(0.05)
-        await asyncio.wait_for(receiving, 30)
+        try:
+            await asyncio.wait_for(receiving, 30)
+        except TimeoutError:
+            raise AssertionError(f"{len(latencies)} of {count} records came in 30 s") from None
     finally:
         receiving.cancel()
         await consumer.stop()
@@ -342,8 +345,11 @@ async def test_replication_latency(
     link: Link, producer: dict[str, AIOKafkaProducer], source: str, target: str, topic: str
 ) -> None:
     count = 100
-    await _latencies(producer[source], link.admins[target], topic, 10)  # warm: connections, JIT
-    ms = sorted(x * 1000 for x in await _latencies(producer[source], link.admins[target], topic, count))
+    try:
+        await _latencies(producer[source], link.admins[target], topic, 10)  # warm: connections, JIT
+        ms = sorted(x * 1000 for x in await _latencies(producer[source], link.admins[target], topic, count))
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{link.mirrors[target].problems()}") from None
     assert len(ms) == count
     p90 = ms[int(0.9 * (len(ms) - 1))]
     report_figure(
