@@ -192,25 +192,38 @@ async def _run_once(
             answer = await command(uow)
         return Response(answer.render(), status_code=answer.status_code, media_type="application/json")
     owner, digest = owner_of(caller), await fingerprint(request)
-    async with units() as uow:
-        if not isinstance(uow, UnitOfWork):
-            raise TypeError("an Idempotency-Key is kept in the database: it needs a database unit of work")
-        conn = uow.conn
-        earlier = await claim(conn, owner, key, digest, wait_seconds)
-        if earlier is not None:
-            return earlier
-        answer = await command(uow)
-        body = answer.render()
-        await conn.execute(
-            """UPDATE idempotency_keys SET status = $3, media_type = $4, body = $5
-               WHERE owner = $1 AND key = $2""",
-            owner,
-            key,
-            answer.status_code,
-            "application/json",
-            body,
-        )
+    try:
+        async with units() as uow:
+            if not isinstance(uow, UnitOfWork):
+                raise TypeError(
+                    "an Idempotency-Key is kept in the database: it needs a database unit of work"
+                )
+            conn = uow.conn
+            earlier = await claim(conn, owner, key, digest, wait_seconds)
+            if earlier is not None:
+                raise _AnsweredBefore(earlier)  # ends the unit: a claim that waited too long aborted it
+            answer = await command(uow)
+            body = answer.render()
+            await conn.execute(
+                """UPDATE idempotency_keys SET status = $3, media_type = $4, body = $5
+                   WHERE owner = $1 AND key = $2""",
+                owner,
+                key,
+                answer.status_code,
+                "application/json",
+                body,
+            )
+    except _AnsweredBefore as before:
+        return before.response
     return Response(body, status_code=answer.status_code, media_type="application/json")
+
+
+class _AnsweredBefore(Exception):
+    """The claim's answer in place of the command's (a replay, a key reused, a key in use)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 async def claim(
@@ -220,11 +233,12 @@ async def claim(
     digest: str,
     wait_seconds: float,
 ) -> Response | None:
-    """Take the key for this transaction (None), or the answer to give instead of running it."""
-    # A savepoint: a lock wait that times out aborts only it, not the caller's transaction. Three
-    # round trips (each a statement or two sent at once): this runs before every keyed request.
-    # The wait is undone to the session's value: the claim is the first thing a unit does.
-    await conn.execute(f"SAVEPOINT idempotency_claim; SET LOCAL lock_timeout = {int(wait_seconds * 1000)}")
+    """Take the key for this transaction (None), or the answer to give instead of running it.
+
+    The first statement of its transaction, in one round trip: it runs before every keyed request.
+    A wait for the key past ``wait_seconds`` is cancelled (asyncpg cancels the statement on the
+    server), which aborts the transaction, so the 409 it answers leaves the caller nothing to do but
+    end it; nothing had been done in it yet."""
     try:
         # Waits while another transaction holds the key; an expired key is taken over.
         taken = await conn.fetchval(
@@ -239,16 +253,15 @@ async def claim(
             key,
             digest,
             EXPIRY,
+            timeout=wait_seconds,
         )
-    except asyncpg.LockNotAvailableError:
-        await conn.execute("ROLLBACK TO SAVEPOINT idempotency_claim; RELEASE SAVEPOINT idempotency_claim")
+    except TimeoutError:
         return problems.response(
             409,
             KEY_IN_USE,
             "a request with this Idempotency-Key is still running: retry",
             headers={"Retry-After": "1"},
         )
-    await conn.execute("SET LOCAL lock_timeout TO DEFAULT; RELEASE SAVEPOINT idempotency_claim")
     if taken:
         return None
     row = await conn.fetchrow(

@@ -675,6 +675,25 @@ async def test_a_situation_report_regenerated_with_a_lost_answer_is_stored_once(
     assert abs(stored - datetime.fromisoformat(again["generated_at"])) < timedelta(seconds=1)
 
 
+async def test_a_key_is_claimed_in_one_statement(stack: Stack) -> None:
+    """The claim runs before every keyed request: one round trip, the key's row, and no savepoint or
+    lock setting around it (its wait is bounded by cancelling the statement)."""
+    dsn = stack.postgres.dsn(stack.specs["eligibility"].database)
+    conn = await asyncpg.connect(dsn)
+    owner, key = "KAZ:one-statement-test", str(uuid.uuid4())
+    sent: list[str] = []
+    try:
+        conn.add_query_logger(lambda record: sent.append(record.query))
+        async with conn.transaction():
+            assert await idempotency.claim(conn, owner, key, "e" * 64, 1.0) is None
+        await asyncio.sleep(0.1)  # the logger is called soon after each statement, not during it
+        assert [q.split()[0] for q in sent] == ["BEGIN;", "INSERT", "COMMIT;"], sent
+        assert "idempotency_keys" in sent[1]
+    finally:
+        await conn.execute("DELETE FROM idempotency_keys WHERE owner = $1", owner)
+        await conn.close()
+
+
 async def test_a_repeat_waits_for_the_first_request_and_past_the_wait_is_told_to_retry(stack: Stack) -> None:
     """The mechanism on the real database: while a first request holds its key (its transaction
     has not ended), a repeat waits; answered the first's answer when it commits, or 409
