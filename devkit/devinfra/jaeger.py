@@ -13,11 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from corridor.settings import REPO_ROOT
-from devkit.devinfra import procs
+from devkit.devinfra import gotools, procs
 
-VERSION = "1.76.0"
-BINARY = REPO_ROOT / ".cache" / f"jaeger-{VERSION}" / "jaeger"
+BINARY = gotools.JAEGER
 
 
 def config(*, otlp_port: int, query_port: int, query_grpc_port: int, max_traces: int) -> dict[str, Any]:
@@ -74,8 +72,10 @@ class JaegerServer:
         return self.workdir / "jaeger.log"
 
     def start(self, timeout: float = 60.0) -> None:
-        if not self.binary.is_file():
-            raise RuntimeError(f"{self.binary} is missing: build it with `make jaeger` (make setup does)")
+        if self.binary == gotools.JAEGER:
+            gotools.ensure(self.binary)  # built now, or waited for while the suite builds it beside it
+        elif not self.binary.is_file():
+            raise RuntimeError(f"{self.binary} is missing")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = procs.start_on_free_ports(
             3, lambda ports: self._start_on(ports, timeout), [self.log_path], what="Jaeger"

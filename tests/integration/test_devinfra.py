@@ -261,6 +261,7 @@ async def test_kafka_chooses_other_ports_when_its_broker_port_is_taken_before_it
 
 
 @pytest.mark.integration
+@pytest.mark.go_tool("jaeger")
 def test_jaeger_chooses_other_ports_when_one_is_taken_before_it_binds(
     tmp_path: Path, stolen_port: StolenPort
 ) -> None:

@@ -22,6 +22,8 @@ from devkit.devstack import Stack
 from devkit.journey import service_of, tags
 from tests.integration.conftest import following, running_platform
 
+pytestmark = pytest.mark.go_tool("jaeger")
+
 CASE_TAG = journey.CASE_TAG
 
 

@@ -22,10 +22,12 @@ from jsonschema.exceptions import ValidationError
 
 from contracts import topics
 from corridor.settings import REPO_ROOT
+from devkit.devinfra import gotools
 from opstools import k8s, kafkaadmin
 from opstools.deployments import DeploymentDescription, mirror_principal
 
-HELM = REPO_ROOT / ".cache" / "helm-3.22.0" / "helm"  # `make helm` (a prerequisite of `make test`)
+pytestmark = pytest.mark.go_tool("helm")
+
 CHART = REPO_ROOT / "deploy" / "helm" / "corridor"
 DESCRIPTIONS = REPO_ROOT / "deploy" / "deployments"
 STRIMZI_SCHEMA = REPO_ROOT / "deploy" / "k8s" / "strimzi-schema" / "strimzi-0.49-v1beta2.json"
@@ -49,9 +51,8 @@ Obj = dict[str, Any]
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    if not HELM.exists():
-        pytest.fail(f"{HELM} is missing: `make helm` builds it (make test does)")
-    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120, check=False)
+    binary = gotools.ensure(gotools.HELM)  # built beside the suite (or now, if that build is not running)
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def values_args(shape: str, *extra: str) -> list[str]:
