@@ -17,8 +17,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from corridor.telemetry import FASTAPI_NATIVE_OFF
-
 STATIC = Path(__file__).parent / "static"
 SWAGGER_ASSETS = "/static-offline-docs"  # fastapi-offline's default mount
 CORRIDOR_ASSETS = "/static/corridor"
@@ -36,12 +34,7 @@ def offline_app(*, title: str, **kwargs: Any) -> FastAPI:
         f"[{ASYNCAPI_PAGE}]({ASYNCAPI_PAGE}) (AsyncAPI 3.0; the document itself at "
         f"`/asyncapi.json`, for any authenticated caller)."
     )
-    app = FastAPIOffline(
-        title=title,
-        description=f"{description}\n\n{link}".strip(),
-        telemetry=FASTAPI_NATIVE_OFF,
-        **kwargs,
-    )
+    app = FastAPIOffline(title=title, description=f"{description}\n\n{link}".strip(), **kwargs)
     app.mount(CORRIDOR_ASSETS, StaticFiles(directory=STATIC), name="corridor-static")
     # fastapi-offline adds /docs and /redoc as routes of its own (FastAPI's docs_url is None).
     app.state.public_paths = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect", ASYNCAPI_PAGE})

@@ -6,7 +6,6 @@ import logging
 import os
 from typing import Any
 
-from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -14,13 +13,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 from corridor import tracing
-
-FASTAPI_NATIVE_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-"""Every Corridor application's ``FastAPI(telemetry=...)``. FastAPI instruments itself as soon as a
-tracer provider is set (as ``setup_tracing`` always does, sampling nothing when tracing is off):
-spans, metrics and exception logs of its own, about a tenth of a millisecond a request even when
-nothing is recorded. Corridor's server span is ``instrument_http``'s, with its route templates,
-untraced health checks and redacting exporter: one instrumentation, the one that is configured."""
 
 
 def setup_logging(level: str) -> None:

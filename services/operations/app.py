@@ -23,7 +23,7 @@ from corridor import auth, problems
 from corridor.http import http_server
 from corridor.redaction import RedactedServerErrors
 from corridor.settings import ServiceSettings
-from corridor.telemetry import FASTAPI_NATIVE_OFF, setup_logging
+from corridor.telemetry import setup_logging
 from services.operations import api
 from services.operations.domain import Board
 from services.operations.feeds import ServicePoller, ServiceTarget, StreamFollower
@@ -83,7 +83,7 @@ def create_app(settings: OperationsSettings | None = None) -> FastAPI:
             await poller.stop()
             await follower.stop()
 
-    app = FastAPI(title="Corridor operations page", lifespan=lifespan, telemetry=FASTAPI_NATIVE_OFF)
+    app = FastAPI(title="Corridor operations page", lifespan=lifespan)
     app.state.board = board
     app.state.verifier = verifier
     app.state.cookie_secure = settings.operations_cookie_secure

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,7 +20,6 @@ from opentelemetry.trace import SpanKind
 from contracts.status import CaseStatus, CaseStatusChanged
 from contracts.transport import ManifestIssued, ManifestPassenger, MovementDeparted
 from corridor import tracing
-from corridor.apidocs import offline_app
 from corridor.logs import RequestLog
 from corridor.telemetry import instrument_http
 
@@ -194,41 +192,3 @@ def test_outside_a_request_finding_a_case_sets_it_in_scope_only(
     asyncio.run(consumer_task())
     (after,) = exported.get_finished_spans()
     assert dict(after.attributes or {})[tracing.CASE_ID] == "c-9"
-
-
-def test_fastapi_adds_no_telemetry_of_its_own_to_a_corridor_application(
-    provider: tuple[TracerProvider, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """FastAPI instruments itself from the process's tracer provider (``setup_tracing`` always sets
-    one): a span of its own a request, and spans for its dependencies, endpoint and serialisation,
-    paid for even when nothing is sampled. A Corridor application has only the server span it is
-    given (``instrument_http``) and what its own code starts."""
-    tp, exported = provider
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: tp)  # as setup_tracing's global
-
-    def caller() -> str:
-        return "caseworker"
-
-    def with_routes(app: FastAPI) -> FastAPI:
-        @app.get("/cases/{case_id}")
-        async def read(case_id: uuid.UUID, who: str = Depends(caller)) -> dict[str, str]:
-            return {"case_id": str(case_id), "who": who}
-
-        return app
-
-    case = uuid.uuid4()
-    with TestClient(with_routes(FastAPI())) as client:  # FastAPI's own default: it traces
-        assert client.get(f"/cases/{case}").status_code == 200
-    assert exported.get_finished_spans(), "FastAPI no longer traces by itself: this test shows nothing"
-    exported.clear()
-
-    with TestClient(with_routes(offline_app(title="a service"))) as client:
-        assert client.get(f"/cases/{case}").status_code == 200
-    assert exported.get_finished_spans() == ()
-    service = with_routes(offline_app(title="a service"))
-    instrument_http(service, tp)
-    with TestClient(service) as client:
-        assert client.get(f"/cases/{case}").status_code == 200
-    assert [(s.name, s.kind) for s in exported.get_finished_spans()] == [
-        ("GET /cases/{case_id}", SpanKind.SERVER)
-    ]
