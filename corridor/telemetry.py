@@ -71,7 +71,10 @@ def instrument_http(app: Any, provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     if provider.sampler is ALWAYS_OFF:
-        return  # tracing off: no middleware to pay for
+        # Tracing off: FastAPI's own telemetry (on whenever a tracer provider is set) still starts a
+        # non-recording span a request, from a received traceparent or a new trace id, which each
+        # request's log line carries (tests/integration/test_prometheus.py, test_personal_data.py).
+        return
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,
