@@ -2,7 +2,7 @@
 
 Each is built from its pinned module by its own Makefile rule (``make .cache/jaeger-…/jaeger``);
 on a clean clone that takes minutes of CPU (Jaeger about four, Helm about one and a half, on two
-cores), and only two test files need them. So the suite starts at once: ``start_background`` begins
+cores), and only three test files need them. So the suite starts at once: ``start_background`` begins
 the builds at the lowest CPU priority, where they take only what the tests leave idle, and a test
 that needs a program calls ``ensure``, which waits for its build (a lock file per program) or runs
 it itself when none is running. A build that fails fails the test that needed it, with make's output.
