@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from corridor.settings import REPO_ROOT
+from devkit.devinfra import procs
 
 JAEGER = REPO_ROOT / ".cache" / "jaeger-1.76.0" / "jaeger"
 HELM = REPO_ROOT / ".cache" / "helm-3.22.0" / "helm"
@@ -47,40 +48,26 @@ def ensure(binary: Path, *, root: Path = REPO_ROOT, timeout: float = BUILD_TIMEO
 def start_background(binaries: Sequence[Path], *, root: Path = REPO_ROOT) -> subprocess.Popen[bytes] | None:
     """Build the missing ones of ``binaries`` in a process of its own at the lowest CPU priority,
     one after the other in the order given; None if none is missing. Its output goes to a log under
-    ``.cache`` (``ensure`` reports a failure again, by building in the foreground)."""
+    ``.cache`` (``ensure`` reports a failure again, by building in the foreground). Like every
+    server the suite starts (``procs.spawn``), it dies with the process that started it."""
     missing = [b for b in binaries if not b.is_file()]
     if not missing:
         return None
-    log = root / ".cache" / "gotools-build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            ["nice", "-n", "19", sys.executable, "-m", "devkit.devinfra.gotools", "--root", str(root)]
-            + [str(b) for b in missing],
-            cwd=root,
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # stopped with its make and go children (``stop_background``)
-        )
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return procs.spawn(
+        ["nice", "-n", "19", sys.executable, "-m", "devkit.devinfra.gotools", "--root", str(root)]
+        + [str(b) for b in missing],
+        root / ".cache" / "gotools-build.log",
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+    )
 
 
 def stop_background(process: subprocess.Popen[bytes] | None) -> None:
-    """End a background build the suite no longer needs (a run of a few tests): its process group,
-    so no go compiler outlives the suite. Go's build cache keeps what it had compiled."""
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, 15)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        process.wait()
+    """End a background build the suite no longer needs (a run of a few tests), with its make and go
+    children (its process group). Go's build cache keeps what it had compiled."""
+    if process is not None:
+        procs.terminate(process, grace=5.0)
 
 
 @contextlib.contextmanager
